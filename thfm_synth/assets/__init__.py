@@ -1,0 +1,1 @@
+"""Asset libraries: manifest schema, the built-in library, scanning and validation."""

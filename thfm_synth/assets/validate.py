@@ -1,0 +1,49 @@
+"""`thfm-synth assets validate MANIFEST`: every problem of a manifest, each naming its file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from thfm_synth.assets import probes
+from thfm_synth.assets.manifest import UNKNOWN_LICENCE, builtin_sha256, content_sha256, load_manifest
+from thfm_synth.errors import UserError
+
+
+def validate(manifest_path: str | Path, check_hashes: bool = True) -> tuple[int, list[str]]:
+    """Return (entries checked, problems). Schema errors raise instead (nothing else can be checked)."""
+    loaded = load_manifest(manifest_path)
+    problems: list[str] = []
+    entries = loaded.manifest.entries()
+    for kind, entry in entries:
+        where = f"{loaded.file} [{kind}/{entry.id}]"
+        if entry.licence.strip().upper() in (UNKNOWN_LICENCE, "", "NONE", "TODO"):
+            problems.append(f"{where}: licence is {entry.licence!r} - fix: set the asset's licence (e.g. CC0-1.0)")
+        if entry.path is None:
+            expected = builtin_sha256(kind, entry.id, entry.params)
+            if entry.sha256 != expected:
+                problems.append(f"{where}: built-in sha256 does not match its params (expected {expected[:12]}...) "
+                                f"- fix: regenerate the entry")
+            continue
+        path = loaded.resolve(entry)
+        if not path.exists():
+            problems.append(f"{path}: missing ({where}) - fix: restore the file or correct `path`/`root`")
+            continue
+        if check_hashes:
+            actual = content_sha256(path)
+            if actual != entry.sha256:
+                problems.append(f"{path}: sha256 mismatch, manifest {entry.sha256[:12]}... file {actual[:12]}... "
+                                f"({where}) - fix: restore the original file, or re-scan if the change is intended")
+        try:
+            if kind == "motions":
+                probes.bvh_info(path)
+            elif kind == "hdris":
+                probes.hdri_size(path)
+            elif kind in ("characters", "scenes") and path.is_file():
+                info = probes.model_info(path)
+                if kind == "characters" and not info.rigged and entry.format != "npz":
+                    problems.append(f"{path}: character has no skinned armature ({where}) - fix: export it with its rig")
+        except UserError as exc:
+            problems.append(f"{exc.one_line()} ({where})")
+        except OSError as exc:
+            problems.append(f"{path}: cannot read ({exc.strerror}) ({where})")
+    return len(entries), problems

@@ -1,0 +1,151 @@
+"""The dataset configuration: every knob of a dataset, with unit, range and meaning.
+
+A config is YAML. It may start from a preset (`preset: paper`) and override any
+field; unknown fields are errors. Ranges are written `[min, max]` and sampled
+uniformly per video unless stated. Weights are relative (they need not sum to 1).
+`thfm-synth plan --preset paper --print-config` prints the resolved result.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# --------------------------------------------------------------------------- ranges
+
+
+def span(lo: float, hi: float, unit: str):
+    """A `[min, max]` pair that must lie in [lo, hi] and be ordered."""
+
+    def check(v: tuple[float, float]) -> tuple[float, float]:
+        a, b = v
+        if not (lo <= a <= hi and lo <= b <= hi):
+            raise ValueError(f"must lie within [{lo}, {hi}] {unit}, got [{a}, {b}]")
+        if a > b:
+            raise ValueError(f"min {a} is greater than max {b}")
+        return (float(a), float(b))
+
+    return Annotated[tuple[float, float], AfterValidator(check)]
+
+
+def weights(*names: str):
+    """Relative weights over a fixed set of choices; at least one must be > 0."""
+
+    def check(v: dict[str, float]) -> dict[str, float]:
+        unknown = set(v) - set(names)
+        if unknown:
+            raise ValueError(f"unknown choice(s) {sorted(unknown)}; allowed: {list(names)}")
+        if any(w < 0 for w in v.values()):
+            raise ValueError("weights must be >= 0")
+        if not any(w > 0 for w in v.values()):
+            raise ValueError("at least one weight must be > 0")
+        return {n: float(v.get(n, 0.0)) for n in names}
+
+    return Annotated[dict[str, float], AfterValidator(check)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- sections
+
+TRAJECTORIES = ("static", "orbit", "dolly_in", "dolly_out", "pan_follow", "handheld")
+FRAMINGS = ("full_body", "upper_body", "face")
+BACKGROUND_KINDS = ("hdri", "scene", "sky")
+
+
+class VideoSettings(Section):
+    width: int = Field(832, ge=64, le=4096, multiple_of=16,
+                       description="image width, pixels (multiple of 16: VAE x8 then 2x2 patches)")
+    height: int = Field(480, ge=64, le=4096, multiple_of=16, description="image height, pixels (multiple of 16)")
+    num_frames: int = Field(81, ge=1, le=2001,
+                            description="frames per video; 4k+1 so the causal VAE (temporal factor 4) maps it exactly")
+    fps: float = Field(24.0, gt=0, le=240, description="frames per second of the rendered video, Hz")
+
+    @field_validator("num_frames")
+    @classmethod
+    def _frames_4k1(cls, v: int) -> int:
+        if (v - 1) % 4:
+            raise ValueError("must be 4k+1 (1, 5, 9, ..., 81)")
+        return v
+
+
+class RenderSettings(Section):
+    engine: Literal["cycles"] = Field("cycles", description="render engine (EEVEE needs a GPU context)")
+    samples: int = Field(16, ge=1, le=4096, description="Cycles samples per pixel for RGB, count")
+    denoise: bool = Field(True, description="OpenImageDenoise on RGB (labels are never denoised)")
+    device: Literal["cpu", "cuda", "optix"] = Field("cpu", description="Cycles compute device; GPU falls back to CPU")
+    max_bounces: int = Field(4, ge=0, le=64, description="light path bounces, count")
+    write_linear_exr: bool = Field(False, description="also store linear RGB as EXR")
+    optical_flow: bool = Field(False, description="also store forward optical flow")
+    albedo: bool = Field(False, description="also store albedo")
+
+
+class CharacterSettings(Section):
+    mirror_probability: float = Field(0.5, ge=0, le=1, description="probability a video uses the L/R mirrored motion")
+    motion_speed: span(0.5, 2.0, "x") = Field((1.0, 1.0), description="playback speed factor range, x real time")
+
+
+class BackgroundSettings(Section):
+    kind_weights: weights(*BACKGROUND_KINDS) = Field(
+        {"hdri": 0.5, "scene": 0.4, "sky": 0.1},
+        description="relative frequency of HDRI / full 3D scene / procedural sky; kinds with no asset are dropped")
+    rotation_deg: span(0, 360, "deg") = Field((0.0, 360.0), description="yaw of HDRI/scene about world Z, degrees")
+
+
+class LightingSettings(Section):
+    hdri_strength: span(0.05, 20, "x") = Field((0.6, 1.6), description="HDRI emission multiplier, x")
+    sun_elevation_deg: span(-5, 90, "deg") = Field((10.0, 75.0), description="sky sun elevation, degrees")
+    sun_azimuth_deg: span(0, 360, "deg") = Field((0.0, 360.0), description="sky sun azimuth, degrees")
+    sun_strength: span(0, 20, "x") = Field((0.5, 1.5), description="sky strength multiplier, x")
+    extra_lights: tuple[int, int] = Field((0, 2), description="number of extra area/point lights, [min, max] count (0..8)")
+    light_power_w: span(1, 5000, "W") = Field((50.0, 800.0), description="extra light power, watts")
+    light_temperature_k: span(1000, 12000, "K") = Field((2700.0, 7500.0), description="extra light colour temperature, kelvin")
+    light_distance_m: span(0.5, 30, "m") = Field((2.0, 6.0), description="extra light distance from the subject, metres")
+
+    @model_validator(mode="after")
+    def _lights(self):
+        a, b = self.extra_lights
+        if not (0 <= a <= b <= 8):
+            raise ValueError(f"extra_lights must satisfy 0 <= min <= max <= 8, got [{a}, {b}]")
+        return self
+
+
+class CameraSettings(Section):
+    focal_length_mm: span(8, 300, "mm") = Field((24.0, 85.0), description="lens focal length, millimetres")
+    sensor_width_mm: float = Field(36.0, gt=1, le=100, description="sensor width, millimetres (horizontal fit)")
+    framing_weights: weights(*FRAMINGS) = Field({"full_body": 0.6, "upper_body": 0.3, "face": 0.1},
+                                                description="subject scale mix (Goliath-style splits)")
+    subject_fill: span(0.3, 1.0, "fraction") = Field(
+        (0.55, 0.85), description="height of the framed region as a fraction of the image height")
+    azimuth_deg: span(-180, 180, "deg") = Field((-180.0, 180.0), description="camera yaw around the subject, 0 = in front")
+    elevation_deg: span(-30, 60, "deg") = Field((-5.0, 25.0), description="camera pitch above the subject's centre, degrees")
+    roll_deg: span(-15, 15, "deg") = Field((-2.0, 2.0), description="camera roll, degrees")
+    trajectory_weights: weights(*TRAJECTORIES) = Field(
+        {"static": 0.25, "orbit": 0.2, "dolly_in": 0.1, "dolly_out": 0.1, "pan_follow": 0.2, "handheld": 0.15},
+        description="camera motion mix")
+    orbit_deg: span(0, 180, "deg") = Field((15.0, 90.0), description="orbit sweep over the clip (random sign), degrees")
+    dolly_ratio: span(1.0, 3.0, "x") = Field((1.2, 1.8), description="start/end distance ratio of a dolly, x")
+    shake_deg: span(0, 5, "deg") = Field((0.2, 1.2), description="handheld shake amplitude, degrees")
+    shake_hz: span(0.1, 5, "Hz") = Field((0.5, 2.0), description="handheld shake dominant frequency, Hz")
+
+
+class AssetSettings(Section):
+    builtin: bool = Field(True, description="include the built-in library (sky presets, parametric bodies, built-in motions)")
+    manifests: tuple[str, ...] = Field((), description="asset manifest files (paths relative to the config file)")
+
+
+class DatasetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("custom", description="dataset name")
+    num_videos: int = Field(20000, ge=1, le=10_000_000, description="videos in the dataset, count")
+    video: VideoSettings = VideoSettings()
+    render: RenderSettings = RenderSettings()
+    character: CharacterSettings = CharacterSettings()
+    background: BackgroundSettings = BackgroundSettings()
+    lighting: LightingSettings = LightingSettings()
+    camera: CameraSettings = CameraSettings()
+    assets: AssetSettings = AssetSettings()

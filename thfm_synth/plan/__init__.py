@@ -1,0 +1,1 @@
+"""Planning: a seed expands into one immutable `VideoSpec` per video (see planner.py)."""

@@ -1,0 +1,143 @@
+"""Expand (config, library, seed) into plan.parquet: one `VideoSpec` row per video.
+
+Row i depends only on (seed, i), the config and the library - never on the number of
+videos - so plans of different lengths agree on their common prefix, bit for bit.
+The file's metadata records the resolved config, its sha256 and the digests of every
+manifest used, so a plan can always be traced to the exact inputs that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from thfm_synth import __version__
+from thfm_synth.assets.library import Library
+from thfm_synth.atomic import atomic_path
+from thfm_synth.config.load import config_digest
+from thfm_synth.config.schema import BACKGROUND_KINDS, DatasetConfig
+from thfm_synth.errors import UserError
+from thfm_synth.plan import balance
+from thfm_synth.plan.sample import sample_video
+from thfm_synth.plan.spec import PLAN_SCHEMA, VideoSpec
+
+PLAN_FORMAT_VERSION = 1
+META_KEY = b"thfm_plan"
+LIBRARY_KIND = {"hdri": "hdris", "scene": "scenes", "sky": "skies"}
+
+
+@dataclass(frozen=True)
+class PlanMeta:
+    format_version: int
+    seed: int
+    num_videos: int
+    config: dict
+    config_sha256: str
+    manifests: dict[str, str]  # manifest name -> digest
+    thfm_synth_version: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.__dict__, sort_keys=True).encode()
+
+
+def make_plan(cfg: DatasetConfig, library: Library, seed: int, num_videos: int,
+              progress: bool = False) -> list[VideoSpec]:
+    if num_videos < 1:
+        raise UserError(f"--num-videos must be >= 1, got {num_videos}", "ask for at least one video")
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}", "use a non-negative integer seed")
+    characters, motions = library.by_kind["characters"], library.by_kind["motions"]
+    if not characters or not motions:
+        raise UserError("the asset library has no characters or no motions",
+                        "enable the built-in library or add a manifest with both")
+    kinds = [k for k in BACKGROUND_KINDS if cfg.background.kind_weights[k] > 0 and library.by_kind[LIBRARY_KIND[k]]]
+    if not kinds:
+        raise UserError("no background is available for the configured background.kind_weights",
+                        "add HDRIs/scenes with --manifest, or give the sky a weight > 0")
+
+    idx = np.arange(num_videos, dtype=np.int64)
+    char_i, motion_i = balance.character_motion_pairs(seed, idx, len(characters), len(motions))
+    kind_seq = balance.apportion([cfg.background.kind_weights[k] for k in kinds], num_videos)
+    bg_id = np.empty(num_videos, dtype=object)
+    for j, kind in enumerate(kinds):
+        sel = np.flatnonzero(kind_seq == j)
+        pool = library.by_kind[LIBRARY_KIND[kind]]
+        # the n-th video of this kind draws the n-th element of a balanced sequence
+        picks = balance.balanced_index(seed, balance.TAG_BACKGROUND * 100 + j, np.arange(len(sel)), len(pool))
+        bg_id[sel] = [pool[p].id for p in picks]
+
+    specs = []
+    for i in tqdm(range(num_videos), desc="planning", unit="video", disable=not progress, leave=False):
+        specs.append(sample_video(cfg, seed, i, characters[char_i[i]].id, motions[motion_i[i]],
+                                  kinds[kind_seq[i]], bg_id[i]))
+    return specs
+
+
+def plan_meta(cfg: DatasetConfig, library: Library, seed: int, num_videos: int) -> PlanMeta:
+    return PlanMeta(PLAN_FORMAT_VERSION, seed, num_videos, cfg.model_dump(mode="json"), config_digest(cfg),
+                    library.manifest_digests(), __version__)
+
+
+def write_plan(path: str | Path, specs: list[VideoSpec], meta: PlanMeta) -> None:
+    table = pa.Table.from_pylist([s.to_row() for s in specs], schema=PLAN_SCHEMA)
+    table = table.replace_schema_metadata({META_KEY: meta.to_json()})
+    with atomic_path(path, "plan") as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_plan(path: str | Path) -> tuple[list[VideoSpec], PlanMeta]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"plan {path} not found", "make one with `thfm-synth plan --out FILE`")
+    try:
+        table = pq.read_table(path)
+        meta = PlanMeta(**json.loads(table.schema.metadata[META_KEY]))
+    except (pa.ArrowInvalid, KeyError, TypeError, ValueError, OSError):
+        raise UserError(f"{path} is not a thfm-synth plan (unreadable Parquet or missing plan metadata)",
+                        "re-create it with `thfm-synth plan`") from None
+    return [VideoSpec.from_row(r) for r in table.to_pylist()], meta
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    num_videos: int
+    seconds: float
+    usage: dict[str, dict[str, int]]  # field -> value -> count
+    dropped_kinds: tuple[str, ...] = ()  # background kinds with weight but no asset
+
+    def lines(self) -> list[str]:
+        rate = self.num_videos / max(self.seconds, 1e-9)
+        out = [f"planned {self.num_videos} videos in {self.seconds:.2f} s ({rate:,.0f} videos/s)"]
+        if self.dropped_kinds:
+            out.append(f"  note: no {'/'.join(self.dropped_kinds)} assets in the library: those background kinds "
+                       f"were left out (add them with --manifest)")
+        for field, counts in self.usage.items():
+            vals = sorted(counts.values())
+            out.append(f"  {field}: {len(counts)} distinct, uses per asset {vals[0]}..{vals[-1]}")
+        return out
+
+
+def summarize(specs: list[VideoSpec], seconds: float, cfg: DatasetConfig | None = None) -> PlanSummary:
+    usage: dict[str, dict[str, int]] = {}
+    for field in ("character_id", "motion_id", "background_kind", "background_id", "camera_trajectory"):
+        counts: dict[str, int] = {}
+        for s in specs:
+            counts[getattr(s, field)] = counts.get(getattr(s, field), 0) + 1
+        usage[field] = counts
+    wanted = [k for k in BACKGROUND_KINDS if cfg is not None and cfg.background.kind_weights[k] > 0]
+    dropped = tuple(k for k in wanted if k not in usage["background_kind"])
+    return PlanSummary(len(specs), seconds, usage, dropped if len(specs) >= len(wanted) else ())
+
+
+def timed_plan(cfg: DatasetConfig, library: Library, seed: int, num_videos: int,
+               progress: bool = False) -> tuple[list[VideoSpec], PlanSummary]:
+    t0 = time.perf_counter()
+    specs = make_plan(cfg, library, seed, num_videos, progress)
+    return specs, summarize(specs, time.perf_counter() - t0, cfg)

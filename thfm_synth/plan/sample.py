@@ -1,0 +1,106 @@
+"""Per-video random choices: a pure function of (config, library, seed, i, balanced picks)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from thfm_synth.assets.manifest import MotionEntry
+from thfm_synth.config.schema import FRAMINGS, TRAJECTORIES, DatasetConfig
+from thfm_synth.plan.spec import LightSpec, VideoSpec
+
+STREAM_VIDEO = 1  # SeedSequence key of the per-video stream
+
+
+class Draw:
+    """Uniform draws from one per-video PCG64 stream (raw doubles only: stable across NumPy)."""
+
+    def __init__(self, seed: int, index: int):
+        self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, index, STREAM_VIDEO])))
+
+    def u(self) -> float:
+        return float(self._rng.random())
+
+    def span(self, lo_hi: tuple[float, float]) -> float:
+        lo, hi = lo_hi
+        return lo + (hi - lo) * self.u()
+
+    def integer(self, lo: int, hi: int) -> int:
+        """Uniform integer in [lo, hi] inclusive."""
+        return lo + min(int(self.u() * (hi - lo + 1)), hi - lo)
+
+    def choice(self, weights: dict[str, float], order: tuple[str, ...]) -> str:
+        w = np.array([weights[k] for k in order])
+        cdf = np.cumsum(w / w.sum())
+        return order[min(int(np.searchsorted(cdf, self.u(), side="right")), len(order) - 1)]
+
+
+def motion_window(entry: MotionEntry, cfg: DatasetConfig, speed: float, u: float) -> tuple[int, int]:
+    """(start frame, frames spanned) of the clip window, in the clip's own frames.
+
+    With an activity profile (per-second motion energy in the manifest) the start is
+    drawn with probability proportional to the window's activity, so windows where the
+    actor stands still are rarely chosen; otherwise uniformly.
+    """
+    duration_s = cfg.video.num_frames / cfg.video.fps * speed
+    span = min(int(math.ceil(duration_s * entry.fps)) + 1, entry.num_frames)
+    last_start = entry.num_frames - span
+    if last_start <= 0:
+        return 0, span
+    starts = np.arange(last_start + 1)
+    if entry.activity:
+        act = np.asarray(entry.activity, dtype=np.float64)
+        per_frame = np.repeat(act, int(round(entry.fps)))[: entry.num_frames]
+        per_frame = np.pad(per_frame, (0, max(0, entry.num_frames - len(per_frame))), mode="edge")
+        csum = np.concatenate([[0.0], np.cumsum(per_frame)])
+        score = csum[starts + span] - csum[starts] + 1e-9
+        cdf = np.cumsum(score / score.sum())
+        return int(starts[min(int(np.searchsorted(cdf, u, side="right")), last_start)]), span
+    return min(int(u * (last_start + 1)), last_start), span
+
+
+def sample_video(cfg: DatasetConfig, seed: int, index: int, character_id: str, motion: MotionEntry,
+                 background_kind: str, background_id: str) -> VideoSpec:
+    d = Draw(seed, index)
+    cam, light, bg = cfg.camera, cfg.lighting, cfg.background
+    # The order of draws is part of the plan format: append new draws at the end only.
+    speed = d.span(cfg.character.motion_speed)
+    start, span = motion_window(motion, cfg, speed, d.u())
+    mirror = d.u() < cfg.character.mirror_probability
+    rotation = d.span(bg.rotation_deg)
+    strength = d.span(light.hdri_strength if background_kind == "hdri" else light.sun_strength)
+    sun_el, sun_az = d.span(light.sun_elevation_deg), d.span(light.sun_azimuth_deg)
+    place_u, place_v = d.u(), d.u()
+    lights = []
+    for _ in range(d.integer(*light.extra_lights)):
+        kind = "area" if d.u() < 0.6 else "point"
+        lights.append(LightSpec(type=kind, azimuth_deg=d.span((-180.0, 180.0)), elevation_deg=d.span((10.0, 70.0)),
+                                distance_m=d.span(light.light_distance_m), power_w=d.span(light.light_power_w),
+                                temperature_k=d.span(light.light_temperature_k),
+                                size_m=d.span((0.5, 2.0)) if kind == "area" else 0.0))
+    trajectory = d.choice(cam.trajectory_weights, TRAJECTORIES)
+    framing = d.choice(cam.framing_weights, FRAMINGS)
+    fill = d.span(cam.subject_fill)
+    azimuth, elevation, roll = d.span(cam.azimuth_deg), d.span(cam.elevation_deg), d.span(cam.roll_deg)
+    focal = d.span(cam.focal_length_mm)
+    orbit = d.span(cam.orbit_deg) * (1.0 if d.u() < 0.5 else -1.0)
+    dolly = d.span(cam.dolly_ratio)
+    shake_deg, shake_hz = d.span(cam.shake_deg), d.span(cam.shake_hz)
+    render_seed = d.integer(0, 2**31 - 1)
+    return VideoSpec(
+        video_index=index, video_id=f"v{index:06d}", plan_seed=seed, render_seed=render_seed,
+        width=cfg.video.width, height=cfg.video.height, num_frames=cfg.video.num_frames, fps=cfg.video.fps,
+        character_id=character_id, motion_id=motion.id, motion_start_frame=start, motion_window_frames=span,
+        motion_speed=speed, mirror=mirror,
+        background_kind=background_kind, background_id=background_id, background_rotation_deg=rotation,
+        background_strength=strength, sun_elevation_deg=sun_el, sun_azimuth_deg=sun_az,
+        placement_u=place_u, placement_v=place_v, lights=tuple(lights),
+        camera_trajectory=trajectory, camera_framing=framing, subject_fill=fill, camera_azimuth_deg=azimuth,
+        camera_elevation_deg=elevation, camera_roll_deg=roll, focal_length_mm=focal,
+        sensor_width_mm=cam.sensor_width_mm,
+        orbit_deg=orbit if trajectory == "orbit" else 0.0,
+        dolly_ratio=dolly if trajectory in ("dolly_in", "dolly_out") else 1.0,
+        shake_deg=shake_deg if trajectory == "handheld" else 0.0,
+        shake_hz=shake_hz if trajectory == "handheld" else 0.0,
+    )

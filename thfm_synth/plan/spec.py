@@ -1,0 +1,95 @@
+"""`VideoSpec`: everything that decides one video, as one immutable, flat record.
+
+A spec is a row of plan.parquet; the renderer needs nothing else (plus the asset
+library it names). Angles are degrees, lengths metres, focal lengths millimetres,
+times seconds; motion frames count in the source clip's own frame rate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class LightSpec:
+    type: str  # "area" | "point"
+    azimuth_deg: float  # around the subject, 0 = in front of it
+    elevation_deg: float
+    distance_m: float
+    power_w: float
+    temperature_k: float
+    size_m: float  # area light edge length (0 for point lights)
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    video_index: int
+    video_id: str
+    plan_seed: int
+    render_seed: int  # seeds Cycles and any render-time randomness (handheld noise)
+    # video format (copied from the config so a row is self-contained)
+    width: int
+    height: int
+    num_frames: int
+    fps: float
+    # character and motion
+    character_id: str
+    motion_id: str
+    motion_start_frame: int  # first source frame of the window
+    motion_window_frames: int  # source frames the window spans (before resampling)
+    motion_speed: float  # playback speed factor
+    mirror: bool  # use the left/right mirrored motion
+    # background, lighting
+    background_kind: str  # "hdri" | "scene" | "sky"
+    background_id: str
+    background_rotation_deg: float  # yaw of the HDRI / scene about world Z
+    background_strength: float  # HDRI or sky strength multiplier
+    sun_elevation_deg: float  # sky sun (sky backgrounds; key-light direction otherwise)
+    sun_azimuth_deg: float
+    placement_u: float  # where on the walkable ground of a scene the subject stands, [0, 1)
+    placement_v: float
+    lights: tuple[LightSpec, ...]
+    # camera
+    camera_trajectory: str  # static | orbit | dolly_in | dolly_out | pan_follow | handheld
+    camera_framing: str  # full_body | upper_body | face
+    subject_fill: float  # framed region height / image height
+    camera_azimuth_deg: float  # 0 = in front of the subject
+    camera_elevation_deg: float
+    camera_roll_deg: float
+    focal_length_mm: float
+    sensor_width_mm: float
+    orbit_deg: float  # signed sweep over the clip (orbit only)
+    dolly_ratio: float  # start/end distance ratio (dolly only)
+    shake_deg: float  # handheld amplitude
+    shake_hz: float
+
+    def to_row(self) -> dict:
+        row = dataclasses.asdict(self)
+        row["lights"] = [dataclasses.asdict(light) for light in self.lights]
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict) -> "VideoSpec":
+        row = dict(row)
+        row["lights"] = tuple(LightSpec(**light) for light in row["lights"])
+        return cls(**row)
+
+
+_ARROW = {int: pa.int64(), float: pa.float64(), str: pa.string(), bool: pa.bool_()}
+
+
+def _arrow_fields(cls) -> list[pa.Field]:
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    out = []
+    for name, hint in hints.items():
+        if name == "lights":
+            out.append(pa.field(name, pa.list_(pa.struct(_arrow_fields(LightSpec))), nullable=False))
+        else:
+            out.append(pa.field(name, _ARROW[eval(hint) if isinstance(hint, str) else hint], nullable=False))
+    return out
+
+
+PLAN_SCHEMA = pa.schema(_arrow_fields(VideoSpec))
