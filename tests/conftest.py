@@ -1,0 +1,32 @@
+"""Shared fixtures: paths of the shared test assets and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ASSETS = REPO.parent / "shared" / "assets"
+
+
+def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `thfm-synth ARGS` in a fresh interpreter of this environment, like a user would."""
+    env = {**os.environ, "THFM_NO_BOOTSTRAP": "1"}
+    return subprocess.run([sys.executable, "-m", "thfm_synth", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd or REPO, env=env)
+
+
+@pytest.fixture(scope="session")
+def shared_assets() -> Path:
+    if not SHARED_ASSETS.is_dir():
+        pytest.skip("../shared/assets is not present")
+    return SHARED_ASSETS
+
+
+@pytest.fixture(scope="session")
+def shared_manifest() -> Path:
+    return REPO / "assets_manifest" / "shared_test_assets.yaml"

@@ -1,0 +1,60 @@
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import run_cli
+
+SUBCOMMANDS = ["plan", "assets", "doctor", "demo"]
+
+
+@pytest.mark.parametrize("cmd", SUBCOMMANDS)
+def test_every_subcommand_has_help(cmd):
+    proc = run_cli(cmd, "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: thfm-synth " + cmd)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["plan", "--num-videos", "-3", "--out", "x.parquet"], "must be >= 1"),
+    (["plan", "--num-videos", "many", "--out", "x.parquet"], "expected a whole number"),
+    (["plan", "--preset", "nope"], "invalid choice"),
+    (["frobnicate"], "invalid choice"),
+    (["plan", "--seed", "-1", "--out", "x.parquet"], "must be >= 0"),
+])
+def test_bad_arguments_one_line_exit_2(args, needle):
+    proc = run_cli(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0]
+
+
+def test_bad_config_value_exit_2_names_field(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("preset: preview\ncamera: {focal_length_mm: [5, 50]}\n")
+    proc = run_cli("plan", "--config", cfg, "--out", tmp_path / "p.parquet")
+    assert proc.returncode == 2
+    line = proc.stderr.strip()
+    assert "\n" not in line and "camera.focal_length_mm" in line and "[8, 300]" in line
+    assert not (tmp_path / "p.parquet").exists()
+
+
+def test_unwritable_output_and_missing_manifest(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = run_cli("plan", "--preset", "preview", "--out", blocker / "p.parquet")
+    assert proc.returncode == 1 and "is a file, not a folder" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    proc = run_cli("plan", "--preset", "preview", "--manifest", tmp_path / "none.yaml", "--out", tmp_path / "p.parquet")
+    assert proc.returncode == 1 and "none.yaml not found" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_print_config_prints_the_resolved_preset():
+    proc = run_cli("plan", "--preset", "paper", "--print-config")
+    assert proc.returncode == 0
+    assert "num_videos: 20000" in proc.stdout and "width: 832" in proc.stdout and "num_frames: 81" in proc.stdout
+
+
+def test_demo_plans_from_the_builtin_library(tmp_path):
+    proc = run_cli("demo", "--out", tmp_path / "demo", "--num-videos", "3")
+    assert proc.returncode == 0, proc.stderr
+    rows = pq.read_table(tmp_path / "demo" / "plan.parquet").to_pylist()
+    assert len(rows) == 3 and all(r["character_id"].startswith("anny-builtin") for r in rows)
+    assert "0 failed" in proc.stdout
