@@ -1,0 +1,1 @@
+"""Renderer-agnostic scene description: camera trajectories and scene layout (pure numpy)."""
