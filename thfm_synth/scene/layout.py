@@ -1,0 +1,202 @@
+"""Procedural sets and where the subject stands in them (pure numpy, renderer-agnostic).
+
+A *set* is a list of axis-aligned-in-their-own-frame boxes (floor, walls, furniture,
+buildings) that the Blender adapter turns into meshes. The same boxes give a *walkable
+map*: a grid over the floor marking cells free of obstacles. Placement moves the
+subject's whole root path (all frames, with a body-radius clearance) into free cells,
+chosen by the plan's (placement_u, placement_v), so the character never intersects
+geometry. Walls between the camera and the subject are removed afterwards (a film-set
+"cutaway"), so rooms never hide the subject whatever the lens and trajectory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from thfm_synth.errors import UserError
+
+BODY_RADIUS_M = 0.35
+
+
+@dataclass(frozen=True)
+class Box:
+    name: str
+    center: tuple[float, float, float]  # world metres
+    size: tuple[float, float, float]  # full extents along the box's own x, y, z
+    yaw_deg: float  # rotation about world Z
+    color: tuple[float, float, float]  # linear RGB base colour
+    role: str  # floor | wall | furniture | building | ground
+    roughness: float = 0.6
+
+    def footprint(self) -> np.ndarray:
+        """(4, 2) corners of the box's base in world XY."""
+        hx, hy = self.size[0] / 2, self.size[1] / 2
+        c, s = np.cos(np.radians(self.yaw_deg)), np.sin(np.radians(self.yaw_deg))
+        local = np.array([[-hx, -hy], [hx, -hy], [hx, hy], [-hx, hy]])
+        return local @ np.array([[c, s], [-s, c]]) + np.array(self.center[:2])
+
+    def contains_xy(self, pts: np.ndarray, pad: float = 0.0) -> np.ndarray:
+        c, s = np.cos(np.radians(self.yaw_deg)), np.sin(np.radians(self.yaw_deg))
+        d = np.asarray(pts) - np.array(self.center[:2])
+        lx, ly = d[..., 0] * c + d[..., 1] * s, -d[..., 0] * s + d[..., 1] * c
+        return (np.abs(lx) <= self.size[0] / 2 + pad) & (np.abs(ly) <= self.size[1] / 2 + pad)
+
+
+@dataclass(frozen=True)
+class SetLayout:
+    boxes: tuple[Box, ...]
+    floor_min: tuple[float, float]  # walkable area bounds in world XY
+    floor_max: tuple[float, float]
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, *key])))
+
+
+PALETTES = {
+    "living": [(0.55, 0.45, 0.35), (0.3, 0.35, 0.4), (0.7, 0.68, 0.62), (0.25, 0.2, 0.18)],
+    "office": [(0.6, 0.6, 0.62), (0.2, 0.22, 0.25), (0.45, 0.5, 0.55), (0.7, 0.7, 0.68)],
+    "studio": [(0.8, 0.8, 0.8), (0.15, 0.15, 0.15), (0.5, 0.5, 0.5)],
+    "town": [(0.62, 0.5, 0.42), (0.5, 0.52, 0.55), (0.7, 0.62, 0.5), (0.4, 0.38, 0.36)],
+}
+
+
+def room(params: dict, seed: int) -> SetLayout:
+    """A walled room with furniture blocks along the walls; params from the built-in manifest."""
+    w, d, h = params["size_m"]
+    palette = PALETTES.get(params.get("style", "living"), PALETTES["living"])
+    rng = _rng(seed, 31)
+    wall_c = palette[int(rng.random() * len(palette))]
+    floor_c = palette[int(rng.random() * len(palette))]
+    t = 0.12
+    boxes = [Box("floor", (0, 0, -0.05), (w + 2 * t, d + 2 * t, 0.1), 0, floor_c, "floor", 0.5)]
+    for name, c, s in (("wall_n", (0, d / 2 + t / 2, h / 2), (w + 2 * t, t, h)),
+                       ("wall_s", (0, -d / 2 - t / 2, h / 2), (w + 2 * t, t, h)),
+                       ("wall_e", (w / 2 + t / 2, 0, h / 2), (t, d, h)),
+                       ("wall_w", (-w / 2 - t / 2, 0, h / 2), (t, d, h))):
+        boxes.append(Box(name, c, s, 0, wall_c, "wall", 0.8))
+    for k in range(int(params.get("furniture", 4))):
+        fw, fd, fh = 0.5 + 1.3 * rng.random(), 0.4 + 0.5 * rng.random(), 0.4 + 1.4 * rng.random()
+        side = int(rng.random() * 4)
+        along = (rng.random() - 0.5)
+        if side in (0, 1):  # against north/south wall
+            x = along * (w - fw)
+            y = (d / 2 - fd / 2) * (1 if side == 0 else -1)
+            yaw = 0.0
+        else:
+            x = (w / 2 - fd / 2) * (1 if side == 2 else -1)
+            y = along * (d - fw)
+            yaw = 90.0
+        color = palette[int(rng.random() * len(palette))]
+        boxes.append(Box(f"furniture_{k}", (x, y, fh / 2), (fw, fd, fh), yaw, color, "furniture"))
+    return SetLayout(tuple(boxes), (-w / 2, -d / 2), (w / 2, d / 2))
+
+
+def street(params: dict, seed: int) -> SetLayout:
+    """A straight street: road, two pavements and building blocks on both sides."""
+    length = float(params.get("length_m", 40.0))
+    palette = PALETTES.get(params.get("style", "town"), PALETTES["town"])
+    rng = _rng(seed, 32)
+    road_w, walk_w = 7.0, 3.0
+    boxes = [Box("road", (0, 0, -0.05), (road_w, length, 0.1), 0, (0.08, 0.08, 0.09), "ground", 0.9)]
+    for sgn in (-1, 1):
+        boxes.append(Box(f"pavement_{sgn}", (sgn * (road_w / 2 + walk_w / 2), 0, 0.0), (walk_w, length, 0.1), 0,
+                         (0.45, 0.44, 0.42), "ground", 0.85))
+        y = -length / 2
+        k = 0
+        while y < length / 2 - 2:
+            bw = min(5 + 7 * rng.random(), length / 2 - y)
+            bh = 4 + 12 * rng.random()
+            bd = 6 + 4 * rng.random()
+            x = sgn * (road_w / 2 + walk_w + bd / 2)
+            boxes.append(Box(f"building_{sgn}_{k}", (x, y + bw / 2, bh / 2), (bd, bw - 0.2, bh), 0,
+                             palette[int(rng.random() * len(palette))], "building", 0.8))
+            y += bw
+            k += 1
+    half = road_w / 2 + walk_w - 0.2
+    return SetLayout(tuple(boxes), (-half, -length / 2 + 1), (half, length / 2 - 1))
+
+
+GENERATORS = {"room": room, "street": street}
+
+
+def build_set(params: dict, seed: int) -> SetLayout:
+    try:
+        gen = GENERATORS[params["generator"]]
+    except KeyError:
+        raise UserError(f"unknown procedural scene generator {params.get('generator')!r}",
+                        f"use one of {sorted(GENERATORS)}") from None
+    return gen(params, seed)
+
+
+def obstacles(layout: SetLayout) -> list[Box]:
+    return [b for b in layout.boxes if b.role in ("wall", "furniture", "building")]
+
+
+def place_path(layout: SetLayout, path_xy: np.ndarray, u: float, v: float,
+               radius: float = BODY_RADIUS_M) -> tuple[np.ndarray, float]:
+    """Shift and turn a root path so all of it lies on free floor.
+
+    Returns (offset (2,), yaw in degrees) to apply as p' = R(yaw) p + offset. Candidates are
+    tried in an order set by (u, v): yaw from a seeded list, the path's centre on a grid;
+    the first that keeps every frame `radius` away from obstacles and inside the floor wins.
+    """
+    path = np.asarray(path_xy, dtype=np.float64) - np.asarray(path_xy).mean(axis=0)
+    lo, hi = np.array(layout.floor_min), np.array(layout.floor_max)
+    obs = obstacles(layout)
+    yaws = (np.array([0, 90, 180, 270, 45, 135, 225, 315]) + 360 * u) % 360
+    gx = np.linspace(lo[0], hi[0], 17)
+    gy = np.linspace(lo[1], hi[1], 17)
+    centres = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
+    pref = lo + (hi - lo) * np.array([u, v])
+    centres = centres[np.argsort(np.linalg.norm(centres - pref, axis=1), kind="stable")]
+    for yaw in yaws:
+        c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
+        turned = path @ np.array([[c, s], [-s, c]])
+        for centre in centres:
+            p = turned + centre
+            if np.any(p < lo + radius) or np.any(p > hi - radius):
+                continue
+            if any(b.contains_xy(p, pad=radius).any() for b in obs):
+                continue
+            return centre, float(yaw)
+    raise UserError("the subject's motion does not fit on the free floor of this scene",
+                    "use a larger scene or a shorter/slower motion window")
+
+
+def _segment_hits_box(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
+    """Slab test of segment a->b against the box (in the box's frame)."""
+    c, s = np.cos(np.radians(box.yaw_deg)), np.sin(np.radians(box.yaw_deg))
+    rot = np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]])
+    pa, pb = rot @ (a - box.center), rot @ (b - box.center)
+    d = pb - pa
+    half = np.array(box.size) / 2
+    t0, t1 = 0.0, 1.0
+    for k in range(3):
+        if abs(d[k]) < 1e-12:
+            if abs(pa[k]) > half[k]:
+                return False
+            continue
+        ta, tb = (-half[k] - pa[k]) / d[k], (half[k] - pa[k]) / d[k]
+        t0, t1 = max(t0, min(ta, tb)), min(t1, max(ta, tb))
+        if t0 > t1:
+            return False
+    return True
+
+
+def cutaway(layout: SetLayout, camera_centres: np.ndarray, subject_points: np.ndarray) -> SetLayout:
+    """Drop walls/furniture that stand between any camera centre and the subject (film-set cutaway).
+
+    subject_points: (F, P, 3) points per frame (e.g. head, pelvis, feet) that must stay visible.
+    """
+    keep = []
+    for box in layout.boxes:
+        blocking = box.role in ("wall", "furniture") and any(
+            _segment_hits_box(camera_centres[f], p, box)
+            for f in range(0, len(camera_centres), max(1, len(camera_centres) // 12))
+            for p in subject_points[f])
+        if not blocking:
+            keep.append(box)
+    return SetLayout(tuple(keep), layout.floor_min, layout.floor_max)
