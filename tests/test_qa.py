@@ -1,0 +1,71 @@
+"""QA checks on an analytic scene computed in numpy: a sphere in front of a wall."""
+
+import numpy as np
+import pytest
+
+from thfm_synth import qa
+from thfm_synth.conventions import intrinsics, look_at, project
+
+W, H = 160, 96
+
+
+def sphere_scene(radius=0.5, centre=(0.0, 0.0, 1.0), wall_y=3.0):
+    k = intrinsics(50.0, 36.0, W, H)
+    r, t = look_at(np.array([0.0, -4.0, 1.0]), np.array(centre))
+    u, v = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
+    rays_cam = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], -1)
+    c_cam = r @ np.array(centre) + t
+    # ray-sphere: |s d - c|^2 = R^2 with d = rays_cam (z = 1), s = camera z
+    a = (rays_cam**2).sum(-1)
+    b = -2 * (rays_cam @ c_cam)
+    cc = c_cam @ c_cam - radius**2
+    disc = b * b - 4 * a * cc
+    hit = disc > 0
+    s = np.where(hit, (-b - np.sqrt(np.where(hit, disc, 0))) / (2 * a), np.inf)
+    # wall: the plane y = wall_y in world -> camera z along each ray
+    n_cam, p_cam = r @ np.array([0.0, -1.0, 0.0]), r @ np.array([0.0, wall_y, 0.0]) + t
+    s_wall = (n_cam @ p_cam) / (rays_cam @ n_cam)
+    depth = np.where(hit, s, s_wall).astype(np.float32)
+    pts = rays_cam * depth[..., None]
+    normals = np.where(hit[..., None], (pts - c_cam) / radius, n_cam)
+    mask = hit.astype(np.float32)
+    return k, r, t, depth, normals, mask
+
+
+def test_analytic_sphere_passes_every_check():
+    k, r, t, depth, normals, mask = sphere_scene()
+    joints = np.array([[0.0, 0.0, 1.0], [0.2, -0.1, 1.2]])
+    uv, _ = project(k, r, t, joints)
+    figs = qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.array([True, True]))
+    assert figs["reprojection_px"] < 1e-9
+    assert figs["visible_joints_in_mask"] == 1.0
+    assert figs["depth_normal_median_deg"] < 1.0
+    assert figs["silhouette_nearer"] == 1.0
+    assert figs["depth_bad_in_subject"] == 0 and figs["normal_unit_err"] < 1e-6
+    report = qa.QaReport([figs]).summarize()
+    assert report["passed"], report
+
+
+def test_checks_catch_broken_ground_truth():
+    k, r, t, depth, normals, mask = sphere_scene()
+    joints = np.array([[0.0, 0.0, 1.0]])
+    uv, _ = project(k, r, t, joints)
+    flipped = normals.copy()
+    flipped[mask > 0] *= -1  # wrong orientation
+    shifted = np.roll(mask, 25, axis=1)  # mask misaligned with depth
+    bad_depth = depth.copy()
+    bad_depth[48, 80] = np.inf
+    figs = qa.check_frame(bad_depth, flipped, mask, k, r, t, joints, uv + 0.5, np.array([True]))
+    summary = qa.QaReport([figs]).summarize()
+    assert {"reprojection", "depth_normal_agreement", "depth_invalid_in_subject"} <= set(summary["failures"])
+    assert figs["depth_normal_median_deg"] > 90
+    figs = qa.check_frame(depth, normals, shifted, k, r, t, joints, uv, np.array([True]))
+    assert "silhouette_depth_order" in qa.QaReport([figs]).summarize()["failures"]
+
+
+def test_normals_from_depth_on_a_plane_are_exact():
+    k, r, t, depth, normals, mask = sphere_scene(radius=0.01)
+    est = qa.normals_from_depth(depth.astype(np.float64), k)
+    interior = qa.erode(np.ones_like(mask, dtype=bool), 2) & (mask == 0)
+    err = qa.angle_deg(est[interior], normals[interior])
+    assert np.median(err) < 0.01

@@ -1,0 +1,163 @@
+"""Ground-truth QA: the exactness checks, as a library run on every rendered video.
+
+Each check takes per-frame arrays in our stored conventions (depth = camera z in metres,
+normals = unit vectors in the OpenCV camera frame, mask in [0, 1], joints in pixels)
+and returns figures; `check_frame`/`summarize` turn them into pass/fail against the
+thresholds below, recorded in metadata.json. A failing video is flagged, not dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from thfm_synth.conventions import project
+
+THRESHOLDS = {
+    "reprojection_px_max": 0.01,  # stored 2D joints vs projected 3D joints
+    "visible_joints_in_mask_min": 0.95,  # fraction of visible joints where mask > 0.5
+    "depth_normal_median_deg_max": 10.0,  # normals from depth gradients vs normal pass
+    "silhouette_nearer_min": 0.9,  # subject nearer than what lies just outside its silhouette
+    "normal_unit_err_max": 1e-2,
+}
+
+
+def reprojection_error(k, r, t, joints_world, joints_2d) -> float:
+    uv, _ = project(k, r, t, joints_world)
+    return float(np.abs(uv - joints_2d).max())
+
+
+def sample(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Nearest-pixel lookup at continuous pixel coordinates (pixel centres at +0.5)."""
+    h, w = image.shape[:2]
+    x = np.clip(np.floor(uv[:, 0]).astype(int), 0, w - 1)
+    y = np.clip(np.floor(uv[:, 1]).astype(int), 0, h - 1)
+    return image[y, x]
+
+
+def joints_in_mask(joints_2d: np.ndarray, visible: np.ndarray, mask: np.ndarray) -> float:
+    if not visible.any():
+        return 1.0
+    return float((sample(mask, joints_2d[visible]) > 0.5).mean())
+
+
+def backproject(depth: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(H, W, 3) camera-frame points of every pixel centre."""
+    h, w = depth.shape
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    x = (u - k[0, 2]) / k[0, 0] * depth
+    y = (v - k[1, 2]) / k[1, 1] * depth
+    return np.stack([x, y, depth], axis=-1)
+
+
+def normals_from_depth(depth: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Camera-frame unit normals from central differences of the back-projected depth."""
+    with np.errstate(invalid="ignore"):  # inf depth (sky) gives nan normals there, never used
+        return _normals_from_points(backproject(depth, k))
+
+
+def _normals_from_points(p: np.ndarray) -> np.ndarray:
+    dx = np.zeros_like(p)
+    dy = np.zeros_like(p)
+    dx[:, 1:-1] = p[:, 2:] - p[:, :-2]
+    dy[1:-1] = p[2:] - p[:-2]
+    n = np.cross(dy, dx)  # oriented towards the camera (negative z) for OpenCV axes
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    return n / np.where(norm > 0, norm, 1.0)
+
+
+def erode(mask: np.ndarray, iterations: int) -> np.ndarray:
+    m = mask.copy()
+    for _ in range(iterations):
+        m[1:-1, 1:-1] = (m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:])
+        m[0], m[-1], m[:, 0], m[:, -1] = False, False, False, False
+    return m
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
+
+
+def depth_normal_agreement(depth, normals, k, mask, erosion: int = 2) -> float:
+    """Median angle (deg) between normals derived from depth and the normal pass over the mask interior."""
+    interior = erode(mask > 0.99, erosion)
+    if not interior.any():
+        return float("nan")
+    est = normals_from_depth(depth, k)[interior]
+    ok = np.isfinite(est).all(-1)  # pixels next to invalid depth are reported by label_invariants
+    return float(np.median(angle_deg(est[ok], normals[interior][ok]))) if ok.any() else float("nan")
+
+
+def silhouette_nearer(depth: np.ndarray, mask: np.ndarray) -> float:
+    """Across the silhouette, the fraction of (inside, outside) neighbour pairs where inside is nearer."""
+    inside, outside = mask > 0.99, mask < 0.01
+    wins = total = 0
+    for a, b, da, db in ((inside[:, :-1], outside[:, 1:], depth[:, :-1], depth[:, 1:]),
+                         (inside[:, 1:], outside[:, :-1], depth[:, 1:], depth[:, :-1]),
+                         (inside[:-1], outside[1:], depth[:-1], depth[1:]),
+                         (inside[1:], outside[:-1], depth[1:], depth[:-1])):
+        pair = a & b
+        total += int(pair.sum())
+        wins += int((da[pair] < db[pair]).sum())
+    return wins / total if total else 1.0
+
+
+def label_invariants(depth, normals, mask, part=None, canonical=None) -> dict[str, float]:
+    fg = mask > 0.5
+    out = {
+        "depth_bad_in_subject": int((~np.isfinite(depth[fg]) | (depth[fg] <= 0)).sum()),
+        "normal_unit_err": float(np.abs(np.linalg.norm(normals[fg], axis=-1) - 1).max()) if fg.any() else 0.0,
+    }
+    if part is not None:
+        out["part_out_of_range"] = int(((part < 0) | (part > 24)).sum())
+        out["part_bg_inside_mask"] = int((part[erode(mask > 0.99, 1)] == 0).sum())
+    if canonical is not None:
+        c = canonical[fg]
+        out["canonical_out_of_range"] = int(((c < 0) | (c > 1)).sum())
+    return out
+
+
+@dataclass
+class QaReport:
+    frames: list[dict] = field(default_factory=list)
+
+    def summarize(self) -> dict:
+        if not self.frames:
+            return {"passed": False, "failures": ["no frames"]}
+        agg: dict[str, float] = {}
+        for key in self.frames[0]:
+            vals = np.array([f[key] for f in self.frames], dtype=float)
+            vals = vals[np.isfinite(vals)]
+            if len(vals):
+                worst = vals.min() if key in ("visible_joints_in_mask", "silhouette_nearer") else vals.max()
+                agg[key] = float(worst if key != "depth_normal_median_deg" else np.median(vals))
+        failures = []
+        if agg.get("reprojection_px", 0) > THRESHOLDS["reprojection_px_max"]:
+            failures.append("reprojection")
+        if agg.get("visible_joints_in_mask", 1) < THRESHOLDS["visible_joints_in_mask_min"]:
+            failures.append("joints_in_mask")
+        if agg.get("depth_normal_median_deg", 0) > THRESHOLDS["depth_normal_median_deg_max"]:
+            failures.append("depth_normal_agreement")
+        if agg.get("silhouette_nearer", 1) < THRESHOLDS["silhouette_nearer_min"]:
+            failures.append("silhouette_depth_order")
+        if agg.get("depth_bad_in_subject", 0) > 0:
+            failures.append("depth_invalid_in_subject")
+        if agg.get("normal_unit_err", 0) > THRESHOLDS["normal_unit_err_max"]:
+            failures.append("normals_not_unit")
+        for key in ("part_out_of_range", "part_bg_inside_mask", "canonical_out_of_range"):
+            if agg.get(key, 0) > 0:
+                failures.append(key)
+        return {"passed": not failures, "failures": failures, "figures": agg, "thresholds": THRESHOLDS}
+
+
+def check_frame(depth, normals, mask, k, r, t, joints_world, joints_2d, visible,
+                part=None, canonical=None) -> dict:
+    figures = {
+        "reprojection_px": reprojection_error(k, r, t, joints_world, joints_2d),
+        "visible_joints_in_mask": joints_in_mask(joints_2d, visible, mask),
+        "depth_normal_median_deg": depth_normal_agreement(depth, normals, k, mask),
+        "silhouette_nearer": silhouette_nearer(depth, mask),
+    }
+    figures.update(label_invariants(depth, normals, mask, part, canonical))
+    return figures
