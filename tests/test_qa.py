@@ -69,3 +69,18 @@ def test_normals_from_depth_on_a_plane_are_exact():
     interior = qa.erode(np.ones_like(mask, dtype=bool), 2) & (mask == 0)
     err = qa.angle_deg(est[interior], normals[interior])
     assert np.median(err) < 0.01
+
+
+def test_joint_visibility_codes():
+    from thfm_synth.scene.visibility import OUTSIDE, SCENE_OCCLUDED, SELF_OCCLUDED, VISIBLE, joint_visibility
+
+    k, r, t, depth, normals, mask = sphere_scene()
+    centre_z = (r @ np.array([0.0, 0.0, 1.0]) + t)[2]
+    part = np.where(mask > 0, 1, 0)
+    pts = np.array([[80.0, 48.0], [80.0, 48.0], [500.0, 10.0], [5.0, 5.0], [5.0, 5.0]])
+    z = np.array([centre_z - 0.4, centre_z + 0.6, 3.0, 1.0, 50.0])
+    codes = joint_visibility(pts, z, depth, mask)
+    assert codes.tolist() == [VISIBLE, SELF_OCCLUDED, OUTSIDE, VISIBLE, SCENE_OCCLUDED]
+    # with part labels: a joint whose own limb covers its pixel is visible even 0.3 m behind the surface
+    codes = joint_visibility(pts[:2], np.array([centre_z - 0.2, centre_z - 0.2]), depth, mask, part, [{1}, {2}])
+    assert codes.tolist() == [VISIBLE, SELF_OCCLUDED]
