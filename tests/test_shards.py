@@ -1,0 +1,111 @@
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from thfm_synth.shards.grain_source import grain_dataset
+from thfm_synth.shards.record import ARRAYS, Record
+from thfm_synth.shards.store import ShardSet, build_index, remove_partial, shard_done, verify, write_shard
+
+TASKS = ("depth", "normals", "mask", "keypoints_2d")
+
+
+def make_record(i: int, task: str) -> Record:
+    rng = np.random.default_rng(i * 10 + TASKS.index(task))
+    t, k = 9, 24
+    arrays = {
+        "rgb_latents": rng.standard_normal((16, 3, 4, 6)).astype(np.float16),
+        "target_latents": (rng.standard_normal((16, 3, 4, 6)).astype(np.float16) if task != "keypoints_2d"
+                           else np.zeros((0,), np.float16)),
+        "keypoints_2d": rng.random((t, k, 2), dtype=np.float32),
+        "keypoints_3d": rng.standard_normal((t, k, 3)).astype(np.float32),
+        "keypoints_visibility": rng.integers(0, 4, (t, k)).astype(np.uint8),
+        "camera_k": np.repeat(np.eye(3, dtype=np.float32)[None], t, 0),
+        "camera_rt": rng.standard_normal((t, 3, 4)).astype(np.float32),
+    }
+    return Record(video_id=f"v{i:06d}", task=task, prompt_id=task, vae_id="codec:test",
+                  source_checksums='{"rgb/000000.png": "ab"}', arrays=arrays)
+
+
+@pytest.fixture
+def shard_set(tmp_path):
+    recs = [make_record(i, task) for i in range(6) for task in TASKS]
+    write_shard(tmp_path, "shard-00000", recs[:12])
+    write_shard(tmp_path, "shard-00001", recs[12:])
+    build_index(tmp_path)
+    return tmp_path, recs
+
+
+def assert_same(a: Record, b: Record):
+    assert a.scalars() == b.scalars()
+    for name in ARRAYS:
+        assert a.arrays[name].dtype == b.arrays[name].dtype and a.arrays[name].shape == b.arrays[name].shape
+        assert a.arrays[name].tobytes() == b.arrays[name].tobytes()
+
+
+def test_round_trip_is_bit_exact_in_both_formats(shard_set):
+    root, recs = shard_set
+    shards = ShardSet.open(root)
+    for fmt in ("parquet", "array_record"):
+        back = list(shards.records(fmt, verify=True))
+        assert len(back) == len(recs)
+        for a, b in zip(recs, back):
+            assert_same(a, b)
+    assert shards.index["num_records"] == 24 and shards.index["tasks"]["depth"] == 6
+
+
+def test_parquet_is_readable_by_plain_tools(shard_set):
+    root, recs = shard_set
+    table = pq.read_table(root / "shard-00000.parquet")
+    assert table.num_rows == 12 and set(table.column("task").to_pylist()) == set(TASKS)
+    row = table.slice(0, 1).to_pylist()[0]
+    latents = np.frombuffer(row["rgb_latents"], dtype=row["rgb_latents_dtype"]).reshape(row["rgb_latents_shape"])
+    assert np.array_equal(latents, recs[0].arrays["rgb_latents"])
+
+
+def test_verify_names_the_record_with_a_flipped_byte(shard_set):
+    root, _ = shard_set
+    checked, problems = verify(root)
+    assert checked == 48 and problems == []
+    path = root / "shard-00001.array_record"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    _, problems = verify(root)
+    assert any("shard-00001.array_record: file sha256 differs" in p for p in problems)
+    assert any("shard-00001.array_record record" in p and "checksum mismatch" in p for p in problems) or \
+        any("unreadable ArrayRecord" in p for p in problems)
+
+
+def test_verify_flags_a_flipped_byte_inside_a_parquet_latent(shard_set):
+    root, recs = shard_set
+    table = pq.read_table(root / "shard-00000.parquet")
+    rows = table.to_pylist()
+    blob = bytearray(rows[5]["rgb_latents"])
+    blob[3] ^= 0x01
+    rows[5]["rgb_latents"] = bytes(blob)
+    import pyarrow as pa
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), root / "shard-00000.parquet")
+    _, problems = verify(root)
+    assert any(f"record 5 ({recs[5].video_id}/{recs[5].task}): checksum mismatch" in p for p in problems)
+
+
+def test_grain_reads_with_a_global_shuffle(shard_set):
+    root, recs = shard_set
+    ds = grain_dataset(root, seed=3)
+    order = [(r.video_id, r.task) for r in (ds[i] for i in range(len(ds)))]
+    assert sorted(order) == sorted((r.video_id, r.task) for r in recs)
+    assert order != [(r.video_id, r.task) for r in recs]
+    # records from both shards are interleaved in the first half: the shuffle is global
+    first_half_videos = {v for v, _ in order[:12]}
+    assert first_half_videos & {"v000000", "v000001", "v000002"} and first_half_videos & {"v000003", "v000004", "v000005"}
+    assert [(r.video_id, r.task) for r in (grain_dataset(root, seed=3)[i] for i in range(24))] == order
+    hosts = [grain_dataset(root, seed=3, shard_index=h, shard_count=2) for h in range(2)]
+    seen = [(r.video_id, r.task) for h in hosts for r in (h[i] for i in range(len(h)))]
+    assert sorted(seen) == sorted(order) and len(hosts[0]) == 12
+
+
+def test_unfinished_shards_are_not_done_and_get_cleaned(tmp_path):
+    (tmp_path / "shard-00007.parquet").write_bytes(b"partial")
+    assert not shard_done(tmp_path, "shard-00007")
+    assert remove_partial(tmp_path) == 1 and not any(tmp_path.iterdir())

@@ -1,0 +1,134 @@
+"""One training record and its two encodings (ArrayRecord bytes and a Parquet row).
+
+A record is one (video, task) pair: the RGB latents, the target latents of that task
+(empty for sparse keypoint tasks), keypoints, cameras and provenance. Its checksum is
+computed over a canonical serialisation of every field, independent of the container,
+so `verify` gives the same answer for Parquet and ArrayRecord and can name the record
+in which a single byte changed. No pickle: arrays are raw little-endian bytes described
+by dtype and shape.
+
+ArrayRecord payload layout: b"THFMREC1" | uint32 header length | UTF-8 JSON header |
+array bytes (each at a 64-byte aligned offset). The header holds the scalar fields,
+each array's dtype/shape/offset and the checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+MAGIC = b"THFMREC1"
+SCALARS = ("schema_version", "video_id", "task", "prompt_id", "vae_id", "source_checksums")
+ARRAYS = ("rgb_latents", "target_latents", "keypoints_2d", "keypoints_3d", "keypoints_visibility",
+          "camera_k", "camera_rt")
+FIELD_DOCS = {
+    "schema_version": "int: version of this schema",
+    "video_id": "str: id of the rendered video (plan row)",
+    "task": "str: depth | normals | mask | iuv | canonical | keypoints_2d | keypoints_3d",
+    "prompt_id": "str: key into the shard set's prompt table (prompts.npz)",
+    "vae_id": "str: codec that made the latents (weights digest or 'codec:...')",
+    "source_checksums": "str: JSON {file: sha256} of the rendered files this record came from",
+    "rgb_latents": "(C, T', H', W'): latents of the RGB clip",
+    "target_latents": "(C, T', H', W'): latents of the task's 3-channel target video in [-1, 1]; empty for keypoint tasks",
+    "keypoints_2d": "(T, K, 2) float32: joints in normalised image coordinates [0, 1]",
+    "keypoints_3d": "(T, K, 3) float32: joints in the OpenCV camera frame, metres",
+    "keypoints_visibility": "(T, K) uint8: 0 visible, 1 outside, 2 self-occluded, 3 scene-occluded",
+    "camera_k": "(T, 3, 3) float32: intrinsics after resizing, pixels",
+    "camera_rt": "(T, 3, 4) float32: world-to-camera [R|t], OpenCV",
+}
+
+
+class RecordError(ValueError):
+    pass
+
+
+@dataclass
+class Record:
+    video_id: str
+    task: str
+    prompt_id: str
+    vae_id: str
+    source_checksums: str
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def scalars(self) -> dict:
+        return {k: getattr(self, k) for k in SCALARS}
+
+    def checksum(self) -> str:
+        h = hashlib.sha256(json.dumps(self.scalars(), sort_keys=True).encode())
+        for name in ARRAYS:
+            a = np.ascontiguousarray(self.arrays[name])
+            h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
+
+    # ---------------------------------------------------------------- ArrayRecord bytes
+
+    def to_bytes(self) -> bytes:
+        meta, blobs, offset = {}, [], 0
+        for name in ARRAYS:
+            a = np.ascontiguousarray(self.arrays[name])
+            if a.dtype.byteorder == ">":
+                a = a.astype(a.dtype.newbyteorder("<"))
+            pad = (-offset) % 64
+            blobs.append(b"\0" * pad)
+            offset += pad
+            meta[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes}
+            blobs.append(a.tobytes())
+            offset += a.nbytes
+        header = json.dumps({"fields": self.scalars(), "arrays": meta, "sha256": self.checksum()},
+                            sort_keys=True).encode()
+        return MAGIC + struct.pack("<I", len(header)) + header + b"".join(blobs)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, verify: bool = False) -> "Record":
+        if data[:8] != MAGIC:
+            raise RecordError("not a thfm-synth record (bad magic)")
+        (hlen,) = struct.unpack_from("<I", data, 8)
+        try:
+            header = json.loads(data[12:12 + hlen])
+        except ValueError:
+            raise RecordError("record header is not valid JSON") from None
+        body = memoryview(data)[12 + hlen:]
+        arrays = {}
+        for name, m in header["arrays"].items():
+            raw = body[m["offset"]:m["offset"] + m["nbytes"]]
+            if len(raw) != m["nbytes"]:
+                raise RecordError(f"array {name} is truncated")
+            arrays[name] = np.frombuffer(raw, dtype=np.dtype(m["dtype"])).reshape(m["shape"]).copy()
+        rec = cls(**{k: v for k, v in header["fields"].items()}, arrays=arrays)
+        if verify and rec.checksum() != header["sha256"]:
+            raise RecordError(f"checksum mismatch in record {rec.video_id}/{rec.task}")
+        return rec
+
+    @staticmethod
+    def stored_checksum(data: bytes) -> str:
+        (hlen,) = struct.unpack_from("<I", data, 8)
+        return json.loads(data[12:12 + hlen])["sha256"]
+
+    # ---------------------------------------------------------------- Parquet row
+
+    def to_row(self) -> dict:
+        row = self.scalars()
+        for name in ARRAYS:
+            a = np.ascontiguousarray(self.arrays[name])
+            row[name] = a.astype(a.dtype.newbyteorder("<")).tobytes()
+            row[f"{name}_dtype"] = a.dtype.newbyteorder("<").str
+            row[f"{name}_shape"] = list(a.shape)
+        row["record_sha256"] = self.checksum()
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict, verify: bool = False) -> "Record":
+        arrays = {name: np.frombuffer(row[name], dtype=np.dtype(row[f"{name}_dtype"]))
+                  .reshape(row[f"{name}_shape"]).copy() for name in ARRAYS}
+        rec = cls(**{k: row[k] for k in SCALARS}, arrays=arrays)
+        if verify and rec.checksum() != row["record_sha256"]:
+            raise RecordError(f"checksum mismatch in record {rec.video_id}/{rec.task}")
+        return rec
