@@ -1,0 +1,1 @@
+"""Preprocessing: rendered videos -> model-ready targets and latents -> shards."""
