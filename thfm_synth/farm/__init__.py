@@ -1,0 +1,1 @@
+"""The render farm: Ray workers, atomic commits, claims, retries and indexes (issue: render at scale)."""

@@ -1,0 +1,89 @@
+"""A long-lived renderer child process, reused for several videos and restarted when needed.
+
+Protocol: the parent writes one JSON line per job to the child's stdin,
+`{"job": "<job folder>", "result": "<result json path>"}`; the child renders and writes the
+result file (atomically), then waits for the next line. The child's stdout/stderr go to a
+log file, so Blender's chatter can never block a pipe. The parent watches the child: if it
+exits before the result appears (a crash, SIGKILL, out-of-memory kill), the job fails with
+`ChildCrashed` and the next job starts a fresh child. Blender leaks memory across scenes,
+so the child is also restarted every `restart_every` jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+class ChildCrashed(RuntimeError):
+    """The child process died or hung; the video may succeed on a retry."""
+
+
+class ChildRenderer:
+    def __init__(self, command: list[str], log_path: Path, restart_every: int = 8, env: dict | None = None):
+        self.command = command
+        self.log_path = Path(log_path)
+        self.restart_every = max(1, restart_every)
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.jobs_done = 0
+        self.starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def _start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                                     env=self.env, start_new_session=True)
+        log.close()
+        self.jobs_done = 0
+        self.starts += 1
+
+    def run(self, job_dir: Path, timeout_s: float) -> dict:
+        if self.proc is None or self.proc.poll() is not None or self.jobs_done >= self.restart_every:
+            self.stop()
+            self._start()
+        result = Path(job_dir) / "_result.json"
+        result.unlink(missing_ok=True)
+        try:
+            self.proc.stdin.write((json.dumps({"job": str(job_dir), "result": str(result)}) + "\n").encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            code = self.proc.poll()
+            self.stop()
+            raise ChildCrashed(f"renderer child exited (code {code}) before taking the job") from None
+        deadline = time.monotonic() + timeout_s
+        while not result.exists():
+            code = self.proc.poll()
+            if code is not None:
+                self.proc = None
+                how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+                raise ChildCrashed(f"renderer child died ({how}) while rendering; log: {self.log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ChildCrashed(f"renderer child timed out after {timeout_s:.0f} s; log: {self.log_path}")
+            time.sleep(0.05)
+        self.jobs_done += 1
+        return json.loads(result.read_text())
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        self.proc = None

@@ -1,0 +1,82 @@
+"""A stand-in renderer without Blender, for testing and measuring the farm itself.
+
+It behaves like the real one where the farm can tell: it checks the video's motion asset
+(a corrupt BVH fails the video as bad input), runs a long-lived child process that
+"renders" each frame by sleeping `frame_seconds` (CPU-busy, like a renderer) and writing a
+small file, and can be crashed by killing that child. Run the child with
+`python -m thfm_synth.farm.fake`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from thfm_synth.farm.child import ChildRenderer
+
+
+class FakeVideoRenderer:
+    def __init__(self, log_path: Path, frame_seconds: float = 0.05, restart_every: int = 8,
+                 manifests: tuple[str, ...] = (), builtin: bool = True, timeout_s: float = 120.0,
+                 journal: str | None = None):
+        from thfm_synth.assets.library import load_library
+
+        self.library = load_library(list(manifests), builtin=builtin)
+        self.frame_seconds = frame_seconds
+        self.timeout_s = timeout_s
+        self.journal = journal  # a file every finished render appends its video id to (tests count renders)
+        self.child = ChildRenderer([sys.executable, "-m", "thfm_synth.farm.fake"], log_path, restart_every)
+
+    @property
+    def child_pid(self) -> int | None:
+        return self.child.pid
+
+    def render(self, spec_row: dict, out_dir: Path) -> dict:
+        from thfm_synth.assets import probes
+
+        motion = self.library.entry(spec_row["motion_id"])
+        path = self.library.path_of(motion)
+        if path is not None:
+            probes.bvh_info(path)  # raises UserError naming the file for a corrupt clip
+        (out_dir / "_job.json").write_text(json.dumps({"spec": spec_row, "frame_seconds": self.frame_seconds,
+                                                            "journal": self.journal}))
+        result = self.child.run(out_dir, self.timeout_s)
+        return {"frames": result["frames"], "render_seconds": result["seconds"], "child_pid": result["pid"]}
+
+    def close(self) -> None:
+        self.child.stop()
+
+
+def _busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+
+
+def child_main() -> None:
+    for line in sys.stdin:
+        msg = json.loads(line)
+        job = Path(msg["job"])
+        spec = json.loads((job / "_job.json").read_text())
+        (job / "_child_pid").write_text(str(os.getpid()))
+        t0 = time.perf_counter()
+        frames = spec["spec"]["num_frames"]
+        (job / "rgb").mkdir(exist_ok=True)
+        for f in range(frames):
+            _busy(spec["frame_seconds"])
+            (job / "rgb" / f"{f:06d}.txt").write_text(f"{spec['spec']['video_id']} frame {f}\n")
+        (job / "metadata.json").write_text(json.dumps({"spec": spec["spec"]}, sort_keys=True))
+        if spec.get("journal"):
+            with open(spec["journal"], "a") as fh:  # O_APPEND: lines from several children never interleave
+                fh.write(spec["spec"]["video_id"] + "\n")
+        tmp = Path(msg["result"]).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"frames": frames, "seconds": time.perf_counter() - t0, "pid": os.getpid()}))
+        os.replace(tmp, msg["result"])
+
+
+if __name__ == "__main__":
+    child_main()

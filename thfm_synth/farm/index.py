@@ -1,0 +1,115 @@
+"""videos.parquet, failures.parquet and the run summary, all derived from the output folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from thfm_synth.atomic import atomic_path
+from thfm_synth.farm.layout import DONE, OutputLayout
+
+VIDEOS_SCHEMA = pa.schema([
+    ("video_id", pa.string()), ("status", pa.string()), ("attempts", pa.int64()), ("render_seconds", pa.float64()),
+    ("frames", pa.int64()), ("bytes", pa.int64()), ("files", pa.string()), ("host", pa.string()),
+    ("run_id", pa.string()), ("spec", pa.string()), ("finished_at", pa.float64()),
+])
+FAILURES_SCHEMA = pa.schema([
+    ("video_id", pa.string()), ("attempts", pa.int64()), ("status", pa.string()), ("reason", pa.string()),
+    ("traceback", pa.string()), ("time", pa.float64()),
+])
+
+
+def _write(path: Path, rows: list[dict], schema: pa.Schema) -> None:
+    with atomic_path(path, "index") as tmp:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+
+
+def done_records(layout: OutputLayout) -> list[dict]:
+    out = []
+    for vid in sorted(layout.done_ids()):
+        info = json.loads((layout.video_dir(vid) / DONE).read_text())
+        meta_path = layout.video_dir(vid) / "metadata.json"
+        spec = json.loads(meta_path.read_text()).get("spec", {}) if meta_path.is_file() else {}
+        out.append({"video_id": vid, "status": "done", "attempts": int(info.get("attempt", 1)),
+                    "render_seconds": float(info.get("seconds", 0.0)),
+                    "frames": int(info.get("stats", {}).get("frames", 0)), "bytes": int(info.get("bytes", 0)),
+                    "files": json.dumps(info.get("files", {}), sort_keys=True), "host": info.get("host", ""),
+                    "run_id": info.get("run_id", ""), "spec": json.dumps(spec, sort_keys=True),
+                    "finished_at": float(info.get("finished_at", 0.0))})
+    return out
+
+
+def write_videos_index(layout: OutputLayout) -> list[dict]:
+    rows = done_records(layout)
+    _write(layout.root / "videos.parquet", rows, VIDEOS_SCHEMA)
+    return rows
+
+
+def read_failures(layout: OutputLayout) -> list[dict]:
+    path = layout.root / "failures.parquet"
+    return pq.read_table(path).to_pylist() if path.is_file() else []
+
+
+def write_failures(layout: OutputLayout, new: list[dict]) -> list[dict]:
+    """Merge this run's failures with earlier ones; a video that is now done leaves the list."""
+    done = layout.done_ids()
+    merged = {r["video_id"]: r for r in read_failures(layout)}
+    for r in new:
+        merged[r["video_id"]] = r
+    rows = [r for vid, r in sorted(merged.items()) if vid not in done]
+    _write(layout.root / "failures.parquet", rows, FAILURES_SCHEMA)
+    return rows
+
+
+@dataclass
+class RunSummary:
+    planned: int
+    rendered: int = 0  # by this run
+    skipped: int = 0  # already done before this run
+    failed: int = 0
+    elsewhere: int = 0  # claimed by another live run
+    retries: int = 0
+    wall_seconds: float = 0.0
+    cpus_per_video: float = 1.0
+    parallel: int = 1
+    seconds_per_video: list[float] = field(default_factory=list)
+    frames: int = 0
+    interrupted: bool = False
+
+    def lines(self, paper_videos: int = 20000, paper_frames: int = 81) -> list[str]:
+        out = [f"rendered {self.rendered}, skipped {self.skipped} (already done), failed {self.failed}, "
+               f"in progress elsewhere {self.elsewhere}, retries {self.retries}"
+               + (" - INTERRUPTED (rerun the same command to continue)" if self.interrupted else "")]
+        if self.seconds_per_video:
+            total = sum(self.seconds_per_video)
+            per_video = total / len(self.seconds_per_video)
+            per_frame = total / max(self.frames, 1)
+            rate = self.rendered / max(self.wall_seconds, 1e-9) * 3600
+            cpu_h = per_video * self.cpus_per_video / 3600
+            remaining = self.planned - self.rendered - self.skipped
+            eta_h = remaining * per_video / max(self.parallel, 1) / 3600
+            paper_core_h = per_frame * paper_frames * paper_videos * self.cpus_per_video / 3600
+            out += [f"{rate:,.1f} videos/hour, {per_frame:.2f} s/frame, {cpu_h * 3600:.1f} CPU-seconds "
+                    f"({cpu_h:.4f} CPU-hours) per video in {self.wall_seconds:.1f} s wall",
+                    f"remaining {remaining} videos: about {eta_h:.2f} h at this parallelism ({self.parallel} workers); "
+                    f"a {paper_videos:,}-video x {paper_frames}-frame dataset at this s/frame: "
+                    f"{paper_core_h:,.0f} core-hours"]
+        return out
+
+
+def status(layout: OutputLayout, planned: int) -> RunSummary:
+    rows = done_records(layout)
+    s = RunSummary(planned=planned, skipped=len(rows), failed=len(read_failures(layout)))
+    s.seconds_per_video = [r["render_seconds"] for r in rows]
+    s.frames = sum(r["frames"] for r in rows)
+    claims = list(layout.claims.glob("*")) if layout.claims.is_dir() else []
+    s.elsewhere = sum(1 for c in claims if not layout.is_done(c.name))
+    spans = [(r["finished_at"] - r["render_seconds"], r["finished_at"]) for r in rows if r["finished_at"]]
+    s.wall_seconds = max(e for _, e in spans) - min(b for b, _ in spans) if spans else 0.0
+    s.parallel = max(1, round(sum(r["render_seconds"] for r in rows) / s.wall_seconds)) if s.wall_seconds else 1
+    s.rendered, s.skipped = len(rows), 0  # for status, count everything done as rendered
+    return s

@@ -1,0 +1,96 @@
+"""One render worker: renders a video into a temporary folder and commits it atomically.
+
+The worker never raises for a failed video: it returns an outcome whose `status` tells the
+driver what to do - `ok`/`duplicate` (done), `crash` and `error` (retry), `bad_input`
+(permanent: a corrupt or missing asset fails its video, never the job), `disk_full`
+(stop the run). Only the death of the worker process itself surfaces as a Ray error.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import importlib
+import shutil
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Protocol
+
+from thfm_synth.errors import UserError
+from thfm_synth.farm.child import ChildCrashed
+from thfm_synth.farm.layout import OutputLayout
+
+
+class VideoRenderer(Protocol):
+    """What the farm needs of a renderer (the Blender one, or the stand-in in fake.py)."""
+
+    def render(self, spec_row: dict, out_dir: Path) -> dict: ...
+
+    @property
+    def child_pid(self) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+def load_renderer(path: str, options: dict, log_path: Path) -> VideoRenderer:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)(log_path=log_path, **options)
+
+
+def file_checksums(folder: Path) -> tuple[dict[str, str], int]:
+    sums, total = {}, 0
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.name.startswith("_"):
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    h.update(block)
+            sums[p.relative_to(folder).as_posix()] = h.hexdigest()
+            total += p.stat().st_size
+    return sums, total
+
+
+class Worker:
+    def __init__(self, renderer: str, options: dict, out_root: str, index: int):
+        self.layout = OutputLayout(Path(out_root))
+        self.index = index
+        self.renderer = load_renderer(renderer, options, self.layout.logs / f"worker-{index}.log")
+
+    def child_pid(self) -> int | None:
+        return self.renderer.child_pid
+
+    def render(self, spec_row: dict, attempt: int, run_id: str) -> dict:
+        video_id = spec_row["video_id"]
+        base = {"video_id": video_id, "attempt": attempt, "worker": self.index, "host": socket.gethostname()}
+        tmp = None
+        t0 = time.time()
+        try:
+            tmp = self.layout.new_tmp(video_id)
+            stats = self.renderer.render(spec_row, tmp)
+            sums, nbytes = file_checksums(tmp)
+            seconds = time.time() - t0
+            done = {**base, "run_id": run_id, "seconds": seconds, "bytes": nbytes, "files": sums, "stats": stats,
+                    "finished_at": time.time()}
+            committed = self.layout.commit(tmp, video_id, done)
+            tmp = None if committed else tmp
+            return {**base, "status": "ok" if committed else "duplicate", "seconds": seconds, "bytes": nbytes,
+                    "stats": stats}
+        except UserError as exc:
+            return {**base, "status": "bad_input", "reason": exc.one_line(), "traceback": traceback.format_exc()}
+        except ChildCrashed as exc:
+            return {**base, "status": "crash", "reason": str(exc), "traceback": traceback.format_exc()}
+        except OSError as exc:
+            status = "disk_full" if exc.errno == errno.ENOSPC else "error"
+            return {**base, "status": status, "reason": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc()}
+        except Exception as exc:  # an unexpected bug: retried, then recorded with its traceback
+            return {**base, "status": "error", "reason": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc()}
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def close(self) -> None:
+        self.renderer.close()
