@@ -108,3 +108,9 @@ def test_cli_scan_then_validate(shared_assets, tmp_path):
     assert load_manifest(out).root == shared_assets.resolve()
     entry = load_manifest(out).manifest.hdris[0]
     assert file_sha256(shared_assets / entry.path) == entry.sha256
+
+
+def test_committed_builtin_manifest_is_generated():
+    from thfm_synth.assets.builtin import builtin_yaml
+
+    assert (REPO / "assets_manifest" / "builtin.yaml").read_text() == builtin_yaml()

@@ -139,6 +139,51 @@ def cmd_assets_list(args) -> int:
     return 0
 
 
+def cmd_assets_build_characters(args) -> int:
+    from thfm_synth.characters import build_characters
+
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    with tqdm(total=args.count, desc="building characters", unit="character") as bar:
+        manifest = build_characters(args.count, args.seed, args.out, age_range=args.age_range,
+                                    progress=lambda done, total, msg: bar.update(done - bar.n))
+    seconds = time.perf_counter() - t0
+    sizes = [(args.out / e.path).stat().st_size for e in manifest.characters]
+    print(f"built {len(sizes)} characters in {seconds:.1f} s ({seconds / max(len(sizes), 1):.2f} s and "
+          f"{sum(sizes) / max(len(sizes), 1) / 1e6:.2f} MB per character) -> {args.out / 'manifest.yaml'}")
+    return 0
+
+
+def cmd_assets_import_character(args) -> int:
+    from thfm_synth.characters import import_character
+
+    c = import_character(args.file, args.out, rig=args.rig, height_m=args.height_m)
+    print(f"imported {args.file} ({c.meta.get('rig')} rig, {len(c.vertices)} vertices, "
+          f"{len(c.joint_names)} joints, {c.meta.get('height_m', 0):.2f} m) -> {args.out}")
+    return 0
+
+
+def cmd_assets_fetch(args) -> int:
+    from thfm_synth.assets.manifest import Manifest, MotionEntry, dump_manifest
+    from thfm_synth.atomic import write_text
+    from thfm_synth.motion.fetch import fetch_cmu
+
+    clips = [c.strip() for c in args.clips.split(",")] if args.clips else None
+    where = {k: v for k, v in (("base_url", args.base_url), ("layout", args.layout)) if v}
+    records = fetch_cmu(args.dest, clips=clips, with_activity=True, **where)
+    dest = args.dest.resolve()
+    entries = [MotionEntry(id=r.id, path=Path(r.path).resolve().relative_to(dest).as_posix(), sha256=r.sha256,
+                           licence="CMU-Mocap-Terms", source=r.source_url, tags=tuple(r.tags), format="bvh",
+                           fps=r.fps, num_frames=r.num_frames, skeleton="cmu_mb", activity=tuple(r.activity or ()))
+               for r in records]
+    out = dest / "manifest.yaml"
+    write_text(out, dump_manifest(Manifest(name="cmu", description="CMU mocap (mocap.cs.cmu.edu), cgspeed BVH release",
+                                           motions=entries)), "manifest")
+    print(f"{len(records)} clips verified in {dest}; manifest {out}")
+    return 0
+
+
 # --------------------------------------------------------------------------- doctor, demo
 
 
@@ -155,9 +200,15 @@ def cmd_doctor(args) -> int:
 
 def cmd_demo(args) -> int:
     """The whole pipeline on the built-in defaults, as far as it is built."""
+    import io
+
+    import numpy as np
+
     from thfm_synth.assets.library import load_library
+    from thfm_synth.atomic import write_bytes
     from thfm_synth.config import load_config
     from thfm_synth.plan.planner import plan_meta, timed_plan, write_plan
+    from thfm_synth.scene.animate import animate
 
     t0 = time.perf_counter()
     out: Path = args.out
@@ -166,12 +217,26 @@ def cmd_demo(args) -> int:
     specs, summary = timed_plan(cfg, library, args.seed, args.num_videos)
     plan_path = out / "plan.parquet"
     write_plan(plan_path, specs, plan_meta(cfg, library, args.seed, args.num_videos))
-    print(f"[1/1 plan] {summary.lines()[0]} -> {plan_path}")
+    print(f"[1/2 plan] {summary.lines()[0]} -> {plan_path}")
+    print(f"[2/2 characters + motion] baking built-in bodies (cached in {out / 'cache'}), retargeting each "
+          f"planned motion window onto its body, computing joint ground truth")
     for s in specs:
-        print(f"  {s.video_id}: {s.character_id} x {s.motion_id}[{s.motion_start_frame}:"
-              f"{s.motion_start_frame + s.motion_window_frames}] on {s.background_kind}:{s.background_id}, "
-              f"{s.camera_trajectory} camera, {s.focal_length_mm:.0f} mm, {s.camera_framing}")
-    print(f"demo done in {time.perf_counter() - t0:.1f} s: {len(specs)} videos planned, 0 failed")
+        t = time.perf_counter()
+        anim = animate(s, library, out / "cache")
+        joints = anim.joints["smpl24"].positions
+        buf = io.BytesIO()
+        np.savez(buf, **{f"{name}_world": js.positions.astype(np.float32) for name, js in anim.joints.items()},
+                 root_translation=np.asarray(anim.clip.root_translation, np.float32),
+                 local_rotations_wxyz=np.asarray(anim.clip.local_rotations, np.float32))
+        write_bytes(out / "motion" / f"{s.video_id}.npz", buf.getvalue(), "joints")
+        travel = float(np.linalg.norm(joints[-1, 0, :2] - joints[0, 0, :2]))
+        print(f"  {s.video_id}: {s.character_id} ({anim.character.meta.get('height_m', 0):.2f} m) x {s.motion_id} "
+              f"from frame {s.motion_start_frame}{' mirrored' if s.mirror else ''}: {anim.clip.num_frames} frames, "
+              f"pelvis travels {travel:.2f} m, lowest joint {joints[..., 2].min() * 100:.1f} cm; "
+              f"{s.background_kind}:{s.background_id}, {s.camera_trajectory} camera {s.focal_length_mm:.0f} mm "
+              f"[{time.perf_counter() - t:.1f} s]")
+    print(f"demo done in {time.perf_counter() - t0:.1f} s: {len(specs)} videos planned and animated, 0 failed "
+          f"(joints in {out / 'motion'})")
     return 0
 
 
@@ -210,13 +275,38 @@ def build_parser() -> Parser:
     q.add_argument("-v", "--verbose", action="store_true", help="list every entry")
     q.set_defaults(func=cmd_assets_list)
 
+    q = asub.add_parser("build-characters", help="bake built-in parametric bodies (anny) plus a manifest",
+                        description="Sample diverse bodies and appearances from (seed, i) and bake each into an npz "
+                                    "Blender loads quickly (mesh, UVs, cmu_mb skeleton, skin weights, labels).")
+    q.add_argument("--count", type=positive_int, required=True, help="characters to build")
+    q.add_argument("--seed", type=non_negative_int, default=0, help="seed (character i depends on (seed, i))")
+    q.add_argument("--out", type=Path, required=True, help="output folder (npz files + manifest.yaml)")
+    q.add_argument("--age-range", choices=("adult", "wide"), default="adult",
+                   help="adults (default) or a wider range including children and elderly")
+    q.set_defaults(func=cmd_assets_build_characters)
+    q = asub.add_parser("import-character", help="convert a rigged FBX/GLB/glTF character to our baked format")
+    q.add_argument("file", type=Path, help="FBX, GLB or glTF file with a skinned armature")
+    q.add_argument("--out", type=Path, required=True, help="baked character (.npz)")
+    q.add_argument("--rig", default="auto", help="bone-name table: auto, cmu_mb, mixamo, biped, quaternius, "
+                                                  "makehuman, unreal")
+    q.add_argument("--height-m", type=float, help="standing height in metres (when the file's units are wrong)")
+    q.set_defaults(func=cmd_assets_import_character)
+    q = asub.add_parser("fetch", help="download a public asset release (cmu: the CMU mocap BVH clips)")
+    q.add_argument("what", choices=("cmu",), help="what to fetch")
+    q.add_argument("--dest", type=Path, required=True, help="download folder (resumes partial downloads)")
+    q.add_argument("--base-url", default=None, help="mirror to download from (default: the public release)")
+    q.add_argument("--layout", default=None, help="path of a clip under the base URL, e.g. '{clip}.bvh'")
+    q.add_argument("--clips", help="comma-separated clip ids (default: all known clips)")
+    q.set_defaults(func=cmd_assets_fetch)
+
     p = sub.add_parser("doctor", help="report both environments, Blender, JAX, Ray and disk")
     p.add_argument("--blender", metavar="PATH", help="check this Blender binary instead of the render environment")
     p.add_argument("--out", type=Path, default=Path("."), help="where outputs will go (for the disk check)")
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("demo", help="run the pipeline end to end on the built-in defaults",
-                       description="Plans a few preview videos from the built-in library (no files needed).")
+                       description="Plans a few preview videos from the built-in library (no files needed), bakes "
+                                   "their built-in bodies and animates them with their planned motion windows.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     p.add_argument("--num-videos", type=positive_int, default=4, help="videos (default 4)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="plan seed (default 0)")

@@ -23,33 +23,16 @@ class BvhInfo:
 
 
 def bvh_info(path: Path) -> BvhInfo:
-    """Joint names and the MOTION header of a BVH file (the hierarchy is not validated here)."""
-    joints: list[str] = []
-    frames = frame_time = None
-    with open(path, "r", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            tok = line.split()
-            if not tok:
-                continue
-            if tok[0] in ("ROOT", "JOINT") and len(tok) > 1:
-                joints.append(tok[1])
-            elif tok[0] == "Frames:" and len(tok) > 1:
-                frames = tok[1]
-            elif tok[0] == "Frame" and len(tok) > 2 and tok[1] == "Time:":
-                frame_time = tok[2]
-                break
-            elif lineno == 1 and tok[0] != "HIERARCHY":
-                raise UserError(f"{path} is not a BVH file (first line is not HIERARCHY)",
-                                "replace it with a valid BVH file or remove it from the manifest")
-    try:
-        n, ft = int(frames), float(frame_time)
-    except (TypeError, ValueError):
-        raise UserError(f"{path}: BVH MOTION header (Frames:/Frame Time:) is missing or malformed",
-                        "re-export or re-download the clip") from None
-    if not joints or n <= 0 or ft <= 0:
-        raise UserError(f"{path}: BVH has no joints, no frames or a non-positive frame time",
-                        "re-export or re-download the clip")
-    return BvhInfo(tuple(joints), n, ft)
+    """Joint names and the MOTION header of a BVH file.
+
+    One BVH parser for the project: this is `thfm_synth.motion.bvh.read_bvh_header`,
+    which reads only the header bytes, checks the hierarchy and raises a one-line
+    UserError naming the file and line for anything malformed.
+    """
+    from thfm_synth.motion.bvh import read_bvh_header  # numpy only when a BVH is probed
+
+    header = read_bvh_header(path)
+    return BvhInfo(header.joint_names, header.num_frames, header.frame_time)
 
 
 def hdri_size(path: Path) -> tuple[int, int]:

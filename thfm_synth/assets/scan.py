@@ -85,12 +85,17 @@ class _Notes:
 
 
 def _motion(path: Path, common: dict, notes: _Notes) -> MotionEntry:
+    from thfm_synth.motion.bvh import read_bvh
+    from thfm_synth.motion.window import activity_profile
+
     info = probes.bvh_info(path)
     skeleton = "cmu_mb" if CMU_MB_JOINTS <= set(info.joints) else "unknown"
-    # The cgspeed CMU conversion prepends a synthetic T-pose frame (see motion/bvh.py).
-    frames = info.num_frames - 1 if skeleton == "cmu_mb" and info.num_frames > 1 else info.num_frames
-    return MotionEntry(**common, format="bvh", fps=round(1.0 / info.frame_time, 3), num_frames=frames,
-                       skeleton=skeleton, tags=notes.tags(path))
+    # The full read drops a converter T-pose frame and gives the activity profile that
+    # planning uses to pick windows with motion; frame counts then match the renderer's.
+    clip = read_bvh(path)
+    return MotionEntry(**common, format="bvh", fps=clip.fps, num_frames=int(clip.local_rotations.shape[0]),
+                       skeleton=skeleton, tags=notes.tags(path),
+                       activity=tuple(round(a, 4) for a in activity_profile(clip)))
 
 
 def _scene_type(path: Path) -> str:

@@ -38,12 +38,18 @@ def validate(manifest_path: str | Path, check_hashes: bool = True) -> tuple[int,
                 probes.bvh_info(path)
             elif kind == "hdris":
                 probes.hdri_size(path)
+            elif kind == "characters" and entry.format == "npz":
+                from thfm_synth.characters import load_character, validate_character
+
+                validate_character(load_character(path), str(path))
             elif kind in ("characters", "scenes") and path.is_file():
                 info = probes.model_info(path)
-                if kind == "characters" and not info.rigged and entry.format != "npz":
+                if kind == "characters" and not info.rigged:
                     problems.append(f"{path}: character has no skinned armature ({where}) - fix: export it with its rig")
         except UserError as exc:
             problems.append(f"{exc.one_line()} ({where})")
         except OSError as exc:
             problems.append(f"{path}: cannot read ({exc.strerror}) ({where})")
+        except (ValueError, KeyError) as exc:  # a baked character that does not load
+            problems.append(f"{path}: not a valid baked character ({exc}) ({where}) - fix: rebuild it")
     return len(entries), problems

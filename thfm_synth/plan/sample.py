@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from thfm_synth.assets.manifest import MotionEntry
 from thfm_synth.config.schema import FRAMINGS, TRAJECTORIES, DatasetConfig
+from thfm_synth.motion.window import choose_window_from_profile
 from thfm_synth.plan.spec import LightSpec, VideoSpec
 
 STREAM_VIDEO = 1  # SeedSequence key of the per-video stream
@@ -36,28 +35,15 @@ class Draw:
         return order[min(int(np.searchsorted(cdf, self.u(), side="right")), len(order) - 1)]
 
 
-def motion_window(entry: MotionEntry, cfg: DatasetConfig, speed: float, u: float) -> tuple[int, int]:
-    """(start frame, frames spanned) of the clip window, in the clip's own frames.
+def motion_window_start(entry: MotionEntry, cfg: DatasetConfig, speed: float, u: float) -> int:
+    """First frame of the clip's window, counted in the clip resampled to fps / speed.
 
-    With an activity profile (per-second motion energy in the manifest) the start is
-    drawn with probability proportional to the window's activity, so windows where the
-    actor stands still are rarely chosen; otherwise uniformly.
+    With the manifest's activity profile, windows where the actor stands still are
+    rarely chosen (see motion/window.py); a clip shorter than the video starts at 0 and
+    is played forward and back by the renderer.
     """
-    duration_s = cfg.video.num_frames / cfg.video.fps * speed
-    span = min(int(math.ceil(duration_s * entry.fps)) + 1, entry.num_frames)
-    last_start = entry.num_frames - span
-    if last_start <= 0:
-        return 0, span
-    starts = np.arange(last_start + 1)
-    if entry.activity:
-        act = np.asarray(entry.activity, dtype=np.float64)
-        per_frame = np.repeat(act, int(round(entry.fps)))[: entry.num_frames]
-        per_frame = np.pad(per_frame, (0, max(0, entry.num_frames - len(per_frame))), mode="edge")
-        csum = np.concatenate([[0.0], np.cumsum(per_frame)])
-        score = csum[starts + span] - csum[starts] + 1e-9
-        cdf = np.cumsum(score / score.sum())
-        return int(starts[min(int(np.searchsorted(cdf, u, side="right")), last_start)]), span
-    return min(int(u * (last_start + 1)), last_start), span
+    return choose_window_from_profile(entry.activity, entry.num_frames, entry.fps, cfg.video.num_frames, u,
+                                      fps=cfg.video.fps / speed)
 
 
 def sample_video(cfg: DatasetConfig, seed: int, index: int, character_id: str, motion: MotionEntry,
@@ -66,7 +52,7 @@ def sample_video(cfg: DatasetConfig, seed: int, index: int, character_id: str, m
     cam, light, bg = cfg.camera, cfg.lighting, cfg.background
     # The order of draws is part of the plan format: append new draws at the end only.
     speed = d.span(cfg.character.motion_speed)
-    start, span = motion_window(motion, cfg, speed, d.u())
+    start = motion_window_start(motion, cfg, speed, d.u())
     mirror = d.u() < cfg.character.mirror_probability
     rotation = d.span(bg.rotation_deg)
     strength = d.span(light.hdri_strength if background_kind == "hdri" else light.sun_strength)
@@ -91,7 +77,7 @@ def sample_video(cfg: DatasetConfig, seed: int, index: int, character_id: str, m
     return VideoSpec(
         video_index=index, video_id=f"v{index:06d}", plan_seed=seed, render_seed=render_seed,
         width=cfg.video.width, height=cfg.video.height, num_frames=cfg.video.num_frames, fps=cfg.video.fps,
-        character_id=character_id, motion_id=motion.id, motion_start_frame=start, motion_window_frames=span,
+        character_id=character_id, motion_id=motion.id, motion_start_frame=start,
         motion_speed=speed, mirror=mirror,
         background_kind=background_kind, background_id=background_id, background_rotation_deg=rotation,
         background_strength=strength, sun_elevation_deg=sun_el, sun_azimuth_deg=sun_az,

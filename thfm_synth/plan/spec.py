@@ -2,7 +2,8 @@
 
 A spec is a row of plan.parquet; the renderer needs nothing else (plus the asset
 library it names). Angles are degrees, lengths metres, focal lengths millimetres,
-times seconds; motion frames count in the source clip's own frame rate.
+times seconds. The motion window is `num_frames` frames of the clip resampled to
+fps / motion_speed, starting at `motion_start_frame`.
 """
 
 from __future__ import annotations
@@ -38,8 +39,7 @@ class VideoSpec:
     # character and motion
     character_id: str
     motion_id: str
-    motion_start_frame: int  # first source frame of the window
-    motion_window_frames: int  # source frames the window spans (before resampling)
+    motion_start_frame: int  # first frame of the window in the clip resampled to fps / motion_speed
     motion_speed: float  # playback speed factor
     mirror: bool  # use the left/right mirrored motion
     # background, lighting

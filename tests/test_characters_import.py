@@ -1,0 +1,165 @@
+"""Rigged-file import through Blender: the CC0 Quaternius FBX, a glTF re-export of it, and bad files."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from thfm_synth.characters import NUM_PARTS, import_character, load_character
+from thfm_synth.characters.rigs import REQUIRED
+from thfm_synth.errors import UserError
+from thfm_synth.renderenv import RenderRuntime
+
+pytestmark = pytest.mark.render
+
+ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
+MALE = ASSETS / "characters" / "Smooth_Male_Casual.fbx"
+FEMALE = ASSETS / "characters" / "Smooth_Female_Casual.fbx"
+
+MAKE_FILES = textwrap.dedent('''
+    import sys
+    import bpy
+    out = sys.argv[sys.argv.index("--") + 1]
+    # 1. a plain cube, no armature
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.mesh.primitive_cube_add(size=1.0)
+    bpy.ops.export_scene.fbx(filepath=out + "/cube.fbx")
+    # 2. a skinned mesh on an armature whose bones follow no known naming
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm = bpy.data.objects.new("rig", bpy.data.armatures.new("rig"))
+    bpy.context.scene.collection.objects.link(arm)
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    names = ["Hips", "Spine", "Head", "LeftArm", "RightArm", "LeftUpLeg", "RightUpLeg", "Tail"]
+    prev = None
+    for i, n in enumerate(names):
+        b = arm.data.edit_bones.new(n)
+        b.head = (0.1 * i, 0, 1.0)
+        b.tail = (0.1 * i, 0, 1.1)
+        if n != "Hips":
+            b.parent = arm.data.edit_bones["Hips"]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    bpy.ops.mesh.primitive_cube_add(size=0.5, location=(0, 0, 1))
+    cube = bpy.context.active_object
+    for n in names:
+        cube.vertex_groups.new(name=n).add(list(range(8)), 1.0 / len(names), "REPLACE")
+    cube.modifiers.new("arm", "ARMATURE").object = arm
+    cube.parent = arm
+    bpy.ops.object.select_all(action="SELECT")
+    bpy.ops.export_scene.fbx(filepath=out + "/badrig.fbx", add_leaf_bones=False)
+    # 3. the female Quaternius character re-exported as glTF binary
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.fbx(filepath=sys.argv[sys.argv.index("--") + 2], use_anim=False)
+    bpy.ops.export_scene.gltf(filepath=out + "/female.glb", export_format="GLB", export_animations=False)
+    print("MADE", flush=True)
+''')
+
+
+@pytest.fixture(scope="module")
+def made_files(tmp_path_factory):
+    if not FEMALE.is_file():
+        pytest.skip("shared test assets are not present")
+    out = tmp_path_factory.mktemp("files")
+    script = out / "make_files.py"
+    script.write_text(MAKE_FILES)
+    proc = RenderRuntime.detect().run(script, [str(out), str(FEMALE)], timeout=240)
+    assert "MADE" in proc.stdout, proc.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def male(tmp_path_factory):
+    if not MALE.is_file():
+        pytest.skip("shared test assets are not present")
+    out = tmp_path_factory.mktemp("male") / "male.npz"
+    c = import_character(MALE, out)
+    return c, out
+
+
+def _check_character(c):
+    have = set(c.joint_names)
+    for req in REQUIRED:
+        assert (have & set(req)) if isinstance(req, tuple) else req in have, req
+    assert c.joint_names[0] == "Hips"
+    assert 1.4 <= c.height_m <= 2.1
+    assert abs(c.vertices[:, 2].min()) < 1e-6
+    j = {n: i for i, n in enumerate(c.joint_names)}
+    for side in ("Left", "Right"):
+        foot = j[f"{side}Foot"]
+        assert c.joint_heads[foot, 2] < 0.15  # ankles near the ground
+        assert c.joint_tails[foot, 1] < c.joint_heads[foot, 1] - 0.03  # toes point to -Y: facing -Y
+        # the foot hangs from the shin, not from the root (Quaternius IK feet are re-parented)
+        assert c.joint_names[c.joint_parents[foot]] == f"{side}Leg"
+    assert c.joint_heads[j["LeftArm"], 0] > 0.1 > -0.1 > c.joint_heads[j["RightArm"], 0]  # left is +X
+    assert c.joint_heads[j["Head"], 2] > c.joint_heads[j["Hips"], 2] > c.joint_heads[j["LeftLeg"], 2]
+    w = c.skin_weights.astype(np.float64)
+    assert np.all(w.sum(1) == 1.0) and np.all(w[:, 0] > 0)
+    assert set(np.unique(c.vertex_part)) == set(range(1, NUM_PARTS + 1))
+    can = c.vertex_canonical
+    assert np.array_equal(can.min(0), np.zeros(3)) and np.array_equal(can.max(0), np.ones(3))
+    assert c.vertex_part_uv.min() >= 0 and c.vertex_part_uv.max() <= 1
+
+
+def test_quaternius_fbx_imports(male):
+    c, path = male
+    _check_character(c)
+    assert c.meta["rig"] == "quaternius"
+    assert c.meta["rig_map"]["Body"] == "Hips" and c.meta["rig_map"]["UpperArm.L"] == "LeftArm"
+    assert "PoleTarget.L" in c.meta["skeleton"]["dropped"]
+    assert c.meta["rescaled"] is not None and c.meta["rescaled"]["from_m"] > 4  # the file is 4.8 "m" tall
+    assert {m["name"] for m in c.materials} >= {"Skin", "Shirt", "Pants", "Shoes"}
+    assert load_character(path).meta["id"] == "male"
+
+
+def test_gltf_import_and_explicit_height(made_files, tmp_path):
+    c = import_character(made_files / "female.glb", tmp_path / "female.npz", rig="quaternius", height_m=1.68)
+    _check_character(c)
+    assert abs(c.height_m - 1.68) < 1e-4 and c.meta["import"]["importer"] == "import_scene.gltf"
+
+
+def test_file_without_armature_is_one_clear_line(made_files, tmp_path):
+    with pytest.raises(UserError) as err:
+        import_character(made_files / "cube.fbx", tmp_path / "x.npz")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{made_files / 'cube.fbx'} has no armature") and "(fix: export the character" in msg
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_rig_without_required_bones_lists_them(made_files, tmp_path):
+    with pytest.raises(UserError) as err:
+        import_character(made_files / "badrig.fbx", tmp_path / "x.npz")
+    msg = str(err.value)
+    assert "\n" not in msg and "missing required bones" in msg
+    for role in ("Neck (neck)", "LeftForeArm (left forearm)", "RightHand (right hand)", "LeftLeg (left shin)",
+                 "RightFoot (right foot)", "LeftShoulder (left clavicle)"):
+        assert role in msg
+    assert "Head (head)" not in msg and "Hips (pelvis)" not in msg
+
+
+def test_missing_and_unsupported_files(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        import_character(tmp_path / "nope.fbx", tmp_path / "x.npz")
+    (tmp_path / "a.obj").write_text("v 0 0 0\n")
+    with pytest.raises(UserError, match="unsupported character format .obj"):
+        import_character(tmp_path / "a.obj", tmp_path / "x.npz")
+
+
+def test_character_npz_dispatches_and_caches_imports(tmp_path):
+    from thfm_synth.assets.manifest import CharacterEntry, file_sha256
+    from thfm_synth.characters.builtin import character_npz
+
+    if not MALE.is_file():
+        pytest.skip("shared test assets are not present")
+    entry = CharacterEntry(id="male", path="characters/Smooth_Male_Casual.fbx", sha256=file_sha256(MALE),
+                           licence="CC0-1.0", source="Quaternius", format="fbx", rig="quaternius", height_m=1.8)
+    p = character_npz(entry, MALE, tmp_path)
+    assert abs(load_character(p).height_m - 1.8) < 1e-4
+    mtime = p.stat().st_mtime_ns
+    assert character_npz(entry, MALE, tmp_path) == p and p.stat().st_mtime_ns == mtime
+    assert character_npz(entry.model_copy(update={"format": "npz"}), p, tmp_path) == p
+    with pytest.raises(UserError, match="not supported"):
+        character_npz(entry.model_copy(update={"format": "blend"}), MALE, tmp_path)

