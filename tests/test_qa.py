@@ -1,7 +1,6 @@
 """QA checks on an analytic scene computed in numpy: a sphere in front of a wall."""
 
 import numpy as np
-import pytest
 
 from thfm_synth import qa
 from thfm_synth.conventions import intrinsics, look_at, project

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parents[1]
 STAMP = ".thfm-stamp"
@@ -47,7 +48,7 @@ def _say(msg: str) -> None:
     print(f"[thfm-synth setup] {msg}", file=sys.stderr, flush=True)
 
 
-def _fail(msg: str) -> "NoReturn":  # noqa: F821 - string annotation, stdlib only
+def _fail(msg: str) -> NoReturn:
     print(f"thfm-synth setup: error: {msg}", file=sys.stderr, flush=True)
     raise SystemExit(1)
 

@@ -17,7 +17,6 @@ also handed to `on_record` as each clip completes, for the caller to write a man
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import urllib.error
 import urllib.request
