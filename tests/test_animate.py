@@ -72,3 +72,21 @@ def test_cli_fetches_cmu_from_a_mirror_and_writes_a_manifest(tmp_path, shared_as
     lib = load_library([tmp_path / "cmu" / "manifest.yaml"], builtin=False, check_files=True)
     walk = lib.entry("cmu-02_01")
     assert walk.num_frames == read_bvh(lib.path_of(walk)).num_frames and "walk" in walk.tags and walk.activity
+
+
+def test_builtin_bodies_get_coco_face_points_from_anny_regressor(cache):
+    lib = load_library(builtin=True)
+    spec = dataclasses.replace(make_plan(load_config("paper"), lib, 0, 1)[0], motion_id="builtin-turn",
+                               motion_start_frame=0, mirror=False)
+    anim = animate(spec, lib, cache)
+    coco = anim.joints["coco17"]
+    assert coco.face_source == "regressor"
+    nose, leye, reye, lear, rear = (coco.positions[:, i] for i in range(5))
+    head = anim.joints["smpl24"].positions[:, 15]
+    # anatomy: eyes ~6 cm apart, ears further apart than eyes, nose in front of the ears, all near the head
+    assert np.all(np.abs(np.linalg.norm(leye - reye, axis=1) - 0.063) < 0.02)
+    assert np.all(np.linalg.norm(lear - rear, axis=1) > np.linalg.norm(leye - reye, axis=1))
+    assert np.all(np.linalg.norm(nose - head, axis=1) < 0.2)
+    # rigid with the head: distances between face points constant while the body turns
+    d = np.linalg.norm(nose - lear, axis=1)
+    assert np.ptp(d) < 1e-6

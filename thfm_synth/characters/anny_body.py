@@ -33,7 +33,7 @@ from thfm_synth.characters.rigs import map_rig
 from thfm_synth.characters.armature import build_skeleton
 from thfm_synth.errors import UserError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: COCO face points from anny's regressor in meta
 ANNY_RIG = "cmu_mb"
 ANNY_TOPOLOGY = "anny"
 AGE_RANGES = ("adult", "wide")
@@ -173,6 +173,21 @@ def _body_materials(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray
     return fmat, main
 
 
+FACE_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
+_FACE_REGRESSOR = None
+
+
+def coco_face_points(model, vertices: np.ndarray) -> np.ndarray:
+    """(5, 3) COCO face points regressed from the body's rest vertices (anny's own regressor)."""
+    global _FACE_REGRESSOR
+    if _FACE_REGRESSOR is None:
+        from anny.keypoints import KeypointsRegressor
+
+        reg = KeypointsRegressor.coco(model, labels=list(FACE_KEYPOINTS))
+        _FACE_REGRESSOR = reg.regression_weights.detach().cpu().numpy().astype(np.float64)
+    return _FACE_REGRESSOR @ vertices
+
+
 def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str | None = None) -> Character:
     """Generate, dress, label and skin built-in character `index` of `seed` (deterministic)."""
     import torch
@@ -282,6 +297,7 @@ def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str
     lift = np.array([0.0, 0.0, -ground])
     V2 = V[used] + lift
     canonical, cmin, cmax = canonical_coordinates(V2)
+    face_rest = coco_face_points(model, verts) + lift
     params = {"generator": "anny", "generator_version": GENERATOR_VERSION, "seed": int(seed), "index": int(index),
               "age_range": age_range, "phenotype": phen, "appearance": app}
     meta = {"id": character_id or f"anny-{seed}-{index:05d}", "generator": "anny", "anny_version": anny_version(),
@@ -289,7 +305,10 @@ def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str
             "height_m": round(float(V2[:, 2].max()), 4),
             "body_height_m": round(float(verts[:, 2].max() - verts[:, 2].min()), 4),
             "skeleton": {"reparented": skel.reparented, "dropped": skel.dropped},
-            "hidden_body_faces": int(hidden_face.sum()), "has_uv": True}
+            "hidden_body_faces": int(hidden_face.sum()), "has_uv": True,
+            # COCO nose/eyes/ears from anny's keypoint regressor, rest pose, world metres;
+            # they ride rigidly with the Head bone (scene/animate.py)
+            "face_points_rest": np.round(face_rest, 6).tolist(), "face_points_source": "anny coco regressor"}
     return Character(
         vertices=V2.astype(np.float32), faces=F2.astype(np.int32), uv=UV.astype(np.float32),
         face_uv=FUV[keep_f].astype(np.int32), joint_names=skel.names, joint_source_names=skel.source_names,

@@ -19,6 +19,7 @@ from thfm_synth.assets.library import Library
 from thfm_synth.assets.manifest import MotionEntry
 from thfm_synth.characters import Character, character_npz, load_character
 from thfm_synth.characters.skinning import motion_skeleton
+from thfm_synth.motion import quat
 from thfm_synth.motion.joints import JointSet, joint_sets
 from thfm_synth.motion.resample import resample
 from thfm_synth.motion.retarget import retarget
@@ -59,7 +60,23 @@ def animate(spec: VideoSpec, library: Library, cache_dir: str | Path) -> Animate
     window = MotionClip(window.skeleton, spec.fps, window.root_translation, window.local_rotations, window.source,
                         window.source_start, window.flags)
     clip = retarget(window, motion_skeleton(character), mirror=spec.mirror)
-    return AnimatedCharacter(path, character, clip, joint_sets(clip))
+    return AnimatedCharacter(path, character, clip, joint_sets(clip, face_points(character, clip)))
+
+
+def face_points(character: Character, clip: MotionClip) -> np.ndarray | None:
+    """(F, 5, 3) COCO face points carried rigidly by the Head bone, if the character has them.
+
+    Built-in bodies store them from anny's keypoint regressor at rest; imported rigs have
+    none, and joints.py then uses its documented head-frame model.
+    """
+    rest = character.meta.get("face_points_rest")
+    head = clip.skeleton.find("Head")
+    if rest is None or head is None:
+        return None
+    positions, rotations = clip.forward_kinematics()
+    rest_head = clip.skeleton.rest_positions[head]
+    local = quat.rotate(quat.conj(clip.skeleton.rest_orientations[head]), np.asarray(rest) - rest_head)
+    return positions[:, head, None] + quat.rotate(rotations[:, head, None], local[None])
 
 
 def root_path_xy(anim: AnimatedCharacter) -> np.ndarray:
