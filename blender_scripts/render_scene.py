@@ -1,0 +1,721 @@
+"""Render a scene-description folder with Cycles: every modality from ONE render per frame.
+
+    render_scene.py -- --scene DIR --out DIR [--frames 0:10|0,3,7] [--modalities rgb,mask,...]
+                       [--mode single|per_modality|rgb_only] [--label-samples 1] [--codec ZIP]
+                       [--per-modality-shading label|full] [--device cpu|cuda|optix]
+
+Reads `DIR/scene.json` + `DIR/arrays.npz` (written by `thfm_synth.render.description`; this file
+imports only bpy, numpy and the standard library). Per frame it sets the camera from K and
+[R|t], the object poses and baked vertices, then makes ONE `bpy.ops.render.render()` call
+that renders two view layers, and saves the render result as one multilayer float32 OpenEXR
+`OUT/raw/NNNNN.exr` (Blender 5 writes one EXR part per layer and pass; channel names below):
+
+  rgb     Cycles samples = RenderSettings.samples, OIDN (FAST prefilter, albedo+normal guides)
+            rgb.Combined.RGBA     linear scene colour (denoised)
+            rgb.Noisy Image.RGBA  written by Blender whenever denoising is on (unused)
+            rgb.fg.X              AOV: the object's `thfm_subject` property (1 subjects, 0 else),
+                                  averaged over all samples = antialiased coverage, exactly
+                                  k/samples (adaptive sampling is off): 1 inside, 0 outside
+  labels  1 sample; Cycles' first sample of a pixel is its centre ray, so every value is the
+          exact value at the pixel centre and nothing is blended; material_override = one
+          label shader (attribute -> AOV, 1e-9 emission, so paths stop at the first hit)
+            labels.Combined.RGBA  always written by Blender (unused)
+            labels.Depth.Z        camera-frame z (planar depth, not ray length), 1e10 = miss
+            labels.Normal.XYZ     world-space smooth shading normal, flipped to face the viewer
+            labels.Object Index.X object pass_index = description `instance` (0 = miss)
+            labels.part.X         AOV: FACE float attribute thfm_part (0 where absent)
+            labels.part_u.X/part_v.X  AOVs: CORNER vector attribute thfm_part_uv
+            labels.can_x.X/can_y.X/can_z.X  AOVs: POINT vector attribute thfm_canonical
+
+No compositor: scene.render.use_compositing = False and the render result of all view layers is
+written by `Image.save_render` (not `write_still`, see `save_result`). `thfm_synth.render.outputs`
+turns the EXR into the stored modalities. Progress: one `THFM_FRAME {json}` line per frame on
+stdout, warnings as `THFM_WARNING ...` on stderr, and `OUT/render_info.json` at the end.
+
+`--mode per_modality` is the benchmark baseline (one render call per modality per frame, one
+view layer each); `--mode rgb_only` renders only the RGB layer.
+"""
+
+import json
+import math
+import os
+import sys
+import time
+import zlib
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+ALL_MODALITIES = ("rgb", "mask", "depth", "normal", "part", "canonical")
+LABEL_MODALITIES = ("depth", "normal", "part", "canonical")
+LABEL_AOVS = ("part", "part_u", "part_v", "can_x", "can_y", "can_z")
+AOVS = ("fg",) + LABEL_AOVS
+SUBJECT_PROP = "thfm_subject"
+ATTR_PART, ATTR_PART_UV, ATTR_CANONICAL = "thfm_part", "thfm_part_uv", "thfm_canonical"
+BLENDER_CAM_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
+WARNINGS = []
+
+
+def warn(msg):
+    WARNINGS.append(msg)
+    print("THFM_WARNING " + msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- arguments
+def parse_args(argv):
+    argv = argv[argv.index("--") + 1:] if "--" in argv else []
+    opts = {"scene": None, "out": None, "frames": None, "modalities": ",".join(ALL_MODALITIES), "mode": "single",
+            "codec": "ZIP", "device": None, "label_samples": "1", "per_modality_shading": "label"}
+    it = iter(argv)
+    for a in it:
+        key = a[2:].replace("-", "_")
+        if not a.startswith("--") or key not in opts:
+            raise SystemExit(f"render_scene.py: unexpected argument {a!r}")
+        opts[key] = next(it, None)
+    if not opts["scene"] or not opts["out"]:
+        raise SystemExit("render_scene.py: --scene DIR and --out DIR are required")
+    return opts
+
+
+def parse_frames(spec, n):
+    if spec is None:
+        return list(range(n))
+    if ":" in spec:
+        a, b = spec.split(":")
+        return list(range(int(a or 0), min(int(b or n), n)))
+    return [int(x) for x in spec.split(",") if x != ""]
+
+
+# --------------------------------------------------------------------------- description
+def load_description(folder):
+    with open(os.path.join(folder, "scene.json")) as fh:
+        doc = json.load(fh)
+    if doc.get("format_version") != 1:
+        raise SystemExit(f"render_scene.py: unsupported format_version {doc.get('format_version')}")
+    npz = np.load(os.path.join(folder, "arrays.npz"), allow_pickle=False)
+    arrays = {k: npz[k] for k in npz.files}
+    return doc, arrays
+
+
+def resolve(path, root):
+    return path if os.path.isabs(path) else os.path.join(root, path)
+
+
+# --------------------------------------------------------------------------- geometry
+def icosphere(levels):
+    """Unit icosphere: (V,3) float64 vertices, (F,3) int faces (counter-clockwise from outside)."""
+    p = (1.0 + 5 ** 0.5) / 2
+    v = np.array([[-1, p, 0], [1, p, 0], [-1, -p, 0], [1, -p, 0], [0, -1, p], [0, 1, p], [0, -1, -p],
+                  [0, 1, -p], [p, 0, -1], [p, 0, 1], [-p, 0, -1], [-p, 0, 1]], float)
+    f = np.array([[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4],
+                  [11, 10, 2], [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9],
+                  [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]], np.int64)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    for _ in range(levels):
+        edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+        key = np.sort(edges, axis=1)
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        mid = v[uniq[:, 0]] + v[uniq[:, 1]]
+        mid /= np.linalg.norm(mid, axis=1, keepdims=True)
+        m = inv + len(v)
+        nf = len(f)
+        a, b, c = f[:, 0], f[:, 1], f[:, 2]
+        ab, bc, ca = m[:nf], m[nf:2 * nf], m[2 * nf:]
+        f = np.concatenate([np.stack([a, ab, ca], 1), np.stack([b, bc, ab], 1), np.stack([c, ca, bc], 1),
+                            np.stack([ab, bc, ca], 1)])
+        v = np.concatenate([v, mid])
+    return v, f
+
+
+def sphere_corner_uv(v, f):
+    """Equirectangular UVs per corner, with the seam unwrapped per face."""
+    lon = np.arctan2(v[:, 1], v[:, 0]) / (2 * np.pi) + 0.5
+    lat = np.arcsin(np.clip(v[:, 2], -1, 1)) / np.pi + 0.5
+    u = lon[f]
+    wrap = (u.max(axis=1) - u.min(axis=1)) > 0.5
+    u[wrap] = np.where(u[wrap] < 0.5, u[wrap] + 1.0, u[wrap])
+    return np.stack([u, lat[f]], axis=-1)
+
+
+def box_mesh(sx, sy, sz):
+    hx, hy, hz = sx / 2, sy / 2, sz / 2
+    quads = []  # (4 corners, counter-clockwise from outside)
+    for axis in range(3):
+        for sign in (-1.0, 1.0):
+            u_ax, v_ax = [(1, 2), (2, 0), (0, 1)][axis]
+            if sign < 0:
+                u_ax, v_ax = v_ax, u_ax
+            corners = []
+            for du, dv in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+                p = [0.0, 0.0, 0.0]
+                p[axis] = sign
+                p[u_ax] = du
+                p[v_ax] = dv
+                corners.append(p)
+            quads.append(corners)
+    q = np.array(quads) * np.array([hx, hy, hz])  # (6,4,3)
+    verts = q.reshape(-1, 3)
+    idx = np.arange(24).reshape(6, 4)
+    faces = np.concatenate([idx[:, [0, 1, 2]], idx[:, [0, 2, 3]]])
+    quv = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
+    uv = np.concatenate([quv[[0, 1, 2]][None].repeat(6, 0), quv[[0, 2, 3]][None].repeat(6, 0)])
+    return verts, faces, uv
+
+
+def build_mesh(name, verts, faces, corner_uv=None, face_material=None, labels=None, smooth=True,
+               vertex_normals=None):
+    verts = np.ascontiguousarray(verts, np.float32)
+    faces = np.ascontiguousarray(faces, np.int32)
+    nv, nf = len(verts), len(faces)
+    me = bpy.data.meshes.new(name)
+    me.vertices.add(nv)
+    me.vertices.foreach_set("co", verts.ravel())
+    me.loops.add(3 * nf)
+    me.loops.foreach_set("vertex_index", faces.ravel())
+    me.polygons.add(nf)
+    me.polygons.foreach_set("loop_start", np.arange(0, 3 * nf, 3, dtype=np.int32))
+    if corner_uv is not None:
+        layer = me.uv_layers.new(name="UVMap")
+        layer.data.foreach_set("uv", np.ascontiguousarray(corner_uv, np.float32).ravel())
+    if face_material is not None:
+        me.polygons.foreach_set("material_index", np.ascontiguousarray(face_material, np.int32))
+    if labels is not None:
+        part, part_uv, canonical = labels
+        a = me.attributes.new(ATTR_PART, "FLOAT", "FACE")
+        a.data.foreach_set("value", np.ascontiguousarray(part, np.float32))
+        a = me.attributes.new(ATTR_PART_UV, "FLOAT_VECTOR", "CORNER")
+        puv = np.zeros((nf * 3, 3), np.float32)
+        puv[:, :2] = np.asarray(part_uv, np.float32).reshape(-1, 2)
+        a.data.foreach_set("vector", puv.ravel())
+        a = me.attributes.new(ATTR_CANONICAL, "FLOAT_VECTOR", "POINT")
+        a.data.foreach_set("vector", np.ascontiguousarray(canonical, np.float32).ravel())
+    me.update()
+    if me.validate(verbose=False):
+        warn(f"mesh {name}: Blender corrected invalid geometry")
+    if smooth:
+        me.shade_smooth()
+        if vertex_normals is not None:
+            me.normals_split_custom_set_from_vertices(np.asarray(vertex_normals, np.float32).tolist())
+    else:
+        me.shade_flat()
+    return me
+
+
+# --------------------------------------------------------------------------- materials
+def _link(nt, a, b):
+    nt.links.new(a, b)
+
+
+def aov_value(nt, socket, name):
+    out = nt.nodes.new("ShaderNodeOutputAOV")
+    out.aov_name = name
+    _link(nt, socket, out.inputs["Value"])
+
+
+def subject_aov(nt):
+    """AOV `fg` = the object's `thfm_subject` custom property (1 on subjects, 0 elsewhere)."""
+    attr = nt.nodes.new("ShaderNodeAttribute")
+    attr.attribute_type = "OBJECT"
+    attr.attribute_name = SUBJECT_PROP
+    aov_value(nt, attr.outputs["Fac"], "fg")
+
+
+def make_material(m, root):
+    mat = bpy.data.materials.new(m["name"])
+    nt = mat.node_tree
+    bsdf = nt.nodes.get("Principled BSDF") or nt.nodes.new("ShaderNodeBsdfPrincipled")
+    out = nt.nodes.get("Material Output")
+    _link(nt, bsdf.outputs["BSDF"], out.inputs["Surface"])
+    bsdf.inputs["Base Color"].default_value = (*m["base_color"], 1.0)
+    bsdf.inputs["Roughness"].default_value = m["roughness"]
+    bsdf.inputs["Metallic"].default_value = m["metallic"]
+    bsdf.inputs["Specular IOR Level"].default_value = m["specular"]
+    if m.get("texture"):
+        tex = nt.nodes.new("ShaderNodeTexImage")
+        tex.image = bpy.data.images.load(resolve(m["texture"], root), check_existing=True)
+        _link(nt, tex.outputs["Color"], bsdf.inputs["Base Color"])
+    elif m.get("checker_color") is not None:
+        uv = nt.nodes.new("ShaderNodeTexCoord")
+        chk = nt.nodes.new("ShaderNodeTexChecker")
+        chk.inputs["Color1"].default_value = (*m["base_color"], 1.0)
+        chk.inputs["Color2"].default_value = (*m["checker_color"], 1.0)
+        chk.inputs["Scale"].default_value = m["checker_scale"]
+        _link(nt, uv.outputs["UV"], chk.inputs["Vector"])
+        _link(nt, chk.outputs["Color"], bsdf.inputs["Base Color"])
+    subject_aov(nt)
+    return mat
+
+
+def label_material():
+    """The labels layer's override: paths end at the first hit, AOVs read the label attributes.
+
+    The surface must hold a closure that survives Cycles' constant folding: with only a black
+    emission (or nothing) the shader is treated as transparent as soon as it writes AOVs, and
+    camera rays pass through it (no depth, AOVs summed over every layer hit). A 1e-9 emission
+    is kept; `emission_sampling = NONE` stops Cycles from turning every mesh into a light.
+    """
+    mat = bpy.data.materials.new("thfm_labels")
+    nt = mat.node_tree
+    for n in list(nt.nodes):
+        nt.nodes.remove(n)
+    out = nt.nodes.new("ShaderNodeOutputMaterial")
+    emit = nt.nodes.new("ShaderNodeEmission")
+    emit.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
+    emit.inputs["Strength"].default_value = 1e-9
+    _link(nt, emit.outputs["Emission"], out.inputs["Surface"])
+    mat.cycles.emission_sampling = "NONE"
+    part = nt.nodes.new("ShaderNodeAttribute")
+    part.attribute_type = "GEOMETRY"
+    part.attribute_name = ATTR_PART
+    aov_value(nt, part.outputs["Fac"], "part")
+    for attr_name, aovs in ((ATTR_PART_UV, ("part_u", "part_v")), (ATTR_CANONICAL, ("can_x", "can_y", "can_z"))):
+        attr = nt.nodes.new("ShaderNodeAttribute")
+        attr.attribute_type = "GEOMETRY"
+        attr.attribute_name = attr_name
+        sep = nt.nodes.new("ShaderNodeSeparateXYZ")
+        _link(nt, attr.outputs["Vector"], sep.inputs["Vector"])
+        for axis, name in zip("XYZ", aovs):
+            aov_value(nt, sep.outputs[axis], name)
+    subject_aov(nt)
+    return mat
+
+
+# --------------------------------------------------------------------------- scene
+def build_objects(doc, arrays, root):
+    built = []
+    for o in doc["objects"]:
+        kind = o["kind"]
+        labels = None
+        vnormals = None
+        face_material = None
+        corner_uv = None
+        if kind == "sphere":
+            v, f = icosphere(int(o["subdivisions"]))
+            corner_uv = sphere_corner_uv(v, f)
+            vnormals = v
+            verts = v * o["radius"]
+        elif kind == "plane":
+            sx, sy = o["size"][0] / 2, o["size"][1] / 2
+            verts = np.array([[-sx, -sy, 0], [sx, -sy, 0], [sx, sy, 0], [-sx, sy, 0]], float)
+            f = np.array([[0, 1, 2], [0, 2, 3]])
+            corner_uv = (verts[f][..., :2] / [2 * sx, 2 * sy]) + 0.5
+        elif kind == "box":
+            verts, f, corner_uv = box_mesh(*o["size"])
+        elif kind == "mesh_npz":
+            path = resolve(o["mesh_path"], root)
+            with np.load(path, allow_pickle=False) as z:
+                keys = set(z.files)
+                verts = z["vertices"].astype(np.float64)
+                f = z["faces"].astype(np.int64)
+                if "uv" in keys and "face_uv" in keys:
+                    corner_uv = z["uv"][z["face_uv"]]
+                if "face_material" in keys and len(o["materials"]) > 1:
+                    face_material = np.clip(z["face_material"].astype(np.int32), 0, len(o["materials"]) - 1)
+                if {"face_part", "corner_part_uv", "vertex_canonical"} <= keys:
+                    labels = (z["face_part"], z["corner_part_uv"], z["vertex_canonical"])
+                elif "face_part" in keys:
+                    labels = (z["face_part"], np.zeros((len(f), 3, 2), np.float32), np.zeros((len(verts), 3)))
+        else:
+            raise SystemExit(f"render_scene.py: unknown object kind {kind!r}")
+        me = build_mesh(o["name"], verts, f, corner_uv=corner_uv, face_material=face_material, labels=labels,
+                        smooth=o["shade_smooth"] and kind != "box" and kind != "plane", vertex_normals=vnormals)
+        for m in o["materials"]:
+            me.materials.append(make_material(m, root))
+        ob = bpy.data.objects.new(o["name"], me)
+        bpy.context.scene.collection.objects.link(ob)
+        ob[SUBJECT_PROP] = 1.0 if o["subject"] else 0.0
+        ob.pass_index = int(o["instance"])
+        ob.visible_shadow = bool(o["cast_shadow"])
+        ob.is_shadow_catcher = bool(o.get("shadow_catcher", False))
+        pose = arrays[o["pose"]["npz"]]
+        anim = arrays[o["vertex_animation_key"]] if o.get("vertex_animation_key") else None
+        if anim is not None and anim.shape[1] != len(verts):
+            raise SystemExit(f"render_scene.py: {o['name']}: vertex animation has {anim.shape[1]} vertices, "
+                             f"the mesh {len(verts)}")
+        built.append((ob, pose, anim))
+    return built
+
+
+def build_world(w, root):
+    world = bpy.data.worlds.new("thfm_world")
+    bpy.context.scene.world = world
+    nt = world.node_tree
+    for n in list(nt.nodes):
+        nt.nodes.remove(n)
+    out = nt.nodes.new("ShaderNodeOutputWorld")
+    bg = nt.nodes.new("ShaderNodeBackground")
+    bg.inputs["Strength"].default_value = w["strength"]
+    _link(nt, bg.outputs["Background"], out.inputs["Surface"])
+    if w["kind"] == "color":
+        bg.inputs["Color"].default_value = (*w["color"], 1.0)
+    elif w["kind"] == "hdri":
+        coord = nt.nodes.new("ShaderNodeTexCoord")
+        mapping = nt.nodes.new("ShaderNodeMapping")
+        # rotating the lookup by -theta turns the environment by +theta (counter-clockwise from above)
+        mapping.inputs["Rotation"].default_value = (0.0, 0.0, -math.radians(w["rotation_deg"]))
+        env = nt.nodes.new("ShaderNodeTexEnvironment")
+        env.image = bpy.data.images.load(resolve(w["hdri_path"], root), check_existing=True)
+        _link(nt, coord.outputs["Generated"], mapping.inputs["Vector"])
+        _link(nt, mapping.outputs["Vector"], env.inputs["Vector"])
+        _link(nt, env.outputs["Color"], bg.inputs["Color"])
+    elif w["kind"] == "sky":
+        sky = nt.nodes.new("ShaderNodeTexSky")
+        sky.sky_type = w["sky_model"]
+        el, az = math.radians(w["sun_elevation_deg"]), math.radians(w["sun_azimuth_deg"])
+        # Cycles puts the sun at azimuth sun_rotation + 90 deg (from +X, counter-clockwise)
+        settings = {"sun_elevation": el, "sun_rotation": az - math.pi / 2, "sun_disc": w["sun_disc"],
+                    "sun_size": math.radians(w["sun_size_deg"]), "sun_intensity": w["sun_intensity"],
+                    "altitude": w["altitude_m"], "air_density": w["air_density"],
+                    "aerosol_density": w["aerosol_density"], "ozone_density": w["ozone_density"],
+                    "turbidity": w["turbidity"], "ground_albedo": w["ground_albedo"],
+                    "sun_direction": (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))}
+        for k, v in settings.items():
+            if hasattr(sky, k):
+                try:
+                    setattr(sky, k, v)
+                except (TypeError, ValueError) as exc:
+                    warn(f"sky: cannot set {k}: {exc}")
+        _link(nt, sky.outputs["Color"], bg.inputs["Color"])
+    return world
+
+
+def look_rotation(position, target):
+    """Blender object rotation whose local -Z points from position to target (Z up)."""
+    d = np.asarray(target, float) - np.asarray(position, float)
+    n = np.linalg.norm(d)
+    z = -d / n if n > 0 else np.array([0.0, 0.0, 1.0])
+    up = np.array([0.0, 0.0, 1.0]) if abs(z[2]) < 0.999 else np.array([0.0, 1.0, 0.0])
+    x = np.cross(up, z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    return np.stack([x, y, z], axis=1)
+
+
+def build_lights(lights):
+    for i, L in enumerate(lights):
+        kind = {"point": "POINT", "area": "AREA", "sun": "SUN", "spot": "SPOT"}[L["kind"]]
+        data = bpy.data.lights.new(f"thfm_light_{i}", kind)
+        data.color = L["color"]
+        data.energy = L["power_w"]
+        if L.get("temperature_k"):
+            data.use_temperature = True
+            data.temperature = L["temperature_k"]
+        if kind == "AREA":
+            data.shape = "SQUARE"
+            data.size = L["size_m"]
+        elif kind == "SUN":
+            data.angle = math.radians(L["size_m"])
+        else:
+            data.shadow_soft_size = L["size_m"]
+        if kind == "SPOT":
+            data.spot_size = math.radians(L["spot_angle_deg"])
+        data.use_shadow = bool(L["cast_shadow"])
+        ob = bpy.data.objects.new(f"thfm_light_{i}", data)
+        m = np.eye(4)
+        m[:3, :3] = look_rotation(L["position"], L["target"])
+        m[:3, 3] = L["position"]
+        ob.matrix_world = Matrix(m.tolist())
+        bpy.context.scene.collection.objects.link(ob)
+
+
+def set_camera(cam_ob, scene, k, r, t, width, height):
+    """Copy K and world-to-camera [R|t] (OpenCV) onto a Blender camera, exactly.
+
+    Horizontal sensor fit: fx = lens / sensor_width * W. Non-square pixels: Blender's fy =
+    fx * aspect_x / aspect_y. Shift (in units of the fitted image width W):
+    cx = W/2 - shift_x * W and cy = H/2 + shift_y * W * fy / fx (rows grow downwards).
+    """
+    fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
+    cam = cam_ob.data
+    cam.type = "PERSP"
+    cam.sensor_fit = "HORIZONTAL"
+    cam.sensor_width = 36.0
+    cam.lens = fx * cam.sensor_width / width
+    cam.shift_x = (width / 2.0 - cx) / width
+    cam.shift_y = (cy - height / 2.0) * fx / (fy * width)
+    if fy >= fx:
+        scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = fy / fx, 1.0
+    else:
+        scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = 1.0, fx / fy
+    m = np.eye(4)
+    m[:3, :3] = (BLENDER_CAM_TO_OPENCV @ r).T
+    m[:3, 3] = -r.T @ t
+    cam_ob.matrix_world = Matrix(m.tolist())
+
+
+# --------------------------------------------------------------------------- render setup
+def setup_device(scene, requested):
+    if requested == "cpu":
+        scene.cycles.device = "CPU"
+        return "cpu"
+    want = requested.upper()
+    devices = []
+    try:
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+        prefs.compute_device_type = want
+        prefs.refresh_devices()
+        devices = [d for d in prefs.devices if d.type == want]
+        for d in prefs.devices:
+            d.use = d.type == want
+    except Exception as exc:  # noqa: BLE001 - any failure means: no such device here
+        warn(f"device {requested}: {exc}")
+    if not devices:
+        warn(f"render device {requested} is not available; falling back to cpu")
+        scene.cycles.device = "CPU"
+        return "cpu"
+    scene.cycles.device = "GPU"
+    return requested
+
+
+def declare_aovs(vl, names):
+    have = {a.name for a in vl.aovs}
+    for name in names:
+        if name not in have:
+            a = vl.aovs.add()
+            a.name = name
+            a.type = "VALUE"
+
+
+def configure_layer(vl, spec, override):
+    vl.use = True
+    vl.samples = spec["samples"]
+    vl.use_pass_combined = "combined" in spec["passes"]  # Blender writes Combined regardless
+    vl.use_pass_z = "depth" in spec["passes"]
+    vl.use_pass_normal = "normal" in spec["passes"]
+    vl.use_pass_object_index = "index" in spec["passes"]
+    vl.cycles.use_denoising = bool(spec["denoise"])
+    vl.cycles.denoising_store_passes = False
+    vl.material_override = override if spec["override"] else None
+    # Every AOV is declared on every view layer: an AOV output node whose AOV the layer does not
+    # declare writes into another pass of that layer (measured: the label shader's `fg` = 1 on the
+    # subject was added to Normal.X of a layer without AOVs). spec["aovs"] only documents use.
+    declare_aovs(vl, AOVS)
+
+
+def setup_scene(doc, device_override):
+    scene = bpy.context.scene
+    r = doc["render"]
+    cam = doc["camera"]
+    scene.render.engine = "CYCLES"
+    used = setup_device(scene, device_override or r["device"])
+    c = scene.cycles
+    c.samples = int(r["samples"])
+    c.use_layer_samples = "USE"
+    c.use_adaptive_sampling = bool(r["adaptive_sampling"])
+    c.use_denoising = bool(r["denoise"])
+    c.denoiser = "OPENIMAGEDENOISE"
+    c.denoising_prefilter = "FAST"
+    c.denoising_input_passes = "RGB_ALBEDO_NORMAL"
+    c.denoising_use_gpu = used != "cpu"
+    c.denoising_quality = r.get("denoise_quality", "HIGH")
+    c.seed = int(r["seed"])
+    c.use_animated_seed = False
+    c.max_bounces = int(r["max_bounces"])
+    c.caustics_reflective = False
+    c.caustics_refractive = False
+    c.sample_clamp_indirect = 10.0
+    c.filter_width = float(r["filter_width_px"])
+    c.pixel_filter_type = "BLACKMAN_HARRIS"
+    c.use_light_tree = bool(r["light_tree"])
+    c.film_exposure = 2.0 ** float(r["exposure"])
+    scene.render.film_transparent = False
+    scene.render.use_persistent_data = bool(r["persistent_data"])
+    if int(r["threads"]) > 0:
+        scene.render.threads_mode = "FIXED"
+        scene.render.threads = int(r["threads"])
+    scene.render.resolution_x = int(cam["width"])
+    scene.render.resolution_y = int(cam["height"])
+    scene.render.resolution_percentage = 100
+    scene.render.use_compositing = False
+    scene.render.use_sequencer = False
+    scene.render.use_single_layer = False
+    scene.render.use_file_extension = False
+    scene.render.use_stamp = False
+    scene.view_settings.view_transform = "Standard"  # only matters for previews; EXR stays linear
+    return scene, used
+
+
+def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_shading="label"):
+    """Render calls per frame, each a list of view-layer specs rendered together."""
+    want = set(modalities)
+    if mode == "rgb_only":
+        want = {"rgb"}
+
+    def rgb(name, mods):
+        return {"name": name, "passes": {"combined"}, "samples": samples, "denoise": denoise and "rgb" in mods,
+                "override": False, "aovs": ("fg",) if "mask" in mods else ()}
+
+    def labels(name, mods):
+        passes = {p for p, m in (("depth", "depth"), ("normal", "normal")) if m in mods}
+        aovs = ()
+        if mods & {"part", "canonical"}:
+            passes.add("index")
+            aovs = ("part",) + (("part_u", "part_v") if "part" in mods else ()) + \
+                (("can_x", "can_y", "can_z") if "canonical" in mods else ())
+        return {"name": name, "passes": passes, "samples": label_samples, "denoise": False, "override": True,
+                "aovs": aovs}
+
+    if mode in ("single", "rgb_only"):
+        call = []
+        if want & {"rgb", "mask"}:
+            call.append(rgb("rgb", want))
+        if want & set(LABEL_MODALITIES):
+            call.append(labels("labels", want))
+        return [call]
+    # per_modality (benchmark baselines): one render call per modality.
+    #   shading "label": RGB as above; the mask with the cheap label shader but all samples
+    #     (coverage needs them); the other labels with `label_samples` (1 = the strong baseline).
+    #   shading "full": every modality is a full render of the scene (its materials, all
+    #     samples, all bounces) from which that modality's pass is kept - timing only: its
+    #     label passes are averaged over samples, not exact.
+    calls = []
+    for m in modalities:
+        if m == "rgb":
+            calls.append([rgb("rgb", {"rgb"})])
+        elif per_modality_shading == "full":
+            spec = labels(m, {m}) if m != "mask" else rgb("mask", {"mask"})
+            spec.update(samples=samples, override=False, denoise=False)
+            spec["passes"] = set(spec["passes"]) | {"combined"}
+            calls.append([spec])
+        elif m == "mask":
+            calls.append([{"name": "mask", "passes": set(), "samples": samples, "denoise": False,
+                           "override": True, "aovs": ("fg",)}])
+        else:
+            calls.append([labels(m, {m})])
+    return calls
+
+
+def make_layers(scene, calls, override):
+    """Create every view layer used by any call."""
+    specs = [spec for call in calls for spec in call]
+    scene.view_layers[0].name = specs[0]["name"]
+    for spec in specs[1:]:
+        if spec["name"] not in scene.view_layers:
+            scene.view_layers.new(spec["name"])
+    for spec in specs:
+        configure_layer(scene.view_layers[spec["name"]], spec, override)
+
+
+def activate(scene, call):
+    names = {spec["name"] for spec in call}
+    for vl in scene.view_layers:
+        vl.use = vl.name in names
+
+
+def save_result(scene, path):
+    """Write the render result (all view layers and passes) as one multilayer EXR.
+
+    Blender 5.0.1 fails to write a multilayer EXR while the pixel aspect is not 1 ("Error
+    writing render result"), so the aspect is reset for the save; the pixels are already
+    rendered and `set_camera` sets it again for the next frame.
+    """
+    aspect = (scene.render.pixel_aspect_x, scene.render.pixel_aspect_y)
+    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+    try:
+        bpy.data.images["Render Result"].save_render(path, scene=scene)
+    finally:
+        scene.render.pixel_aspect_x, scene.render.pixel_aspect_y = aspect
+
+
+def frame_seed(seed, frame):
+    return zlib.crc32(f"{seed}:{frame}".encode()) & 0x7FFFFFFF
+
+
+# --------------------------------------------------------------------------- main
+def main():
+    t_start = time.perf_counter()
+    opts = parse_args(sys.argv)
+    root = os.path.abspath(opts["scene"])
+    out = os.path.abspath(opts["out"])
+    raw = os.path.join(out, "raw")
+    os.makedirs(raw, exist_ok=True)
+    doc, arrays = load_description(root)
+    frames = parse_frames(opts["frames"], int(doc["num_frames"]))
+    modalities = [m for m in opts["modalities"].split(",") if m]
+    if opts["mode"] not in ("single", "per_modality", "rgb_only"):
+        raise SystemExit(f"render_scene.py: unknown mode {opts['mode']!r}")
+    if opts["per_modality_shading"] not in ("label", "full"):
+        raise SystemExit(f"render_scene.py: unknown --per-modality-shading {opts['per_modality_shading']!r}")
+    bad = [m for m in modalities if m not in ALL_MODALITIES]
+    if bad:
+        raise SystemExit(f"render_scene.py: unknown modalities {bad}; choose from {ALL_MODALITIES}")
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene, device = setup_scene(doc, opts["device"])
+    scene.render.image_settings.media_type = "MULTI_LAYER_IMAGE"
+    scene.render.image_settings.file_format = "OPEN_EXR_MULTILAYER"
+    scene.render.image_settings.color_depth = "32"
+    scene.render.image_settings.exr_codec = opts["codec"]
+
+    objects = build_objects(doc, arrays, root)
+    build_world(doc["world"], root)
+    build_lights(doc["lights"])
+    cam_ob = bpy.data.objects.new("thfm_camera", bpy.data.cameras.new("thfm_camera"))
+    scene.collection.objects.link(cam_ob)
+    scene.camera = cam_ob
+    cam_ob.data.clip_start = doc["camera"]["clip_start"]
+    cam_ob.data.clip_end = doc["camera"]["clip_end"]
+
+    r = doc["render"]
+    calls = layer_plan(opts["mode"], modalities, int(r["samples"]), bool(r["denoise"]), int(opts["label_samples"]),
+                       opts["per_modality_shading"])
+    override = label_material()
+    make_layers(scene, calls, override)
+    K, R, T = (arrays[doc["camera"][k]["npz"]] for k in ("k", "r", "t"))
+    width, height = int(doc["camera"]["width"]), int(doc["camera"]["height"])
+    t_setup = time.perf_counter() - t_start
+
+    timings = []
+    for frame in frames:
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        set_camera(cam_ob, scene, K[frame], R[frame], T[frame], width, height)
+        for ob, pose, anim in objects:
+            ob.matrix_world = Matrix((pose if pose.ndim == 2 else pose[frame]).tolist())
+            if anim is not None:
+                ob.data.vertices.foreach_set("co", np.ascontiguousarray(anim[frame], np.float32).ravel())
+                ob.data.update()
+        scene.cycles.seed = frame_seed(int(r["seed"]), frame)
+        scene.frame_current = frame
+        files = []
+        render_s = save_s = 0.0
+        for i, call in enumerate(calls):
+            activate(scene, call)
+            suffix = "" if len(calls) == 1 else "_" + call[0]["name"]
+            path = os.path.join(raw, f"{frame:05d}{suffix}.exr")
+            t1 = time.perf_counter()
+            bpy.ops.render.render(write_still=False)
+            t2 = time.perf_counter()
+            render_s += t2 - t1
+            save_result(scene, path)
+            save_s += time.perf_counter() - t2
+            files.append(path)
+        rec = {"frame": frame, "files": files, "seconds": time.perf_counter() - t0, "render_seconds": render_s,
+               "save_seconds": save_s, "cpu_seconds": time.process_time() - c0, "renders": len(calls)}
+        timings.append(rec)
+        print("THFM_FRAME " + json.dumps(rec), flush=True)
+
+    info = {
+        "blender_version": bpy.app.version_string,
+        "device_requested": opts["device"] or r["device"],
+        "device": device,
+        "mode": opts["mode"],
+        "per_modality_shading": opts["per_modality_shading"] if opts["mode"] == "per_modality" else None,
+        "modalities": modalities,
+        "layers": [[{**spec, "passes": sorted(spec["passes"]), "aovs": list(spec["aovs"])} for spec in call]
+                   for call in calls],
+        "exr_codec": opts["codec"],
+        "setup_seconds": t_setup,
+        "frames": timings,
+        "warnings": WARNINGS,
+    }
+    with open(os.path.join(out, "render_info.json.tmp"), "w") as fh:
+        json.dump(info, fh, indent=1)
+    os.replace(os.path.join(out, "render_info.json.tmp"), os.path.join(out, "render_info.json"))
+    print("THFM_DONE " + json.dumps({"frames": len(frames), "device": device}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The renderer core: one Cycles render per frame gives RGB and every ground-truth modality.
+
+Workflow (main environment; Blender runs as a child process, see `thfm_synth.renderenv`)::
+
+    desc = SceneDescription(camera=Camera.from_track(track), objects=[...], world=..., lights=[...])
+    desc.save(scene_dir)                                  # scene.json + arrays.npz (description.py)
+    info = runner.render(scene_dir, render_dir)           # blender_scripts/render_scene.py
+    outputs.convert_render(render_dir, data_dir, desc.camera.r, delete_raw=True)
+    frame = outputs.read_frame(data_dir, 0)               # rgb, depth, normal, mask, iuv, ...
+
+- `description`: renderer-agnostic dataclasses (camera per frame as K, R, t; primitives and
+  `mesh_npz` objects; world; lights; render settings) and their JSON + npz folder format.
+- `blender_scripts/render_scene.py`: the only Blender adapter. Two view layers in one render
+  call: `rgb` (N samples, denoised, plus an antialiased subject-coverage AOV) and `labels`
+  (1 sample = the pixel-centre ray, a label material override: depth, normal, object index,
+  part / part UV / canonical AOVs from mesh attributes). One multilayer EXR per frame.
+- `outputs`: that EXR -> stored files (PNG / EXR per modality) and readers.
+- `analytic`: closed-form test scenes (sphere on a plane) and a labelled mannequin.
+- `runner`: runs the Blender child and re-raises its failures and warnings.
+
+Contract for any Blender-side object builder (e.g. a character loader): a mesh joins the label
+passes by carrying the attributes `thfm_part` (FACE, float, 1..24), `thfm_part_uv` (CORNER,
+float vector (u, v, 0)) and `thfm_canonical` (POINT, float vector), and the mask by the object
+custom property `thfm_subject = 1.0`; its materials must contain the `fg` AOV node
+(`render_scene.subject_aov`). `pass_index` is its instance id.
+"""
