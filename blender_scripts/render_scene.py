@@ -624,9 +624,10 @@ def frame_seed(seed, frame):
 
 
 # --------------------------------------------------------------------------- main
-def main():
+def render(opts):
+    """Render one saved description (opts from parse_args); writes OUT/raw/*.exr and render_info.json."""
+    del WARNINGS[:]
     t_start = time.perf_counter()
-    opts = parse_args(sys.argv)
     root = os.path.abspath(opts["scene"])
     out = os.path.abspath(opts["out"])
     raw = os.path.join(out, "raw")
@@ -715,6 +716,42 @@ def main():
         json.dump(info, fh, indent=1)
     os.replace(os.path.join(out, "render_info.json.tmp"), os.path.join(out, "render_info.json"))
     print("THFM_DONE " + json.dumps({"frames": len(frames), "device": device}), flush=True)
+    return info
+
+
+def serve():
+    """Long-lived child (thfm_synth/farm/child.py protocol): one JSON job per stdin line.
+
+    Each job folder holds `_render_args.json` (the command-line arguments of one render);
+    the result file gets {"ok": true, "info": ...} or {"ok": false, "error": ..., "traceback": ...}.
+    Blender state is reset per job (read_factory_settings), and the parent restarts this
+    process every few jobs because Blender leaks memory across scenes.
+    """
+    import traceback
+
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        msg = json.loads(line)
+        try:
+            with open(os.path.join(msg["job"], "_render_args.json")) as fh:
+                args = json.load(fh)
+            result = {"ok": True, "info": render(parse_args(["--", *args]))}
+        except BaseException as exc:  # report, then wait for the next job
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        tmp = msg["result"] + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(result, fh)
+        os.replace(tmp, msg["result"])
+
+
+def main():
+    if "--serve" in sys.argv:
+        serve()
+    else:
+        render(parse_args(sys.argv))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Run the render farm with the stand-in renderer (used by test_farm.py as a subprocess)."""
+"""Run the render farm (used by test_farm.py as a subprocess): JSON options in argv[1].
+
+renderer "fake": the stand-in renderer (farm/fake.py); "blender": real Blender renders of a
+tiny preview plan.
+"""
 
 import json
 import sys
@@ -7,16 +11,31 @@ from pathlib import Path
 from thfm_synth.assets.library import load_library
 from thfm_synth.config import load_config
 from thfm_synth.farm.driver import FarmOptions, run_farm
-from thfm_synth.plan.planner import make_plan
+from thfm_synth.plan.planner import make_plan, plan_meta, write_plan
+
+TINY = {"video": {"width": 128, "height": 80, "num_frames": 5}, "render": {"samples": 2, "denoise": False}}
 
 if __name__ == "__main__":
     args = json.loads(sys.argv[1])
+    out = Path(args["out"])
     manifests = args.get("manifests", [])
-    specs = make_plan(load_config("preview"), load_library(manifests), 0, args.get("n", 4))
-    opts = FarmOptions(out=Path(args["out"]), renderer="thfm_synth.farm.fake:FakeVideoRenderer",
-                       renderer_options={"frame_seconds": args.get("frame_seconds", 0.05), "manifests": manifests,
-                                         "journal": args.get("journal")},
-                       workers=2, max_retries=2, progress=False)
+    cfg = load_config("preview", overrides=TINY)
+    library = load_library(manifests)
+    n = args.get("n", 4)
+    specs = make_plan(cfg, library, 0, n)
+    if args.get("renderer", "fake") == "blender":
+        plan = out / "plan.parquet"
+        if not plan.exists():
+            write_plan(plan, specs, plan_meta(cfg, library, 0, n))
+        renderer = "thfm_synth.farm.blender:BlenderVideoRenderer"
+        options = {"plan": str(plan), "cache_dir": args["cache"], "threads": 1}
+    else:
+        renderer = "thfm_synth.farm.fake:FakeVideoRenderer"
+        options = {"frame_seconds": args.get("frame_seconds", 0.05), "manifests": manifests,
+                   "journal": args.get("journal")}
+    opts = FarmOptions(out=out, renderer=renderer, renderer_options=options, workers=2, max_retries=2,
+                       progress=False)
     summary = run_farm(specs, {"plan": "test", "manifests": manifests}, opts)
     print(json.dumps({"rendered": summary.rendered, "skipped": summary.skipped, "failed": summary.failed,
-                      "elsewhere": summary.elsewhere, "retries": summary.retries}))
+                      "elsewhere": summary.elsewhere, "retries": summary.retries,
+                      "duplicates": summary.duplicates}))

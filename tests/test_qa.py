@@ -37,7 +37,7 @@ def test_analytic_sphere_passes_every_check():
     uv, _ = project(k, r, t, joints)
     figs = qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.array([True, True]))
     assert figs["reprojection_px"] < 1e-9
-    assert figs["visible_joints_in_mask"] == 1.0
+    assert figs["visible_joints"] == figs["visible_joints_hit"] == 2
     assert figs["depth_normal_median_deg"] < 1.0
     assert figs["silhouette_nearer"] == 1.0
     assert figs["depth_bad_in_subject"] == 0 and figs["normal_unit_err"] < 1e-6

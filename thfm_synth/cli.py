@@ -184,6 +184,105 @@ def cmd_assets_fetch(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- render
+
+
+def default_cache() -> Path:
+    import os
+
+    return Path(os.environ.get("THFM_CACHE", Path.home() / ".cache" / "thfm-synth" / "characters"))
+
+
+def cmd_render_one(args) -> int:
+    import shutil
+    import uuid
+
+    from thfm_synth.plan.planner import plan_config, plan_library
+    from thfm_synth.renderenv import RenderRuntime
+    from thfm_synth.video.render_one import render_video, spec_from_plan
+
+    out: Path = args.out
+    if out.exists():
+        raise UserError(f"{out} already exists", "choose a new --out folder (a video folder is never overwritten)")
+    spec, meta = spec_from_plan(args.plan, args.index)
+    cfg = plan_config(meta).render
+    if args.device:
+        cfg = cfg.model_copy(update={"device": args.device})
+    runtime = RenderRuntime.detect(args.blender)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
+    try:
+        t0 = time.perf_counter()
+        stats = render_video(spec, plan_library(meta), cfg, tmp, args.cache or default_cache(), runtime=runtime)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    qa = "passed" if stats["qa_passed"] else "FAILED (see metadata.json qa)"
+    print(f"rendered {spec.video_id}: {stats['frames']} frames in {time.perf_counter() - t0:.1f} s "
+          f"({stats['render_seconds'] / stats['frames']:.2f} s/frame in Cycles, "
+          f"{stats['bytes_per_frame'] / 1e6:.2f} MB/frame), QA {qa} -> {out}")
+    return 0
+
+
+def cmd_preview(args) -> int:
+    from thfm_synth.video.preview import make_preview
+
+    mp4, png = make_preview(args.video_dir, args.mp4, args.png)
+    print(f"wrote {png}" + (f" and {mp4}" if mp4 else " (no MP4: imageio-ffmpeg missing)"))
+    return 0
+
+
+def cmd_render(args) -> int:
+    import os
+
+    from thfm_synth.farm import index
+    from thfm_synth.farm.driver import FarmOptions, run_farm
+    from thfm_synth.farm.layout import OutputLayout
+    from thfm_synth.plan.planner import plan_meta, read_plan, timed_plan, write_plan
+
+    if args.status:
+        layout = OutputLayout(args.status)
+        plan_path = layout.root / "plan.parquet"
+        planned = len(read_plan(plan_path)[0]) if plan_path.is_file() else 0
+        for line in index.status(layout, planned).lines():
+            print(line)
+        return 0
+    if args.out is None:
+        raise ConfigError("render needs --out DIR (or --status DIR)", "add --out DIR")
+    plan_path = args.out / "plan.parquet"
+    if args.plan:
+        specs, meta = read_plan(args.plan)
+        if args.plan.resolve() != plan_path.resolve():
+            from thfm_synth.atomic import prepare_parent
+
+            prepare_parent(plan_path, "plan")
+            write_plan(plan_path, specs, meta)
+    else:
+        cfg, library, num = resolve_dataset(args)
+        specs, _ = timed_plan(cfg, library, args.seed, num)
+        meta = plan_meta(cfg, library, args.seed, num)
+        if plan_path.is_file():
+            old_specs, old = read_plan(plan_path)
+            if (old.config_sha256, old.seed) != (meta.config_sha256, meta.seed):
+                raise UserError(f"{args.out} was rendered from another plan (config or seed differ)",
+                                "use a new --out, or the same --preset/--config/--seed")
+        write_plan(plan_path, specs, meta)
+    cpus = args.cpus_per_video
+    workers = args.workers or max(1, int((os.cpu_count() or 1) // cpus))
+    opts = FarmOptions(
+        out=args.out, renderer="thfm_synth.farm.blender:BlenderVideoRenderer",
+        renderer_options={"plan": str(plan_path.resolve()), "cache_dir": str(args.cache or default_cache()),
+                          "blender": args.blender, "device": args.device, "threads": int(cpus),
+                          "restart_every": args.restart_every},
+        workers=workers, cpus_per_video=cpus, gpus_per_video=args.gpus_per_video, max_retries=args.max_retries,
+        address=args.address)
+    summary = run_farm(specs, {"config_sha256": meta.config_sha256, "seed": meta.seed}, opts)
+    for line in summary.lines():
+        print(line)
+    return 1 if summary.failed else 0
+
+
 # --------------------------------------------------------------------------- doctor, demo
 
 
@@ -255,6 +354,43 @@ def build_parser() -> Parser:
     p.add_argument("--out", type=Path, metavar="FILE", help="plan file to write (Parquet)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("render", help="render every missing video of a plan with Ray (local or a cluster)",
+                       description="Plans like `thfm-synth plan` (or reads --plan), then renders what is missing "
+                                   "into OUT/videos/<id> (atomic, resumable, safe to run twice at once). "
+                                   "`--status DIR` prints the summary without rendering.")
+    add_dataset_options(p)
+    p.add_argument("--plan", type=Path, metavar="FILE", help="render this plan instead of planning")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (shared filesystem on a cluster)")
+    p.add_argument("--status", type=Path, metavar="DIR", help="print the summary of an output folder and exit")
+    p.add_argument("--workers", type=positive_int, help="parallel videos (default: cores / --cpus-per-video)")
+    p.add_argument("--cpus-per-video", type=float, default=1.0, help="Ray CPUs (and Cycles threads) per video")
+    p.add_argument("--gpus-per-video", type=float, default=0.0, help="Ray GPUs per video (with --device cuda/optix)")
+    p.add_argument("--max-retries", type=non_negative_int, default=2, help="retries of a crashed video (default 2)")
+    p.add_argument("--restart-every", type=positive_int, default=8,
+                   help="restart each worker's Blender after this many videos (Blender leaks memory)")
+    p.add_argument("--address", help="Ray cluster address (auto, ray://host:10001); default: a local Ray")
+    p.add_argument("--blender", metavar="PATH", help="a Blender 5.x binary instead of the render environment")
+    p.add_argument("--device", choices=("cpu", "cuda", "optix"), help="Cycles device (GPU falls back to CPU)")
+    p.add_argument("--cache", type=Path, help="baked-character cache (default ~/.cache/thfm-synth/characters)")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("render-one", help="render one planned video into a self-describing folder",
+                       description="RGB, depth, normals, soft mask, IUV, canonical coordinates, annotations and "
+                                   "metadata from one Cycles render per frame (README: video folder layout).")
+    p.add_argument("--plan", type=Path, required=True, help="plan file (thfm-synth plan)")
+    p.add_argument("--index", type=non_negative_int, required=True, help="video index in the plan")
+    p.add_argument("--out", type=Path, required=True, help="video folder to create")
+    p.add_argument("--blender", metavar="PATH", help="a Blender 5.x binary instead of the render environment")
+    p.add_argument("--device", choices=("cpu", "cuda", "optix"), help="Cycles device (GPU falls back to CPU)")
+    p.add_argument("--cache", type=Path, help="baked-character cache (default ~/.cache/thfm-synth/characters)")
+    p.set_defaults(func=cmd_render_one)
+
+    p = sub.add_parser("preview", help="MP4 grid and PNG contact sheet of a rendered video's modalities")
+    p.add_argument("video_dir", type=Path, help="a rendered video folder")
+    p.add_argument("--mp4", type=Path, help="output MP4 (default VIDEO_DIR/preview.mp4)")
+    p.add_argument("--png", type=Path, help="output contact sheet (default VIDEO_DIR/preview.png)")
+    p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("assets", help="build, check and list asset manifests")
     asub = p.add_subparsers(dest="assets_command", metavar="ACTION", parser_class=Parser, required=True)

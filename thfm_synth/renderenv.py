@@ -51,14 +51,18 @@ class RenderRuntime:
                     "--python", str(script), "--", *map(str, args)]
         return [str(self.executable), str(script), "--", *map(str, args)]
 
+    @staticmethod
+    def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+        """A clean environment for the child: the main environment's PYTHONPATH/VIRTUAL_ENV
+        would put numpy 2 in front of the render environment's numpy 1."""
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+        env.update(extra or {})
+        return env
+
     def run(self, script: str | os.PathLike, args: list[str] | tuple[str, ...] = (), timeout: float | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        # A clean environment for the child: the main environment's PYTHONPATH/VIRTUAL_ENV
-        # would put numpy 2 in front of the render environment's numpy 1.
-        child_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-        child_env.update(env or {})
         return subprocess.run(self.command(script, args), capture_output=True, text=True, timeout=timeout,
-                              env=child_env)
+                              env=self.child_env(env))
 
     def probe(self, timeout: float = 120) -> dict:
         """Blender version, Python and numpy of the render child (raises UserError if it fails)."""

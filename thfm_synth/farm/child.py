@@ -52,6 +52,7 @@ class ChildRenderer:
             self._start()
         result = Path(job_dir) / "_result.json"
         result.unlink(missing_ok=True)
+        (Path(job_dir) / "_child_pid").write_text(str(self.proc.pid))  # who is rendering this job
         try:
             self.proc.stdin.write((json.dumps({"job": str(job_dir), "result": str(result)}) + "\n").encode())
             self.proc.stdin.flush()

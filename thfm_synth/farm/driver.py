@@ -130,6 +130,7 @@ def run_farm(specs: list[VideoSpec], plan_id: dict, opts: FarmOptions) -> RunSum
                 free.append(slot)
                 status = outcome["status"]
                 if status in ("ok", "duplicate"):
+                    summary.duplicates += status == "duplicate"
                     if status == "ok":
                         summary.rendered += 1
                         summary.seconds_per_video.append(outcome["seconds"])

@@ -73,6 +73,7 @@ class RunSummary:
     failed: int = 0
     elsewhere: int = 0  # claimed by another live run
     retries: int = 0
+    duplicates: int = 0  # renders discarded because another run committed the video first
     wall_seconds: float = 0.0
     cpus_per_video: float = 1.0
     parallel: int = 1
@@ -80,7 +81,7 @@ class RunSummary:
     frames: int = 0
     interrupted: bool = False
 
-    def lines(self, paper_videos: int = 20000, paper_frames: int = 81) -> list[str]:
+    def lines(self) -> list[str]:
         out = [f"rendered {self.rendered}, skipped {self.skipped} (already done), failed {self.failed}, "
                f"in progress elsewhere {self.elsewhere}, retries {self.retries}"
                + (" - INTERRUPTED (rerun the same command to continue)" if self.interrupted else "")]
@@ -92,12 +93,11 @@ class RunSummary:
             cpu_h = per_video * self.cpus_per_video / 3600
             remaining = self.planned - self.rendered - self.skipped
             eta_h = remaining * per_video / max(self.parallel, 1) / 3600
-            paper_core_h = per_frame * paper_frames * paper_videos * self.cpus_per_video / 3600
+            whole_core_h = per_video * self.planned * self.cpus_per_video / 3600
             out += [f"{rate:,.1f} videos/hour, {per_frame:.2f} s/frame, {cpu_h * 3600:.1f} CPU-seconds "
                     f"({cpu_h:.4f} CPU-hours) per video in {self.wall_seconds:.1f} s wall",
                     f"remaining {remaining} videos: about {eta_h:.2f} h at this parallelism ({self.parallel} workers); "
-                    f"a {paper_videos:,}-video x {paper_frames}-frame dataset at this s/frame: "
-                    f"{paper_core_h:,.0f} core-hours"]
+                    f"the whole plan ({self.planned:,} videos) at this rate: {whole_core_h:,.1f} core-hours"]
         return out
 
 

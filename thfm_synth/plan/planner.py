@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ class PlanMeta:
     config_sha256: str
     manifests: dict[str, str]  # manifest name -> digest
     thfm_synth_version: str
+    manifest_files: dict[str, str] = field(default_factory=dict)  # manifest name -> absolute path
 
     def to_json(self) -> bytes:
         return json.dumps(self.__dict__, sort_keys=True).encode()
@@ -82,7 +83,8 @@ def make_plan(cfg: DatasetConfig, library: Library, seed: int, num_videos: int,
 
 def plan_meta(cfg: DatasetConfig, library: Library, seed: int, num_videos: int) -> PlanMeta:
     return PlanMeta(PLAN_FORMAT_VERSION, seed, num_videos, cfg.model_dump(mode="json"), config_digest(cfg),
-                    library.manifest_digests(), __version__)
+                    library.manifest_digests(), __version__,
+                    {m.manifest.name: str(m.file) for m in library.manifests})
 
 
 def write_plan(path: str | Path, specs: list[VideoSpec], meta: PlanMeta) -> None:
@@ -90,6 +92,26 @@ def write_plan(path: str | Path, specs: list[VideoSpec], meta: PlanMeta) -> None
     table = table.replace_schema_metadata({META_KEY: meta.to_json()})
     with atomic_path(path, "plan") as tmp:
         pq.write_table(table, tmp)
+
+
+def plan_library(meta: PlanMeta) -> Library:
+    """The asset library a plan was made from, checked against the digests it recorded."""
+    from thfm_synth.assets.library import BUILTIN_MANIFEST, load_library
+
+    builtin = "builtin" in meta.manifests
+    files = [p for name, p in meta.manifest_files.items() if name != "builtin"]
+    library = load_library(files, builtin=builtin)
+    for name, digest in meta.manifests.items():
+        now = library.manifest_digests().get(name)
+        if now != digest:
+            where = meta.manifest_files.get(name, BUILTIN_MANIFEST if name == "builtin" else name)
+            raise UserError(f"asset manifest {where} changed since the plan was made (digest {digest[:12]} -> "
+                            f"{(now or 'missing')[:12]})", "restore the manifest, or plan again")
+    return library
+
+
+def plan_config(meta: PlanMeta) -> DatasetConfig:
+    return DatasetConfig.model_validate(meta.config)
 
 
 def read_plan(path: str | Path) -> tuple[list[VideoSpec], PlanMeta]:

@@ -187,13 +187,13 @@ def _segment_hits_box(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
 
 
 def cutaway(layout: SetLayout, camera_centres: np.ndarray, subject_points: np.ndarray) -> SetLayout:
-    """Drop walls/furniture that stand between any camera centre and the subject (film-set cutaway).
+    """Drop walls, furniture and buildings between any camera centre and the subject (a film-set cutaway).
 
     subject_points: (F, P, 3) points per frame (e.g. head, pelvis, feet) that must stay visible.
     """
     keep = []
     for box in layout.boxes:
-        blocking = box.role in ("wall", "furniture") and any(
+        blocking = box.role in ("wall", "furniture", "building") and any(
             _segment_hits_box(camera_centres[f], p, box)
             for f in range(0, len(camera_centres), max(1, len(camera_centres) // 12))
             for p in subject_points[f])

@@ -28,7 +28,7 @@ def joint_visibility(joints_2d: np.ndarray, joints_z: np.ndarray, depth: np.ndar
             codes[j] = OUTSIDE
             continue
         x, y = int(u), int(v)
-        surface = depth[y, x]
+        surface = depth[y, x] if depth[y, x] > 0 else np.inf  # 0 = no surface (sky): infinitely far
         if mask[y, x] > 0.5:
             if part is not None and joint_parts is not None:
                 own = part[y, x] in joint_parts[j] and surface > z - limb_tol_m

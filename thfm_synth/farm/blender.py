@@ -1,0 +1,38 @@
+"""The farm's real renderer: a Ray worker's long-lived Blender child renders video after video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from thfm_synth.farm.child import ChildRenderer
+from thfm_synth.plan.planner import plan_config, plan_library, read_plan
+from thfm_synth.plan.spec import VideoSpec
+from thfm_synth.renderenv import RenderRuntime
+from thfm_synth.video.render_one import render_video
+
+
+class BlenderVideoRenderer:
+    def __init__(self, log_path: Path, plan: str, cache_dir: str, blender: str | None = None,
+                 device: str | None = None, threads: int = 0, restart_every: int = 8,
+                 timeout_s: float = 6 * 3600):
+        _, meta = read_plan(plan)
+        self.library = plan_library(meta)
+        cfg = plan_config(meta).render
+        self.render_cfg = cfg.model_copy(update={"device": device}) if device else cfg
+        self.cache_dir = cache_dir
+        self.threads = threads
+        self.timeout_s = timeout_s
+        runtime = RenderRuntime.detect(blender)
+        self.child = ChildRenderer(runtime.command("render_scene.py", ["--serve"]), log_path, restart_every,
+                                   env=runtime.child_env())
+
+    @property
+    def child_pid(self) -> int | None:
+        return self.child.pid
+
+    def render(self, spec_row: dict, out_dir: Path) -> dict:
+        return render_video(VideoSpec.from_row(spec_row), self.library, self.render_cfg, out_dir, self.cache_dir,
+                            child=self.child, timeout_s=self.timeout_s, threads=self.threads)
+
+    def close(self) -> None:
+        self.child.stop()

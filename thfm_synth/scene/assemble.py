@@ -1,0 +1,168 @@
+"""Plan row -> renderer-agnostic scene description (Kubric-style: all geometry decided here).
+
+Order matters and is the whole algorithm:
+1. animate the character (scene/animate.py): retargeted motion window + joint sets;
+2. place it: for set scenes (rooms, streets) move its whole root path onto free floor
+   (scene/layout.py); open backgrounds (sky, HDRI) keep it where the motion put it;
+3. skin the mesh per frame in numpy (the renderer gets baked vertices, never a rig);
+4. fit the camera trajectory to the placed joints (scene/camera.py);
+5. cut away set walls between the camera and the subject; add ground, world, lights.
+The returned arrays (camera, joints, vertices) are exactly what Blender renders, so the
+annotations written from them align with the pixels by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from thfm_synth.assets.library import Library
+from thfm_synth.characters.skinning import forward_kinematics, linear_blend_skinning
+from thfm_synth.config.schema import RenderSettings as RenderConfig
+from thfm_synth.errors import UserError
+from thfm_synth.plan.spec import VideoSpec
+from thfm_synth.render.description import Camera, Light, Material, Object, RenderSettings, SceneDescription, World
+from thfm_synth.scene.animate import AnimatedCharacter, animate
+from thfm_synth.scene.camera import CameraTrack, SubjectTrack, camera_track
+from thfm_synth.scene.layout import SetLayout, build_set, cutaway, place_path
+
+GROUNDS = {  # linear RGB base colour, roughness, optional checker colour
+    "grass": ((0.075, 0.12, 0.035), 0.95, None),
+    "asphalt": ((0.045, 0.045, 0.05), 0.85, None),
+    "sand": ((0.42, 0.34, 0.22), 0.95, None),
+    "tiles": ((0.55, 0.53, 0.5), 0.4, (0.32, 0.31, 0.3)),
+    "concrete": ((0.33, 0.32, 0.3), 0.8, None),
+    "checker": ((0.6, 0.6, 0.6), 0.6, (0.18, 0.18, 0.18)),
+}
+GROUND_SIZE_M = 400.0
+SUBJECT = "subject"
+
+
+@dataclass
+class AssembledScene:
+    description: SceneDescription
+    anim: AnimatedCharacter
+    camera: CameraTrack
+    placement: np.ndarray  # (4, 4) applied to the animated character (identity for open backgrounds)
+    joints_world: dict[str, np.ndarray]  # convention -> (F, K, 3), placed
+    vertices: np.ndarray  # (F, V, 3) posed, placed
+    layout: SetLayout | None
+
+
+def _rz(yaw_deg: float) -> np.ndarray:
+    c, s = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return pts @ m[:3, :3].T + m[:3, 3]
+
+
+def _character_materials(anim: AnimatedCharacter) -> list[Material]:
+    out = []
+    for m in anim.character.materials:
+        pattern = m.get("pattern") or {}
+        checker = pattern.get("color2") if pattern.get("type") == "checker" else None
+        out.append(Material(name=m.get("name", "m"), base_color=tuple(m.get("base_color", (0.5, 0.5, 0.5))),
+                            roughness=float(m.get("roughness", 0.5)), metallic=float(m.get("metallic", 0.0)),
+                            texture=m.get("texture"), checker_color=tuple(checker) if checker else None,
+                            checker_scale=1.0 / float(pattern.get("scale_m", 0.1)) if checker else 10.0))
+    return out or [Material()]
+
+
+def _ground(kind: str, catcher: bool) -> Object:
+    color, rough, checker = GROUNDS.get(kind, GROUNDS["concrete"])
+    mat = Material(name=f"ground_{kind}", base_color=color, roughness=rough, checker_color=checker,
+                   checker_scale=GROUND_SIZE_M)
+    return Object(name="ground", kind="plane", size=(GROUND_SIZE_M, GROUND_SIZE_M, 0.0), materials=[mat],
+                  shadow_catcher=catcher)
+
+
+def _set_objects(layout: SetLayout) -> list[Object]:
+    objs = []
+    for box in layout.boxes:
+        pose = np.eye(4)
+        pose[:3, :3] = _rz(box.yaw_deg)
+        pose[:3, 3] = box.center
+        objs.append(Object(name=f"set_{box.name}", kind="box", pose=pose, size=tuple(box.size),
+                           materials=[Material(name=f"set_{box.name}", base_color=box.color,
+                                               roughness=box.roughness)]))
+    return objs
+
+
+def _sky_world(params: dict, spec: VideoSpec) -> World:
+    return World(kind="sky", sky_model=params.get("sky_type", "MULTIPLE_SCATTERING"),
+                 sun_elevation_deg=spec.sun_elevation_deg, sun_azimuth_deg=spec.sun_azimuth_deg,
+                 strength=spec.background_strength, turbidity=float(params.get("turbidity", 2.2)),
+                 ground_albedo=float(params.get("ground_albedo", 0.3)),
+                 air_density=float(params.get("air_density", 1.0)),
+                 aerosol_density=float(params.get("aerosol_density", 1.0)),
+                 ozone_density=float(params.get("ozone_density", 1.0)))
+
+
+def _lights(spec: VideoSpec, centre: np.ndarray, front_yaw_deg: float) -> list[Light]:
+    out = []
+    for light in spec.lights:
+        az = np.radians(light.azimuth_deg + front_yaw_deg)
+        el = np.radians(light.elevation_deg)
+        d = np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
+        out.append(Light(kind=light.type, position=tuple(centre + light.distance_m * d), target=tuple(centre),
+                         power_w=light.power_w, temperature_k=light.temperature_k,
+                         size_m=light.size_m if light.type == "area" else 0.05))
+    return out
+
+
+def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_dir: str | Path,
+             threads: int = 0) -> AssembledScene:
+    """threads: Cycles render threads (0 = all cores; a farm worker passes its CPU share)."""
+    anim = animate(spec, library, cache_dir)
+    character = anim.character
+    clip = anim.clip
+    bg = library.entry(spec.background_id)
+    placement = np.eye(4)
+    layout = None
+    if spec.background_kind == "scene":
+        if bg.format != "procedural":
+            raise UserError(f"scene {bg.id!r} ({bg.format}) cannot be rendered yet: only procedural sets are "
+                            f"supported by this version", "drop it from the library or set background.kind_weights")
+        layout = build_set(bg.params, spec.render_seed)
+        path = np.asarray(clip.root_translation)[:, :2]
+        offset, yaw = place_path(layout, path, spec.placement_u, spec.placement_v)
+        centre = path.mean(axis=0)
+        placement[:3, :3] = _rz(yaw)
+        placement[:3, 3] = np.array([*offset, 0.0]) - _rz(yaw) @ np.array([*centre, 0.0])
+
+    bones = forward_kinematics(character, clip.local_rotations, clip.root_translation)
+    vertices = _apply(placement, linear_blend_skinning(character, bones)).astype(np.float32)
+    joints_world = {name: _apply(placement, js.positions) for name, js in anim.joints.items()}
+    positions, _ = clip.forward_kinematics()
+    subject = SubjectTrack(_apply(placement, positions), tuple(clip.skeleton.names))
+    cam = camera_track(spec, subject)
+
+    objects = [Object(name=SUBJECT, kind="mesh_npz", mesh_path=str(anim.character_file),
+                      vertex_animation_key="subject_vertices", materials=_character_materials(anim), subject=True)]
+    if spec.background_kind == "sky":
+        world = _sky_world(bg.params, spec)
+        objects.append(_ground(bg.params.get("ground", "concrete"), catcher=False))
+    elif spec.background_kind == "hdri":
+        world = World(kind="hdri", hdri_path=str(library.path_of(bg)), rotation_deg=spec.background_rotation_deg,
+                      strength=spec.background_strength)
+        objects.append(_ground("concrete", catcher=True))
+    else:
+        keep = [subject.index(n) for n in ("Head", "Hips") if n in subject.names]
+        pts = subject.joints[:, keep]
+        feet = vertices[:, vertices[0, :, 2].argsort()[:1]]
+        layout = cutaway(layout, cam.centers, np.concatenate([pts, feet], axis=1))
+        world = _sky_world({"sky_type": "HOSEK_WILKIE", "turbidity": 3.0}, spec)
+        objects += _set_objects(layout)
+    centre = subject.joints[:, subject.index("Hips")].mean(axis=0)
+    front_yaw = float(np.degrees(np.arctan2(placement[1, 0], placement[0, 0])))
+    description = SceneDescription(
+        camera=Camera.from_track(cam), objects=objects, world=world, lights=_lights(spec, centre, front_yaw),
+        render=RenderSettings(samples=render_cfg.samples, denoise=render_cfg.denoise, device=render_cfg.device,
+                              seed=spec.render_seed, max_bounces=render_cfg.max_bounces, threads=threads),
+        fps=spec.fps, extra_arrays={"subject_vertices": vertices},
+        meta={"video_id": spec.video_id, "spec": spec.to_row()})
+    return AssembledScene(description, anim, cam, placement, joints_world, vertices, layout)

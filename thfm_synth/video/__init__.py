@@ -1,0 +1,1 @@
+"""One rendered video as a self-describing folder: layout, annotations, metadata, render-one, preview."""

@@ -1,0 +1,66 @@
+"""annotations.npz: cameras and joints of every frame (npz, allow_pickle=False).
+
+Keys (F frames, K joints of a convention c in smpl24 / h36m17 / coco17):
+  K (F,3,3) float64                 intrinsics, pixels (OpenCV, pixel (0,0) = top-left corner)
+  R (F,3,3), t (F,3) float64        world-to-camera: X_cam = R X_world + t
+  joint_names_<c> (K,) str          names in the convention's order
+  joints3d_world_<c> (F,K,3) f64    metres, world frame (Z up)
+  joints3d_cam_<c> (F,K,3) f64      metres, OpenCV camera frame
+  joints2d_<c> (F,K,2) f64          pixels, the projection of joints3d_world_<c> with K, R, t
+  visibility_<c> (F,K) uint8        0 visible, 1 outside the image, 2 occluded by the subject
+                                    itself, 3 occluded by the scene (depth test, scene/visibility.py)
+  bbox (F,4) float32                subject box x0, y0, x1, y1 in pixels from the soft mask
+                                    (> 0.5); NaN in frames where the subject is not visible
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from thfm_synth.atomic import write_bytes
+from thfm_synth.conventions import project
+from thfm_synth.scene.visibility import joint_visibility
+
+CONVENTIONS = ("smpl24", "h36m17", "coco17")
+
+
+def mask_bbox(mask: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(mask > 0.5)
+    if not len(xs):
+        return np.full(4, np.nan, np.float32)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+
+
+def build_annotations(k: np.ndarray, r: np.ndarray, t: np.ndarray, joints_world: dict[str, np.ndarray],
+                      joint_names: dict[str, tuple[str, ...]], depth: list[np.ndarray], mask: list[np.ndarray],
+                      part: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """All arrays of annotations.npz. depth/mask/part are the stored per-frame label images."""
+    n = r.shape[0]
+    out: dict[str, np.ndarray] = {"K": np.asarray(k, np.float64), "R": np.asarray(r, np.float64),
+                                  "t": np.asarray(t, np.float64)}
+    for c in CONVENTIONS:
+        world = np.asarray(joints_world[c], np.float64)
+        cam = np.einsum("fij,fkj->fki", out["R"], world) + out["t"][:, None]
+        uv = np.stack([project(out["K"][f], out["R"][f], out["t"][f], world[f])[0] for f in range(n)])
+        vis = np.stack([joint_visibility(uv[f], cam[f, :, 2], depth[f], mask[f]) for f in range(n)])
+        out[f"joint_names_{c}"] = np.array(joint_names[c])
+        out[f"joints3d_world_{c}"] = world
+        out[f"joints3d_cam_{c}"] = cam
+        out[f"joints2d_{c}"] = uv
+        out[f"visibility_{c}"] = vis.astype(np.uint8)
+    out["bbox"] = np.stack([mask_bbox(m) for m in mask])
+    return out
+
+
+def write_annotations(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_bytes(path, buf.getvalue(), "annotations")
+
+
+def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

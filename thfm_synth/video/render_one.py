@@ -1,0 +1,131 @@
+"""Render one planned video into a complete, self-describing video folder.
+
+    VIDEO/
+      rgb/NNNNN.png  depth/NNNNN.exr  normal/NNNNN.exr  mask/NNNNN.png
+      iuv/NNNNN.exr  canonical/NNNNN.exr  instance/NNNNN.png     (formats: render/outputs.py)
+      annotations.npz    cameras, joints (3 conventions, world/camera/2D), visibility, bbox
+      metadata.json      spec, assets and licences, Blender version, render settings, seeds,
+                         per-frame render times, QA figures, conventions in words
+
+Steps: assemble the scene in numpy (scene/assemble.py) -> one Blender render per frame
+(blender_scripts/render_scene.py, in a child process) -> store modalities -> annotations ->
+QA (thfm_synth.qa) -> metadata. The caller gives an empty folder and commits it atomically
+(the farm renames it into place; `render-one` writes to a temporary sibling first).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from thfm_synth import __version__, qa
+from thfm_synth.assets.library import Library
+from thfm_synth.config.schema import RenderSettings as RenderConfig
+from thfm_synth.conventions import CONVENTIONS_TEXT
+from thfm_synth.errors import UserError
+from thfm_synth.farm.child import ChildRenderer
+from thfm_synth.plan.spec import VideoSpec
+from thfm_synth.render import outputs, runner
+from thfm_synth.renderenv import RenderRuntime
+from thfm_synth.scene.assemble import assemble
+from thfm_synth.scene.visibility import VISIBLE
+from thfm_synth.video.annotations import build_annotations, write_annotations
+
+LABEL_MODALITIES = ("depth", "normal", "mask", "iuv", "canonical", "instance")
+
+
+def render_args(scene_dir: Path, render_dir: Path, device: str | None = None) -> list[str]:
+    args = ["--scene", str(scene_dir), "--out", str(render_dir), "--modalities", ",".join(runner.ALL_MODALITIES),
+            "--mode", "single", "--label-samples", "1", "--codec", "ZIP"]
+    return args + (["--device", device] if device else [])
+
+
+def _render(scene_dir: Path, render_dir: Path, child: ChildRenderer | None, runtime: RenderRuntime | None,
+            timeout_s: float) -> dict:
+    if child is None:
+        return runner.render(scene_dir, render_dir, timeout=timeout_s, runtime=runtime)
+    render_dir.mkdir(parents=True, exist_ok=True)
+    (render_dir / "_render_args.json").write_text(json.dumps(render_args(scene_dir, render_dir)))
+    result = child.run(render_dir, timeout_s)
+    if not result.get("ok"):
+        raise RuntimeError(f"Blender render failed: {result.get('error')}\n{result.get('traceback', '')}")
+    return result["info"]
+
+
+def render_video(spec: VideoSpec, library: Library, render_cfg: RenderConfig, out_dir: str | Path,
+                 cache_dir: str | Path, child: ChildRenderer | None = None, runtime: RenderRuntime | None = None,
+                 timeout_s: float = 6 * 3600, threads: int = 0) -> dict:
+    """Render `spec` into the empty folder `out_dir`; returns the stats recorded in metadata.json."""
+    out = Path(out_dir)
+    work = out / "_work"
+    t0 = time.perf_counter()
+    asm = assemble(spec, library, render_cfg, cache_dir, threads=threads)
+    t_scene = time.perf_counter() - t0
+    desc = asm.description
+    desc.save(work / "scene")
+    t1 = time.perf_counter()
+    info = _render(work / "scene", work / "render", child, runtime, timeout_s)
+    t_render = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    sizes = outputs.convert_render(work / "render", out, desc.camera.r, delete_raw=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+    frames = [outputs.read_frame(out, f, LABEL_MODALITIES) for f in range(desc.num_frames)]
+    names = {c: asm.anim.joints[c].names for c in asm.joints_world}
+    ann = build_annotations(desc.camera.k, desc.camera.r, desc.camera.t, asm.joints_world, names,
+                            [fr.depth for fr in frames], [fr.mask for fr in frames], [fr.part for fr in frames])
+    write_annotations(out / "annotations.npz", ann)
+    report = qa.QaReport([
+        qa.check_frame(fr.depth, fr.normal, fr.mask, ann["K"][f], ann["R"][f], ann["t"][f],
+                       ann["joints3d_world_smpl24"][f], ann["joints2d_smpl24"][f],
+                       ann["visibility_smpl24"][f] == VISIBLE, fr.part, fr.canonical)
+        for f, fr in enumerate(frames)]).summarize()
+    t_post = time.perf_counter() - t2
+
+    render_seconds = [float(r["render_seconds"]) for r in info["frames"]]
+    stats = {"frames": desc.num_frames, "render_seconds": sum(render_seconds),
+             "scene_seconds": t_scene, "blender_wall_seconds": t_render, "postprocess_seconds": t_post,
+             "bytes_per_frame": float(np.mean([s["total_bytes"] for s in sizes])), "qa_passed": report["passed"]}
+    assets = {aid: {"licence": library.entry(aid).licence, "source": library.entry(aid).source,
+                    "sha256": library.entry(aid).sha256}
+              for aid in (spec.character_id, spec.motion_id, spec.background_id)}
+    meta = {
+        "spec": spec.to_row(),
+        "assets": assets,
+        "character": {"file": asm.anim.character_file.name, "height_m": asm.anim.character.meta.get("height_m"),
+                      "params": asm.anim.character.meta.get("params", {})},
+        "motion_flags": list(asm.anim.flags),
+        "camera": {"focal_length_mm": spec.focal_length_mm, "sensor_width_mm": spec.sensor_width_mm,
+                   "distance_scale": asm.camera.distance_scale},
+        "placement": asm.placement.tolist(),
+        "render": {"engine": "cycles", "samples": render_cfg.samples, "denoise": render_cfg.denoise,
+                   "device_requested": render_cfg.device, "device": info.get("device"),
+                   "max_bounces": render_cfg.max_bounces, "seed": spec.render_seed,
+                   "blender_version": info.get("blender_version"), "warnings": info.get("warnings", []),
+                   "layers": info.get("layers")},
+        "frame_render_seconds": render_seconds,
+        "stats": stats,
+        "qa": report,
+        "conventions": CONVENTIONS_TEXT + "; depth 0 = no surface (sky); mask = subject coverage in [0,1]; "
+                                          "iuv I = DensePose part 1..24 (0 background); annotations.npz keys "
+                                          "are documented in thfm_synth/video/annotations.py",
+        "thfm_synth_version": __version__, "python": platform.python_version(),
+    }
+    (out / "metadata.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=float))
+    return stats
+
+
+def spec_from_plan(plan_path: str | Path, index: int):
+    """(spec, PlanMeta) of video `index` of a plan file."""
+    from thfm_synth.plan.planner import read_plan
+
+    specs, meta = read_plan(plan_path)
+    if not 0 <= index < len(specs):
+        raise UserError(f"--index {index} is outside the plan {plan_path} (0..{len(specs) - 1})",
+                        "choose an index of a planned video")
+    return specs[index], meta
