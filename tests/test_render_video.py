@@ -1,0 +1,155 @@
+"""A planned video rendered for real: every modality, aligned with the geometry that made it."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from thfm_synth import qa
+from thfm_synth.assets.library import load_library
+from thfm_synth.config import load_config
+from thfm_synth.conventions import project
+from thfm_synth.plan.planner import make_plan
+from thfm_synth.render import outputs
+from thfm_synth.scene.assemble import assemble
+from thfm_synth.video.annotations import read_annotations
+from thfm_synth.video.render_one import render_video
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.render
+SMALL = {"video": {"width": 256, "height": 160, "num_frames": 5}, "render": {"samples": 4, "denoise": False}}
+LABELS = ("depth", "normal", "mask", "iuv", "canonical", "instance")
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config("preview", overrides=SMALL)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("characters")
+
+
+def planned(cfg, library, kind, **changes):
+    spec = next(s for s in make_plan(cfg, library, 3, 60) if s.background_kind == kind)
+    return dataclasses.replace(spec, camera_framing="full_body", **changes)
+
+
+@pytest.fixture(scope="module")
+def sky_video(cfg, cache, tmp_path_factory):
+    library = load_library(builtin=True)
+    spec = planned(cfg, library, "sky", motion_id="builtin-walk", motion_start_frame=30)
+    out = tmp_path_factory.mktemp("sky") / "v"
+    out.mkdir()
+    stats = render_video(spec, library, cfg.render, out, cache)
+    return spec, library, out, stats
+
+
+def test_every_modality_of_every_frame_is_stored_and_described(sky_video):
+    spec, _, out, stats = sky_video
+    for mod in ("rgb",) + LABELS:
+        assert sorted(p.name for p in (out / mod).iterdir()) == [
+            outputs.path_of(out, mod, f).name for f in range(spec.num_frames)]
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["spec"]["video_id"] == spec.video_id and meta["render"]["blender_version"].startswith("5.0")
+    assert set(meta["assets"]) == {spec.character_id, spec.motion_id, spec.background_id}
+    assert all(a["licence"] for a in meta["assets"].values())
+    assert len(meta["frame_render_seconds"]) == spec.num_frames and "OpenCV" in meta["conventions"]
+    assert meta["qa"]["passed"], meta["qa"]
+    ann = read_annotations(out / "annotations.npz")
+    assert ann["K"].shape == (5, 3, 3) and ann["joints2d_coco17"].shape == (5, 17, 2)
+    assert ann["visibility_smpl24"].dtype == np.uint8 and ann["bbox"].shape == (5, 4)
+
+
+def test_joints_project_exactly_and_sit_inside_the_mask(sky_video):
+    _, _, out, _ = sky_video
+    ann = read_annotations(out / "annotations.npz")
+    seen = hit = 0
+    for f in range(ann["K"].shape[0]):
+        for c in ("smpl24", "h36m17", "coco17"):
+            uv, z = project(ann["K"][f], ann["R"][f], ann["t"][f], ann[f"joints3d_world_{c}"][f])
+            assert np.abs(uv - ann[f"joints2d_{c}"][f]).max() < 0.01
+            assert np.allclose(z, ann[f"joints3d_cam_{c}"][f][:, 2])
+        mask = outputs.read_frame(out, f, ("mask",)).mask
+        vis = ann["visibility_smpl24"][f] == 0
+        seen += vis.sum()
+        hit += (qa.sample(mask, ann["joints2d_smpl24"][f][vis]) > 0.5).sum()
+    assert seen > 0 and hit / seen > 0.95
+
+
+def test_labels_agree_with_each_other_and_with_the_mesh(sky_video, cfg, cache):
+    spec, library, out, _ = sky_video
+    asm = assemble(spec, library, cfg.render, cache)  # the same geometry the renderer drew
+    for f in range(spec.num_frames):
+        fr = outputs.read_frame(out, f)
+        interior = qa.erode(fr.mask >= 1.0, 1)
+        exterior = ~qa.erode(~(fr.mask <= 0.0), 3)
+        assert interior.sum() > 200
+        # mask is 1 inside and 0 outside, soft only on the edge band
+        assert np.all(fr.mask[interior] == 1.0) and np.all(fr.mask[qa.erode(fr.mask == 0.0, 3)] == 0.0)
+        assert exterior.any()
+        # depth: finite and positive in the subject, nearer than what lies just outside it
+        assert np.all(fr.depth[interior] > 0)
+        assert qa.silhouette_nearer(np.where(fr.depth > 0, fr.depth, np.inf), fr.mask) > 0.9
+        # normals: unit, facing the camera, and agreeing with the depth map's own gradients
+        n = fr.normal[interior]
+        assert np.abs(np.linalg.norm(n, axis=-1) - 1).max() < 2e-3
+        assert np.median(qa.depth_normal_agreement(fr.depth, fr.normal, asm.description.camera.k[f],
+                                                   fr.mask)) < 10.0
+        # dense semantics: a body part on every interior pixel, canonical coordinates in the unit cube
+        assert np.all((fr.part[interior] >= 1) & (fr.part[interior] <= 24))
+        assert fr.canonical[interior].min() >= 0 and fr.canonical[interior].max() <= 1
+        # geometry: mesh vertices that the depth pass sees project onto the subject's coverage
+        # (the label rays are pixel centres, the mask's first sample, so coverage there is > 0)
+        uv, z = project(asm.description.camera.k[f], asm.description.camera.r[f], asm.description.camera.t[f],
+                        asm.vertices[f])
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < spec.width) & (uv[:, 1] >= 0) & (uv[:, 1] < spec.height)
+        d = qa.sample(fr.depth, uv[inside])
+        front = np.abs(d - z[inside]) < 0.01
+        assert front.sum() > 100
+        assert (qa.sample(fr.mask, uv[inside][front]) > 0).mean() > 0.99
+
+
+def test_same_spec_same_label_bytes(sky_video, cfg, cache, tmp_path):
+    spec, library, out, _ = sky_video
+    again = tmp_path / "again"
+    again.mkdir()
+    render_video(spec, library, cfg.render, again, cache)
+    for mod in LABELS:
+        for f in range(spec.num_frames):
+            assert outputs.path_of(out, mod, f).read_bytes() == outputs.path_of(again, mod, f).read_bytes(), mod
+
+
+@pytest.mark.parametrize("kind", ["scene", "hdri"])
+def test_rooms_streets_and_hdris_render_with_the_subject_in_view(kind, cfg, cache, tmp_path, shared_manifest,
+                                                                shared_assets):
+    library = load_library([shared_manifest])
+    spec = planned(cfg, library, kind)
+    if kind == "scene" and library.entry(spec.background_id).format != "procedural":
+        spec = dataclasses.replace(spec, background_id="room-living")
+    stats = render_video(spec, library, cfg.render, tmp_path, cache)
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["qa"]["passed"], meta["qa"]
+    masks = [outputs.read_frame(tmp_path, f, ("mask",)).mask for f in range(spec.num_frames)]
+    assert min((m > 0.5).sum() for m in masks) > 100  # never hidden by the set or outside the image
+    assert stats["frames"] == spec.num_frames
+
+
+def test_cli_render_one_and_preview(tmp_path, cache):
+    plan = tmp_path / "plan.parquet"
+    assert run_cli("plan", "--preset", "preview", "--num-videos", "2", "--out", plan).returncode == 0
+    proc = run_cli("render-one", "--plan", plan, "--index", "1", "--out", tmp_path / "v1", "--cache", cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "QA passed" in proc.stdout
+    proc = run_cli("render-one", "--plan", plan, "--index", "1", "--out", tmp_path / "v1")
+    assert proc.returncode == 1 and "already exists" in proc.stderr
+    proc = run_cli("preview", tmp_path / "v1")
+    assert proc.returncode == 0, proc.stderr
+    from thfm_synth.render.imagefiles import read_png
+
+    sheet = read_png(tmp_path / "v1" / "preview.png")
+    assert sheet.shape[1] == 3 * 256 and sheet.shape[0] % (2 * 160) == 0
+    assert (tmp_path / "v1" / "preview.mp4").stat().st_size > 1000
