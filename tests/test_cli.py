@@ -3,7 +3,7 @@ import pytest
 
 from conftest import run_cli
 
-SUBCOMMANDS = ["plan", "assets", "doctor", "demo"]
+SUBCOMMANDS = ["plan", "render", "render-one", "preview", "assets", "doctor", "demo"]
 
 
 @pytest.mark.parametrize("cmd", SUBCOMMANDS)
@@ -52,9 +52,14 @@ def test_print_config_prints_the_resolved_preset():
     assert "num_videos: 20000" in proc.stdout and "width: 832" in proc.stdout and "num_frames: 81" in proc.stdout
 
 
-def test_demo_plans_from_the_builtin_library(tmp_path):
-    proc = run_cli("demo", "--out", tmp_path / "demo", "--num-videos", "3")
-    assert proc.returncode == 0, proc.stderr
-    rows = pq.read_table(tmp_path / "demo" / "plan.parquet").to_pylist()
-    assert len(rows) == 3 and all(r["character_id"].startswith("anny-builtin") for r in rows)
-    assert "0 failed" in proc.stdout
+@pytest.mark.slow
+def test_demo_runs_the_pipeline_from_nothing(tmp_path):
+    proc = run_cli("demo", "--out", tmp_path / "demo", "--num-videos", "2", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = pq.read_table(tmp_path / "demo" / "render" / "plan.parquet").to_pylist()
+    assert len(rows) == 2 and all(r["character_id"].startswith("anny-builtin") for r in rows)
+    videos = tmp_path / "demo" / "render" / "videos"
+    assert sorted(p.name for p in videos.iterdir()) == ["v000000", "v000001"]
+    assert all((videos / v / "DONE").is_file() for v in ("v000000", "v000001"))
+    assert (videos / "v000000" / "preview.png").is_file()
+    assert "2 videos rendered, 0 failed" in proc.stdout

@@ -299,44 +299,46 @@ def cmd_doctor(args) -> int:
 
 def cmd_demo(args) -> int:
     """The whole pipeline on the built-in defaults, as far as it is built."""
-    import io
-
-    import numpy as np
-
     from thfm_synth.assets.library import load_library
-    from thfm_synth.atomic import write_bytes
+    from thfm_synth.characters import character_npz
     from thfm_synth.config import load_config
+    from thfm_synth.farm.driver import FarmOptions, run_farm
     from thfm_synth.plan.planner import plan_meta, timed_plan, write_plan
-    from thfm_synth.scene.animate import animate
+    from thfm_synth.video.preview import make_preview
 
     t0 = time.perf_counter()
     out: Path = args.out
+    cache = out / "cache"
     cfg = load_config("preview")
     library = load_library(builtin=True)
     specs, summary = timed_plan(cfg, library, args.seed, args.num_videos)
-    plan_path = out / "plan.parquet"
-    write_plan(plan_path, specs, plan_meta(cfg, library, args.seed, args.num_videos))
-    print(f"[1/2 plan] {summary.lines()[0]} -> {plan_path}")
-    print(f"[2/2 characters + motion] baking built-in bodies (cached in {out / 'cache'}), retargeting each "
-          f"planned motion window onto its body, computing joint ground truth")
-    for s in specs:
-        t = time.perf_counter()
-        anim = animate(s, library, out / "cache")
-        joints = anim.joints["smpl24"].positions
-        buf = io.BytesIO()
-        np.savez(buf, **{f"{name}_world": js.positions.astype(np.float32) for name, js in anim.joints.items()},
-                 root_translation=np.asarray(anim.clip.root_translation, np.float32),
-                 local_rotations_wxyz=np.asarray(anim.clip.local_rotations, np.float32))
-        write_bytes(out / "motion" / f"{s.video_id}.npz", buf.getvalue(), "joints")
-        travel = float(np.linalg.norm(joints[-1, 0, :2] - joints[0, 0, :2]))
-        print(f"  {s.video_id}: {s.character_id} ({anim.character.meta.get('height_m', 0):.2f} m) x {s.motion_id} "
-              f"from frame {s.motion_start_frame}{' mirrored' if s.mirror else ''}: {anim.clip.num_frames} frames, "
-              f"pelvis travels {travel:.2f} m, lowest joint {joints[..., 2].min() * 100:.1f} cm; "
-              f"{s.background_kind}:{s.background_id}, {s.camera_trajectory} camera {s.focal_length_mm:.0f} mm "
-              f"[{time.perf_counter() - t:.1f} s]")
-    print(f"demo done in {time.perf_counter() - t0:.1f} s: {len(specs)} videos planned and animated, 0 failed "
-          f"(joints in {out / 'motion'})")
-    return 0
+    meta = plan_meta(cfg, library, args.seed, args.num_videos)
+    plan_path = out / "render" / "plan.parquet"
+    write_plan(plan_path, specs, meta)
+    print(f"[1/4 plan] {summary.lines()[0]} -> {plan_path}")
+
+    ids = sorted({s.character_id for s in specs})
+    t = time.perf_counter()
+    for cid in ids:
+        entry = library.entry(cid)
+        character_npz(entry, library.path_of(entry), cache)
+    print(f"[2/4 characters] baked {len(ids)} built-in bodies in {time.perf_counter() - t:.1f} s -> {cache}")
+
+    print(f"[3/4 render] {len(specs)} videos of {cfg.video.num_frames} frames at {cfg.video.width}x"
+          f"{cfg.video.height} on a local Ray with {args.workers} workers")
+    opts = FarmOptions(out=out / "render", renderer="thfm_synth.farm.blender:BlenderVideoRenderer",
+                       renderer_options={"plan": str(plan_path.resolve()), "cache_dir": str(cache), "threads": 1},
+                       workers=args.workers, progress=True)
+    run = run_farm(specs, {"config_sha256": meta.config_sha256, "seed": meta.seed}, opts)
+    for line in run.lines():
+        print("  " + line)
+
+    first = out / "render" / "videos" / specs[0].video_id
+    mp4, png = make_preview(first)
+    print(f"[4/4 preview] {png}" + (f" and {mp4}" if mp4 else ""))
+    print(f"demo done in {time.perf_counter() - t0:.1f} s: {run.rendered + run.skipped} videos rendered, "
+          f"{run.failed} failed")
+    return 1 if run.failed else 0
 
 
 # --------------------------------------------------------------------------- parser
@@ -442,10 +444,11 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("demo", help="run the pipeline end to end on the built-in defaults",
                        description="Plans a few preview videos from the built-in library (no files needed), bakes "
-                                   "their built-in bodies and animates them with their planned motion windows.")
+                                   "their built-in bodies, renders them on a local Ray and previews one.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     p.add_argument("--num-videos", type=positive_int, default=4, help="videos (default 4)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="plan seed (default 0)")
+    p.add_argument("--workers", type=positive_int, default=2, help="parallel renders (default 2)")
     p.set_defaults(func=cmd_demo)
     return parser
 
