@@ -32,7 +32,7 @@ if __name__ == "__main__":
     else:
         renderer = "thfm_synth.farm.fake:FakeVideoRenderer"
         options = {"frame_seconds": args.get("frame_seconds", 0.05), "manifests": manifests,
-                   "journal": args.get("journal")}
+                   "journal": args.get("journal"), "disk_full_video": args.get("disk_full_video")}
     opts = FarmOptions(out=out, renderer=renderer, renderer_options=options, workers=2, max_retries=2,
                        progress=False)
     summary = run_farm(specs, {"plan": "test", "manifests": manifests}, opts)

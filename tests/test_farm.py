@@ -135,3 +135,67 @@ def test_two_concurrent_runs_render_every_video_exactly_once(tmp_path, renderer,
     ids = sorted(p.name for p in (out / "videos").iterdir())
     assert len(ids) == 6
     assert_complete(out, ids)
+
+
+def wait_for(predicate, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_continues(tmp_path, cache):
+    out = tmp_path / "out"
+    proc = start(out, "fake", cache, n=6, frame_seconds=0.25)
+    assert wait_for(lambda: (out / "videos").is_dir() and len(list((out / "videos").iterdir())) >= 1)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    done = sorted(p.name for p in (out / "videos").iterdir())
+    assert 1 <= len(done) < 6
+    assert not list((out / ".claims").iterdir()) and not list((out / ".tmp").iterdir())
+    assert_complete(out, done)
+    assert {r["video_id"] for r in pq.read_table(out / "videos.parquet").to_pylist()} == set(done)
+    result = finish(start(out, "fake", cache, n=6))
+    assert result["skipped"] == len(done) and result["rendered"] == 6 - len(done)
+
+
+def test_disk_full_stops_the_run_with_a_clear_message_and_keeps_finished_videos(tmp_path, cache):
+    out = tmp_path / "out"
+    proc = start(out, "fake", cache, n=4, disk_full_video="v000002")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    assert "disk full while writing under" in err and "free space" in err
+    assert "v000002" not in {p.name for p in (out / "videos").iterdir()}
+    assert not list((out / ".tmp").iterdir()) and not list((out / ".claims").iterdir())
+    assert finish(start(out, "fake", cache, n=4))["failed"] == 0
+    assert len(list((out / "videos").iterdir())) == 4
+
+
+def test_a_killed_ray_worker_process_is_replaced_and_its_video_retried(tmp_path, cache):
+    out = tmp_path / "out"
+    proc = start(out, "fake", cache, n=4, frame_seconds=0.3)
+    victim = None
+
+    def find():
+        nonlocal victim
+        for pid_file in (out / ".tmp").rglob("_child_pid") if (out / ".tmp").is_dir() else []:
+            try:
+                child = int(pid_file.read_text())
+                stat = Path(f"/proc/{child}/stat").read_text()
+            except (OSError, ValueError):
+                continue
+            worker = int(stat.rsplit(")", 1)[1].split()[1])  # ppid: the Ray worker owning the child
+            victim = (worker, pid_file.relative_to(out / ".tmp").parts[0].split(".")[0])
+            return True
+        return False
+
+    assert wait_for(find)
+    os.kill(victim[0], signal.SIGKILL)
+    result = finish(proc)
+    assert result["rendered"] == 4 and result["failed"] == 0 and result["retries"] >= 1
+    index = {r["video_id"]: r for r in pq.read_table(out / "videos.parquet").to_pylist()}
+    assert index[victim[1]]["attempts"] == 2
+    assert_complete(out, index)

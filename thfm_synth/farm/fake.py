@@ -21,13 +21,14 @@ from thfm_synth.farm.child import ChildRenderer
 class FakeVideoRenderer:
     def __init__(self, log_path: Path, frame_seconds: float = 0.05, restart_every: int = 8,
                  manifests: tuple[str, ...] = (), builtin: bool = True, timeout_s: float = 120.0,
-                 journal: str | None = None):
+                 journal: str | None = None, disk_full_video: str | None = None):
         from thfm_synth.assets.library import load_library
 
         self.library = load_library(list(manifests), builtin=builtin)
         self.frame_seconds = frame_seconds
         self.timeout_s = timeout_s
         self.journal = journal  # a file every finished render appends its video id to (tests count renders)
+        self.disk_full_video = disk_full_video  # simulate ENOSPC while writing this video
         self.child = ChildRenderer([sys.executable, "-m", "thfm_synth.farm.fake"], log_path, restart_every)
 
     @property
@@ -41,6 +42,10 @@ class FakeVideoRenderer:
         path = self.library.path_of(motion)
         if path is not None:
             probes.bvh_info(path)  # raises UserError naming the file for a corrupt clip
+        if spec_row["video_id"] == self.disk_full_video:
+            import errno
+
+            raise OSError(errno.ENOSPC, "No space left on device", str(out_dir))
         (out_dir / "_job.json").write_text(json.dumps({"spec": spec_row, "frame_seconds": self.frame_seconds,
                                                             "journal": self.journal}))
         result = self.child.run(out_dir, self.timeout_s)
