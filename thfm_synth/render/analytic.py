@@ -1,6 +1,5 @@
 """Analytic test scenes and their exact ground truth (pure numpy).
 
-- `icosphere`: the same tessellation `blender_scripts/render_scene.py` uses for spheres.
 - `labelled_sphere_npz`: a sphere as a `mesh_npz` with DensePose-style labels whose true value
   at any surface point is known in closed form (part = octant, part UV = the octant's
   longitude/latitude chart, canonical = (p / r + 1) / 2).
@@ -21,31 +20,7 @@ import numpy as np
 from thfm_synth.conventions import intrinsics, look_at
 from thfm_synth.render.description import (Camera, Light, Material, Object, RenderSettings, SceneDescription,
                                            World, pose_matrix)
-
-
-def icosphere(levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unit icosphere (V,3) float64 and faces (F,3) int64, counter-clockwise seen from outside."""
-    p = (1.0 + 5 ** 0.5) / 2
-    v = np.array([[-1, p, 0], [1, p, 0], [-1, -p, 0], [1, -p, 0], [0, -1, p], [0, 1, p], [0, -1, -p],
-                  [0, 1, -p], [p, 0, -1], [p, 0, 1], [-p, 0, -1], [-p, 0, 1]], float)
-    f = np.array([[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4],
-                  [11, 10, 2], [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9],
-                  [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]], np.int64)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    for _ in range(levels):
-        edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-        uniq, inv = np.unique(np.sort(edges, axis=1), axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
-        mid = v[uniq[:, 0]] + v[uniq[:, 1]]
-        mid /= np.linalg.norm(mid, axis=1, keepdims=True)
-        m = inv + len(v)
-        nf = len(f)
-        a, b, c = f[:, 0], f[:, 1], f[:, 2]
-        ab, bc, ca = m[:nf], m[nf:2 * nf], m[2 * nf:]
-        f = np.concatenate([np.stack([a, ab, ca], 1), np.stack([b, bc, ab], 1), np.stack([c, ca, bc], 1),
-                            np.stack([ab, bc, ca], 1)])
-        v = np.concatenate([v, mid])
-    return v, f
+from thfm_synth.render.meshes import icosphere
 
 
 def octant_part(p: np.ndarray) -> np.ndarray:

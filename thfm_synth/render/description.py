@@ -21,7 +21,8 @@ Objects
 - `sphere` (radius), `plane` (size_x, size_y, lying in the local XY plane, normal +Z) and `box`
   (full extents size_x/y/z, centred) are analytic primitives, placed by `pose` (object-to-world
   4x4: rotation times uniform scale, translation; one matrix or one per frame). Spheres are
-  tessellated by the renderer (icosphere, `subdivisions` levels, smooth-shaded); at the
+  tessellated here (render/meshes.py icosphere, `subdivisions` levels, smooth-shaded; saved
+  into arrays.npz); at the
   default 6 levels the surface is within 4e-5 x radius of the true sphere.
 - `mesh_npz` is a triangle mesh from an `.npz` (`allow_pickle=False`) with the keys of the
   baked character format (`thfm_synth.characters.format`): required `vertices` (V,3) float32 and
@@ -47,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from thfm_synth.render.meshes import icosphere, sphere_corner_uv
 
 FORMAT_VERSION = 1
 SCENE_JSON = "scene.json"
@@ -326,6 +329,11 @@ class SceneDescription:
             arrays[key] = o.pose
             d["pose"] = {"npz": key}
             objects.append(d)
+            if o.kind == "sphere":  # the renderer builds exactly this tessellation (unit sphere)
+                v, f = icosphere(o.subdivisions)
+                arrays[f"object_{i}_sphere_vertices"] = v
+                arrays[f"object_{i}_sphere_faces"] = f
+                arrays[f"object_{i}_sphere_corner_uv"] = sphere_corner_uv(v, f)
         for key, arr in self.extra_arrays.items():
             if key in arrays or not key.isidentifier():
                 raise DescriptionError(f"extra array key {key!r} is reserved or not an identifier")
