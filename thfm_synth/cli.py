@@ -394,6 +394,11 @@ def build_parser() -> Parser:
     p.add_argument("--png", type=Path, help="output contact sheet (default VIDEO_DIR/preview.png)")
     p.set_defaults(func=cmd_preview)
 
+    from model.cli import add_predict_parser, add_train_parser
+
+    add_train_parser(sub)
+    add_predict_parser(sub)
+
     p = sub.add_parser("assets", help="build, check and list asset manifests")
     asub = p.add_subparsers(dest="assets_command", metavar="ACTION", parser_class=Parser, required=True)
     q = asub.add_parser("scan", help="make a manifest from a folder of assets",

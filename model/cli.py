@@ -1,0 +1,98 @@
+"""``thfm-synth train`` and ``thfm-synth predict``: argparse wiring for thfm_synth/cli.py.
+
+    # in thfm_synth.cli.build_parser(), after the other subcommands:
+    from model.cli import add_predict_parser, add_train_parser
+    add_train_parser(sub)
+    add_predict_parser(sub)
+
+Both commands import JAX lazily (only when run). Errors become the CLI's one-line errors:
+an invalid config value -> ``ConfigError`` (exit 2), a missing/unreadable file or incompatible
+data/checkpoint -> ``UserError`` (exit 1). The result (training summary without the per-step loss list,
+or what predict wrote) is printed as one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+TASK_CHOICES = ("depth", "normals", "mask", "iuv", "canonical", "keypoints_2d", "keypoints_3d")
+
+
+def _overrides(items: list[str] | None) -> dict:
+    import yaml
+
+    from thfm_synth.errors import ConfigError
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE", "e.g. --set steps=100 --set data.shard_dir=runs/x")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _user_errors(fn):
+    def wrapped(args) -> int:
+        from pydantic import ValidationError
+
+        from thfm_synth.errors import ConfigError, UserError
+
+        try:
+            return fn(args)
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            loc = ".".join(str(x) for x in e.get("loc", ()))
+            raise ConfigError(f"train config: {loc}: {e.get('msg')}" + (f" ({len(exc.errors())} errors)"
+                                                                         if len(exc.errors()) > 1 else ""),
+                              "see model/train/config.py for every field and its range") from None
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+    return wrapped
+
+
+@_user_errors
+def cmd_train(args) -> int:
+    from model.train import train
+
+    summary = train(args.config, **_overrides(args.set))
+    brief = {k: v for k, v in summary.items() if k not in ("losses", "loss_steps", "last_log")}
+    print(json.dumps(brief, default=str))
+    return 0
+
+
+@_user_errors
+def cmd_predict(args) -> int:
+    from model.predict import predict
+
+    out = predict(args.video, args.task, args.checkpoint, args.out, record_index=args.record, vae_weights=args.vae)
+    print(json.dumps(out))
+    return 0
+
+
+def add_train_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("train", help="train THFM (JAX) on preprocessed shards",
+                       description="Train THFM from a YAML job (jobs/train_*.yaml); resumes from the latest "
+                                   "checkpoint in the run's checkpoint folder.")
+    p.add_argument("--config", required=True, type=Path, help="train config YAML (see jobs/)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config field, dotted keys, YAML values (repeatable): --set steps=100")
+    p.set_defaults(func=cmd_train)
+    return p
+
+
+def add_predict_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("predict", help="run a THFM checkpoint on a clip and write the predicted modality",
+                       description="VIDEO: a video file, a folder of frames, a .npy (T,H,W,3) array, or a shard "
+                                   "folder (with --record).")
+    p.add_argument("video", help="input clip (video file, frame folder, .npy, or shard folder)")
+    p.add_argument("--task", required=True, choices=TASK_CHOICES)
+    p.add_argument("--checkpoint", required=True, help="run checkpoint folder (latest step) or one step's folder")
+    p.add_argument("--out", default=None, help="output .mp4 (or a folder for PNG frames); default <name>_<task>.mp4")
+    p.add_argument("--record", type=int, default=0, help="record index when VIDEO is a shard folder")
+    p.add_argument("--vae", default=None, help="VAE weights (default: the checkpoint's)")
+    p.set_defaults(func=cmd_predict)
+    return p
