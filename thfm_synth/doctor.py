@@ -12,7 +12,8 @@ from thfm_synth import bootstrap
 from thfm_synth.errors import UserError
 from thfm_synth.renderenv import RenderRuntime
 
-MAIN_PACKAGES = ("numpy", "scipy", "pydantic", "pyyaml", "pyarrow", "tqdm", "jax", "ray", "torch", "anny")
+MAIN_PACKAGES = ("numpy", "scipy", "pydantic", "pyyaml", "pyarrow", "tqdm", "jax", "flax", "optax", "orbax-checkpoint",
+                 "grain", "array-record", "ray", "torch", "anny", "openexr", "pillow", "imageio-ffmpeg")
 REINSTALL = "run `python3 -m thfm_synth doctor` from the repository (it re-installs what is missing)"
 
 
