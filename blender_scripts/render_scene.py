@@ -5,7 +5,10 @@
                        [--per-modality-shading label|full] [--device cpu|cuda|optix]
 
 Reads `DIR/scene.json` + `DIR/arrays.npz` (written by `thfm_synth.render.description`; this file
-imports only bpy, numpy and the standard library). Per frame it sets the camera from K and
+imports only bpy, numpy, the standard library and its sibling `scene_import.py`, which reads
+`scene_file` objects: .blend by library append with Python auto-execution off, FBX/glTF by the
+importers, ASCII FBX by its own reader; each file once per job, instanced per object, every
+material given the `fg` AOV node). Per frame it sets the camera from K and
 [R|t], the object poses and baked vertices, then makes ONE `bpy.ops.render.render()` call
 that renders two view layers, and saves the render result as one multilayer float32 OpenEXR
 `OUT/raw/NNNNN.exr` (Blender 5 writes one EXR part per layer and pass; channel names below):
@@ -46,6 +49,8 @@ import zlib
 import bpy
 import numpy as np
 from mathutils import Matrix
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for the sibling scene_import.py
 
 ALL_MODALITIES = ("rgb", "mask", "depth", "normal", "part", "canonical")
 LABEL_MODALITIES = ("depth", "normal", "part", "canonical")
@@ -247,10 +252,95 @@ def label_material():
 
 
 # --------------------------------------------------------------------------- scene
+SCENE_TEMPLATES = {}  # per render job: absolute scene file -> [(source object name, template object)]
+
+
+def scene_default_material():
+    mat = bpy.data.materials.get("thfm_scene_default")
+    if mat is None:
+        mat = make_material({"name": "thfm_scene_default", "base_color": (0.6, 0.6, 0.6), "roughness": 0.7,
+                             "metallic": 0.0, "specular": 0.5}, "")
+        mat["thfm_fg"] = 1
+    return mat
+
+
+def prepare_scene_materials(ob):
+    """Every material of an imported mesh gets the `fg` AOV node (the mask contract); empty slots a default."""
+    me = ob.data
+    if len(me.materials) == 0:
+        me.materials.append(scene_default_material())
+    for k, mat in enumerate(me.materials):
+        if mat is None:
+            me.materials[k] = scene_default_material()
+    for slot in ob.material_slots:
+        if slot.link == "OBJECT" and slot.material is None:
+            slot.material = scene_default_material()
+    for mat in {m for m in me.materials} | {s.material for s in ob.material_slots if s.material}:
+        if mat.get("thfm_fg"):
+            continue
+        if mat.node_tree is None:
+            mat.use_nodes = True
+        subject_aov(mat.node_tree)
+        mat["thfm_fg"] = 1
+
+
+def scene_templates(path):
+    """Import a scene file once per job; its meshes become unlinked templates (scene_import.py)."""
+    if path not in SCENE_TEMPLATES:
+        import scene_import  # sibling module: bpy, numpy and the standard library only
+
+        try:
+            meshes = scene_import.import_scene_file(path)
+        except scene_import.SceneImportError as exc:
+            raise SystemExit(f"render_scene.py: {exc.what} (fix: {exc.fix})") from None
+        index = len(SCENE_TEMPLATES)
+        templates = []
+        for src, ob in meshes:
+            ob.name = f"thfm_file{index}:{src}"  # frees the file's own names for the next import
+            for coll in list(ob.users_collection):
+                coll.objects.unlink(ob)
+            ob.use_fake_user = True
+            prepare_scene_materials(ob)
+            templates.append((src, ob))
+        SCENE_TEMPLATES[path] = templates
+    return SCENE_TEMPLATES[path]
+
+
+def build_scene_file(o, arrays, root):
+    """A `scene_file` object: instances (shared meshes) of the file's meshes, placed by pose @ file matrix."""
+    path = os.path.abspath(resolve(o["mesh_path"], root))
+    include = o.get("include_objects")
+    exclude = set(o.get("exclude_objects") or [])
+    pose = arrays[o["pose"]["npz"]]
+    templates = scene_templates(path)
+    if include is not None:
+        missing = sorted(set(include) - {src for src, _ in templates})
+        if missing:
+            warn(f"{o['name']}: objects {missing} are not meshes of {path}")
+    out = []
+    for src, tmpl in templates:
+        if (include is not None and src not in include) or src in exclude:
+            continue
+        ob = tmpl.copy()  # shares the mesh data and its materials
+        ob.use_fake_user = False
+        ob.name = f"{o['name']}:{src}"
+        bpy.context.scene.collection.objects.link(ob)
+        ob[SUBJECT_PROP] = 0.0
+        ob.pass_index = int(o["instance"])
+        ob.visible_shadow = bool(o["cast_shadow"])
+        ob.is_shadow_catcher = False
+        base = np.array(tmpl.matrix_world, np.float64)
+        out.append((ob, pose @ base, None))
+    return out
+
+
 def build_objects(doc, arrays, root):
     built = []
     for i, o in enumerate(doc["objects"]):
         kind = o["kind"]
+        if kind == "scene_file":
+            built += build_scene_file(o, arrays, root)
+            continue
         labels = None
         vnormals = None
         face_material = None
@@ -609,6 +699,8 @@ def render(opts):
         raise SystemExit(f"render_scene.py: unknown modalities {bad}; choose from {ALL_MODALITIES}")
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.preferences.filepaths.use_scripts_auto_execute = False  # scene files never run Python
+    SCENE_TEMPLATES.clear()
     scene, device = setup_scene(doc, opts["device"])
     scene.render.image_settings.media_type = "MULTI_LAYER_IMAGE"
     scene.render.image_settings.file_format = "OPEN_EXR_MULTILAYER"

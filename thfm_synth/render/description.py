@@ -33,6 +33,14 @@ Objects
   object-space vertices in arrays.npz, `pose` applied on top; skinning/armatures are the
   character loader's business, the renderer core only needs the posed vertices). The labels are rendered exactly: part per face
   (never blended between parts), part UV per face corner, canonical coords per vertex.
+- `scene_file` is a 3D scene file (`mesh_path`: `.blend`, `.fbx`, `.glb` or `.gltf`) placed by
+  `pose` (applied on top of the file's own object transforms; any non-singular affine 4x4, so a
+  kit piece or tile may be scaled, e.g. file units -> metres). `include_objects` names the file's
+  mesh objects to use (None = all), `exclude_objects` the ones to hide (the cutaway). The renderer
+  imports each file once per render job and instances it for every object that names it; the
+  file's own materials are used (`materials` is ignored), each given the `fg` AOV node, and all
+  its meshes get this object's `instance` id. Never a subject. `.blend` files are read by library
+  append with Python auto-execution off (blender_scripts/scene_import.py): no embedded script runs.
 - `subject=True` objects form the soft foreground mask; every object gets an `instance` id
   (>= 1, unique) for the object-index pass.
 """
@@ -55,7 +63,8 @@ FORMAT_VERSION = 1
 SCENE_JSON = "scene.json"
 ARRAYS_NPZ = "arrays.npz"
 
-OBJECT_KINDS = ("sphere", "plane", "box", "mesh_npz")
+OBJECT_KINDS = ("sphere", "plane", "box", "mesh_npz", "scene_file")
+SCENE_FILE_SUFFIXES = (".blend", ".fbx", ".glb", ".gltf")
 WORLD_KINDS = ("color", "sky", "hdri")
 SKY_MODELS = ("MULTIPLE_SCATTERING", "SINGLE_SCATTERING", "PREETHAM", "HOSEK_WILKIE")
 LIGHT_KINDS = ("point", "area", "sun", "spot")
@@ -135,12 +144,12 @@ class Material:
 @dataclass
 class Object:
     name: str
-    kind: str  # sphere | plane | box | mesh_npz
+    kind: str  # sphere | plane | box | mesh_npz | scene_file
     pose: np.ndarray = field(default_factory=lambda: np.eye(4))  # (4,4) or (F,4,4) object-to-world
     radius: float = 0.5  # sphere
     size: tuple[float, float, float] = (1.0, 1.0, 1.0)  # plane: x, y (z unused); box: full extents
     subdivisions: int = 6  # sphere icosphere levels
-    mesh_path: str | None = None  # mesh_npz: absolute, or relative to the description folder
+    mesh_path: str | None = None  # mesh_npz / scene_file: absolute, or relative to the description folder
     vertex_animation_key: str | None = None  # mesh_npz: key of a (F,V,3) object-space array in arrays.npz
     materials: list[Material] = field(default_factory=lambda: [Material()])
     subject: bool = False  # part of the soft foreground mask
@@ -150,6 +159,8 @@ class Object:
     # Cycles shadow catcher: in RGB the object shows the world behind it (e.g. an HDRI's own
     # ground) with the shadows and occlusion it receives; its labels (depth, normal, id) stay.
     shadow_catcher: bool = False
+    include_objects: list[str] | None = None  # scene_file: the file's mesh objects to use (None = all)
+    exclude_objects: list[str] = field(default_factory=list)  # scene_file: objects hidden (cutaway)
 
     def __post_init__(self) -> None:
         self.pose = np.asarray(self.pose, np.float64)
@@ -266,7 +277,7 @@ class SceneDescription:
                 raise DescriptionError(f"object {o.name}: pose must be (4,4) or ({f},4,4), got {o.pose.shape}")
             if not np.all(np.isfinite(o.pose)):
                 raise DescriptionError(f"object {o.name}: pose holds non-finite values")
-            if not o.materials:
+            if not o.materials and o.kind != "scene_file":
                 raise DescriptionError(f"object {o.name}: needs at least one material")
             if o.kind == "sphere" and not (o.radius > 0 and 0 <= o.subdivisions <= 8):
                 raise DescriptionError(f"object {o.name}: sphere needs radius > 0 and 0 <= subdivisions <= 8")
@@ -285,6 +296,10 @@ class SceneDescription:
                                                f"{o.vertex_animation_key!r} must be an ({f},V,3) array")
             elif o.vertex_animation_key is not None:
                 raise DescriptionError(f"object {o.name}: only mesh_npz objects take a vertex animation")
+            if o.kind == "scene_file":
+                self._validate_scene_file(o, root)
+            elif o.include_objects is not None or o.exclude_objects:
+                raise DescriptionError(f"object {o.name}: include_objects/exclude_objects are for scene_file objects")
             if not o.instance:
                 while nxt in used:
                     nxt += 1
@@ -308,6 +323,25 @@ class SceneDescription:
         if not 0 <= r.seed < 2**31:
             raise DescriptionError("render seed must be in [0, 2^31)")
         return self
+
+    @staticmethod
+    def _validate_scene_file(o: "Object", root) -> None:
+        if not o.mesh_path:
+            raise DescriptionError(f"object {o.name}: scene_file needs mesh_path")
+        if Path(o.mesh_path).suffix.lower() not in SCENE_FILE_SUFFIXES:
+            raise DescriptionError(f"object {o.name}: scene file {o.mesh_path} is not one of {SCENE_FILE_SUFFIXES}")
+        path = resolve_path(o.mesh_path, root)
+        if root is not None and not path.is_file():
+            raise DescriptionError(f"object {o.name}: scene file {path} not found")
+        if o.subject:
+            raise DescriptionError(f"object {o.name}: a scene_file cannot be a subject (it carries no labels)")
+        poses = o.pose.reshape(-1, 4, 4)
+        if np.any(np.abs(poses[:, 3] - [0, 0, 0, 1]) > 1e-9) or np.any(np.abs(np.linalg.det(poses[:, :3, :3])) < 1e-12):
+            raise DescriptionError(f"object {o.name}: scene_file pose must be an affine, non-singular 4x4")
+        for key in ("include_objects", "exclude_objects"):
+            names = getattr(o, key)
+            if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+                raise DescriptionError(f"object {o.name}: {key} must be a list of object names")
 
     # ------------------------------------------------------------------ serialisation
     def save(self, folder: str | os.PathLike) -> Path:

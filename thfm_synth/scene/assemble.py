@@ -3,10 +3,13 @@
 Order matters and is the whole algorithm:
 1. animate the character (scene/animate.py): retargeted motion window + joint sets;
 2. place it: for set scenes (rooms, streets) move its whole root path onto free floor
-   (scene/layout.py); open backgrounds (sky, HDRI) keep it where the motion put it;
+   (scene/layout.py); scenes from files and kits (scene/scene_files.py) onto walkable cells
+   of their height map, feet at the walkable surface's height; open backgrounds (sky, HDRI)
+   keep it where the motion put it;
 3. skin the mesh per frame in numpy (the renderer gets baked vertices, never a rig);
 4. fit the camera trajectory to the placed joints (scene/camera.py);
-5. cut away set walls between the camera and the subject; add ground, world, lights.
+5. cut away set walls (file scenes: objects, by name) between the camera and the subject;
+   add ground, world, lights.
 The returned arrays (camera, joints, vertices) are exactly what Blender renders, so the
 annotations written from them align with the pixels by construction.
 """
@@ -21,11 +24,11 @@ import numpy as np
 from thfm_synth.assets.library import Library
 from thfm_synth.characters.skinning import forward_kinematics, linear_blend_skinning
 from thfm_synth.config.schema import RenderSettings as RenderConfig
-from thfm_synth.errors import UserError
 from thfm_synth.plan.spec import VideoSpec
 from thfm_synth.render.description import Camera, Light, Material, Object, RenderSettings, SceneDescription, World
 from thfm_synth.scene.animate import AnimatedCharacter, animate
 from thfm_synth.scene.camera import CameraTrack, SubjectTrack, camera_track
+from thfm_synth.scene import scene_files
 from thfm_synth.scene.layout import SetLayout, build_set, cutaway, place_path
 
 GROUNDS = {  # linear RGB base colour, roughness, optional checker colour
@@ -49,6 +52,8 @@ class AssembledScene:
     joints_world: dict[str, np.ndarray]  # convention -> (F, K, 3), placed
     vertices: np.ndarray  # (F, V, 3) posed, placed
     layout: SetLayout | None
+    file_scene: scene_files.FileScene | None = None  # scenes from files / kits: parts, boxes, height map
+    hidden: dict | None = None  # file scenes: {part index: object names cut away}
 
 
 def _rz(yaw_deg: float) -> np.ndarray:
@@ -123,19 +128,27 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_
     bg = library.entry(spec.background_id)
     placement = np.eye(4)
     layout = None
+    fscene = None
+    bones = forward_kinematics(character, clip.local_rotations, clip.root_translation)
+    posed = linear_blend_skinning(character, bones)
     if spec.background_kind == "scene":
-        if bg.format != "procedural":
-            raise UserError(f"scene {bg.id!r} ({bg.format}) cannot be rendered yet: only procedural sets are "
-                            f"supported by this version", "drop it from the library or set background.kind_weights")
-        layout = build_set(bg.params, spec.render_seed)
         path = np.asarray(clip.root_translation)[:, :2]
-        offset, yaw = place_path(layout, path, spec.placement_u, spec.placement_v)
+        ground_z = 0.0
+        if bg.format == "procedural":
+            layout = build_set(bg.params, spec.render_seed)
+            offset, yaw = place_path(layout, path, spec.placement_u, spec.placement_v)
+        else:
+            fscene = scene_files.load_file_scene(bg, library.path_of(bg), spec.render_seed, cache_dir)
+            # head room: the body's highest point over its feet during the clip, plus a margin
+            clearance = max(scene_files.MIN_CLEARANCE_M, float(posed[..., 2].max() - posed[..., 2].min()) + 0.15)
+            offset, yaw, layout = scene_files.place_subject(fscene, path, spec.placement_u, spec.placement_v,
+                                                            clearance)
+            ground_z = layout.walk.ground_z - float(posed[..., 2].min())  # lowest foot point on the surface
         centre = path.mean(axis=0)
         placement[:3, :3] = _rz(yaw)
-        placement[:3, 3] = np.array([*offset, 0.0]) - _rz(yaw) @ np.array([*centre, 0.0])
+        placement[:3, 3] = np.array([*offset, ground_z]) - _rz(yaw) @ np.array([*centre, 0.0])
 
-    bones = forward_kinematics(character, clip.local_rotations, clip.root_translation)
-    vertices = _apply(placement, linear_blend_skinning(character, bones)).astype(np.float32)
+    vertices = _apply(placement, posed).astype(np.float32)
     joints_world = {name: _apply(placement, js.positions) for name, js in anim.joints.items()}
     positions, _ = clip.forward_kinematics()
     subject = SubjectTrack(_apply(placement, positions), tuple(clip.skeleton.names))
@@ -154,9 +167,27 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_
         keep = [subject.index(n) for n in ("Head", "Hips") if n in subject.names]
         pts = subject.joints[:, keep]
         feet = vertices[:, vertices[0, :, 2].argsort()[:1]]
-        layout = cutaway(layout, cam.centers, np.concatenate([pts, feet], axis=1))
         world = _sky_world({"sky_type": "HOSEK_WILKIE", "turbidity": 3.0}, spec)
-        objects += _set_objects(layout)
+        if fscene is None:
+            layout = cutaway(layout, cam.centers, np.concatenate([pts, feet], axis=1))
+            objects += _set_objects(layout)
+        else:
+            root_xy = _apply(placement, np.asarray(clip.root_translation))[:, :2]
+            protect = scene_files.protected_boxes(fscene, layout, root_xy, clearance)
+            # besides head, pelvis and feet: points beside the pelvis (across the line of sight), so
+            # walls at the edge of the view next to the subject go too (file scenes are cluttered)
+            hips = subject.joints[:, subject.index("Hips")] if "Hips" in subject.names else pts[:, -1]
+            sight = hips[:, :2] - cam.centers[:, :2]
+            side = np.stack([-sight[:, 1], sight[:, 0], np.zeros(len(sight))], 1)
+            side /= np.maximum(np.linalg.norm(side, axis=1, keepdims=True), 1e-9)
+            beside = hips[:, None] + scene_files.CUTAWAY_SIDE_M * np.stack([side, -side], 1)
+            hidden = scene_files.cutaway_parts(fscene, cam.centers, np.concatenate([pts, feet, beside], axis=1),
+                                               layout.walk.ground_z, protect)
+            objects += scene_files.description_objects(fscene, hidden)
+            plane = _ground(fscene.ground, catcher=False)
+            plane.pose = np.eye(4)
+            plane.pose[2, 3] = fscene.ground_plane_z
+            objects.append(plane)
     centre = subject.joints[:, subject.index("Hips")].mean(axis=0)
     front_yaw = float(np.degrees(np.arctan2(placement[1, 0], placement[0, 0])))
     description = SceneDescription(
@@ -165,4 +196,5 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_
                               seed=spec.render_seed, max_bounces=render_cfg.max_bounces, threads=threads),
         fps=spec.fps, extra_arrays={"subject_vertices": vertices},
         meta={"video_id": spec.video_id, "spec": spec.to_row()})
-    return AssembledScene(description, anim, cam, placement, joints_world, vertices, layout)
+    return AssembledScene(description, anim, cam, placement, joints_world, vertices, layout, fscene,
+                          hidden if fscene is not None else None)

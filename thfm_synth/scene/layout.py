@@ -7,11 +7,16 @@ subject's whole root path (all frames, with a body-radius clearance) into free c
 chosen by the plan's (placement_u, placement_v), so the character never intersects
 geometry. Walls between the camera and the subject are removed afterwards (a film-set
 "cutaway"), so rooms never hide the subject whatever the lens and trajectory.
+
+Scenes from files (scene/scene_files.py) have no boxes to test against: their layout carries a
+`WalkMap` instead - a grid of walkable cells (flat, facing up, at one ground height, with head
+room above) - and `place_path` keeps the whole root path, widened by the body radius, on
+walkable cells. Both kinds of test apply when a layout has boxes and a walk map.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,11 +49,70 @@ class Box:
         return (np.abs(lx) <= self.size[0] / 2 + pad) & (np.abs(ly) <= self.size[1] / 2 + pad)
 
 
+@dataclass(frozen=True, eq=False)
+class WalkMap:
+    """Walkable cells over world XY: cell (i, j) covers x in x0 + [j, j+1) cell, y in y0 + [i, i+1) cell.
+
+    free: (ny, nx) bool - standable at `ground_z` (within the builder's tolerance) with head room;
+    height: (ny, nx) float32 - the surface height there (NaN elsewhere).
+    """
+
+    origin: tuple[float, float]
+    cell: float
+    free: np.ndarray
+    ground_z: float
+    height: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.free.shape)
+
+    def cells_of(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, col, inside) of world XY points (..., 2)."""
+        pts = np.asarray(pts, np.float64)
+        j = np.floor((pts[..., 0] - self.origin[0]) / self.cell).astype(np.int64)
+        i = np.floor((pts[..., 1] - self.origin[1]) / self.cell).astype(np.int64)
+        ny, nx = self.free.shape
+        inside = (i >= 0) & (i < ny) & (j >= 0) & (j < nx)
+        return np.clip(i, 0, ny - 1), np.clip(j, 0, nx - 1), inside
+
+    def lookup(self, grid: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """grid value at each point; False/0 outside the grid."""
+        i, j, inside = self.cells_of(pts)
+        return np.where(inside, grid[i, j], np.zeros((), grid.dtype))
+
+    def clear(self, radius: float) -> np.ndarray:
+        """Cells whose every point within `radius` lies on free cells (erosion by a disc).
+
+        The disc is widened by half a cell diagonal, so a point anywhere in a clear cell is at
+        least `radius` from any non-free cell.
+        """
+        r = radius + self.cell * np.sqrt(0.5)
+        k = int(np.ceil(r / self.cell))
+        ny, nx = self.free.shape
+        pad = np.zeros((ny + 2 * k, nx + 2 * k), bool)
+        pad[k:k + ny, k:k + nx] = self.free
+        out = self.free.copy()
+        for di in range(-k, k + 1):
+            for dj in range(-k, k + 1):
+                # cells (di, dj) away whose nearest point is within r of this cell's centre
+                dx = max(abs(dj) - 0.5, 0.0) * self.cell
+                dy = max(abs(di) - 0.5, 0.0) * self.cell
+                if dx * dx + dy * dy > r * r or (di == 0 and dj == 0):
+                    continue
+                out &= pad[k + di:k + di + ny, k + dj:k + dj + nx]
+        return out
+
+    def area_m2(self) -> float:
+        return float(self.free.sum()) * self.cell ** 2
+
+
 @dataclass(frozen=True)
 class SetLayout:
     boxes: tuple[Box, ...]
     floor_min: tuple[float, float]  # walkable area bounds in world XY
     floor_max: tuple[float, float]
+    walk: WalkMap | None = field(default=None, compare=False)  # scenes from files: walkable cells
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -143,6 +207,8 @@ def place_path(layout: SetLayout, path_xy: np.ndarray, u: float, v: float,
     tried in an order set by (u, v): yaw from a seeded list, the path's centre on a grid;
     the first that keeps every frame `radius` away from obstacles and inside the floor wins.
     """
+    if layout.walk is not None:
+        return _place_on_walk_map(layout, path_xy, u, v, radius)
     path = np.asarray(path_xy, dtype=np.float64) - np.asarray(path_xy).mean(axis=0)
     lo, hi = np.array(layout.floor_min), np.array(layout.floor_max)
     obs = obstacles(layout)
@@ -163,6 +229,48 @@ def place_path(layout: SetLayout, path_xy: np.ndarray, u: float, v: float,
                 continue
             return centre, float(yaw)
     raise UserError("the subject's motion does not fit on the free floor of this scene",
+                    "use a larger scene or a shorter/slower motion window")
+
+
+def _place_on_walk_map(layout: SetLayout, path_xy: np.ndarray, u: float, v: float,
+                       radius: float, max_centres: int = 6000) -> tuple[np.ndarray, float]:
+    """`place_path` on a walk map: every root point on a cell clear of non-walkable cells by `radius`.
+
+    Candidates: yaws as for boxes; centres = clear cells (thinned to at most `max_centres`,
+    evenly), nearest first to the point (u, v) of the walkable bounds.
+    """
+    walk = layout.walk
+    path = np.asarray(path_xy, dtype=np.float64) - np.asarray(path_xy).mean(axis=0)
+    clear = walk.clear(radius)
+    obs = obstacles(layout)
+    ii, jj = np.nonzero(clear)
+    if len(ii) == 0:
+        raise UserError("the subject's motion does not fit on the free floor of this scene "
+                        f"(no walkable cell is {radius:.2f} m from every obstacle)",
+                        "use a larger scene or a shorter/slower motion window")
+    stride = max(1, int(np.ceil(np.sqrt(len(ii) / max_centres))))
+    keep = (ii % stride == 0) & (jj % stride == 0)
+    if keep.sum() < 1:
+        keep[:] = True
+    ii, jj = ii[keep], jj[keep]
+    centres = np.stack([walk.origin[0] + (jj + 0.5) * walk.cell, walk.origin[1] + (ii + 0.5) * walk.cell], 1)
+    lo, hi = np.array(layout.floor_min), np.array(layout.floor_max)
+    pref = lo + (hi - lo) * np.array([u, v])
+    centres = centres[np.argsort(np.linalg.norm(centres - pref, axis=1), kind="stable")]
+    yaws = (np.array([0, 90, 180, 270, 45, 135, 225, 315]) + 360 * u) % 360
+    for yaw in yaws:
+        c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
+        turned = path @ np.array([[c, s], [-s, c]])
+        for start in range(0, len(centres), 256):
+            chunk = centres[start:start + 256]
+            pts = chunk[:, None, :] + turned[None]  # (C, P, 2)
+            good = walk.lookup(clear, pts).all(axis=1)
+            for k in np.flatnonzero(good):
+                if any(b.contains_xy(pts[k], pad=radius).any() for b in obs):
+                    continue
+                return chunk[k], float(yaw)
+    raise UserError("the subject's motion does not fit on the free floor of this scene "
+                    f"(walkable area {walk.area_m2():.1f} m2 at z = {walk.ground_z:.2f} m)",
                     "use a larger scene or a shorter/slower motion window")
 
 
@@ -199,4 +307,4 @@ def cutaway(layout: SetLayout, camera_centres: np.ndarray, subject_points: np.nd
             for p in subject_points[f])
         if not blocking:
             keep.append(box)
-    return SetLayout(tuple(keep), layout.floor_min, layout.floor_max)
+    return SetLayout(tuple(keep), layout.floor_min, layout.floor_max, layout.walk)
