@@ -3,7 +3,8 @@ import pytest
 
 from conftest import run_cli
 
-SUBCOMMANDS = ["plan", "render", "render-one", "preview", "train", "predict", "assets", "doctor", "demo"]
+SUBCOMMANDS = ["plan", "render", "render-one", "preview", "preprocess", "shards", "report", "train", "predict",
+               "assets", "doctor", "demo"]
 
 
 @pytest.mark.parametrize("cmd", SUBCOMMANDS)

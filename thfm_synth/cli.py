@@ -283,6 +283,48 @@ def cmd_render(args) -> int:
     return 1 if summary.failed else 0
 
 
+# --------------------------------------------------------------------------- preprocess, shards, report
+
+
+def cmd_preprocess(args) -> int:
+    from thfm_synth.preprocess.pipeline import preprocess
+
+    summary = preprocess(args.render_dir, args.out, num_frames=args.num_frames, fps=args.fps, width=args.width,
+                         height=args.height, vae_weights=args.vae, text_encoder=args.text_encoder,
+                         max_shard_bytes=int(args.max_shard_mb * 1e6), address=args.address, workers=args.workers,
+                         prompt_dim=args.prompt_dim)
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def cmd_shards(args) -> int:
+    from thfm_synth.shards import inspect
+
+    action = args.shards_command
+    if action == "show":
+        result = inspect.show(args.shard_dir, args.out, index=args.index, video_id=args.video, task=args.task,
+                              render_dir=args.render_dir, vae_weights=args.vae)
+    elif action == "export":
+        result = inspect.export(args.shard_dir, args.out, count=args.count, vae_weights=args.vae)
+    elif action == "stats":
+        result = inspect.stats(args.shard_dir, max_records=args.max_records)
+    else:
+        result = getattr(inspect, action)(args.shard_dir)
+    print(result.text())
+    return 1 if action == "verify" and not result.data.get("ok", False) else 0
+
+
+def cmd_report(args) -> int:
+    from thfm_synth.report import write_report
+
+    facts = write_report(args.path, args.out, max_thumbnails=args.thumbnails)
+    counts = ", ".join(f"{k} {v}" for k, v in facts["counts"].items() if isinstance(v, (int, float)))
+    print(f"wrote {args.out} ({facts['bytes'] / 1e3:.0f} kB, {facts['charts']} charts, {facts['thumbnails']} "
+          f"thumbnails; {counts})")
+    return 0
+
+
 # --------------------------------------------------------------------------- doctor, demo
 
 
@@ -393,6 +435,57 @@ def build_parser() -> Parser:
     p.add_argument("--mp4", type=Path, help="output MP4 (default VIDEO_DIR/preview.mp4)")
     p.add_argument("--png", type=Path, help="output contact sheet (default VIDEO_DIR/preview.png)")
     p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("preprocess", help="rendered videos -> training shards (Parquet + ArrayRecord)",
+                       description="Resample, resize and VAE-encode every video and its targets, embed the task "
+                                   "prompts, and write bounded, checksummed shards with Ray Data (resumable).")
+    p.add_argument("render_dir", type=Path, help="render output (OUT, OUT/videos or one video folder)")
+    p.add_argument("--out", type=Path, required=True, help="shard folder")
+    p.add_argument("--num-frames", type=positive_int, default=81, help="model frame count, 4k+1 (default 81)")
+    p.add_argument("--fps", type=float, default=24.0, help="model frame rate (default 24)")
+    p.add_argument("--width", type=positive_int, default=832, help="model width, multiple of 16 (default 832)")
+    p.add_argument("--height", type=positive_int, default=480, help="model height, multiple of 16 (default 480)")
+    p.add_argument("--vae", help="WAN 2.1 VAE weights (file or folder); default: the parameter-free codec")
+    p.add_argument("--text-encoder", help="local umT5 model folder; default: the built-in prompt table")
+    p.add_argument("--prompt-dim", type=positive_int, help="width of the built-in prompt table (default 4096)")
+    p.add_argument("--max-shard-mb", type=float, default=1000.0, help="shard size bound, MB (default 1000)")
+    p.add_argument("--address", help="Ray cluster address; default: a local Ray")
+    p.add_argument("--workers", type=non_negative_int, help="encoder actors (0 = no Ray; default: all CPUs)")
+    p.set_defaults(func=cmd_preprocess)
+
+    p = sub.add_parser("shards", help="look inside a shard folder: ls, info, stats, show, verify, export")
+    ssub = p.add_subparsers(dest="shards_command", metavar="ACTION", parser_class=Parser, required=True)
+    for name, text in (("ls", "shard files, sizes and record counts"),
+                       ("info", "schema with field docs, counts per task, VAE id, prompt provenance"),
+                       ("verify", "re-check every file and record checksum (exit 1 and name the record if bad)")):
+        q = ssub.add_parser(name, help=text)
+        q.add_argument("shard_dir", type=Path)
+        q.set_defaults(func=cmd_shards)
+    q = ssub.add_parser("stats", help="latent value statistics per task and channel")
+    q.add_argument("shard_dir", type=Path)
+    q.add_argument("--max-records", type=positive_int, help="look at this many records per task at most")
+    q.set_defaults(func=cmd_shards)
+    q = ssub.add_parser("show", help="decode one record to MP4/PNG beside its source frames")
+    q.add_argument("shard_dir", type=Path)
+    q.add_argument("--out", type=Path, help="output folder (default ./shards-show)")
+    q.add_argument("--index", type=non_negative_int, help="record index")
+    q.add_argument("--video", help="video id")
+    q.add_argument("--task", help="task name")
+    q.add_argument("--render-dir", type=Path, help="the render folder, for the source frames")
+    q.add_argument("--vae", help="VAE weights the shards were made with")
+    q.set_defaults(func=cmd_shards)
+    q = ssub.add_parser("export", help="write a sample of records as PNG / EXR / NPY files")
+    q.add_argument("shard_dir", type=Path)
+    q.add_argument("--out", type=Path, required=True, help="output folder")
+    q.add_argument("--count", type=positive_int, default=4, help="records to export (default 4)")
+    q.add_argument("--vae", help="VAE weights the shards were made with")
+    q.set_defaults(func=cmd_shards)
+
+    p = sub.add_parser("report", help="static HTML dataset card of a render or shard folder")
+    p.add_argument("path", type=Path, help="render output, video folder or shard folder")
+    p.add_argument("--out", type=Path, required=True, help="HTML file to write")
+    p.add_argument("--thumbnails", type=positive_int, default=24, help="gallery size (default 24)")
+    p.set_defaults(func=cmd_report)
 
     from model.cli import add_predict_parser, add_train_parser
 

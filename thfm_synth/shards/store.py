@@ -6,9 +6,13 @@ A shard set is a folder:
     prompts.npz                task prompt embeddings and their provenance
     shard-00000.parquet        the records as Parquet rows (pyarrow, DuckDB, HF datasets)
     shard-00000.array_record   the same records as ArrayRecord (Grain, random access)
-    shard-00000.json           per-shard metadata, written last: the shard's done marker
+    shard-00000.json           per-shard metadata, written last: the shard's done marker (record
+                               count per task, file sizes and sha256s, each record's checksum and
+                               (video_id, task), plus what the writer adds: videos, vae_id, settings)
 
-Both formats hold the same records in the same order. A shard is complete only when its
+Both formats hold the same records in the same order. Latent blobs are stored uncompressed (see
+ARRAY_RECORD_OPTIONS); Parquet compresses the other columns with zstd and keeps min/max
+statistics for the scalar columns only. A shard is complete only when its
 .json exists, so an interrupted run redoes exactly the unfinished shards.
 """
 
@@ -32,6 +36,12 @@ from thfm_synth.shards.record import ARRAYS, FIELD_DOCS, SCALARS, SCHEMA_VERSION
 
 FORMATS = ("parquet", "array_record")
 INDEX = "index.json"
+# Latents are stored uncompressed in both formats: float16 latents compress by ~12% only, and
+# decompression (brotli/zstd, one thread) costs 2-2.5x in read speed - a sequential ArrayRecord pass
+# ran at ~0.6x the disk's raw sequential speed uncompressed, ~0.25x with the default brotli
+# (benchmarks/shards_read.py, 2 shared cores); writing is ~8x faster too.
+ARRAY_RECORD_OPTIONS = "group_size:1,uncompressed"  # one chunk per record: random access to every record
+UNCOMPRESSED_COLUMNS = ("rgb_latents", "target_latents")
 
 
 def parquet_schema() -> pa.Schema:
@@ -47,18 +57,25 @@ def shard_done(out_dir: Path, name: str) -> bool:
     return (Path(out_dir) / f"{name}.json").is_file()
 
 
-def write_shard(out_dir: str | Path, name: str, records: Iterable[Record]) -> dict:
-    """Write one shard in both formats, then its metadata file (the done marker)."""
+def write_shard(out_dir: str | Path, name: str, records: Iterable[Record], extra: dict | None = None) -> dict:
+    """Write one shard in both formats, then its metadata file (the done marker).
+
+    The metadata lists every record's (video_id, task) and checksum, so `verify` can name a
+    record even when its bytes no longer decode; `extra` is merged into it."""
     from array_record.python.array_record_module import ArrayRecordWriter
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pq_path, ar_path = out_dir / f"{name}.parquet", out_dir / f"{name}.array_record"
     tasks: Counter = Counter()
-    checksums = []
+    checksums, names = [], []
     with atomic_path(pq_path, "shard") as pq_tmp, atomic_path(ar_path, "shard") as ar_tmp:
-        ar = ArrayRecordWriter(str(ar_tmp), "group_size:1")  # random access to every record
-        pw = pq.ParquetWriter(pq_tmp, parquet_schema(), compression="zstd")
+        ar = ArrayRecordWriter(str(ar_tmp), ARRAY_RECORD_OPTIONS)
+        # no min/max statistics (they would copy whole arrays into the footer) and no dictionary for the blobs
+        stats = [f.name for f in parquet_schema() if f.type != pa.large_binary()]
+        compression = {f.name: "none" if f.name in UNCOMPRESSED_COLUMNS else "zstd" for f in parquet_schema()}
+        pw = pq.ParquetWriter(pq_tmp, parquet_schema(), compression=compression, write_statistics=stats,
+                              use_dictionary=stats)
         try:
             for rec in records:
                 row = rec.to_row()
@@ -66,6 +83,7 @@ def write_shard(out_dir: str | Path, name: str, records: Iterable[Record]) -> di
                 ar.write(rec.to_bytes())
                 tasks[rec.task] += 1
                 checksums.append(row["record_sha256"])
+                names.append([rec.video_id, rec.task])
         finally:
             pw.close()
             ar.close()
@@ -74,6 +92,8 @@ def write_shard(out_dir: str | Path, name: str, records: Iterable[Record]) -> di
         "files": {fmt: {"path": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)}
                   for fmt, p in (("parquet", pq_path), ("array_record", ar_path))},
         "record_sha256": checksums,
+        "records": names,
+        **(extra or {}),
     }
     write_text(out_dir / f"{name}.json", json.dumps(meta, indent=1), "shard metadata")
     return meta
@@ -117,9 +137,9 @@ class ShardSet:
     def records(self, fmt: str = "parquet", verify: bool = False) -> Iterator[Record]:
         if fmt == "parquet":
             for path in self.paths("parquet"):
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=16):
-                    for row in batch.to_pylist():
-                        yield Record.from_row(row, verify=verify)
+                pf = pq.ParquetFile(path)
+                for g in range(pf.num_row_groups):
+                    yield from records_from_table(pf.read_row_group(g), verify=verify)
         else:
             from array_record.python.array_record_module import ArrayRecordReader
 
@@ -132,15 +152,46 @@ class ShardSet:
                     reader.close()
 
 
+def records_from_table(table: pa.Table, verify: bool = False) -> Iterator[Record]:
+    """Records of a Parquet table, the array blobs read straight from Arrow's buffers (one copy)."""
+    import numpy as np
+
+    cols = {name: table.column(name).combine_chunks() for name in table.column_names}
+    for i in range(table.num_rows):
+        row = {k: cols[k][i].as_py() for k in cols if k not in ARRAYS}
+        for name in ARRAYS:
+            arr = cols[name]
+            offsets = np.frombuffer(arr.buffers()[1], np.int64, count=2, offset=8 * (arr.offset + i))
+            data = arr.buffers()[2]
+            row[name] = memoryview(data)[int(offsets[0]):int(offsets[1])] if data is not None else b""
+        yield Record.from_row(row, verify=verify)
+
+
+def _label(meta: dict, i: int, fallback: str = "?") -> str:
+    names = meta.get("records")
+    if names and i < len(names):
+        return f"{names[i][0]}/{names[i][1]}"
+    return fallback
+
+
 def verify(root: str | Path) -> tuple[int, list[str]]:
-    """Re-check every file digest and every record checksum; return (records checked, problems)."""
+    """Re-check every file digest and every record checksum; return (records checked, problems).
+
+    Every record is read on its own (a Parquet row group / an ArrayRecord chunk per record), so a
+    flipped byte is reported against the record that holds it, named by video and task (from the
+    shard's metadata when the record itself no longer decodes)."""
     from array_record.python.array_record_module import ArrayRecordReader
 
     shards = ShardSet.open(root)
     problems: list[str] = []
     checked = 0
     for shard in shards.index["shards"]:
-        meta = json.loads((shards.root / f"{shard['name']}.json").read_text())
+        meta_path = shards.root / f"{shard['name']}.json"
+        if not meta_path.is_file():
+            problems.append(f"{meta_path}: missing (the shard is not finished)")
+            continue
+        meta = json.loads(meta_path.read_text())
+        expected = meta["record_sha256"]
         for fmt, info in shard["files"].items():
             path = shards.root / info["path"]
             if not path.is_file():
@@ -150,20 +201,8 @@ def verify(root: str | Path) -> tuple[int, list[str]]:
                 problems.append(f"{path}: file sha256 differs from the index")
         pq_path = shards.root / shard["files"]["parquet"]["path"]
         if pq_path.is_file():
-            try:
-                rows = pq.read_table(pq_path).to_pylist()
-            except (pa.ArrowException, OSError) as exc:
-                problems.append(f"{pq_path}: unreadable Parquet ({exc})")
-                rows = []
-            for i, row in enumerate(rows):
-                checked += 1
-                try:
-                    rec = Record.from_row(row)
-                    ok = rec.checksum() == row["record_sha256"] == meta["record_sha256"][i]
-                except (RecordError, ValueError, KeyError, IndexError):
-                    ok = False
-                if not ok:
-                    problems.append(f"{pq_path} record {i} ({row.get('video_id')}/{row.get('task')}): checksum mismatch")
+            problems += _verify_parquet(pq_path, meta, expected)
+            checked += len(expected)
         ar_path = shards.root / shard["files"]["array_record"]["path"]
         if ar_path.is_file():
             try:
@@ -172,19 +211,58 @@ def verify(root: str | Path) -> tuple[int, list[str]]:
             except Exception as exc:  # the C++ reader raises plain RuntimeErrors on corruption
                 problems.append(f"{ar_path}: unreadable ArrayRecord ({exc})")
                 continue
-            for i in range(n):
-                checked += 1
-                try:
-                    data = reader.read([i])[0]
-                    rec = Record.from_bytes(data)
-                    ok = rec.checksum() == Record.stored_checksum(data) == meta["record_sha256"][i]
-                    label = f"{rec.video_id}/{rec.task}"
-                except Exception:
-                    ok, label = False, "undecodable"
-                if not ok:
-                    problems.append(f"{ar_path} record {i} ({label}): checksum mismatch")
-            reader.close()
+            if n != len(expected):
+                problems.append(f"{ar_path}: {n} records, the shard metadata lists {len(expected)}")
+            try:
+                for i in range(n):
+                    checked += 1
+                    label = _label(meta, i, "undecodable")
+                    try:
+                        data = reader.read([i])[0]
+                        rec = Record.from_bytes(data)
+                        ok = (rec.checksum() == Record.stored_checksum(data) == expected[i]
+                              and f"{rec.video_id}/{rec.task}" == _label(meta, i, f"{rec.video_id}/{rec.task}"))
+                        label = _label(meta, i, f"{rec.video_id}/{rec.task}")
+                    except Exception:
+                        ok = False
+                    if not ok:
+                        problems.append(f"{ar_path} record {i} ({label}): checksum mismatch")
+            finally:
+                reader.close()
     return checked, problems
+
+
+def _verify_parquet(pq_path: Path, meta: dict, expected: list[str]) -> list[str]:
+    problems = []
+    try:
+        pf = pq.ParquetFile(pq_path)
+        groups = pf.num_row_groups
+    except (pa.ArrowException, OSError) as exc:
+        return [f"{pq_path}: unreadable Parquet ({exc})"]
+    i = 0
+    for g in range(groups):
+        try:
+            rows = pf.read_row_group(g).to_pylist()
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            n = pf.metadata.row_group(g).num_rows
+            for j in range(i, i + n):
+                problems.append(f"{pq_path} record {j} ({_label(meta, j)}): unreadable ({str(exc).splitlines()[0]})")
+            i += n
+            continue
+        for row in rows:
+            own = f"{row.get('video_id')}/{row.get('task')}"
+            label = _label(meta, i, own)
+            try:
+                rec = Record.from_row(row)
+                ok = i < len(expected) and rec.checksum() == row["record_sha256"] == expected[i] and own == label
+            except (RecordError, ValueError, KeyError, IndexError, TypeError):
+                ok = False
+            if not ok:
+                problems.append(f"{pq_path} record {i} ({label}): checksum mismatch")
+            i += 1
+    if i != len(expected):
+        problems.append(f"{pq_path}: {i} records, the shard metadata lists {len(expected)}")
+    return problems
 
 
 def remove_partial(out_dir: str | Path) -> int:

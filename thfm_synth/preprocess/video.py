@@ -1,0 +1,244 @@
+"""One rendered video -> model-ready clips, targets, keypoints and records (no Ray here).
+
+Per video (a folder of render/outputs.py files plus annotations.npz, metadata.json and DONE):
+
+1. frames: `frame_indices` picks, for each of the model's `num_frames` at its `fps`, the source
+   frame nearest in time (a video with too few frames is a one-line UserError naming it);
+2. geometry: `cover_crop` scales the source to cover the model resolution and centre-crops it.
+   Images that are area integrals - RGB and the soft mask (coverage) - use the exact area filter;
+   point-sampled labels - depth, normals, part/UV, canonical (all from the pixel-centre ray, see
+   render/outputs.py) - use nearest neighbour, so no label is a blend of two surfaces or parts.
+   K gets the same scale and crop, so `K' [R|t] X` lands on the resized 2D joints exactly;
+3. targets: 3-channel videos in [-1, 1] (preprocess/targets.py); keypoints: 2D normalised to the
+   output image ([0, 1] inside it), 3D in the OpenCV camera frame (metres), visibility codes
+   (a joint the crop cuts out becomes 1 = outside);
+4. latents: the codec's mean for the RGB clip and for each dense target, stored as `latent_dtype`;
+5. records: one per (video, task), with the sha256 (from the video's DONE file) of every source
+   file the record was made from and the codec's vae_id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from thfm_synth.errors import UserError
+from thfm_synth.preprocess import geometry as geo
+from thfm_synth.preprocess import targets as tg
+from thfm_synth.render import outputs
+from thfm_synth.shards.record import Record
+from thfm_synth.video.annotations import CONVENTIONS, read_annotations
+
+# the stored modality each dense task is made from (render/outputs.py names)
+TASK_MODALITY = {"depth": "depth", "normals": "normal", "mask": "mask", "iuv": "iuv", "canonical": "canonical"}
+OUTSIDE = 1  # visibility code (scene/visibility.py)
+HEADER_BYTES = 2048  # record header + padding, for size estimates
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What the model needs; everything that changes a record's bytes is in here."""
+
+    num_frames: int = 81
+    fps: float = 24.0
+    width: int = 832
+    height: int = 480
+    tasks: tuple[str, ...] = tg.TASKS
+    keypoint_convention: str = "smpl24"
+    latent_dtype: str = "float16"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "fps", float(self.fps))
+        bad = [t for t in self.tasks if t not in tg.TASKS]
+        if bad or not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise UserError(f"unknown or repeated tasks {bad or list(self.tasks)}",
+                            f"choose from {', '.join(tg.TASKS)}")
+        if self.num_frames < 1 or (self.num_frames - 1) % 4:
+            lo = 1 + max(self.num_frames - 1, 0) // 4 * 4
+            raise UserError(f"num_frames={self.num_frames}: the video codec needs 1 + 4k frames",
+                            f"use e.g. {lo} or {lo + 4} (81 -> 21 latent frames)")
+        if self.width % 8 or self.height % 8 or self.width < 8 or self.height < 8:
+            raise UserError(f"resolution {self.width}x{self.height}: width and height must be multiples of 8",
+                            "use e.g. 832x480")
+        if self.fps <= 0:
+            raise UserError(f"fps={self.fps} must be positive")
+        if self.keypoint_convention not in CONVENTIONS:
+            raise UserError(f"keypoint convention {self.keypoint_convention!r} unknown",
+                            f"choose from {', '.join(CONVENTIONS)}")
+        if self.latent_dtype not in ("float16", "float32"):
+            raise UserError(f"latent dtype {self.latent_dtype!r} unsupported", "use float16 or float32")
+
+    @property
+    def dense_tasks(self) -> tuple[str, ...]:
+        return tuple(t for t in self.tasks if t in tg.DENSE_TASKS)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        return d
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """A finished rendered video folder (cheap facts from its metadata.json)."""
+
+    video_id: str
+    path: str
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+    @classmethod
+    def open(cls, path: str | Path) -> "VideoSource":
+        path = Path(path)
+        meta_path = path / "metadata.json"
+        if not meta_path.is_file() or not (path / "annotations.npz").is_file():
+            raise UserError(f"{path} is not a rendered video folder (metadata.json/annotations.npz missing)",
+                            "point at OUT of `thfm-synth render` or a folder made by `thfm-synth render-one`")
+        meta = json.loads(meta_path.read_text())
+        spec = meta["spec"]
+        frames = int(meta.get("stats", {}).get("frames", spec["num_frames"]))
+        return cls(str(spec.get("video_id", path.name)), str(path), frames, float(spec["fps"]), int(spec["width"]),
+                   int(spec["height"]))
+
+    def frame_indices(self, cfg: PreprocessConfig) -> np.ndarray:
+        return geo.frame_indices(self.num_frames, self.fps, cfg.num_frames, cfg.fps,
+                                 what=f"video {self.video_id} ({self.path})")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def source_checksums(video: VideoSource) -> dict[str, str]:
+    """{relative file: sha256}: the DONE file's (written by the farm when the video was committed),
+    or computed now for a folder without one (`render-one` output)."""
+    done = Path(video.path) / "DONE"
+    if done.is_file():
+        return dict(json.loads(done.read_text()).get("files", {}))
+    root = Path(video.path)
+    return {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.startswith(("_", ".")) and p.suffix in (".png", ".exr", ".npz", ".json")}
+
+
+@dataclass
+class Clip:
+    """A video resampled to the model's frames and resolution: cameras and keypoints done, images lazy."""
+
+    video: VideoSource
+    cfg: PreprocessConfig
+    indices: np.ndarray  # (T,) source frame of each output frame
+    crop: geo.Crop
+    arrays: dict[str, np.ndarray]  # keypoints_2d, keypoints_3d, keypoints_visibility, camera_k, camera_rt
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def _resized(self, modality: str, fn) -> np.ndarray:
+        """fn(source Frame) -> resized array, for every output frame; one source frame in memory at a time."""
+        out, last_i, last = [], None, None
+        for i in self.indices.tolist():
+            if i != last_i:
+                path = outputs.path_of(self.video.path, modality, i)
+                if not path.is_file():
+                    raise UserError(f"video {self.video.video_id}: {path} is missing",
+                                    "re-render the video (its folder is incomplete)")
+                last, last_i = fn(outputs.read_frame(self.video.path, i, (modality,))), i
+            out.append(last)
+        return np.stack(out)
+
+    def rgb(self) -> np.ndarray:
+        """(T, H, W, 3) float32 in [-1, 1]: sRGB values, area-filtered."""
+        area = lambda f: geo.resize_area(f.rgb.astype(np.float32) / 255.0, self.crop)  # noqa: E731
+        return tg.to_signed(np.clip(self._resized("rgb", area), 0.0, 1.0))
+
+    def target(self, task: str) -> np.ndarray:
+        """(T, H, W, 3) float32 in [-1, 1]: the 3-channel target video of a dense task."""
+        near = lambda a: geo.resize_nearest(a, self.crop)  # noqa: E731
+        mod = TASK_MODALITY.get(task)
+        if task == "mask":
+            return tg.mask_target(self._resized(mod, lambda f: geo.resize_area(f.mask[..., None], self.crop))[..., 0])
+        if task == "depth":
+            return tg.depth_target(self._resized(mod, lambda f: near(f.depth[..., None]))[..., 0])
+        if task == "normals":
+            return tg.normals_target(self._resized(mod, lambda f: near(f.normal)))
+        if task == "iuv":
+            iuv = self._resized(mod, lambda f: near(np.concatenate([f.part[..., None].astype(np.float32), f.part_uv],
+                                                                   axis=-1)))
+            return tg.iuv_target(iuv[..., 0], iuv[..., 1:])
+        if task == "canonical":
+            return tg.canonical_target(self._resized(mod, lambda f: near(f.canonical)))
+        raise ValueError(f"{task} is not a dense task")
+
+    def record_checksums(self, task: str) -> str:
+        """JSON {file: sha256} of the files a record of `task` is made from."""
+        mods = ["rgb"] + ([TASK_MODALITY[task]] if task in TASK_MODALITY else [])
+        names = ["annotations.npz", "metadata.json"] + [outputs.path_of("", m, i).as_posix()
+                                                        for m in mods for i in sorted(set(self.indices.tolist()))]
+        return json.dumps({n: self.checksums.get(n, "") for n in names}, sort_keys=True)
+
+
+def load_clip(video: VideoSource | str | Path, cfg: PreprocessConfig) -> Clip:
+    """Frame selection, crop, cameras and keypoints of one video (images are read on demand)."""
+    if not isinstance(video, VideoSource):
+        video = VideoSource.open(video)
+    idx = video.frame_indices(cfg)
+    crop = geo.cover_crop(video.width, video.height, cfg.width, cfg.height)
+    ann = read_annotations(Path(video.path) / "annotations.npz")
+    c = cfg.keypoint_convention
+    k = geo.crop_intrinsics(ann["K"][idx], crop)
+    rt = np.concatenate([ann["R"][idx], ann["t"][idx][..., None]], axis=-1)
+    uv = geo.crop_points(ann[f"joints2d_{c}"][idx], crop)
+    vis = ann[f"visibility_{c}"][idx].astype(np.uint8).copy()
+    outside = (uv[..., 0] < 0) | (uv[..., 0] >= cfg.width) | (uv[..., 1] < 0) | (uv[..., 1] >= cfg.height)
+    vis[outside] = OUTSIDE
+    arrays = {
+        "keypoints_2d": tg.keypoints_2d_normalised(uv, cfg.width, cfg.height),
+        "keypoints_3d": ann[f"joints3d_cam_{c}"][idx].astype(np.float32),
+        "keypoints_visibility": vis,
+        "camera_k": k.astype(np.float32),
+        "camera_rt": rt.astype(np.float32),
+    }
+    return Clip(video, cfg, idx, crop, arrays, source_checksums(video))
+
+
+def encode(codec, video: np.ndarray, dtype: str) -> np.ndarray:
+    """(T, H, W, 3) in [-1, 1] -> (C, T', H/8, W/8) normalised latent mean.
+
+    Normalised with the codec's latent statistics (WAN's latents_mean/std; the identity for
+    the parameter-free codec), as the DiT sees latents; the trainer denormalises before decoding.
+    """
+    mean, _ = codec.encode(video[None], channels_last=True)
+    mean = codec.normalize_latents(mean, channels_last=True)
+    return np.ascontiguousarray(np.asarray(mean)[0].transpose(3, 0, 1, 2)).astype(dtype)
+
+
+def video_records(video: VideoSource | str | Path, cfg: PreprocessConfig, codec) -> list[Record]:
+    """Every record of one video, in the order of `cfg.tasks`."""
+    clip = load_clip(video, cfg)
+    rgb_lat = encode(codec, clip.rgb(), cfg.latent_dtype)
+    empty = np.zeros((0,), cfg.latent_dtype)
+    out = []
+    for task in cfg.tasks:
+        target = encode(codec, clip.target(task), cfg.latent_dtype) if task in tg.DENSE_TASKS else empty
+        arrays = {"rgb_latents": rgb_lat, "target_latents": target, **clip.arrays}
+        out.append(Record(video_id=clip.video.video_id, task=task, prompt_id=task, vae_id=codec.vae_id,
+                          source_checksums=clip.record_checksums(task), arrays=arrays))
+    return out
+
+
+def estimate_video_bytes(cfg: PreprocessConfig, latent_shape: tuple[int, ...], num_keypoints: int = 24) -> int:
+    """Bytes of one video's records (one format), from shapes alone: every video of a run is the same size."""
+    lat = int(np.prod(latent_shape)) * np.dtype(cfg.latent_dtype).itemsize
+    t, k = cfg.num_frames, num_keypoints
+    fixed = t * k * (2 + 3) * 4 + t * k + t * (9 + 12) * 4 + HEADER_BYTES
+    checks = 100 * (2 + 2 * cfg.num_frames)  # source_checksums JSON
+    return sum(lat * (2 if task in tg.DENSE_TASKS else 1) + fixed + checks for task in cfg.tasks)
