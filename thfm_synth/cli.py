@@ -14,6 +14,8 @@ from pathlib import Path
 from thfm_synth import __version__
 from thfm_synth.errors import ConfigError, UserError
 
+REPO_JOBS = Path(__file__).resolve().parents[1] / "jobs"
+
 
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error message."""
@@ -340,7 +342,9 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """The whole pipeline on the built-in defaults, as far as it is built."""
+    """The whole pipeline on the built-in defaults: plan, bake, render, preview, shards, train, predict."""
+    import numpy as np
+
     from thfm_synth.assets.library import load_library
     from thfm_synth.characters import character_npz
     from thfm_synth.config import load_config
@@ -357,16 +361,16 @@ def cmd_demo(args) -> int:
     meta = plan_meta(cfg, library, args.seed, args.num_videos)
     plan_path = out / "render" / "plan.parquet"
     write_plan(plan_path, specs, meta)
-    print(f"[1/4 plan] {summary.lines()[0]} -> {plan_path}")
+    print(f"[1/7 plan] {summary.lines()[0]} -> {plan_path}")
 
     ids = sorted({s.character_id for s in specs})
     t = time.perf_counter()
     for cid in ids:
         entry = library.entry(cid)
         character_npz(entry, library.path_of(entry), cache)
-    print(f"[2/4 characters] baked {len(ids)} built-in bodies in {time.perf_counter() - t:.1f} s -> {cache}")
+    print(f"[2/7 characters] baked {len(ids)} built-in bodies in {time.perf_counter() - t:.1f} s -> {cache}")
 
-    print(f"[3/4 render] {len(specs)} videos of {cfg.video.num_frames} frames at {cfg.video.width}x"
+    print(f"[3/7 render] {len(specs)} videos of {cfg.video.num_frames} frames at {cfg.video.width}x"
           f"{cfg.video.height} on a local Ray with {args.workers} workers")
     opts = FarmOptions(out=out / "render", renderer="thfm_synth.farm.blender:BlenderVideoRenderer",
                        renderer_options={"plan": str(plan_path.resolve()), "cache_dir": str(cache), "threads": 1},
@@ -377,10 +381,39 @@ def cmd_demo(args) -> int:
 
     first = out / "render" / "videos" / specs[0].video_id
     mp4, png = make_preview(first)
-    print(f"[4/4 preview] {png}" + (f" and {mp4}" if mp4 else ""))
+    print(f"[4/7 preview] {png}" + (f" and {mp4}" if mp4 else ""))
+    if run.failed:
+        print(f"demo stopped: {run.failed} videos failed (see {out / 'render' / 'failures.parquet'})")
+        return 1
+
+    from thfm_synth.preprocess.pipeline import preprocess
+    from thfm_synth.shards import inspect
+
+    shards = out / "shards"
+    pre = preprocess(out / "render", shards, num_frames=cfg.video.num_frames, fps=cfg.video.fps,
+                     width=cfg.video.width, height=cfg.video.height, prompt_dim=256, progress=True)
+    print(f"[5/7 preprocess] {pre.lines()[0]}")
+    for line in inspect.info(shards).lines[:4]:
+        print("  " + line)
+
+    from model.predict import predict
+    from model.train import train
+
+    t = time.perf_counter()
+    job = REPO_JOBS / "train_from_synth.yaml"
+    summary = train(job, quiet=True, **{"data.shard_dir": str(shards), "run_dir": str(out / "train"),
+                                        "steps": args.train_steps})
+    losses = summary.get("losses") or []
+    first_l = float(np.mean(losses[:10])) if losses else float("nan")
+    last_l = float(np.mean(losses[-10:])) if losses else float("nan")
+    print(f"[6/7 train] {job.name}: {args.train_steps} steps in {time.perf_counter() - t:.1f} s, "
+          f"loss {first_l:.3f} -> {last_l:.3f} (mean of the first/last 10 steps), checkpoint {out / 'train'}")
+    pred = out / "predict" / f"{specs[0].video_id}_depth.mp4"
+    result = predict(first / "rgb", "depth", out / "train" / "checkpoints", pred)
+    print(f"[7/7 predict] depth of {specs[0].video_id} -> {result.get('out', pred)}")
     print(f"demo done in {time.perf_counter() - t0:.1f} s: {run.rendered + run.skipped} videos rendered, "
-          f"{run.failed} failed")
-    return 1 if run.failed else 0
+          f"{pre.records} records, a trained checkpoint and a prediction; 0 failed")
+    return 0
 
 
 # --------------------------------------------------------------------------- parser
@@ -541,12 +574,15 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("demo", help="run the pipeline end to end on the built-in defaults",
-                       description="Plans a few preview videos from the built-in library (no files needed), bakes "
-                                   "their built-in bodies, renders them on a local Ray and previews one.")
+                       description="From nothing to a trained checkpoint: plans a few preview videos from the "
+                                   "built-in library (no files needed), bakes their bodies, renders them on a local "
+                                   "Ray, previews one, preprocesses them into shards, trains THFM briefly and "
+                                   "predicts depth for a clip.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     p.add_argument("--num-videos", type=positive_int, default=4, help="videos (default 4)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="plan seed (default 0)")
     p.add_argument("--workers", type=positive_int, default=2, help="parallel renders (default 2)")
+    p.add_argument("--train-steps", type=positive_int, default=200, help="training steps (default 200)")
     p.set_defaults(func=cmd_demo)
     return parser
 
