@@ -9,9 +9,9 @@ shards were made with; then per clip:
 
 - **depth** (targets are per-clip min/max-normalised disparity, see thfm_synth/preprocess/targets.py):
   prediction and ground truth are the channel mean mapped to [0, 1]; pixels with ground-truth
-  disparity <= 1e-3 (sky / no depth) are invalid; ``depth_errors(pred, 1 / gt_disparity,
-  space="disparity")`` (least-squares scale+shift in disparity, then RMSE/AbsRel in depth).
-  The shards hold no metric depth, so the "depth" unit is 1 / normalised disparity, not metres;
+  disparity <= 1e-3 (sky / no depth) are invalid; RMSE and AbsRel (pixels with g >= 0.1) in
+  normalised disparity after a least-squares scale+shift alignment of the prediction.
+  The shards hold no metric depth, so these are not metres;
 - **mask**: alphas = channel mean mapped to [0, 1]; ``matte_errors`` per frame (MSE, MAD, Grad,
   Conn; averaged over frames) and ``dtssd`` over the clip;
 - **normals**: ``normal_errors`` (degrees, % within thresholds);
@@ -53,12 +53,19 @@ def _unit(video: np.ndarray) -> np.ndarray:
 def dense_metrics(task: str, pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """Metrics of one clip; ``pred``/``gt`` decoded videos (T, H, W, 3) in [-1, 1]."""
     if task == "depth":
+        # The shards hold per-clip min/max-normalised disparity, whose offset is lost, so 1/g is
+        # not depth up to scale: the errors are taken in normalised disparity itself, after the
+        # least-squares scale and shift alignment (AbsRel over pixels with g >= 0.1).
         p, g = _unit(pred), _unit(gt)
         valid = g > 1e-3
         if not valid.any():
             return {}
-        gt_depth = np.where(valid, 1.0 / np.maximum(g, 1e-3), 0.0)
-        return M.depth_errors(p, gt_depth, valid, space="disparity")
+        s, b = M.align_scale_shift(p[valid], g[valid])
+        aligned = s * p[valid] + b
+        err = aligned - g[valid]
+        rel = g[valid] >= 0.1
+        return {"rmse": float(np.sqrt(np.mean(err**2))),
+                "absrel": float(np.mean(np.abs(err[rel]) / g[valid][rel])) if rel.any() else float("nan")}
     if task == "mask":
         p, g = _unit(pred), _unit(gt)
         per_frame = [M.matte_errors(p[t], g[t]) for t in range(p.shape[0])]
