@@ -8,8 +8,9 @@ Workflow (main environment; Blender runs as a child process, see `thfm_synth.ren
     outputs.convert_render(render_dir, data_dir, desc.camera.r, delete_raw=True)
     frame = outputs.read_frame(data_dir, 0)               # rgb, depth, normal, mask, iuv, ...
 
-- `description`: renderer-agnostic dataclasses (camera per frame as K, R, t; primitives and
-  `mesh_npz` objects; world; lights; render settings) and their JSON + npz folder format.
+- `description`: renderer-agnostic dataclasses (camera per frame as K, R, t; primitives,
+  `mesh_npz` objects and `scene_file` objects (a .blend/.fbx/.glb placed by a pose); world;
+  lights; render settings) and their JSON + npz folder format.
 - `blender_scripts/render_scene.py`: the only Blender adapter. Two view layers in one render
   call: `rgb` (N samples, denoised, plus an antialiased subject-coverage AOV) and `labels`
   (1 sample = the pixel-centre ray, a label material override: depth, normal, object index,
