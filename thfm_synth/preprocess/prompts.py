@@ -88,9 +88,12 @@ def umt5_table(model_dir: str | Path, max_tokens: int = 512) -> PromptTable:
             ids = tok(text, return_tensors="pt", truncation=True, max_length=max_tokens)
             out = enc(input_ids=ids.input_ids, attention_mask=ids.attention_mask).last_hidden_state[0]
             emb[task] = out[: int(ids.attention_mask.sum())].float().numpy()
+    # over the weight files' names and contents (not just their sizes: two checkpoints of one
+    # architecture have files of equal size)
     digest = hashlib.sha256()
     for f in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin")):
-        digest.update(f.name.encode())
-        digest.update(str(f.stat().st_size).encode())
+        digest.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
     return PromptTable(emb, {"encoder": "umt5", "model_dir": str(model_dir), "weights_digest": digest.hexdigest(),
                              "dim": int(next(iter(emb.values())).shape[1]), "prompts": PROMPTS})
