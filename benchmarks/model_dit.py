@@ -69,30 +69,10 @@ def timed(fn, *args, steps: int, warmup: int):
 
 
 def measure_peak(dtype, sizes: list[int], reps: int = 7) -> float:
-    """Best achieved FLOP/s of square matmuls in `dtype` over `sizes` (best of `reps` each).
+    """Best achieved FLOP/s of square matmuls in `dtype` (the trainer's own measurement, model/train/perf.py)."""
+    from model.train.perf import measure_peak as trainer_peak
 
-    Several sizes because the fastest GEMM shape differs by device (cache sizes); the max is the
-    denominator of MFU, i.e. MFU is relative to the best matmul throughput seen on this device.
-    """
-    best_flops = 0.0
-    for n in sizes:
-        k1, k2 = jax.random.split(jax.random.key(n))
-        a = jax.random.normal(k1, (n, n), jnp.float32).astype(dtype)
-        b = (jax.random.normal(k2, (n, n), jnp.float32) / np.sqrt(n)).astype(dtype)
-        inner = 4  # several dependent matmuls per call amortise dispatch on fast devices
-
-        @jax.jit
-        def chain(a, b):
-            for _ in range(inner):
-                a = a @ b
-            return a
-
-        jax.block_until_ready(chain(a, b))
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            jax.block_until_ready(chain(a, b))
-            best_flops = max(best_flops, inner * 2 * n ** 3 / (time.perf_counter() - t0))
-    return best_flops
+    return trainer_peak(dtype, sizes=sizes, reps=reps)
 
 
 def main(argv=None) -> int:
@@ -214,16 +194,9 @@ def main(argv=None) -> int:
               "fewer --frames / smaller --height/--width, or --mode fwd", file=sys.stderr)
     result["status"] = status
 
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    existing = {}
-    if a.out.exists():
-        try:
-            existing = json.loads(a.out.read_text())
-        except ValueError:
-            existing = {}
-    existing[key] = result
-    a.out.write_text(json.dumps(existing, indent=2))
-    print(f"  wrote {a.out} [{key}]")
+    from bench_io import merge_result  # benchmarks/bench_io.py, beside this script
+
+    merge_result(a.out, key, result)
     return code
 
 

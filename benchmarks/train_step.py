@@ -151,16 +151,9 @@ def main(argv=None) -> int:
 
     key = (f"{a.config}|{a.batch}x{a.frames}x{a.height}x{a.width}|{dtype_name}|stage{a.stage}|{device}x{n_dev}"
            f"|fsdp{a.fsdp}")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    existing = {}
-    if a.out.exists():
-        try:
-            existing = json.loads(a.out.read_text())
-        except ValueError:
-            existing = {}
-    existing[key] = result
-    a.out.write_text(json.dumps(existing, indent=2))
-    print(f"  wrote {a.out} [{key}]")
+    from bench_io import merge_result  # benchmarks/bench_io.py, beside this script
+
+    merge_result(a.out, key, result)
     tmp.cleanup()
     return 0
 
