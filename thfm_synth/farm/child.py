@@ -24,8 +24,10 @@ class ChildCrashed(RuntimeError):
 
 
 class ChildRenderer:
-    def __init__(self, command: list[str], log_path: Path, restart_every: int = 8, env: dict | None = None):
+    def __init__(self, command: list[str], log_path: Path, restart_every: int = 8, env: dict | None = None,
+                 cpus: list[int] | None = None):
         self.command = command
+        self.cpus = cpus  # pin the child to these cores (see farm/blender.py for why)
         self.log_path = Path(log_path)
         self.restart_every = max(1, restart_every)
         self.env = env
@@ -40,8 +42,10 @@ class ChildRenderer:
     def _start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
+        cpus = self.cpus
         self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                                     env=self.env, start_new_session=True)
+                                     env=self.env, start_new_session=True,
+                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         log.close()
         self.jobs_done = 0
         self.starts += 1

@@ -21,7 +21,7 @@ from thfm_synth.farm.child import ChildRenderer
 class FakeVideoRenderer:
     def __init__(self, log_path: Path, frame_seconds: float = 0.05, restart_every: int = 8,
                  manifests: tuple[str, ...] = (), builtin: bool = True, timeout_s: float = 120.0,
-                 journal: str | None = None, disk_full_video: str | None = None):
+                 journal: str | None = None, disk_full_video: str | None = None, worker_index: int = 0):
         from thfm_synth.assets.library import load_library
 
         self.library = load_library(list(manifests), builtin=builtin)

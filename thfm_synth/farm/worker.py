@@ -34,9 +34,9 @@ class VideoRenderer(Protocol):
     def close(self) -> None: ...
 
 
-def load_renderer(path: str, options: dict, log_path: Path) -> VideoRenderer:
+def load_renderer(path: str, options: dict, log_path: Path, worker_index: int = 0) -> VideoRenderer:
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)(log_path=log_path, **options)
+    return getattr(importlib.import_module(module), name)(log_path=log_path, worker_index=worker_index, **options)
 
 
 def file_checksums(folder: Path) -> tuple[dict[str, str], int]:
@@ -56,7 +56,7 @@ class Worker:
     def __init__(self, renderer: str, options: dict, out_root: str, index: int):
         self.layout = OutputLayout(Path(out_root))
         self.index = index
-        self.renderer = load_renderer(renderer, options, self.layout.logs / f"worker-{index}.log")
+        self.renderer = load_renderer(renderer, options, self.layout.logs / f"worker-{index}.log", index)
 
     def child_pid(self) -> int | None:
         return self.renderer.child_pid
