@@ -19,7 +19,6 @@ config/shape/dtype/device). Out-of-memory is reported as such (status "oom", exi
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys

@@ -23,7 +23,6 @@ config/shape/dtype/device/mesh).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys

@@ -140,19 +140,19 @@ class PlanSummary:
         if self.dropped_kinds:
             out.append(f"  note: no {'/'.join(self.dropped_kinds)} assets in the library: those background kinds "
                        f"were left out (add them with --manifest)")
-        for field, counts in self.usage.items():
+        for name, counts in self.usage.items():
             vals = sorted(counts.values())
-            out.append(f"  {field}: {len(counts)} distinct, uses per asset {vals[0]}..{vals[-1]}")
+            out.append(f"  {name}: {len(counts)} distinct, uses per asset {vals[0]}..{vals[-1]}")
         return out
 
 
 def summarize(specs: list[VideoSpec], seconds: float, cfg: DatasetConfig | None = None) -> PlanSummary:
     usage: dict[str, dict[str, int]] = {}
-    for field in ("character_id", "motion_id", "background_kind", "background_id", "camera_trajectory"):
+    for name in ("character_id", "motion_id", "background_kind", "background_id", "camera_trajectory"):
         counts: dict[str, int] = {}
         for s in specs:
-            counts[getattr(s, field)] = counts.get(getattr(s, field), 0) + 1
-        usage[field] = counts
+            counts[getattr(s, name)] = counts.get(getattr(s, name), 0) + 1
+        usage[name] = counts
     wanted = [k for k in BACKGROUND_KINDS if cfg is not None and cfg.background.kind_weights[k] > 0]
     dropped = tuple(k for k in wanted if k not in usage["background_kind"])
     return PlanSummary(len(specs), seconds, usage, dropped if len(specs) >= len(wanted) else ())
