@@ -20,7 +20,7 @@ def core_share(worker_index: int, threads: int) -> list[int] | None:
     so two workers on two cores would fight. Pinned, each child sees only its share, and N
     workers scale. None (no pinning) when the thread count is left to Blender (0).
     """
-    if threads <= 0:
+    if threads <= 0 or not hasattr(os, "sched_getaffinity"):  # no affinity API (macOS): leave it to the OS
         return None
     cores = sorted(os.sched_getaffinity(0))
     return sorted({cores[(worker_index * threads + k) % len(cores)] for k in range(threads)})
