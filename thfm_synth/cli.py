@@ -274,7 +274,7 @@ def cmd_render(args) -> int:
     workers = args.workers or max(1, int((os.cpu_count() or 1) // cpus))
     opts = FarmOptions(
         out=args.out, renderer="thfm_synth.farm.blender:BlenderVideoRenderer",
-        renderer_options={"plan": str(plan_path.resolve()), "cache_dir": str(args.cache or default_cache()),
+        renderer_options={"plan": str(plan_path.resolve()), "cache_dir": str((args.cache or default_cache()).resolve()),
                           "blender": args.blender, "device": args.device, "threads": int(cpus),
                           "restart_every": args.restart_every},
         workers=workers, cpus_per_video=cpus, gpus_per_video=args.gpus_per_video, max_retries=args.max_retries,
@@ -353,7 +353,7 @@ def cmd_demo(args) -> int:
     from thfm_synth.video.preview import make_preview
 
     t0 = time.perf_counter()
-    out: Path = args.out
+    out: Path = args.out.resolve()  # Ray workers and the Blender child resolve paths from elsewhere
     cache = out / "cache"
     cfg = load_config("preview")
     library = load_library(builtin=True)

@@ -34,7 +34,7 @@ class BlenderVideoRenderer:
         self.library = plan_library(meta)
         cfg = plan_config(meta).render
         self.render_cfg = cfg.model_copy(update={"device": device}) if device else cfg
-        self.cache_dir = cache_dir
+        self.cache_dir = str(Path(cache_dir).resolve())  # workers may not share the driver's cwd
         self.threads = threads
         self.timeout_s = timeout_s
         runtime = RenderRuntime.detect(blender)

@@ -154,7 +154,7 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_
     subject = SubjectTrack(_apply(placement, positions), tuple(clip.skeleton.names))
     cam = camera_track(spec, subject)
 
-    objects = [Object(name=SUBJECT, kind="mesh_npz", mesh_path=str(anim.character_file),
+    objects = [Object(name=SUBJECT, kind="mesh_npz", mesh_path=str(Path(anim.character_file).resolve()),
                       vertex_animation_key="subject_vertices", materials=_character_materials(anim), subject=True)]
     if spec.background_kind == "sky":
         world = _sky_world(bg.params, spec)
