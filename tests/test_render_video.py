@@ -139,14 +139,17 @@ def test_rooms_streets_and_hdris_render_with_the_subject_in_view(kind, cfg, cach
 
 
 def test_cli_render_one_and_preview(tmp_path, cache):
-    plan = tmp_path / "plan.parquet"
-    assert run_cli("plan", "--preset", "preview", "--num-videos", "2", "--out", plan).returncode == 0
-    proc = run_cli("render-one", "--plan", plan, "--index", "1", "--out", tmp_path / "v1", "--cache", cache)
+    # relative paths on purpose: the Blender child and workers must not depend on the caller's cwd
+    def cli(*args):
+        return run_cli(*args, cwd=tmp_path)
+
+    assert cli("plan", "--preset", "preview", "--num-videos", "2", "--out", "plan.parquet").returncode == 0
+    proc = cli("render-one", "--plan", "plan.parquet", "--index", "1", "--out", "v1", "--cache", "cache")
     assert proc.returncode == 0, proc.stderr
     assert "QA passed" in proc.stdout
-    proc = run_cli("render-one", "--plan", plan, "--index", "1", "--out", tmp_path / "v1")
+    proc = cli("render-one", "--plan", "plan.parquet", "--index", "1", "--out", "v1")
     assert proc.returncode == 1 and "already exists" in proc.stderr
-    proc = run_cli("preview", tmp_path / "v1")
+    proc = cli("preview", "v1")
     assert proc.returncode == 0, proc.stderr
     from thfm_synth.render.imagefiles import read_png
 
