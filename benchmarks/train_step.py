@@ -12,7 +12,7 @@ ratio is "fraction of achievable matmul throughput"; ``--peak table`` uses the d
 number for known GPUs/TPUs (``model.train.perf.PEAK_BF16``); both are reported when available.
 
     python benchmarks/train_step.py                                 # tiny CPU config
-    python benchmarks/train_step.py --config small                  # ~5M-param CPU config
+    python benchmarks/train_step.py --config small                  # WAN_SMALL, ~0.8M params (train_from_synth)
     python benchmarks/train_step.py --config wan21_1_3b --frames 81 --height 480 --width 832 \\
         --batch 8 --dtype bfloat16 --remat --fsdp 8                  # GPUs / TPUs
 
@@ -43,7 +43,6 @@ from model.train.perf import measure_peak, table_peak  # noqa: E402
 from model.train.trainer import Trainer  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "train_step.json"
-SMALL = {"num_attention_heads": 4, "attention_head_dim": 64, "ffn_dim": 1024, "num_layers": 4, "freq_dim": 256}
 
 
 def main(argv=None) -> int:
@@ -73,7 +72,7 @@ def main(argv=None) -> int:
     wan = a.config.startswith("wan")
     text_dim = a.text_dim or (4096 if wan else 64)
     text_len = a.text_len or (512 if wan else 8)
-    size = "custom" if a.config == "small" else a.config
+    size = a.config
     tmp = tempfile.TemporaryDirectory(prefix="thfm_bench_")
     shard_dir = Path(tmp.name) / "shards"
     from model.data import write_synthetic_shards
@@ -82,7 +81,7 @@ def main(argv=None) -> int:
     write_synthetic_shards(shard_dir, num_videos=n_videos, num_frames=a.frames, height=a.height, width=a.width,
                            num_keypoints=a.keypoints, text_dim=text_dim, prompt_tokens=text_len)
     cfg = load_config({
-        "model": {"size": size, "dit": SMALL if a.config == "small" else {}, "remat": a.remat,
+        "model": {"size": size, "dit": {}, "remat": a.remat,
                   "attention_impl": a.attention},
         "data": {"shard_dir": str(shard_dir), "num_threads": 2, "prefetch": 4},
         "batch_size": a.batch, "steps": a.warmup + a.steps + 1, "stage": a.stage, "dtype": a.dtype,

@@ -53,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from model.wan import CONFIGS, WanTransformer3D, WanTransformerConfig, dit_flops, load_wan_transformer
+from model.wan import CONFIGS, DATA_SIZED, WanTransformer3D, WanTransformerConfig, dit_flops, load_wan_transformer
 from model.wan.layers import F32, LayerNorm, linear
 from model.wan.rope import rope_split, rope_tables
 
@@ -96,13 +96,13 @@ class THFMConfig:
 
 def dit_config(size: str, *, latent_channels: int = 16, text_dim: int | None = None,
                overrides: Mapping[str, Any] | None = None) -> WanTransformerConfig:
-    """The DiT config for a model size: ``tiny`` (WAN_TINY with the data's latent channels and prompt
-    dim), ``wan21_1_3b`` / ``wan21_14b`` (exact WAN configs; text_dim must be 4096), or ``custom``
-    (WAN_TINY with ``overrides``)."""
-    if size not in ("tiny", "custom", *CONFIGS):
-        raise ValueError(f"model size must be tiny, custom or one of {sorted(CONFIGS)}, got {size!r}")
-    base = CONFIGS["tiny"] if size in ("tiny", "custom") else CONFIGS[size]
-    if size in ("tiny", "custom"):
+    """The DiT config for a model size: ``tiny`` / ``small`` (WAN_TINY / WAN_SMALL with the data's
+    latent channels and prompt dim), ``wan21_1_3b`` / ``wan21_14b`` (exact WAN configs; text_dim must
+    be 4096), or ``custom`` (WAN_TINY with ``overrides``)."""
+    if size not in ("custom", *CONFIGS):
+        raise ValueError(f"model size must be custom or one of {sorted(CONFIGS)}, got {size!r}")
+    base = CONFIGS["tiny"] if size == "custom" else CONFIGS[size]
+    if size in DATA_SIZED:
         base = base.replace(in_channels=latent_channels, out_channels=latent_channels,
                             text_dim=text_dim or base.text_dim, rope_max_seq_len=1024)
     if overrides:

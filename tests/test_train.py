@@ -215,3 +215,27 @@ def test_cli_wiring(trained, shards, tmp_path, capsys):
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["task"] == "mask" and out["frames"] == 9
+
+
+def test_lr_schedules():
+    from model.train.step import lr_schedule
+
+    const = lr_schedule(1e-3, 10)
+    cos = lr_schedule(1e-3, 10, "cosine", 110, 0.1)
+    for n, want_const, want_cos in ((0, 1e-4, 1e-4), (9, 1e-3, 1e-3), (59, 1e-3, 0.55e-3), (109, 1e-3, 1e-4),
+                                    (500, 1e-3, 1e-4)):
+        assert float(const(n)) == pytest.approx(want_const, rel=1e-5)
+        assert float(cos(n)) == pytest.approx(want_cos, rel=1e-5)
+    with pytest.raises(ValueError, match="lr_decay"):
+        lr_schedule(1e-3, 10, "linear")
+
+
+def test_small_size_takes_latent_channels_and_text_dim_from_the_data():
+    from model.thfm import dit_config
+
+    small = dit_config("small", latent_channels=16, text_dim=64)
+    assert (small.inner_dim, small.num_layers, small.ffn_dim) == (128, 4, 256)
+    assert (small.in_channels, small.out_channels, small.text_dim) == (16, 16, 64)
+    assert dit_config("small", latent_channels=48, text_dim=256).in_channels == 48
+    with pytest.raises(ValueError, match="model size"):
+        dit_config("huge")

@@ -21,8 +21,9 @@ class _Section(BaseModel):
 
 
 class ModelSection(_Section):
-    size: Literal["tiny", "wan21_1_3b", "wan21_14b", "custom"] = Field(
-        "tiny", description="DiT size: tiny (WAN_TINY, latent channels and text dim taken from the data), the "
+    size: Literal["tiny", "small", "wan21_1_3b", "wan21_14b", "custom"] = Field(
+        "tiny", description="DiT size: tiny / small (WAN_TINY / WAN_SMALL, latent channels and text dim taken "
+                            "from the data), the "
                             "exact WAN 2.1 configs, or custom (WAN_TINY + `dit` overrides)")
     dit: dict[str, Any] = Field(default_factory=dict,
                                 description="WanTransformerConfig field overrides (any size; required for custom)")
@@ -99,6 +100,9 @@ class TrainConfig(_Section):
     steps: int = Field(1000, ge=1)
     lr: float = Field(5e-5, gt=0)
     warmup_fraction: float = Field(0.1, ge=0, le=1, description="linear LR warmup over this fraction of steps")
+    lr_decay: Literal["constant", "cosine"] = Field("constant", description="after warmup: constant (the paper) "
+                                                                           "or a half cosine to the final fraction")
+    lr_final_fraction: float = Field(0.1, ge=0, le=1, description="cosine decay ends at lr x this")
     adam_b1: float = 0.9
     adam_b2: float = 0.999
     adam_eps: float = 1e-8

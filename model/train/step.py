@@ -16,7 +16,9 @@ Adam count = applied updates); 5. ``step += 1``; ``rng`` is split (carried and c
 stochastic augmentations; the one-step model itself uses no randomness).
 
 LR: ``lr * min(1, (n + 1) / warmup_steps)`` for the n-th applied update, ``warmup_steps =
-round(warmup_fraction * steps)`` (linear warmup, then constant).
+round(warmup_fraction * steps)`` (linear warmup, then constant as in the paper); with
+``lr_decay: cosine`` it then follows a half cosine from ``lr`` down to ``lr * lr_final_fraction``
+at ``steps`` (short from-scratch runs, e.g. jobs/train_from_synth.yaml, end at a better loss).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from model.thfm import THFM, THFMConfig, build_thfm, dit_config, prompt_array
 from model.train.config import TrainConfig
 from model.train.mesh import batch_sharding, param_shardings, replicated
 from model.train.objective import batch_loss
-from model.wan import default_compute_dtype
+from model.wan import DATA_SIZED, default_compute_dtype
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -61,13 +63,26 @@ def thfm_config(cfg: TrainConfig, spec: DataSpec, text_dim: int | None) -> THFMC
                       timestep=cfg.model.timestep, kp_head_hidden=cfg.model.kp_head_hidden)
 
 
-def lr_schedule(lr: float, warmup_steps: int) -> Callable:
+def lr_schedule(lr: float, warmup_steps: int, decay: str = "constant", total_steps: int | None = None,
+                final_fraction: float = 0.1) -> Callable:
     warmup = max(int(warmup_steps), 1)
-    return lambda count: lr * jnp.minimum(1.0, (jnp.asarray(count, jnp.float32) + 1.0) / warmup)
+    if decay not in ("constant", "cosine"):
+        raise ValueError(f"lr_decay must be constant or cosine, got {decay!r}")
+    span = max(int(total_steps or warmup) - warmup, 1)
+
+    def schedule(count):
+        n = jnp.asarray(count, jnp.float32) + 1.0
+        rate = lr * jnp.minimum(1.0, n / warmup)
+        if decay == "cosine":
+            t = jnp.clip((n - warmup) / span, 0.0, 1.0)
+            rate = rate * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + jnp.cos(jnp.pi * t)))
+        return rate
+
+    return schedule
 
 
 def make_optimizer(cfg: TrainConfig):
-    schedule = lr_schedule(cfg.lr, cfg.warmup_steps())
+    schedule = lr_schedule(cfg.lr, cfg.warmup_steps(), cfg.lr_decay, cfg.steps, cfg.lr_final_fraction)
     tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
                      optax.adam(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps))
     return tx, schedule
@@ -109,7 +124,7 @@ def setup_training(cfg: TrainConfig, spec: DataSpec, prompts: dict[str, np.ndarr
     (random or ``model.pretrained``) and replicated consts. Returns (TrainSetup, state or None)."""
     dtype = compute_dtype(cfg.dtype)
     text_dim = int(next(iter(prompts.values())).shape[-1])
-    model_cfg = model_cfg or thfm_config(cfg, spec, text_dim if cfg.model.size in ("tiny", "custom") else None)
+    model_cfg = model_cfg or thfm_config(cfg, spec, text_dim if cfg.model.size in DATA_SIZED else None)
     prompt_tab = prompt_array(prompts, model_cfg.dit.text_dim, cfg.data.text_len)
     mkw = dict(dtype=dtype, scan_layers=cfg.model.scan_layers, remat=cfg.model.remat,
                attention_impl=cfg.model.attention_impl)

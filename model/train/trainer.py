@@ -29,6 +29,7 @@ import numpy as np
 from model.checkpoint import Checkpointer
 from model.data import DataSpec, inspect_shards, load_prompt_table, make_dataset, write_synthetic_shards
 from model.thfm import TASKS, prompt_array, thfm_flops
+from model.wan import DATA_SIZED
 from model.train.config import TrainConfig, load_config
 from model.train.mesh import global_batch, make_mesh, maybe_initialize_distributed
 from model.train.perf import peak_per_device
@@ -56,7 +57,7 @@ class Trainer:
         self.cfg = cfg
         self.quiet = quiet or not _is_main()
         self.spec = prepare_data(cfg)
-        text_dim = None if cfg.model.size in ("tiny", "custom") else int(cfg.model.dit.get("text_dim", 4096))
+        text_dim = None if cfg.model.size in DATA_SIZED else int(cfg.model.dit.get("text_dim", 4096))
         self.prompts, self.prompt_provenance = load_prompt_table(cfg.data.shard_dir, text_dim, cfg.data.prompts)
         missing = [t for t in cfg.data.tasks if t not in self.prompts]
         if missing:

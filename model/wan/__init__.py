@@ -20,7 +20,7 @@ Modules: config (WanTransformerConfig, WAN21_1_3B, WAN21_14B, WAN_TINY), transfo
 safetensors_io (numpy safetensors reader/writer).
 """
 
-from .config import CONFIGS, WAN21_1_3B, WAN21_14B, WAN_TINY, WanTransformerConfig
+from .config import CONFIGS, DATA_SIZED, WAN21_1_3B, WAN21_14B, WAN_SMALL, WAN_TINY, WanTransformerConfig
 from .flops import dit_flops
 from .loading import (
     WanCheckpointError,
@@ -37,7 +37,7 @@ from .loading import (
 from .transformer import WanTransformer3D, WanTransformerBlock, default_compute_dtype, num_params
 
 __all__ = [
-    "CONFIGS", "WAN21_1_3B", "WAN21_14B", "WAN_TINY", "WanTransformerConfig",
+    "CONFIGS", "DATA_SIZED", "WAN21_1_3B", "WAN21_14B", "WAN_SMALL", "WAN_TINY", "WanTransformerConfig",
     "WanTransformer3D", "WanTransformerBlock", "default_compute_dtype", "num_params", "dit_flops",
     "WanCheckpointError", "detect_layout", "diffusers_state_dict", "diffusers_to_original_key",
     "load_params", "load_wan_transformer", "original_to_diffusers_key", "read_checkpoint",

@@ -8,7 +8,7 @@ uniformly per video unless stated. Weights are relative (they need not sum to 1)
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -78,6 +78,9 @@ class RenderSettings(Section):
     denoise: bool = Field(True, description="OpenImageDenoise on RGB (labels are never denoised)")
     device: Literal["cpu", "cuda", "optix"] = Field("cpu", description="Cycles compute device; GPU falls back to CPU")
     max_bounces: int = Field(4, ge=0, le=64, description="light path bounces, count")
+    exposure: Union[Literal["auto"], Annotated[float, Field(ge=-16, le=16)]] = Field(
+        "auto", description="RGB exposure: 'auto' (one gain per video metered to middle grey on the linear "
+                            "render, like a camera with locked auto-exposure) or fixed stops in [-16, 16]")
     write_linear_exr: bool = Field(False, description="also store linear RGB as EXR")
     optical_flow: bool = Field(False, description="also store forward optical flow")
     albedo: bool = Field(False, description="also store albedo")

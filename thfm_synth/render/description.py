@@ -214,7 +214,8 @@ class RenderSettings:
     seed: int = 0  # Cycles seed of frame i is derived from (seed, i)
     max_bounces: int = 6
     filter_width_px: float = 1.5  # Blackman-Harris; also the width of the mask's soft edge
-    exposure: float = 0.0  # stops, applied before the sRGB encoding
+    exposure: float = 0.0  # stops, applied by Cycles' film exposure
+    auto_exposure: bool = False  # meter one gain per clip on the linear render (render/exposure.py)
     persistent_data: bool = True
     threads: int = 0  # 0 = all cores
     adaptive_sampling: bool = False  # off: every pixel gets `samples`, mask coverage is k/samples

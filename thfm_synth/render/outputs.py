@@ -7,8 +7,9 @@ conventions and `write_frame` stores them; `read_frame` and the `read_*` functio
 Stored files per frame (NNNNN = frame index), chosen for size (measured in
 benchmarks/render_passes.py) while keeping every label lossless:
 
-    rgb/NNNNN.png        8-bit sRGB RGB (scene-linear Combined, clipped, sRGB transfer function;
-                         i.e. Blender's "Standard" view transform)
+    rgb/NNNNN.png        8-bit sRGB RGB (scene-linear Combined x the clip's exposure gain, clipped,
+                         sRGB transfer function, i.e. Blender's "Standard" view transform; the gain
+                         is metered per clip, see exposure.py, and recorded in metadata.json)
     depth/NNNNN.exr      float32 `Z`: camera-frame z (planar depth) in metres, 0 = no surface (sky);
                          PXR24 compression (float32 rounded to 24 bits: relative error <= 2^-16,
                          0.15 mm at 10 m - below Cycles' own float32 error) unless lossless is asked
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thfm_synth.render import exposure
 from thfm_synth.render.imagefiles import read_exr, read_png, write_exr, write_png
 
 MODALITIES = ("rgb", "depth", "normal", "mask", "iuv", "canonical", "instance")
@@ -80,14 +82,21 @@ def _get(ch: dict, name: str) -> np.ndarray | None:
     return ch.get(name)
 
 
-def decode_raw(channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarray) -> Frame:
-    """Blender's EXR channels (or the file) -> a Frame. `r`: this frame's world-to-camera rotation."""
+def _linear_rgb(ch: dict) -> np.ndarray | None:
+    if "rgb.Combined.R" not in ch:
+        return None
+    return np.stack([ch[f"rgb.Combined.{c}"] for c in "RGB"], axis=-1).astype(np.float32)
+
+
+def decode_raw(channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarray, gain: float = 1.0) -> Frame:
+    """Blender's EXR channels (or the file) -> a Frame. `r`: this frame's world-to-camera rotation;
+    `gain`: exposure applied to the RGB before the sRGB encoding (`rgb_linear` stays unscaled)."""
     ch = read_exr(channels) if isinstance(channels, (str, os.PathLike)) else channels
     out = Frame()
-    if "rgb.Combined.R" in ch:
-        lin = np.stack([ch[f"rgb.Combined.{c}"] for c in "RGB"], axis=-1).astype(np.float32)
+    lin = _linear_rgb(ch)
+    if lin is not None:
         out.rgb_linear = lin
-        out.rgb = srgb_encode(lin)
+        out.rgb = srgb_encode(lin * np.float32(gain))
     if "rgb.fg.X" in ch:
         out.mask = np.clip(ch["rgb.fg.X"], 0.0, 1.0).astype(np.float32)
     z = _get(ch, "labels.Depth.Z")
@@ -239,16 +248,24 @@ def read_frame(root: str | os.PathLike, frame_index: int, modalities=MODALITIES)
 
 
 def convert_render(render_out: str | os.PathLike, dataset_root: str | os.PathLike, camera_r: np.ndarray,
-                   modalities=MODALITIES, delete_raw: bool = False, **write_kw) -> list[dict]:
-    """Convert every frame listed in `render_out/render_info.json`; returns per-frame byte counts."""
+                   modalities=MODALITIES, delete_raw: bool = False, auto_exposure: bool = False,
+                   **write_kw) -> list[dict]:
+    """Convert every frame listed in `render_out/render_info.json`; returns per-frame byte counts
+    and the exposure gain used. `auto_exposure`: one gain for the clip metered on a few of its
+    frames (thfm_synth/render/exposure.py), else the RGB is encoded as rendered."""
     info = json.loads((Path(render_out) / "render_info.json").read_text())
+    raws = [rec["files"][0] for rec in info["frames"]]
+    gain = 1.0
+    if auto_exposure and raws:
+        metered = (_linear_rgb(read_exr(raws[i])) for i in exposure.meter_frame_indices(len(raws)))
+        gain = exposure.metering_gain(f for f in metered if f is not None)
     rows = []
     for rec in info["frames"]:
         frame = int(rec["frame"])
         (raw,) = rec["files"]
-        fr = decode_raw(raw, camera_r[frame])
+        fr = decode_raw(raw, camera_r[frame], gain)
         sizes = write_frame(dataset_root, frame, fr, modalities, **write_kw)
-        rows.append({"frame": frame, "bytes": sizes, "total_bytes": sum(sizes.values())})
+        rows.append({"frame": frame, "bytes": sizes, "total_bytes": sum(sizes.values()), "exposure_gain": gain})
         if delete_raw:
             os.remove(raw)
     return rows

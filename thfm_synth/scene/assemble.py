@@ -193,7 +193,9 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_
     description = SceneDescription(
         camera=Camera.from_track(cam), objects=objects, world=world, lights=_lights(spec, centre, front_yaw),
         render=RenderSettings(samples=render_cfg.samples, denoise=render_cfg.denoise, device=render_cfg.device,
-                              seed=spec.render_seed, max_bounces=render_cfg.max_bounces, threads=threads),
+                              seed=spec.render_seed, max_bounces=render_cfg.max_bounces, threads=threads,
+                              auto_exposure=render_cfg.exposure == "auto",
+                              exposure=0.0 if render_cfg.exposure == "auto" else float(render_cfg.exposure)),
         fps=spec.fps, extra_arrays={"subject_vertices": vertices},
         meta={"video_id": spec.video_id, "spec": spec.to_row()})
     return AssembledScene(description, anim, cam, placement, joints_world, vertices, layout, fscene,

@@ -72,7 +72,8 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderConfig, ou
     info = _render(work / "scene", work / "render", child, runtime, timeout_s)
     t_render = time.perf_counter() - t1
     t2 = time.perf_counter()
-    sizes = outputs.convert_render(work / "render", out, desc.camera.r, delete_raw=True)
+    sizes = outputs.convert_render(work / "render", out, desc.camera.r, delete_raw=True,
+                                   auto_exposure=desc.render.auto_exposure)
     shutil.rmtree(work, ignore_errors=True)
 
     frames = [outputs.read_frame(out, f, LABEL_MODALITIES) for f in range(desc.num_frames)]
@@ -106,6 +107,9 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderConfig, ou
         "render": {"engine": "cycles", "samples": render_cfg.samples, "denoise": render_cfg.denoise,
                    "device_requested": render_cfg.device, "device": info.get("device"),
                    "max_bounces": render_cfg.max_bounces, "seed": spec.render_seed,
+                   "exposure": render_cfg.exposure,
+                   "exposure_gain": sizes[0]["exposure_gain"] if sizes else 1.0,
+                   "exposure_stops": float(np.log2(sizes[0]["exposure_gain"])) if sizes else 0.0,
                    "blender_version": info.get("blender_version"), "warnings": info.get("warnings", []),
                    "layers": info.get("layers")},
         "frame_render_seconds": render_seconds,
