@@ -19,6 +19,26 @@ import time
 from pathlib import Path
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies, so a killed Ray worker (Ctrl-C, disk full,
+    node drain) never leaves an orphan Blender rendering into a folder the driver has cleaned."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        pass
+
+
+def _child_setup(cpus: list[int] | None):
+    def setup() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        _die_with_parent()
+
+    return setup
+
+
 class ChildCrashed(RuntimeError):
     """The child process died or hung; the video may succeed on a retry."""
 
@@ -44,8 +64,7 @@ class ChildRenderer:
         log = open(self.log_path, "ab")
         cpus = self.cpus
         self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                                     env=self.env, start_new_session=True,
-                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+                                     env=self.env, start_new_session=True, preexec_fn=_child_setup(cpus))
         log.close()
         self.jobs_done = 0
         self.starts += 1

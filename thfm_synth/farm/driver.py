@@ -162,6 +162,11 @@ def run_farm(specs: list[VideoSpec], plan_id: dict, opts: FarmOptions) -> RunSum
                 ray.kill(actor, no_restart=True)
             except Exception:  # already dead
                 pass
+        if inflight:  # ray.kill is asynchronous: let the killed workers' tasks end before cleaning .tmp
+            try:
+                ray.wait(list(inflight), num_returns=len(inflight), timeout=30.0)
+            except Exception:
+                pass
         for vid in claimed:
             layout.release(vid, run_id)
         layout.clean_tmp()
