@@ -401,8 +401,9 @@ def cmd_demo(args) -> int:
 
     t = time.perf_counter()
     job = REPO_JOBS / "train_from_synth.yaml"
+    # a demo-sized batch: 4 videos make 28 records, and 256x160 clips are 4x the job's 128x80 tokens
     summary = train(job, quiet=True, **{"data.shard_dir": str(shards), "run_dir": str(out / "train"),
-                                        "steps": args.train_steps})
+                                        "steps": args.train_steps, "batch_size": 4})
     losses = summary.get("losses") or []
     first_l = float(np.mean(losses[:10])) if losses else float("nan")
     last_l = float(np.mean(losses[-10:])) if losses else float("nan")
