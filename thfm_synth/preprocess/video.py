@@ -31,7 +31,7 @@ from thfm_synth.preprocess import geometry as geo
 from thfm_synth.preprocess import targets as tg
 from thfm_synth.render import outputs
 from thfm_synth.shards.record import Record
-from thfm_synth.video.annotations import CONVENTIONS, read_annotations
+from thfm_synth.video.annotations import CONVENTIONS, read_annotations, read_video_metadata
 
 # the stored modality each dense task is made from (render/outputs.py names)
 TASK_MODALITY = {"depth": "depth", "normals": "normal", "mask": "mask", "iuv": "iuv", "canonical": "canonical"}
@@ -97,11 +97,7 @@ class VideoSource:
     @classmethod
     def open(cls, path: str | Path) -> "VideoSource":
         path = Path(path)
-        meta_path = path / "metadata.json"
-        if not meta_path.is_file() or not (path / "annotations.npz").is_file():
-            raise UserError(f"{path} is not a rendered video folder (metadata.json/annotations.npz missing)",
-                            "point at OUT of `thfm-synth render` or a folder made by `thfm-synth render-one`")
-        meta = json.loads(meta_path.read_text())
+        meta = read_video_metadata(path)
         spec = meta["spec"]
         frames = int(meta.get("stats", {}).get("frames", spec["num_frames"]))
         return cls(str(spec.get("video_id", path.name)), str(path), frames, float(spec["fps"]), int(spec["width"]),

@@ -64,3 +64,18 @@ def write_annotations(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
 def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def read_video_metadata(video_dir) -> dict:
+    """metadata.json of a rendered video folder, after checking the folder is one (one-line error)."""
+    import json
+    from pathlib import Path
+
+    from thfm_synth.errors import UserError
+
+    video_dir = Path(video_dir)
+    meta_path = video_dir / "metadata.json"
+    if not meta_path.is_file() or not (video_dir / "annotations.npz").is_file():
+        raise UserError(f"{video_dir} is not a rendered video folder (metadata.json/annotations.npz missing)",
+                        "point at OUT of `thfm-synth render` or a folder made by `thfm-synth render-one`")
+    return json.loads(meta_path.read_text())

@@ -8,15 +8,13 @@ soft mask, IUV (part colours shaded by U/V) and canonical coordinates (as RGB).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from thfm_synth.errors import UserError
 from thfm_synth.render import outputs
 from thfm_synth.render.imagefiles import write_png
-from thfm_synth.video.annotations import read_annotations
+from thfm_synth.video.annotations import read_annotations, read_video_metadata
 
 SMPL24_BONES = ((0, 1), (0, 2), (0, 3), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8), (6, 9), (7, 10), (8, 11), (9, 12),
                 (12, 13), (12, 14), (12, 15), (13, 16), (14, 17), (16, 18), (17, 19), (18, 20), (19, 21), (20, 22),
@@ -87,11 +85,7 @@ def tiles(fr: outputs.Frame, joints2d: np.ndarray, vis: np.ndarray, disp_range: 
 def make_preview(video_dir: str | Path, out_mp4: str | Path | None = None, out_png: str | Path | None = None,
                  sheet_frames: int = 4) -> tuple[Path | None, Path]:
     video_dir = Path(video_dir)
-    meta_path = video_dir / "metadata.json"
-    if not meta_path.is_file() or not (video_dir / "annotations.npz").is_file():
-        raise UserError(f"{video_dir} is not a rendered video folder (metadata.json/annotations.npz missing)",
-                        "point at a folder made by `thfm-synth render-one` or `thfm-synth render`")
-    meta = json.loads(meta_path.read_text())
+    meta = read_video_metadata(video_dir)
     ann = read_annotations(video_dir / "annotations.npz")
     n = int(meta["stats"]["frames"])
     frames = [outputs.read_frame(video_dir, f) for f in range(n)]
