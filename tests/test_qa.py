@@ -83,3 +83,16 @@ def test_joint_visibility_codes():
     # with part labels: a joint whose own limb covers its pixel is visible even 0.3 m behind the surface
     codes = joint_visibility(pts[:2], np.array([centre_z - 0.2, centre_z - 0.2]), depth, mask, part, [{1}, {2}])
     assert codes.tolist() == [VISIBLE, SELF_OCCLUDED]
+
+
+def test_silhouette_order_treats_sky_as_far_and_needs_evidence():
+    depth = np.zeros((40, 40), np.float32)  # sky (no surface) everywhere but the subject
+    mask = np.zeros((40, 40), np.float32)
+    depth[10:30, 10:30] = 3.0
+    mask[10:30, 10:30] = 1.0
+    assert qa.silhouette_nearer(depth, mask) == 1.0  # 80 pairs, all against the sky
+    depth[30:, :] = 2.5  # ground in front of the lower edge: nearer, legitimately
+    assert qa.silhouette_nearer(depth, mask) == 0.75
+    tiny = np.zeros((6, 6), np.float32)
+    tiny[2:4, 2:4] = 1.0  # 8 pairs: too few to judge
+    assert np.isnan(qa.silhouette_nearer(np.where(tiny > 0, 3.0, 0.0), tiny))
