@@ -199,3 +199,30 @@ def test_a_killed_ray_worker_process_is_replaced_and_its_video_retried(tmp_path,
     index = {r["video_id"]: r for r in pq.read_table(out / "videos.parquet").to_pylist()}
     assert index[victim[1]]["attempts"] == 2
     assert_complete(out, index)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_the_renderer_child_dies_with_its_worker(tmp_path):
+    """A SIGKILLed worker (what ray.kill does) must not leave its Blender child rendering on."""
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+from pathlib import Path
+from thfm_synth.farm.child import ChildRenderer
+c = ChildRenderer([sys.executable, "-c", "import time; time.sleep(120)"], Path({str(tmp_path)!r}) / "child.log")
+c._start()
+print(c.proc.pid, flush=True)
+time.sleep(120)
+"""], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    os.kill(child, 0)  # alive
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the child outlived its parent")
