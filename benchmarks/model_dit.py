@@ -31,7 +31,6 @@ if str(REPO) not in sys.path:
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from model.wan import CONFIGS, WanTransformer3D, dit_flops, num_params  # noqa: E402

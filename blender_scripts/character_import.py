@@ -1,6 +1,7 @@
 """Read a rigged character file (FBX, GLB/glTF) into a raw npz for thfm_synth.characters.importer.
 
-Usage (render child): character_import.py -- INPUT OUT_RAW.npz TEXTURE_DIR
+Usage (render child): character_import.py -- JOB_FILE, a `CharacterImportJob`
+(thfm_synth/blender/contract.py): path (INPUT), raw_npz (OUT_RAW.npz), texture_dir (TEXTURE_DIR).
 
 Imports with Blender's own importers (FBX: bpy.ops.import_scene.fbx, which applies the
 file's unit scale; glTF: bpy.ops.import_scene.gltf), picks the armature that deforms the
@@ -16,8 +17,8 @@ most vertices, and writes - all in Blender world space, metres, at the rest pose
 Meshes are evaluated with their modifiers (armature at rest) and triangulated (loop
 triangles). A mesh parented to a bone is weighted 1.0 to that bone; only vertex groups of
 deforming bones count. Packed (embedded) textures are saved as PNG under TEXTURE_DIR.
-Failures print one line `THFM_IMPORT_ERROR {"what": ..., "fix": ...}` and exit 3.
-Imports only bpy, numpy and the standard library.
+Bad input is reported as a `JobInputError` (what + fix); the result is the info dict below.
+Imports only bpy, numpy, the standard library and its sibling `bridge`.
 """
 
 import json
@@ -25,13 +26,16 @@ import os
 import sys
 import time
 
-import bpy
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bpy  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bridge import contract  # noqa: E402
 
 
 def fail(what, fix):
-    print("THFM_IMPORT_ERROR " + json.dumps({"what": what, "fix": fix}), flush=True)
-    sys.exit(3)
+    raise contract.JobInputError(what, fix)
 
 
 def do_import(path):
@@ -109,8 +113,8 @@ def texture_path(image, tex_dir):
         return None
 
 
-def main(argv):
-    src, out_path, tex_dir = argv[:3]
+def import_character(job):
+    src, out_path, tex_dir = job.path, job.raw_npz, job.texture_dir
     t0 = time.perf_counter()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     do_import(src)
@@ -234,8 +238,8 @@ def main(argv):
              bone_heads=heads, bone_tails=tails, bone_rotations=np.array(rots), bone_deform=np.array(deform),
              materials_json=np.array(json.dumps(materials)), info_json=np.array(json.dumps(info)))
     os.replace(tmp, out_path)
-    print("THFM_IMPORT_OK " + json.dumps(info), flush=True)
+    return info
 
 
 if __name__ == "__main__":
-    main(sys.argv[sys.argv.index("--") + 1:])
+    contract.script_main(contract.SCRIPT_CHARACTER_IMPORT, import_character)

@@ -17,7 +17,7 @@ Mesh attributes written (all readable by an Attribute shader node and so by AOVs
 * `thfm_vertex_part` (INT, POINT) and `thfm_vertex_part_uv` (FLOAT2, POINT): the per-vertex labels;
 * `thfm_rest` (FLOAT_VECTOR, POINT): rest-pose position in metres (drives cloth patterns);
 * `thfm_garment` (INT, POINT): 0 body, g > 0 garment g.
-(The names of the first three match blender_scripts/render_scene.py's label shader.)
+(The first three are the contract's label attributes, thfm_synth/blender/contract.py.)
 
 Every material also carries AOV outputs `thfm_part` (value), `thfm_part_uv` and
 `thfm_canonical` (colour) fed from those attributes, so a renderer only has to add view
@@ -38,9 +38,11 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-ATTR_PART = "thfm_part"  # FACE
-ATTR_PART_UV = "thfm_part_uv"  # CORNER
-ATTR_CANONICAL = "thfm_canonical"  # POINT
+from bridge import contract
+
+ATTR_PART = contract.ATTR_PART  # FACE
+ATTR_PART_UV = contract.ATTR_PART_UV  # CORNER
+ATTR_CANONICAL = contract.ATTR_CANONICAL  # POINT
 ATTR_VERTEX_PART = "thfm_vertex_part"  # POINT
 ATTR_VERTEX_PART_UV = "thfm_vertex_part_uv"  # POINT
 ATTR_REST = "thfm_rest"

@@ -1,6 +1,7 @@
 """Load a baked character, pose it, and write the evaluated (skinned) vertices.
 
-Usage (render child): character_posecheck.py -- CHARACTER.npz POSE.npz OUT.npz
+Usage (render child): character_posecheck.py -- JOB_FILE, a `PosecheckJob`
+(thfm_synth/blender/contract.py): character (CHARACTER.npz), pose (POSE.npz), out (OUT.npz).
 POSE.npz holds `quats` (J, 4) w,x,y,z local rotations (or (T, J, 4) for T frames) and
 `root` (3,) / (T, 3) world position of the root joint's head (optional: rest position).
 OUT.npz gets `vertices` ((V, 3) or (T, V, 3)), `bone_matrices` ((J, 4, 4) or (T, J, 4, 4)),
@@ -20,10 +21,11 @@ import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
 import character_load as cl  # noqa: E402
+from bridge import contract  # noqa: E402
 
 
-def main(argv):
-    char_path, pose_path, out_path = argv
+def posecheck(job):
+    char_path, pose_path, out_path = job.character, job.pose, job.out
     bpy.ops.wm.read_factory_settings(use_empty=True)
     t0 = time.perf_counter()
     data = cl.load_npz(char_path)
@@ -57,8 +59,8 @@ def main(argv):
     np.savez(tmp, vertices=verts, bone_matrices=mats, timing=np.array([t1 - t0, t2 - t1]), part=part,
              report_json=np.array(json.dumps(report)))
     os.replace(tmp, out_path)
-    print(f"THFM_POSECHECK build={t1 - t0:.3f}s pose={t2 - t1:.3f}s vertices={len(data['vertices'])}", flush=True)
+    return {"build_seconds": t1 - t0, "pose_seconds": t2 - t1, "vertices": int(len(data["vertices"]))}
 
 
 if __name__ == "__main__":
-    main(sys.argv[sys.argv.index("--") + 1:])
+    contract.script_main(contract.SCRIPT_POSECHECK, posecheck)

@@ -1,8 +1,9 @@
 """Render a quick preview of baked characters (front, side, back) for a person to look at.
 
-Usage (render child): character_preview.py -- OUT.png CHARACTER.npz [CHARACTER.npz ...]
-[--pose POSE.npz] [--labels]. Characters stand side by side, 1 m apart; EEVEE, studio
-light. `--labels` colours the mesh by body part instead of its materials.
+Usage (render child): character_preview.py -- JOB_FILE, a `CharacterPreviewJob`
+(thfm_synth/blender/contract.py): out (OUT.png), characters (npz paths), pose (POSE.npz or
+null), labels. Characters stand side by side, 1 m apart; Cycles, studio light; `labels`
+colours the mesh by body part instead of its materials. Writes OUT_front/_side/_back.png.
 """
 
 import colorsys
@@ -16,6 +17,7 @@ import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
 import character_load as cl  # noqa: E402
+from bridge import contract  # noqa: E402
 
 
 def _label_material():
@@ -46,15 +48,8 @@ def _label_material():
     return m
 
 
-def main(argv):
-    labels = "--labels" in argv
-    argv = [a for a in argv if a != "--labels"]
-    pose = None
-    if "--pose" in argv:
-        i = argv.index("--pose")
-        pose = argv[i + 1]
-        argv = argv[:i] + argv[i + 2:]
-    out, paths = argv[0], argv[1:]
+def preview(job):
+    labels, pose, out, paths = job.labels, job.pose, job.out, list(job.characters)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     n = len(paths)
@@ -89,13 +84,15 @@ def main(argv):
     scene.render.film_transparent = False
     views = [("front", 0.0), ("side", math.pi / 2), ("back", math.pi)]
     base, ext = os.path.splitext(out)
+    written = []
     for vname, ang in views:
         cam.location = (6 * math.sin(ang), -6 * math.cos(ang), 0.95)
         cam.rotation_euler = (math.pi / 2, 0, ang)
         scene.render.filepath = f"{base}_{vname}{ext}"
         bpy.ops.render.render(write_still=True)
-    print("THFM_PREVIEW", base, flush=True)
+        written.append(scene.render.filepath)
+    return {"images": written}
 
 
 if __name__ == "__main__":
-    main(sys.argv[sys.argv.index("--") + 1:])
+    contract.script_main(contract.SCRIPT_CHARACTER_PREVIEW, preview)

@@ -1,19 +1,20 @@
 """Render a scene-description folder with Cycles: every modality from ONE render per frame.
 
-    render_scene.py -- --scene DIR --out DIR [--frames 0:10|0,3,7] [--modalities rgb,mask,...]
-                       [--mode single|per_modality|rgb_only] [--label-samples 1] [--codec ZIP]
-                       [--per-modality-shading label|full] [--device cpu|cuda|optix]
+    render_scene.py -- JOB_FILE        (one RenderJob, see thfm_synth/blender/contract.py)
+    render_scene.py -- --serve         (one job per stdin line; the render farm's long-lived child)
 
-Reads `DIR/scene.json` + `DIR/arrays.npz` (written by `thfm_synth.render.description`; this file
-imports only bpy, numpy, the standard library and its sibling `scene_import.py`, which reads
-`scene_file` objects: .blend by library append with Python auto-execution off, FBX/glTF by the
-importers, ASCII FBX by its own reader; each file once per job, instanced per object, every
-material given the `fg` AOV node). Per frame it sets the camera from K and
-[R|t], the object poses and baked vertices, then makes ONE `bpy.ops.render.render()` call
-that renders two view layers, and saves the render result as one multilayer float32 OpenEXR
-`OUT/raw/NNNNN.exr` (Blender 5 writes one EXR part per layer and pass; channel names below):
+The job names the description folder (`scene.json` + `arrays.npz`, written by
+`thfm_synth.render.description`), the output folder, the frames, modalities, mode and device.
+This file imports only bpy, numpy, the standard library and its siblings (`bridge` for the
+contract, `scene_import` for `scene_file` objects: .blend by library append with Python
+auto-execution off, FBX/glTF by the importers, ASCII FBX through `fbx_ascii`; each file once
+per job, instanced per object, every material given the `fg` AOV node). Per frame it sets the
+camera from K and [R|t], the object poses and baked vertices, then makes ONE
+`bpy.ops.render.render()` call that renders two view layers, and saves the render result as one
+multilayer float32 OpenEXR `OUT/raw/NNNNN.exr` (Blender 5 writes one EXR part per layer and
+pass; the channel names are `contract.CH_*`):
 
-  rgb     Cycles samples = RenderSettings.samples, OIDN (FAST prefilter, albedo+normal guides)
+  rgb     Cycles samples = the description's samples, OIDN (FAST prefilter, albedo+normal guides)
             rgb.Combined.RGBA     linear scene colour (denoised)
             rgb.Noisy Image.RGBA  written by Blender whenever denoising is on (unused)
             rgb.fg.X              AOV: the object's `thfm_subject` property (1 subjects, 0 else),
@@ -32,11 +33,11 @@ that renders two view layers, and saves the render result as one multilayer floa
 
 No compositor: scene.render.use_compositing = False and the render result of all view layers is
 written by `Image.save_render` (not `write_still`, see `save_result`). `thfm_synth.render.outputs`
-turns the EXR into the stored modalities. Progress: one `THFM_FRAME {json}` line per frame on
-stdout, warnings as `THFM_WARNING ...` on stderr, and `OUT/render_info.json` at the end.
+turns the EXR into the stored modalities. Progress: one `THFM_PROGRESS {json}` line per frame on
+stdout; `OUT/render_info.json` at the end, also returned as the job's result.
 
-`--mode per_modality` is the benchmark baseline (one render call per modality per frame, one
-view layer each); `--mode rgb_only` renders only the RGB layer.
+Mode `per_modality` is the benchmark baseline (one render call per modality per frame, one
+view layer each); mode `rgb_only` renders only the RGB layer.
 """
 
 import json
@@ -46,59 +47,36 @@ import sys
 import time
 import zlib
 
-import bpy
-import numpy as np
-from mathutils import Matrix
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # siblings: bridge, scene_import
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for the sibling scene_import.py
+import bpy  # noqa: E402
+import numpy as np  # noqa: E402
+from mathutils import Matrix  # noqa: E402
 
-ALL_MODALITIES = ("rgb", "mask", "depth", "normal", "part", "canonical")
-LABEL_MODALITIES = ("depth", "normal", "part", "canonical")
-LABEL_AOVS = ("part", "part_u", "part_v", "can_x", "can_y", "can_z")
-AOVS = ("fg",) + LABEL_AOVS
-SUBJECT_PROP = "thfm_subject"
-ATTR_PART, ATTR_PART_UV, ATTR_CANONICAL = "thfm_part", "thfm_part_uv", "thfm_canonical"
+from bridge import contract  # noqa: E402
+
+ALL_MODALITIES = contract.RENDER_MODALITIES
+LABEL_MODALITIES = contract.RENDER_LABEL_MODALITIES
+LABEL_AOVS = contract.LABEL_AOVS
+AOVS = contract.AOVS
+SUBJECT_PROP = contract.PROP_SUBJECT
+ATTR_PART, ATTR_PART_UV, ATTR_CANONICAL = contract.ATTR_PART, contract.ATTR_PART_UV, contract.ATTR_CANONICAL
 BLENDER_CAM_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
-WARNINGS = []
-
-
-def warn(msg):
-    WARNINGS.append(msg)
-    print("THFM_WARNING " + msg, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- arguments
-def parse_args(argv):
-    argv = argv[argv.index("--") + 1:] if "--" in argv else []
-    opts = {"scene": None, "out": None, "frames": None, "modalities": ",".join(ALL_MODALITIES), "mode": "single",
-            "codec": "ZIP", "device": None, "label_samples": "1", "per_modality_shading": "label"}
-    it = iter(argv)
-    for a in it:
-        key = a[2:].replace("-", "_")
-        if not a.startswith("--") or key not in opts:
-            raise SystemExit(f"render_scene.py: unexpected argument {a!r}")
-        opts[key] = next(it, None)
-    if not opts["scene"] or not opts["out"]:
-        raise SystemExit("render_scene.py: --scene DIR and --out DIR are required")
-    return opts
-
-
-def parse_frames(spec, n):
-    if spec is None:
-        return list(range(n))
-    if ":" in spec:
-        a, b = spec.split(":")
-        return list(range(int(a or 0), min(int(b or n), n)))
-    return [int(x) for x in spec.split(",") if x != ""]
+warn = contract.warn
 
 
 # --------------------------------------------------------------------------- description
 def load_description(folder):
-    with open(os.path.join(folder, "scene.json")) as fh:
+    path = os.path.join(folder, contract.SCENE_JSON)
+    if not os.path.isfile(path):
+        raise contract.JobInputError(f"{path} not found", "save the scene description before rendering it")
+    with open(path) as fh:
         doc = json.load(fh)
-    if doc.get("format_version") != 1:
-        raise SystemExit(f"render_scene.py: unsupported format_version {doc.get('format_version')}")
-    npz = np.load(os.path.join(folder, "arrays.npz"), allow_pickle=False)
+    if doc.get("format_version") != contract.SCENE_FORMAT_VERSION:
+        raise contract.JobInputError(f"{path}: scene format_version {doc.get('format_version')} is not "
+                                     f"{contract.SCENE_FORMAT_VERSION}",
+                                     "write the description with the same thfm-synth version as blender_scripts/")
+    npz = np.load(os.path.join(folder, contract.ARRAYS_NPZ), allow_pickle=False)
     arrays = {k: npz[k] for k in npz.files}
     return doc, arrays
 
@@ -188,7 +166,7 @@ def subject_aov(nt):
     attr = nt.nodes.new("ShaderNodeAttribute")
     attr.attribute_type = "OBJECT"
     attr.attribute_name = SUBJECT_PROP
-    aov_value(nt, attr.outputs["Fac"], "fg")
+    aov_value(nt, attr.outputs["Fac"], contract.AOV_FG)
 
 
 def make_material(m, root):
@@ -238,8 +216,8 @@ def label_material():
     part = nt.nodes.new("ShaderNodeAttribute")
     part.attribute_type = "GEOMETRY"
     part.attribute_name = ATTR_PART
-    aov_value(nt, part.outputs["Fac"], "part")
-    for attr_name, aovs in ((ATTR_PART_UV, ("part_u", "part_v")), (ATTR_CANONICAL, ("can_x", "can_y", "can_z"))):
+    aov_value(nt, part.outputs["Fac"], contract.AOV_PART)
+    for attr_name, aovs in ((ATTR_PART_UV, contract.AOV_PART_UV), (ATTR_CANONICAL, contract.AOV_CANONICAL)):
         attr = nt.nodes.new("ShaderNodeAttribute")
         attr.attribute_type = "GEOMETRY"
         attr.attribute_name = attr_name
@@ -292,7 +270,7 @@ def scene_templates(path):
         try:
             meshes = scene_import.import_scene_file(path)
         except scene_import.SceneImportError as exc:
-            raise SystemExit(f"render_scene.py: {exc.what} (fix: {exc.fix})") from None
+            raise contract.JobInputError(exc.what, exc.fix) from None
         index = len(SCENE_TEMPLATES)
         templates = []
         for src, ob in meshes:
@@ -373,7 +351,7 @@ def build_objects(doc, arrays, root):
                 elif "face_part" in keys:
                     labels = (z["face_part"], np.zeros((len(f), 3, 2), np.float32), np.zeros((len(verts), 3)))
         else:
-            raise SystemExit(f"render_scene.py: unknown object kind {kind!r}")
+            raise contract.JobInputError(f"unknown object kind {kind!r}", "use a kind the description documents")
         me = build_mesh(o["name"], verts, f, corner_uv=corner_uv, face_material=face_material, labels=labels,
                         smooth=o["shade_smooth"] and kind != "box" and kind != "plane", vertex_normals=vnormals)
         for m in o["materials"]:
@@ -387,8 +365,8 @@ def build_objects(doc, arrays, root):
         pose = arrays[o["pose"]["npz"]]
         anim = arrays[o["vertex_animation_key"]] if o.get("vertex_animation_key") else None
         if anim is not None and anim.shape[1] != len(verts):
-            raise SystemExit(f"render_scene.py: {o['name']}: vertex animation has {anim.shape[1]} vertices, "
-                             f"the mesh {len(verts)}")
+            raise contract.JobInputError(f"{o['name']}: vertex animation has {anim.shape[1]} vertices, "
+                                         f"the mesh {len(verts)}", "bake the animation from the same mesh file")
         built.append((ob, pose, anim))
     return built
 
@@ -549,7 +527,7 @@ def configure_layer(vl, spec, override):
     declare_aovs(vl, AOVS)
 
 
-def setup_scene(doc, device_override):
+def setup_scene(doc, device_override, threads):
     scene = bpy.context.scene
     r = doc["render"]
     cam = doc["camera"]
@@ -564,8 +542,8 @@ def setup_scene(doc, device_override):
     c.denoising_prefilter = "FAST"
     c.denoising_input_passes = "RGB_ALBEDO_NORMAL"
     c.denoising_use_gpu = used != "cpu"
-    c.denoising_quality = r.get("denoise_quality", "HIGH")
-    c.seed = int(r["seed"])
+    c.denoising_quality = r["denoise_quality"]
+    c.seed = int(doc["seed"])
     c.use_animated_seed = False
     c.max_bounces = int(r["max_bounces"])
     c.caustics_reflective = False
@@ -574,12 +552,13 @@ def setup_scene(doc, device_override):
     c.filter_width = float(r["filter_width_px"])
     c.pixel_filter_type = "BLACKMAN_HARRIS"
     c.use_light_tree = bool(r["light_tree"])
-    c.film_exposure = 2.0 ** float(r["exposure"])
+    # "auto": one gain per clip is metered on the linear render afterwards (thfm_synth/render/exposure.py)
+    c.film_exposure = 1.0 if r["exposure"] == "auto" else 2.0 ** float(r["exposure"])
     scene.render.film_transparent = False
     scene.render.use_persistent_data = bool(r["persistent_data"])
-    if int(r["threads"]) > 0:
+    if int(threads) > 0:
         scene.render.threads_mode = "FIXED"
-        scene.render.threads = int(r["threads"])
+        scene.render.threads = int(threads)
     scene.render.resolution_x = int(cam["width"])
     scene.render.resolution_y = int(cam["height"])
     scene.render.resolution_percentage = 100
@@ -600,24 +579,24 @@ def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_s
 
     def rgb(name, mods):
         return {"name": name, "passes": {"combined"}, "samples": samples, "denoise": denoise and "rgb" in mods,
-                "override": False, "aovs": ("fg",) if "mask" in mods else ()}
+                "override": False, "aovs": (contract.AOV_FG,) if "mask" in mods else ()}
 
     def labels(name, mods):
         passes = {p for p, m in (("depth", "depth"), ("normal", "normal")) if m in mods}
         aovs = ()
         if mods & {"part", "canonical"}:
             passes.add("index")
-            aovs = ("part",) + (("part_u", "part_v") if "part" in mods else ()) + \
-                (("can_x", "can_y", "can_z") if "canonical" in mods else ())
+            aovs = (contract.AOV_PART,) + (contract.AOV_PART_UV if "part" in mods else ()) + \
+                (contract.AOV_CANONICAL if "canonical" in mods else ())
         return {"name": name, "passes": passes, "samples": label_samples, "denoise": False, "override": True,
                 "aovs": aovs}
 
     if mode in ("single", "rgb_only"):
         call = []
         if want & {"rgb", "mask"}:
-            call.append(rgb("rgb", want))
+            call.append(rgb(contract.LAYER_RGB, want))
         if want & set(LABEL_MODALITIES):
-            call.append(labels("labels", want))
+            call.append(labels(contract.LAYER_LABELS, want))
         return [call]
     # per_modality (benchmark baselines): one render call per modality.
     #   shading "label": RGB as above; the mask with the cheap label shader but all samples
@@ -636,7 +615,7 @@ def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_s
             calls.append([spec])
         elif m == "mask":
             calls.append([{"name": "mask", "passes": set(), "samples": samples, "denoise": False,
-                           "override": True, "aovs": ("fg",)}])
+                           "override": True, "aovs": (contract.AOV_FG,)}])
         else:
             calls.append([labels(m, {m})])
     return calls
@@ -679,33 +658,38 @@ def frame_seed(seed, frame):
 
 
 # --------------------------------------------------------------------------- main
-def render(opts):
-    """Render one saved description (opts from parse_args); writes OUT/raw/*.exr and render_info.json."""
-    del WARNINGS[:]
+def check_saved(path):
+    """Blender's image writers report a failed write (e.g. disk full) only in their log: check the file."""
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+        return
+    import shutil
+
+    free = shutil.disk_usage(os.path.dirname(path)).free
+    if free < 64 << 20:
+        raise OSError(28, f"No space left on device: {path} was not written ({free >> 20} MB free)")
+    raise RuntimeError(f"Blender did not write {path}")
+
+
+def render(job):
+    """Render one saved description (a contract.RenderJob); writes OUT/raw/*.exr and render_info.json."""
     t_start = time.perf_counter()
-    root = os.path.abspath(opts["scene"])
-    out = os.path.abspath(opts["out"])
-    raw = os.path.join(out, "raw")
+    root = os.path.abspath(job.scene)
+    out = os.path.abspath(job.out)
+    raw = os.path.join(out, contract.RAW_DIR)
     os.makedirs(raw, exist_ok=True)
     doc, arrays = load_description(root)
-    frames = parse_frames(opts["frames"], int(doc["num_frames"]))
-    modalities = [m for m in opts["modalities"].split(",") if m]
-    if opts["mode"] not in ("single", "per_modality", "rgb_only"):
-        raise SystemExit(f"render_scene.py: unknown mode {opts['mode']!r}")
-    if opts["per_modality_shading"] not in ("label", "full"):
-        raise SystemExit(f"render_scene.py: unknown --per-modality-shading {opts['per_modality_shading']!r}")
-    bad = [m for m in modalities if m not in ALL_MODALITIES]
-    if bad:
-        raise SystemExit(f"render_scene.py: unknown modalities {bad}; choose from {ALL_MODALITIES}")
+    n = int(doc["num_frames"])
+    frames = list(range(n)) if job.frames is None else [f for f in job.frames if f < n]
+    modalities = list(job.modalities)
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.context.preferences.filepaths.use_scripts_auto_execute = False  # scene files never run Python
     SCENE_TEMPLATES.clear()
-    scene, device = setup_scene(doc, opts["device"])
+    scene, device = setup_scene(doc, job.device, job.threads)
     scene.render.image_settings.media_type = "MULTI_LAYER_IMAGE"
     scene.render.image_settings.file_format = "OPEN_EXR_MULTILAYER"
     scene.render.image_settings.color_depth = "32"
-    scene.render.image_settings.exr_codec = opts["codec"]
+    scene.render.image_settings.exr_codec = job.exr_codec
 
     objects = build_objects(doc, arrays, root)
     build_world(doc["world"], root)
@@ -717,12 +701,13 @@ def render(opts):
     cam_ob.data.clip_end = doc["camera"]["clip_end"]
 
     r = doc["render"]
-    calls = layer_plan(opts["mode"], modalities, int(r["samples"]), bool(r["denoise"]), int(opts["label_samples"]),
-                       opts["per_modality_shading"])
+    calls = layer_plan(job.mode, modalities, int(r["samples"]), bool(r["denoise"]), int(job.label_samples),
+                       job.per_modality_shading)
     override = label_material()
     make_layers(scene, calls, override)
     K, R, T = (arrays[doc["camera"][k]["npz"]] for k in ("k", "r", "t"))
     width, height = int(doc["camera"]["width"]), int(doc["camera"]["height"])
+    seed = int(doc["seed"])
     t_setup = time.perf_counter() - t_start
 
     timings = []
@@ -735,7 +720,7 @@ def render(opts):
             if anim is not None:
                 ob.data.vertices.foreach_set("co", np.ascontiguousarray(anim[frame], np.float32).ravel())
                 ob.data.update()
-        scene.cycles.seed = frame_seed(int(r["seed"]), frame)
+        scene.cycles.seed = frame_seed(seed, frame)
         scene.frame_current = frame
         files = []
         render_s = save_s = 0.0
@@ -748,68 +733,31 @@ def render(opts):
             t2 = time.perf_counter()
             render_s += t2 - t1
             save_result(scene, path)
+            check_saved(path)
             save_s += time.perf_counter() - t2
             files.append(path)
         rec = {"frame": frame, "files": files, "seconds": time.perf_counter() - t0, "render_seconds": render_s,
                "save_seconds": save_s, "cpu_seconds": time.process_time() - c0, "renders": len(calls)}
         timings.append(rec)
-        print("THFM_FRAME " + json.dumps(rec), flush=True)
+        contract.progress(rec)
 
     info = {
         "blender_version": bpy.app.version_string,
-        "device_requested": opts["device"] or r["device"],
+        "device_requested": job.device or r["device"],
         "device": device,
-        "mode": opts["mode"],
-        "per_modality_shading": opts["per_modality_shading"] if opts["mode"] == "per_modality" else None,
+        "mode": job.mode,
+        "per_modality_shading": job.per_modality_shading if job.mode == "per_modality" else None,
         "modalities": modalities,
         "layers": [[{**spec, "passes": sorted(spec["passes"]), "aovs": list(spec["aovs"])} for spec in call]
                    for call in calls],
-        "exr_codec": opts["codec"],
+        "exr_codec": job.exr_codec,
         "setup_seconds": t_setup,
         "frames": timings,
-        "warnings": WARNINGS,
+        "warnings": list(contract.WARNINGS),
     }
-    with open(os.path.join(out, "render_info.json.tmp"), "w") as fh:
-        json.dump(info, fh, indent=1)
-    os.replace(os.path.join(out, "render_info.json.tmp"), os.path.join(out, "render_info.json"))
-    print("THFM_DONE " + json.dumps({"frames": len(frames), "device": device}), flush=True)
+    contract.write_json_atomic(os.path.join(out, contract.RENDER_INFO), info)
     return info
 
 
-def serve():
-    """Long-lived child (thfm_synth/farm/child.py protocol): one JSON job per stdin line.
-
-    Each job folder holds `_render_args.json` (the command-line arguments of one render);
-    the result file gets {"ok": true, "info": ...} or {"ok": false, "error": ..., "traceback": ...}.
-    Blender state is reset per job (read_factory_settings), and the parent restarts this
-    process every few jobs because Blender leaks memory across scenes.
-    """
-    import traceback
-
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        msg = json.loads(line)
-        try:
-            with open(os.path.join(msg["job"], "_render_args.json")) as fh:
-                args = json.load(fh)
-            result = {"ok": True, "info": render(parse_args(["--", *args]))}
-        except BaseException as exc:  # report, then wait for the next job
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        tmp = msg["result"] + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(result, fh)
-        os.replace(tmp, msg["result"])
-
-
-def main():
-    if "--serve" in sys.argv:
-        serve()
-    else:
-        render(parse_args(sys.argv))
-
-
 if __name__ == "__main__":
-    main()
+    contract.script_main(contract.SCRIPT_RENDER, render)

@@ -1,8 +1,7 @@
 """Probe a 3D scene file (or a kit folder of piece files): objects, boxes and a walkability height map.
 
-Usage (render child):
-
-    scene_probe.py -- INPUT OUT_DIR [--cell C] [--layers K] [--objects SEL.json]
+Usage (render child): `scene_probe.py -- JOB_FILE`, a `SceneProbeJob` (thfm_synth/blender/contract.py):
+path (INPUT), out (OUT_DIR), layers (K), cell (C or null), objects (selection or null).
 
 INPUT is a `.blend`, `.fbx`, `.glb`/`.gltf` file, or a folder (a modular kit): then every such
 file in it (sorted, recursively) is probed on its own, each in a fresh Blender state. Files are
@@ -19,18 +18,18 @@ Writes OUT_DIR/probe.json:
                       vertices, triangles, materials}]}]
     heightmap null | {cell, layers, entries [{file, object, key, origin [x0, y0], shape [ny, nx]}]}
 
-and, with --cell C (the cell edge in the file's units), OUT_DIR/heightmap.npz: per probed object
+and, with a cell C (the cell edge in the file's units), OUT_DIR/heightmap.npz: per probed object
 `KEY_z` (K, ny, nx) float32 and `KEY_n` (K, ny, nx, 3) float16. Cell (i, j) of an object's grid
 is centred at origin + ((j + 0.5) C, (i + 0.5) C) over its world AABB; a ray cast straight down
 from above the object through the cell centre records up to K successive hits, top first:
 their height z (NaN = no further hit) and the hit face's world normal. Layer 0 is the highest
-surface; an upward normal (n_z > 0) marks a surface one could stand on. `--objects SEL.json`
+surface; an upward normal (n_z > 0) marks a surface one could stand on. `objects`
 ({"file": [names] | null}) limits the height maps to those objects (the object list is always
 complete). One ray cast per cell and layer through a world-space BVH of the evaluated mesh
 (modifiers applied).
 
-Prints `THFM_SCENE_PROBE_OK {summary}`; failures print `THFM_SCENE_PROBE_ERROR {"what", "fix"}`
-and exit 3. Imports only bpy, numpy, the standard library and its sibling scene_import.py.
+The job's result is a summary {files, objects, heightmaps}; bad input is reported as a
+`JobInputError` (what + fix). Imports only bpy, numpy, the standard library and its siblings.
 """
 
 import json
@@ -46,28 +45,11 @@ from mathutils import Vector  # noqa: E402
 from mathutils.bvhtree import BVHTree  # noqa: E402
 
 import scene_import  # noqa: E402
+from bridge import contract  # noqa: E402
 
 
 def fail(what, fix):
-    print("THFM_SCENE_PROBE_ERROR " + json.dumps({"what": what, "fix": fix}), flush=True)
-    sys.exit(3)
-
-
-def parse_args(argv):
-    argv = argv[argv.index("--") + 1:] if "--" in argv else []
-    pos, opts = [], {"cell": None, "layers": "6", "objects": None}
-    it = iter(argv)
-    for a in it:
-        if a.startswith("--"):
-            key = a[2:].replace("-", "_")
-            if key not in opts:
-                fail(f"scene_probe.py: unknown option {a}", "see the usage in blender_scripts/scene_probe.py")
-            opts[key] = next(it, None)
-        else:
-            pos.append(a)
-    if len(pos) != 2:
-        fail("scene_probe.py needs INPUT OUT_DIR", "see the usage in blender_scripts/scene_probe.py")
-    return pos[0], pos[1], opts
+    raise contract.JobInputError(what, fix)
 
 
 def scene_files(path):
@@ -139,18 +121,14 @@ def height_map(v, tri, cell, layers):
     return lo[:2], z, n.astype(np.float16)
 
 
-def main():
-    inp, out_dir, opts = parse_args(sys.argv)
-    inp = os.path.abspath(inp)
+def probe(job):
+    inp, out_dir = os.path.abspath(job.path), job.out
     if not os.path.exists(inp):
         fail(f"scene {inp} not found", "fix the manifest path")
     os.makedirs(out_dir, exist_ok=True)
-    cell = float(opts["cell"]) if opts["cell"] else None
-    layers = int(opts["layers"])
-    selection = None
-    if opts["objects"]:
-        with open(opts["objects"]) as fh:
-            selection = json.load(fh)
+    cell = float(job.cell) if job.cell else None
+    layers = int(job.layers)
+    selection = job.objects
     folder = os.path.isdir(inp)
     files = scene_files(inp)
     if not files:
@@ -202,10 +180,8 @@ def main():
     with open(tmp, "w") as fh:
         json.dump(doc, fh, indent=1)
     os.replace(tmp, os.path.join(out_dir, "probe.json"))
-    print("THFM_SCENE_PROBE_OK " + json.dumps({"files": len(files), "objects": sum(len(f["objects"])
-                                                                                  for f in doc["files"]),
-                                               "heightmaps": len(entries)}), flush=True)
+    return {"files": len(files), "objects": sum(len(f["objects"]) for f in doc["files"]), "heightmaps": len(entries)}
 
 
 if __name__ == "__main__":
-    main()
+    contract.script_main(contract.SCRIPT_SCENE_PROBE, probe)

@@ -11,7 +11,8 @@ import pytest
 from thfm_synth.characters import forward_kinematics, import_character, linear_blend_skinning, save_character
 from thfm_synth.characters.anny_body import bake_anny
 from thfm_synth.characters.skinning import local_rotations_from_world, matrix_to_quat, motion_skeleton, quat_to_matrix
-from thfm_synth.renderenv import RenderRuntime
+from thfm_synth.blender import contract
+from thfm_synth.blender.call import call
 
 ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
 
@@ -28,8 +29,9 @@ def _posecheck(tmp: Path, char_npz: Path, quats: np.ndarray, root: np.ndarray | 
     pose = tmp / "pose.npz"
     np.savez(pose, quats=quats, **({} if root is None else {"root": root}))
     out = tmp / "out.npz"
-    proc = RenderRuntime.detect().run("character_posecheck.py", [str(char_npz), str(pose), str(out)], timeout=240)
-    assert proc.returncode == 0 and out.is_file(), (proc.stdout[-1000:], proc.stderr[-3000:])
+    call(contract.SCRIPT_POSECHECK, contract.PosecheckJob(character=str(char_npz), pose=str(pose), out=str(out)),
+         timeout=240)
+    assert out.is_file()
     with np.load(out, allow_pickle=False) as z:
         res = {k: z[k] for k in z.files}
     res["report"] = json.loads(str(res.pop("report_json")))

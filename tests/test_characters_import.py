@@ -11,7 +11,7 @@ import pytest
 from thfm_synth.characters import NUM_PARTS, import_character, load_character
 from thfm_synth.characters.rigs import REQUIRED
 from thfm_synth.errors import UserError
-from thfm_synth.renderenv import RenderRuntime
+from thfm_synth.blender.runtime import RenderRuntime
 
 pytestmark = pytest.mark.render
 
@@ -65,7 +65,7 @@ def made_files(tmp_path_factory):
     out = tmp_path_factory.mktemp("files")
     script = out / "make_files.py"
     script.write_text(MAKE_FILES)
-    proc = RenderRuntime.detect().run(script, [str(out), str(FEMALE)], timeout=240)
+    proc = RenderRuntime.detect().run_file(script, [str(out), str(FEMALE)], timeout=240)
     assert "MADE" in proc.stdout, proc.stderr[-2000:]
     return out
 

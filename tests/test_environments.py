@@ -5,7 +5,7 @@ import subprocess
 import numpy as np
 
 from thfm_synth import bootstrap
-from thfm_synth.renderenv import RenderRuntime
+from thfm_synth.blender.runtime import RenderRuntime
 
 from conftest import run_cli
 

@@ -207,8 +207,8 @@ def test_the_renderer_child_dies_with_its_worker(tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", f"""
 import sys, time
 from pathlib import Path
-from thfm_synth.farm.child import ChildRenderer
-c = ChildRenderer([sys.executable, "-c", "import time; time.sleep(120)"], Path({str(tmp_path)!r}) / "child.log")
+from thfm_synth.blender.child import ServingChild
+c = ServingChild([sys.executable, "-c", "import time; time.sleep(120)"], "sleep", Path({str(tmp_path)!r}) / "child.log")
 c._start()
 print(c.proc.pid, flush=True)
 time.sleep(120)

@@ -280,3 +280,21 @@ def test_parquet_is_readable_by_pyarrow_duckdb_and_hf_datasets(shards, tmp_path)
                                cache_dir=str(tmp_path / "hf"))
     assert len(ds) == 21 and ds[0]["video_id"] == "v000000" and ds[0]["rgb_latents"] == first.arrays[
         "rgb_latents"].tobytes()
+
+
+def test_preprocess_defaults_to_the_renders_own_video_settings(rendered, tmp_path):
+    """No --num-frames/--fps/--width/--height: the preview render (256x160, 9 frames, 24 fps) is kept as made,
+    not cover-cropped to the paper's 832x480 or refused."""
+    from thfm_synth.preprocess.pipeline import render_video_settings
+    from thfm_synth.preprocess.video import VideoSource
+
+    videos = [VideoSource.open(video(rendered, i)) for i in range(data.NUM_VIDEOS)]
+    assert render_video_settings(videos) == {"num_frames": 9, "fps": 24.0, "width": 256, "height": 160}
+    out = tmp_path / "s"
+    preprocess(video(rendered, 0), out, workers=0, progress=False, prompt_dim=32)
+    cfg = json.loads((out / "index.json").read_text())["preprocess"]
+    assert (cfg["num_frames"], cfg["fps"], cfg["width"], cfg["height"]) == (9, 24.0, 256, 160)
+    # one setting asked for, the others still the render's
+    preprocess(video(rendered, 0), tmp_path / "s2", workers=0, progress=False, prompt_dim=32, width=128, height=80)
+    cfg = json.loads((tmp_path / "s2" / "index.json").read_text())["preprocess"]
+    assert (cfg["num_frames"], cfg["width"], cfg["height"]) == (9, 128, 80)

@@ -32,7 +32,7 @@ def _scene(tmp_path, n=3):
                  Object("box", "box", pose=pose_matrix(np.eye(3), (1, 1, 0.5), 0.5), size=(1, 2, 1))],
         world=World(kind="sky", sky_model="PREETHAM", sun_elevation_deg=20.0),
         lights=[Light("area", position=(1, -2, 3), temperature_k=4500.0)],
-        render=RenderSettings(samples=8, seed=7, device="optix"),
+        render=RenderSettings(samples=8, device="optix"), seed=7,
         extra_arrays={"verts": np.zeros((n, 642, 3), np.float32)},
         meta={"video_id": "v0001"},
     )
@@ -52,6 +52,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
     assert back.objects[1].pose.shape == (3, 4, 4) and back.objects[2].pose.shape == (4, 4)
     assert back.objects[0].materials[0].checker_color == (0.0, 0.0, 0.0)
     assert back.world == desc.world and back.lights == desc.lights and back.render == desc.render
+    assert back.seed == 7
     assert back.meta == {"video_id": "v0001"}
     np.testing.assert_array_equal(back.extra_arrays["verts"], desc.extra_arrays["verts"])
 
@@ -96,7 +97,9 @@ def test_camera_from_a_camera_track():
     (lambda d: setattr(d.camera, "k", np.array([[[1.0, 0.5, 0], [0, 1, 0], [0, 0, 1]]] * 3)), "skew"),
     (lambda d: setattr(d.camera, "r", d.camera.r * 2), "rotation"),
     (lambda d: setattr(d.world, "kind", "hdri"), "hdri_path"),
-    (lambda d: setattr(d.render, "device", "metal"), "device"),
+    (lambda d: setattr(d, "render", RenderSettings.model_construct(**{**d.render.model_dump(), "device": "metal"})),
+     "device"),
+    (lambda d: setattr(d, "seed", -1), "seed"),
     (lambda d: setattr(d.objects[2], "instance", 1) or setattr(d.objects[0], "instance", 1), "unique"),
 ])
 def test_invalid_descriptions_name_the_field(tmp_path, mutate, match):

@@ -46,7 +46,7 @@ def test_per_modality_renders_once_per_modality_and_agrees_with_the_single_rende
 
 def test_rgb_only_writes_only_the_image(small):
     tmp, desc = small
-    info = render(tmp / "scene", tmp / "rgbonly", frames="0:1", mode="rgb_only", timeout=300)
+    info = render(tmp / "scene", tmp / "rgbonly", frames=[0], mode="rgb_only", timeout=300)
     assert [[layer["name"] for layer in call] for call in info["layers"]] == [["rgb"]]
     ch = read_exr(info["frames"][0]["files"][0])
     assert all(name.startswith("rgb.") for name in ch)

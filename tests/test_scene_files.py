@@ -22,7 +22,7 @@ from thfm_synth.render import outputs, runner
 from thfm_synth.render.description import (Camera, DescriptionError, Light, Object, RenderSettings,
                                            SceneDescription, World, pose_matrix)
 from thfm_synth.conventions import intrinsics, look_at
-from thfm_synth.renderenv import RenderRuntime
+from thfm_synth.blender.runtime import RenderRuntime
 from thfm_synth.scene import scene_files as sf
 from thfm_synth.scene.assemble import assemble
 from thfm_synth.scene.layout import BODY_RADIUS_M, SetLayout, WalkMap, place_path
@@ -200,7 +200,7 @@ def test_blend_loading_never_runs_embedded_python(tmp_path, cache):
         fc.driver.expression = "__import__('pathlib').Path({str(marker) + '.mat'!r}).write_text('ran') and 0.5"
         bpy.ops.wm.save_as_mainfile(filepath={str(trap)!r})
     """))
-    assert runtime.run(make, timeout=120).returncode == 0 and trap.is_file()
+    assert runtime.run_file(make, timeout=120).returncode == 0 and trap.is_file()
     assert not marker.exists()
 
     # 1. the probe (and its cache) - no marker
@@ -222,7 +222,7 @@ def test_blend_loading_never_runs_embedded_python(tmp_path, cache):
     control = tmp_path / "control.py"
     control.write_text(f"import bpy\nbpy.ops.wm.open_mainfile(filepath={str(trap)!r}, load_ui=False, "
                        f"use_scripts=True)\nbpy.context.view_layer.update()\n")
-    assert runtime.run(control, timeout=120).returncode == 0
+    assert runtime.run_file(control, timeout=120).returncode == 0
     assert marker.read_text() == "text block ran" and Path(str(marker) + ".driver").exists()
     assert Path(str(marker) + ".mat").exists()
 
@@ -341,7 +341,7 @@ def test_a_gltf_scene_as_is_walkable_ground_obstacles_and_cutaway(tmp_path, cach
         bpy.ops.export_scene.gltf(filepath={str(glb)!r}, export_format="GLB")
     """))
     runtime = RenderRuntime.detect()
-    assert runtime.run(make, timeout=120).returncode == 0 and glb.is_file()
+    assert runtime.run_file(make, timeout=120).returncode == 0 and glb.is_file()
     entry = SceneEntry(id="test-yard", path=glb.name, sha256=file_sha256(glb), licence="CC0-1.0", source="test",
                        format="glb", scene_type="generic")
     scene = sf.load_file_scene(entry, glb, 0, cache)

@@ -1,9 +1,11 @@
-"""Write-to-temporary-then-rename, so a reader never sees a half-written output."""
+"""Write-to-temporary-then-rename, so a reader never sees a half-written output; and a file lock,
+so two processes never build the same output at once. Standard library only (the launcher uses it)."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import uuid
 from pathlib import Path
@@ -75,3 +77,16 @@ def write_bytes(path: str | os.PathLike, data: bytes, what: str = "output") -> N
 
 def write_text(path: str | os.PathLike, text: str, what: str = "output") -> None:
     write_bytes(path, text.encode("utf-8"), what)
+
+
+@contextlib.contextmanager
+def locked(lock_path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `lock_path` (created with its folder) for the block."""
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

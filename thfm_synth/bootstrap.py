@@ -13,8 +13,6 @@ so the launcher is idempotent and cheap once set up.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -22,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import NoReturn
+
+from thfm_synth.atomic import locked
 
 REPO = Path(__file__).resolve().parents[1]
 STAMP = ".thfm-stamp"
@@ -61,17 +61,9 @@ def _digest(*parts: bytes) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
 def _locked(venv: Path):
     """Serialise concurrent set-ups of one environment (two shells, pytest + demo)."""
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = venv.parent / f"{venv.name}.lock"
-    with open(lock_path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return locked(venv.parent / f"{venv.name}.lock")
 
 
 def _python_works(python: Path) -> bool:
@@ -148,16 +140,9 @@ def inside_main_venv() -> bool:
 
 
 def launch(argv: list[str]) -> None:
-    """`python3 -m thfm_synth ARGS`: set up, then run `thfm-synth ARGS` in the main environment.
-
-    `python3 -m thfm_synth test [PYTEST ARGS]` runs the test suite instead.
-    """
+    """`python3 -m thfm_synth ARGS`: set up, then run `thfm-synth ARGS` in the main environment
+    (`python3 -m thfm_synth test [--quick] [PYTEST ARGS]` runs the test suite)."""
     if os.environ.get("THFM_SKIP_RENDER_ENV") != "1":
         ensure_render()
     python = ensure_main()
-    if argv[:1] == ["test"]:
-        os.chdir(REPO)  # pytest finds its configuration in pyproject.toml
-        cmd = [str(python), "-m", "pytest", *argv[1:]]
-    else:
-        cmd = [str(python), "-m", "thfm_synth.cli", *argv]
-    os.execv(str(python), cmd)
+    os.execv(str(python), [str(python), "-m", "thfm_synth.cli", *argv])

@@ -200,7 +200,7 @@ def cmd_render_one(args) -> int:
     import uuid
 
     from thfm_synth.plan.planner import plan_config, plan_library
-    from thfm_synth.renderenv import RenderRuntime
+    from thfm_synth.blender.runtime import RenderRuntime
     from thfm_synth.video.render_one import render_video, spec_from_plan
 
     out: Path = args.out
@@ -239,7 +239,8 @@ def cmd_render(args) -> int:
     import os
 
     from thfm_synth.farm import index
-    from thfm_synth.farm.driver import FarmOptions, run_farm
+    from thfm_synth.farm.blender import blender_farm
+    from thfm_synth.farm.driver import run_farm
     from thfm_synth.farm.layout import OutputLayout
     from thfm_synth.plan.planner import plan_meta, read_plan, timed_plan, write_plan
 
@@ -272,13 +273,9 @@ def cmd_render(args) -> int:
         write_plan(plan_path, specs, meta)
     cpus = args.cpus_per_video
     workers = args.workers or max(1, int((os.cpu_count() or 1) // cpus))
-    opts = FarmOptions(
-        out=args.out, renderer="thfm_synth.farm.blender:BlenderVideoRenderer",
-        renderer_options={"plan": str(plan_path.resolve()), "cache_dir": str((args.cache or default_cache()).resolve()),
-                          "blender": args.blender, "device": args.device, "threads": int(cpus),
-                          "restart_every": args.restart_every},
-        workers=workers, cpus_per_video=cpus, gpus_per_video=args.gpus_per_video, max_retries=args.max_retries,
-        address=args.address)
+    opts = blender_farm(args.out, plan_path, args.cache or default_cache(), workers=workers, cpus_per_video=cpus,
+                        blender=args.blender, device=args.device, restart_every=args.restart_every,
+                        gpus_per_video=args.gpus_per_video, max_retries=args.max_retries, address=args.address)
     summary = run_farm(specs, {"config_sha256": meta.config_sha256, "seed": meta.seed}, opts)
     for line in summary.lines():
         print(line)
@@ -348,7 +345,8 @@ def cmd_demo(args) -> int:
     from thfm_synth.assets.library import load_library
     from thfm_synth.characters import character_npz
     from thfm_synth.config import load_config
-    from thfm_synth.farm.driver import FarmOptions, run_farm
+    from thfm_synth.farm.blender import blender_farm
+    from thfm_synth.farm.driver import run_farm
     from thfm_synth.plan.planner import plan_meta, timed_plan, write_plan
     from thfm_synth.video.preview import make_preview
 
@@ -372,9 +370,7 @@ def cmd_demo(args) -> int:
 
     print(f"[3/7 render] {len(specs)} videos of {cfg.video.num_frames} frames at {cfg.video.width}x"
           f"{cfg.video.height} on a local Ray with {args.workers} workers")
-    opts = FarmOptions(out=out / "render", renderer="thfm_synth.farm.blender:BlenderVideoRenderer",
-                       renderer_options={"plan": str(plan_path.resolve()), "cache_dir": str(cache), "threads": 1},
-                       workers=args.workers, progress=True)
+    opts = blender_farm(out / "render", plan_path, cache, workers=args.workers, cpus_per_video=1)
     run = run_farm(specs, {"config_sha256": meta.config_sha256, "seed": meta.seed}, opts)
     for line in run.lines():
         print("  " + line)
@@ -390,8 +386,7 @@ def cmd_demo(args) -> int:
     from thfm_synth.shards import inspect
 
     shards = out / "shards"
-    pre = preprocess(out / "render", shards, num_frames=cfg.video.num_frames, fps=cfg.video.fps,
-                     width=cfg.video.width, height=cfg.video.height, prompt_dim=256, progress=True)
+    pre = preprocess(out / "render", shards, prompt_dim=256, progress=True)  # the render's own video settings
     print(f"[5/7 preprocess] {pre.lines()[0]}")
     for line in inspect.info(shards).lines[:4]:
         print("  " + line)
@@ -475,10 +470,10 @@ def build_parser() -> Parser:
                                    "prompts, and write bounded, checksummed shards with Ray Data (resumable).")
     p.add_argument("render_dir", type=Path, help="render output (OUT, OUT/videos or one video folder)")
     p.add_argument("--out", type=Path, required=True, help="shard folder")
-    p.add_argument("--num-frames", type=positive_int, default=81, help="model frame count, 4k+1 (default 81)")
-    p.add_argument("--fps", type=float, default=24.0, help="model frame rate (default 24)")
-    p.add_argument("--width", type=positive_int, default=832, help="model width, multiple of 16 (default 832)")
-    p.add_argument("--height", type=positive_int, default=480, help="model height, multiple of 16 (default 480)")
+    p.add_argument("--num-frames", type=positive_int, help="model frame count, 4k+1 (default: the render's)")
+    p.add_argument("--fps", type=float, help="model frame rate (default: the render's)")
+    p.add_argument("--width", type=positive_int, help="model width, multiple of 16 (default: the render's)")
+    p.add_argument("--height", type=positive_int, help="model height, multiple of 16 (default: the render's)")
     p.add_argument("--vae", help="WAN 2.1 VAE weights (file or folder); default: the parameter-free codec")
     p.add_argument("--text-encoder", help="local umT5 model folder; default: the built-in prompt table")
     p.add_argument("--prompt-dim", type=positive_int, help="width of the built-in prompt table (default 4096)")
@@ -585,11 +580,35 @@ def build_parser() -> Parser:
     p.add_argument("--workers", type=positive_int, default=2, help="parallel renders (default 2)")
     p.add_argument("--train-steps", type=positive_int, default=200, help="training steps (default 200)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("test", help="run the test suite (what CI runs); --quick for the development loop",
+                       description="Run the test suite with pytest from the source tree. Other arguments go to "
+                                   "pytest (e.g. `-k farm`, `tests/test_plan.py`).")
+    p.add_argument("--quick", action="store_true", help="skip the tests marked slow")
+    p.set_defaults(func=cmd_test)
     return parser
 
 
+def cmd_test(args) -> int:
+    import os
+
+    from thfm_synth import bootstrap
+
+    if not (bootstrap.REPO / "tests").is_dir():
+        raise UserError(f"no test suite beside {bootstrap.REPO}: the tests ship with the source tree only",
+                        "run the command in a clone of the repository")
+    os.chdir(bootstrap.REPO)  # pytest finds its configuration in pyproject.toml
+    argv = [sys.executable, "-m", "pytest", *(["-m", "not slow"] if args.quick else []), *args.pytest_args]
+    os.execv(sys.executable, argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "test":
+        args.pytest_args = extra  # everything else is for pytest
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except UserError as exc:

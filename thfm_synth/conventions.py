@@ -31,6 +31,12 @@ CONVENTIONS_TEXT = (
 )
 
 
+def yaw_matrix(yaw_deg: float) -> np.ndarray:
+    """Rotation about world Z by `yaw_deg` degrees, counter-clockwise seen from above."""
+    c, s = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
 def intrinsics(focal_mm: float, sensor_width_mm: float, width: int, height: int) -> np.ndarray:
     """Pinhole K for a horizontally fitted sensor (Blender's AUTO fit for landscape images)."""
     f_px = focal_mm / sensor_width_mm * width

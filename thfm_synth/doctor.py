@@ -10,7 +10,7 @@ from pathlib import Path
 
 from thfm_synth import bootstrap
 from thfm_synth.errors import UserError
-from thfm_synth.renderenv import RenderRuntime
+from thfm_synth.blender.runtime import RenderRuntime
 
 MAIN_PACKAGES = ("numpy", "scipy", "pydantic", "pyyaml", "pyarrow", "tqdm", "jax", "flax", "optax", "orbax-checkpoint",
                  "grain", "array-record", "ray", "torch", "anny", "openexr", "pillow", "imageio-ffmpeg")

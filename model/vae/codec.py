@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .config import check_num_frames, check_spatial, num_latent_frames
+from .config import check_spatial, latents_channels_last, num_latent_frames, video_channels_last
 
 CODEC_ID = "codec:dct-s2d-v1:t4s8z16"
 LOGVAR_DETERMINISTIC = -30.0  # the lower clamp of diffusers' posterior: std 3e-7, i.e. deterministic
@@ -140,30 +140,14 @@ class DCTCodec:
     def encode(self, video, *, channels_last: bool = False, dtype=jnp.float32):
         """-> ``(mean, logvar)``; ``logvar`` is the constant :data:`LOGVAR_DETERMINISTIC` (``dtype`` is
         accepted for interface parity; the codec always computes in float32)."""
-        x = jnp.asarray(video, jnp.float32)
-        if x.ndim != 5:
-            raise ValueError(f"DCTCodec.encode: expected a 5-D video batch, got shape {tuple(x.shape)}")
-        if not channels_last:
-            x = jnp.transpose(x, (0, 2, 3, 4, 1))
-        _, t, h, w, c = x.shape
-        if c != 3:
-            raise ValueError(f"DCTCodec.encode: expected 3 colour channels, got {c} (channels_last={channels_last})")
-        check_num_frames(t, TEMPORAL_FACTOR, who="DCTCodec.encode")
-        check_spatial(h, w, SPATIAL_FACTOR, who="DCTCodec.encode")
+        x = video_channels_last(jnp.asarray(video, jnp.float32), channels_last, who="DCTCodec.encode")
         mean = _encode_cl(x)
         if not channels_last:
             mean = jnp.transpose(mean, (0, 4, 1, 2, 3))
         return mean, jnp.full_like(mean, LOGVAR_DETERMINISTIC)
 
     def decode(self, latents, *, channels_last: bool = False, dtype=jnp.float32):
-        z = jnp.asarray(latents, jnp.float32)
-        if z.ndim != 5:
-            raise ValueError(f"DCTCodec.decode: expected 5-D latents, got shape {tuple(z.shape)}")
-        if not channels_last:
-            z = jnp.transpose(z, (0, 2, 3, 4, 1))
-        if z.shape[-1] != Z_DIM:
-            raise ValueError(f"DCTCodec.decode: expected {Z_DIM} latent channels, got {z.shape[-1]} "
-                             f"(channels_last={channels_last})")
+        z = latents_channels_last(jnp.asarray(latents, jnp.float32), channels_last, Z_DIM, who="DCTCodec.decode")
         video = _decode_cl(z)
         return video if channels_last else jnp.transpose(video, (0, 4, 1, 2, 3))
 

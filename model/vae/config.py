@@ -141,6 +141,32 @@ def check_spatial(height: int, width: int, spatial_factor: int = SPATIAL_FACTOR,
                          f"got {height}x{width}")
 
 
+def video_channels_last(x, channels_last: bool, *, who: str, temporal_factor: int = TEMPORAL_FACTOR,
+                        spatial_factor: int = SPATIAL_FACTOR):
+    """A checked (B, T, H, W, 3) view of a codec's input video given as (B, 3, T, H, W) or channels-last."""
+    if x.ndim != 5:
+        raise ValueError(f"{who}: expected a 5-D video batch, got shape {tuple(x.shape)}")
+    if not channels_last:
+        x = x.transpose((0, 2, 3, 4, 1))
+    _, t, h, w, c = x.shape
+    if c != 3:
+        raise ValueError(f"{who}: expected 3 colour channels, got {c} (channels_last={channels_last})")
+    check_num_frames(t, temporal_factor, who=who)
+    check_spatial(h, w, spatial_factor, who=who)
+    return x
+
+
+def latents_channels_last(z, channels_last: bool, z_dim: int, *, who: str):
+    """A checked (B, T', h, w, z_dim) view of a codec's latents given as (B, z_dim, T', h, w) or channels-last."""
+    if z.ndim != 5:
+        raise ValueError(f"{who}: expected 5-D latents, got shape {tuple(z.shape)}")
+    if not channels_last:
+        z = z.transpose((0, 2, 3, 4, 1))
+    if z.shape[-1] != z_dim:
+        raise ValueError(f"{who}: expected {z_dim} latent channels, got {z.shape[-1]} (channels_last={channels_last})")
+    return z
+
+
 def latent_shape(num_frames: int, height: int, width: int, z_dim: int = 16, temporal_factor: int = TEMPORAL_FACTOR,
                  spatial_factor: int = SPATIAL_FACTOR) -> tuple[int, int, int, int]:
     """(C, T', H', W') of one clip's latents."""

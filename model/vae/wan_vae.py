@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .config import WAN21_VAE_CONFIG, WanVAEConfig, check_num_frames, check_spatial, latent_shape
+from .config import WAN21_VAE_CONFIG, WanVAEConfig, latent_shape, latents_channels_last, video_channels_last
 from .layers import (AttentionBlock, CausalConv3d, FeatCache, MidBlock, Resample, ResidualBlock, RMSNorm,
                      UpBlock, module_list, resolve_conv_impl)
 
@@ -151,18 +151,9 @@ class WanVAE(nnx.Module):
         -> ``(mean, logvar)``, each (B, z_dim, 1 + k, H/8, W/8) (channels-last: (B, 1 + k, H/8, W/8, z_dim)),
         float32. ``conv_impl``: see :meth:`model.vae.layers.CausalConv3d.__call__`."""
         conv_impl = resolve_conv_impl(conv_impl)
-        x = jnp.asarray(video)
-        if x.ndim != 5:
-            raise ValueError(f"WanVAE.encode: expected a 5-D video batch, got shape {tuple(x.shape)}")
-        if not channels_last:
-            x = jnp.transpose(x, (0, 2, 3, 4, 1))
-        b, t, h, w, c = x.shape
-        if c != 3:
-            raise ValueError(f"WanVAE.encode: expected 3 colour channels, got {c} (shape {tuple(jnp.shape(video))}, "
-                             f"channels_last={channels_last})")
-        check_num_frames(t, 4, who="WanVAE.encode")
-        check_spatial(h, w, 8, who="WanVAE.encode")
-        x = x.astype(dtype)
+        x = video_channels_last(jnp.asarray(video), channels_last, who="WanVAE.encode", temporal_factor=4,
+                                spatial_factor=8).astype(dtype)
+        t = x.shape[1]
         g_enc, s_enc, g_q, s_q = self._split("encoder", "quant_conv")
         out, cache = _encode_step(g_enc, g_q, conv_impl, s_enc, s_q, x[:, :1], None)
         outs = [out]
@@ -180,15 +171,7 @@ class WanVAE(nnx.Module):
         """``latents`` (B, z_dim, T', h, w) (or (B, T', h, w, z_dim)) -> video (B, 3, 1 + 4 (T' - 1), 8h, 8w)
         (or channels-last) in [-1, 1], float32."""
         conv_impl = resolve_conv_impl(conv_impl)
-        z = jnp.asarray(latents)
-        if z.ndim != 5:
-            raise ValueError(f"WanVAE.decode: expected 5-D latents, got shape {tuple(z.shape)}")
-        if not channels_last:
-            z = jnp.transpose(z, (0, 2, 3, 4, 1))
-        if z.shape[-1] != self.z_dim:
-            raise ValueError(f"WanVAE.decode: expected {self.z_dim} latent channels, got {z.shape[-1]} "
-                             f"(shape {tuple(jnp.shape(latents))}, channels_last={channels_last})")
-        z = z.astype(dtype)
+        z = latents_channels_last(jnp.asarray(latents), channels_last, self.z_dim, who="WanVAE.decode").astype(dtype)
         g_pq, s_pq, g_dec, s_dec = self._split("post_quant_conv", "decoder")
         out, cache = _decode_step(g_pq, g_dec, conv_impl, s_pq, s_dec, z[:, :1], None)
         outs = [out]

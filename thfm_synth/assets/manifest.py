@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from thfm_synth.digests import file_sha256  # noqa: F401 - re-exported: manifests are where users meet digests
 from thfm_synth.errors import ConfigError, UserError
 
 SCHEMA_VERSION = 1
@@ -124,13 +125,6 @@ def canonical_json(obj: Any) -> bytes:
 def builtin_sha256(kind: str, entry_id: str, params: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json({"kind": kind, "id": entry_id, "params": params})).hexdigest()
 
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def folder_sha256(path: Path) -> str:

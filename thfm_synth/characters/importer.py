@@ -42,19 +42,19 @@ SUPPORTED = (".fbx", ".glb", ".gltf")
 
 def run_import_child(path: Path, raw_npz: Path, texture_dir: Path, timeout: float = 300) -> dict:
     """Run character_import.py; returns its info dict or raises the child's one-line UserError."""
-    from thfm_synth.renderenv import RenderRuntime
+    from thfm_synth.blender import contract
+    from thfm_synth.blender.call import BlenderBadInput, BlenderCrash, call
 
-    proc = RenderRuntime.detect().run("character_import.py", [str(path), str(raw_npz), str(texture_dir)],
-                                      timeout=timeout)
-    for line in proc.stdout.splitlines():
-        if line.startswith("THFM_IMPORT_ERROR "):
-            err = json.loads(line[len("THFM_IMPORT_ERROR "):])
-            raise UserError(f"{path} {err['what']}", err["fix"])
-        if line.startswith("THFM_IMPORT_OK "):
-            return json.loads(line[len("THFM_IMPORT_OK "):])
-    tail = (proc.stderr or proc.stdout or "no output").strip().splitlines()[-1:] or ["no output"]
-    raise UserError(f"{path}: the Blender import child failed (exit {proc.returncode}): {tail[0][:300]}",
-                    "check the file opens in Blender 5.0; run `python3 -m thfm_synth doctor` if Blender itself fails")
+    job = contract.CharacterImportJob(path=str(Path(path).resolve()), raw_npz=str(Path(raw_npz).resolve()),
+                                      texture_dir=str(Path(texture_dir).resolve()))
+    try:
+        return call(contract.SCRIPT_CHARACTER_IMPORT, job, timeout=timeout)
+    except BlenderBadInput as exc:
+        raise UserError(f"{path} {exc.what}", exc.fix) from None
+    except BlenderCrash as exc:
+        raise UserError(f"{path}: the Blender import child failed: {str(exc)[:300]}",
+                        "check the file opens in Blender 5.0; run `python3 -m thfm_synth doctor` if Blender itself "
+                        "fails") from None
 
 
 def _axis_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -73,17 +73,25 @@ class VideoSettings(Section):
 
 
 class RenderSettings(Section):
+    """How Cycles renders: the dataset config's `render` section and, resolved per video, the scene
+    description's (`thfm_synth.render.description`, saved to scene.json for the Blender child)."""
+
     engine: Literal["cycles"] = Field("cycles", description="render engine (EEVEE needs a GPU context)")
     samples: int = Field(16, ge=1, le=4096, description="Cycles samples per pixel for RGB, count")
     denoise: bool = Field(True, description="OpenImageDenoise on RGB (labels are never denoised)")
+    denoise_quality: Literal["HIGH", "BALANCED", "FAST"] = Field(
+        "HIGH", description="OpenImageDenoise quality (FAST prefilter, albedo + normal guides)")
     device: Literal["cpu", "cuda", "optix"] = Field("cpu", description="Cycles compute device; GPU falls back to CPU")
     max_bounces: int = Field(4, ge=0, le=64, description="light path bounces, count")
     exposure: Union[Literal["auto"], Annotated[float, Field(ge=-16, le=16)]] = Field(
         "auto", description="RGB exposure: 'auto' (one gain per video metered to middle grey on the linear "
                             "render, like a camera with locked auto-exposure) or fixed stops in [-16, 16]")
-    write_linear_exr: bool = Field(False, description="also store linear RGB as EXR")
-    optical_flow: bool = Field(False, description="also store forward optical flow")
-    albedo: bool = Field(False, description="also store albedo")
+    filter_width_px: float = Field(1.5, gt=0, le=10, description="Blackman-Harris pixel filter width, pixels "
+                                                                  "(also the width of the mask's soft edge)")
+    light_tree: bool = Field(True, description="Cycles light tree (many-light sampling)")
+    persistent_data: bool = Field(True, description="keep scene data between the frames of a video")
+    adaptive_sampling: bool = Field(False, description="Cycles adaptive sampling (off: every pixel gets `samples`, "
+                                                       "so the mask's coverage is exactly k/samples)")
 
 
 class CharacterSettings(Section):

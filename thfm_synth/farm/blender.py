@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from thfm_synth.farm.child import ChildRenderer
+from thfm_synth.blender import contract
+from thfm_synth.blender.child import ServingChild
+from thfm_synth.blender.runtime import RenderRuntime
+from thfm_synth.farm.driver import FarmOptions
 from thfm_synth.plan.planner import plan_config, plan_library, read_plan
 from thfm_synth.plan.spec import VideoSpec
-from thfm_synth.renderenv import RenderRuntime
 from thfm_synth.video.render_one import render_video
 
 
@@ -37,9 +39,8 @@ class BlenderVideoRenderer:
         self.cache_dir = str(Path(cache_dir).resolve())  # workers may not share the driver's cwd
         self.threads = threads
         self.timeout_s = timeout_s
-        runtime = RenderRuntime.detect(blender)
-        self.child = ChildRenderer(runtime.command("render_scene.py", ["--serve"]), log_path, restart_every,
-                                   env=runtime.child_env(), cpus=core_share(worker_index, threads))
+        self.child = ServingChild.blender(contract.SCRIPT_RENDER, log_path, RenderRuntime.detect(blender),
+                                          restart_every=restart_every, cpus=core_share(worker_index, threads))
 
     @property
     def child_pid(self) -> int | None:
@@ -51,3 +52,15 @@ class BlenderVideoRenderer:
 
     def close(self) -> None:
         self.child.stop()
+
+
+def blender_farm(out: Path, plan_path: Path, cache_dir: Path, *, workers: int, cpus_per_video: int = 1,
+                 blender: str | None = None, device: str | None = None, restart_every: int = 8,
+                 gpus_per_video: float = 0.0, max_retries: int = 2, address: str | None = None,
+                 progress: bool = True) -> FarmOptions:
+    """The farm options that render `plan_path` into `out` with Blender workers (`render` and `demo`)."""
+    options = {"plan": str(Path(plan_path).resolve()), "cache_dir": str(Path(cache_dir).resolve()),
+               "blender": blender, "device": device, "threads": int(cpus_per_video), "restart_every": restart_every}
+    return FarmOptions(out=Path(out), renderer=f"{__name__}:{BlenderVideoRenderer.__name__}",
+                       renderer_options=options, workers=workers, cpus_per_video=cpus_per_video,
+                       gpus_per_video=gpus_per_video, max_retries=max_retries, address=address, progress=progress)

@@ -13,9 +13,21 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from thfm_synth.farm.child import ChildRenderer
+from thfm_synth.blender import contract
+from thfm_synth.blender.child import ServingChild
+
+SCRIPT = "thfm_synth.farm.fake"
+
+
+@dataclass
+class FakeRenderJob(contract.Job):
+    spec: dict
+    out: str
+    frame_seconds: float
+    journal: str | None = None
 
 
 class FakeVideoRenderer:
@@ -29,7 +41,8 @@ class FakeVideoRenderer:
         self.timeout_s = timeout_s
         self.journal = journal  # a file every finished render appends its video id to (tests count renders)
         self.disk_full_video = disk_full_video  # simulate ENOSPC while writing this video
-        self.child = ChildRenderer([sys.executable, "-m", "thfm_synth.farm.fake"], log_path, restart_every)
+        self.child = ServingChild([sys.executable, "-m", SCRIPT, "--", contract.SERVE_FLAG], SCRIPT, log_path,
+                                  restart_every)
 
     @property
     def child_pid(self) -> int | None:
@@ -46,9 +59,9 @@ class FakeVideoRenderer:
             import errno
 
             raise OSError(errno.ENOSPC, "No space left on device", str(out_dir))
-        (out_dir / "_job.json").write_text(json.dumps({"spec": spec_row, "frame_seconds": self.frame_seconds,
-                                                            "journal": self.journal}))
-        result = self.child.run(out_dir, self.timeout_s)
+        job = FakeRenderJob(spec=spec_row, out=str(Path(out_dir).resolve()), frame_seconds=self.frame_seconds,
+                            journal=self.journal)
+        result = self.child.run(job, out_dir / "_job", self.timeout_s)
         return {"frames": result["frames"], "render_seconds": result["seconds"], "child_pid": result["pid"]}
 
     def close(self) -> None:
@@ -62,26 +75,20 @@ def _busy(seconds: float) -> None:
         x += 1
 
 
-def child_main() -> None:
-    for line in sys.stdin:
-        msg = json.loads(line)
-        job = Path(msg["job"])
-        spec = json.loads((job / "_job.json").read_text())
-        (job / "_child_pid").write_text(str(os.getpid()))
-        t0 = time.perf_counter()
-        frames = spec["spec"]["num_frames"]
-        (job / "rgb").mkdir(exist_ok=True)
-        for f in range(frames):
-            _busy(spec["frame_seconds"])
-            (job / "rgb" / f"{f:06d}.txt").write_text(f"{spec['spec']['video_id']} frame {f}\n")
-        (job / "metadata.json").write_text(json.dumps({"spec": spec["spec"]}, sort_keys=True))
-        if spec.get("journal"):
-            with open(spec["journal"], "a") as fh:  # O_APPEND: lines from several children never interleave
-                fh.write(spec["spec"]["video_id"] + "\n")
-        tmp = Path(msg["result"]).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"frames": frames, "seconds": time.perf_counter() - t0, "pid": os.getpid()}))
-        os.replace(tmp, msg["result"])
+def fake_render(job: FakeRenderJob) -> dict:
+    out = Path(job.out)
+    t0 = time.perf_counter()
+    frames = job.spec["num_frames"]
+    (out / "rgb").mkdir(exist_ok=True)
+    for f in range(frames):
+        _busy(job.frame_seconds)
+        (out / "rgb" / f"{f:06d}.txt").write_text(f"{job.spec['video_id']} frame {f}\n")
+    (out / "metadata.json").write_text(json.dumps({"spec": job.spec}, sort_keys=True))
+    if job.journal:
+        with open(job.journal, "a") as fh:  # O_APPEND: lines from several children never interleave
+            fh.write(job.spec["video_id"] + "\n")
+    return {"frames": frames, "seconds": time.perf_counter() - t0, "pid": os.getpid()}
 
 
 if __name__ == "__main__":
-    child_main()
+    contract.script_main(SCRIPT, fake_render, job_type=FakeRenderJob)

@@ -9,7 +9,6 @@ driver what to do - `ok`/`duplicate` (done), `crash` and `error` (retry), `bad_i
 from __future__ import annotations
 
 import errno
-import hashlib
 import importlib
 import shutil
 import socket
@@ -18,8 +17,9 @@ import traceback
 from pathlib import Path
 from typing import Protocol
 
+from thfm_synth.blender.call import BlenderCrash
+from thfm_synth.digests import file_sha256
 from thfm_synth.errors import UserError
-from thfm_synth.farm.child import ChildCrashed
 from thfm_synth.farm.layout import OutputLayout
 
 
@@ -43,11 +43,7 @@ def file_checksums(folder: Path) -> tuple[dict[str, str], int]:
     sums, total = {}, 0
     for p in sorted(folder.rglob("*")):
         if p.is_file() and not p.name.startswith("_"):
-            h = hashlib.sha256()
-            with open(p, "rb") as fh:
-                while block := fh.read(1 << 20):
-                    h.update(block)
-            sums[p.relative_to(folder).as_posix()] = h.hexdigest()
+            sums[p.relative_to(folder).as_posix()] = file_sha256(p)
             total += p.stat().st_size
     return sums, total
 
@@ -79,7 +75,7 @@ class Worker:
                     "stats": stats}
         except UserError as exc:
             return {**base, "status": "bad_input", "reason": exc.one_line(), "traceback": traceback.format_exc()}
-        except ChildCrashed as exc:
+        except BlenderCrash as exc:
             return {**base, "status": "crash", "reason": str(exc), "traceback": traceback.format_exc()}
         except OSError as exc:
             status = "disk_full" if exc.errno == errno.ENOSPC else "error"

@@ -1,6 +1,6 @@
 """`preprocess`: rendered videos -> training shards (Parquet + ArrayRecord), distributed with Ray Data.
 
-    preprocess("OUT", "SHARDS", num_frames=81, fps=24, width=832, height=480)
+    preprocess("OUT", "SHARDS")   # the render's own frames, fps and size; or num_frames=..., width=...
 
 Input: a render output root (OUT/videos/<id>/ with DONE, from `thfm-synth render`), its
 videos/ folder, or one video folder (`render-one`). Output, a shard set (shards/store.py):
@@ -234,8 +234,18 @@ def _check_resume(out: Path, plan: dict) -> None:
                             "use a new output folder, or the same render folder and settings as before")
 
 
-def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int = 81, fps: float = 24,
-               width: int = 832, height: int = 480, tasks: tuple[str, ...] | list[str] = TASKS,
+def render_video_settings(videos: list[VideoSource]) -> dict:
+    """The frame count, fps and size the videos were rendered with (they must all agree)."""
+    found = {(v.num_frames, v.fps, v.width, v.height) for v in videos}
+    if len(found) != 1:
+        raise UserError(f"the rendered videos differ in frames/fps/size ({sorted(found)[:3]} ...)",
+                        "pass --num-frames, --fps, --width and --height to resample them all to one setting")
+    (n, fps, w, h), = found
+    return {"num_frames": n, "fps": fps, "width": w, "height": h}
+
+
+def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int | None = None,
+               fps: float | None = None, width: int | None = None, height: int | None = None, tasks: tuple[str, ...] | list[str] = TASKS,
                vae_weights: str | Path | None = None, text_encoder: str | Path | None = None,
                max_shard_bytes: int = 1 << 30, address: str | None = None, workers: int | None = None,
                progress: bool = True, keypoint_convention: str = "smpl24", latent_dtype: str = "float16",
@@ -246,12 +256,16 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int =
     `workers`: parallel encoder actors (default: the CPUs of the local Ray, or of the cluster at
     `address`, divided by `cpus_per_worker`); 0 runs in this process without Ray.
     `prompt_dim`: width of the built-in prompt table (default 4096, umT5's) when no `text_encoder`.
+    num_frames, fps, width, height: the model's clip; each left None is the render's own (from
+    the videos' metadata), so a render is preprocessed as it was made unless asked otherwise.
     """
     t0 = time.perf_counter()
-    cfg = PreprocessConfig(num_frames=num_frames, fps=fps, width=width, height=height, tasks=tuple(tasks),
-                           keypoint_convention=keypoint_convention, latent_dtype=latent_dtype)
     out = Path(out_dir)
     videos = find_videos(render_dir)
+    asked = {"num_frames": num_frames, "fps": fps, "width": width, "height": height}
+    video = {**render_video_settings(videos), **{k: v for k, v in asked.items() if v is not None}}
+    cfg = PreprocessConfig(**video, tasks=tuple(tasks), keypoint_convention=keypoint_convention,
+                           latent_dtype=latent_dtype)
     for v in videos:  # fail before any work on a video that is too short
         v.frame_indices(cfg)
     vae = _vae_ref(vae_weights)

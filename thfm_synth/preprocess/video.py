@@ -19,13 +19,13 @@ Per video (a folder of render/outputs.py files plus annotations.npz, metadata.js
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from thfm_synth.digests import file_sha256
 from thfm_synth.errors import UserError
 from thfm_synth.preprocess import geometry as geo
 from thfm_synth.preprocess import targets as tg
@@ -106,14 +106,6 @@ class VideoSource:
     def frame_indices(self, cfg: PreprocessConfig) -> np.ndarray:
         return geo.frame_indices(self.num_frames, self.fps, cfg.num_frames, cfg.fps,
                                  what=f"video {self.video_id} ({self.path})")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def source_checksums(video: VideoSource) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The renderer core: one Cycles render per frame gives RGB and every ground-truth modality.
 
-Workflow (main environment; Blender runs as a child process, see `thfm_synth.renderenv`)::
+Workflow (main environment; Blender runs as a child process, see `thfm_synth.blender`)::
 
     desc = SceneDescription(camera=Camera.from_track(track), objects=[...], world=..., lights=[...])
     desc.save(scene_dir)                                  # scene.json + arrays.npz (description.py)
@@ -17,11 +17,13 @@ Workflow (main environment; Blender runs as a child process, see `thfm_synth.ren
   part / part UV / canonical AOVs from mesh attributes). One multilayer EXR per frame.
 - `outputs`: that EXR -> stored files (PNG / EXR per modality) and readers.
 - `analytic`: closed-form test scenes (sphere on a plane) and a labelled mannequin.
-- `runner`: runs the Blender child and re-raises its failures and warnings.
+- `runner`: renders a saved description as one `RenderJob` through `thfm_synth.blender`
+  (a fresh child, or the farm's long-lived one) and re-raises its failures and warnings.
 
-Contract for any Blender-side object builder (e.g. a character loader): a mesh joins the label
-passes by carrying the attributes `thfm_part` (FACE, float, 1..24), `thfm_part_uv` (CORNER,
-float vector (u, v, 0)) and `thfm_canonical` (POINT, float vector), and the mask by the object
-custom property `thfm_subject = 1.0`; its materials must contain the `fg` AOV node
+Contract for any Blender-side object builder (e.g. a character loader), every name from
+`thfm_synth/blender/contract.py`: a mesh joins the label passes by carrying the attributes
+`ATTR_PART` (FACE, float, 1..24), `ATTR_PART_UV` (CORNER, float vector (u, v, 0)) and
+`ATTR_CANONICAL` (POINT, float vector), and the mask by the object custom property
+`PROP_SUBJECT = 1.0`; its materials must contain the `AOV_FG` AOV node
 (`render_scene.subject_aov`). `pass_index` is its instance id.
 """

@@ -175,7 +175,7 @@ def analytic_scene(folder: str | Path, width: int = 160, height: int = 96, num_f
         ],
         world=World(kind="color", color=(0.4, 0.5, 0.7), strength=1.0),
         lights=[Light("sun", position=(3.0, -2.0, 6.0), target=(0.0, 0.0, 0.0), power_w=3.0, size_m=2.0)],
-        render=RenderSettings(samples=samples, seed=seed, denoise=denoise),
+        render=RenderSettings(samples=samples, denoise=denoise), seed=seed,
         extra_arrays=extra,
     )
     desc.save(folder)
@@ -259,7 +259,7 @@ def mannequin_scene(folder: str | Path, width: int = 832, height: int = 480, num
         world=world,
         lights=[Light("area", position=(2.0, -3.0, 3.5), target=(0.0, 0.0, 1.0), power_w=300.0, size_m=1.0,
                       temperature_k=5500.0)],
-        render=RenderSettings(samples=samples, seed=seed, denoise=denoise),
+        render=RenderSettings(samples=samples, denoise=denoise), seed=seed,
     )
     desc.save(folder)
     return desc

@@ -57,18 +57,15 @@ from typing import Any
 
 import numpy as np
 
+from thfm_synth.blender.contract import ARRAYS_NPZ, SCENE_FORMAT_VERSION as FORMAT_VERSION, SCENE_JSON
+from thfm_synth.config.schema import RenderSettings
 from thfm_synth.render.meshes import icosphere, sphere_corner_uv
-
-FORMAT_VERSION = 1
-SCENE_JSON = "scene.json"
-ARRAYS_NPZ = "arrays.npz"
 
 OBJECT_KINDS = ("sphere", "plane", "box", "mesh_npz", "scene_file")
 SCENE_FILE_SUFFIXES = (".blend", ".fbx", ".glb", ".gltf")
 WORLD_KINDS = ("color", "sky", "hdri")
 SKY_MODELS = ("MULTIPLE_SCATTERING", "SINGLE_SCATTERING", "PREETHAM", "HOSEK_WILKIE")
 LIGHT_KINDS = ("point", "area", "sun", "spot")
-DEVICES = ("cpu", "cuda", "optix")
 MAX_PART = 24
 
 
@@ -206,29 +203,13 @@ class Light:
 
 
 @dataclass
-class RenderSettings:
-    samples: int = 16
-    denoise: bool = True  # OpenImageDenoise, FAST prefilter, albedo+normal guides
-    denoise_quality: str = "HIGH"  # OIDN quality: HIGH | BALANCED | FAST
-    device: str = "cpu"  # cpu | cuda | optix (GPU falls back to CPU with a warning)
-    seed: int = 0  # Cycles seed of frame i is derived from (seed, i)
-    max_bounces: int = 6
-    filter_width_px: float = 1.5  # Blackman-Harris; also the width of the mask's soft edge
-    exposure: float = 0.0  # stops, applied by Cycles' film exposure
-    auto_exposure: bool = False  # meter one gain per clip on the linear render (render/exposure.py)
-    persistent_data: bool = True
-    threads: int = 0  # 0 = all cores
-    adaptive_sampling: bool = False  # off: every pixel gets `samples`, mask coverage is k/samples
-    light_tree: bool = True
-
-
-@dataclass
 class SceneDescription:
     camera: Camera
     objects: list[Object] = field(default_factory=list)
     world: World = field(default_factory=World)
     lights: list[Light] = field(default_factory=list)
-    render: RenderSettings = field(default_factory=RenderSettings)
+    render: RenderSettings = field(default_factory=RenderSettings)  # the config's type (one for both)
+    seed: int = 0  # Cycles seed of frame i is derived from (seed, i)
     fps: float = 24.0
     extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. vertex animations
     meta: dict = field(default_factory=dict)  # free JSON metadata (video id, spec row, ...)
@@ -316,12 +297,13 @@ class SceneDescription:
         for light in self.lights:
             if light.kind not in LIGHT_KINDS:
                 raise DescriptionError(f"light kind {light.kind!r} not in {LIGHT_KINDS}")
-        r = self.render
-        if r.device not in DEVICES:
-            raise DescriptionError(f"render device {r.device!r} not in {DEVICES}")
-        if r.samples < 1:
-            raise DescriptionError("render samples must be >= 1")
-        if not 0 <= r.seed < 2**31:
+        if not isinstance(self.render, RenderSettings):
+            raise DescriptionError("render must be a thfm_synth.config.schema.RenderSettings")
+        try:  # an unvalidated copy (model_construct) is checked here, not in the Blender child
+            RenderSettings.model_validate(self.render.model_dump())
+        except ValueError as exc:
+            raise DescriptionError(f"render settings: {' '.join(str(exc).split())}") from None
+        if not 0 <= int(self.seed) < 2**31:
             raise DescriptionError("render seed must be in [0, 2^31)")
         return self
 
@@ -381,7 +363,8 @@ class SceneDescription:
             "objects": objects,
             "world": _plain(self.world),
             "lights": [_plain(light) for light in self.lights],
-            "render": _plain(self.render),
+            "render": self.render.model_dump(mode="json"),
+            "seed": int(self.seed),
             "extra_arrays": sorted(self.extra_arrays),
             "meta": self.meta,
         }
@@ -418,6 +401,7 @@ class SceneDescription:
             world=World(**_tuples(World, doc["world"])),
             lights=[Light(**_tuples(Light, light)) for light in doc["lights"]],
             render=RenderSettings(**doc["render"]),
+            seed=int(doc["seed"]),
             fps=doc["fps"],
             extra_arrays={k: arrays[k] for k in doc["extra_arrays"]},
             meta=doc["meta"],

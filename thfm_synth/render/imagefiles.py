@@ -40,7 +40,7 @@ def _openexr():
 
 
 def read_exr(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every channel of every part, keyed by its full name (e.g. 'labels.Depth.Z')."""
+    """Every channel of every part, keyed by its full name (e.g. Blender's `<layer>.<pass>.<channel>`)."""
     OpenEXR = _openexr()
     with OpenEXR.File(str(path), separate_channels=True) as f:
         return {name: ch.pixels for part in f.parts for name, ch in part.channels.items()}

@@ -42,11 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
+from thfm_synth.blender import contract as C
 from thfm_synth.render import exposure
 from thfm_synth.render.imagefiles import read_exr, read_png, write_exr, write_png
 
-MODALITIES = ("rgb", "depth", "normal", "mask", "iuv", "canonical", "instance")
-BACKGROUND_DEPTH = 1e9  # Cycles writes 1e10 for rays that hit nothing
+MODALITIES = C.STORED_MODALITIES
+BACKGROUND_DEPTH = C.MISS_DEPTH / 10  # Cycles writes MISS_DEPTH (1e10) for rays that hit nothing
 U16 = 65535.0
 
 
@@ -78,14 +79,10 @@ def srgb_decode(srgb8: np.ndarray) -> np.ndarray:
     return np.where(s <= 0.04045, s / 12.92, ((s + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
-def _get(ch: dict, name: str) -> np.ndarray | None:
-    return ch.get(name)
-
-
 def _linear_rgb(ch: dict) -> np.ndarray | None:
-    if "rgb.Combined.R" not in ch:
+    if C.CH_COMBINED[0] not in ch:
         return None
-    return np.stack([ch[f"rgb.Combined.{c}"] for c in "RGB"], axis=-1).astype(np.float32)
+    return np.stack([ch[name] for name in C.CH_COMBINED], axis=-1).astype(np.float32)
 
 
 def decode_raw(channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarray, gain: float = 1.0) -> Frame:
@@ -97,35 +94,35 @@ def decode_raw(channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarra
     if lin is not None:
         out.rgb_linear = lin
         out.rgb = srgb_encode(lin * np.float32(gain))
-    if "rgb.fg.X" in ch:
-        out.mask = np.clip(ch["rgb.fg.X"], 0.0, 1.0).astype(np.float32)
-    z = _get(ch, "labels.Depth.Z")
+    if C.CH_FG in ch:
+        out.mask = np.clip(ch[C.CH_FG], 0.0, 1.0).astype(np.float32)
+    z = ch.get(C.CH_DEPTH)
     hit = None
     if z is not None:
         hit = z < BACKGROUND_DEPTH
         # Cycles' Depth pass is already planar (camera z), not the ray length (verified in tests)
         out.depth = np.where(hit, z, 0.0).astype(np.float32)
-    if "labels.Normal.X" in ch:
-        nw = np.stack([ch[f"labels.Normal.{c}"] for c in "XYZ"], axis=-1).astype(np.float64)
+    if C.CH_NORMAL[0] in ch:
+        nw = np.stack([ch[name] for name in C.CH_NORMAL], axis=-1).astype(np.float64)
         nc = nw @ np.asarray(r, np.float64).T
         norm = np.linalg.norm(nc, axis=-1, keepdims=True)
         good = norm[..., 0] > 0.5
         if hit is not None:
             good &= hit
         out.normal = np.where(good[..., None], nc / np.where(norm > 0, norm, 1.0), 0.0).astype(np.float32)
-    if "labels.Object Index.X" in ch:
-        out.instance = np.round(ch["labels.Object Index.X"]).astype(np.uint16)
-    if "labels.part.X" in ch:
-        part = np.round(ch["labels.part.X"]).astype(np.int32)
-        if np.any(np.abs(ch["labels.part.X"] - part) > 1e-4) or part.min() < 0 or part.max() > 255:
+    if C.CH_INDEX in ch:
+        out.instance = np.round(ch[C.CH_INDEX]).astype(np.uint16)
+    if C.CH_PART in ch:
+        part = np.round(ch[C.CH_PART]).astype(np.int32)
+        if np.any(np.abs(ch[C.CH_PART] - part) > 1e-4) or part.min() < 0 or part.max() > 255:
             raise ValueError("part pass is not integer-valued: was it rendered with more than one sample?")
         out.part = part.astype(np.uint8)
         on = out.part > 0
-        if "labels.part_u.X" in ch:
-            uv = np.stack([ch["labels.part_u.X"], ch["labels.part_v.X"]], axis=-1)
+        if C.CH_PART_UV[0] in ch:
+            uv = np.stack([ch[name] for name in C.CH_PART_UV], axis=-1)
             out.part_uv = np.where(on[..., None], np.clip(uv, 0.0, 1.0), 0.0).astype(np.float32)
-        if "labels.can_x.X" in ch:
-            can = np.stack([ch[f"labels.can_{c}.X"] for c in "xyz"], axis=-1)
+        if C.CH_CANONICAL[0] in ch:
+            can = np.stack([ch[name] for name in C.CH_CANONICAL], axis=-1)
             out.canonical = np.where(on[..., None], np.clip(can, 0.0, 1.0), 0.0).astype(np.float32)
     return out
 
@@ -253,7 +250,7 @@ def convert_render(render_out: str | os.PathLike, dataset_root: str | os.PathLik
     """Convert every frame listed in `render_out/render_info.json`; returns per-frame byte counts
     and the exposure gain used. `auto_exposure`: one gain for the clip metered on a few of its
     frames (thfm_synth/render/exposure.py), else the RGB is encoded as rendered."""
-    info = json.loads((Path(render_out) / "render_info.json").read_text())
+    info = json.loads((Path(render_out) / C.RENDER_INFO).read_text())
     raws = [rec["files"][0] for rec in info["frames"]]
     gain = 1.0
     if auto_exposure and raws:

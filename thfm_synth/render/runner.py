@@ -1,49 +1,45 @@
-"""Run `blender_scripts/render_scene.py` in the render environment and collect its report."""
+"""Render a saved `SceneDescription` folder in a Blender child: one `RenderJob` through `blender.call`."""
 
 from __future__ import annotations
 
-import json
 import os
-import warnings
 from pathlib import Path
 
-from thfm_synth.errors import UserError
-from thfm_synth.renderenv import RenderRuntime
+from thfm_synth.blender import contract
+from thfm_synth.blender.call import call
+from thfm_synth.blender.child import ServingChild
+from thfm_synth.blender.runtime import RenderRuntime
 
-ALL_MODALITIES = ("rgb", "mask", "depth", "normal", "part", "canonical")  # what render_scene.py can make
-MODES = ("single", "per_modality", "rgb_only")
+
+def render_job(scene_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: list[int] | None = None,
+               modalities=contract.RENDER_MODALITIES, mode: str = "single", device: str | None = None,
+               label_samples: int = 1, per_modality_shading: str = "label", exr_codec: str = "ZIP",
+               threads: int = 0) -> contract.RenderJob:
+    """The job for blender_scripts/render_scene.py (absolute paths: the child has its own cwd)."""
+    job = contract.RenderJob(scene=str(Path(scene_dir).resolve()), out=str(Path(out_dir).resolve()),
+                             frames=None if frames is None else [int(f) for f in frames],
+                             modalities=list(modalities), mode=mode, label_samples=int(label_samples),
+                             exr_codec=exr_codec, per_modality_shading=per_modality_shading, device=device,
+                             threads=int(threads))
+    job.check()
+    return job
 
 
-def render(scene_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: str | list[int] | None = None,
-           modalities=ALL_MODALITIES, mode: str = "single", device: str | None = None,
-           label_samples: int = 1, per_modality_shading: str = "label", exr_codec: str = "ZIP",
-           timeout: float | None = None,
-           runtime: RenderRuntime | None = None) -> dict:
-    """Render a saved `SceneDescription` folder; returns `out_dir/render_info.json` as a dict.
+def render(scene_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: list[int] | None = None,
+           timeout: float | None = None, runtime: RenderRuntime | None = None, child: ServingChild | None = None,
+           **job_options) -> dict:
+    """Render the description in `scene_dir` into `out_dir`; returns render_info.json as a dict.
 
-    frames: None (all), "a:b", or a list of indices. Each frame is one Cycles render (mode
-    "single"); "per_modality" and "rgb_only" exist for benchmarks. Warnings from the child
-    (e.g. a GPU device falling back to CPU) are re-issued as RuntimeWarnings.
+    frames: None (all) or a list of indices. Each frame is one Cycles render (mode "single");
+    modes "per_modality" and "rgb_only" exist for benchmarks. `child`: a long-lived
+    `ServingChild` of render_scene.py to run the job in (the farm's); else a fresh child.
+    Warnings from the child (e.g. a GPU device falling back to CPU) are re-issued as
+    RuntimeWarnings; failures raise the typed errors of `thfm_synth.blender.call`.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode {mode!r} not in {MODES}")
-    args = ["--scene", str(Path(scene_dir).resolve()), "--out", str(Path(out_dir).resolve()),
-            "--modalities", ",".join(modalities), "--mode", mode, "--label-samples", str(int(label_samples)),
-            "--codec", exr_codec, "--per-modality-shading", per_modality_shading]
-    if frames is not None:
-        args += ["--frames", frames if isinstance(frames, str) else ",".join(str(int(f)) for f in frames)]
-    if device is not None:
-        args += ["--device", device]
-    runtime = runtime or RenderRuntime.detect()
-    info_path = Path(out_dir) / "render_info.json"
-    if info_path.exists():
-        info_path.unlink()
-    proc = runtime.run("render_scene.py", args, timeout=timeout)
-    for line in proc.stderr.splitlines():
-        if line.startswith("THFM_WARNING "):
-            warnings.warn(line[len("THFM_WARNING "):], RuntimeWarning, stacklevel=2)
-    if proc.returncode != 0 or not info_path.is_file():
-        tail = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()][-3:] or ["no output"]
-        raise UserError(f"Blender render of {scene_dir} failed (exit {proc.returncode}): {' | '.join(tail)}",
-                        "check the scene description and the render environment (`thfm-synth doctor`)")
-    return json.loads(info_path.read_text())
+    job = render_job(scene_dir, out_dir, frames, **job_options)
+    info_path = Path(out_dir) / contract.RENDER_INFO
+    info_path.unlink(missing_ok=True)
+    job_dir = Path(out_dir) / "_job"
+    if child is not None:
+        return child.run(job, job_dir, timeout or 6 * 3600)
+    return call(contract.SCRIPT_RENDER, job, runtime=runtime, job_dir=job_dir, timeout=timeout)

@@ -23,9 +23,10 @@ import numpy as np
 
 from thfm_synth.assets.library import Library
 from thfm_synth.characters.skinning import forward_kinematics, linear_blend_skinning
-from thfm_synth.config.schema import RenderSettings as RenderConfig
+from thfm_synth.config.schema import RenderSettings
+from thfm_synth.conventions import yaw_matrix
 from thfm_synth.plan.spec import VideoSpec
-from thfm_synth.render.description import Camera, Light, Material, Object, RenderSettings, SceneDescription, World
+from thfm_synth.render.description import Camera, Light, Material, Object, SceneDescription, World
 from thfm_synth.scene.animate import AnimatedCharacter, animate
 from thfm_synth.scene.camera import CameraTrack, SubjectTrack, camera_track
 from thfm_synth.scene import scene_files
@@ -56,11 +57,6 @@ class AssembledScene:
     hidden: dict | None = None  # file scenes: {part index: object names cut away}
 
 
-def _rz(yaw_deg: float) -> np.ndarray:
-    c, s = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return pts @ m[:3, :3].T + m[:3, 3]
 
@@ -89,7 +85,7 @@ def _set_objects(layout: SetLayout) -> list[Object]:
     objs = []
     for box in layout.boxes:
         pose = np.eye(4)
-        pose[:3, :3] = _rz(box.yaw_deg)
+        pose[:3, :3] = yaw_matrix(box.yaw_deg)
         pose[:3, 3] = box.center
         objs.append(Object(name=f"set_{box.name}", kind="box", pose=pose, size=tuple(box.size),
                            materials=[Material(name=f"set_{box.name}", base_color=box.color,
@@ -119,9 +115,7 @@ def _lights(spec: VideoSpec, centre: np.ndarray, front_yaw_deg: float) -> list[L
     return out
 
 
-def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_dir: str | Path,
-             threads: int = 0) -> AssembledScene:
-    """threads: Cycles render threads (0 = all cores; a farm worker passes its CPU share)."""
+def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cache_dir: str | Path) -> AssembledScene:
     anim = animate(spec, library, cache_dir)
     character = anim.character
     clip = anim.clip
@@ -145,8 +139,8 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_
                                                             clearance)
             ground_z = layout.walk.ground_z - float(posed[..., 2].min())  # lowest foot point on the surface
         centre = path.mean(axis=0)
-        placement[:3, :3] = _rz(yaw)
-        placement[:3, 3] = np.array([*offset, ground_z]) - _rz(yaw) @ np.array([*centre, 0.0])
+        placement[:3, :3] = yaw_matrix(yaw)
+        placement[:3, 3] = np.array([*offset, ground_z]) - yaw_matrix(yaw) @ np.array([*centre, 0.0])
 
     vertices = _apply(placement, posed).astype(np.float32)
     joints_world = {name: _apply(placement, js.positions) for name, js in anim.joints.items()}
@@ -192,10 +186,7 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_
     front_yaw = float(np.degrees(np.arctan2(placement[1, 0], placement[0, 0])))
     description = SceneDescription(
         camera=Camera.from_track(cam), objects=objects, world=world, lights=_lights(spec, centre, front_yaw),
-        render=RenderSettings(samples=render_cfg.samples, denoise=render_cfg.denoise, device=render_cfg.device,
-                              seed=spec.render_seed, max_bounces=render_cfg.max_bounces, threads=threads,
-                              auto_exposure=render_cfg.exposure == "auto",
-                              exposure=0.0 if render_cfg.exposure == "auto" else float(render_cfg.exposure)),
+        render=render_cfg, seed=spec.render_seed,
         fps=spec.fps, extra_arrays={"subject_vertices": vertices},
         meta={"video_id": spec.video_id, "spec": spec.to_row()})
     return AssembledScene(description, anim, cam, placement, joints_world, vertices, layout, fscene,

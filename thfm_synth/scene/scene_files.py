@@ -54,13 +54,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from thfm_synth.conventions import yaw_matrix
 from thfm_synth.errors import UserError
 from thfm_synth.scene.layout import BODY_RADIUS_M, Box, SetLayout, WalkMap, _segment_hits_box, place_path
 
@@ -124,29 +124,21 @@ class Probe:
 
 
 def _run_probe(path: Path, out: Path, cell: float | None, selection: dict | None, timeout: float) -> None:
-    from thfm_synth.renderenv import RenderRuntime
+    from thfm_synth.blender import contract
+    from thfm_synth.blender.call import BlenderCrash, BlenderTimeout, call
 
     out.mkdir(parents=True, exist_ok=True)
-    args = [str(path), str(out), "--layers", str(PROBE_LAYERS)]
-    if cell is not None:
-        args += ["--cell", repr(float(cell))]
-    if selection is not None:
-        (out / "selection.json").write_text(json.dumps(selection))
-        args += ["--objects", str(out / "selection.json")]
+    job = contract.SceneProbeJob(path=str(path.resolve()), out=str(out.resolve()), layers=PROBE_LAYERS,
+                                 cell=None if cell is None else float(cell), objects=selection)
     try:
-        proc = RenderRuntime.detect().run("scene_probe.py", args, timeout=timeout)
-    except subprocess.TimeoutExpired:
+        call(contract.SCRIPT_SCENE_PROBE, job, job_dir=out / "_job", timeout=timeout)
+    except BlenderTimeout:
         raise UserError(f"{path}: the Blender scene probe took longer than {timeout:.0f} s",
                         "use a smaller scene, or a coarser walkability grid (params.cell_m)") from None
-    for line in proc.stdout.splitlines():
-        if line.startswith("THFM_SCENE_PROBE_ERROR "):
-            err = json.loads(line[len("THFM_SCENE_PROBE_ERROR "):])
-            raise UserError(err["what"], err["fix"])
-        if line.startswith("THFM_SCENE_PROBE_OK "):
-            return
-    tail = [ln for ln in (proc.stderr or proc.stdout or "no output").strip().splitlines() if ln.strip()][-2:]
-    raise UserError(f"{path}: the Blender scene probe failed (exit {proc.returncode}): {' | '.join(tail)[:400]}",
-                    "check the file opens in Blender 5.0; run `python3 -m thfm_synth doctor` if Blender itself fails")
+    except BlenderCrash as exc:
+        raise UserError(f"{path}: the Blender scene probe failed: {str(exc)[:400]}",
+                        "check the file opens in Blender 5.0; run `python3 -m thfm_synth doctor` if Blender itself "
+                        "fails") from None
 
 
 def probe_scene(path: str | os.PathLike, sha256: str, cache_dir: str | os.PathLike, cell: float | None = None,
@@ -257,15 +249,10 @@ class FileScene:
         return replace(self, parts=parts, boxes=boxes, grid=grid, ground_plane_z=self.ground_plane_z + dz)
 
 
-def _rz(yaw_deg: float) -> np.ndarray:
-    c, s = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
 def piece_pose(anchor: np.ndarray, scale: float, position: np.ndarray, yaw_deg: float) -> np.ndarray:
     """File frame -> world: move `anchor` (file units) to the origin, scale, turn about Z, move to `position`."""
     m = np.eye(4)
-    m[:3, :3] = _rz(yaw_deg) * scale
+    m[:3, :3] = yaw_matrix(yaw_deg) * scale
     m[:3, 3] = np.asarray(position, np.float64) - m[:3, :3] @ np.asarray(anchor, np.float64)
     return m
 

@@ -25,58 +25,39 @@ import numpy as np
 
 from thfm_synth import __version__, qa
 from thfm_synth.assets.library import Library
-from thfm_synth.config.schema import RenderSettings as RenderConfig
+from thfm_synth.config.schema import RenderSettings
 from thfm_synth.conventions import CONVENTIONS_TEXT
 from thfm_synth.errors import UserError
-from thfm_synth.farm.child import ChildRenderer
+from thfm_synth.blender.child import ServingChild
+from thfm_synth.blender.contract import STORED_LABEL_MODALITIES
+from thfm_synth.blender.runtime import RenderRuntime
 from thfm_synth.plan.spec import VideoSpec
 from thfm_synth.render import outputs, runner
-from thfm_synth.renderenv import RenderRuntime
 from thfm_synth.scene.assemble import assemble
 from thfm_synth.scene.visibility import VISIBLE
 from thfm_synth.video.annotations import build_annotations, write_annotations
 
-LABEL_MODALITIES = ("depth", "normal", "mask", "iuv", "canonical", "instance")
-
-
-def render_args(scene_dir: Path, render_dir: Path, device: str | None = None) -> list[str]:
-    args = ["--scene", str(scene_dir), "--out", str(render_dir), "--modalities", ",".join(runner.ALL_MODALITIES),
-            "--mode", "single", "--label-samples", "1", "--codec", "ZIP"]
-    return args + (["--device", device] if device else [])
-
-
-def _render(scene_dir: Path, render_dir: Path, child: ChildRenderer | None, runtime: RenderRuntime | None,
-            timeout_s: float) -> dict:
-    if child is None:
-        return runner.render(scene_dir, render_dir, timeout=timeout_s, runtime=runtime)
-    render_dir.mkdir(parents=True, exist_ok=True)
-    (render_dir / "_render_args.json").write_text(json.dumps(render_args(scene_dir, render_dir)))
-    result = child.run(render_dir, timeout_s)
-    if not result.get("ok"):
-        raise RuntimeError(f"Blender render failed: {result.get('error')}\n{result.get('traceback', '')}")
-    return result["info"]
-
-
-def render_video(spec: VideoSpec, library: Library, render_cfg: RenderConfig, out_dir: str | Path,
-                 cache_dir: str | Path, child: ChildRenderer | None = None, runtime: RenderRuntime | None = None,
+def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, out_dir: str | Path,
+                 cache_dir: str | Path, child: ServingChild | None = None, runtime: RenderRuntime | None = None,
                  timeout_s: float = 6 * 3600, threads: int = 0) -> dict:
     """Render `spec` into the empty folder `out_dir`; returns the stats recorded in metadata.json."""
     out = Path(out_dir)
     work = out / "_work"
     t0 = time.perf_counter()
-    asm = assemble(spec, library, render_cfg, cache_dir, threads=threads)
+    asm = assemble(spec, library, render_cfg, cache_dir)
     t_scene = time.perf_counter() - t0
     desc = asm.description
     desc.save(work / "scene")
     t1 = time.perf_counter()
-    info = _render(work / "scene", work / "render", child, runtime, timeout_s)
+    info = runner.render(work / "scene", work / "render", timeout=timeout_s, runtime=runtime, child=child,
+                         threads=threads)
     t_render = time.perf_counter() - t1
     t2 = time.perf_counter()
     sizes = outputs.convert_render(work / "render", out, desc.camera.r, delete_raw=True,
-                                   auto_exposure=desc.render.auto_exposure)
+                                   auto_exposure=desc.render.exposure == "auto")
     shutil.rmtree(work, ignore_errors=True)
 
-    frames = [outputs.read_frame(out, f, LABEL_MODALITIES) for f in range(desc.num_frames)]
+    frames = [outputs.read_frame(out, f, STORED_LABEL_MODALITIES) for f in range(desc.num_frames)]
     names = {c: asm.anim.joints[c].names for c in asm.joints_world}
     ann = build_annotations(desc.camera.k, desc.camera.r, desc.camera.t, asm.joints_world, names,
                             [fr.depth for fr in frames], [fr.mask for fr in frames], [fr.part for fr in frames])
@@ -104,7 +85,7 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderConfig, ou
         "camera": {"focal_length_mm": spec.focal_length_mm, "sensor_width_mm": spec.sensor_width_mm,
                    "distance_scale": asm.camera.distance_scale},
         "placement": asm.placement.tolist(),
-        "render": {"engine": "cycles", "samples": render_cfg.samples, "denoise": render_cfg.denoise,
+        "render": {"engine": render_cfg.engine, "samples": render_cfg.samples, "denoise": render_cfg.denoise,
                    "device_requested": render_cfg.device, "device": info.get("device"),
                    "max_bounces": render_cfg.max_bounces, "seed": spec.render_seed,
                    "exposure": render_cfg.exposure,
