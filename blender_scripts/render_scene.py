@@ -195,8 +195,40 @@ def make_material(m, root):
     return mat
 
 
-def label_material():
-    """The labels layer's override: paths end at the first hit, AOVs read the label attributes.
+def flow_aovs(nt):
+    """AOVs nx_*/pv_*: the world position of the shaded point at t+1 / t-1. Moving objects carry it
+    as vertex attributes (PROP_MOVING = 1); for the others it is the shading position itself:
+    position + moving * (attribute - position)."""
+    geo = nt.nodes.new("ShaderNodeNewGeometry")
+    moving = nt.nodes.new("ShaderNodeAttribute")
+    moving.attribute_type = "OBJECT"
+    moving.attribute_name = contract.PROP_MOVING
+    for attr_name, aovs in ((contract.ATTR_POS_NEXT, contract.AOV_POS_NEXT),
+                            (contract.ATTR_POS_PREV, contract.AOV_POS_PREV)):
+        attr = nt.nodes.new("ShaderNodeAttribute")
+        attr.attribute_type = "GEOMETRY"
+        attr.attribute_name = attr_name
+        diff = nt.nodes.new("ShaderNodeVectorMath")
+        diff.operation = "SUBTRACT"
+        _link(nt, attr.outputs["Vector"], diff.inputs[0])
+        _link(nt, geo.outputs["Position"], diff.inputs[1])
+        scaled = nt.nodes.new("ShaderNodeVectorMath")
+        scaled.operation = "SCALE"
+        _link(nt, diff.outputs["Vector"], scaled.inputs[0])
+        _link(nt, moving.outputs["Fac"], scaled.inputs["Scale"])
+        total = nt.nodes.new("ShaderNodeVectorMath")
+        total.operation = "ADD"
+        _link(nt, geo.outputs["Position"], total.inputs[0])
+        _link(nt, scaled.outputs["Vector"], total.inputs[1])
+        sep = nt.nodes.new("ShaderNodeSeparateXYZ")
+        _link(nt, total.outputs["Vector"], sep.inputs["Vector"])
+        for axis, name in zip("XYZ", aovs):
+            aov_value(nt, sep.outputs[axis], name)
+
+
+def label_material(flow=False):
+    """The labels layer's override: paths end at the first hit, AOVs read the label attributes
+    (and, with `flow`, the positions at the neighbouring frames).
 
     The surface must hold a closure that survives Cycles' constant folding: with only a black
     emission (or nothing) the shader is treated as transparent as soon as it writes AOVs, and
@@ -225,6 +257,8 @@ def label_material():
         _link(nt, attr.outputs["Vector"], sep.inputs["Vector"])
         for axis, name in zip("XYZ", aovs):
             aov_value(nt, sep.outputs[axis], name)
+    if flow:
+        flow_aovs(nt)
     subject_aov(nt)
     return mat
 
@@ -284,6 +318,146 @@ def scene_templates(path):
     return SCENE_TEMPLATES[path]
 
 
+class Built:
+    """A built object: its pose (4,4) or (F,4,4), its baked vertex animation (F,V,3) or None, and its
+    object-space vertices (None for scene files: they never move)."""
+
+    __slots__ = ("ob", "pose", "anim", "base")
+
+    def __init__(self, ob, pose, anim, base):
+        self.ob, self.pose, self.anim, self.base = ob, pose, anim, base
+
+    @property
+    def moving(self):
+        return self.base is not None and (self.anim is not None or self.pose.ndim == 3)
+
+    def matrix(self, f):
+        return self.pose if self.pose.ndim == 2 else self.pose[f]
+
+    def local_vertices(self, f):
+        return self.anim[f] if self.anim is not None else self.base
+
+    def world_vertices(self, f):
+        m = self.matrix(f)
+        return self.local_vertices(f) @ m[:3, :3].T + m[:3, 3]
+
+
+def add_flow_attributes(built):
+    """Moving objects carry their vertices' world positions at t+1 and t-1 (set per frame)."""
+    for b in built:
+        b.ob[contract.PROP_MOVING] = 1.0 if b.moving else 0.0
+        if b.moving:
+            for name in (contract.ATTR_POS_NEXT, contract.ATTR_POS_PREV):
+                b.ob.data.attributes.new(name, "FLOAT_VECTOR", "POINT")
+
+
+def set_flow_attributes(b, frame, num_frames):
+    attrs = b.ob.data.attributes
+    for name, other in ((contract.ATTR_POS_NEXT, min(frame + 1, num_frames - 1)),
+                        (contract.ATTR_POS_PREV, max(frame - 1, 0))):
+        attrs[name].data.foreach_set("vector", np.ascontiguousarray(b.world_vertices(other), np.float32).ravel())
+
+
+# --------------------------------------------------------------------------- motion blur
+# RGB with motion blur, labels at the shutter centre, exactly as without blur: the blurred RGB is
+# a render call of its own that sees (a) a second camera keyframed at t - s/2, t, t + s/2 and (b) the
+# motion of every moving object as two shape keys (its vertices at t - s/2 and t + s/2 in its frame-t
+# object space) keyed 1 -> 0 -> 1 around the frame. The label call then uses the unkeyed camera and
+# the shape keys at 0 - the very state a render without blur has - with scene motion blur off.
+
+def _quat(m):
+    """Unit quaternion (w, x, y, z) of a 3x3 rotation (Shepperd)."""
+    t = np.trace(m)
+    if t > 0:
+        w = np.sqrt(1.0 + t) / 2
+        q = [w, (m[2, 1] - m[1, 2]) / (4 * w), (m[0, 2] - m[2, 0]) / (4 * w), (m[1, 0] - m[0, 1]) / (4 * w)]
+    else:
+        i = int(np.argmax(np.diag(m)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        x = np.sqrt(max(1.0 + m[i, i] - m[j, j] - m[k, k], 0.0)) / 2
+        q = [0.0, 0.0, 0.0, 0.0]
+        q[0] = (m[k, j] - m[j, k]) / (4 * x)
+        q[1 + i] = x
+        q[1 + j] = (m[j, i] + m[i, j]) / (4 * x)
+        q[1 + k] = (m[k, i] + m[i, k]) / (4 * x)
+    q = np.asarray(q)
+    return q / np.linalg.norm(q)
+
+
+def _slerp(q0, q1, a):
+    if np.dot(q0, q1) < 0:
+        q1 = -q1
+    d = float(np.clip(np.dot(q0, q1), -1.0, 1.0))
+    if d > 0.9995:
+        q = q0 + a * (q1 - q0)
+    else:
+        th = np.arccos(d)
+        q = (np.sin((1 - a) * th) * q0 + np.sin(a * th) * q1) / np.sin(th)
+    return q / np.linalg.norm(q)
+
+
+def camera_matrix(r, t):
+    """Blender world-from-camera matrix of the OpenCV world-to-camera [R|t]."""
+    m = np.eye(4)
+    m[:3, :3] = (BLENDER_CAM_TO_OPENCV @ r).T
+    m[:3, 3] = -r.T @ t
+    return m
+
+
+def shutter_times(frame, num_frames, shutter):
+    """(subframe, neighbour frame, fraction towards it) at shutter open, centre and close."""
+    half = shutter / 2.0
+    return [(frame - half, max(frame - 1, 0), half), (frame, frame, 0.0),
+            (frame + half, min(frame + 1, num_frames - 1), half)]
+
+
+def keyframe_camera(cam_blur, cam_ob, matrices, frame, num_frames, shutter):
+    """Key the blur camera's pose at shutter open, centre and close (lens and shift: frame t's)."""
+    for attr in ("type", "sensor_fit", "sensor_width", "lens", "shift_x", "shift_y", "clip_start", "clip_end"):
+        setattr(cam_blur.data, attr, getattr(cam_ob.data, attr))
+    cam_blur.animation_data_clear()
+    cam_blur.rotation_mode = "QUATERNION"
+    m0 = matrices(frame)
+    q_prev = None
+    for sub, other, a in shutter_times(frame, num_frames, shutter):
+        m1 = matrices(other)
+        q = _slerp(_quat(m0[:3, :3]), _quat(m1[:3, :3]), a)
+        if q_prev is not None and np.dot(q, q_prev) < 0:
+            q = -q
+        q_prev = q
+        cam_blur.location = tuple(m0[:3, 3] + a * (m1[:3, 3] - m0[:3, 3]))
+        cam_blur.rotation_quaternion = tuple(q)
+        cam_blur.keyframe_insert("location", frame=sub)
+        cam_blur.keyframe_insert("rotation_quaternion", frame=sub)
+
+
+def add_blur_keys(built):
+    for b in built:
+        if b.moving:
+            b.ob.shape_key_add(name="Basis", from_mix=False)
+            b.ob.shape_key_add(name="thfm_open", from_mix=False)
+            b.ob.shape_key_add(name="thfm_close", from_mix=False)
+
+
+def set_blur_keys(b, frame, num_frames, shutter):
+    """Basis = frame t's vertices; open/close = the shutter times' world positions in frame t's object space."""
+    keys = b.ob.data.shape_keys
+    inv = np.linalg.inv(b.matrix(frame))
+    world_t = b.world_vertices(frame)
+    times = shutter_times(frame, num_frames, shutter)
+    for name, (sub, other, a) in (("thfm_open", times[0]), ("thfm_close", times[2])):
+        w = world_t + a * (b.world_vertices(other) - world_t)
+        local = w @ inv[:3, :3].T + inv[:3, 3]
+        keys.key_blocks[name].data.foreach_set("co", np.ascontiguousarray(local, np.float32).ravel())
+    keys.key_blocks["Basis"].data.foreach_set("co", np.ascontiguousarray(b.local_vertices(frame), np.float32).ravel())
+    keys.animation_data_clear()
+    for name, (sub, _, _), outer in (("thfm_open", times[0], 1.0), ("thfm_close", times[2], 1.0)):
+        kb = keys.key_blocks[name]
+        for when, value in ((sub, outer), (frame, 0.0)):
+            kb.value = value
+            kb.keyframe_insert("value", frame=when)
+
+
 def build_scene_file(o, arrays, root):
     """A `scene_file` object: instances (shared meshes) of the file's meshes, placed by pose @ file matrix."""
     path = os.path.abspath(resolve(o["mesh_path"], root))
@@ -308,7 +482,8 @@ def build_scene_file(o, arrays, root):
         ob.visible_shadow = bool(o["cast_shadow"])
         ob.is_shadow_catcher = False
         base = np.array(tmpl.matrix_world, np.float64)
-        out.append((ob, pose @ base, None))
+        ob[contract.PROP_MOVING] = 0.0
+        out.append(Built(ob, pose @ base, None, None))
     return out
 
 
@@ -367,7 +542,7 @@ def build_objects(doc, arrays, root):
         if anim is not None and anim.shape[1] != len(verts):
             raise contract.JobInputError(f"{o['name']}: vertex animation has {anim.shape[1]} vertices, "
                                          f"the mesh {len(verts)}", "bake the animation from the same mesh file")
-        built.append((ob, pose, anim))
+        built.append(Built(ob, pose, anim, np.asarray(verts, np.float64)))
     return built
 
 
@@ -511,20 +686,23 @@ def declare_aovs(vl, names):
             a.type = "VALUE"
 
 
-def configure_layer(vl, spec, override):
+def configure_layer(vl, spec, override, aovs):
     vl.use = True
     vl.samples = spec["samples"]
     vl.use_pass_combined = "combined" in spec["passes"]  # Blender writes Combined regardless
     vl.use_pass_z = "depth" in spec["passes"]
     vl.use_pass_normal = "normal" in spec["passes"]
     vl.use_pass_object_index = "index" in spec["passes"]
+    vl.use_pass_diffuse_color = "albedo" in spec["passes"]
+    vl.use_motion_blur = bool(spec.get("motion_blur", False))  # labels: always at the shutter centre
     vl.cycles.use_denoising = bool(spec["denoise"])
     vl.cycles.denoising_store_passes = False
     vl.material_override = override if spec["override"] else None
-    # Every AOV is declared on every view layer: an AOV output node whose AOV the layer does not
-    # declare writes into another pass of that layer (measured: the label shader's `fg` = 1 on the
-    # subject was added to Normal.X of a layer without AOVs). spec["aovs"] only documents use.
-    declare_aovs(vl, AOVS)
+    # Every AOV any shader of this job writes is declared on every view layer: an AOV output node
+    # whose AOV the layer does not declare writes into another pass of that layer (measured: the
+    # label shader's `fg` = 1 on the subject was added to Normal.X of a layer without AOVs).
+    # spec["aovs"] only documents use.
+    declare_aovs(vl, aovs)
 
 
 def setup_scene(doc, device_override, threads):
@@ -571,15 +749,17 @@ def setup_scene(doc, device_override, threads):
     return scene, used
 
 
-def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_shading="label"):
+def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_shading="label", motion_blur=False):
     """Render calls per frame, each a list of view-layer specs rendered together."""
     want = set(modalities)
     if mode == "rgb_only":
         want = {"rgb"}
 
     def rgb(name, mods):
-        return {"name": name, "passes": {"combined"}, "samples": samples, "denoise": denoise and "rgb" in mods,
-                "override": False, "aovs": (contract.AOV_FG,) if "mask" in mods else ()}
+        passes = {"combined"} | ({"albedo"} if "albedo" in mods else set())
+        return {"name": name, "passes": passes, "samples": samples, "denoise": denoise and "rgb" in mods,
+                "override": False, "aovs": (contract.AOV_FG,) if "mask" in mods else (),
+                "motion_blur": motion_blur}
 
     def labels(name, mods):
         passes = {p for p, m in (("depth", "depth"), ("normal", "normal")) if m in mods}
@@ -588,6 +768,9 @@ def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_s
             passes.add("index")
             aovs = (contract.AOV_PART,) + (contract.AOV_PART_UV if "part" in mods else ()) + \
                 (contract.AOV_CANONICAL if "canonical" in mods else ())
+        if "flow" in mods:
+            passes.add("depth")  # flow needs to know which pixels see a surface
+            aovs += contract.FLOW_AOVS
         return {"name": name, "passes": passes, "samples": label_samples, "denoise": False, "override": True,
                 "aovs": aovs}
 
@@ -621,7 +804,7 @@ def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_s
     return calls
 
 
-def make_layers(scene, calls, override):
+def make_layers(scene, calls, override, aovs):
     """Create every view layer used by any call."""
     specs = [spec for call in calls for spec in call]
     scene.view_layers[0].name = specs[0]["name"]
@@ -629,7 +812,7 @@ def make_layers(scene, calls, override):
         if spec["name"] not in scene.view_layers:
             scene.view_layers.new(spec["name"])
     for spec in specs:
-        configure_layer(scene.view_layers[spec["name"]], spec, override)
+        configure_layer(scene.view_layers[spec["name"]], spec, override, aovs)
 
 
 def activate(scene, call):
@@ -701,13 +884,30 @@ def render(job):
     cam_ob.data.clip_end = doc["camera"]["clip_end"]
 
     r = doc["render"]
+    flow = "flow" in modalities and job.mode == "single"
+    shutter = float(r.get("motion_blur_shutter", 0.0))
+    blur = shutter > 0 and job.mode == "single" and "rgb" in modalities
     calls = layer_plan(job.mode, modalities, int(r["samples"]), bool(r["denoise"]), int(job.label_samples),
-                       job.per_modality_shading)
-    override = label_material()
-    make_layers(scene, calls, override)
+                       job.per_modality_shading, motion_blur=blur)
+    if blur:  # the blurred RGB and the labels at the shutter centre are rendered apart (see motion blur)
+        calls = [[spec] for spec in calls[0]]
+    override = label_material(flow=flow)
+    aovs = contract.AOVS + (contract.FLOW_AOVS if flow else ())
+    make_layers(scene, calls, override, aovs)
     K, R, T = (arrays[doc["camera"][k]["npz"]] for k in ("k", "r", "t"))
     width, height = int(doc["camera"]["width"]), int(doc["camera"]["height"])
     seed = int(doc["seed"])
+    if flow:
+        add_flow_attributes(objects)
+    cam_blur = None
+    if blur:
+        scene.render.motion_blur_shutter = shutter
+        scene.render.motion_blur_position = "CENTER"
+        # keys interpolate linearly between shutter open, centre and close
+        bpy.context.preferences.edit.keyframe_new_interpolation_type = "LINEAR"
+        add_blur_keys(objects)
+        cam_blur = bpy.data.objects.new("thfm_camera_blur", bpy.data.cameras.new("thfm_camera_blur"))
+        scene.collection.objects.link(cam_blur)
     t_setup = time.perf_counter() - t_start
 
     timings = []
@@ -715,17 +915,28 @@ def render(job):
         t0 = time.perf_counter()
         c0 = time.process_time()
         set_camera(cam_ob, scene, K[frame], R[frame], T[frame], width, height)
-        for ob, pose, anim in objects:
-            ob.matrix_world = Matrix((pose if pose.ndim == 2 else pose[frame]).tolist())
-            if anim is not None:
-                ob.data.vertices.foreach_set("co", np.ascontiguousarray(anim[frame], np.float32).ravel())
-                ob.data.update()
+        for b in objects:
+            b.ob.matrix_world = Matrix(b.matrix(frame).tolist())
+            if b.anim is not None:
+                b.ob.data.vertices.foreach_set("co", np.ascontiguousarray(b.anim[frame], np.float32).ravel())
+            if flow and b.moving:
+                set_flow_attributes(b, frame, n)
+            if blur and b.moving:
+                set_blur_keys(b, frame, n, shutter)
+            if b.anim is not None or (flow and b.moving):
+                b.ob.data.update()
+        if blur:
+            keyframe_camera(cam_blur, cam_ob, lambda f: camera_matrix(R[f], T[f]), frame, n, shutter)
         scene.cycles.seed = frame_seed(seed, frame)
         scene.frame_current = frame
         files = []
         render_s = save_s = 0.0
         for i, call in enumerate(calls):
             activate(scene, call)
+            if blur:
+                on = bool(call[0].get("motion_blur"))
+                scene.camera = cam_blur if on else cam_ob
+                scene.render.use_motion_blur = on
             suffix = "" if len(calls) == 1 else "_" + call[0]["name"]
             path = os.path.join(raw, f"{frame:05d}{suffix}.exr")
             t1 = time.perf_counter()

@@ -57,13 +57,16 @@ RAW_DIR = "raw"  # render_scene.py: OUT/raw/NNNNN.exr, one multilayer EXR per fr
 
 # --------------------------------------------------------------------------- modalities
 # What one render call can make (render_scene.py); the stored files are STORED_MODALITIES.
-RENDER_MODALITIES = ("rgb", "mask", "depth", "normal", "part", "canonical")
-RENDER_LABEL_MODALITIES = ("depth", "normal", "part", "canonical")  # made in the 1-sample label layer
+RENDER_MODALITIES = ("rgb", "mask", "depth", "normal", "part", "canonical", "flow", "albedo")
+RENDER_LABEL_MODALITIES = ("depth", "normal", "part", "canonical", "flow")  # made in the 1-sample label layer
+DEFAULT_RENDER_MODALITIES = ("rgb", "mask", "depth", "normal", "part", "canonical")  # flow, albedo: optional
 RENDER_MODES = ("single", "per_modality", "rgb_only")  # per_modality and rgb_only: benchmark baselines
 PER_MODALITY_SHADINGS = ("label", "full")
 # Stored per frame in a video folder (thfm_synth/render/outputs.py owns the file formats).
-STORED_MODALITIES = ("rgb", "depth", "normal", "mask", "iuv", "canonical", "instance")
+STORED_MODALITIES = ("rgb", "depth", "normal", "mask", "iuv", "canonical", "instance", "flow", "albedo",
+                     "rgb_linear")
 STORED_LABEL_MODALITIES = ("depth", "normal", "mask", "iuv", "canonical", "instance")
+OPTIONAL_STORED_MODALITIES = ("flow", "albedo", "rgb_linear")  # written when the render config asks
 DEVICES = ("cpu", "cuda", "optix")
 
 # --------------------------------------------------------------------------- mesh attributes
@@ -72,12 +75,20 @@ ATTR_PART = "thfm_part"  # FACE float: DensePose part 1..24 (0 = none)
 ATTR_PART_UV = "thfm_part_uv"  # CORNER float vector (u, v, 0): the part's chart UV
 ATTR_CANONICAL = "thfm_canonical"  # POINT float vector: canonical coordinates in [0, 1]^3
 PROP_SUBJECT = "thfm_subject"  # object custom property: 1.0 on subjects (mask), 0.0 elsewhere
+# Optical flow: a moving object (per-frame pose or vertex animation) carries the world position
+# of each vertex one frame later and one frame earlier; static objects use the shading position.
+ATTR_POS_NEXT = "thfm_pos_next"  # POINT float vector: world position at frame t+1, metres
+ATTR_POS_PREV = "thfm_pos_prev"  # POINT float vector: world position at frame t-1, metres
+PROP_MOVING = "thfm_moving"  # object custom property: 1.0 when it carries ATTR_POS_NEXT/PREV
 
 # --------------------------------------------------------------------------- AOVs and layers
 AOV_FG = "fg"  # subject coverage (the object's PROP_SUBJECT), averaged over the RGB samples
 AOV_PART = "part"
 AOV_PART_UV = ("part_u", "part_v")
 AOV_CANONICAL = ("can_x", "can_y", "can_z")
+AOV_POS_NEXT = ("nx_x", "nx_y", "nx_z")  # world position of the pixel-centre surface point at t+1
+AOV_POS_PREV = ("pv_x", "pv_y", "pv_z")  # ... and at t-1
+FLOW_AOVS = (*AOV_POS_NEXT, *AOV_POS_PREV)  # declared only when a job asks for flow
 LABEL_AOVS = (AOV_PART, *AOV_PART_UV, *AOV_CANONICAL)
 AOVS = (AOV_FG, *LABEL_AOVS)
 LAYER_RGB = "rgb"  # N samples, denoised; the fg AOV
@@ -102,6 +113,9 @@ CH_INDEX = channel(LAYER_LABELS, "Object Index", "X")  # the object's pass_index
 CH_PART = aov_channel(AOV_PART)
 CH_PART_UV = tuple(aov_channel(n) for n in AOV_PART_UV)
 CH_CANONICAL = tuple(aov_channel(n) for n in AOV_CANONICAL)
+CH_POS_NEXT = tuple(aov_channel(n) for n in AOV_POS_NEXT)
+CH_POS_PREV = tuple(aov_channel(n) for n in AOV_POS_PREV)
+CH_ALBEDO = tuple(channel(LAYER_RGB, "Diffuse Color", c) for c in "RGB")  # linear diffuse colour, over the samples
 MISS_DEPTH = 1e10  # what Cycles writes in the Depth pass for a ray that hit nothing
 
 
@@ -140,7 +154,7 @@ class RenderJob(Job):
     scene: str
     out: str
     frames: list | None = None
-    modalities: list = field(default_factory=lambda: list(RENDER_MODALITIES))
+    modalities: list = field(default_factory=lambda: list(DEFAULT_RENDER_MODALITIES))
     mode: str = "single"
     label_samples: int = 1
     exr_codec: str = "ZIP"

@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from thfm_synth.blender import contract
+
 # --------------------------------------------------------------------------- ranges
 
 
@@ -92,6 +94,27 @@ class RenderSettings(Section):
     persistent_data: bool = Field(True, description="keep scene data between the frames of a video")
     adaptive_sampling: bool = Field(False, description="Cycles adaptive sampling (off: every pixel gets `samples`, "
                                                        "so the mask's coverage is exactly k/samples)")
+    optical_flow: bool = Field(False, description="also store forward and backward optical flow, exact from geometry "
+                                                  "at the pixel centre, with validity (flow/NNNNN.exr)")
+    albedo: bool = Field(False, description="also store the linear diffuse colour (albedo/NNNNN.exr)")
+    write_linear_exr: bool = Field(False, description="also store the scene-linear RGB before exposure "
+                                                      "(rgb_linear/NNNNN.exr, half)")
+    motion_blur_shutter: float = Field(0.0, ge=0.0, le=1.0,
+                                       description="RGB motion blur: shutter open time as a fraction of the frame time "
+                                                   "(0 = off); labels stay at the shutter centre")
+
+    def _optional(self) -> tuple[str, ...]:
+        return tuple(m for m, on in (("flow", self.optical_flow), ("albedo", self.albedo),
+                                     ("rgb_linear", self.write_linear_exr)) if on)
+
+    def render_modalities(self) -> tuple[str, ...]:
+        """What one render call makes for this config (blender.contract.RENDER_MODALITIES)."""
+        return contract.DEFAULT_RENDER_MODALITIES + tuple(m for m in self._optional() if m in contract.RENDER_MODALITIES)
+
+    def stored_modalities(self) -> tuple[str, ...]:
+        """The files a video folder holds for this config (render/outputs.py formats)."""
+        return tuple(m for m in contract.STORED_MODALITIES if m not in contract.OPTIONAL_STORED_MODALITIES) + \
+            self._optional()
 
 
 class CharacterSettings(Section):

@@ -22,12 +22,28 @@ benchmarks/render_passes.py) while keeping every label lossless:
     canonical/NNNNN.exr  half `X`, `Y`, `Z`: canonical (NOCS) coordinates in [0,1], 0 where I = 0; ZIP
     instance/NNNNN.png   8-bit (16-bit if an id > 255) gray: object instance id at the pixel centre
 
+Optional (render config `optical_flow`, `albedo`, `write_linear_exr`):
+
+    flow/NNNNN.exr       half `fx`,`fy` (forward: to frame t+1) and `bx`,`by` (backward: to t-1), pixels,
+                         exact from geometry at the pixel centre (render/flow.py); `fv`,`bv` 1 where that
+                         vector is valid (target inside the other image and not hidden there), else 0.
+                         Half precision: relative error <= 2^-11 (0.05 px at 100 px of motion); ZIP
+    albedo/NNNNN.exr     half `R`,`G`,`B`: linear diffuse colour (Cycles' Diffuse Color pass, averaged over the
+                         RGB samples, so antialiased like the RGB); ZIP
+    rgb_linear/NNNNN.exr half `R`,`G`,`B`: the scene-linear render before the exposure gain (rgb.png is
+                         srgb(clip(linear x gain))); ZIP
+
 Why these: for continuous labels a ZIP'd half EXR was 25-35% smaller than a 16-bit PNG of the
 same data; PXR24 shrank float32 depth 5x over lossless ZIP (the ground plane's float noise
 does not compress); HTJ2K/ZSTD/PIZ/ZIPS were larger. RGB PNG goes through Pillow (adaptive
 filters, zlib level 6: within 5% of level 9 + optimize at 1/8 of the time).
 
-Depth, normal, part, part UV, canonical and instance all come from the pixel-centre ray (one
+Normals: Cycles' smooth shading normal can face away from the camera at silhouettes (0.2-0.3% of a
+character's pixels, up to ~19 deg past perpendicular). There the stored normal is the shading normal
+turned, in the plane it spans with the view ray, until it is perpendicular to the ray: every stored
+normal faces the camera (n . ray <= 0) and is the nearest such direction to the shading normal.
+
+Depth, normal, part, part UV, canonical, flow and instance all come from the pixel-centre ray (one
 sample), so they agree with each other exactly; the mask is the coverage of the same pixel
 (its first sample is that same centre ray), so mask == 1 implies instance == a subject and
 mask == 0 implies it is not.
@@ -64,6 +80,11 @@ class Frame:
     part_uv: np.ndarray | None = None  # (H,W,2) float32 in [0,1]
     canonical: np.ndarray | None = None  # (H,W,3) float32 in [0,1]
     instance: np.ndarray | None = None  # (H,W) uint16
+    flow: np.ndarray | None = None  # (H,W,4) float32 px: forward (fx, fy), backward (bx, by)
+    flow_valid: np.ndarray | None = None  # (H,W,2) bool: forward, backward vector valid
+    albedo: np.ndarray | None = None  # (H,W,3) float32 linear diffuse colour
+    pos_next: np.ndarray | None = None  # (H,W,3) float64 world position at t+1 (raw only, not stored)
+    pos_prev: np.ndarray | None = None  # (H,W,3) float64 world position at t-1 (raw only, not stored)
     meta: dict = field(default_factory=dict)
 
 
@@ -85,8 +106,27 @@ def _linear_rgb(ch: dict) -> np.ndarray | None:
     return np.stack([ch[name] for name in C.CH_COMBINED], axis=-1).astype(np.float32)
 
 
-def decode_raw(channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarray, gain: float = 1.0) -> Frame:
-    """Blender's EXR channels (or the file) -> a Frame. `r`: this frame's world-to-camera rotation;
+def face_the_camera(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Camera-frame unit normals (H,W,3) turned, where they face away from the pixel-centre view ray,
+    to be perpendicular to it (the nearest direction that faces the camera; see the module doc)."""
+    h, w = n.shape[:2]
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    ray = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(np.asarray(k, np.float64)).T
+    ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
+    dot = np.sum(n * ray, -1, keepdims=True)
+    away = dot[..., 0] > 0
+    if not away.any():
+        return n
+    turned = n - dot * ray
+    norm = np.linalg.norm(turned, axis=-1, keepdims=True)
+    turned = np.where(norm > 1e-9, turned / np.maximum(norm, 1e-12), -ray)  # exactly along the ray: face it
+    return np.where(away[..., None], turned, n)
+
+
+def decode_raw(channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarray, gain: float = 1.0,
+               k: np.ndarray | None = None) -> Frame:
+    """Blender's EXR channels (or the file) -> a Frame. `r`, `k`: this frame's world-to-camera rotation
+    and intrinsics (`k` turns normals that face away to face the camera; None leaves them as rendered);
     `gain`: exposure applied to the RGB before the sRGB encoding (`rgb_linear` stays unscaled)."""
     ch = read_exr(channels) if isinstance(channels, (str, os.PathLike)) else channels
     out = Frame()
@@ -109,7 +149,10 @@ def decode_raw(channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarra
         good = norm[..., 0] > 0.5
         if hit is not None:
             good &= hit
-        out.normal = np.where(good[..., None], nc / np.where(norm > 0, norm, 1.0), 0.0).astype(np.float32)
+        nc = nc / np.where(norm > 0, norm, 1.0)
+        if k is not None:
+            nc = face_the_camera(nc, k)
+        out.normal = np.where(good[..., None], nc, 0.0).astype(np.float32)
     if C.CH_INDEX in ch:
         out.instance = np.round(ch[C.CH_INDEX]).astype(np.uint16)
     if C.CH_PART in ch:
@@ -124,6 +167,11 @@ def decode_raw(channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarra
         if C.CH_CANONICAL[0] in ch:
             can = np.stack([ch[name] for name in C.CH_CANONICAL], axis=-1)
             out.canonical = np.where(on[..., None], np.clip(can, 0.0, 1.0), 0.0).astype(np.float32)
+    if C.CH_POS_NEXT[0] in ch:
+        out.pos_next = np.stack([ch[name] for name in C.CH_POS_NEXT], axis=-1).astype(np.float64)
+        out.pos_prev = np.stack([ch[name] for name in C.CH_POS_PREV], axis=-1).astype(np.float64)
+    if C.CH_ALBEDO[0] in ch:
+        out.albedo = np.stack([ch[name] for name in C.CH_ALBEDO], axis=-1).astype(np.float32)
     return out
 
 
@@ -133,7 +181,9 @@ def _u16(x: np.ndarray) -> np.ndarray:
 
 
 _EXT = {"rgb": "png", "depth": "exr", "normal": "exr", "mask": "png", "iuv": "exr", "canonical": "exr",
-        "instance": "png"}
+        "instance": "png", "flow": "exr", "albedo": "exr", "rgb_linear": "exr"}
+FLOW_CHANNELS = ("fx", "fy", "bx", "by")
+FLOW_VALID_CHANNELS = ("fv", "bv")
 
 
 def path_of(root: str | os.PathLike, modality: str, frame: int) -> Path:
@@ -183,6 +233,15 @@ def write_frame(root: str | os.PathLike, frame_index: int, fr: Frame, modalities
     if "instance" in modalities and fr.instance is not None:
         inst = fr.instance.astype(np.uint8) if fr.instance.max(initial=0) < 256 else fr.instance
         put("instance", lambda p: write_png(p, inst, png_level))
+    if "flow" in modalities and fr.flow is not None:
+        valid = fr.flow_valid if fr.flow_valid is not None else np.zeros(fr.flow.shape[:2] + (2,), bool)
+        put("flow", lambda p: write_exr(p, {**half(fr.flow, FLOW_CHANNELS),
+                                            **half(valid.astype(np.float32), FLOW_VALID_CHANNELS)},
+                                        label_compression))
+    if "albedo" in modalities and fr.albedo is not None:
+        put("albedo", lambda p: write_exr(p, half(fr.albedo, "RGB"), label_compression))
+    if "rgb_linear" in modalities and fr.rgb_linear is not None:
+        put("rgb_linear", lambda p: write_exr(p, half(fr.rgb_linear, "RGB"), label_compression))
     return sizes
 
 
@@ -221,6 +280,13 @@ def read_instance(path: str | os.PathLike) -> np.ndarray:
     return read_png(path).astype(np.uint16)
 
 
+def read_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(flow (H,W,4) float32: fx, fy, bx, by in pixels; valid (H,W,2) bool: forward, backward)."""
+    ch = read_exr(path)
+    flow = np.stack([ch[c] for c in FLOW_CHANNELS], -1).astype(np.float32)
+    return flow, np.stack([ch[c] > 0.5 for c in FLOW_VALID_CHANNELS], -1)
+
+
 def read_frame(root: str | os.PathLike, frame_index: int, modalities=MODALITIES) -> Frame:
     fr = Frame()
     for mod in modalities:
@@ -241,28 +307,70 @@ def read_frame(root: str | os.PathLike, frame_index: int, modalities=MODALITIES)
             fr.canonical = read_canonical(p)
         elif mod == "instance":
             fr.instance = read_instance(p)
+        elif mod == "flow":
+            fr.flow, fr.flow_valid = read_flow(p)
+        elif mod == "albedo":
+            fr.albedo = _stack(p, "RGB")
+        elif mod == "rgb_linear":
+            fr.rgb_linear = _stack(p, "RGB")
     return fr
 
 
-def convert_render(render_out: str | os.PathLike, dataset_root: str | os.PathLike, camera_r: np.ndarray,
+def convert_render(render_out: str | os.PathLike, dataset_root: str | os.PathLike, camera,
                    modalities=MODALITIES, delete_raw: bool = False, auto_exposure: bool = False,
                    **write_kw) -> list[dict]:
     """Convert every frame listed in `render_out/render_info.json`; returns per-frame byte counts
-    and the exposure gain used. `auto_exposure`: one gain for the clip metered on a few of its
-    frames (thfm_synth/render/exposure.py), else the RGB is encoded as rendered."""
+    and the exposure gain used.
+
+    camera: the description's `Camera` (K, R, t per frame; needed for flow and for turning normals
+    to face the camera), or just the (F,3,3) rotations. `auto_exposure`: one gain for the clip
+    metered on a few of its frames (thfm_synth/render/exposure.py), else the RGB is encoded as
+    rendered. Flow is finished one frame late: its validity needs the neighbours' depth.
+    """
+    from thfm_synth.render import flow as flow_mod
+
+    cam_r = np.asarray(getattr(camera, "r", camera))
+    cam_k = getattr(camera, "k", None)
+    cam_t = getattr(camera, "t", None)
     info = json.loads((Path(render_out) / C.RENDER_INFO).read_text())
-    raws = [rec["files"][0] for rec in info["frames"]]
+    raws = [rec["files"] for rec in info["frames"]]  # one EXR per render call (two with motion blur)
     gain = 1.0
     if auto_exposure and raws:
-        metered = (_linear_rgb(read_exr(raws[i])) for i in exposure.meter_frame_indices(len(raws)))
+        metered = (_linear_rgb(read_exr(raws[i][0])) for i in exposure.meter_frame_indices(len(raws)))
         gain = exposure.metering_gain(f for f in metered if f is not None)
-    rows = []
-    for rec in info["frames"]:
-        frame = int(rec["frame"])
-        (raw,) = rec["files"]
-        fr = decode_raw(raw, camera_r[frame], gain)
+    frames = [int(rec["frame"]) for rec in info["frames"]]
+    want_flow = "flow" in modalities and cam_k is not None and cam_t is not None
+    cams = {f: (cam_k[f], cam_r[f], cam_t[f]) for f in range(len(cam_r))} if want_flow else {}
+    rows: dict[int, dict] = {}
+    pending: list[tuple[int, Frame, np.ndarray]] = []  # frames whose forward-flow validity waits for f+1
+
+    def store(frame: int, fr: Frame) -> None:
         sizes = write_frame(dataset_root, frame, fr, modalities, **write_kw)
-        rows.append({"frame": frame, "bytes": sizes, "total_bytes": sum(sizes.values()), "exposure_gain": gain})
+        rows[frame] = {"frame": frame, "bytes": sizes, "total_bytes": sum(sizes.values()), "exposure_gain": gain}
+
+    prev: tuple[int, np.ndarray] | None = None  # (frame, depth) of the frame before
+    for frame, files in zip(frames, raws):
+        channels = {name: ch for path in files for name, ch in read_exr(path).items()}
+        fr = decode_raw(channels, cam_r[frame], gain, None if cam_k is None else cam_k[frame])
+        if want_flow and fr.pos_next is not None and fr.depth is not None:
+            hit = fr.depth > 0
+            fwd, z_f, in_f = flow_mod.flow_vectors(fr.pos_next, hit, cams[frame], cams.get(frame + 1))
+            bwd, z_b, in_b = flow_mod.flow_vectors(fr.pos_prev, hit, cams[frame], cams.get(frame - 1))
+            fr.flow = np.concatenate([fwd, bwd], -1)
+            valid_b = (flow_mod.visible_in(bwd, z_b, in_b, prev[1]) if prev is not None and prev[0] == frame - 1
+                       else np.zeros_like(in_b))
+            fr.flow_valid = np.stack([np.zeros_like(in_f), valid_b], -1)
+            for f0, fr0, fwd_args in pending:  # the frame before waited for this depth
+                if f0 == frame - 1:
+                    fr0.flow_valid[..., 0] = flow_mod.visible_in(*fwd_args, fr.depth)
+                store(f0, fr0)
+            pending = [(frame, fr, (fwd, z_f, in_f))]
+            prev = (frame, fr.depth)
+        else:
+            store(frame, fr)
         if delete_raw:
-            os.remove(raw)
-    return rows
+            for path in files:
+                os.remove(path)
+    for f0, fr0, _ in pending:  # the last frame: no next frame, forward flow stays invalid
+        store(f0, fr0)
+    return [rows[f] for f in frames]

@@ -3,7 +3,9 @@
 Tiles (2 rows x 3): RGB with the SMPL-24 skeleton (joints green = visible, yellow = hidden
 by the subject itself, red = hidden by the scene), depth (disparity, turbo colours,
 normalised over the clip), normals (OpenCV camera frame shown as RGB = (x, -y, -z)/2 + 0.5),
-soft mask, IUV (part colours shaded by U/V) and canonical coordinates (as RGB).
+soft mask, IUV (part colours shaded by U/V) and canonical coordinates (as RGB). Videos with the
+optional modalities get a third row: forward flow (hue = direction, saturation = speed up to the
+clip's 99th percentile; invalid vectors darkened), backward flow, and albedo (sRGB).
 """
 
 from __future__ import annotations
@@ -57,7 +59,17 @@ def _draw_dot(img, p, colour, r):
         img[y0:y1, x0:x1] = colour
 
 
-def tiles(fr: outputs.Frame, joints2d: np.ndarray, vis: np.ndarray, disp_range: tuple[float, float]) -> np.ndarray:
+def flow_colours(flow: np.ndarray, valid: np.ndarray, scale: float) -> np.ndarray:
+    """(H,W,2) pixel flow -> uint8 RGB: hue = direction, saturation = |flow| / scale; invalid at half value."""
+    ang = (np.arctan2(-flow[..., 1], -flow[..., 0]) / (2 * np.pi) + 0.5) % 1.0
+    sat = np.clip(np.linalg.norm(flow, axis=-1) / max(scale, 1e-6), 0, 1)
+    k = (np.stack([5.0, 3.0, 1.0]) + ang[..., None] * 6) % 6
+    rgb = 1 - sat[..., None] * np.clip(np.minimum(k, 4 - k), 0, 1)
+    return (rgb * np.where(valid, 1.0, 0.5)[..., None] * 255).astype(np.uint8)
+
+
+def tiles(fr: outputs.Frame, joints2d: np.ndarray, vis: np.ndarray, disp_range: tuple[float, float],
+          flow_scale: float = 1.0) -> np.ndarray:
     h, w = fr.rgb.shape[:2]
     rgb = fr.rgb.copy()
     r = max(1, w // 200)
@@ -79,7 +91,14 @@ def tiles(fr: outputs.Frame, joints2d: np.ndarray, vis: np.ndarray, disp_range: 
     canonical = (np.clip(fr.canonical, 0, 1) * 255).astype(np.uint8)
     top = np.concatenate([rgb, depth, normal], axis=1)
     bottom = np.concatenate([mask, iuv, canonical], axis=1)
-    return np.concatenate([top, bottom], axis=0)
+    rows = [top, bottom]
+    if fr.flow is not None or fr.albedo is not None:
+        blank = np.zeros_like(rgb)
+        fwd = flow_colours(fr.flow[..., :2], fr.flow_valid[..., 0], flow_scale) if fr.flow is not None else blank
+        bwd = flow_colours(fr.flow[..., 2:], fr.flow_valid[..., 1], flow_scale) if fr.flow is not None else blank
+        albedo = outputs.srgb_encode(fr.albedo) if fr.albedo is not None else blank
+        rows.append(np.concatenate([fwd, bwd, albedo], axis=1))
+    return np.concatenate(rows, axis=0)
 
 
 def make_preview(video_dir: str | Path, out_mp4: str | Path | None = None, out_png: str | Path | None = None,
@@ -91,7 +110,11 @@ def make_preview(video_dir: str | Path, out_mp4: str | Path | None = None, out_p
     frames = [outputs.read_frame(video_dir, f) for f in range(n)]
     disp = np.concatenate([1.0 / fr.depth[fr.depth > 0] for fr in frames])
     rng = (float(disp.min()), float(disp.max())) if len(disp) else (0.0, 1.0)
-    grids = [tiles(fr, ann["joints2d_smpl24"][f], ann["visibility_smpl24"][f], rng) for f, fr in enumerate(frames)]
+    speeds = [np.linalg.norm(fr.flow[..., :2], axis=-1)[fr.flow_valid[..., 0]] for fr in frames if fr.flow is not None]
+    speeds = np.concatenate(speeds) if speeds else np.zeros(0)
+    scale = float(np.percentile(speeds, 99)) if len(speeds) else 1.0
+    grids = [tiles(fr, ann["joints2d_smpl24"][f], ann["visibility_smpl24"][f], rng, scale)
+             for f, fr in enumerate(frames)]
     out_png = Path(out_png or video_dir / "preview.png")
     pick = np.unique(np.linspace(0, n - 1, min(sheet_frames, n)).round().astype(int))
     write_png(out_png, np.concatenate([grids[i] for i in pick], axis=0))

@@ -50,10 +50,10 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
     desc.save(work / "scene")
     t1 = time.perf_counter()
     info = runner.render(work / "scene", work / "render", timeout=timeout_s, runtime=runtime, child=child,
-                         threads=threads)
+                         threads=threads, modalities=render_cfg.render_modalities())
     t_render = time.perf_counter() - t1
     t2 = time.perf_counter()
-    sizes = outputs.convert_render(work / "render", out, desc.camera.r, delete_raw=True,
+    sizes = outputs.convert_render(work / "render", out, desc.camera, render_cfg.stored_modalities(), delete_raw=True,
                                    auto_exposure=desc.render.exposure == "auto")
     shutil.rmtree(work, ignore_errors=True)
 
@@ -88,6 +88,9 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
         "render": {"engine": render_cfg.engine, "samples": render_cfg.samples, "denoise": render_cfg.denoise,
                    "device_requested": render_cfg.device, "device": info.get("device"),
                    "max_bounces": render_cfg.max_bounces, "seed": spec.render_seed,
+                   "motion_blur_shutter": render_cfg.motion_blur_shutter,
+                   "labels_at": "the shutter centre (the frame time)",
+                   "stored_modalities": list(render_cfg.stored_modalities()),
                    "exposure": render_cfg.exposure,
                    "exposure_gain": sizes[0]["exposure_gain"] if sizes else 1.0,
                    "exposure_stops": float(np.log2(sizes[0]["exposure_gain"])) if sizes else 0.0,
