@@ -62,7 +62,7 @@ from thfm_synth.blender import contract as C
 from thfm_synth.render import exposure
 from thfm_synth.render.imagefiles import read_exr, read_png, write_exr, write_png
 
-MODALITIES = C.STORED_MODALITIES
+MODALITIES = tuple(m for m in C.STORED_MODALITIES if m not in C.OPTIONAL_STORED_MODALITIES)  # always stored
 BACKGROUND_DEPTH = C.MISS_DEPTH / 10  # Cycles writes MISS_DEPTH (1e10) for rays that hit nothing
 U16 = 65535.0
 
@@ -287,7 +287,8 @@ def read_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return flow, np.stack([ch[c] > 0.5 for c in FLOW_VALID_CHANNELS], -1)
 
 
-def read_frame(root: str | os.PathLike, frame_index: int, modalities=MODALITIES) -> Frame:
+def read_frame(root: str | os.PathLike, frame_index: int, modalities=C.STORED_MODALITIES) -> Frame:
+    """The frame's stored files (those of `modalities` that exist)."""
     fr = Frame()
     for mod in modalities:
         p = path_of(root, mod, frame_index)
