@@ -15,13 +15,16 @@ separate Blender process rendering the same frames:
   per_modality_label16  the same with every label pass at 16 spp (antialiased label renders)
   per_modality_full   each modality a full render of the scene (scene materials, 16 spp, all
                       bounces) keeping that modality's pass: the literal "one render per modality"
+  single_flow         ours plus exact optical flow (two more label AOV triples; goal: <= 5% of rgb_only)
+  single_albedo       ours plus albedo (the Diffuse Color pass; goal: <= 5% of rgb_only)
 
 Per-frame numbers exclude frame 0 (kernel load, BVH build, first sync). Both wall time and the
 Blender process's CPU time (all threads) are recorded: on a shared machine CPU time is the
 steadier measure. Modes alternate order between repeats and the median is reported.
 
 Also measured at the full 832x480, for a full-body and an upper-body framing: bytes per frame
-per stored modality (after `thfm_synth.render.outputs`) and the conversion time. Writes benchmarks/results/render_passes.json.
+per stored modality (after `thfm_synth.render.outputs`, the optional flow, albedo and linear RGB
+included) and the conversion time. Writes benchmarks/results/render_passes.json.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from thfm_synth.blender import contract  # noqa: E402
 from thfm_synth.render import outputs  # noqa: E402
 from thfm_synth.render.analytic import mannequin_scene  # noqa: E402
 from thfm_synth.render.runner import render  # noqa: E402
@@ -51,6 +55,8 @@ MODES = {
     "per_modality": dict(mode="per_modality", label_samples=1),
     "per_modality_label16": dict(mode="per_modality", label_samples=16),
     "per_modality_full": dict(mode="per_modality", per_modality_shading="full"),
+    "single_flow": dict(mode="single", modalities=contract.DEFAULT_RENDER_MODALITIES + ("flow",)),
+    "single_albedo": dict(mode="single", modalities=contract.DEFAULT_RENDER_MODALITIES + ("albedo",)),
 }
 
 
@@ -133,6 +139,9 @@ def main() -> None:
             ratios[basis] = {f"{b}_over_single": m[b][basis] / m["single"][basis]
                              for b in ("per_modality", "per_modality_label16", "per_modality_full")}
             ratios[basis]["single_over_rgb_only"] = m["single"][basis] / m["rgb_only"][basis]
+            for extra in ("flow", "albedo"):  # what the optional modality adds, as a share of RGB alone
+                ratios[basis][f"{extra}_cost_over_rgb_only"] = (m[f"single_{extra}"][basis] - m["single"][basis]) / \
+                    m["rgb_only"][basis]
         lab = m["single"]["cycles_layer_s"]
         results["labels_layer_share_of_single_render"] = lab.get("labels", 0.0) / sum(lab.values())
         results["ratios"] = ratios
@@ -141,9 +150,11 @@ def main() -> None:
         for framing in ([] if args.skip_sizes else ["full_body", "upper_body"]):
             full = mannequin_scene(tmp / framing, 832, 480, num_frames=2, samples=args.samples, hdri=hdri,
                                    framing=framing)
-            info = render(tmp / framing, tmp / f"{framing}_out", timeout=3000)
+            info = render(tmp / framing, tmp / f"{framing}_out", timeout=3000,
+                          modalities=contract.DEFAULT_RENDER_MODALITIES + ("flow", "albedo"))
             t0 = time.perf_counter()
-            rows = outputs.convert_render(tmp / f"{framing}_out", tmp / f"{framing}_data", full.camera.r)
+            rows = outputs.convert_render(tmp / f"{framing}_out", tmp / f"{framing}_data", full.camera,
+                                          contract.STORED_MODALITIES)
             convert_s = (time.perf_counter() - t0) / len(rows)
             fr = outputs.read_frame(tmp / f"{framing}_data", 0)
             per_mod = {k: statistics.mean(r["bytes"][k] for r in rows) for k in rows[0]["bytes"]}
@@ -151,7 +162,9 @@ def main() -> None:
                 "resolution": [832, 480],
                 "subject_pixel_fraction": float((fr.mask > 0).mean()),
                 "bytes_per_frame": per_mod,
-                "total_bytes_per_frame": sum(per_mod.values()),
+                "total_bytes_per_frame": sum(v for k, v in per_mod.items()
+                                             if k not in contract.OPTIONAL_STORED_MODALITIES),
+                "optional_bytes_per_frame": {k: per_mod[k] for k in contract.OPTIONAL_STORED_MODALITIES if k in per_mod},
                 "raw_exr_bytes_per_frame": statistics.mean(os.path.getsize(f["files"][0]) for f in info["frames"]),
                 "convert_seconds_per_frame": convert_s,
                 "render_wall_s_per_frame": info["frames"][-1]["seconds"],
@@ -163,6 +176,8 @@ def main() -> None:
             "faster_than_per_modality_full_by_3x": cpu["per_modality_full_over_single"] >= 3.0,
             "faster_than_per_modality_label_shader_by_3x": cpu["per_modality_over_single"] >= 3.0,
             "at_most_1.2x_rgb_only": cpu["single_over_rgb_only"] <= 1.2,
+            "flow_at_most_5pct_of_rgb_only": cpu["flow_cost_over_rgb_only"] <= 0.05,
+            "albedo_at_most_5pct_of_rgb_only": cpu["albedo_cost_over_rgb_only"] <= 0.05,
             **{f"at_most_0.75MB_per_frame_{k}": v["total_bytes_per_frame"] <= 0.75e6 for k, v in sizes.items()},
         }
         results["setup"] = {
@@ -176,7 +191,9 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
 
-    print(f"\nper frame at {args.width}x{args.height}, {args.samples} spp (median of {args.repeats}, frame 0 excluded):")
+    print(f"load average {os.getloadavg()[0]:.2f} (before: {load_before[0]:.2f})")
+    print(f"\nper frame at {args.width}x{args.height}, {args.samples} spp (median of {args.repeats}, frame 0 "
+          "excluded):")
     for mode, r in results["modes"].items():
         layers = ", ".join(f"{k} {v:.2f}" for k, v in r["cycles_layer_s"].items())
         print(f"  {mode:21s} {r['frame_wall_s']:7.2f} s wall  {r['frame_cpu_s']:7.2f} s cpu  "
@@ -190,7 +207,7 @@ def main() -> None:
               f"{100 * sz['subject_pixel_fraction']:.1f}% of pixels):")
         for k, v in sz["bytes_per_frame"].items():
             print(f"  {k:10s} {v / 1e3:8.1f} kB")
-        print(f"  {'total':10s} {sz['total_bytes_per_frame'] / 1e6:8.3f} MB   "
+        print(f"  {'total':10s} {sz['total_bytes_per_frame'] / 1e6:8.3f} MB without the optional modalities   "
               f"(raw EXR {sz['raw_exr_bytes_per_frame'] / 1e6:.1f} MB, "
               f"conversion {sz['convert_seconds_per_frame']:.2f} s/frame)")
     print("\ngoals (CPU time): " + ", ".join(f"{k}: {'met' if v else 'NOT met'}"

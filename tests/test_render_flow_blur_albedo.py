@@ -206,3 +206,33 @@ def test_motion_blur_blurs_rgb_and_leaves_every_label_exactly_as_without_blur(sc
     assert ((mask1 > 0.02) & (mask1 < 0.98)).sum() > 1.5 * edge.sum()
     assert np.abs(rgb1 - rgb0).max() > 0.05
     assert isinstance(SceneDescription.load(desc1.source).render.motion_blur_shutter, float)
+
+
+def test_a_config_asks_for_the_optional_modalities_end_to_end(tmp_path):
+    """render-one with render.optical_flow/albedo/write_linear_exr/motion_blur_shutter: the files, the metadata,
+    the preview's third row and the dataset card's flow chart."""
+    from conftest import run_cli
+    from thfm_synth.render.imagefiles import read_png
+    from thfm_synth.report.card import write_report
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("preset: preview\nvideo: {width: 128, height: 80, num_frames: 5}\n"
+                   "render: {optical_flow: true, albedo: true, write_linear_exr: true, motion_blur_shutter: 0.4}\n"
+                   "background: {kind_weights: {sky: 1.0}}\n")
+    assert run_cli("plan", "--config", cfg, "--num-videos", "1", "--out", tmp_path / "plan.parquet").returncode == 0
+    proc = run_cli("render-one", "--plan", tmp_path / "plan.parquet", "--index", "0", "--out", tmp_path / "v",
+                   "--cache", tmp_path / "cache", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    v = tmp_path / "v"
+    for mod in ("flow", "albedo", "rgb_linear"):
+        assert sorted(p.name for p in (v / mod).iterdir()) == [f"{i:05d}.exr" for i in range(5)]
+    meta = __import__("json").loads((v / "metadata.json").read_text())
+    assert meta["render"]["motion_blur_shutter"] == 0.4
+    assert set(meta["render"]["stored_modalities"]) >= {"flow", "albedo", "rgb_linear"}
+    fr = outputs.read_frame(v, 2)
+    assert fr.flow.shape == (80, 128, 4) and fr.flow_valid[..., 0].mean() > 0.5
+    assert run_cli("preview", v).returncode == 0
+    sheet = read_png(v / "preview.png")
+    assert sheet.shape[1] == 3 * 128 and sheet.shape[0] == 4 * 3 * 80  # 4 frames x 3 rows of tiles
+    write_report(v, tmp_path / "card.html")
+    assert 'id="flow"' in (tmp_path / "card.html").read_text()

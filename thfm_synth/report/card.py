@@ -52,6 +52,7 @@ class Facts:
     joint_names: list[str] = field(default_factory=list)
     visible: np.ndarray | None = None  # (J,) fraction of frames each joint is visible
     thumbnails: list[tuple[str, str, bytes]] = field(default_factory=list)  # video_id, caption, PNG bytes
+    flow_speed: list[float] = field(default_factory=list)  # px/frame of valid forward flow, sampled pixels
     notes: list[str] = field(default_factory=list)
 
 
@@ -136,8 +137,15 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
         vis_sum = vis.sum(0) if vis_sum is None else vis_sum + vis.sum(0)
         vis_n += len(vis)
         names = [str(x) for x in ann["joint_names_smpl24"]]
+        mid = max(0, n // 2)
+        flow_file = d / "flow" / f"{mid:05d}.exr"
+        if flow_file.is_file():  # optional modality: the middle frame's valid forward flow, subsampled
+            from thfm_synth.render.outputs import read_flow
+
+            fl, valid = read_flow(flow_file)
+            speed = np.linalg.norm(fl[..., :2], axis=-1)[valid[..., 0]]
+            facts.flow_speed += speed[:: max(1, len(speed) // 2000)].tolist()
         if i < max_thumbnails:
-            mid = max(0, n // 2)
             png = d / "rgb" / f"{mid:05d}.png"
             if png.is_file():
                 facts.thumbnails.append((vid, f"{vid}: {spec.get('motion_id', '')}, {spec.get('background_id', '')}",
@@ -432,6 +440,12 @@ def render_html(f: Facts) -> str:
         charts.append(_figure(svg_histogram(dist, title="distance to the mean pose",
                                             xlabel="mean per-joint distance to the mean pose (m)"),
                               f"pose spread: mean {dist.mean():.3f} m per joint", "pose-spread"))
+    if f.flow_speed:
+        speeds = np.asarray(f.flow_speed)
+        charts.append(_figure(svg_histogram(speeds, title="optical flow", xlabel="forward flow (px per frame)"),
+                              f"optical flow magnitude of valid pixels, middle frame of each video with flow "
+                              f"(median {np.median(speeds):.2f} px, 95th percentile {np.percentile(speeds, 95):.2f} px)",
+                              "flow"))
     parts.append('<section id="histograms"><h2>Cameras and poses</h2><div class="charts">' + "".join(charts)
                  + "</div></section>")
     if f.visible is not None:
