@@ -36,7 +36,7 @@ def test_every_job_type_round_trips_through_json_and_refuses_unknown_fields(job_
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"mode": "fast"}, "mode"), ({"modalities": ["rgb", "albedo"]}, "modalities"), ({"modalities": []}, "modalities"),
+    ({"mode": "fast"}, "mode"), ({"modalities": ["rgb", "thermal"]}, "modalities"), ({"modalities": []}, "modalities"),
     ({"device": "metal"}, "device"), ({"label_samples": 0}, "label_samples"), ({"frames": [0, "1"]}, "frames"),
     ({"per_modality_shading": "pbr"}, "per_modality_shading"),
 ])
