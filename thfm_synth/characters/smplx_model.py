@@ -133,7 +133,7 @@ def find_model_file(model_dir: str | Path, gender: str) -> Path:
     for d in model_candidates(path):
         if (d / (name[:-4] + ".pkl")).is_file():
             raise _pkl_error(d / (name[:-4] + ".pkl"))
-    present = sorted(p.name for d in model_candidates(path) if d.is_dir() for p in d.iterdir())[:8]
+    present = sorted(p.name[:40] for d in model_candidates(path) if d.is_dir() for p in d.iterdir())[:6]
     raise UserError(f"SMPL-X model folder {path} has no {name} (expected {_expected_files_text()}; "
                     f"found: {', '.join(present) or 'nothing'})",
                     "pass the folder that holds the SMPL-X .npz model files (the `models/smplx` folder of the "

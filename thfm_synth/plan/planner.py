@@ -100,7 +100,8 @@ def plan_library(meta: PlanMeta) -> Library:
 
     builtin = "builtin" in meta.manifests
     files = [p for name, p in meta.manifest_files.items() if name != "builtin"]
-    library = load_library(files, builtin=builtin)
+    bodies = DatasetConfig.model_validate(meta.config).character if meta.config else None
+    library = load_library(files, builtin=builtin, bodies=bodies)
     for name, digest in meta.manifests.items():
         now = library.manifest_digests().get(name)
         if now != digest:

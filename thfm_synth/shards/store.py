@@ -160,6 +160,8 @@ def records_from_table(table: pa.Table, verify: bool = False) -> Iterator[Record
     for i in range(table.num_rows):
         row = {k: cols[k][i].as_py() for k in cols if k not in ARRAYS}
         for name in ARRAYS:
+            if name not in cols:  # optional fields are absent from older shards
+                continue
             arr = cols[name]
             offsets = np.frombuffer(arr.buffers()[1], np.int64, count=2, offset=8 * (arr.offset + i))
             data = arr.buffers()[2]
