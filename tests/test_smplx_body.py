@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -31,6 +32,17 @@ from thfm_synth.shards import body_params
 from thfm_synth.video.annotations import build_annotations
 
 SEED = 3
+
+
+def link_models(src, dst, names=("SMPLX_NEUTRAL.npz", "SMPLX_MALE.npz", "SMPLX_FEMALE.npz")):
+    """A model folder sharing the files of `src` (hard links: the files are ~100 MB each)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        try:
+            os.link(src / n, dst / n)
+        except OSError:
+            shutil.copy(src / n, dst / n)
+    return dst
 
 
 @pytest.fixture(scope="module")
@@ -189,20 +201,17 @@ def test_uv_textures_replace_the_procedural_clothes(smplx_models, tmp_path):
 
 
 def test_posing_needs_the_recorded_model_file(smplx_models, tmp_path, monkeypatch):
-    models = tmp_path / "models"
-    shutil.copytree(smplx_models, models)
-    c = bake_smplx(models, SEED, 0)
+    models = link_models(smplx_models, tmp_path / "models", ("SMPLX_NEUTRAL.npz",))
+    c = bake_smplx(models, SEED, 0, gender="neutral")
     clip = retarget(builtin_motion("builtin-walk").take([0, 5]), motion_skeleton(c))
-    name = c.meta["smplx"]["model_file"].rsplit("/", 1)[-1]
-    (models / name).rename(tmp_path / name)
+    (models / "SMPLX_NEUTRAL.npz").rename(tmp_path / "SMPLX_NEUTRAL.npz")
     with pytest.raises(UserError, match=MODEL_DIR_ENV):
         smplx_motion(c, clip)
     monkeypatch.setenv(MODEL_DIR_ENV, str(tmp_path))  # the files moved: point at them
     smplx_motion(c, clip)
     other = tmp_path / "other"
     other.mkdir()
-    donor = "SMPLX_MALE.npz" if name != "SMPLX_MALE.npz" else "SMPLX_FEMALE.npz"
-    shutil.copy(smplx_models / donor, other / name)  # another file under the same name
+    os.link(smplx_models / "SMPLX_MALE.npz", other / "SMPLX_NEUTRAL.npz")  # another file under the same name
     monkeypatch.setenv(MODEL_DIR_ENV, str(other))
     with pytest.raises(UserError, match="not the file the character was baked with"):
         smplx_motion(c, clip)
@@ -234,7 +243,7 @@ def test_config_backend_and_manifest_entries(smplx_models, tmp_path):
     params = {"generator": "smplx", "seed": 9, "index": 0, "gender": "male", "texture_dir": None}
     entry = CharacterEntry(id="my-smplx", path="models", sha256=builtin_sha256("characters", "my-smplx", params),
                            licence=LICENCE, source="my SMPL-X files", params=params, format="smplx", rig="smplx")
-    shutil.copytree(smplx_models, tmp_path / "models")
+    link_models(smplx_models, tmp_path / "models")
     (tmp_path / "m.yaml").write_text(dump_manifest(Manifest(name="mine", characters=[entry])))
     assert validate(tmp_path / "m.yaml") == (1, [])
     lib = load_library([tmp_path / "m.yaml"], builtin=False)
