@@ -239,20 +239,23 @@ class SmplxModel:
         rot = np.asarray(rotations, np.float64)
         nf = rot.shape[0]
         v_shaped, joints = self.shaped(betas, expression)
-        pose_feature = (rot[:, 1:] - np.eye(3)).reshape(nf, -1)
-        offsets = (pose_feature @ self.posedirs).reshape(nf, -1, 3)
-        v_posed = v_shaped[None] + offsets
         transforms, posed_joints = rigid_transforms(rot, joints, self.parents)
         t = np.asarray(transl, np.float64).reshape(nf, 1, 3)
-        out = {"vertices": skin(transforms, self.weights, v_posed) + t, "joints": posed_joints + t,
+        out = {"vertices": np.empty((nf, self.num_vertices, 3)), "joints": posed_joints + t,
                "transforms": transforms, "v_shaped": v_shaped, "rest_joints": joints}
         if extra_points is not None:
-            pts = np.broadcast_to(np.asarray(extra_points, np.float64), (nf,) + np.shape(extra_points)).copy()
-            if extra_offsets_from is not None:
-                src = np.asarray(extra_offsets_from, np.int64)
-                ok = src >= 0
-                pts[:, ok] += offsets[:, src[ok]]
-            out["extra"] = skin(transforms, np.asarray(extra_weights, np.float64), pts) + t
+            out["extra"] = np.empty((nf,) + np.shape(extra_points))
+            src = None if extra_offsets_from is None else np.asarray(extra_offsets_from, np.int64)
+        for a in range(0, nf, 32):  # blocks of frames bound the (frames, vertices, 16) temporaries
+            b = slice(a, min(a + 32, nf))
+            n = b.stop - a
+            offsets = (((rot[b, 1:] - np.eye(3)).reshape(n, -1)) @ self.posedirs).reshape(n, -1, 3)
+            out["vertices"][b] = skin(transforms[b], self.weights, v_shaped[None] + offsets) + t[b]
+            if extra_points is not None:
+                pts = np.broadcast_to(np.asarray(extra_points, np.float64), (n,) + np.shape(extra_points)).copy()
+                if src is not None:
+                    pts[:, src >= 0] += offsets[:, src[src >= 0]]
+                out["extra"][b] = skin(transforms[b], np.asarray(extra_weights, np.float64), pts) + t[b]
         return out
 
     def regress(self, vertices: np.ndarray) -> np.ndarray:
@@ -282,8 +285,12 @@ def rigid_transforms(rot: np.ndarray, joints: np.ndarray, parents: np.ndarray) -
 def skin(transforms: np.ndarray, weights: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Linear blend skinning: (F, P, 3) points with (P, J) weights and (F, J, 4, 4) transforms."""
     nf, nj = transforms.shape[:2]
-    t = (weights @ transforms.reshape(nf, nj, 16)).reshape(nf, -1, 4, 4)
-    return np.einsum("fpij,fpj->fpi", t[..., :3, :3], points) + t[..., :3, 3]
+    # one (P, J) x (J, F*12) product: much faster than a stacked per-frame matmul
+    a = np.ascontiguousarray(transforms[:, :, :3, :].transpose(1, 0, 2, 3)).reshape(nj, nf * 12)
+    t = (weights @ a).reshape(len(weights), nf, 3, 4)
+    p = np.asarray(points).transpose(1, 0, 2)  # (P, F, 3)
+    out = np.einsum("pfij,pfj->pfi", t[..., :3], p) + t[..., 3]
+    return out.transpose(1, 0, 2)
 
 
 def _npz_members(path: Path) -> set[str]:
