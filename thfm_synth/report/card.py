@@ -45,6 +45,7 @@ class Facts:
     path: str
     counts: dict[str, object] = field(default_factory=dict)
     records_per_task: dict[str, int] = field(default_factory=dict)
+    bodies: list[dict] = field(default_factory=list)  # SMPL-X videos: video_id, gender, betas
     assets: list[dict] = field(default_factory=list)  # asset, kind, licence, source, videos
     failures: list[dict] = field(default_factory=list)
     focal: list[float] = field(default_factory=list)
@@ -55,7 +56,6 @@ class Facts:
     visible: np.ndarray | None = None  # (J,) fraction of frames each joint is visible
     thumbnails: list[tuple[str, str, bytes]] = field(default_factory=list)  # video_id, caption, PNG bytes
     notes: list[str] = field(default_factory=list)
-    bodies: list[dict] = field(default_factory=list)  # SMPL-X videos: video_id, gender, betas
 
 
 # ----------------------------------------------------------------------------- gathering
@@ -135,13 +135,13 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
         pelvis = ann["joints3d_world_smpl24"][:, 0]
         facts.distance += np.linalg.norm(centre - pelvis, axis=1).tolist()
         poses.append(ann["joints3d_world_smpl24"])
+        if "smplx_betas" in ann:
+            facts.bodies.append({"video_id": vid, "gender": str(ann["smplx_gender"]),
+                                 "betas": ann["smplx_betas"].astype(float).tolist()})
         vis = ann["visibility_smpl24"] == 0
         vis_sum = vis.sum(0) if vis_sum is None else vis_sum + vis.sum(0)
         vis_n += len(vis)
         names = [str(x) for x in ann["joint_names_smpl24"]]
-        if "smplx_betas" in ann:
-            facts.bodies.append({"video_id": vid, "gender": str(ann["smplx_gender"]),
-                                 "betas": ann["smplx_betas"].astype(float).tolist()})
         if i < max_thumbnails:
             mid = max(0, n // 2)
             png = d / "rgb" / f"{mid:05d}.png"
