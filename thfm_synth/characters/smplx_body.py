@@ -154,6 +154,35 @@ def joint_tails(heads: np.ndarray, parents: np.ndarray, vertices: np.ndarray, do
     return tails
 
 
+def _body_materials(vertices: np.ndarray, faces: np.ndarray, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(face material, main-surface vertex mask): the largest connected component is skin; the
+    other components are eyeballs (off the midline; their forward-facing cap is the iris) or, on
+    the midline, mouth parts. `index`: material name -> slot (skin, sclera, iris, mouth)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    f = np.asarray(faces, np.int64)
+    n = len(vertices)
+    adj = coo_matrix((np.ones(f.size), (f.ravel(), np.roll(f, 1, axis=1).ravel())), shape=(n, n))
+    lab = connected_components(adj, directed=False)[1]
+    sizes = np.bincount(lab)
+    main_c = int(np.argmax(sizes))
+    fmat = np.full(len(f), index.get("skin", 0), np.int16)
+    for c in np.flatnonzero(sizes):
+        if c == main_c:
+            continue
+        fsel = np.flatnonzero(lab[f[:, 0]] == c)
+        centre = vertices[lab == c].mean(axis=0)
+        if abs(centre[0]) > 0.008:  # an eyeball: the cap looking forward (-Y) is the iris
+            d = vertices - centre
+            cosf = -d[:, 1] / np.maximum(np.linalg.norm(d, axis=1), 1e-12)
+            cap = (cosf[f[fsel]] > np.cos(np.radians(38))).all(axis=1)
+            fmat[fsel] = np.where(cap, index.get("iris", 0), index.get("sclera", 0))
+        else:
+            fmat[fsel] = index.get("mouth", 0)
+    return fmat, lab == main_c
+
+
 def _texture_files(texture_dir: str | Path) -> list[Path]:
     d = Path(texture_dir).expanduser()
     files = sorted(p for p in d.iterdir() if p.suffix.lower() in TEXTURE_SUFFIXES) if d.is_dir() else []
@@ -166,8 +195,6 @@ def _texture_files(texture_dir: str | Path) -> list[Path]:
 def bake_smplx(model_dir: str | Path, seed: int, index: int, gender: str = "mixed",
                texture_dir: str | Path | None = None, character_id: str | None = None) -> Character:
     """Sample, shape, dress, label and skin SMPL-X character `index` of `seed` (deterministic)."""
-    from thfm_synth.characters.anny_body import _body_materials  # eyes / mouth by connected component
-
     rng = np.random.default_rng([int(seed), int(index)])
     phen = sample_phenotype(rng, available_genders(model_dir), gender)
     model = load_model(model_dir, phen["model_gender"])
@@ -207,7 +234,6 @@ def bake_smplx(model_dir: str | Path, seed: int, index: int, gender: str = "mixe
         raise UserError(f"{model.path}: {int(unweighted.sum())} vertices have no skin weight",
                         "use the official SMPL-X model files")
 
-    body_fmat, main = _body_materials(verts, faces)
     if texture is not None:  # the texture paints skin, eyes and clothes: one material, no garments
         mats = [{"name": "skin", "kind": "skin", "base_color": [0.8, 0.8, 0.8], "roughness": 0.6, "metallic": 0.0,
                  "texture": texture, "pattern": None}]
@@ -215,10 +241,12 @@ def bake_smplx(model_dir: str | Path, seed: int, index: int, gender: str = "mixe
         body_fmat = np.zeros(len(faces), np.int16)
         app = {"texture": texture}
     else:
+        mats = appearance_mod.material_table(app)
+        mat_index = {m["name"]: i for i, m in enumerate(mats)}
+        body_fmat, main = _body_materials(verts, faces, mat_index)
         body_labels = compute_labels(verts, faces, s_idx, s_w, names, parents, heads, tails)
         frame = body_frame(verts, faces, body_labels.vertex_segment, names, heads, tails, main)
-        mats = appearance_mod.material_table(app)
-        pieces = build_garments(app, frame, uv, face_uv, s_idx, s_w, names, {m["name"]: i for i, m in enumerate(mats)})
+        pieces = build_garments(app, frame, uv, face_uv, s_idx, s_w, names, mat_index)
 
     k = s_idx.shape[1]
     all_v, all_f, all_uv, all_fuv = [verts], [faces], [uv], [face_uv]

@@ -142,16 +142,21 @@ def find_model_file(model_dir: str | Path, gender: str) -> Path:
 
 def available_genders(model_dir: str | Path) -> tuple[str, ...]:
     """Genders whose `.npz` file is in `model_dir` (raises the one-line error when there is none)."""
+    path = Path(model_dir).expanduser()
+    if path.is_file() or not path.is_dir():  # a model file itself (its name says the gender), or no folder
+        file = find_model_file(path, "neutral")
+        return tuple(g for g in GENDERS if file.name == MODEL_FILES[g]) or ("neutral",)
     out = []
     for g in GENDERS:
-        try:
-            find_model_file(model_dir, g)
+        name = MODEL_FILES[g]
+        if any((d / name).is_file() for d in model_candidates(path)):
             out.append(g)
-        except UserError as exc:
-            if "not loaded" in exc.what or "not found" in exc.what:  # .pkl only, or no folder at all
-                raise
+        else:
+            pkl = [d / (name[:-4] + ".pkl") for d in model_candidates(path) if (d / (name[:-4] + ".pkl")).is_file()]
+            if pkl:  # the user has this model, as a pickle: say how to convert it rather than skip it
+                raise _pkl_error(pkl[0])
     if not out:
-        find_model_file(model_dir, "neutral")  # raises, naming the expected files
+        find_model_file(path, "neutral")  # raises, naming the expected files
     return tuple(out)
 
 
