@@ -30,3 +30,15 @@ def shared_assets() -> Path:
 @pytest.fixture(scope="session")
 def shared_manifest() -> Path:
     return REPO / "assets_manifest" / "shared_test_assets.yaml"
+
+
+@pytest.fixture(scope="session")
+def smplx_models(tmp_path_factory) -> Path:
+    """A folder of stand-in SMPL-X model files (official .npz layout, built from an anny body; no real
+    SMPL-X files exist here): SMPLX_NEUTRAL.npz, SMPLX_FEMALE.npz, SMPLX_MALE.npz."""
+    from smplx_testmodel import write_model
+
+    folder = tmp_path_factory.mktemp("smplx_models")
+    for gender in ("neutral", "female", "male"):
+        write_model(folder, gender)
+    return folder

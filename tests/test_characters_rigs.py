@@ -86,7 +86,7 @@ def test_missing_required_bones_are_all_named():
     assert "fix:" in msg
     with pytest.raises(UserError, match="unknown rig 'maya'"):
         map_rig(QUATERNIUS, rig="maya")
-    assert set(RIG_TABLES) == {"cmu_mb", "mixamo", "biped", "quaternius", "makehuman", "unreal"}
+    assert set(RIG_TABLES) == {"cmu_mb", "mixamo", "biped", "quaternius", "makehuman", "unreal", "smplx"}
 
 
 def test_skeleton_cleanup_reparents_ik_feet_and_drops_helpers():

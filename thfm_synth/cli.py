@@ -65,7 +65,7 @@ def resolve_dataset(args):
 
     cfg = load_config(args.preset, args.config)
     manifests = list(cfg.assets.manifests) + [str(m) for m in args.manifest]
-    library = load_library(manifests, builtin=cfg.assets.builtin and not args.no_builtin)
+    library = load_library(manifests, builtin=cfg.assets.builtin and not args.no_builtin, bodies=cfg.character)
     num = args.num_videos or cfg.num_videos
     return cfg, library, num
 
@@ -147,9 +147,14 @@ def cmd_assets_build_characters(args) -> int:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
+    if args.backend == "smplx" and args.model_dir is None:
+        raise ConfigError("--backend smplx needs --model-dir DIR (your SMPL-X model files)",
+                          "pass the folder holding SMPLX_NEUTRAL.npz, SMPLX_MALE.npz, SMPLX_FEMALE.npz")
     with tqdm(total=args.count, desc="building characters", unit="character") as bar:
         manifest = build_characters(args.count, args.seed, args.out, age_range=args.age_range,
-                                    progress=lambda done, total, msg: bar.update(done - bar.n))
+                                    progress=lambda done, total, msg: bar.update(done - bar.n),
+                                    backend=args.backend, model_dir=args.model_dir, gender=args.gender,
+                                    texture_dir=args.texture_dir)
     seconds = time.perf_counter() - t0
     sizes = [(args.out / e.path).stat().st_size for e in manifest.characters]
     print(f"built {len(sizes)} characters in {seconds:.1f} s ({seconds / max(len(sizes), 1):.2f} s and "
@@ -540,14 +545,23 @@ def build_parser() -> Parser:
     q.add_argument("-v", "--verbose", action="store_true", help="list every entry")
     q.set_defaults(func=cmd_assets_list)
 
-    q = asub.add_parser("build-characters", help="bake built-in parametric bodies (anny) plus a manifest",
+    q = asub.add_parser("build-characters", help="bake built-in parametric bodies (anny, or SMPL-X from your model files) plus a manifest",
                         description="Sample diverse bodies and appearances from (seed, i) and bake each into an npz "
                                     "Blender loads quickly (mesh, UVs, cmu_mb skeleton, skin weights, labels).")
     q.add_argument("--count", type=positive_int, required=True, help="characters to build")
     q.add_argument("--seed", type=non_negative_int, default=0, help="seed (character i depends on (seed, i))")
     q.add_argument("--out", type=Path, required=True, help="output folder (npz files + manifest.yaml)")
     q.add_argument("--age-range", choices=("adult", "wide"), default="adult",
-                   help="adults (default) or a wider range including children and elderly")
+                   help="adults (default) or a wider range including children and elderly (anny)")
+    q.add_argument("--backend", choices=("anny", "smplx"), default="anny",
+                   help="body model: anny (default, free) or smplx (your SMPL-X model files, --model-dir; "
+                        "SMPL-X licence: non-commercial)")
+    q.add_argument("--model-dir", type=Path, metavar="DIR",
+                   help="smplx: folder with SMPLX_NEUTRAL.npz, SMPLX_MALE.npz, SMPLX_FEMALE.npz (never downloaded)")
+    q.add_argument("--gender", choices=("mixed", "neutral", "male", "female"), default="mixed",
+                   help="smplx: sampled sex (mixed, default) or one model file")
+    q.add_argument("--texture-dir", type=Path, metavar="DIR",
+                   help="smplx: folder of SMPL-X UV textures (e.g. BEDLAM's) used instead of procedural clothes")
     q.set_defaults(func=cmd_assets_build_characters)
     q = asub.add_parser("import-character", help="convert a rigged FBX/GLB/glTF character to our baked format")
     q.add_argument("file", type=Path, help="FBX, GLB or glTF file with a skinned armature")

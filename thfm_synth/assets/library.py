@@ -1,11 +1,17 @@
-"""The asset library a dataset draws from: the built-in manifest plus the user's manifests."""
+"""The asset library a dataset draws from: the built-in manifest plus the user's manifests.
+
+With `bodies` (the config's `character` section) at `backend: smplx`, the built-in manifest's anny
+bodies are replaced by as many `format: smplx` bodies from the user's SMPL-X model folder
+(`assets.builtin.smplx_characters`); the built-in manifest's digest then covers them, so a plan
+records (and `plan_library` re-checks) which bodies it used.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thfm_synth.assets.manifest import KINDS, AssetEntry, LoadedManifest, load_manifest
+from thfm_synth.assets.manifest import KINDS, AssetEntry, CharacterEntry, LoadedManifest, load_manifest
 from thfm_synth.errors import UserError
 
 BUILTIN_MANIFEST = Path(__file__).resolve().parents[2] / "assets_manifest" / "builtin.yaml"
@@ -35,13 +41,30 @@ class Library:
         return {e.id: e.licence for entries in self.by_kind.values() for e in entries}
 
 
+def _with_smplx_bodies(m: LoadedManifest, bodies) -> LoadedManifest:
+    import hashlib
+
+    from thfm_synth.assets.builtin import smplx_characters
+    from thfm_synth.assets.manifest import canonical_json
+    from thfm_synth.characters.smplx_model import available_genders
+
+    available_genders(bodies.smplx_model_dir)  # a missing or wrong folder: one line naming the files
+    manifest = m.manifest.model_copy(update={"characters": smplx_characters(
+        bodies.smplx_model_dir, bodies.smplx_gender, bodies.smplx_texture_dir)})
+    digest = hashlib.sha256(canonical_json(manifest.model_dump(mode="json"))).hexdigest()
+    return LoadedManifest(manifest=manifest, file=m.file, digest=digest)
+
+
 def load_library(manifest_paths: list[str | Path] | tuple = (), builtin: bool = True,
-                 check_files: bool = True) -> Library:
+                 check_files: bool = True, bodies=None) -> Library:
+    """bodies: the config's CharacterSettings (None: anny built-in bodies)."""
     paths = ([BUILTIN_MANIFEST] if builtin else []) + [Path(p) for p in manifest_paths]
     if not paths:
         raise UserError("no asset library: the built-in library is off and no manifest was given",
                         "pass --manifest FILE or set assets.builtin: true")
     loaded = [load_manifest(p) for p in paths]
+    if builtin and bodies is not None and getattr(bodies, "backend", "anny") == "smplx":
+        loaded[0] = _with_smplx_bodies(loaded[0], bodies)
     lib = Library(manifests=loaded, by_kind={k: [] for k in KINDS})
     for m in loaded:
         for kind, entry in m.manifest.entries():
@@ -49,7 +72,11 @@ def load_library(manifest_paths: list[str | Path] | tuple = (), builtin: bool = 
                 other = lib._owner[entry.id].file
                 raise UserError(f"asset id {entry.id!r} appears in both {other} and {m.file}",
                                 "rename one of the entries so ids are unique")
-            if check_files and entry.path is not None and not m.resolve(entry).exists():
+            if check_files and isinstance(entry, CharacterEntry) and entry.format == "smplx":
+                from thfm_synth.characters.smplx_model import available_genders
+
+                available_genders(m.resolve(entry))  # names the expected model files if the folder is wrong
+            elif check_files and entry.path is not None and not m.resolve(entry).exists():
                 raise UserError(f"asset {entry.id!r} of manifest {m.file}: file {m.resolve(entry)} is missing",
                                 "restore the file, fix its path, or re-scan with `thfm-synth assets scan`")
             lib._owner[entry.id] = m

@@ -49,9 +49,11 @@ class AssetEntry(BaseModel):
 
 
 class CharacterEntry(AssetEntry):
-    format: Literal["fbx", "glb", "gltf", "blend", "npz", "anny"] = Field(
-        description="file format; 'anny' = built-in parametric body generated from params")
-    rig: str = Field("auto", description="bone naming table: cmu_mb, mixamo, quaternius, biped, unreal, auto")
+    format: Literal["fbx", "glb", "gltf", "blend", "npz", "anny", "smplx"] = Field(
+        description="file format; 'anny' = built-in parametric body generated from params; 'smplx' = SMPL-X body "
+                    "generated from params and the user's SMPL-X model files (path: their folder; sha256: digest of "
+                    "{kind, id, params} as for built-ins)")
+    rig: str = Field("auto", description="bone naming table: cmu_mb, mixamo, quaternius, biped, unreal, smplx, auto")
     height_m: float | None = Field(None, gt=0.3, lt=3.0, description="standing height, metres, if known")
 
 

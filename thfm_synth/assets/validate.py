@@ -18,6 +18,17 @@ def validate(manifest_path: str | Path, check_hashes: bool = True) -> tuple[int,
         where = f"{loaded.file} [{kind}/{entry.id}]"
         if entry.licence.strip().upper() in (UNKNOWN_LICENCE, "", "NONE", "TODO"):
             problems.append(f"{where}: licence is {entry.licence!r} - fix: set the asset's licence (e.g. CC0-1.0)")
+        if kind == "characters" and entry.format == "smplx":  # generated like a built-in, from the user's models
+            from thfm_synth.characters.smplx_model import available_genders
+
+            if entry.sha256 != builtin_sha256(kind, entry.id, entry.params):
+                problems.append(f"{where}: sha256 of a smplx entry must be the digest of its params "
+                                f"(expected {builtin_sha256(kind, entry.id, entry.params)[:12]}...) - fix: regenerate it")
+            try:
+                available_genders(loaded.resolve(entry))
+            except UserError as exc:
+                problems.append(f"{exc.one_line()} ({where})")
+            continue
         if entry.path is None:
             expected = builtin_sha256(kind, entry.id, entry.params)
             if entry.sha256 != expected:

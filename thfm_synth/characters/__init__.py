@@ -7,6 +7,9 @@ Public API
 * `bake_builtin(entry, cache_dir) -> Path` - materialise a `format: anny` manifest entry;
 * `character_npz(entry, file_path, cache_dir) -> Path` - the baked npz of any character entry
   (anny -> bake_builtin, npz -> itself, fbx/glb/gltf -> cached import_character);
+* SMPL-X bodies from the user's model files: `build_characters(..., backend="smplx", model_dir=DIR)`,
+  `smplx_body.bake_smplx`, the numpy model `smplx_model.SmplxModel` (safe `.npz` loading, exact
+  forward pass) and posing with SMPL-X parameters `smplx_motion.smplx_motion`;
 * `import_character(path, out_npz, rig="auto", height_m=None) -> Character` - FBX/GLB/glTF
   -> baked npz through Blender (importer.py);
 * `load_character(path) -> Character`, `save_character(path, c)`, `validate_character(c)`;
@@ -57,7 +60,10 @@ materials_json              str ()        JSON list: {name, kind (skin/eyes/mout
 garments_json               str ()        JSON list: {id, name, material, kind shell/skirt, ...}
 meta_json                   str ()        JSON: id, source, licence, rig, params (every sampled
                                           choice of a built-in), height_m, skeleton clean-up,
-                                          import details (rig_map, rotation, rescale, ...)
+                                          import details (rig_map, rotation, rescale, ...);
+                                          SMPL-X bodies: `smplx` (model file and sha256,
+                                          gender, betas, expression, hand pose,
+                                          world_from_model; smplx_body.py)
 ==========================  ============  =====================================================
 
 Pose convention (numpy skinning.py and Blender character_load.py agree to < 1 mm): per joint

@@ -174,6 +174,18 @@ RIG_TABLES: dict[str, RigTable] = {
         neck_chain=("neck_01", "neck_02"),
         marks=("spine_01", "calf_l", "thigh_l", "clavicle_l"),
     ),
+    # SMPL-X joints (smplx_model.SMPLX_JOINT_NAMES). The fingers, jaw and eyes stay extra joints:
+    # CMU hands are one rigid segment, so the fingers keep the body's natural hand pose instead.
+    "smplx": RigTable(
+        "smplx", "SMPL-X / SMPL-H / SMPL (pelvis, spine1, left_hip, left_collar, left_wrist ...)",
+        {"Hips": ("pelvis",), "Head": ("head",), **_sided({
+            "{Side}UpLeg": ("{side}_hip",), "{Side}Leg": ("{side}_knee",), "{Side}Foot": ("{side}_ankle",),
+            "{Side}ToeBase": ("{side}_foot",), "{Side}Shoulder": ("{side}_collar",),
+            "{Side}Arm": ("{side}_shoulder",), "{Side}ForeArm": ("{side}_elbow",), "{Side}Hand": ("{side}_wrist",)})},
+        spine_chain=("spine1", "spine2", "spine3"),
+        neck_chain=("neck",),
+        marks=("left_collar", "spine3", "left_wrist", "left_index1"),
+    ),
 }
 
 RIG_NAMES = tuple(RIG_TABLES)

@@ -101,6 +101,11 @@ def load_config(preset: str | None = None, config_file: str | Path | None = None
         manifests = file_data.get("assets", {}).get("manifests")
         if manifests:  # paths in a config file are relative to that file
             file_data["assets"]["manifests"] = [str((config_file.parent / m).resolve()) for m in manifests]
+        for section in ("character", "characters"):
+            chars = file_data.get(section)
+            for key in ("smplx_model_dir", "smplx_texture_dir"):
+                if isinstance(chars, dict) and isinstance(chars.get(key), str):
+                    chars[key] = str((config_file.parent / Path(chars[key]).expanduser()).resolve())
     data = _merge(preset_dict(preset or "paper"), file_data)
     data = _merge(data, overrides or {})
     try:

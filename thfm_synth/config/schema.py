@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_serializer,
+                      model_validator)
 
 from thfm_synth.blender import contract
 
@@ -117,9 +118,41 @@ class RenderSettings(Section):
             self._optional()
 
 
+BODY_BACKENDS = ("anny", "smplx")
+
+
 class CharacterSettings(Section):
+    """`character:` (or `characters:`). `backend: smplx` replaces the built-in anny bodies by as many
+    SMPL-X bodies made from your own SMPL-X model files (SMPL-X licence: non-commercial research only)."""
+
     mirror_probability: float = Field(0.5, ge=0, le=1, description="probability a video uses the L/R mirrored motion")
     motion_speed: span(0.5, 2.0, "x") = Field((1.0, 1.0), description="playback speed factor range, x real time")
+    backend: Literal["anny", "smplx"] = Field(
+        "anny", description="body model of the built-in characters: anny (free, default) or smplx (your SMPL-X "
+                            "model files, smplx_model_dir; SMPL-X licence: non-commercial)")
+    smplx_model_dir: str | None = Field(
+        None, description="folder with your SMPLX_NEUTRAL/MALE/FEMALE.npz (relative to the config file); needed "
+                          "by backend smplx; nothing is downloaded")
+    smplx_gender: Literal["mixed", "neutral", "male", "female"] = Field(
+        "mixed", description="SMPL-X bodies: sampled sex (mixed: 46% female, 46% male, 8% neutral) or one model")
+    smplx_texture_dir: str | None = Field(
+        None, description="SMPL-X bodies: folder of SMPL-X UV textures to use instead of procedural clothes")
+
+    @model_validator(mode="after")
+    def _smplx_needs_models(self):
+        if self.backend == "smplx" and not self.smplx_model_dir:
+            raise ValueError("backend smplx needs smplx_model_dir: the folder of your SMPLX_*.npz model files")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # The SMPL-X settings are left out while the backend is anny, so configs (and their digests,
+        # which guard resumed renders) of anny datasets are what they were before the backend existed.
+        data = handler(self)
+        if self.backend == "anny":
+            for key in ("backend", "smplx_model_dir", "smplx_gender", "smplx_texture_dir"):
+                data.pop(key, None)
+        return data
 
 
 class BackgroundSettings(Section):
@@ -178,7 +211,7 @@ class DatasetConfig(BaseModel):
     num_videos: int = Field(20000, ge=1, le=10_000_000, description="videos in the dataset, count")
     video: VideoSettings = VideoSettings()
     render: RenderSettings = RenderSettings()
-    character: CharacterSettings = CharacterSettings()
+    character: CharacterSettings = Field(CharacterSettings(), validation_alias=AliasChoices("character", "characters"))
     background: BackgroundSettings = BackgroundSettings()
     lighting: LightingSettings = LightingSettings()
     camera: CameraSettings = CameraSettings()

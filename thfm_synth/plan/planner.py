@@ -22,7 +22,7 @@ from thfm_synth import __version__
 from thfm_synth.assets.library import Library
 from thfm_synth.atomic import atomic_path
 from thfm_synth.config.load import config_digest
-from thfm_synth.config.schema import BACKGROUND_KINDS, DatasetConfig
+from thfm_synth.config.schema import BACKGROUND_KINDS, CharacterSettings, DatasetConfig
 from thfm_synth.errors import UserError
 from thfm_synth.plan import balance
 from thfm_synth.plan.sample import sample_video
@@ -100,7 +100,9 @@ def plan_library(meta: PlanMeta) -> Library:
 
     builtin = "builtin" in meta.manifests
     files = [p for name, p in meta.manifest_files.items() if name != "builtin"]
-    library = load_library(files, builtin=builtin)
+    char = (meta.config or {}).get("character") or {}
+    bodies = CharacterSettings.model_validate(char) if char.get("backend") == "smplx" else None  # SMPL-X bodies
+    library = load_library(files, builtin=builtin, bodies=bodies)
     for name, digest in meta.manifests.items():
         now = library.manifest_digests().get(name)
         if now != digest:

@@ -30,6 +30,7 @@ from thfm_synth.errors import UserError
 from thfm_synth.preprocess import geometry as geo
 from thfm_synth.preprocess import targets as tg
 from thfm_synth.render import outputs
+from thfm_synth.shards import body_params
 from thfm_synth.shards.record import Record
 from thfm_synth.video.annotations import CONVENTIONS, read_annotations, read_video_metadata
 
@@ -128,7 +129,9 @@ class Clip:
     indices: np.ndarray  # (T,) source frame of each output frame
     crop: geo.Crop
     arrays: dict[str, np.ndarray]  # keypoints_2d, keypoints_3d, keypoints_visibility, camera_k, camera_rt
+    # (+ body_params, body_betas for SMPL-X characters)
     checksums: dict[str, str] = field(default_factory=dict)
+    body_model: str = ""  # JSON, shards/body_params.py; "" when the character has no body-model parameters
 
     def _resized(self, modality: str, fn) -> np.ndarray:
         """fn(source Frame) -> resized array, for every output frame; one source frame in memory at a time."""
@@ -195,7 +198,10 @@ def load_clip(video: VideoSource | str | Path, cfg: PreprocessConfig) -> Clip:
         "camera_k": k.astype(np.float32),
         "camera_rt": rt.astype(np.float32),
     }
-    return Clip(video, cfg, idx, crop, arrays, source_checksums(video))
+    body_model = ""
+    if body_params.has_body(ann):  # SMPL-X ground truth, resampled to the clip's frames
+        body_model, arrays["body_params"], arrays["body_betas"] = body_params.pack(ann, idx)
+    return Clip(video, cfg, idx, crop, arrays, source_checksums(video), body_model)
 
 
 def encode(codec, video: np.ndarray, dtype: str) -> np.ndarray:
@@ -219,7 +225,7 @@ def video_records(video: VideoSource | str | Path, cfg: PreprocessConfig, codec)
         target = encode(codec, clip.target(task), cfg.latent_dtype) if task in tg.DENSE_TASKS else empty
         arrays = {"rgb_latents": rgb_lat, "target_latents": target, **clip.arrays}
         out.append(Record(video_id=clip.video.video_id, task=task, prompt_id=task, vae_id=codec.vae_id,
-                          source_checksums=clip.record_checksums(task), arrays=arrays))
+                          source_checksums=clip.record_checksums(task), arrays=arrays, body_model=clip.body_model))
     return out
 
 

@@ -7,7 +7,9 @@ base64 data URIs, a few lines of inline JavaScript; no external URL of any kind)
 Contents: counts (videos, frames, failures, QA, records per task), asset licences, histograms of
 focal length, camera distance (camera centre to the subject's pelvis, from R, t and the joints),
 pose diversity (root-relative, heading-normalised SMPL-24 poses: a PCA scatter and the distance of
-each frame to the mean pose) and joint visibility rates per joint, and a thumbnail gallery.
+each frame to the mean pose) and joint visibility rates per joint, and a thumbnail gallery. Videos of
+SMPL-X characters add a body-model section: how many videos carry SMPL-X parameters, their model
+genders and the spread of their shape parameters (betas).
 
 From a shard set without its render folder the same figures come from the records: focal length
 as a 35 mm-equivalent of K, distance and poses from the 3D keypoints (camera frame), visibility
@@ -43,6 +45,7 @@ class Facts:
     path: str
     counts: dict[str, object] = field(default_factory=dict)
     records_per_task: dict[str, int] = field(default_factory=dict)
+    bodies: list[dict] = field(default_factory=list)  # SMPL-X videos: video_id, gender, betas
     assets: list[dict] = field(default_factory=list)  # asset, kind, licence, source, videos
     failures: list[dict] = field(default_factory=list)
     focal: list[float] = field(default_factory=list)
@@ -133,6 +136,9 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
         pelvis = ann["joints3d_world_smpl24"][:, 0]
         facts.distance += np.linalg.norm(centre - pelvis, axis=1).tolist()
         poses.append(ann["joints3d_world_smpl24"])
+        if "smplx_betas" in ann:
+            facts.bodies.append({"video_id": vid, "gender": str(ann["smplx_gender"]),
+                                 "betas": ann["smplx_betas"].astype(float).tolist()})
         vis = ann["visibility_smpl24"] == 0
         vis_sum = vis.sum(0) if vis_sum is None else vis_sum + vis.sum(0)
         vis_n += len(vis)
@@ -214,6 +220,9 @@ def _facts_from_records(shards, max_thumbnails: int, vae_weights) -> Facts:
         if rec.video_id in videos:
             continue  # every record of a video holds the same keypoints and cameras
         videos.add(rec.video_id)
+        if rec.body_model:
+            facts.bodies.append({"video_id": rec.video_id, "gender": json.loads(rec.body_model).get("gender", "?"),
+                                 "betas": rec.arrays["body_betas"].astype(float).tolist()})
         k = rec.arrays["camera_k"]
         width = (shards.index.get("preprocess") or {}).get("width") or 2 * float(k[0, 0, 2])
         facts.focal.append(float(np.median(k[:, 0, 0])) / width * 36.0)
@@ -453,6 +462,8 @@ def render_html(f: Facts) -> str:
                      + _figure(svg_bars(f.joint_names, f.visible, title="joint visibility"),
                                "fraction of frames in which each joint is visible (not outside the image, not "
                                "occluded by the subject or the scene)", "visibility-chart") + "</div></section>")
+    if f.bodies:
+        parts.append(_body_section(f))
     if f.failures:
         parts.append('<section id="failures"><h2>Failures</h2>'
                      + _table(["video", "status", "attempts", "reason"],
@@ -469,6 +480,24 @@ def render_html(f: Facts) -> str:
             f"<style>{CSS}</style></head><body>{''.join(parts)}<script>{JS}</script></body></html>\n")
 
 
+def _body_section(f: Facts) -> str:
+    """SMPL-X parameters: coverage, model genders, and the spread of each shape component."""
+    esc = html.escape
+    betas = np.array([b["betas"] for b in f.bodies], np.float64)
+    genders = Counter(b["gender"] for b in f.bodies)
+    total = f.counts.get("videos", len(f.bodies))
+    rows = [[f"beta {k}", f"{betas[:, k].mean():+.3f}", f"{betas[:, k].std():.3f}", f"{betas[:, k].min():+.3f}",
+             f"{betas[:, k].max():+.3f}"] for k in range(betas.shape[1])]
+    charts = "".join(_figure(svg_histogram(betas[:, k], title=f"beta {k}", xlabel=f"beta {k}"),
+                             f"shape component {k}, one value per video", f"beta-{k}") for k in range(min(2, betas.shape[1])))
+    return ('<section id="body-model"><h2>Body model (SMPL-X)</h2><p>'
+            + esc(f"{len(f.bodies)} of {total} videos carry SMPL-X parameters (shape, expression, pose and "
+                  f"translation per frame, world and camera frames); model files: "
+                  + ", ".join(f"{g} {n}" for g, n in sorted(genders.items())))
+            + "</p>" + _table(["component", "mean", "std", "min", "max"], rows, "betas")
+            + f'<div class="charts">{charts}</div></section>')
+
+
 def write_report(path: str | Path, out_html: str | Path, *, max_thumbnails: int = 24, vae_weights=None) -> dict:
     """Write the dataset card of a render output or shard set to `out_html`; returns a summary dict
     (path, bytes, counts, number of charts and thumbnails)."""
@@ -477,4 +506,4 @@ def write_report(path: str | Path, out_html: str | Path, *, max_thumbnails: int 
     write_text(out_html, page, "dataset card")
     return {"path": str(out_html), "bytes": len(page.encode()), "counts": facts.counts,
             "records_per_task": facts.records_per_task, "thumbnails": len(facts.thumbnails),
-            "charts": page.count("<svg"), "source": facts.source}
+            "charts": page.count("<svg"), "source": facts.source, "body_model_videos": len(facts.bodies)}

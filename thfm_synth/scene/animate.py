@@ -5,7 +5,9 @@ body or importing a rigged file once, cached), load the clip (built-in or BVH), 
 to fps / speed, cut the planned window of `num_frames`, retarget it onto the character
 (mirrored if planned) and compute the canonical joint sets per frame. The same arrays
 drive Blender's armature and become the 3D joint labels, so pixels and labels share one
-pose.
+pose. SMPL-X characters (characters/smplx_motion.py) also get their per-frame SMPL-X parameters
+and the mesh posed by the model itself; their SMPL-24 joints (and the SMPL-X-55 set) are the
+model's joint regressor applied to that mesh.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from thfm_synth.assets.library import Library
 from thfm_synth.assets.manifest import MotionEntry
 from thfm_synth.characters import Character, character_npz, load_character
 from thfm_synth.characters.skinning import motion_skeleton
+from thfm_synth.characters.smplx_motion import SmplxMotion, is_smplx, smplx_joint_names, smplx_motion
 from thfm_synth.motion import quat
 from thfm_synth.motion.joints import JointSet, joint_sets
 from thfm_synth.motion.resample import resample
@@ -33,7 +36,8 @@ class AnimatedCharacter:
     character_file: Path
     character: Character
     clip: MotionClip  # on the character's skeleton: num_frames frames at the video fps
-    joints: dict[str, JointSet]  # smpl24 / h36m17 / coco17, world metres, per frame
+    joints: dict[str, JointSet]  # smpl24 / h36m17 / coco17 (+ smplx55), world metres, per frame
+    body: SmplxMotion | None = None  # SMPL-X characters: parameters and the model-posed mesh
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -60,7 +64,14 @@ def animate(spec: VideoSpec, library: Library, cache_dir: str | Path) -> Animate
     window = MotionClip(window.skeleton, spec.fps, window.root_translation, window.local_rotations, window.source,
                         window.source_start, window.flags)
     clip = retarget(window, motion_skeleton(character), mirror=spec.mirror)
-    return AnimatedCharacter(path, character, clip, joint_sets(clip, face_points(character, clip)))
+    if not is_smplx(character):
+        return AnimatedCharacter(path, character, clip, joint_sets(clip, face_points(character, clip)))
+    clip, body = smplx_motion(character, clip)
+    joints = joint_sets(clip, body.face_points())
+    names = smplx_joint_names()
+    for c, pos in body.regressor_joints(body.body_vertices()).items():
+        joints[c] = JointSet(c, names[c], pos, "smplx_regressor")
+    return AnimatedCharacter(path, character, clip, joints, body)
 
 
 def face_points(character: Character, clip: MotionClip) -> np.ndarray | None:

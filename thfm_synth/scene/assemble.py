@@ -55,6 +55,7 @@ class AssembledScene:
     layout: SetLayout | None
     file_scene: scene_files.FileScene | None = None  # scenes from files / kits: parts, boxes, height map
     hidden: dict | None = None  # file scenes: {part index: object names cut away}
+    body_annotations: dict | None = None  # SMPL-X characters: parameters in world/camera frames (annotations.npz)
 
 
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -123,8 +124,11 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
     placement = np.eye(4)
     layout = None
     fscene = None
-    bones = forward_kinematics(character, clip.local_rotations, clip.root_translation)
-    posed = linear_blend_skinning(character, bones)
+    if anim.body is not None:  # SMPL-X: the mesh as the model poses it (pose correctives, exact weights)
+        posed = anim.body.vertices
+    else:
+        posed = linear_blend_skinning(character, forward_kinematics(character, clip.local_rotations,
+                                                                   clip.root_translation))
     if spec.background_kind == "scene":
         path = np.asarray(clip.root_translation)[:, :2]
         ground_z = 0.0
@@ -142,8 +146,11 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
         placement[:3, :3] = yaw_matrix(yaw)
         placement[:3, 3] = np.array([*offset, ground_z]) - yaw_matrix(yaw) @ np.array([*centre, 0.0])
 
-    vertices = _apply(placement, posed).astype(np.float32)
+    placed = _apply(placement, posed)
+    vertices = placed.astype(np.float32)
     joints_world = {name: _apply(placement, js.positions) for name, js in anim.joints.items()}
+    if anim.body is not None:  # regressed from the placed mesh itself, not moved after the fact
+        joints_world.update(anim.body.regressor_joints(placed[:, :anim.body.num_body_vertices]))
     positions, _ = clip.forward_kinematics()
     subject = SubjectTrack(_apply(placement, positions), tuple(clip.skeleton.names))
     cam = camera_track(spec, subject)
@@ -189,5 +196,7 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
         render=render_cfg, seed=spec.render_seed,
         fps=spec.fps, extra_arrays={"subject_vertices": vertices},
         meta={"video_id": spec.video_id, "spec": spec.to_row()})
+    body = None if anim.body is None else anim.body.annotations(placement, description.camera.r,
+                                                                description.camera.t)
     return AssembledScene(description, anim, cam, placement, joints_world, vertices, layout, fscene,
-                          hidden if fscene is not None else None)
+                          hidden if fscene is not None else None, body)

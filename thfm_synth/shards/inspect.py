@@ -386,6 +386,13 @@ def show(root: str | Path, out_dir: str | Path | None = None, *, index: int | No
             "frames": int(t), "vae_id": rec.vae_id}
     lines = [f"record {i} ({rec.video_id}/{rec.task}) decoded with {rec.vae_id}: {' | '.join(names)}",
              f"wrote {png}" + (f" and {mp4}" if mp4 else " (no MP4: imageio-ffmpeg missing)")]
+    if rec.body_model:  # SMPL-X ground truth of the record
+        from thfm_synth.shards import body_params
+
+        lines += body_params.describe(rec.body_model, rec.arrays["body_params"], rec.arrays["body_betas"])
+        data["body_model"] = json.loads(rec.body_model)
+        data["body_betas"] = rec.arrays["body_betas"].tolist()
+        data["body_params_shape"] = list(rec.arrays["body_params"].shape)
     if clip is None:
         lines.append("source frames not shown: the render folder is not reachable (pass render_dir)")
     return Result(data, lines)

@@ -10,6 +10,10 @@ by dtype and shape.
 ArrayRecord payload layout: b"THFMREC1" | uint32 header length | UTF-8 JSON header |
 array bytes (each at a 64-byte aligned offset). The header holds the scalar fields,
 each array's dtype/shape/offset and the checksum.
+
+Optional fields (OPTIONAL_SCALARS, OPTIONAL_ARRAYS: the body-model parameters of SMPL-X
+characters, shards/body_params.py) default to "" / empty arrays, are absent from older shards and
+enter the checksum only when set, so records without them keep their checksums.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 MAGIC = b"THFMREC1"
-SCALARS = ("schema_version", "video_id", "task", "prompt_id", "vae_id", "source_checksums")
+SCALARS = ("schema_version", "video_id", "task", "prompt_id", "vae_id", "source_checksums", "body_model")
 ARRAYS = ("rgb_latents", "target_latents", "keypoints_2d", "keypoints_3d", "keypoints_visibility",
-          "camera_k", "camera_rt")
+          "camera_k", "camera_rt", "body_params", "body_betas")
+OPTIONAL_SCALARS = ("body_model",)
+OPTIONAL_ARRAYS = ("body_params", "body_betas")
 FIELD_DOCS = {
     "schema_version": "int: version of this schema",
     "video_id": "str: id of the rendered video (plan row)",
@@ -40,7 +46,15 @@ FIELD_DOCS = {
     "keypoints_visibility": "(T, K) uint8: 0 visible, 1 outside, 2 self-occluded, 3 scene-occluded",
     "camera_k": "(T, 3, 3) float32: intrinsics after resizing, pixels",
     "camera_rt": "(T, 3, 4) float32: world-to-camera [R|t], OpenCV",
+    "body_model": "str: JSON of the body model (smplx: gender, model file sha256, layout of body_params); '' if none",
+    "body_params": "(T, P) float32: SMPL-X parameters per frame (camera and world frames; layout in body_model); "
+                   "empty if none",
+    "body_betas": "(10,) float32: SMPL-X shape; empty if none",
 }
+
+
+def _empty_array() -> np.ndarray:
+    return np.zeros((0,), np.float32)
 
 
 class RecordError(ValueError):
@@ -56,14 +70,24 @@ class Record:
     source_checksums: str
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    body_model: str = ""
+
+    def __post_init__(self) -> None:
+        for name in OPTIONAL_ARRAYS:
+            if name not in self.arrays:
+                self.arrays[name] = _empty_array()
+        self.body_model = self.body_model or ""
 
     def scalars(self) -> dict:
         return {k: getattr(self, k) for k in SCALARS}
 
     def checksum(self) -> str:
-        h = hashlib.sha256(json.dumps(self.scalars(), sort_keys=True).encode())
+        hashed = {k: v for k, v in self.scalars().items() if k not in OPTIONAL_SCALARS or v}
+        h = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode())
         for name in ARRAYS:
             a = np.ascontiguousarray(self.arrays[name])
+            if name in OPTIONAL_ARRAYS and a.size == 0:
+                continue
             h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
             h.update(a.tobytes())
         return h.hexdigest()
@@ -127,8 +151,8 @@ class Record:
     @classmethod
     def from_row(cls, row: dict, verify: bool = False) -> "Record":
         arrays = {name: np.frombuffer(row[name], dtype=np.dtype(row[f"{name}_dtype"]))
-                  .reshape(row[f"{name}_shape"]).copy() for name in ARRAYS}
-        rec = cls(**{k: row[k] for k in SCALARS}, arrays=arrays)
+                  .reshape(row[f"{name}_shape"]).copy() for name in ARRAYS if row.get(name) is not None}
+        rec = cls(**{k: row[k] for k in SCALARS if k in row}, arrays=arrays)
         if verify and rec.checksum() != row["record_sha256"]:
             raise RecordError(f"checksum mismatch in record {rec.video_id}/{rec.task}")
         return rec

@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 from thfm_synth.assets.manifest import file_sha256
 from thfm_synth.atomic import atomic_path, write_text
 from thfm_synth.errors import UserError
-from thfm_synth.shards.record import ARRAYS, FIELD_DOCS, SCALARS, SCHEMA_VERSION, Record, RecordError
+from thfm_synth.shards.record import (ARRAYS, FIELD_DOCS, OPTIONAL_ARRAYS, OPTIONAL_SCALARS, SCALARS, SCHEMA_VERSION,
+                                     Record, RecordError)
 
 FORMATS = ("parquet", "array_record")
 INDEX = "index.json"
@@ -45,11 +46,17 @@ UNCOMPRESSED_COLUMNS = ("rgb_latents", "target_latents")
 
 
 def parquet_schema() -> pa.Schema:
-    fields = [pa.field(k, pa.int64() if k == "schema_version" else pa.string()) for k in SCALARS]
-    for name in ARRAYS:
-        fields += [pa.field(name, pa.large_binary()), pa.field(f"{name}_dtype", pa.string()),
-                   pa.field(f"{name}_shape", pa.list_(pa.int64()))]
+    """Scalars, arrays (blob, dtype, shape), record_sha256; the optional fields come last, so the
+    columns of older shards keep their positions."""
+    def arrays(names):
+        return [f for name in names for f in (pa.field(name, pa.large_binary()), pa.field(f"{name}_dtype", pa.string()),
+                                              pa.field(f"{name}_shape", pa.list_(pa.int64())))]
+
+    core_scalars = [k for k in SCALARS if k not in OPTIONAL_SCALARS]
+    fields = [pa.field(k, pa.int64() if k == "schema_version" else pa.string()) for k in core_scalars]
+    fields += arrays([n for n in ARRAYS if n not in OPTIONAL_ARRAYS])
     fields.append(pa.field("record_sha256", pa.string()))
+    fields += [pa.field(k, pa.string()) for k in OPTIONAL_SCALARS] + arrays(OPTIONAL_ARRAYS)
     return pa.schema(fields, metadata={b"thfm_schema_version": str(SCHEMA_VERSION).encode()})
 
 
@@ -160,6 +167,8 @@ def records_from_table(table: pa.Table, verify: bool = False) -> Iterator[Record
     for i in range(table.num_rows):
         row = {k: cols[k][i].as_py() for k in cols if k not in ARRAYS}
         for name in ARRAYS:
+            if name not in cols:  # optional fields are absent from older shards
+                continue
             arr = cols[name]
             offsets = np.frombuffer(arr.buffers()[1], np.int64, count=2, offset=8 * (arr.offset + i))
             data = arr.buffers()[2]

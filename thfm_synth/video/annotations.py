@@ -1,6 +1,7 @@
 """annotations.npz: cameras and joints of every frame (npz, allow_pickle=False).
 
-Keys (F frames, K joints of a convention c in smpl24 / h36m17 / coco17):
+Keys (F frames, K joints of a convention c in smpl24 / h36m17 / coco17, and smplx55 for SMPL-X
+characters):
   K (F,3,3) float64                 intrinsics, pixels (OpenCV, pixel (0,0) = top-left corner)
   R (F,3,3), t (F,3) float64        world-to-camera: X_cam = R X_world + t
   joint_names_<c> (K,) str          names in the convention's order
@@ -11,6 +12,29 @@ Keys (F frames, K joints of a convention c in smpl24 / h36m17 / coco17):
                                     itself, 3 occluded by the scene (depth test, scene/visibility.py)
   bbox (F,4) float32                subject box x0, y0, x1, y1 in pixels from the soft mask
                                     (> 0.5); NaN in frames where the subject is not visible
+
+SMPL-X characters (characters/smplx_motion.py) add the SMPL-X ground truth. Their smpl24 joints are
+SMPL-X joints 0-21 + left_index1/right_index1 and smplx55 all 55 joints, both computed by the
+model's J_regressor from the posed (rendered) mesh; h36m17/coco17 come from the skeleton as for every
+character (COCO face points from the mesh's nose/eye/ear vertices on the official topology).
+Parameters, for `smplx.SMPLX(model_path, gender=smplx_gender, use_pca=False, flat_hand_mean=True,
+num_betas=10, num_expression_coeffs=10)`: called with the *_world orientation and translation it
+returns the rendered body vertices (the first smplx_num_vertices vertices of the subject mesh) in the
+world frame, with the *_cam ones in the OpenCV camera frame of each frame. Rotations are
+axis-angle (radians), local to the parent joint except the global orientation:
+  smplx_gender () str               neutral | male | female: the model file used
+  smplx_model_file () str           its file name (SMPLX_<GENDER>.npz); smplx_model_sha256 () str its sha256
+  smplx_num_vertices () int64       body vertices of the model (10475 for the official files)
+  smplx_betas (10,) f64             shape
+  smplx_expression (F,10) f64       expression
+  smplx_global_orient_world (F,3)   pelvis orientation, world frame (Z up)
+  smplx_transl_world (F,3) f64      translation, world frame, metres
+  smplx_global_orient_cam (F,3)     the same in the OpenCV camera frame of each frame
+  smplx_transl_cam (F,3) f64
+  smplx_body_pose (F,21,3) f64      joints 1-21 (left_hip ... right_wrist)
+  smplx_jaw_pose, smplx_leye_pose, smplx_reye_pose (F,3) f64
+  smplx_left_hand_pose, smplx_right_hand_pose (F,15,3) f64   full finger rotations (index, middle,
+                                    pinky, ring, thumb; 3 joints each), the hand mean already included
 """
 
 from __future__ import annotations
@@ -41,7 +65,7 @@ def build_annotations(k: np.ndarray, r: np.ndarray, t: np.ndarray, joints_world:
     n = r.shape[0]
     out: dict[str, np.ndarray] = {"K": np.asarray(k, np.float64), "R": np.asarray(r, np.float64),
                                   "t": np.asarray(t, np.float64)}
-    for c in CONVENTIONS:
+    for c in CONVENTIONS + tuple(sorted(set(joints_world) - set(CONVENTIONS))):
         world = np.asarray(joints_world[c], np.float64)
         cam = np.einsum("fij,fkj->fki", out["R"], world) + out["t"][:, None]
         uv = np.stack([project(out["K"][f], out["R"][f], out["t"][f], world[f])[0] for f in range(n)])

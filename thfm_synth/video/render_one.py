@@ -61,6 +61,7 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
     names = {c: asm.anim.joints[c].names for c in asm.joints_world}
     ann = build_annotations(desc.camera.k, desc.camera.r, desc.camera.t, asm.joints_world, names,
                             [fr.depth for fr in frames], [fr.mask for fr in frames], [fr.part for fr in frames])
+    ann.update(asm.body_annotations or {})  # SMPL-X parameters (SMPL-X characters)
     write_annotations(out / "annotations.npz", ann)
     report = qa.QaReport([
         qa.check_frame(fr.depth, fr.normal, fr.mask, ann["K"][f], ann["R"][f], ann["t"][f],
@@ -82,6 +83,7 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
         "character": {"file": asm.anim.character_file.name, "height_m": asm.anim.character.meta.get("height_m"),
                       "params": asm.anim.character.meta.get("params", {})},
         "motion_flags": list(asm.anim.flags),
+        "body_model": asm.anim.body.metadata() if asm.anim.body is not None else None,
         "camera": {"focal_length_mm": spec.focal_length_mm, "sensor_width_mm": spec.sensor_width_mm,
                    "distance_scale": asm.camera.distance_scale},
         "placement": asm.placement.tolist(),
