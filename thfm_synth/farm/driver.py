@@ -59,7 +59,9 @@ def _init_ray(opts: FarmOptions):
         if opts.address:
             ray.init(address=opts.address, log_to_driver=False, configure_logging=False)
         else:
-            ray.init(num_cpus=max(1, int(round(opts.workers * opts.cpus_per_video))),
+            # address="local": always a new instance of our own, never a cluster someone started with
+            # `ray start` on this machine (plain ray.init() would join it)
+            ray.init(address="local", num_cpus=max(1, int(round(opts.workers * opts.cpus_per_video))),
                      num_gpus=int(round(opts.workers * opts.gpus_per_video)) or None, include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
     return ray
