@@ -17,8 +17,8 @@ import numpy as np
 
 from thfm_synth.assets.library import Library
 from thfm_synth.assets.manifest import MotionEntry
-from thfm_synth.characters import Character, character_npz, load_character
-from thfm_synth.characters.skinning import motion_skeleton
+from thfm_synth.characters import Character, character_npz, landmarks, load_character
+from thfm_synth.characters.skinning import ground_surface, motion_skeleton
 from thfm_synth.motion import quat
 from thfm_synth.motion.joints import JointSet, joint_sets
 from thfm_synth.motion.resample import resample
@@ -59,24 +59,35 @@ def animate(spec: VideoSpec, library: Library, cache_dir: str | Path) -> Animate
     # The window is played at the video's fps whatever the speed factor was.
     window = MotionClip(window.skeleton, spec.fps, window.root_translation, window.local_rotations, window.source,
                         window.source_start, window.flags)
-    clip = retarget(window, motion_skeleton(character), mirror=spec.mirror)
-    return AnimatedCharacter(path, character, clip, joint_sets(clip, face_points(character, clip)))
+    # grounded on the skinned mesh: soles on the floor, nothing below it (motion/retarget.py)
+    clip = retarget(window, motion_skeleton(character), mirror=spec.mirror, surface=ground_surface(character))
+    return AnimatedCharacter(path, character, clip, character_joint_sets(character, clip))
 
 
-def face_points(character: Character, clip: MotionClip) -> np.ndarray | None:
-    """(F, 5, 3) COCO face points carried rigidly by the Head bone, if the character has them.
+def character_joint_sets(character: Character, clip: MotionClip) -> dict[str, JointSet]:
+    """The three joint sets of a character's clip, with the head landmarks of its own mesh
+    (face points on the skin, head top inside the crown: characters/landmarks.py)."""
+    face_rest, source = landmarks.face_points_rest(character)
+    top_rest = landmarks.head_top_rest(character)
+    carried = carried_by_head(clip, np.concatenate([face_rest, top_rest[None]]))
+    height = character.meta.get("body_height_m") or character.height_m
+    return joint_sets(clip, carried[:, :5], carried[:, 5], float(height), source)
 
-    Built-in bodies store them from anny's keypoint regressor at rest; imported rigs have
-    none, and joints.py then uses its documented head-frame model.
-    """
-    rest = character.meta.get("face_points_rest")
+
+def carried_by_head(clip: MotionClip, rest_points: np.ndarray) -> np.ndarray:
+    """(F, K, 3) rest points (K, 3) carried rigidly by the Head bone through the clip."""
     head = clip.skeleton.find("Head")
-    if rest is None or head is None:
-        return None
+    if head is None:
+        raise ValueError(f"skeleton {clip.skeleton.name!r} has no Head joint (needed for head keypoints)")
     positions, rotations = clip.forward_kinematics()
     rest_head = clip.skeleton.rest_positions[head]
-    local = quat.rotate(quat.conj(clip.skeleton.rest_orientations[head]), np.asarray(rest) - rest_head)
+    local = quat.rotate(quat.conj(clip.skeleton.rest_orientations[head]), np.asarray(rest_points) - rest_head)
     return positions[:, head, None] + quat.rotate(rotations[:, head, None], local[None])
+
+
+def face_points(character: Character, clip: MotionClip) -> np.ndarray:
+    """(F, 5, 3) COCO face points of the character carried rigidly by the Head bone."""
+    return carried_by_head(clip, landmarks.face_points_rest(character)[0])
 
 
 def root_path_xy(anim: AnimatedCharacter) -> np.ndarray:
