@@ -9,7 +9,7 @@ Keys (F frames, K joints of a convention c in smpl24 / h36m17 / coco17):
   joints2d_<c> (F,K,2) f64          pixels, the projection of joints3d_world_<c> with K, R, t
   visibility_<c> (F,K) uint8        0 visible, 1 outside the image, 2 occluded by the subject
                                     itself, 3 occluded by the scene (depth test, scene/visibility.py;
-                                    nose, eyes and ears are tested as skin points, 2 cm tolerance)
+                                    nose, eyes and ears are tested as skin points, 2-3 cm tolerance)
   bbox (F,4) float32                subject box x0, y0, x1, y1 in pixels from the soft mask
                                     (> 0.5); NaN in frames where the subject is not visible
 """
