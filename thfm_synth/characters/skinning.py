@@ -132,12 +132,13 @@ def skin_vertices(c: Character, posed: np.ndarray, vertex_index: np.ndarray | No
     vh = np.concatenate([v, np.ones((len(v), 1))], axis=1)
     idx = np.asarray(c.skin_indices, np.int64)[sel]
     w = np.asarray(c.skin_weights, np.float64)[sel]
+    used = [np.flatnonzero(w[:, k] > 0) for k in range(idx.shape[1])]  # padded influences skipped
     out = np.empty((s.shape[0], len(v), 3))
     for a in range(0, s.shape[0], chunk):
         part = s[a:a + chunk]
         acc = np.zeros((part.shape[0], len(v), 3))
-        for k in range(idx.shape[1]):
-            acc += w[:, k, None] * np.einsum("fvij,vj->fvi", part[:, idx[:, k]], vh)
+        for k, nz in enumerate(used):
+            acc[:, nz] += w[nz, k, None] * np.einsum("fvij,vj->fvi", part[:, idx[nz, k]], vh[nz])
         out[a:a + chunk] = acc
     return out
 
@@ -157,9 +158,19 @@ def ground_surface(c: Character):
             foot[j] = n in (side + "Foot", side + "ToeBase") or (parents[j] >= 0 and foot[parents[j]])
         sides.append(np.flatnonzero(foot[dom]))
 
+    v = np.asarray(c.vertices, np.float64)
+    vh = np.concatenate([v, np.ones((len(v), 1))], axis=1)
+    idx = np.asarray(c.skin_indices, np.int64)
+    w = np.asarray(c.skin_weights, np.float64)
+    inv_rest = np.linalg.inv(rest_matrices(c))
+    used = [np.flatnonzero(w[:, k] > 0) for k in range(idx.shape[1])]
+
     def surface(local_rotations: np.ndarray) -> np.ndarray:
         posed = forward_kinematics(c, local_rotations, np.zeros((local_rotations.shape[0], 3)))
-        z = skin_vertices(c, posed)[..., 2]
+        rows = np.einsum("fjk,jkl->fjl", posed[..., 2, :], inv_rest)  # z row of each skinning matrix
+        z = np.zeros((len(rows), len(v)))
+        for k, nz in enumerate(used):  # only z: a third of full skinning; padded influences skipped
+            z[:, nz] += w[nz, k] * np.einsum("fvl,vl->fv", rows[:, idx[nz, k]], vh[nz])
         body = z.min(axis=1)
         soles = [z[:, v].min(axis=1) if len(v) else body for v in sides]
         return np.stack(soles + [body], axis=1)

@@ -28,7 +28,7 @@ from thfm_synth.plan import balance
 from thfm_synth.plan.sample import sample_video
 from thfm_synth.plan.spec import PLAN_SCHEMA, VideoSpec
 
-PLAN_FORMAT_VERSION = 1
+PLAN_FORMAT_VERSION = 2  # 2: camera_azimuth_reference (azimuth from the subject's facing)
 META_KEY = b"thfm_plan"
 LIBRARY_KIND = {"hdri": "hdris", "scene": "scenes", "sky": "skies"}
 

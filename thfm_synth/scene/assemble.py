@@ -7,7 +7,8 @@ Order matters and is the whole algorithm:
    of their height map, feet at the walkable surface's height; open backgrounds (sky, HDRI)
    keep it where the motion put it;
 3. skin the mesh per frame in numpy (the renderer gets baked vertices, never a rig);
-4. fit the camera trajectory to the placed joints (scene/camera.py);
+4. fit the camera trajectory to the placed joints (scene/camera.py), its azimuth measured from
+   the placed subject's own facing (scene/facing.py) unless the plan predates that;
 5. cut away set walls (file scenes: objects, by name) between the camera and the subject;
    add ground, world, lights.
 The returned arrays (camera, joints, vertices) are exactly what Blender renders, so the
@@ -24,11 +25,11 @@ import numpy as np
 from thfm_synth.assets.library import Library
 from thfm_synth.characters.skinning import forward_kinematics, linear_blend_skinning
 from thfm_synth.config.schema import RenderSettings as RenderConfig
-from thfm_synth.plan.spec import VideoSpec
+from thfm_synth.plan.spec import AZIMUTH_FROM_WORLD, VideoSpec
 from thfm_synth.render.description import Camera, Light, Material, Object, RenderSettings, SceneDescription, World
 from thfm_synth.scene.animate import AnimatedCharacter, animate
 from thfm_synth.scene.camera import CameraTrack, SubjectTrack, camera_track
-from thfm_synth.scene import scene_files
+from thfm_synth.scene import facing, scene_files
 from thfm_synth.scene.layout import SetLayout, build_set, cutaway, place_path
 
 GROUNDS = {  # linear RGB base colour, roughness, optional checker colour
@@ -54,6 +55,7 @@ class AssembledScene:
     layout: SetLayout | None
     file_scene: scene_files.FileScene | None = None  # scenes from files / kits: parts, boxes, height map
     hidden: dict | None = None  # file scenes: {part index: object names cut away}
+    view: dict | None = None  # realised camera azimuth and face angles (scene/facing.py view_record)
 
 
 def _rz(yaw_deg: float) -> np.ndarray:
@@ -151,8 +153,10 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_
     vertices = _apply(placement, posed).astype(np.float32)
     joints_world = {name: _apply(placement, js.positions) for name, js in anim.joints.items()}
     positions, _ = clip.forward_kinematics()
-    subject = SubjectTrack(_apply(placement, positions), tuple(clip.skeleton.names))
+    subject = SubjectTrack(_apply(placement, positions), tuple(clip.skeleton.names), joints_world["coco17"][:, :5])
     cam = camera_track(spec, subject)
+    view = facing.view_record(cam.k, cam.r, cam.t, joints_world["smpl24"], joints_world["coco17"], spec.width,
+                              spec.height, spec.camera_azimuth_reference)
 
     objects = [Object(name=SUBJECT, kind="mesh_npz", mesh_path=str(Path(anim.character_file).resolve()),
                       vertex_animation_key="subject_vertices", materials=_character_materials(anim), subject=True)]
@@ -189,7 +193,10 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_
             plane.pose[2, 3] = fscene.ground_plane_z
             objects.append(plane)
     centre = subject.joints[:, subject.index("Hips")].mean(axis=0)
-    front_yaw = float(np.degrees(np.arctan2(placement[1, 0], placement[0, 0])))
+    if spec.camera_azimuth_reference == AZIMUTH_FROM_WORLD:
+        front_yaw = float(np.degrees(np.arctan2(placement[1, 0], placement[0, 0])))
+    else:  # lights' azimuths, like the camera's, from the body's facing at the first frame
+        front_yaw = float(facing.yaw_of(facing.body_forward_smpl24(joints_world["smpl24"][:1]))[0])
     description = SceneDescription(
         camera=Camera.from_track(cam), objects=objects, world=world, lights=_lights(spec, centre, front_yaw),
         render=RenderSettings(samples=render_cfg.samples, denoise=render_cfg.denoise, device=render_cfg.device,
@@ -199,4 +206,4 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderConfig, cache_
         fps=spec.fps, extra_arrays={"subject_vertices": vertices},
         meta={"video_id": spec.video_id, "spec": spec.to_row()})
     return AssembledScene(description, anim, cam, placement, joints_world, vertices, layout, fscene,
-                          hidden if fscene is not None else None)
+                          hidden if fscene is not None else None, view)
