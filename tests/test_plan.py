@@ -161,3 +161,19 @@ def test_cli_plans_20000_videos_in_under_10_s(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert pq.read_metadata(tmp_path / "p.parquet").num_rows == 20000
     assert elapsed < 10, elapsed
+
+
+def test_render_refuses_to_resume_an_old_convention_folder_with_a_fresh_plan(tmp_path):
+    """Resuming a render folder planned before the azimuth reference: never silently re-aimed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run_cli("plan", "--preset", "preview", "--num-videos", "2", "--seed", "0",
+                   "--out", out / "plan.parquet").returncode == 0
+    table = pq.read_table(out / "plan.parquet")
+    pq.write_table(table.drop(["camera_azimuth_reference"]).replace_schema_metadata(table.schema.metadata),
+                   out / "plan.parquet")
+    proc = run_cli("render", "--preset", "preview", "--num-videos", "2", "--seed", "0", "--out", out)
+    assert proc.returncode == 1
+    lines = [x for x in proc.stderr.strip().splitlines() if x]
+    assert len(lines) == 1 and "camera_azimuth_reference=world" in lines[0] and "--plan" in lines[0], proc.stderr
+    assert not (out / "videos").exists() or not any((out / "videos").iterdir())
