@@ -3,9 +3,10 @@
 Pure numpy (Blender only plays the result back): load the character (baking a built-in
 body or importing a rigged file once, cached), load the clip (built-in or BVH), resample it
 to fps / speed, cut the planned window of `num_frames`, retarget it onto the character
-(mirrored if planned) and compute the canonical joint sets per frame. The same arrays
-drive Blender's armature and become the 3D joint labels, so pixels and labels share one
-pose.
+(mirrored if planned; grounded on the character's skinned mesh with planted feet, see
+motion/retarget.py) and compute the canonical joint sets per frame, with the head
+landmarks (face points, head top) of the character's own mesh. The same arrays drive
+Blender's armature and become the 3D joint labels, so pixels and labels share one pose.
 """
 
 from __future__ import annotations
