@@ -105,3 +105,108 @@ def test_min_jerk_profile():
     y = min_jerk(s)
     assert y[0] == 0 and y[-1] == 1 and np.all(np.diff(y) >= 0)
     assert abs(y[1] - y[0]) < 1e-4 and abs(y[-1] - y[-2]) < 1e-4  # eases in and out
+
+
+# ----------------------------------------------------------------------------- azimuth reference
+
+def turning_subject(n=81, fps=24.0, start_deg=30.0, turn_deg=120.0, head_offset_deg=0.0) -> SubjectTrack:
+    """A subject standing in place and turning about Z by `turn_deg` over the clip, with a
+    rigid face (nose 10 cm ahead of the head, eyes, ears) turned `head_offset_deg` from the body."""
+    names = tuple(TEMPLATE)
+    base = np.array([TEMPLATE[k] for k in names], dtype=float)
+    yaw = np.radians(start_deg + turn_deg * min_jerk(np.linspace(0, 1, n)))
+    head = base[names.index("Head")]
+    face_rest = head + np.array([[0, -0.10, 0.04], [0.03, -0.08, 0.07], [-0.03, -0.08, 0.07], [0.075, 0, 0.05],
+                                 [-0.075, 0, 0.05]])
+
+    def rz(a):
+        return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+
+    joints = np.stack([base @ rz(a).T for a in yaw])
+    h = np.radians(head_offset_deg)
+    face = np.stack([(head + (face_rest - head) @ rz(h).T) @ rz(a).T for a in yaw])
+    return SubjectTrack(joints, names, face)
+
+
+def _first_azimuth(cam, point, forward):
+    from thfm_synth.scene import facing
+
+    return float(facing.relative_azimuth(cam.centers[:1], point[None], forward[None])[0])
+
+
+def facing_walker(heading_deg: float, sideways_deg: float = 0.0) -> SubjectTrack:
+    """walking_subject turned to face `heading_deg`, walking `sideways_deg` off its facing."""
+    walker = walking_subject(heading_deg=sideways_deg)
+    a = np.radians(heading_deg)
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    return SubjectTrack(walker.joints @ rz.T, walker.names)
+
+
+@pytest.mark.parametrize("heading", [0.0, 70.0, -150.0, 180.0])
+def test_azimuth_is_measured_from_the_subjects_facing(specs, heading):
+    """'0 = in front' means in front of the subject as it stands, whichever way it faces."""
+    from thfm_synth.scene import facing
+
+    subject = facing_walker(heading, sideways_deg=60.0 if heading < 0 else 0.0)
+    forward = facing.body_forward_from_track(subject.joints[:1], subject.names)[0]
+    assert facing.wrap(facing.yaw_of(forward) - heading) == pytest.approx(0.0, abs=1e-6)
+    for traj in ("static", "orbit", "dolly_in", "dolly_out", "pan_follow", "handheld"):
+        for framing in ("full_body", "upper_body"):
+            for azimuth in (-40.0, 0.0, 35.0, 120.0):
+                spec = _spec(specs, camera_trajectory=traj, camera_framing=framing, camera_azimuth_deg=azimuth,
+                             orbit_deg=60.0, dolly_ratio=1.5, camera_azimuth_reference="subject")
+                cam = camera_track(spec, subject)
+                centre, _, _ = framing_region(subject, framing)
+                got = _first_azimuth(cam, centre[0], forward)
+                assert got == pytest.approx(azimuth, abs=0.05), (traj, framing, azimuth, got)
+
+
+def test_face_framing_aims_at_the_face_and_follows_it(specs):
+    from thfm_synth.scene import facing
+
+    subject = turning_subject(turn_deg=150.0, head_offset_deg=25.0)
+    for traj in ("orbit", "dolly_in", "dolly_out", "handheld", "static", "pan_follow"):
+        spec = _spec(specs, camera_trajectory=traj, camera_framing="face", camera_azimuth_deg=-20.0, orbit_deg=0.0,
+                     dolly_ratio=1.5, shake_deg=1.0, shake_hz=1.0, camera_azimuth_reference="subject")
+        cam = camera_track(spec, subject)
+        angle = facing.relative_azimuth(cam.centers, facing.face_centre(subject.face),
+                                        facing.face_forward(subject.face))
+        assert angle[0] == pytest.approx(-20.0, abs=0.05), traj  # the face, not the body (25 deg apart)
+        assert facing.face_in_view(cam.k, cam.r, cam.t, subject.face, spec.width, spec.height).mean() >= 0.95
+        if traj in ("orbit", "dolly_in", "dolly_out", "handheld"):
+            # a moving camera follows the turning face: it never turns away from the camera
+            assert np.abs(angle + 20.0).max() < 25.0, (traj, angle.min(), angle.max())
+        else:  # a fixed camera cannot: the 150 deg turn shows the side and back of the head
+            assert np.abs(angle + 20.0).max() > 90.0
+
+
+def test_plans_before_the_azimuth_reference_keep_their_world_azimuth(specs):
+    """'world' plans (written before the reference existed) render exactly as they were rendered:
+    camera centres of that code for a subject facing 70 deg away from -Y."""
+    subject = walking_subject(heading_deg=70.0)
+    golden = {  # (trajectory, framing, plan row): centres at frames 0, 40, 80 and the distance scale
+        ("static", "face", 3): ([[1.394049, 7.013388, 3.408098]] * 3, 6.152788),
+        ("static", "full_body", 3): ([[1.223886, 8.664561, 3.049116]] * 3, 1.3225),
+        ("orbit", "face", 0): ([[0.812639, -0.382604, 1.865826], [2.800125, -0.660717, 1.865826],
+                                [4.499726, -1.003908, 1.865826]], 1.0),
+        ("orbit", "full_body", 0): ([[3.377504, -1.732677, 2.267382], [5.621244, -0.036325, 2.267382],
+                                     [6.240233, 1.292746, 2.267382]], 1.0),
+        ("pan_follow", "face", 7): ([[1.819281, -2.073674, 1.597427]] * 3, 1.0),
+        ("pan_follow", "full_body", 7): ([[0.085607, -8.010703, 0.752602]] * 3, 1.0),
+        ("handheld", "face", 2): ([[0.546846, -0.753507, 1.611101], [2.47915, -1.456808, 1.611101],
+                                   [4.411453, -2.160109, 1.611101]], 1.0),
+        ("handheld", "full_body", 2): ([[1.877436, -3.82596, 0.829774], [3.809739, -4.529261, 0.829774],
+                                        [5.742043, -5.232561, 0.829774]], 1.0),
+    }
+    for (traj, framing, row), (centres, scale) in golden.items():
+        spec = dataclasses.replace(specs[row], camera_framing=framing, camera_azimuth_reference="world")
+        assert spec.camera_trajectory == traj
+        face = np.zeros((subject.joints.shape[0], 5, 3))  # face points exist but the old plans ignore them
+        cam = camera_track(spec, SubjectTrack(subject.joints, subject.names, face))
+        np.testing.assert_allclose(cam.centers[[0, 40, 80]], centres, atol=2e-6)
+        assert cam.distance_scale == pytest.approx(scale, abs=1e-6)
+
+
+def test_unknown_azimuth_reference_is_refused(specs):
+    with pytest.raises(ValueError, match="camera_azimuth_reference"):
+        camera_track(_spec(specs, camera_azimuth_reference="north"), walking_subject())

@@ -55,12 +55,31 @@ def test_same_inputs_same_bytes_and_seed_changes_rows(tmp_path):
 def test_rows_are_stable_across_machines(builtin_library):
     # Golden digest of the first rows for seed 0: changes only if the plan format changes on purpose.
     specs = make_plan(load_config("paper"), builtin_library, 0, 8)
-    digest = hashlib.sha256(json.dumps([s.to_row() for s in specs], sort_keys=True).encode()).hexdigest()
+    rows = [s.to_row() for s in specs]
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
     assert specs[0].video_id == "v000000" and specs[7].video_index == 7
     assert digest == GOLDEN_FIRST_ROWS
+    # plan format 2 only added camera_azimuth_reference: every sampled value is what format 1 drew
+    assert all(r.pop("camera_azimuth_reference") == "subject" for r in rows)
+    assert hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest() == GOLDEN_FIRST_ROWS_FORMAT_1
 
 
-GOLDEN_FIRST_ROWS = "f7d0c8ee2f70272ff09b5a9acac157edd5e3c77c607f9d895bfc465eea18a719"
+GOLDEN_FIRST_ROWS = "25250be6e4285297dd5d6e7bd9277321e5917c0bfd9a73972949f628f05f757a"
+GOLDEN_FIRST_ROWS_FORMAT_1 = "f7d0c8ee2f70272ff09b5a9acac157edd5e3c77c607f9d895bfc465eea18a719"
+
+
+def test_plans_written_before_the_azimuth_reference_keep_the_world_azimuth(tmp_path, builtin_library):
+    """A format-1 plan file (no camera_azimuth_reference column) reads as the old convention."""
+    cfg = load_config("preview")
+    specs = make_plan(cfg, builtin_library, 0, 3)
+    write_plan(tmp_path / "new.parquet", specs, plan_meta(cfg, builtin_library, 0, 3))
+    table = pq.read_table(tmp_path / "new.parquet")
+    old = table.drop(["camera_azimuth_reference"]).replace_schema_metadata(table.schema.metadata)
+    pq.write_table(old, tmp_path / "old.parquet")
+    read, _ = read_plan(tmp_path / "old.parquet")
+    assert [s.camera_azimuth_reference for s in read] == ["world"] * 3
+    assert [s.camera_azimuth_deg for s in read] == [s.camera_azimuth_deg for s in specs]
+    assert [s.camera_azimuth_reference for s in read_plan(tmp_path / "new.parquet")[0]] == ["subject"] * 3
 
 
 @pytest.mark.parametrize("n", [1, 7, 16, 33, 80, 81, 250])
@@ -142,3 +161,19 @@ def test_cli_plans_20000_videos_in_under_10_s(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert pq.read_metadata(tmp_path / "p.parquet").num_rows == 20000
     assert elapsed < 10, elapsed
+
+
+def test_render_refuses_to_resume_an_old_convention_folder_with_a_fresh_plan(tmp_path):
+    """Resuming a render folder planned before the azimuth reference: never silently re-aimed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run_cli("plan", "--preset", "preview", "--num-videos", "2", "--seed", "0",
+                   "--out", out / "plan.parquet").returncode == 0
+    table = pq.read_table(out / "plan.parquet")
+    pq.write_table(table.drop(["camera_azimuth_reference"]).replace_schema_metadata(table.schema.metadata),
+                   out / "plan.parquet")
+    proc = run_cli("render", "--preset", "preview", "--num-videos", "2", "--seed", "0", "--out", out)
+    assert proc.returncode == 1
+    lines = [x for x in proc.stderr.strip().splitlines() if x]
+    assert len(lines) == 1 and "camera_azimuth_reference=world" in lines[0] and "--plan" in lines[0], proc.stderr
+    assert not (out / "videos").exists() or not any((out / "videos").iterdir())

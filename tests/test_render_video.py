@@ -80,6 +80,34 @@ def test_joints_project_exactly_and_sit_inside_the_mask(sky_video):
     assert seen > 0 and hit / seen > 0.95
 
 
+def test_head_and_face_keypoints_agree_with_the_render(sky_video):
+    """Regression: the H36M head top projects inside the subject's mask (it floated 1.7-3.7 cm
+    above the head), and a face point coded visible is the visible surface itself (they were
+    coded visible 5-15 cm behind the back of the head)."""
+    from thfm_synth.motion.joints import COCO17_NAMES, H36M17_NAMES
+    from thfm_synth.scene.visibility import EAR_TOL_M, SURFACE_TOL_M
+
+    spec, _, out, _ = sky_video
+    ann = read_annotations(out / "annotations.npz")
+    head = H36M17_NAMES.index("head")
+    checked = 0
+    for f in range(spec.num_frames):
+        fr = outputs.read_frame(out, f, ("mask", "depth"))
+        assert qa.sample(fr.mask, ann["joints2d_h36m17"][f][head:head + 1])[0] > 0.5, f
+        for k, name in enumerate(COCO17_NAMES[:5]):
+            if ann["visibility_coco17"][f, k] == 0:
+                u, v = ann["joints2d_coco17"][f, k]
+                behind = ann["joints3d_cam_coco17"][f, k, 2] - fr.depth[int(v), int(u)]
+                assert behind < (EAR_TOL_M if name.endswith("ear") else SURFACE_TOL_M), (f, name, behind)
+                checked += 1
+    meta = json.loads((out / "metadata.json").read_text())
+    view = meta["view"]
+    assert view["azimuth_reference"] == spec.camera_azimuth_reference == "subject"
+    assert len(view["azimuth_deg"]) == len(view["face_angle_deg"]) == spec.num_frames
+    assert abs((view["azimuth_first_deg"] - spec.camera_azimuth_deg + 180) % 360 - 180) < 2.0
+    assert 0 <= view["face_towards_camera"] <= 1 and 0 <= view["face_in_view"] <= 1
+
+
 def test_labels_agree_with_each_other_and_with_the_mesh(sky_video, cfg, cache):
     spec, library, out, _ = sky_video
     asm = assemble(spec, library, cfg.render, cache)  # the same geometry the renderer drew

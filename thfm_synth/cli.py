@@ -247,7 +247,7 @@ def cmd_render(args) -> int:
     from thfm_synth.farm.blender import blender_farm
     from thfm_synth.farm.driver import run_farm
     from thfm_synth.farm.layout import OutputLayout
-    from thfm_synth.plan.planner import plan_meta, read_plan, timed_plan, write_plan
+    from thfm_synth.plan.planner import plan_meta, read_plan, refuse_re_aiming, timed_plan, write_plan
 
     if args.status:
         layout = OutputLayout(args.status)
@@ -275,6 +275,7 @@ def cmd_render(args) -> int:
             if (old.config_sha256, old.seed) != (meta.config_sha256, meta.seed):
                 raise UserError(f"{args.out} was rendered from another plan (config or seed differ)",
                                 "use a new --out, or the same --preset/--config/--seed")
+            refuse_re_aiming(old_specs, plan_path, specs)
         write_plan(plan_path, specs, meta)
     cpus = args.cpus_per_video
     workers = args.workers or max(1, int((os.cpu_count() or 1) // cpus))

@@ -13,7 +13,10 @@ Public API
 * `import_character(path, out_npz, rig="auto", height_m=None) -> Character` - FBX/GLB/glTF
   -> baked npz through Blender (importer.py);
 * `load_character(path) -> Character`, `save_character(path, c)`, `validate_character(c)`;
-* `forward_kinematics`, `linear_blend_skinning`, `local_rotations_from_world` (skinning.py);
+* `forward_kinematics`, `linear_blend_skinning`, `local_rotations_from_world`, `ground_surface`
+  (the lowest sole/body points for mesh-grounded retargeting) (skinning.py);
+* `landmarks.head_top_rest(c)`, `landmarks.face_points_rest(c)`: head top and COCO face points
+  of any character's rest mesh (landmarks.py);
 * `map_rig(bone_names, rig="auto")`, `RIG_TABLES`, `CANONICAL_JOINTS` (rigs.py);
 * Blender side: `blender_scripts/character_load.py` (build, pose, animate, evaluate).
 

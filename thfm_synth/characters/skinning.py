@@ -85,6 +85,8 @@ def skinning_matrices(c: Character, posed: np.ndarray) -> np.ndarray:
 
 def linear_blend_skinning(c: Character, posed: np.ndarray) -> np.ndarray:
     """(..., V, 3) skinned vertices for posed bone matrices (..., J, 4, 4)."""
+    if np.ndim(posed) == 4:  # (F, J, 4, 4): the same sums, in frame chunks (~10x faster, little memory)
+        return skin_vertices(c, posed)
     s = skinning_matrices(c, posed)
     v = np.asarray(c.vertices, np.float64)
     idx = np.asarray(c.skin_indices, np.int64)
@@ -117,3 +119,60 @@ def motion_skeleton(c: Character, name: str | None = None):
     offsets[1:] = heads[1:] - heads[parents[1:]]
     return Skeleton(tuple(c.joint_names), parents, offsets, matrix_to_quat(c.joint_rest_rotations),
                     name or str(c.meta.get("id", "character")))
+
+
+
+def skin_vertices(c: Character, posed: np.ndarray, vertex_index: np.ndarray | None = None,
+                  chunk: int = 16) -> np.ndarray:
+    """(F, V', 3) skinned vertices (all, or `vertex_index`) for posed bone matrices (F, J, 4, 4),
+    in frame chunks so memory stays small (linear_blend_skinning holds (F, V, K, 3, 4))."""
+    s = skinning_matrices(c, posed)[..., :3, :]  # (F, J, 3, 4)
+    sel = slice(None) if vertex_index is None else np.asarray(vertex_index)
+    v = np.asarray(c.vertices, np.float64)[sel]
+    vh = np.concatenate([v, np.ones((len(v), 1))], axis=1)
+    idx = np.asarray(c.skin_indices, np.int64)[sel]
+    w = np.asarray(c.skin_weights, np.float64)[sel]
+    used = [np.flatnonzero(w[:, k] > 0) for k in range(idx.shape[1])]  # padded influences skipped
+    out = np.empty((s.shape[0], len(v), 3))
+    for a in range(0, s.shape[0], chunk):
+        part = s[a:a + chunk]
+        acc = np.zeros((part.shape[0], len(v), 3))
+        for k, nz in enumerate(used):
+            acc[:, nz] += w[nz, k, None] * np.einsum("fvij,vj->fvi", part[:, idx[nz, k]], vh[nz])
+        out[a:a + chunk] = acc
+    return out
+
+
+def ground_surface(c: Character):
+    """The `surface` callback of motion.retarget for this character: posed with local rotations
+    (F, J, 4) and the root joint at the origin, (F, 3) the lowest z of its left and right soles
+    (vertices whose dominant bone is a foot or toe bone or below them, shoes included) and of
+    its whole mesh."""
+    names = list(c.joint_names)
+    parents = np.asarray(c.joint_parents)
+    dom = np.asarray(c.skin_indices, np.int64)[:, 0]
+    sides = []
+    for side in ("Left", "Right"):
+        foot = np.zeros(len(names), bool)
+        for j, n in enumerate(names):
+            foot[j] = n in (side + "Foot", side + "ToeBase") or (parents[j] >= 0 and foot[parents[j]])
+        sides.append(np.flatnonzero(foot[dom]))
+
+    v = np.asarray(c.vertices, np.float64)
+    vh = np.concatenate([v, np.ones((len(v), 1))], axis=1)
+    idx = np.asarray(c.skin_indices, np.int64)
+    w = np.asarray(c.skin_weights, np.float64)
+    inv_rest = np.linalg.inv(rest_matrices(c))
+    used = [np.flatnonzero(w[:, k] > 0) for k in range(idx.shape[1])]
+
+    def surface(local_rotations: np.ndarray) -> np.ndarray:
+        posed = forward_kinematics(c, local_rotations, np.zeros((local_rotations.shape[0], 3)))
+        rows = np.einsum("fjk,jkl->fjl", posed[..., 2, :], inv_rest)  # z row of each skinning matrix
+        z = np.zeros((len(rows), len(v)))
+        for k, nz in enumerate(used):  # only z: a third of full skinning; padded influences skipped
+            z[:, nz] += w[nz, k] * np.einsum("fvl,vl->fv", rows[:, idx[nz, k]], vh[nz])
+        body = z.min(axis=1)
+        soles = [z[:, v].min(axis=1) if len(v) else body for v in sides]
+        return np.stack(soles + [body], axis=1)
+
+    return surface

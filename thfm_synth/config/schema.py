@@ -187,7 +187,9 @@ class CameraSettings(Section):
                                                 description="subject scale mix (Goliath-style splits)")
     subject_fill: span(0.3, 1.0, "fraction") = Field(
         (0.55, 0.85), description="height of the framed region as a fraction of the image height")
-    azimuth_deg: span(-180, 180, "deg") = Field((-180.0, 180.0), description="camera yaw around the subject, 0 = in front")
+    azimuth_deg: span(-180, 180, "deg") = Field(
+        (-180.0, 180.0), description="camera yaw around the subject, degrees: 0 = in front of the subject as it "
+                                     "faces at the clip's first frame (face framing: of its face), +90 = its left")
     elevation_deg: span(-30, 60, "deg") = Field((-5.0, 25.0), description="camera pitch above the subject's centre, degrees")
     roll_deg: span(-15, 15, "deg") = Field((-2.0, 2.0), description="camera roll, degrees")
     trajectory_weights: weights(*TRAJECTORIES) = Field(

@@ -16,6 +16,9 @@ VIDEOS_SCHEMA = pa.schema([
     ("video_id", pa.string()), ("status", pa.string()), ("attempts", pa.int64()), ("render_seconds", pa.float64()),
     ("frames", pa.int64()), ("bytes", pa.int64()), ("files", pa.string()), ("host", pa.string()),
     ("run_id", pa.string()), ("spec", pa.string()), ("finished_at", pa.float64()),
+    # realised view (metadata.json "view"; null for videos rendered before it was recorded): camera
+    # azimuth from the subject's facing at the first frame, fraction of frames the face is towards it
+    ("azimuth_deg", pa.float64()), ("face_towards_camera", pa.float64()),
 ])
 FAILURES_SCHEMA = pa.schema([
     ("video_id", pa.string()), ("attempts", pa.int64()), ("status", pa.string()), ("reason", pa.string()),
@@ -33,13 +36,15 @@ def done_records(layout: OutputLayout) -> list[dict]:
     for vid in sorted(layout.done_ids()):
         info = json.loads((layout.video_dir(vid) / DONE).read_text())
         meta_path = layout.video_dir(vid) / "metadata.json"
-        spec = json.loads(meta_path.read_text()).get("spec", {}) if meta_path.is_file() else {}
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        spec, view = meta.get("spec", {}), meta.get("view") or {}
         out.append({"video_id": vid, "status": "done", "attempts": int(info.get("attempt", 1)),
                     "render_seconds": float(info.get("seconds", 0.0)),
                     "frames": int(info.get("stats", {}).get("frames", 0)), "bytes": int(info.get("bytes", 0)),
                     "files": json.dumps(info.get("files", {}), sort_keys=True), "host": info.get("host", ""),
                     "run_id": info.get("run_id", ""), "spec": json.dumps(spec, sort_keys=True),
-                    "finished_at": float(info.get("finished_at", 0.0))})
+                    "finished_at": float(info.get("finished_at", 0.0)),
+                    "azimuth_deg": view.get("azimuth_first_deg"), "face_towards_camera": view.get("face_towards_camera")})
     return out
 
 

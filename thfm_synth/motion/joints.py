@@ -18,12 +18,29 @@ SMPL template's pelvis-to-neck spacing):
 H36M-17 (Human3.6M's 17-joint order used by VideoPose3D and most lifters):
   pelvis=midpoint of the hips, right_hip, right_knee, right_ankle, left_hip, left_knee,
   left_ankle (as SMPL), spine=lerp pelvis thorax 0.5, thorax=neck (as SMPL),
-  neck_nose=nose (face model below), head=head top, then left and right
+  neck_nose=nose (face model below), head=head top (characters: the crown of the head mesh,
+  characters/landmarks.py; a bare skeleton: as below), then left and right
   shoulder/elbow/wrist (as SMPL).
 
-COCO-17: nose, left/right_eye, left/right_ear from the face model; shoulders, elbows,
-  wrists, hips, knees, ankles as SMPL (COCO hips are surface points; we use the joint
-  centres, a known few-cm offset).
+COCO-17 follows the COCO *annotation* convention (where a person labelling a photo puts
+  the point), not the skeleton; SMPL-24 and H36M-17 stay skeletal. nose, left/right_eye,
+  left/right_ear: the face points (surface points, see below); elbows, wrists, knees,
+  ankles: the joint centres (as SMPL). Hips and shoulders, with H the body height:
+    hip      = mid + 0.9 (hip_joint - mid) + 0.040 H * up(pelvis)   (mid: midpoint of the hip joints)
+    shoulder = shoulder_joint + 0.014 H * up(chest)
+  where up(b) is the rest +Z turned with bone b (Hips, Spine1), so the offsets ride with the
+  body when it bends. Sources: annotators mark the hip where the thigh meets the pelvis on
+  the body's outline, well above the femoral head. A COCO-trained keypoint detector run on
+  our renders put the hips 3.8% (built-in bodies) and 4.3% (imported rigs) of body height
+  above the hip joint centres and agreed with shoulders, elbows and wrists to ~1.5%; the
+  OpenPose/COCO hips of HMR 2.0 (4D-Humans, hmr2/models/smpl_wrapper.py, `update_hips`)
+  are SMPL's hip joints moved up by half of SMPL's pelvis-above-hips offset (~2.7% of the
+  template's height) and out by 25% of their separation, which makes the COCO hips 12% of
+  body height apart; our rigs' hip joints are 12-14% apart, hence the 0.9. The shoulder
+  offset is the mean of anny's own COCO keypoint regressor over its bodies (2.3-2.5 cm above
+  the cmu_mb shoulder joint for 1.6-1.9 m bodies), which also matches the ~2% that imported
+  rigs' shoulders read low. Where no body height is given it is estimated from the skeleton
+  (rest head top above the lowest foot joint, plus 2 cm of sole).
 
 Face model: for built-in bodies pass `face_points` (F, 5, 3) in COCO order (nose,
 left eye, right eye, left ear, right ear), e.g. `regress_face(vertices, regressor)`
@@ -63,6 +80,15 @@ COCO17_NAMES = (
     "right_knee", "left_ankle", "right_ankle",
 )
 FACE_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
+#: Keypoints that lie on the skin (not inside the body): visibility tests them against the
+#: visible surface with a surface tolerance (scene/visibility.py).
+SURFACE_KEYPOINTS = frozenset(FACE_NAMES + ("neck_nose",))
+
+#: COCO annotation-convention offsets (module docstring), in units of body height.
+COCO_HIP_RAISE = 0.040
+COCO_HIP_WIDTH = 0.9
+COCO_SHOULDER_RAISE = 0.014
+_SOLE_M = 0.02
 
 #: Face points in the rest head frame (x = subject's left, -y = forward, z = up), in
 #: units of the head length L (skull base to crown, ~0.2 m for an adult).
@@ -82,7 +108,7 @@ class JointSet:
     convention: str  # "smpl24", "h36m17" or "coco17"
     names: tuple[str, ...]
     positions: np.ndarray  # (F, K, 3) world metres
-    face_source: str = ""  # "regressor", "head_model" or "" when the set has no face points
+    face_source: str = ""  # "regressor", "head_model", "head_model_on_surface" or "" (no face points)
 
 
 class _Posed:
@@ -176,14 +202,43 @@ class _Posed:
         offsets = FACE_OFFSETS * self.head_length()
         return self.j("Head")[:, None] + quat.rotate(self.head_delta()[:, None], offsets)
 
+    def up(self, *names: str) -> np.ndarray:
+        """World +Z at rest turned with the first existing bone of `names`, (F, 3)."""
+        for n in names:
+            i = self.idx(n)
+            if i is not None:
+                delta = quat.mul(self.rot[:, i], quat.conj(self.sk.rest_orientations[i]))
+                return quat.rotate(delta, np.array([0.0, 0.0, 1.0]))
+        return np.broadcast_to(np.array([0.0, 0.0, 1.0]), (self.pos.shape[0], 3))
 
-def _face(p: _Posed, face_points: np.ndarray | None) -> tuple[np.ndarray, str]:
+    def body_height(self) -> float:
+        """Standing height estimated from the rest skeleton (for bare skeletons)."""
+        rest = self.sk.rest_positions
+        feet = [i for i in (self.idx(n) for n in ("LeftFoot", "RightFoot", "LeftToeBase", "RightToeBase",
+                                                  "LeftToeBase" + END_SUFFIX, "RightToeBase" + END_SUFFIX))
+                if i is not None]
+        h = self.idx("Head")
+        if h is None or not feet:
+            return 1.7
+        top = rest[h] + self.head_length() * np.array([0.0, 0.0, 1.0])
+        t = self.idx("Head" + END_SUFFIX)
+        if t is not None:
+            top = rest[t]
+        return float(top[2] - rest[feet, 2].min()) + _SOLE_M
+
+
+def _face(p: _Posed, face_points: np.ndarray | None, face_source: str = "regressor") -> tuple[np.ndarray, str]:
     if face_points is None:
         return p.face(), "head_model"
     fp = np.asarray(face_points, dtype=np.float64)
     if fp.shape != (p.pos.shape[0], 5, 3):
         raise ValueError(f"face_points must be (F, 5, 3) = ({p.pos.shape[0]}, 5, 3), got {fp.shape}")
-    return fp, "regressor"
+    return fp, face_source
+
+
+def head_model_face(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """(F, 5, 3) face points of the head-frame model (module docstring)."""
+    return _Posed(skeleton, positions, rotations).face()
 
 
 def smpl24(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray) -> JointSet:
@@ -203,14 +258,20 @@ def smpl24(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray) -> 
 
 
 def h36m17(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray,
-           face_points: np.ndarray | None = None) -> JointSet:
+           face_points: np.ndarray | None = None, head_top: np.ndarray | None = None,
+           face_source: str = "regressor") -> JointSet:
+    """head_top (F, 3): the head top of a character's mesh (characters/landmarks.py)."""
     p = _Posed(skeleton, positions, rotations)
     pelvis = 0.5 * (p.j("LeftUpLeg") + p.j("RightUpLeg"))
     thorax = p.neck()
-    face, how = _face(p, face_points)
+    face, how = _face(p, face_points, face_source)
+    if head_top is not None:
+        head_top = np.asarray(head_top, np.float64)
+        if head_top.shape != (p.pos.shape[0], 3):
+            raise ValueError(f"head_top must be (F, 3) = ({p.pos.shape[0]}, 3), got {head_top.shape}")
     pts = {
         "pelvis": pelvis, "spine": 0.5 * (pelvis + thorax), "thorax": thorax, "neck_nose": face[:, 0],
-        "head": p.head_top(),
+        "head": p.head_top() if head_top is None else head_top,
     }
     for side, prefix in (("left", "Left"), ("right", "Right")):
         for part in ("hip", "knee", "ankle", "shoulder", "elbow", "wrist"):
@@ -219,13 +280,22 @@ def h36m17(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray,
 
 
 def coco17(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray,
-           face_points: np.ndarray | None = None) -> JointSet:
+           face_points: np.ndarray | None = None, body_height: float | None = None,
+           face_source: str = "regressor") -> JointSet:
+    """COCO-17 by the annotation convention (module docstring); body_height in metres."""
     p = _Posed(skeleton, positions, rotations)
-    face, how = _face(p, face_points)
+    face, how = _face(p, face_points, face_source)
+    h = float(body_height) if body_height else p.body_height()
     pts = dict(zip(FACE_NAMES, np.moveaxis(face, 1, 0)))
     for side, prefix in (("left", "Left"), ("right", "Right")):
-        for part in ("hip", "knee", "ankle", "shoulder", "elbow", "wrist"):
+        for part in ("knee", "ankle", "elbow", "wrist"):
             pts[f"{side}_{part}"] = p.side(prefix, part)
+    mid = 0.5 * (p.side("Left", "hip") + p.side("Right", "hip"))
+    hip_up = COCO_HIP_RAISE * h * p.up("Hips")
+    chest_up = COCO_SHOULDER_RAISE * h * p.up("Spine1", "Spine", "Hips")
+    for side, prefix in (("left", "Left"), ("right", "Right")):
+        pts[f"{side}_hip"] = mid + COCO_HIP_WIDTH * (p.side(prefix, "hip") - mid) + hip_up
+        pts[f"{side}_shoulder"] = p.side(prefix, "shoulder") + chest_up
     return JointSet("coco17", COCO17_NAMES, np.stack([pts[n] for n in COCO17_NAMES], axis=1), how)
 
 
@@ -241,12 +311,14 @@ def regress_face(vertices: np.ndarray, regressor) -> np.ndarray:
     return out
 
 
-def joint_sets(clip: MotionClip, face_points: np.ndarray | None = None) -> dict[str, JointSet]:
-    """All three sets for a clip (one FK pass)."""
+def joint_sets(clip: MotionClip, face_points: np.ndarray | None = None, head_top: np.ndarray | None = None,
+               body_height: float | None = None, face_source: str = "regressor") -> dict[str, JointSet]:
+    """All three sets for a clip (one FK pass). A character passes its face points and head
+    top (F, ., 3, from its mesh: scene/animate.py) and its standing height."""
     pos, rot = clip.forward_kinematics()
     sk = clip.skeleton
     return {
         "smpl24": smpl24(sk, pos, rot),
-        "h36m17": h36m17(sk, pos, rot, face_points),
-        "coco17": coco17(sk, pos, rot, face_points),
+        "h36m17": h36m17(sk, pos, rot, face_points, head_top, face_source),
+        "coco17": coco17(sk, pos, rot, face_points, body_height, face_source),
     }

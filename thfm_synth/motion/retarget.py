@@ -25,15 +25,23 @@ height wherever the source foot is planted and at the (scaled) source clearance
 elsewhere. It therefore never sinks below the contact height, and contacts on raised
 source terrain land on our flat ground (see ground.support_height). Finally any joint
 that would still be below the contact height (hands in a cartwheel) lifts the body.
+
+With the target's mesh (`surface`: the lowest foot-sole and whole-body points of the skinned
+mesh per frame) the same rule runs on the mesh instead of the joints: the lowest sole
+point, not the lowest foot joint, is put on the floor (contact height 0), nothing of the
+mesh goes below it, and the source's virtual heels count as foot points (ground.py), so a
+heel strike is a contact and not 4-5 cm of air. Joint centres cannot do this: how far the
+sole lies below the lowest joint changes with the foot's pitch by up to the foot's length.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
-from thfm_synth.motion import ground, quat
+from thfm_synth.motion import footik, ground, quat
 from thfm_synth.motion.skeleton import MotionClip, Skeleton, canonical_name, local_from_global, mirror_name, \
     positions_from_global
 
@@ -200,13 +208,51 @@ def mirror_clip(clip: MotionClip) -> MotionClip:
     return dataclasses.replace(clip, local_rotations=local, root_translation=trans, flags=flags)
 
 
+#: (local rotations (F, J, 4) of the target, root at the origin) -> (F, 3): lowest z of the
+#: left sole, the right sole and the whole skinned mesh, see `retarget`.
+SurfaceFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _plant_feet(clip: MotionClip, target: Skeleton, glob: np.ndarray, root: np.ndarray, lows: np.ndarray,
+                scale: float, s_pos: np.ndarray, s_rot: np.ndarray, c: float, surface: SurfaceFn) -> np.ndarray:
+    """Leg IK (footik.py) putting every planted foot's sole at its goal; returns local rotations
+    and updates `root` in place. A foot the stretched leg cannot reach lowers the pelvis (the
+    other leg then bends); anything left below the floor raises it."""
+    src = clip.skeleton
+    contacts = ground.foot_contacts(s_pos, src, clip.fps, rotations=s_rot)
+    support = ground.support_height(s_pos, src, clip.fps, contacts, rotations=s_rot)
+    stance = footik.stance(contacts)
+    pts, left, right = ground._with_heels(s_pos, src, s_rot)
+    src_h = np.stack([pts[:, left, 2].min(axis=1), pts[:, right, 2].min(axis=1)], axis=1)
+    goal = c + scale * (src_h - support[:, None])
+    base = root[:, 2].copy()
+    drop = np.zeros(len(root))
+    for _ in range(2):
+        sole = lows[:, :2] + (base - drop)[:, None]
+        lift = footik.correction_profile(stance, goal - sole, sole - c, clip.fps)
+        root[:, 2] = base - drop
+        local = local_from_global(target, footik.plant(target, glob, root, lift))
+        if not np.abs(lift).max() > 0:
+            return local
+        now = np.asarray(surface(local), np.float64) + root[:, 2:3]
+        short = np.where(stance, now[:, :2] - goal, 0.0).max(axis=1)  # planted sole still too high
+        if short.max() < 1e-3:
+            break
+        drop += footik.correction_profile(np.stack([short > 1e-3] * 2, 1), np.stack([short] * 2, 1),
+                                          np.full((len(root), 2), np.inf), clip.fps)[:, 0]
+    root[:, 2] += np.maximum(c - now[:, 2], 0.0)
+    return local
+
+
 def retarget(clip: MotionClip, target: Skeleton, *, mirror: bool = False, contact_height: float | None = None,
-             rmap: RetargetMap | None = None) -> MotionClip:
+             rmap: RetargetMap | None = None, surface: SurfaceFn | None = None) -> MotionClip:
     """The source clip's motion on `target` (same frames and fps).
 
     `mirror` swaps left and right first (augmentation). `contact_height` is where the
     target's lowest foot joint sits when a foot is planted (default:
     ground.contact_height_default). Pass a prebuilt `rmap` to reuse the alignment.
+    `surface` grounds the target's skinned mesh instead of its joints (module docstring);
+    the contact height then refers to the sole (default 0).
     """
     if rmap is None:
         rmap = build_retarget_map(clip.skeleton, target)
@@ -238,15 +284,26 @@ def retarget(clip: MotionClip, target: Skeleton, *, mirror: bool = False, contac
     pos0 = positions_from_global(target, glob, np.zeros((nf, 3)))  # root at the origin
     pelvis_goal = s_pos[:, rmap.pelvis_source] * s
     root = pelvis_goal - pos0[:, rmap.pelvis]
-    h_target = ground.lowest_foot_height(pos0, target) + root[:, 2]
-    h_source = ground.lowest_foot_height(s_pos, src)
-    support = ground.support_height(s_pos, src, clip.fps)
-    c = ground.contact_height_default(target) if contact_height is None else float(contact_height)
+    s_rot = None
+    if surface is None:
+        foot_low = ground.lowest_foot_height(pos0, target)
+        body_low = pos0[..., 2].min(axis=1)
+        c = ground.contact_height_default(target) if contact_height is None else float(contact_height)
+    else:
+        lows = np.asarray(surface(local), np.float64)  # root at the origin
+        foot_low, body_low = lows[:, :2].min(axis=1), lows[:, 2]
+        c = 0.0 if contact_height is None else float(contact_height)
+        s_rot = quat.mul(delta, src.rest_orientations)  # source world rotations (mirrored if asked)
+    h_target = foot_low + root[:, 2]
+    h_source = ground.lowest_foot_height(s_pos, src, s_rot)
+    support = ground.support_height(s_pos, src, clip.fps, rotations=s_rot)
     root[:, 2] += c + s * (h_source - support) - h_target
     # Hands, knees or hips that reach lower than the feet (cartwheels, kneeling, a
     # target with other proportions) must not go through the floor either.
-    body_low = (pos0[..., 2].min(axis=1) + root[:, 2])
+    body_low = body_low + root[:, 2]
     root[:, 2] += np.maximum(c - body_low, 0.0)
+    if surface is not None:
+        local = _plant_feet(clip, target, glob, root, lows, s, s_pos, s_rot, c, surface)
 
     flags = clip.flags + (("mirrored",) if mirror else ())
     return MotionClip(target, clip.fps, root, local, source=clip.source,

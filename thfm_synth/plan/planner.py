@@ -28,7 +28,7 @@ from thfm_synth.plan import balance
 from thfm_synth.plan.sample import sample_video
 from thfm_synth.plan.spec import PLAN_SCHEMA, VideoSpec
 
-PLAN_FORMAT_VERSION = 1
+PLAN_FORMAT_VERSION = 2  # 2: camera_azimuth_reference (azimuth from the subject's facing)
 META_KEY = b"thfm_plan"
 LIBRARY_KIND = {"hdri": "hdris", "scene": "scenes", "sky": "skies"}
 
@@ -127,6 +127,18 @@ def read_plan(path: str | Path) -> tuple[list[VideoSpec], PlanMeta]:
         raise UserError(f"{path} is not a thfm-synth plan (unreadable Parquet or missing plan metadata)",
                         "re-create it with `thfm-synth plan`") from None
     return [VideoSpec.from_row(r) for r in table.to_pylist()], meta
+
+
+def refuse_re_aiming(existing: list[VideoSpec], path: str | Path, specs: list[VideoSpec]) -> None:
+    """An output folder planned with another camera-azimuth convention (plan format 1 measured
+    azimuth from world -Y) must not be resumed with a fresh plan: its missing videos would be
+    aimed differently from the ones already rendered. Resuming from its own plan file keeps it."""
+    old = {s.camera_azimuth_reference for s in existing}
+    new = {s.camera_azimuth_reference for s in specs}
+    if old and old != new:
+        raise UserError(f"{path} was planned with camera_azimuth_reference={'/'.join(sorted(old))} (an older plan); "
+                        f"planning again would aim its missing videos with {'/'.join(sorted(new))}",
+                        f"resume it with --plan {path}, or render the new plan into a new --out folder")
 
 
 @dataclass(frozen=True)

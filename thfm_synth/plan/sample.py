@@ -7,7 +7,7 @@ import numpy as np
 from thfm_synth.assets.manifest import MotionEntry
 from thfm_synth.config.schema import FRAMINGS, TRAJECTORIES, DatasetConfig
 from thfm_synth.motion.window import choose_window_from_profile
-from thfm_synth.plan.spec import LightSpec, VideoSpec
+from thfm_synth.plan.spec import AZIMUTH_FROM_SUBJECT, LightSpec, VideoSpec
 
 STREAM_VIDEO = 1  # SeedSequence key of the per-video stream
 
@@ -89,4 +89,5 @@ def sample_video(cfg: DatasetConfig, seed: int, index: int, character_id: str, m
         dolly_ratio=dolly if trajectory in ("dolly_in", "dolly_out") else 1.0,
         shake_deg=shake_deg if trajectory == "handheld" else 0.0,
         shake_hz=shake_hz if trajectory == "handheld" else 0.0,
+        camera_azimuth_reference=AZIMUTH_FROM_SUBJECT,
     )

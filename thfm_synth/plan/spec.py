@@ -4,6 +4,15 @@ A spec is a row of plan.parquet; the renderer needs nothing else (plus the asset
 library it names). Angles are degrees, lengths metres, focal lengths millimetres,
 times seconds. The motion window is `num_frames` frames of the clip resampled to
 fps / motion_speed, starting at `motion_start_frame`.
+
+`camera_azimuth_reference` says what `camera_azimuth_deg` (and the orbit start, the pan and
+handheld aim, the lights' azimuths) is measured from:
+- "subject" (plan format 2, every plan made now): the subject's own facing after retargeting,
+  mirroring and placement - the pelvis/shoulder frame's forward axis at the window's first
+  frame; for face framing the face's (nose) direction, followed through the clip by moving
+  cameras (scene/camera.py, scene/facing.py);
+- "world" (plan format 1; a row without the column reads as this): world -Y, the rest
+  facing, whichever way the motion turned the body. Such plans keep rendering as before.
 """
 
 from __future__ import annotations
@@ -56,7 +65,7 @@ class VideoSpec:
     camera_trajectory: str  # static | orbit | dolly_in | dolly_out | pan_follow | handheld
     camera_framing: str  # full_body | upper_body | face
     subject_fill: float  # framed region height / image height
-    camera_azimuth_deg: float  # 0 = in front of the subject
+    camera_azimuth_deg: float  # 0 = in front of the subject (see camera_azimuth_reference)
     camera_elevation_deg: float
     camera_roll_deg: float
     focal_length_mm: float
@@ -65,6 +74,9 @@ class VideoSpec:
     dolly_ratio: float  # start/end distance ratio (dolly only)
     shake_deg: float  # handheld amplitude
     shake_hz: float
+    # what camera_azimuth_deg is measured from (module docstring); the default is what a row
+    # written before the field existed meant, so old plans are never re-aimed
+    camera_azimuth_reference: str = "world"
 
     def to_row(self) -> dict:
         row = dataclasses.asdict(self)
@@ -75,8 +87,14 @@ class VideoSpec:
     def from_row(cls, row: dict) -> "VideoSpec":
         row = dict(row)
         row["lights"] = tuple(LightSpec(**light) for light in row["lights"])
+        if row.get("camera_azimuth_reference") is None:  # a plan written before the field existed
+            row["camera_azimuth_reference"] = AZIMUTH_FROM_WORLD
         return cls(**row)
 
+
+AZIMUTH_FROM_SUBJECT = "subject"
+AZIMUTH_FROM_WORLD = "world"
+AZIMUTH_REFERENCES = (AZIMUTH_FROM_SUBJECT, AZIMUTH_FROM_WORLD)
 
 _ARROW = {int: pa.int64(), float: pa.float64(), str: pa.string(), bool: pa.bool_()}
 

@@ -6,8 +6,11 @@ base64 data URIs, a few lines of inline JavaScript; no external URL of any kind)
 
 Contents: counts (videos, frames, failures, QA, records per task), asset licences, histograms of
 focal length, camera distance (camera centre to the subject's pelvis, from R, t and the joints),
-pose diversity (root-relative, heading-normalised SMPL-24 poses: a PCA scatter and the distance of
-each frame to the mean pose) and joint visibility rates per joint, and a thumbnail gallery. Videos of
+camera azimuth relative to the subject's facing (per video at its first frame, next to the
+configured `camera.azimuth_deg` range of the plan) and the face angle (nose direction against the
+line of sight, every frame; scene/facing.py), pose diversity (root-relative, heading-normalised
+SMPL-24 poses: a PCA scatter and the distance of each frame to the mean pose) and joint
+visibility rates per joint, and a thumbnail gallery. Videos of
 SMPL-X characters add a body-model section: how many videos carry SMPL-X parameters, their model
 genders and the spread of their shape parameters (betas).
 
@@ -51,6 +54,10 @@ class Facts:
     focal: list[float] = field(default_factory=list)
     focal_label: str = "focal length (mm)"
     distance: list[float] = field(default_factory=list)
+    azimuth: list[float] = field(default_factory=list)  # per video: camera azimuth from the body's facing, frame 0
+    face_angle: list[float] = field(default_factory=list)  # per frame: camera azimuth from the nose direction
+    azimuth_range: tuple[float, float] | None = None  # the plan's configured camera.azimuth_deg
+    world_azimuth_videos: int = 0  # videos of plans that measured azimuth from world -Y (before the reference)
     poses: np.ndarray | None = None  # (N, J, 3) root-relative, heading-normalised
     joint_names: list[str] = field(default_factory=list)
     visible: np.ndarray | None = None  # (J,) fraction of frames each joint is visible
@@ -135,6 +142,8 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
         centre = -np.einsum("fji,fj->fi", r, t)  # C = -R^T t
         pelvis = ann["joints3d_world_smpl24"][:, 0]
         facts.distance += np.linalg.norm(centre - pelvis, axis=1).tolist()
+        _add_view(facts, centre, ann["joints3d_world_smpl24"], ann.get("joints3d_world_coco17"))
+        facts.world_azimuth_videos += spec.get("camera_azimuth_reference", "world") == "world"
         poses.append(ann["joints3d_world_smpl24"])
         if "smplx_betas" in ann:
             facts.bodies.append({"video_id": vid, "gender": str(ann["smplx_gender"]),
@@ -166,6 +175,7 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
         import pyarrow.parquet as pq
 
         planned = pq.ParquetFile(root / "plan.parquet").metadata.num_rows
+        facts.azimuth_range = _planned_azimuth_range(root / "plan.parquet")
     if root is not None and (root / "failures.parquet").is_file():
         import pyarrow.parquet as pq
 
@@ -177,6 +187,32 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
         facts.counts = {"planned": planned, **facts.counts}
     facts.assets = sorted(assets.values(), key=lambda a: (a["kind"], a["asset"]))
     return facts
+
+
+def _add_view(facts: Facts, centres: np.ndarray, smpl24: np.ndarray, coco17: np.ndarray | None) -> None:
+    """Camera azimuth from the body's facing (frame 0) and the face angle of every frame."""
+    from thfm_synth.scene import facing
+
+    smpl24 = np.asarray(smpl24, np.float64)
+    facts.azimuth.append(float(facing.relative_azimuth(centres[:1], smpl24[:1, 0],
+                                                       facing.body_forward_smpl24(smpl24[:1]))[0]))
+    if coco17 is not None:
+        face = np.asarray(coco17, np.float64)[:, :5]
+        facts.face_angle += facing.relative_azimuth(centres, facing.face_centre(face),
+                                                    facing.face_forward(face)).tolist()
+
+
+def _planned_azimuth_range(plan_path: Path) -> tuple[float, float] | None:
+    import pyarrow.parquet as pq
+
+    from thfm_synth.plan.planner import META_KEY
+
+    try:
+        meta = json.loads(pq.read_schema(plan_path).metadata[META_KEY])
+        lo, hi = meta["config"]["camera"]["azimuth_deg"]
+        return float(lo), float(hi)
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
 
 
 def collect_shards(path: str | Path, max_thumbnails: int = 24, vae_weights=None) -> Facts:
@@ -228,6 +264,10 @@ def _facts_from_records(shards, max_thumbnails: int, vae_weights) -> Facts:
         facts.focal.append(float(np.median(k[:, 0, 0])) / width * 36.0)
         kp3 = rec.arrays["keypoints_3d"].astype(np.float64)
         frames += len(kp3)
+        if kp3.size and kp3.shape[1] == len(SMPL24_NAMES) and "camera_rt" in rec.arrays:
+            rt = rec.arrays["camera_rt"].astype(np.float64)
+            world = np.einsum("fji,fkj->fki", rt[:, :, :3], kp3 - rt[:, None, :, 3])  # R^T (X - t)
+            _add_view(facts, -np.einsum("fji,fj->fi", rt[:, :, :3], rt[:, :, 3]), world, None)
         if kp3.size:
             facts.distance += np.linalg.norm(kp3[:, 0], axis=1).tolist()
             poses.append(kp3)
@@ -278,13 +318,16 @@ def _fmt(x: float) -> str:
     return f"{x:.2g}"
 
 
-def svg_histogram(values, *, title: str, xlabel: str, bins: int = 20, css_class: str = "hist") -> str:
+def svg_histogram(values, *, title: str, xlabel: str, bins: int = 20, css_class: str = "hist",
+                  domain: tuple[float, float] | None = None, band: tuple[float, float] | None = None) -> str:
+    """domain: fixed x range (else the data's); band: an x interval shaded behind the bars (a
+    configured range)."""
     v = np.asarray([x for x in values if np.isfinite(x)], np.float64)
     esc = html.escape
     if not len(v):
         return f'<svg class="{css_class}" role="img" width="{W}" height="{H}" viewBox="0 0 {W} {H}">' \
                f'<title>{esc(title)}</title><text x="{W / 2}" y="{H / 2}" text-anchor="middle">no data</text></svg>'
-    lo, hi = float(v.min()), float(v.max())
+    lo, hi = (float(v.min()), float(v.max())) if domain is None else (float(domain[0]), float(domain[1]))
     if hi - lo < 1e-9:
         lo, hi = lo - 0.5, hi + 0.5
     counts, edges = np.histogram(v, bins=bins, range=(lo, hi))
@@ -293,6 +336,10 @@ def svg_histogram(values, *, title: str, xlabel: str, bins: int = 20, css_class:
     bw = pw / bins
     out = [f'<svg class="{css_class}" role="img" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
            f'data-n="{len(v)}"><title>{esc(title)}</title>']
+    if band is not None:
+        a, b = (PAD_L + pw * (np.clip(x, lo, hi) - lo) / (hi - lo) for x in band)
+        out.append(f'<rect class="band" x="{a:.1f}" y="{PAD_T}" width="{max(b - a, 0.5):.1f}" height="{ph}">'
+                   f'<title>configured range {_fmt(band[0])} - {_fmt(band[1])}</title></rect>')
     out.append(f'<line x1="{PAD_L}" y1="{PAD_T + ph}" x2="{PAD_L + pw}" y2="{PAD_T + ph}" class="axis"/>')
     out.append(f'<line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{PAD_T + ph}" class="axis"/>')
     for i, c in enumerate(counts):
@@ -368,6 +415,7 @@ th{background:#f1f3f5;cursor:pointer}
 .charts{display:flex;flex-wrap:wrap;gap:18px}figure{margin:0;background:#fff;border:1px solid #dde1e6;border-radius:6px;
 padding:8px}figcaption{font-size:12px;color:#5b6673;max-width:460px}
 svg .bar{fill:#3b7dd8}svg .bar:hover{fill:#f08c2e}svg .axis{stroke:#333}svg .frame{fill:none;stroke:#bbb}
+svg .band{fill:#2e9e5b;fill-opacity:.18;stroke:#2e9e5b;stroke-dasharray:3 2}
 svg circle{fill:#3b7dd8;fill-opacity:.45}svg text{font-size:11px;fill:#333}svg .label{font-size:12px}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:10px}
 .thumb{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:4px;font-size:12px}
@@ -406,6 +454,33 @@ def _table(headers: list[str], rows: list[list[object]], cls: str) -> str:
 
 def _figure(svg: str, caption: str, fid: str) -> str:
     return f'<figure id="{fid}">{svg}<figcaption>{html.escape(caption)}</figcaption></figure>'
+
+
+def _view_section(f: Facts) -> str:
+    band = f.azimuth_range
+    rng = f"configured range {band[0]:g} to {band[1]:g} deg (shaded)" if band else "no plan: range unknown"
+    charts = [_figure(svg_histogram(f.azimuth, title="camera azimuth", xlabel="camera azimuth from the subject's "
+                                    "facing (deg; 0 = in front, +90 = its left)", bins=36, domain=(-180, 180),
+                                    band=band),
+                      f"camera azimuth relative to the body's facing (pelvis/shoulders) at each video's first frame "
+                      f"({len(f.azimuth)} videos); {rng}", "azimuth")]
+    if f.face_angle:
+        a = np.abs(np.asarray(f.face_angle))
+        inside = ""
+        if band:
+            fa = np.asarray(f.face_angle)
+            inside = f", {np.mean((fa >= band[0]) & (fa <= band[1])):.0%} inside the configured range"
+        charts.append(_figure(svg_histogram(f.face_angle, title="face angle", xlabel="camera azimuth from the nose "
+                                            "direction (deg)", bins=36, domain=(-180, 180), band=band),
+                              f"face angle, every frame ({len(f.face_angle)} frames): the face is towards the camera "
+                              f"(|angle| <= 90) in {np.mean(a <= 90):.0%} of frames{inside}", "face-angle"))
+    note = ""
+    if f.world_azimuth_videos:
+        note = (f'<p class="note">{f.world_azimuth_videos} video(s) come from plans made before the azimuth was '
+                "measured from the subject's facing (camera_azimuth_reference = world): their planned azimuth was "
+                "from world -Y, so they may fall outside the range.</p>")
+    return ('<section id="view"><h2>Camera azimuth and faces</h2><div class="charts">' + "".join(charts)
+            + "</div>" + note + "</section>")
 
 
 def render_html(f: Facts) -> str:
@@ -457,6 +532,8 @@ def render_html(f: Facts) -> str:
                               "flow"))
     parts.append('<section id="histograms"><h2>Cameras and poses</h2><div class="charts">' + "".join(charts)
                  + "</div></section>")
+    if f.azimuth or f.face_angle:
+        parts.append(_view_section(f))
     if f.visible is not None:
         parts.append('<section id="visibility"><h2>Joint visibility</h2><div class="charts">'
                      + _figure(svg_bars(f.joint_names, f.visible, title="joint visibility"),

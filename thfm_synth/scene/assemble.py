@@ -7,7 +7,8 @@ Order matters and is the whole algorithm:
    of their height map, feet at the walkable surface's height; open backgrounds (sky, HDRI)
    keep it where the motion put it;
 3. skin the mesh per frame in numpy (the renderer gets baked vertices, never a rig);
-4. fit the camera trajectory to the placed joints (scene/camera.py);
+4. fit the camera trajectory to the placed joints (scene/camera.py), its azimuth measured from
+   the placed subject's own facing (scene/facing.py) unless the plan predates that;
 5. cut away set walls (file scenes: objects, by name) between the camera and the subject;
    add ground, world, lights.
 The returned arrays (camera, joints, vertices) are exactly what Blender renders, so the
@@ -25,11 +26,11 @@ from thfm_synth.assets.library import Library
 from thfm_synth.characters.skinning import forward_kinematics, linear_blend_skinning
 from thfm_synth.config.schema import RenderSettings
 from thfm_synth.conventions import yaw_matrix
-from thfm_synth.plan.spec import VideoSpec
+from thfm_synth.plan.spec import AZIMUTH_FROM_WORLD, VideoSpec
 from thfm_synth.render.description import Camera, Light, Material, Object, SceneDescription, World
 from thfm_synth.scene.animate import AnimatedCharacter, animate
 from thfm_synth.scene.camera import CameraTrack, SubjectTrack, camera_track
-from thfm_synth.scene import scene_files
+from thfm_synth.scene import facing, scene_files
 from thfm_synth.scene.layout import SetLayout, build_set, cutaway, place_path
 
 GROUNDS = {  # linear RGB base colour, roughness, optional checker colour
@@ -56,6 +57,7 @@ class AssembledScene:
     file_scene: scene_files.FileScene | None = None  # scenes from files / kits: parts, boxes, height map
     hidden: dict | None = None  # file scenes: {part index: object names cut away}
     body_annotations: dict | None = None  # SMPL-X characters: parameters in world/camera frames (annotations.npz)
+    view: dict | None = None  # realised camera azimuth and face angles (scene/facing.py view_record)
 
 
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -152,8 +154,10 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
     if anim.body is not None:  # regressed from the placed mesh itself, not moved after the fact
         joints_world.update(anim.body.regressor_joints(placed[:, :anim.body.num_body_vertices]))
     positions, _ = clip.forward_kinematics()
-    subject = SubjectTrack(_apply(placement, positions), tuple(clip.skeleton.names))
+    subject = SubjectTrack(_apply(placement, positions), tuple(clip.skeleton.names), joints_world["coco17"][:, :5])
     cam = camera_track(spec, subject)
+    view = facing.view_record(cam.k, cam.r, cam.t, joints_world["smpl24"], joints_world["coco17"], spec.width,
+                              spec.height, spec.camera_azimuth_reference)
 
     objects = [Object(name=SUBJECT, kind="mesh_npz", mesh_path=str(Path(anim.character_file).resolve()),
                       vertex_animation_key="subject_vertices", materials=_character_materials(anim), subject=True)]
@@ -190,7 +194,10 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
             plane.pose[2, 3] = fscene.ground_plane_z
             objects.append(plane)
     centre = subject.joints[:, subject.index("Hips")].mean(axis=0)
-    front_yaw = float(np.degrees(np.arctan2(placement[1, 0], placement[0, 0])))
+    if spec.camera_azimuth_reference == AZIMUTH_FROM_WORLD:
+        front_yaw = float(np.degrees(np.arctan2(placement[1, 0], placement[0, 0])))
+    else:  # lights' azimuths, like the camera's, from the body's facing at the first frame
+        front_yaw = float(facing.yaw_of(facing.body_forward_smpl24(joints_world["smpl24"][:1]))[0])
     description = SceneDescription(
         camera=Camera.from_track(cam), objects=objects, world=world, lights=_lights(spec, centre, front_yaw),
         render=render_cfg, seed=spec.render_seed,
@@ -199,4 +206,4 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
     body = None if anim.body is None else anim.body.annotations(placement, description.camera.r,
                                                                 description.camera.t)
     return AssembledScene(description, anim, cam, placement, joints_world, vertices, layout, fscene,
-                          hidden if fscene is not None else None, body)
+                          hidden if fscene is not None else None, body, view)

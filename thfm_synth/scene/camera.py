@@ -17,6 +17,20 @@ How a trajectory is built
 - Finally, if the framed joints leave the image in more than 5% of frames (a fast
   subject, a telephoto lens), the distance grows in steps of 15% until they stay in; the factor is recorded
   (`distance_scale`) since such a clip is framed wider than planned.
+
+Azimuth reference (`spec.camera_azimuth_reference`, plan/spec.py):
+- "subject": azimuth 0 is in front of the subject as it stands at the window's first frame:
+  the body's facing (scene/facing.py: pelvis/shoulder frame) for full-body and upper-body
+  framing, the face's (nose) direction for face framing. The camera is placed so that,
+  seen from the framed subject at the first frame, it sits exactly at the planned azimuth
+  (static and pan cameras: the point on the planned-distance circle around the clip's mean
+  target on that bearing; moving cameras: the same around the first target), so the realised
+  first-frame azimuth is the planned one whatever the subject does later. Face framing aims
+  at the face (the centre of nose, eyes and ears), keeps nose, eyes and ears in frame, and
+  moving cameras (orbit, dolly, handheld) follow the face's yaw through the clip (smoothed
+  like the target) so a turning head stays facing the camera; static and pan cameras cannot.
+- "world" (plans made before the reference existed): azimuth 0 is world -Y, the rest facing,
+  and face framing aims at the Head joint, exactly as those plans were rendered.
 """
 
 from __future__ import annotations
@@ -26,11 +40,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from thfm_synth.conventions import intrinsics, look_at, project
-from thfm_synth.plan.spec import VideoSpec
+from thfm_synth.plan.spec import AZIMUTH_FROM_SUBJECT, AZIMUTH_FROM_WORLD, VideoSpec
+from thfm_synth.scene import facing
 
 HEAD_TOP_ABOVE_HEAD_JOINT_M = 0.12  # the head joint sits near the skull centre
 FACE_REGION_M = 0.32  # height of the framed box for face crops
 MIN_IN_FRAME = 0.95
+
+
+FOLLOW_TRAJECTORIES = ("orbit", "dolly_in", "dolly_out", "handheld")  # cameras that move with the subject
 
 
 @dataclass(frozen=True)
@@ -39,9 +57,17 @@ class SubjectTrack:
 
     joints: np.ndarray  # (F, J, 3) positions of the framing joints
     names: tuple[str, ...]  # joint names (canonical CMU names)
+    face: np.ndarray | None = None  # (F, 5, 3) COCO nose, left/right eye, left/right ear
 
     def index(self, name: str) -> int:
         return self.names.index(name)
+
+
+def _subject_reference(spec: VideoSpec) -> bool:
+    ref = spec.camera_azimuth_reference
+    if ref not in (AZIMUTH_FROM_SUBJECT, AZIMUTH_FROM_WORLD):
+        raise ValueError(f"unknown camera_azimuth_reference {ref!r} in spec {spec.video_id}")
+    return ref == AZIMUTH_FROM_SUBJECT
 
 
 @dataclass(frozen=True)
@@ -97,6 +123,44 @@ def framing_region(track: SubjectTrack, framing: str) -> tuple[np.ndarray, float
     return centre, float(np.median(top - bottom)) * 1.05, np.arange(j.shape[1])
 
 
+def face_region(track: SubjectTrack) -> tuple[np.ndarray, np.ndarray]:
+    """Face framing aimed at the face: (centre (F, 3), the points kept in frame (F, 6, 3): the
+    five face points and the Head joint)."""
+    if track.face is None:
+        raise ValueError("face framing from the subject's facing needs the subject's face points")
+    face = np.asarray(track.face, np.float64)
+    return facing.face_centre(face), np.concatenate([face, track.joints[:, [track.index("Head")]]], axis=1)
+
+
+def reference_yaw(spec: VideoSpec, track: SubjectTrack) -> np.ndarray:
+    """(F,) yaw (deg) that azimuth 0 points along, per frame (module docstring)."""
+    n = track.joints.shape[0]
+    if not _subject_reference(spec):
+        return np.zeros(n)
+    if spec.camera_framing == "face" and track.face is not None:
+        yaw = np.degrees(np.unwrap(np.radians(facing.yaw_of(facing.face_forward(track.face)))))
+        if spec.camera_trajectory in FOLLOW_TRAJECTORIES:
+            smoothed = smooth(yaw[:, None], sigma_frames=spec.fps * 0.5)[:, 0]
+            return yaw[0] + smoothed - smoothed[0]  # exact at the first frame, then follows the face
+        return np.full(n, yaw[0])
+    return np.full(n, facing.yaw_of(facing.body_forward_from_track(track.joints[:1], track.names))[0])
+
+
+def _on_bearing(origin: np.ndarray, anchor: np.ndarray, yaw_deg: float, radius: float) -> np.ndarray:
+    """(2,) the point at `radius` from `anchor` (horizontal) that `origin` sees at bearing `yaw_deg`:
+    the far crossing of that ray with the circle. If the ray misses the circle (the subject starts
+    far from the clip's mean position and the bearing points away from it), the point on the
+    ray at `radius` from `origin`: the bearing is kept, the back-off of camera_track keeps
+    the subject in frame."""
+    u = np.array([np.sin(np.radians(yaw_deg)), -np.cos(np.radians(yaw_deg))])
+    w = origin[:2] - anchor[:2]
+    b = float(w @ u)
+    disc = b * b - float(w @ w) + radius * radius
+    if disc < 0 or -b + np.sqrt(disc) <= 0:
+        return origin[:2] + radius * u
+    return origin[:2] + (-b + np.sqrt(disc)) * u
+
+
 def _direction(azimuth_deg: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:
     """Unit vector from subject to camera; azimuth 0 = in front of a subject facing -Y."""
     az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
@@ -129,16 +193,37 @@ def _rotate_small(r: np.ndarray, ypr_deg: np.ndarray) -> np.ndarray:
     return rz @ rx @ ry @ r
 
 
+def _aim(spec: VideoSpec, track: SubjectTrack) -> tuple[np.ndarray, float, np.ndarray]:
+    """(region centre (F, 3), region height, points to keep in frame (F, K, 3))."""
+    if spec.camera_framing == "face" and _subject_reference(spec) and track.face is not None:
+        centre, framed = face_region(track)
+        return centre, FACE_REGION_M, framed
+    centre, region_h, keep = framing_region(track, spec.camera_framing)
+    return centre, region_h, track.joints[:, keep]
+
+
 def _build(spec: VideoSpec, track: SubjectTrack, scale: float) -> CameraTrack:
     n = track.joints.shape[0]
     k = intrinsics(spec.focal_length_mm, spec.sensor_width_mm, spec.width, spec.height)
-    centre, region_h, _ = framing_region(track, spec.camera_framing)
+    centre, region_h, _ = _aim(spec, track)
     target = smooth(centre, sigma_frames=spec.fps * 0.5)
     distance = k[0, 0] * region_h / (spec.subject_fill * spec.height) * scale
     s = min_jerk(np.linspace(0.0, 1.0, n))
-    azimuth = np.full(n, spec.camera_azimuth_deg)
-    dist = np.full(n, distance)
     traj = spec.camera_trajectory
+    subject_ref = _subject_reference(spec)
+    ref = reference_yaw(spec, track)
+    azimuth = np.full(n, spec.camera_azimuth_deg)
+    if subject_ref:
+        # the bearing from the subject's first framed position is the planned azimuth exactly: find
+        # the camera position on it at the planned distance from the anchor, and use its azimuth
+        # (and, if the bearing misses that circle, its distance) from the anchor
+        anchor = target.mean(axis=0) if traj in ("static", "pan_follow") else target[0]
+        radius = distance * (spec.dolly_ratio if traj == "dolly_in" else 1.0) * np.cos(
+            np.radians(spec.camera_elevation_deg))
+        eye_xy = _on_bearing(centre[0], anchor, ref[0] + spec.camera_azimuth_deg, radius)
+        azimuth = azimuth + (facing.yaw_of(eye_xy - anchor[:2]) - ref[0] - spec.camera_azimuth_deg) + ref
+        distance *= float(np.linalg.norm(eye_xy - anchor[:2])) / max(radius, 1e-9)
+    dist = np.full(n, distance)
     if traj == "orbit":
         azimuth = azimuth + spec.orbit_deg * s
     elif traj == "dolly_in":
@@ -175,8 +260,7 @@ def in_frame_fraction(cam: CameraTrack, points: np.ndarray, margin_px: float = 0
 
 
 def camera_track(spec: VideoSpec, track: SubjectTrack) -> CameraTrack:
-    _, _, keep = framing_region(track, spec.camera_framing)
-    framed = track.joints[:, keep]
+    _, _, framed = _aim(spec, track)
     scale = 1.0
     for _ in range(30):  # a static face crop of a walking subject may need to back off a lot
         cam = _build(spec, track, scale)

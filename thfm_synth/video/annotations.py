@@ -9,7 +9,8 @@ characters):
   joints3d_cam_<c> (F,K,3) f64      metres, OpenCV camera frame
   joints2d_<c> (F,K,2) f64          pixels, the projection of joints3d_world_<c> with K, R, t
   visibility_<c> (F,K) uint8        0 visible, 1 outside the image, 2 occluded by the subject
-                                    itself, 3 occluded by the scene (depth test, scene/visibility.py)
+                                    itself, 3 occluded by the scene (depth test, scene/visibility.py;
+                                    nose, eyes and ears are tested as skin points, 2-3 cm tolerance)
   bbox (F,4) float32                subject box x0, y0, x1, y1 in pixels from the soft mask
                                     (> 0.5); NaN in frames where the subject is not visible
 
@@ -46,7 +47,8 @@ import numpy as np
 
 from thfm_synth.atomic import write_bytes
 from thfm_synth.conventions import project
-from thfm_synth.scene.visibility import joint_visibility
+from thfm_synth.motion.joints import SURFACE_KEYPOINTS
+from thfm_synth.scene.visibility import joint_visibility, keypoint_tolerances
 
 CONVENTIONS = ("smpl24", "h36m17", "coco17")
 
@@ -69,7 +71,9 @@ def build_annotations(k: np.ndarray, r: np.ndarray, t: np.ndarray, joints_world:
         world = np.asarray(joints_world[c], np.float64)
         cam = np.einsum("fij,fkj->fki", out["R"], world) + out["t"][:, None]
         uv = np.stack([project(out["K"][f], out["R"][f], out["t"][f], world[f])[0] for f in range(n)])
-        vis = np.stack([joint_visibility(uv[f], cam[f, :, 2], depth[f], mask[f]) for f in range(n)])
+        tol = keypoint_tolerances(joint_names[c], SURFACE_KEYPOINTS)
+        vis = np.stack([joint_visibility(uv[f], cam[f, :, 2], depth[f], mask[f], self_tol_m=tol)
+                        for f in range(n)])
         out[f"joint_names_{c}"] = np.array(joint_names[c])
         out[f"joints3d_world_{c}"] = world
         out[f"joints3d_cam_{c}"] = cam

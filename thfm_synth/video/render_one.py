@@ -87,6 +87,7 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
         "camera": {"focal_length_mm": spec.focal_length_mm, "sensor_width_mm": spec.sensor_width_mm,
                    "distance_scale": asm.camera.distance_scale},
         "placement": asm.placement.tolist(),
+        "view": asm.view,  # realised camera azimuth / face angles (scene/facing.py view_record)
         "render": {"engine": render_cfg.engine, "samples": render_cfg.samples, "denoise": render_cfg.denoise,
                    "device_requested": render_cfg.device, "device": info.get("device"),
                    "max_bounces": render_cfg.max_bounces, "seed": spec.render_seed,
