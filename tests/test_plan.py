@@ -1,7 +1,6 @@
 import hashlib
 import json
 import math
-import time
 from collections import Counter
 
 import numpy as np
@@ -154,13 +153,18 @@ def test_writing_is_atomic(tmp_path, builtin_library, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # neither the plan nor a temporary file
 
 
-def test_cli_plans_20000_videos_in_under_10_s(tmp_path):
-    t0 = time.perf_counter()
+def test_cli_plans_20000_videos_in_under_10_cpu_seconds(tmp_path):
+    """CPU time of the planning process (user + system), not wall time: a loaded shared machine stretches
+    the wall clock, not the work (measured ~4.5 CPU-s here, interpreter start and imports included)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = run_cli("plan", "--preset", "paper", "--num-videos", "20000", "--seed", "1", "--out", tmp_path / "p.parquet")
-    elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert proc.returncode == 0, proc.stderr
     assert pq.read_metadata(tmp_path / "p.parquet").num_rows == 20000
-    assert elapsed < 10, elapsed
+    assert cpu < 10, cpu
 
 
 def test_render_refuses_to_resume_an_old_convention_folder_with_a_fresh_plan(tmp_path):
