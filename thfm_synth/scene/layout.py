@@ -115,7 +115,7 @@ class SetLayout:
     walk: WalkMap | None = field(default=None, compare=False)  # scenes from files: walkable cells
 
 
-def _rng(seed: int, *key: int) -> np.random.Generator:
+def scene_rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, *key])))
 
 
@@ -131,7 +131,7 @@ def room(params: dict, seed: int) -> SetLayout:
     """A walled room with furniture blocks along the walls; params from the built-in manifest."""
     w, d, h = params["size_m"]
     palette = PALETTES.get(params.get("style", "living"), PALETTES["living"])
-    rng = _rng(seed, 31)
+    rng = scene_rng(seed, 31)
     wall_c = palette[int(rng.random() * len(palette))]
     floor_c = palette[int(rng.random() * len(palette))]
     t = 0.12
@@ -162,7 +162,7 @@ def street(params: dict, seed: int) -> SetLayout:
     """A straight street: road, two pavements and building blocks on both sides."""
     length = float(params.get("length_m", 40.0))
     palette = PALETTES.get(params.get("style", "town"), PALETTES["town"])
-    rng = _rng(seed, 32)
+    rng = scene_rng(seed, 32)
     road_w, walk_w = 7.0, 3.0
     boxes = [Box("road", (0, 0, -0.05), (road_w, length, 0.1), 0, (0.08, 0.08, 0.09), "ground", 0.9)]
     for sgn in (-1, 1):
