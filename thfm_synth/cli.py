@@ -120,7 +120,7 @@ def cmd_assets_validate(args) -> int:
 
     failed = 0
     for manifest in args.manifest:
-        count, problems = validate(manifest, check_hashes=not args.no_hashes)
+        count, problems = validate(manifest, check_hashes=not args.no_hashes, decode=not args.headers_only)
         for p in problems:
             print(p)
         print(f"{manifest}: {count} entries, {len(problems)} problem(s)")
@@ -528,9 +528,12 @@ def build_parser() -> Parser:
     q.add_argument("--name", help="manifest name (default: the folder's name)")
     q.add_argument("--strict", action="store_true", help="fail if any file cannot be read")
     q.set_defaults(func=cmd_assets_scan)
-    q = asub.add_parser("validate", help="check files exist, checksums match and licences are set")
+    q = asub.add_parser("validate", help="check files exist, checksums match, licences are set and every file "
+                                         "decodes in full")
     q.add_argument("manifest", type=Path, nargs="+", help="manifest YAML file(s)")
     q.add_argument("--no-hashes", action="store_true", help="skip the sha256 check (faster)")
+    q.add_argument("--headers-only", action="store_true",
+                   help="check file headers only, without decoding every file in full (faster)")
     q.set_defaults(func=cmd_assets_validate)
     q = asub.add_parser("list", help="summarise the library: built-in plus the given manifests")
     q.add_argument("manifest", type=Path, nargs="*", help="manifest YAML file(s)")
