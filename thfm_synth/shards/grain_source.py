@@ -23,7 +23,6 @@ class VerifiedArrayRecordSource:
 
         self.paths = [Path(p) for p in paths]
         self.decode = decode
-        self._source = grain.sources.ArrayRecordDataSource([str(p) for p in self.paths])
         self._labels = [_Labels(p) for p in self.paths]
         # record counts per file, for naming a record by (shard, number in shard)
         from array_record.python.array_record_module import ArrayRecordReader
@@ -33,11 +32,12 @@ class VerifiedArrayRecordSource:
             self._starts.append(total)
             try:
                 reader = ArrayRecordReader(str(p))
+                total += reader.num_records()
+                reader.close()
             except Exception as exc:  # noqa: BLE001 - the C++ reader's errors are plain RuntimeErrors
                 raise CorruptRecord(p, 0, None, f"the file does not open as ArrayRecord ({_detail(exc)})") from None
-            total += reader.num_records()
-            reader.close()
         self._len = total
+        self._source = grain.sources.ArrayRecordDataSource([str(p) for p in self.paths])
 
     def __len__(self) -> int:
         return self._len

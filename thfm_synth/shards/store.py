@@ -174,8 +174,10 @@ def open_array_record(path: Path):
     from array_record.python.array_record_module import ArrayRecordReader
 
     try:
-        return ArrayRecordReader(str(path))
-    except Exception as exc:
+        reader = ArrayRecordReader(str(path))
+        reader.num_records()
+        return reader
+    except Exception as exc:  # the C++ reader raises plain RuntimeErrors
         raise CorruptRecord(path, 0, None, f"the file does not open as ArrayRecord ({_detail(exc)})") from None
 
 
