@@ -71,7 +71,9 @@ def _init_ray(opts: FarmOptions):
     from thfm_synth.farm.reaper import watch_local_ray
 
     watch_local_ray()
-    ray.init(num_cpus=max(1, int(round(opts.workers * opts.cpus_per_video))),
+    # address="local": always a Ray of our own, even when RAY_ADDRESS or a `ray start` on this machine
+    # would otherwise attach the run to another cluster
+    ray.init(address="local", num_cpus=max(1, int(round(opts.workers * opts.cpus_per_video))),
              num_gpus=int(round(opts.workers * opts.gpus_per_video)) or None, include_dashboard=False,
              log_to_driver=False, configure_logging=False)
     return ray, True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class FakeVideoRenderer:
         job = FakeRenderJob(spec=spec_row, out=str(Path(out_dir).resolve()), frame_seconds=self.frame_seconds,
                             journal=self.journal)
         result = self.child.run(job, out_dir / "_job", self.timeout_s)
+        shutil.rmtree(out_dir / "_job", ignore_errors=True)  # as the real renderer: the job's files are not output
         qa_ok = spec_row["video_id"] not in self.qa_fail_videos
         return {"frames": result["frames"], "render_seconds": result["seconds"], "child_pid": result["pid"],
                 "qa_passed": qa_ok, "qa_failures": [] if qa_ok else ["person_not_visible"]}

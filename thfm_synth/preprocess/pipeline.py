@@ -191,8 +191,8 @@ def _init_ray(address: str | None, workers: int | None):
         from thfm_synth.farm.reaper import watch_local_ray
 
         watch_local_ray()  # a killed preprocess leaves no Ray process behind
-        ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
     return ray, True
 
 
