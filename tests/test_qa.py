@@ -169,3 +169,7 @@ def test_a_background_that_did_not_load_fails():
         figs = qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.array([True]), rgb=bad)
         assert figs["background_failed"] == 1.0
         assert "background_not_loaded" in qa.QaReport([figs]).summarize()["failures"]
+    dark = rgb.copy()
+    dark[mask < 0.01] = 0  # a 3D scene's unlit corner may be pure black; an HDRI that loaded never is
+    assert qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.array([True]), rgb=dark,
+                          black_is_failure=False)["background_failed"] == 0.0

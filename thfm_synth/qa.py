@@ -32,7 +32,7 @@ THRESHOLDS = {
     "visible_frames_min": 0.8,  # fraction of frames where the person is visible
     "root_speed_max_mps": 15.0,
     "joint_speed_max_mps": 50.0,
-    "joint_height_m": (-0.5, 3.5),
+    "joint_height_m": (-0.5, 5.0),
     "background_failed_max": 0.5,  # fraction of background pixels pure black or magenta, worst frame
 }
 
@@ -152,16 +152,18 @@ def label_invariants(depth, normals, mask, part=None, canonical=None) -> dict[st
     return out
 
 
-def background_failed(rgb: np.ndarray, mask: np.ndarray) -> float:
-    """Fraction of the background (mask < 0.01) that is pure black or Blender's missing-texture
-    magenta: what an HDRI or texture that did not load renders as."""
+def background_failed(rgb: np.ndarray, mask: np.ndarray, black_is_failure: bool = True) -> float:
+    """Fraction of the background (mask < 0.01) that is Blender's missing-texture magenta or, with
+    `black_is_failure` (an HDRI background, which lights and fills the whole view), pure black: what a
+    texture or HDRI that did not load renders as. (Pure black is legitimate in a 3D scene's dark corners.)"""
     bg = mask < 0.01
     if not bg.any():
         return 0.0
     px = np.asarray(rgb)[bg].astype(np.int16)
-    black = (px <= 0).all(-1)
-    magenta = (px[:, 0] >= 250) & (px[:, 1] <= 5) & (px[:, 2] >= 250)
-    return float((black | magenta).mean())
+    bad = (px[:, 0] >= 250) & (px[:, 1] <= 5) & (px[:, 2] >= 250)
+    if black_is_failure:
+        bad |= (px <= 0).all(-1)
+    return float(bad.mean())
 
 
 def motion_figures(joints_world: np.ndarray, fps: float) -> dict:
@@ -258,9 +260,9 @@ class QaReport:
 
 
 def check_frame(depth, normals, mask, k, r, t, joints_world, joints_2d, visible,
-                part=None, canonical=None, rgb=None) -> dict:
+                part=None, canonical=None, rgb=None, black_is_failure: bool = True) -> dict:
     """Figures of one frame. Stored depth uses 0 for "no surface"; here that means infinitely far.
-    `rgb` (uint8, optional) adds the background check."""
+    `rgb` (uint8, optional) adds the background check (`background_failed`)."""
     depth = np.where(depth > 0, depth, np.inf) if np.any(depth == 0) else depth
     seen, hit = joints_in_mask(joints_2d, visible, mask)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -275,5 +277,5 @@ def check_frame(depth, normals, mask, k, r, t, joints_world, joints_2d, visible,
     }
     figures.update(label_invariants(depth, normals, mask, part, canonical))
     if rgb is not None:
-        figures["background_failed"] = background_failed(rgb, mask)
+        figures["background_failed"] = background_failed(rgb, mask, black_is_failure)
     return figures

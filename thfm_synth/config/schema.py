@@ -174,7 +174,7 @@ class QaSettings(Section):
                                                                              "factors scale it)")
     joint_speed_max_mps: StrictFloat = Field(50.0, gt=0, le=1000, description="largest speed of any joint, m/s "
                                                                               "(a pitcher's hand: ~40)")
-    joint_height_m: span(-100, 1000, "m") = Field((-0.5, 3.5), description="allowed height of every joint above "
+    joint_height_m: span(-100, 1000, "m") = Field((-0.5, 5.0), description="allowed height of every joint above "
                                                                             "the ground, metres")
     background_failed_max: StrictFloat = Field(0.5, ge=0, le=1, description="fraction of the background (outside "
                                                                             "the mask) that may be pure black or "

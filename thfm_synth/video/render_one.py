@@ -72,7 +72,8 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
     report = qa.QaReport([
         qa.check_frame(fr.depth, fr.normal, fr.mask, ann["K"][f], ann["R"][f], ann["t"][f],
                        ann["joints3d_world_smpl24"][f], ann["joints2d_smpl24"][f],
-                       ann["visibility_smpl24"][f] == VISIBLE, fr.part, fr.canonical, rgb=fr.rgb)
+                       ann["visibility_smpl24"][f] == VISIBLE, fr.part, fr.canonical, rgb=fr.rgb,
+                       black_is_failure=spec.background_kind == "hdri")
         for f, fr in enumerate(frames)], motion=qa.motion_figures(ann["joints3d_world_smpl24"], spec.fps)
     ).summarize(qa_cfg)
     t_post = time.perf_counter() - t2
