@@ -26,13 +26,24 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def cluster():
+    """A head node and a second node, each with its own (short: Ray's socket paths) temp dir, so no
+    other Ray on this machine finds this cluster as "the current one" and joins it."""
+    import shutil
+    import tempfile
+
     from ray.cluster_utils import Cluster
 
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    node = c.add_node(num_cpus=1)
+    dirs = [tempfile.mkdtemp(prefix="thfm-rc-", dir="/tmp") for _ in range(2)]
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                      "temp_dir": dirs[0]})
+    node = c.add_node(num_cpus=1, temp_dir=dirs[1])
     c.wait_for_nodes()
-    yield c, node
-    c.shutdown()
+    try:
+        yield c, node
+    finally:
+        c.shutdown()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _ancestors(pid: int) -> list[int]:

@@ -374,7 +374,7 @@ def _write_shards(out: Path, todo: list[tuple[str, list[str]]], rows: Iterator[d
                 if current is not None:
                     flush()
                 current, buf = row["shard"], []
-            buf.append(Record.from_bytes(row["data"]))
+            buf.append(Record.from_bytes(row["data"], verify=True))  # what the encoder made, unchanged
             if len(buf) % per_video == 0:
                 bar.update(1)
         if current is not None:
