@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
