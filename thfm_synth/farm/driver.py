@@ -4,8 +4,12 @@ The driver claims a video, hands it to a free worker actor, and reacts to the ou
 commit counted, crash/error retried (up to `max_retries` more attempts), bad input
 recorded at once, disk full stops the run. A worker process that dies (SIGKILL, node
 lost, out-of-memory kill) surfaces as a Ray actor error: the slot gets a fresh actor and
-the video is retried. Ctrl-C stops cleanly: claims are released, the indexes written,
-and rerunning the same command continues where this one stopped.
+the video is retried. A slot gets work only once its actor is up, so a replacement that waits
+for a node (the lost one held its resources) never holds a video while other nodes idle. The
+driver refreshes its claims every minute (a claim left by a run that died with its node goes
+stale and is taken over). Ctrl-C stops cleanly: claims are released, the indexes written,
+and rerunning the same command continues where this one stopped. A local Ray the run starts
+is stopped at the end, and by a watchdog if the driver is killed (farm/reaper.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The render output folder and the rules that make runs resumable and safe to overlap.
 
     OUT/
-      plan.parquet          the plan being rendered (its config hash guards the folder)
+      plan.parquet          the plan being rendered
+      run.json              the folder's binding: the digest of its whole plan (farm/binding.py)
       videos/<video_id>/    finished videos only: each arrives by one atomic rename,
                             with DONE (checksums, timings) already inside
       videos.parquet        index of finished videos (rebuilt at the end of every run)

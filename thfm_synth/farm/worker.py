@@ -1,9 +1,11 @@
 """One render worker: renders a video into a temporary folder and commits it atomically.
 
 The worker never raises for a failed video: it returns an outcome whose `status` tells the
-driver what to do - `ok`/`duplicate` (done), `crash` and `error` (retry), `bad_input`
-(permanent: a corrupt or missing asset fails its video, never the job), `disk_full`
-(stop the run). Only the death of the worker process itself surfaces as a Ray error.
+driver what to do - `ok`/`duplicate` (done; the QA verdict travels in the outcome and in DONE,
+and a video that failed QA is committed as evidence but marked `qa_failed`), `crash` and
+`error` (retry), `bad_input` (permanent: a corrupt, missing or changed asset fails its video,
+never the job), `disk_full` (stop the run; also when Blender reports it). Only the death of the
+worker process itself surfaces as a Ray error.
 """
 
 from __future__ import annotations
