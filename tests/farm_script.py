@@ -33,7 +33,8 @@ if __name__ == "__main__":
         options = {"plan": str(plan), "cache_dir": args["cache"], "threads": 1, "digest_cache": digests}
     else:
         renderer = "thfm_synth.farm.fake:FakeVideoRenderer"
-        options = {"frame_seconds": args.get("frame_seconds", 0.05), "manifests": manifests,
+        options = {"frame_seconds": args.get("frame_seconds", 0.05),
+                   "manifests": args.get("renderer_manifests", manifests),
                    "journal": args.get("journal"), "disk_full_video": args.get("disk_full_video"),
                    "digest_cache": digests, "qa_fail_videos": args.get("qa_fail_videos", [])}
     opts = FarmOptions(out=out, renderer=renderer, renderer_options=options, workers=args.get("workers", 2),

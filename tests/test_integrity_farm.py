@@ -105,3 +105,14 @@ def test_a_killed_render_leaves_no_process_behind(tmp_path):
     while _alive(ours) and time.time() < deadline:
         time.sleep(0.2)
     assert _alive(ours) == []
+
+
+def test_workers_that_cannot_start_stop_the_run_with_their_reason(tmp_path):
+    """A renderer that fails to load (here: its manifest is gone) is one line, not a failed video each."""
+    out = tmp_path / "out"
+    proc = start(out, "fake", "", n=3, renderer_manifests=[str(tmp_path / "gone.yaml")])
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert "render workers fail to start" in lines[-1] and "gone.yaml not found" in lines[-1], err[-2000:]
+    assert not list((out / "videos").iterdir()) and not list((out / ".claims").iterdir())

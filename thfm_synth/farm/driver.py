@@ -15,6 +15,7 @@ is stopped at the end, and by a watchdog if the driver is killed (farm/reaper.py
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -94,7 +95,10 @@ CLAIM_HEARTBEAT_S = 60.0  # the driver refreshes its claims this often, so a liv
 
 
 def _error_text(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    """The line that says what went wrong in a Ray error (its text wraps a remote traceback)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    said = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception|BadInput|Crash)\b.*?: ", ln)]
+    return (said[-1] if said else (lines[-1] if lines else type(exc).__name__))[:400]
 
 
 def run_farm(specs: list[VideoSpec], plan_id: dict, opts: FarmOptions) -> RunSummary:
