@@ -199,6 +199,19 @@ def test_validate_decodes_every_file_in_full(tmp_path, shared_assets):
         assert probes.hdri_size(hdr) == (1024, 512)  # the header alone says nothing is wrong
         with pytest.raises(UserError, match="truncated"):
             decode.decode_hdri(hdr)
+    import numpy as np
+    import OpenEXR
+
+    exr = tmp_path / "x.exr"
+    pixels = np.random.default_rng(0).uniform(0.1, 4.0, (64, 128, 3)).astype(np.float32)
+    with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+                      {"RGB": pixels}) as f:
+        f.write(str(exr))
+    assert decode.decode_hdri(exr) == (128, 64)
+    exr.write_bytes(exr.read_bytes()[: exr.stat().st_size // 2])
+    assert probes.hdri_size(exr) == (128, 64)
+    with pytest.raises(UserError, match="OpenEXR"):
+        decode.decode_hdri(exr)
     fbx = shared_assets / "characters" / "Smooth_Male_Casual.fbx"
     assert decode.decode_model(fbx).startswith("binary FBX")
     cut = tmp_path / "cut.fbx"
