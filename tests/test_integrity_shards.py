@@ -88,6 +88,7 @@ def test_a_flipped_byte_in_array_record_is_one_line_for_grain_show_and_records(s
     assert "record 2 (synth000003/depth)" in line and "Traceback" not in proc.stderr and "fix:" in line
 
 
+@pytest.mark.slow
 def test_train_stops_on_a_corrupt_record_with_one_line_and_no_run_folder(shards, tmp_path):
     records = list(ShardSet.open(shards).records("array_record"))
     for i, rec in enumerate(records[1:], 1):  # all but the first: the first batch meets one of them
