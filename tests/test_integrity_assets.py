@@ -320,3 +320,31 @@ def test_a_scan_takes_a_blender5_compressed_blend_as_a_scene(tmp_path):
     result = scan(tmp_path / "lib", tmp_path)
     assert [e.id for e in result.manifest.scenes] == ["room-cube"] and not result.skipped
     assert decode.decode_model(out).startswith(".blend 0500")
+
+
+def test_radiance_pixels_decode_exactly_flat_and_run_length_coded(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    px = rng.integers(1, 255, (3, 16, 4), dtype=np.uint8)
+    px[..., 3] = 128 + rng.integers(-2, 3, (3, 16))
+    head = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 3 +X 16\n"
+    want = (px[..., :3] + 0.5) * np.ldexp(1.0, px[..., 3:].astype(int) - 136)
+    flat = tmp_path / "flat.hdr"
+    flat.write_bytes(head + px.tobytes())
+    assert np.allclose(decode.decode_radiance(flat), want)
+    rle = bytearray(head)
+    for row in px:  # new-style RLE: per channel, one literal run of 8 and one repeat run of 8
+        rle += bytes([2, 2, 0, 16])
+        for c in range(4):
+            rle += bytes([8]) + row[:8, c].tobytes() + bytes([128 + 8, row[8, c]])
+    coded = tmp_path / "rle.hdr"
+    coded.write_bytes(bytes(rle))
+    expect = px.copy()
+    expect[:, 8:] = px[:, 8:9]
+    assert np.allclose(decode.decode_radiance(coded),
+                       (expect[..., :3] + 0.5) * np.ldexp(1.0, expect[..., 3:].astype(int) - 136))
+    for path in (flat, coded):
+        path.write_bytes(path.read_bytes()[:-3])
+        with pytest.raises(UserError, match="truncated"):
+            decode.decode_radiance(path)

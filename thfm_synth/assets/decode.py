@@ -80,14 +80,10 @@ def decode_radiance(path: str | Path) -> np.ndarray:
                         row[x:x + count] = np.frombuffer(data, np.uint8, count, pos)
                         pos += count
                     x += count
-        else:  # flat (or old-style RLE, which no current writer produces: refused as corrupt)
+        else:  # flat RGBE pixels (old-style run lengths, which no current writer makes, read as pixels)
             if pos + 4 * w > n:
                 raise _bad(path, f"Radiance HDR data ends in scanline {y} of {h} (truncated)")
-            line = np.frombuffer(data, np.uint8, 4 * w, pos).reshape(w, 4)
-            if (line[:, :3] == 1).all(axis=1).any():
-                raise _bad(path, f"Radiance HDR scanline {y} uses old-style run lengths (unsupported)",
-                           "re-save the file with a current tool")
-            out[y] = line
+            out[y] = np.frombuffer(data, np.uint8, 4 * w, pos).reshape(w, 4)
             pos += 4 * w
     e = out[..., 3].astype(np.int32)
     scale = np.where(e > 0, np.ldexp(1.0, e - 136), 0.0).astype(np.float32)
