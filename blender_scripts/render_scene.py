@@ -169,6 +169,28 @@ def subject_aov(nt):
     aov_value(nt, attr.outputs["Fac"], contract.AOV_FG)
 
 
+def load_image(path, what):
+    """An image Blender will sample, loaded and checked: an image that does not load renders as
+    magenta (a texture) or black (an HDRI) with no error, so it is bad input here instead."""
+    if not os.path.isfile(path):
+        raise contract.JobInputError(f"{what} {path} not found", "restore the file or fix the asset manifest")
+    try:
+        image = bpy.data.images.load(path, check_existing=True)
+    except RuntimeError as exc:
+        raise contract.JobInputError(f"{what} {path} cannot be read ({exc})", "replace it with a valid image")
+    check_image(image, what, path)
+    return image
+
+
+def check_image(image, what, path=None):
+    width, height = image.size  # reading the size loads the pixels (images load lazily)
+    if width == 0 or height == 0 or not image.has_data:
+        path = path or bpy.path.abspath(image.filepath) or image.name
+        raise contract.JobInputError(f"{what} {path} did not load (truncated, damaged or not an image format "
+                                     f"Blender reads)", "replace it with a complete copy (`thfm-synth assets "
+                                                        "validate` decodes every asset file)")
+
+
 def make_material(m, root):
     mat = bpy.data.materials.new(m["name"])
     nt = mat.node_tree
@@ -181,7 +203,7 @@ def make_material(m, root):
     bsdf.inputs["Specular IOR Level"].default_value = m["specular"]
     if m.get("texture"):
         tex = nt.nodes.new("ShaderNodeTexImage")
-        tex.image = bpy.data.images.load(resolve(m["texture"], root), check_existing=True)
+        tex.image = load_image(resolve(m["texture"], root), f"texture of material {m['name']}")
         _link(nt, tex.outputs["Color"], bsdf.inputs["Base Color"])
     elif m.get("checker_color") is not None:
         uv = nt.nodes.new("ShaderNodeTexCoord")
@@ -290,6 +312,9 @@ def prepare_scene_materials(ob):
     for mat in {m for m in me.materials} | {s.material for s in ob.material_slots if s.material}:
         if mat.get("thfm_fg"):
             continue
+        for node in (mat.node_tree.nodes if mat.node_tree else ()):  # textures of the scene file
+            if node.type == "TEX_IMAGE" and node.image is not None and node.image.source == "FILE":
+                check_image(node.image, f"texture of scene material {mat.name}")
         if mat.node_tree is None:
             mat.use_nodes = True
         subject_aov(mat.node_tree)
@@ -564,7 +589,7 @@ def build_world(w, root):
         # rotating the lookup by -theta turns the environment by +theta (counter-clockwise from above)
         mapping.inputs["Rotation"].default_value = (0.0, 0.0, -math.radians(w["rotation_deg"]))
         env = nt.nodes.new("ShaderNodeTexEnvironment")
-        env.image = bpy.data.images.load(resolve(w["hdri_path"], root), check_existing=True)
+        env.image = load_image(resolve(w["hdri_path"], root), "HDRI")
         _link(nt, coord.outputs["Generated"], mapping.inputs["Vector"])
         _link(nt, mapping.outputs["Vector"], env.inputs["Vector"])
         _link(nt, env.outputs["Color"], bg.inputs["Color"])

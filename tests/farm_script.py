@@ -11,6 +11,7 @@ from pathlib import Path
 from thfm_synth.assets.library import load_library
 from thfm_synth.config import load_config
 from thfm_synth.farm.driver import FarmOptions, run_farm
+from thfm_synth.farm.layout import OutputLayout
 from thfm_synth.plan.planner import make_plan, plan_meta, write_plan
 
 TINY = {"video": {"width": 128, "height": 80, "num_frames": 5}, "render": {"samples": 2, "denoise": False}}
@@ -23,19 +24,24 @@ if __name__ == "__main__":
     library = load_library(manifests)
     n = args.get("n", 4)
     specs = make_plan(cfg, library, 0, n)
+    plan = out / "plan.parquet"
+    if not plan.exists():
+        write_plan(plan, specs, plan_meta(cfg, library, 0, n))
+    digests = str(OutputLayout(out.resolve()).asset_digests)
     if args.get("renderer", "fake") == "blender":
-        plan = out / "plan.parquet"
-        if not plan.exists():
-            write_plan(plan, specs, plan_meta(cfg, library, 0, n))
         renderer = "thfm_synth.farm.blender:BlenderVideoRenderer"
-        options = {"plan": str(plan), "cache_dir": args["cache"], "threads": 1}
+        options = {"plan": str(plan), "cache_dir": args["cache"], "threads": 1, "digest_cache": digests}
     else:
         renderer = "thfm_synth.farm.fake:FakeVideoRenderer"
-        options = {"frame_seconds": args.get("frame_seconds", 0.05), "manifests": manifests,
-                   "journal": args.get("journal"), "disk_full_video": args.get("disk_full_video")}
-    opts = FarmOptions(out=out, renderer=renderer, renderer_options=options, workers=2, max_retries=2,
-                       progress=False)
+        options = {"frame_seconds": args.get("frame_seconds", 0.05),
+                   "manifests": args.get("renderer_manifests", manifests),
+                   "journal": args.get("journal"), "disk_full_video": args.get("disk_full_video"),
+                   "digest_cache": digests, "qa_fail_videos": args.get("qa_fail_videos", [])}
+    opts = FarmOptions(out=out, renderer=renderer, renderer_options=options, workers=args.get("workers", 2),
+                       max_retries=2, progress=False, address=args.get("address"),
+                       claim_stale_s=args.get("claim_stale_s"))
     summary = run_farm(specs, {"plan": "test", "manifests": manifests}, opts)
     print(json.dumps({"rendered": summary.rendered, "skipped": summary.skipped, "failed": summary.failed,
                       "elsewhere": summary.elsewhere, "retries": summary.retries,
-                      "duplicates": summary.duplicates}))
+                      "duplicates": summary.duplicates, "qa_failed": sorted(summary.qa_failed),
+                      "lines": summary.lines()}))

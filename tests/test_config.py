@@ -62,3 +62,39 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_config(config_file=bad)
     with pytest.raises(UserError, match="not found"):
         load_config(config_file=tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("override, field", [
+    ({"num_videos": True}, "num_videos"),  # was accepted as 1
+    ({"num_videos": "5"}, "num_videos"),
+    ({"video": {"width": 128.0}}, "video.width"),
+    ({"render": {"denoise": 1}}, "render.denoise"),
+    ({"camera": {"focal_length_mm": [True, 50]}}, "camera.focal_length_mm"),
+    ({"qa": {"visible_frames_min": "high"}}, "qa.visible_frames_min"),
+])
+def test_values_of_the_wrong_type_are_refused_not_coerced(override, field):
+    with pytest.raises(ConfigError) as err:
+        load_config("paper", overrides=override)
+    assert field in err.value.one_line() and "\n" not in err.value.one_line()
+    assert load_config("paper", overrides={"video": {"fps": 30}}).video.fps == 30.0  # an int for a float: fine
+
+
+def test_an_unknown_field_suggests_the_nearest_and_says_how_to_fix_it():
+    with pytest.raises(ConfigError) as err:
+        load_config("paper", overrides={"num_video": 5})
+    line = err.value.one_line()
+    assert "unknown field num_video (did you mean num_videos?)" in line
+    assert "allowed range" not in line and "remove or rename the field" in line
+    with pytest.raises(ConfigError, match=r"unknown field camera.focal_lenght_mm \(did you mean "
+                                          r"camera.focal_length_mm\?\)"):
+        load_config("paper", overrides={"camera": {"focal_lenght_mm": [20, 30]}})
+
+
+def test_qa_thresholds_are_configurable_and_documented():
+    from thfm_synth.config.schema import QaSettings
+
+    cfg = load_config("paper", overrides={"qa": {"visible_frames_min": 0.5, "joint_height_m": [-1, 4]}})
+    assert cfg.qa.visible_frames_min == 0.5 and cfg.qa.joint_height_m == (-1.0, 4.0)
+    assert all(f.description for f in QaSettings.model_fields.values())
+    with pytest.raises(ConfigError, match="qa.visible_frames_min"):
+        load_config("paper", overrides={"qa": {"visible_frames_min": 2}})

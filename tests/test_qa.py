@@ -1,6 +1,9 @@
 """QA checks on an analytic scene computed in numpy: a sphere in front of a wall."""
 
+import json
+
 import numpy as np
+import pytest
 
 from thfm_synth import qa
 from thfm_synth.conventions import intrinsics, look_at, project
@@ -59,6 +62,11 @@ def test_checks_catch_broken_ground_truth():
     assert {"reprojection", "depth_normal_agreement", "depth_invalid_in_subject"} <= set(summary["failures"])
     assert figs["depth_normal_median_deg"] > 90
     figs = qa.check_frame(depth, normals, shifted, k, r, t, joints, uv, np.array([True]))
+    assert "mask_off_depth_edge" in qa.QaReport([figs]).summarize()["failures"]
+    for px in (2, 5):  # even a small shift leaves the mask's edge on continuous depth
+        assert qa.silhouette_on_depth_edge(depth, np.roll(mask, px, axis=1)) < 0.2
+    in_front = np.where(mask > 0, depth, 1.0)  # the background drawn in front of the subject
+    figs = qa.check_frame(in_front, normals, mask, k, r, t, joints, uv, np.array([True]))
     assert "silhouette_depth_order" in qa.QaReport([figs]).summarize()["failures"]
 
 
@@ -91,8 +99,84 @@ def test_silhouette_order_treats_sky_as_far_and_needs_evidence():
     depth[10:30, 10:30] = 3.0
     mask[10:30, 10:30] = 1.0
     assert qa.silhouette_nearer(depth, mask) == 1.0  # 80 pairs, all against the sky
-    depth[30:, :] = 2.5  # ground in front of the lower edge: nearer, legitimately
+    depth[30:, :] = 2.5  # ground in front of the lower edge, decisively nearer: 20 of 80 pairs
     assert qa.silhouette_nearer(depth, mask) == 0.75
+    depth[30:, :] = 2.95  # the floor a foot stands on: a tie, not a violation (nor a depth step)
+    assert qa.silhouette_nearer(depth, mask) == 1.0 and qa.silhouette_on_depth_edge(depth, mask) == 0.75
     tiny = np.zeros((6, 6), np.float32)
     tiny[2:4, 2:4] = 1.0  # 8 pairs: too few to judge
     assert np.isnan(qa.silhouette_nearer(np.where(tiny > 0, 3.0, 0.0), tiny))
+
+
+def empty_frame():
+    """A frame with no person in it: what a render of a character 1e30 m away gives."""
+    k, r, t, depth, normals, _ = sphere_scene()
+    mask = np.zeros_like(depth)
+    joints = np.full((24, 3), 1e30)
+    uv, _ = project(k, r, t, joints)
+    return k, r, t, depth, normals, mask, joints, uv
+
+
+def test_a_video_with_no_person_in_it_fails():
+    """Was: `visible_joints_in_mask` vacuously 1.0 and "passed": true for an empty mask."""
+    k, r, t, depth, normals, mask, joints, uv = empty_frame()
+    frames = [qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.zeros(24, bool)) for _ in range(5)]
+    report = qa.QaReport(frames, motion=qa.motion_figures(np.repeat(joints[None], 5, 0), 24.0)).summarize()
+    assert not report["passed"]
+    assert {"no_visible_joints", "person_not_visible", "implausible_joint_height"} <= set(report["failures"])
+    assert report["figures"]["visible_joints_in_mask"] is None and report["figures"]["visible_frames"] == 0.0
+    json.dumps(report, allow_nan=False)  # metadata.json stays strict JSON
+
+
+def test_person_visible_in_too_few_frames_fails_and_the_threshold_is_configurable():
+    from thfm_synth.config.schema import QaSettings
+
+    k, r, t, depth, normals, mask = sphere_scene()
+    joints = np.array([[0.0, 0.0, 1.0]])
+    uv, _ = project(k, r, t, joints)
+    seen = qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.array([True]))
+    gone = qa.check_frame(depth, normals, np.zeros_like(mask), k, r, t, joints, uv, np.array([False]))
+    report = qa.QaReport([seen, gone, gone, gone]).summarize()
+    assert "person_not_visible" in report["failures"] and report["figures"]["visible_frames"] == 0.25
+    assert qa.QaReport([seen, gone, gone, gone]).summarize(QaSettings(visible_frames_min=0.2))["passed"]
+
+
+def test_physically_implausible_motion_fails():
+    t = np.arange(10) / 24.0
+    walk = np.zeros((10, 24, 3))
+    walk[..., 2] = np.linspace(0.0, 1.6, 24)  # standing joints
+    walk[:, :, 1] = 1.4 * t[:, None]  # walking at 1.4 m/s
+    assert qa.motion_figures(walk, 24.0)["root_speed_max_mps"] == pytest.approx(1.4)
+    motion_checks = {"implausible_joint_speed", "implausible_joint_height", "joints_not_finite"}
+    assert not motion_checks & set(qa.QaReport([{}], motion=qa.motion_figures(walk, 24.0)).summarize()["failures"])
+    teleport = walk.copy()
+    teleport[5:, :, 0] += 3.0  # 3 m in one frame: 72 m/s
+    figs = qa.motion_figures(teleport, 24.0)
+    assert figs["root_speed_max_mps"] > 70
+    assert "implausible_joint_speed" in qa.QaReport([{}], motion=figs).summarize()["failures"]
+    flying = walk.copy()
+    flying[..., 2] += 10.0
+    assert "implausible_joint_height" in qa.QaReport([{}], motion=qa.motion_figures(flying, 24.0)).summarize()[
+        "failures"]
+    nan = walk.copy()
+    nan[3, 4] = np.nan
+    assert "joints_not_finite" in qa.QaReport([{}], motion=qa.motion_figures(nan, 24.0)).summarize()["failures"]
+
+
+def test_a_background_that_did_not_load_fails():
+    k, r, t, depth, normals, mask = sphere_scene()
+    joints = np.array([[0.0, 0.0, 1.0]])
+    uv, _ = project(k, r, t, joints)
+    rgb = np.full(mask.shape + (3,), 120, np.uint8)
+    ok = qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.array([True]), rgb=rgb)
+    assert ok["background_failed"] == 0.0 and qa.QaReport([ok]).summarize()["passed"]
+    for colour in ((255, 0, 255), (0, 0, 0)):  # Blender's missing texture; an HDRI that did not load
+        bad = rgb.copy()
+        bad[mask < 0.01] = colour
+        figs = qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.array([True]), rgb=bad)
+        assert figs["background_failed"] == 1.0
+        assert "background_not_loaded" in qa.QaReport([figs]).summarize()["failures"]
+    dark = rgb.copy()
+    dark[mask < 0.01] = 0  # a 3D scene's unlit corner may be pure black; an HDRI that loaded never is
+    assert qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.array([True]), rgb=dark,
+                          black_is_failure=False)["background_failed"] == 0.0

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from thfm_synth.errors import UserError
+from thfm_synth.errors import DiskFullError, UserError
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -53,7 +53,7 @@ def atomic_path(path: str | os.PathLike, what: str = "output") -> Iterator[Path]
     except OSError as exc:
         _remove(tmp)
         if exc.errno == errno.ENOSPC:
-            raise UserError(f"disk full while writing {path}", "free space or choose another output folder") from None
+            raise DiskFullError(f"disk full while writing {path}", "free space or choose another output folder") from None
         raise
     except BaseException:
         _remove(tmp)

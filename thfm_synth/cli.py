@@ -120,7 +120,7 @@ def cmd_assets_validate(args) -> int:
 
     failed = 0
     for manifest in args.manifest:
-        count, problems = validate(manifest, check_hashes=not args.no_hashes)
+        count, problems = validate(manifest, check_hashes=not args.no_hashes, decode=not args.headers_only)
         for p in problems:
             print(p)
         print(f"{manifest}: {count} entries, {len(problems)} problem(s)")
@@ -212,7 +212,8 @@ def cmd_render_one(args) -> int:
     if out.exists():
         raise UserError(f"{out} already exists", "choose a new --out folder (a video folder is never overwritten)")
     spec, meta = spec_from_plan(args.plan, args.index)
-    cfg = plan_config(meta).render
+    dataset = plan_config(meta)
+    cfg = dataset.render
     if args.device:
         cfg = cfg.model_copy(update={"device": args.device})
     runtime = RenderRuntime.detect(args.blender)
@@ -220,16 +221,18 @@ def cmd_render_one(args) -> int:
     tmp.mkdir(parents=True)
     try:
         t0 = time.perf_counter()
-        stats = render_video(spec, plan_library(meta), cfg, tmp, args.cache or default_cache(), runtime=runtime)
+        stats = render_video(spec, plan_library(meta), cfg, tmp, args.cache or default_cache(), runtime=runtime,
+                             qa_cfg=dataset.qa)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    qa = "passed" if stats["qa_passed"] else "FAILED (see metadata.json qa)"
+    qa = "passed" if stats["qa_passed"] else f"FAILED: {', '.join(stats['qa_failures'])} (see metadata.json qa)"
     print(f"rendered {spec.video_id}: {stats['frames']} frames in {time.perf_counter() - t0:.1f} s "
           f"({stats['render_seconds'] / stats['frames']:.2f} s/frame in Cycles, "
           f"{stats['bytes_per_frame'] / 1e6:.2f} MB/frame), QA {qa} -> {out}")
-    return 0
+    # a video that fails QA is kept for inspection, but it is not a success
+    return 0 if stats["qa_passed"] else 1
 
 
 def cmd_preview(args) -> int:
@@ -244,10 +247,11 @@ def cmd_render(args) -> int:
     import os
 
     from thfm_synth.farm import index
+    from thfm_synth.farm.binding import bind_output
     from thfm_synth.farm.blender import blender_farm
     from thfm_synth.farm.driver import run_farm
     from thfm_synth.farm.layout import OutputLayout
-    from thfm_synth.plan.planner import plan_meta, read_plan, refuse_re_aiming, timed_plan, write_plan
+    from thfm_synth.plan.planner import plan_meta, read_plan, refuse_re_aiming, timed_plan
 
     if args.status:
         layout = OutputLayout(args.status)
@@ -261,28 +265,20 @@ def cmd_render(args) -> int:
     plan_path = args.out / "plan.parquet"
     if args.plan:
         specs, meta = read_plan(args.plan)
-        if args.plan.resolve() != plan_path.resolve():
-            from thfm_synth.atomic import prepare_parent
-
-            prepare_parent(plan_path, "plan")
-            write_plan(plan_path, specs, meta)
     else:
         cfg, library, num = resolve_dataset(args)
         specs, _ = timed_plan(cfg, library, args.seed, num)
         meta = plan_meta(cfg, library, args.seed, num)
-        if plan_path.is_file():
-            old_specs, old = read_plan(plan_path)
-            if (old.config_sha256, old.seed) != (meta.config_sha256, meta.seed):
-                raise UserError(f"{args.out} was rendered from another plan (config or seed differ)",
-                                "use a new --out, or the same --preset/--config/--seed")
-            refuse_re_aiming(old_specs, plan_path, specs)
-        write_plan(plan_path, specs, meta)
+        if plan_path.is_file():  # a clearer word than "another plan" for a folder of the older convention
+            refuse_re_aiming(read_plan(plan_path)[0], plan_path, specs)
+    # the folder is bound to the whole plan before anything in it is written (farm/binding.py)
+    plan_id = bind_output(args.out, specs, meta)
     cpus = args.cpus_per_video
     workers = args.workers or max(1, int((os.cpu_count() or 1) // cpus))
     opts = blender_farm(args.out, plan_path, args.cache or default_cache(), workers=workers, cpus_per_video=cpus,
                         blender=args.blender, device=args.device, restart_every=args.restart_every,
                         gpus_per_video=args.gpus_per_video, max_retries=args.max_retries, address=args.address)
-    summary = run_farm(specs, {"config_sha256": meta.config_sha256, "seed": meta.seed}, opts)
+    summary = run_farm(specs, plan_id, opts)
     for line in summary.lines():
         print(line)
     return 1 if summary.failed else 0
@@ -297,7 +293,7 @@ def cmd_preprocess(args) -> int:
     summary = preprocess(args.render_dir, args.out, num_frames=args.num_frames, fps=args.fps, width=args.width,
                          height=args.height, vae_weights=args.vae, text_encoder=args.text_encoder,
                          max_shard_bytes=int(args.max_shard_mb * 1e6), address=args.address, workers=args.workers,
-                         prompt_dim=args.prompt_dim)
+                         prompt_dim=args.prompt_dim, include_qa_failed=args.include_qa_failed)
     for line in summary.lines():
         print(line)
     return 0
@@ -351,9 +347,10 @@ def cmd_demo(args) -> int:
     from thfm_synth.assets.library import load_library
     from thfm_synth.characters import character_npz
     from thfm_synth.config import load_config
+    from thfm_synth.farm.binding import bind_output
     from thfm_synth.farm.blender import blender_farm
     from thfm_synth.farm.driver import run_farm
-    from thfm_synth.plan.planner import plan_meta, timed_plan, write_plan
+    from thfm_synth.plan.planner import plan_meta, timed_plan
     from thfm_synth.video.preview import make_preview
 
     t0 = time.perf_counter()
@@ -364,7 +361,7 @@ def cmd_demo(args) -> int:
     specs, summary = timed_plan(cfg, library, args.seed, args.num_videos)
     meta = plan_meta(cfg, library, args.seed, args.num_videos)
     plan_path = out / "render" / "plan.parquet"
-    write_plan(plan_path, specs, meta)
+    plan_id = bind_output(out / "render", specs, meta)
     print(f"[1/7 plan] {summary.lines()[0]} -> {plan_path}")
 
     ids = sorted({s.character_id for s in specs})
@@ -377,7 +374,7 @@ def cmd_demo(args) -> int:
     print(f"[3/7 render] {len(specs)} videos of {cfg.video.num_frames} frames at {cfg.video.width}x"
           f"{cfg.video.height} on a local Ray with {args.workers} workers")
     opts = blender_farm(out / "render", plan_path, cache, workers=args.workers, cpus_per_video=1)
-    run = run_farm(specs, {"config_sha256": meta.config_sha256, "seed": meta.seed}, opts)
+    run = run_farm(specs, plan_id, opts)
     for line in run.lines():
         print("  " + line)
 
@@ -486,6 +483,8 @@ def build_parser() -> Parser:
     p.add_argument("--max-shard-mb", type=float, default=1000.0, help="shard size bound, MB (default 1000)")
     p.add_argument("--address", help="Ray cluster address; default: a local Ray")
     p.add_argument("--workers", type=non_negative_int, help="encoder actors (0 = no Ray; default: all CPUs)")
+    p.add_argument("--include-qa-failed", action="store_true",
+                   help="also use videos that failed QA (left out by default; `render --status` lists them)")
     p.set_defaults(func=cmd_preprocess)
 
     p = sub.add_parser("shards", help="look inside a shard folder: ls, info, stats, show, verify, export")
@@ -536,9 +535,12 @@ def build_parser() -> Parser:
     q.add_argument("--name", help="manifest name (default: the folder's name)")
     q.add_argument("--strict", action="store_true", help="fail if any file cannot be read")
     q.set_defaults(func=cmd_assets_scan)
-    q = asub.add_parser("validate", help="check files exist, checksums match and licences are set")
+    q = asub.add_parser("validate", help="check files exist, checksums match, licences are set and every file "
+                                         "decodes in full")
     q.add_argument("manifest", type=Path, nargs="+", help="manifest YAML file(s)")
     q.add_argument("--no-hashes", action="store_true", help="skip the sha256 check (faster)")
+    q.add_argument("--headers-only", action="store_true",
+                   help="check file headers only, without decoding every file in full (faster)")
     q.set_defaults(func=cmd_assets_validate)
     q = asub.add_parser("list", help="summarise the library: built-in plus the given manifests")
     q.add_argument("manifest", type=Path, nargs="*", help="manifest YAML file(s)")

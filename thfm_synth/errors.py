@@ -24,3 +24,7 @@ class ConfigError(UserError):
     """An invalid configuration value or argument: exit code 2, like argparse."""
 
     exit_code = 2
+
+
+class DiskFullError(UserError):
+    """No space left while writing an output: stop (the farm stops the run), never retry or skip."""

@@ -2,8 +2,15 @@
 
 Each check takes per-frame arrays in our stored conventions (depth = camera z in metres,
 normals = unit vectors in the OpenCV camera frame, mask in [0, 1], joints in pixels)
-and returns figures; `check_frame`/`summarize` turn them into pass/fail against the
-thresholds below, recorded in metadata.json. A failing video is flagged, not dropped.
+and returns figures; `check_frame`/`motion_figures`/`QaReport.summarize` turn them into
+pass/fail against the thresholds of the dataset config's `qa:` section
+(`thfm_synth.config.schema.QaSettings`, documented there with units), recorded in
+metadata.json. A video fails when its ground truth is inexact (reprojection, joints outside
+the mask, normals vs depth, depth order at the silhouette, label ranges) and when it is not
+training data at all: the person is visible in too few frames (or no joint is visible), the
+motion is physically implausible (joint speeds or heights: a broken clip), or the background
+did not load (pure black or missing-texture magenta). The farm commits such a video but records
+it as `qa_failed`; preprocess leaves it out unless asked.
 """
 
 from __future__ import annotations
@@ -14,13 +21,29 @@ import numpy as np
 
 from thfm_synth.conventions import project
 
+# The defaults of `QaSettings` (kept here too for callers without a config).
 THRESHOLDS = {
     "reprojection_px_max": 0.01,  # stored 2D joints vs projected 3D joints
     "visible_joints_in_mask_min": 0.95,  # fraction of visible joints where mask > 0.5
     "depth_normal_median_deg_max": 10.0,  # normals from depth gradients vs normal pass
     "silhouette_nearer_min": 0.9,  # subject nearer than what lies just outside its silhouette
+    "silhouette_on_depth_edge_min": 0.5,  # the mask's edge lies on depth steps (aligned with the subject)
     "normal_unit_err_max": 1e-2,
+    "subject_min_coverage": 0.001,  # mask area / image area for "the person is visible in this frame"
+    "visible_frames_min": 0.8,  # fraction of frames where the person is visible
+    "root_speed_max_mps": 15.0,
+    "joint_speed_max_mps": 50.0,
+    "joint_height_m": (-0.5, 5.0),
+    "background_failed_max": 0.5,  # fraction of background pixels pure black or magenta, worst frame
 }
+
+
+def thresholds_of(settings=None) -> dict:
+    """THRESHOLDS overridden by a `QaSettings` (or a dict of some of its fields)."""
+    if settings is None:
+        return dict(THRESHOLDS)
+    values = settings.model_dump() if hasattr(settings, "model_dump") else dict(settings)
+    return {**THRESHOLDS, **values}
 
 
 def reprojection_error(k, r, t, joints_world, joints_2d) -> float:
@@ -80,10 +103,17 @@ def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
 
 
+DEPTH_NORMAL_MIN_PIXELS = 200
+
+
 def depth_normal_agreement(depth, normals, k, mask, erosion: int = 2) -> float:
-    """Median angle (deg) between normals derived from depth and the normal pass over the mask interior."""
+    """Median angle (deg) between normals derived from depth and the normal pass over the mask interior.
+
+    NaN (no evidence) with fewer than DEPTH_NORMAL_MIN_PIXELS interior pixels: in a tiny frame the
+    interior is a few pixels of limbs two or three pixels wide, where finite differences of depth
+    say little about the surface (a correct 64x64 render measured 20 deg there, 3-6 deg at 128x128)."""
     interior = erode(mask > 0.99, erosion)
-    if not interior.any():
+    if interior.sum() < DEPTH_NORMAL_MIN_PIXELS:
         return float("nan")
     est = normals_from_depth(depth, k)[interior]
     ok = np.isfinite(est).all(-1)  # pixels next to invalid depth are reported by label_invariants
@@ -91,25 +121,48 @@ def depth_normal_agreement(depth, normals, k, mask, erosion: int = 2) -> float:
 
 
 SILHOUETTE_MIN_PAIRS = 20
+SILHOUETTE_TIE = 0.05  # relative depth step across the silhouette below which a pair is a tie
 
 
-def silhouette_nearer(depth: np.ndarray, mask: np.ndarray) -> float:
-    """Across the silhouette, the fraction of (inside, outside) neighbour pairs where inside is nearer.
-
-    No surface (depth 0: sky) counts as infinitely far. NaN (no evidence) with fewer than
-    SILHOUETTE_MIN_PAIRS pairs: in small frames almost every edge pixel is partly covered (the
-    1.5 px filter), and a ratio of 2 of 3 pairs would flag a correct video."""
+def silhouette_pairs(depth: np.ndarray, mask: np.ndarray) -> tuple[int, int, int]:
+    """(pairs, steps, violations) over the (inside, outside) neighbour pairs across the silhouette:
+    `steps` have a depth step of more than SILHOUETTE_TIE (relative) between the two pixels, and
+    `violations` are steps where the outside pixel is the nearer one. No surface (sky) is infinitely far."""
     depth = np.where(depth > 0, depth, np.inf)
     inside, outside = mask > 0.99, mask < 0.01
-    wins = total = 0
+    pairs = steps = violations = 0
     for a, b, da, db in ((inside[:, :-1], outside[:, 1:], depth[:, :-1], depth[:, 1:]),
                          (inside[:, 1:], outside[:, :-1], depth[:, 1:], depth[:, :-1]),
                          (inside[:-1], outside[1:], depth[:-1], depth[1:]),
                          (inside[1:], outside[:-1], depth[1:], depth[:-1])):
         pair = a & b
-        total += int(pair.sum())
-        wins += int((da[pair] < db[pair]).sum())
-    return wins / total if total >= SILHOUETTE_MIN_PAIRS else float("nan")
+        da, db = da[pair], db[pair]
+        with np.errstate(invalid="ignore"):
+            step = ~(np.abs(da - db) <= SILHOUETTE_TIE * np.minimum(da, db))  # inf - x: a step
+        pairs += int(pair.sum())
+        steps += int(step.sum())
+        violations += int((step & (db < da)).sum())
+    return pairs, steps, violations
+
+
+def silhouette_nearer(depth: np.ndarray, mask: np.ndarray) -> float:
+    """Across the silhouette, the fraction of neighbour pairs where the outside pixel is not decisively
+    nearer than the inside one (silhouette_pairs). Depths within SILHOUETTE_TIE are a tie, not a
+    violation: where a foot stands on the floor, the floor just in front of the toe is legitimately a
+    hair nearer than the foot (at 160 px height one pixel of sloped floor is a few percent of depth).
+    A background drawn in front of the subject is a decisive violation. NaN (no evidence) with fewer
+    than SILHOUETTE_MIN_PAIRS pairs: in small frames almost every edge pixel is partly covered (the
+    1.5 px filter), and a ratio of 2 of 3 pairs would flag a correct video."""
+    pairs, _, violations = silhouette_pairs(depth, mask)
+    return 1.0 - violations / pairs if pairs >= SILHOUETTE_MIN_PAIRS else float("nan")
+
+
+def silhouette_on_depth_edge(depth: np.ndarray, mask: np.ndarray) -> float:
+    """The fraction of silhouette pairs that lie on a depth step: a mask aligned with its subject has
+    its edge where depth jumps (measured 0.8-0.94 on preview renders: the rest is feet on the floor),
+    a mask shifted by even 2 px has it on continuous depth (0.13 on the analytic sphere; 0.01 at 10 px)."""
+    pairs, steps, _ = silhouette_pairs(depth, mask)
+    return steps / pairs if pairs >= SILHOUETTE_MIN_PAIRS else float("nan")
 
 
 def label_invariants(depth, normals, mask, part=None, canonical=None) -> dict[str, float]:
@@ -130,56 +183,134 @@ def label_invariants(depth, normals, mask, part=None, canonical=None) -> dict[st
     return out
 
 
+def background_failed(rgb: np.ndarray, mask: np.ndarray, black_is_failure: bool = True) -> float:
+    """Fraction of the background (mask < 0.01) that is Blender's missing-texture magenta or, with
+    `black_is_failure` (an HDRI background, which lights and fills the whole view), pure black: what a
+    texture or HDRI that did not load renders as. (Pure black is legitimate in a 3D scene's dark corners.)"""
+    bg = mask < 0.01
+    if not bg.any():
+        return 0.0
+    px = np.asarray(rgb)[bg].astype(np.int16)
+    bad = (px[:, 0] >= 250) & (px[:, 1] <= 5) & (px[:, 2] >= 250)
+    if black_is_failure:
+        bad |= (px <= 0).all(-1)
+    return float(bad.mean())
+
+
+def motion_figures(joints_world: np.ndarray, fps: float) -> dict:
+    """Speeds (m/s) and heights (m) of (T, J, 3) world joints; joint 0 is the root (pelvis).
+    A broken clip (a jump of metres between frames, a root at 1e30) shows here even when every
+    number is finite."""
+    j = np.asarray(joints_world, np.float64)
+    finite = bool(np.isfinite(j).all())
+    out = {"joints_finite": finite}
+    if not finite or j.size == 0:
+        return {**out, "root_speed_max_mps": float("inf"), "joint_speed_max_mps": float("inf"),
+                "joint_height_min_m": float("-inf"), "joint_height_max_m": float("inf")}
+    speed = np.linalg.norm(np.diff(j, axis=0), axis=-1) * float(fps) if len(j) > 1 else np.zeros((0, j.shape[1]))
+    out["root_speed_max_mps"] = float(speed[:, 0].max()) if speed.size else 0.0
+    out["joint_speed_max_mps"] = float(speed.max()) if speed.size else 0.0
+    out["joint_height_min_m"] = float(j[..., 2].min())
+    out["joint_height_max_m"] = float(j[..., 2].max())
+    return out
+
+
+# Per-frame figures where "not finite" is no evidence (nothing to compare), not a failure.
+NO_EVIDENCE_IS_NAN = ("depth_normal_median_deg", "silhouette_nearer", "silhouette_on_depth_edge")
+WORST_IS_LOWEST = ("silhouette_nearer", "silhouette_on_depth_edge")
+PER_FRAME_SPECIAL = ("visible_joints", "visible_joints_hit", "subject_coverage", "background_failed")
+
+
 @dataclass
 class QaReport:
     frames: list[dict] = field(default_factory=list)
+    motion: dict | None = None  # motion_figures() of the video's joints
 
-    def summarize(self) -> dict:
+    def summarize(self, settings=None) -> dict:
+        th = thresholds_of(settings)
         if not self.frames:
-            return {"passed": False, "failures": ["no frames"]}
-        agg: dict[str, float] = {}
+            return {"passed": False, "failures": ["no frames"], "figures": {}, "thresholds": th}
+        agg: dict[str, float | None] = {}
         seen = sum(f.get("visible_joints", 0) for f in self.frames)
         hits = sum(f.get("visible_joints_hit", 0) for f in self.frames)
         for key in self.frames[0]:
-            if key in ("visible_joints", "visible_joints_hit"):
+            if key in PER_FRAME_SPECIAL:
                 continue
             vals = np.array([f[key] for f in self.frames], dtype=float)
+            if key not in NO_EVIDENCE_IS_NAN and not np.isfinite(vals).all():
+                agg[key] = float("inf")  # a non-finite error is the worst error, never a pass
+                continue
             vals = vals[np.isfinite(vals)]
             if len(vals):
-                worst = vals.min() if key == "silhouette_nearer" else vals.max()
+                worst = vals.min() if key in WORST_IS_LOWEST else vals.max()
                 agg[key] = float(worst if key != "depth_normal_median_deg" else np.median(vals))
-        # over the whole video: the fraction of visible joints (all frames) that fall in the mask
-        agg["visible_joints_in_mask"] = hits / seen if seen else 1.0
         failures = []
-        if agg.get("reprojection_px", 0) > THRESHOLDS["reprojection_px_max"]:
-            failures.append("reprojection")
-        if agg.get("visible_joints_in_mask", 1) < THRESHOLDS["visible_joints_in_mask_min"]:
+        # over the whole video: the fraction of visible joints (all frames) that fall in the mask;
+        # no visible joint at all is no evidence of a person, and fails
+        agg["visible_joints_in_mask"] = hits / seen if seen else None
+        if not seen:
+            failures.append("no_visible_joints")
+        elif agg["visible_joints_in_mask"] < th["visible_joints_in_mask_min"]:
             failures.append("joints_in_mask")
-        if agg.get("depth_normal_median_deg", 0) > THRESHOLDS["depth_normal_median_deg_max"]:
+        if "subject_coverage" in self.frames[0]:
+            cover = np.array([f["subject_coverage"] for f in self.frames], dtype=float)
+            cover = np.where(np.isfinite(cover), cover, 0.0)
+            agg["subject_coverage_min"] = float(cover.min())
+            agg["visible_frames"] = float((cover >= th["subject_min_coverage"]).mean())
+            if agg["visible_frames"] < th["visible_frames_min"]:
+                failures.append("person_not_visible")
+        if "background_failed" in self.frames[0]:
+            agg["background_failed"] = float(max(f["background_failed"] for f in self.frames))
+            if agg["background_failed"] > th["background_failed_max"]:
+                failures.append("background_not_loaded")
+        if agg.get("reprojection_px", 0) > th["reprojection_px_max"]:
+            failures.append("reprojection")
+        if agg.get("depth_normal_median_deg", 0) > th["depth_normal_median_deg_max"]:
             failures.append("depth_normal_agreement")
-        if agg.get("silhouette_nearer", 1) < THRESHOLDS["silhouette_nearer_min"]:
+        if agg.get("silhouette_nearer", 1) < th["silhouette_nearer_min"]:
             failures.append("silhouette_depth_order")
+        if agg.get("silhouette_on_depth_edge", 1) < th["silhouette_on_depth_edge_min"]:
+            failures.append("mask_off_depth_edge")
         if agg.get("depth_bad_in_subject", 0) > 0:
             failures.append("depth_invalid_in_subject")
-        if agg.get("normal_unit_err", 0) > THRESHOLDS["normal_unit_err_max"]:
+        if agg.get("normal_unit_err", 0) > th["normal_unit_err_max"]:
             failures.append("normals_not_unit")
         for key in ("part_out_of_range", "part_bg_inside_mask", "canonical_out_of_range"):
             if agg.get(key, 0) > 0:
                 failures.append(key)
-        return {"passed": not failures, "failures": failures, "figures": agg, "thresholds": THRESHOLDS}
+        if self.motion is not None:
+            m = self.motion
+            agg.update({k: v for k, v in m.items() if k != "joints_finite"})
+            lo, hi = th["joint_height_m"]
+            if not m["joints_finite"]:
+                failures.append("joints_not_finite")
+            elif (m["root_speed_max_mps"] > th["root_speed_max_mps"]
+                  or m["joint_speed_max_mps"] > th["joint_speed_max_mps"]):
+                failures.append("implausible_joint_speed")
+            if m["joints_finite"] and (m["joint_height_min_m"] < lo or m["joint_height_max_m"] > hi):
+                failures.append("implausible_joint_height")
+        agg = {k: (v if v is None or np.isfinite(v) else ("inf" if v > 0 else "-inf")) for k, v in agg.items()}
+        return {"passed": not failures, "failures": failures, "figures": agg, "thresholds": th}
 
 
 def check_frame(depth, normals, mask, k, r, t, joints_world, joints_2d, visible,
-                part=None, canonical=None) -> dict:
-    """Figures of one frame. Stored depth uses 0 for "no surface"; here that means infinitely far."""
+                part=None, canonical=None, rgb=None, black_is_failure: bool = True) -> dict:
+    """Figures of one frame. Stored depth uses 0 for "no surface"; here that means infinitely far.
+    `rgb` (uint8, optional) adds the background check (`background_failed`)."""
     depth = np.where(depth > 0, depth, np.inf) if np.any(depth == 0) else depth
     seen, hit = joints_in_mask(joints_2d, visible, mask)
+    with np.errstate(invalid="ignore", over="ignore"):
+        reproj = reprojection_error(k, r, t, joints_world, joints_2d)
     figures = {
-        "reprojection_px": reprojection_error(k, r, t, joints_world, joints_2d),
+        "reprojection_px": reproj,
         "visible_joints": seen,
         "visible_joints_hit": hit,
+        "subject_coverage": float(np.mean(mask)),
         "depth_normal_median_deg": depth_normal_agreement(depth, normals, k, mask),
         "silhouette_nearer": silhouette_nearer(depth, mask),
+        "silhouette_on_depth_edge": silhouette_on_depth_edge(depth, mask),
     }
     figures.update(label_invariants(depth, normals, mask, part, canonical))
+    if rgb is not None:
+        figures["background_failed"] = background_failed(rgb, mask, black_is_failure)
     return figures

@@ -232,11 +232,27 @@ def train(config: Any, *, devices=None, quiet: bool = False, **overrides: Any) -
     (also written to ``<run_dir>/summary.json``)."""
     cfg = load_config(config, **overrides)
     maybe_initialize_distributed(cfg.distributed)
-    trainer = Trainer(cfg, devices=devices, quiet=quiet)
+    # A run that stops before its first checkpoint (bad data, a corrupt record, a bad config value)
+    # leaves no folder behind that it created: a half-made run folder looks like a run to resume.
+    created = [p for p in (Path(cfg.run_dir), cfg.checkpoint_path, cfg.log_path.parent) if not p.exists()]
+    trainer = None
     try:
-        return trainer.run()
-    finally:
-        trainer.close()
+        trainer = Trainer(cfg, devices=devices, quiet=quiet)
+        try:
+            return trainer.run()
+        finally:
+            trainer.close()
+    except BaseException:
+        try:
+            saved = trainer is not None and bool(trainer.ckpt.all_steps())
+        except Exception:  # noqa: BLE001 - a closed or broken manager: look at the folder itself
+            saved = cfg.checkpoint_path.is_dir() and any(p.name.isdigit() for p in cfg.checkpoint_path.iterdir())
+        if created and not saved and _is_main():
+            import shutil
+
+            for path in created:
+                shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 __all__ = ["Trainer", "TrainSetup", "train", "prepare_data"]

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from thfm_synth.digests import file_sha256  # noqa: F401 - re-exported: manifests are where users meet digests
+# re-exported: manifests are where users meet digests
+from thfm_synth.digests import content_sha256, file_sha256, folder_sha256  # noqa: F401
 from thfm_synth.errors import ConfigError, UserError
 
 SCHEMA_VERSION = 1
@@ -42,6 +44,16 @@ class AssetEntry(BaseModel):
     source: str = Field(min_length=1, description="where the asset came from")
     tags: tuple[str, ...] = Field((), description="free-form labels (walk, run, indoor, ...)")
     params: dict[str, Any] = Field(default_factory=dict, description="generator settings for built-ins")
+
+    @field_validator("path")
+    @classmethod
+    def _inside_root(cls, v: str | None) -> str | None:
+        # An entry may not reach outside its manifest's root (a manifest copied from elsewhere must
+        # not make a run read, hash and render arbitrary files of this machine).
+        if v is not None and (os.path.isabs(v) or os.path.normpath(v).split(os.sep)[0] == os.pardir or v == ""):
+            raise ValueError(f"path {v!r} leaves the manifest's root folder; entry paths are relative to `root` "
+                             f"and stay inside it")
+        return v
 
     @property
     def builtin(self) -> bool:
@@ -129,14 +141,6 @@ def builtin_sha256(kind: str, entry_id: str, params: dict[str, Any]) -> str:
 
 
 
-def folder_sha256(path: Path) -> str:
-    lines = [f"{p.relative_to(path).as_posix()} {file_sha256(p)}\n"
-             for p in sorted(path.rglob("*")) if p.is_file()]
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
-def content_sha256(path: Path) -> str:
-    return folder_sha256(path) if path.is_dir() else file_sha256(path)
 
 
 class LoadedManifest(BaseModel):
@@ -160,7 +164,7 @@ def _format_validation(exc: ValidationError, where: str) -> str:
     problems = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err["loc"])
-        problems.append(f"{loc}: {err['msg']}")
+        problems.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
     more = f" (+{exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
     return f"{where}: " + "; ".join(problems) + more
 

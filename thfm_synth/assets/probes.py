@@ -113,7 +113,71 @@ def model_info(path: Path) -> ModelInfo:
         names = " ".join(n.get("name", "") for n in gltf.get("nodes", [])).encode()
         return ModelInfo(rigged, _guess_rig(names) if rigged else "auto")
     if suffix == ".blend":
-        if not data.startswith(b"BLENDER"):
+        head = blend_head(path, data[:1 << 16])
+        if not head.startswith(b"BLENDER"):
             raise UserError(f"{path} is not a .blend file (bad header)", "re-save it from Blender")
         return ModelInfo(False, "auto")
     raise UserError(f"{path}: unsupported model format {suffix}", "use .fbx, .glb, .gltf or .blend")
+
+
+def _zstd_literals_peek(data: bytes) -> bytes | None:
+    """The first bytes of a zstd frame's content without a zstd decoder, when the frame starts with a raw
+    block or with a compressed block whose literals are stored raw (how Blender's writer starts a file:
+    the header "BLENDER..." has no repeats to compress). None when it would take a real decoder."""
+    if len(data) < 6 or data[:4] != b"\x28\xb5\x2f\xfd":
+        return None
+    fhd = data[4]
+    fcs_flag, single, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[dict_flag] + ((1 if single else 0), 2, 4, 8)[fcs_flag]
+    if pos + 3 > len(data):
+        return None
+    block = int.from_bytes(data[pos:pos + 3], "little")
+    btype, bsize = (block >> 1) & 3, block >> 3
+    pos += 3
+    if btype == 0:  # raw block
+        return data[pos:pos + bsize]
+    if btype == 1:  # RLE block
+        return data[pos:pos + 1] * bsize
+    if btype != 2:
+        return None
+    b0 = data[pos]
+    ltype, size_format = b0 & 3, (b0 >> 2) & 3
+    if ltype not in (0, 1):  # Huffman-coded literals: needs a decoder
+        return None
+    if size_format in (0, 2):
+        size, hlen = b0 >> 3, 1
+    elif size_format == 1:
+        size, hlen = (b0 >> 4) + (data[pos + 1] << 4), 2
+    else:
+        size, hlen = (b0 >> 4) + (data[pos + 1] << 4) + (data[pos + 2] << 12), 3
+    lit = data[pos + hlen:pos + hlen + size] if ltype == 0 else data[pos + hlen:pos + hlen + 1] * size
+    return lit
+
+
+def blend_head(path: Path, data: bytes) -> bytes:
+    """The first bytes of a .blend's content: plain, gzip-compressed (Blender < 3) or zstd-compressed
+    (Blender >= 3 with compression on; Blender 5 saves zstd by default, magic 28 b5 2f fd)."""
+    if data.startswith(b"\x1f\x8b"):
+        import zlib
+
+        try:
+            return zlib.decompressobj(wbits=31).decompress(data, 64)
+        except zlib.error:
+            raise UserError(f"{path}: gzip-compressed .blend does not decompress (corrupt)",
+                            "re-save it from Blender") from None
+    if data.startswith(b"\x28\xb5\x2f\xfd"):
+        try:
+            import zstandard
+
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data)[:64]
+        except ImportError:
+            head = _zstd_literals_peek(data)
+            # without a decoder, a zstd frame we cannot peek into is taken at its word (the extension)
+            return head if head is not None else b"BLENDER (zstd, header not decoded)"
+        except Exception:  # zstandard.ZstdError: a truncated first frame still yields its start
+            head = _zstd_literals_peek(data)
+            if head is None:
+                raise UserError(f"{path}: zstd-compressed .blend does not decompress (corrupt)",
+                                "re-save it from Blender") from None
+            return head
+    return data[:64]

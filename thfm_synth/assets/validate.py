@@ -1,16 +1,22 @@
-"""`thfm-synth assets validate MANIFEST`: every problem of a manifest, each naming its file."""
+"""`thfm-synth assets validate MANIFEST`: every problem of a manifest, each naming its file.
+
+Per entry: the licence, the sha256 of the file (or folder), and the file decoded in full as a renderer
+would read it (assets/decode.py: every HDRI scanline, every mesh block or node, every BVH frame), so
+a truncated or damaged file is reported here, not discovered as a black or magenta render."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from thfm_synth.assets import decode as full
 from thfm_synth.assets import probes
 from thfm_synth.assets.manifest import UNKNOWN_LICENCE, builtin_sha256, content_sha256, load_manifest
 from thfm_synth.errors import UserError
 
 
-def validate(manifest_path: str | Path, check_hashes: bool = True) -> tuple[int, list[str]]:
-    """Return (entries checked, problems). Schema errors raise instead (nothing else can be checked)."""
+def validate(manifest_path: str | Path, check_hashes: bool = True, decode: bool = True) -> tuple[int, list[str]]:
+    """Return (entries checked, problems). Schema errors raise instead (nothing else can be checked).
+    `decode`: read every file in full (assets/decode.py), not only its header."""
     loaded = load_manifest(manifest_path)
     problems: list[str] = []
     entries = loaded.manifest.entries()
@@ -47,16 +53,27 @@ def validate(manifest_path: str | Path, check_hashes: bool = True) -> tuple[int,
         try:
             if kind == "motions":
                 probes.bvh_info(path)
+                if decode:
+                    full.decode_bvh(path)
             elif kind == "hdris":
-                probes.hdri_size(path)
+                size = full.decode_hdri(path) if decode else probes.hdri_size(path)
+                if size != (entry.width, entry.height):
+                    problems.append(f"{path}: HDRI is {size[0]}x{size[1]}, the manifest says {entry.width}x"
+                                    f"{entry.height} ({where}) - fix: re-scan the manifest")
             elif kind == "characters" and entry.format == "npz":
                 from thfm_synth.characters import load_character, validate_character
 
                 validate_character(load_character(path), str(path))
             elif kind in ("characters", "scenes") and path.is_file():
                 info = probes.model_info(path)
+                if decode:
+                    full.decode_model(path)
                 if kind == "characters" and not info.rigged:
                     problems.append(f"{path}: character has no skinned armature ({where}) - fix: export it with its rig")
+            elif kind == "scenes" and path.is_dir() and decode:  # a kit: every model file in it
+                for part in sorted(path.rglob("*")):
+                    if part.is_file() and part.suffix.lower() in (".fbx", ".glb", ".gltf", ".blend"):
+                        full.decode_model(part)
         except UserError as exc:
             problems.append(f"{exc.one_line()} ({where})")
         except OSError as exc:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,22 @@ def _field_hint(model: type[BaseModel], loc: tuple) -> str:
     return f" ({text})" if text else ""
 
 
+def _known_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The fields of the section that holds `loc[-1]` (for "did you mean")."""
+    cls = model
+    for part in loc[:-1]:
+        info = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        if info is None:
+            return []
+        cls = info.annotation
+    return list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple) -> str:
+    close = difflib.get_close_matches(str(loc[-1]), _known_fields(model, loc), n=1, cutoff=0.6) if loc else []
+    return f" (did you mean {'.'.join(map(str, (*loc[:-1], close[0])))}?)" if close else ""
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
     parts = []
     for err in exc.errors()[:3]:
@@ -74,7 +92,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         name = ".".join(str(p) for p in loc) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            parts.append(f"unknown field {name}")
+            parts.append(f"unknown field {name}{_did_you_mean(DatasetConfig, loc)}")
             continue
         value = err.get("input")
         shown = f" = {json.dumps(value, default=str)}" if not isinstance(value, dict) else ""
@@ -98,9 +116,14 @@ def load_config(preset: str | None = None, config_file: str | Path | None = None
             raise ConfigError(f"config file {config_file} says preset {base!r} but --preset {preset!r} was given",
                               "drop one of them")
         preset = preset or base
-        manifests = file_data.get("assets", {}).get("manifests")
-        if manifests:  # paths in a config file are relative to that file
-            file_data["assets"]["manifests"] = [str((config_file.parent / m).resolve()) for m in manifests]
+        assets = file_data.get("assets")
+        manifests = assets.get("manifests") if isinstance(assets, dict) else None
+        if manifests:  # paths in a config file are relative to that file, and stay inside its folder
+            if not isinstance(manifests, list) or not all(isinstance(m, str) for m in manifests):
+                raise ConfigError(f"config file {config_file}: assets.manifests must be a list of file paths",
+                                  "write e.g. `assets: {manifests: [my_assets.yaml]}`")
+            file_data["assets"]["manifests"] = [confined_path(config_file.parent, m, f"config file {config_file}",
+                                                              "assets.manifests entry") for m in manifests]
         for section in ("character", "characters"):
             chars = file_data.get(section)
             for key in ("smplx_model_dir", "smplx_texture_dir"):
@@ -111,8 +134,22 @@ def load_config(preset: str | None = None, config_file: str | Path | None = None
     try:
         return DatasetConfig.model_validate(data)
     except ValidationError as exc:
+        unknown = exc.errors()[0]["type"] == "extra_forbidden"
         raise ConfigError(format_validation_error(exc, source),
-                          "change the value to lie in the allowed range (see `thfm-synth plan --print-config`)") from None
+                          "remove or rename the field (every field: `thfm-synth plan --print-config`)" if unknown else
+                          "give a value of the field's type in the allowed range "
+                          "(see `thfm-synth plan --print-config`)") from None
+
+
+def confined_path(folder: Path, relative: str, where: str, what: str) -> str:
+    """`folder / relative`, resolved, refusing a path that leaves `folder` (absolute, or climbing out with
+    ..): a file a config or manifest names must live beside it, so a copied or shared folder cannot
+    reach into the rest of the machine."""
+    if os.path.isabs(relative) or os.path.normpath(relative).split(os.sep)[0] == os.pardir:
+        raise ConfigError(f"{where}: {what} {relative!r} leaves the folder {folder}",
+                          "keep the file in that folder (or below it), or pass it on the command line "
+                          "(--manifest FILE)")
+    return str((folder / relative).resolve())
 
 
 def config_json(cfg: DatasetConfig) -> bytes:

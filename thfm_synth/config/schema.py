@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import (AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_serializer,
-                      model_validator)
+from pydantic import (AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
+                      field_validator, model_serializer, model_validator)
 
 from thfm_synth.blender import contract
 
@@ -29,7 +29,7 @@ def span(lo: float, hi: float, unit: str):
             raise ValueError(f"min {a} is greater than max {b}")
         return (float(a), float(b))
 
-    return Annotated[tuple[float, float], AfterValidator(check)]
+    return Annotated[tuple[StrictFloat, StrictFloat], AfterValidator(check)]
 
 
 def weights(*names: str):
@@ -45,7 +45,7 @@ def weights(*names: str):
             raise ValueError("at least one weight must be > 0")
         return {n: float(v.get(n, 0.0)) for n in names}
 
-    return Annotated[dict[str, float], AfterValidator(check)]
+    return Annotated[dict[str, StrictFloat], AfterValidator(check)]
 
 
 class Section(BaseModel):
@@ -60,12 +60,12 @@ BACKGROUND_KINDS = ("hdri", "scene", "sky")
 
 
 class VideoSettings(Section):
-    width: int = Field(832, ge=64, le=4096, multiple_of=16,
+    width: StrictInt = Field(832, ge=64, le=4096, multiple_of=16,
                        description="image width, pixels (multiple of 16: VAE x8 then 2x2 patches)")
-    height: int = Field(480, ge=64, le=4096, multiple_of=16, description="image height, pixels (multiple of 16)")
-    num_frames: int = Field(81, ge=1, le=2001,
+    height: StrictInt = Field(480, ge=64, le=4096, multiple_of=16, description="image height, pixels (multiple of 16)")
+    num_frames: StrictInt = Field(81, ge=1, le=2001,
                             description="frames per video; 4k+1 so the causal VAE (temporal factor 4) maps it exactly")
-    fps: float = Field(24.0, gt=0, le=240, description="frames per second of the rendered video, Hz")
+    fps: StrictFloat = Field(24.0, gt=0, le=240, description="frames per second of the rendered video, Hz")
 
     @field_validator("num_frames")
     @classmethod
@@ -80,20 +80,20 @@ class RenderSettings(Section):
     description's (`thfm_synth.render.description`, saved to scene.json for the Blender child)."""
 
     engine: Literal["cycles"] = Field("cycles", description="render engine (EEVEE needs a GPU context)")
-    samples: int = Field(16, ge=1, le=4096, description="Cycles samples per pixel for RGB, count")
-    denoise: bool = Field(True, description="OpenImageDenoise on RGB (labels are never denoised)")
+    samples: StrictInt = Field(16, ge=1, le=4096, description="Cycles samples per pixel for RGB, count")
+    denoise: StrictBool = Field(True, description="OpenImageDenoise on RGB (labels are never denoised)")
     denoise_quality: Literal["HIGH", "BALANCED", "FAST"] = Field(
         "HIGH", description="OpenImageDenoise quality (FAST prefilter, albedo + normal guides)")
     device: Literal["cpu", "cuda", "optix"] = Field("cpu", description="Cycles compute device; GPU falls back to CPU")
-    max_bounces: int = Field(4, ge=0, le=64, description="light path bounces, count")
-    exposure: Union[Literal["auto"], Annotated[float, Field(ge=-16, le=16)]] = Field(
+    max_bounces: StrictInt = Field(4, ge=0, le=64, description="light path bounces, count")
+    exposure: Union[Literal["auto"], Annotated[StrictFloat, Field(ge=-16, le=16)]] = Field(
         "auto", description="RGB exposure: 'auto' (one gain per video metered to middle grey on the linear "
                             "render, like a camera with locked auto-exposure) or fixed stops in [-16, 16]")
-    filter_width_px: float = Field(1.5, gt=0, le=10, description="Blackman-Harris pixel filter width, pixels "
+    filter_width_px: StrictFloat = Field(1.5, gt=0, le=10, description="Blackman-Harris pixel filter width, pixels "
                                                                   "(also the width of the mask's soft edge)")
-    light_tree: bool = Field(True, description="Cycles light tree (many-light sampling)")
-    persistent_data: bool = Field(True, description="keep scene data between the frames of a video")
-    adaptive_sampling: bool = Field(False, description="Cycles adaptive sampling (off: every pixel gets `samples`, "
+    light_tree: StrictBool = Field(True, description="Cycles light tree (many-light sampling)")
+    persistent_data: StrictBool = Field(True, description="keep scene data between the frames of a video")
+    adaptive_sampling: StrictBool = Field(False, description="Cycles adaptive sampling (off: every pixel gets `samples`, "
                                                        "so the mask's coverage is exactly k/samples)")
     optical_flow: bool = Field(False, description="also store forward and backward optical flow, exact from geometry "
                                                   "at the pixel centre, with validity (flow/NNNNN.exr)")
@@ -125,7 +125,7 @@ class CharacterSettings(Section):
     """`character:` (or `characters:`). `backend: smplx` replaces the built-in anny bodies by as many
     SMPL-X bodies made from your own SMPL-X model files (SMPL-X licence: non-commercial research only)."""
 
-    mirror_probability: float = Field(0.5, ge=0, le=1, description="probability a video uses the L/R mirrored motion")
+    mirror_probability: StrictFloat = Field(0.5, ge=0, le=1, description="probability a video uses the L/R mirrored motion")
     motion_speed: span(0.5, 2.0, "x") = Field((1.0, 1.0), description="playback speed factor range, x real time")
     backend: Literal["anny", "smplx"] = Field(
         "anny", description="body model of the built-in characters: anny (free, default) or smplx (your SMPL-X "
@@ -167,7 +167,7 @@ class LightingSettings(Section):
     sun_elevation_deg: span(-5, 90, "deg") = Field((10.0, 75.0), description="sky sun elevation, degrees")
     sun_azimuth_deg: span(0, 360, "deg") = Field((0.0, 360.0), description="sky sun azimuth, degrees")
     sun_strength: span(0, 20, "x") = Field((0.5, 1.5), description="sky strength multiplier, x")
-    extra_lights: tuple[int, int] = Field((0, 2), description="number of extra area/point lights, [min, max] count (0..8)")
+    extra_lights: tuple[StrictInt, StrictInt] = Field((0, 2), description="number of extra area/point lights, [min, max] count (0..8)")
     light_power_w: span(1, 5000, "W") = Field((50.0, 800.0), description="extra light power, watts")
     light_temperature_k: span(1000, 12000, "K") = Field((2700.0, 7500.0), description="extra light colour temperature, kelvin")
     light_distance_m: span(0.5, 30, "m") = Field((2.0, 6.0), description="extra light distance from the subject, metres")
@@ -182,7 +182,7 @@ class LightingSettings(Section):
 
 class CameraSettings(Section):
     focal_length_mm: span(8, 300, "mm") = Field((24.0, 85.0), description="lens focal length, millimetres")
-    sensor_width_mm: float = Field(36.0, gt=1, le=100, description="sensor width, millimetres (horizontal fit)")
+    sensor_width_mm: StrictFloat = Field(36.0, gt=1, le=100, description="sensor width, millimetres (horizontal fit)")
     framing_weights: weights(*FRAMINGS) = Field({"full_body": 0.6, "upper_body": 0.3, "face": 0.1},
                                                 description="subject scale mix (Goliath-style splits)")
     subject_fill: span(0.3, 1.0, "fraction") = Field(
@@ -202,15 +202,51 @@ class CameraSettings(Section):
 
 
 class AssetSettings(Section):
-    builtin: bool = Field(True, description="include the built-in library (sky presets, parametric bodies, built-in motions)")
+    builtin: StrictBool = Field(True, description="include the built-in library (sky presets, parametric bodies, built-in motions)")
     manifests: tuple[str, ...] = Field((), description="asset manifest files (paths relative to the config file)")
+
+
+class QaSettings(Section):
+    """When a rendered video fails QA (`thfm_synth/qa.py`): it is then committed but recorded as
+    `qa_failed`, listed by `render --status` and left out of `preprocess` unless asked for."""
+
+    reprojection_px_max: StrictFloat = Field(0.01, gt=0, le=100, description="stored 2D joints vs the projected "
+                                                                             "3D joints, worst joint, pixels")
+    visible_joints_in_mask_min: StrictFloat = Field(0.95, ge=0, le=1, description="fraction of the visible joints "
+                                                                                   "(all frames) where mask > 0.5")
+    depth_normal_median_deg_max: StrictFloat = Field(10.0, gt=0, le=180, description="median angle between normals "
+                                                                                     "from depth gradients and the "
+                                                                                     "normal pass, degrees")
+    silhouette_nearer_min: StrictFloat = Field(0.9, ge=0, le=1, description="fraction of silhouette edge pairs where "
+                                                                            "the subject is nearer than its "
+                                                                            "surroundings, worst frame")
+    silhouette_on_depth_edge_min: StrictFloat = Field(0.5, ge=0, le=1, description="fraction of silhouette edge "
+                                                                                   "pairs on a depth step (the mask "
+                                                                                   "aligned with its subject), worst "
+                                                                                   "frame")
+    normal_unit_err_max: StrictFloat = Field(0.01, gt=0, le=1, description="largest | |n| - 1 | on the subject")
+    subject_min_coverage: StrictFloat = Field(0.001, ge=0, le=1, description="soft-mask area, as a fraction of the "
+                                                                             "image, for the person to count as "
+                                                                             "visible in a frame")
+    visible_frames_min: StrictFloat = Field(0.8, ge=0, le=1, description="fraction of frames in which the person "
+                                                                         "must be visible")
+    root_speed_max_mps: StrictFloat = Field(15.0, gt=0, le=1000, description="largest pelvis speed, m/s (a "
+                                                                             "sprinter: ~10; playback speed "
+                                                                             "factors scale it)")
+    joint_speed_max_mps: StrictFloat = Field(50.0, gt=0, le=1000, description="largest speed of any joint, m/s "
+                                                                              "(a pitcher's hand: ~40)")
+    joint_height_m: span(-100, 1000, "m") = Field((-0.5, 5.0), description="allowed height of every joint above "
+                                                                            "the ground, metres")
+    background_failed_max: StrictFloat = Field(0.5, ge=0, le=1, description="fraction of the background (outside "
+                                                                            "the mask) that may be pure black or "
+                                                                            "missing-texture magenta, worst frame")
 
 
 class DatasetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field("custom", description="dataset name")
-    num_videos: int = Field(20000, ge=1, le=10_000_000, description="videos in the dataset, count")
+    num_videos: StrictInt = Field(20000, ge=1, le=10_000_000, description="videos in the dataset, count")
     video: VideoSettings = VideoSettings()
     render: RenderSettings = RenderSettings()
     character: CharacterSettings = Field(CharacterSettings(), validation_alias=AliasChoices("character", "characters"))
@@ -218,3 +254,4 @@ class DatasetConfig(BaseModel):
     lighting: LightingSettings = LightingSettings()
     camera: CameraSettings = CameraSettings()
     assets: AssetSettings = AssetSettings()
+    qa: QaSettings = QaSettings()

@@ -8,7 +8,9 @@ from pathlib import Path
 from thfm_synth.blender import contract
 from thfm_synth.blender.child import ServingChild
 from thfm_synth.blender.runtime import RenderRuntime
+from thfm_synth.digests import DigestCache
 from thfm_synth.farm.driver import FarmOptions
+from thfm_synth.farm.layout import OutputLayout
 from thfm_synth.plan.planner import plan_config, plan_library, read_plan
 from thfm_synth.plan.spec import VideoSpec
 from thfm_synth.video.render_one import render_video
@@ -31,11 +33,14 @@ def core_share(worker_index: int, threads: int) -> list[int] | None:
 class BlenderVideoRenderer:
     def __init__(self, log_path: Path, plan: str, cache_dir: str, blender: str | None = None,
                  device: str | None = None, threads: int = 0, restart_every: int = 8,
-                 timeout_s: float = 6 * 3600, worker_index: int = 0):
+                 timeout_s: float = 6 * 3600, worker_index: int = 0, digest_cache: str | None = None):
         _, meta = read_plan(plan)
         self.library = plan_library(meta)
-        cfg = plan_config(meta).render
+        dataset = plan_config(meta)
+        cfg = dataset.render
         self.render_cfg = cfg.model_copy(update={"device": device}) if device else cfg
+        self.qa_cfg = dataset.qa
+        self.digests = DigestCache(digest_cache)  # shared by the run's workers: each asset is hashed once
         self.cache_dir = str(Path(cache_dir).resolve())  # workers may not share the driver's cwd
         self.threads = threads
         self.timeout_s = timeout_s
@@ -48,7 +53,8 @@ class BlenderVideoRenderer:
 
     def render(self, spec_row: dict, out_dir: Path) -> dict:
         return render_video(VideoSpec.from_row(spec_row), self.library, self.render_cfg, out_dir, self.cache_dir,
-                            child=self.child, timeout_s=self.timeout_s, threads=self.threads)
+                            child=self.child, timeout_s=self.timeout_s, threads=self.threads, qa_cfg=self.qa_cfg,
+                            digests=self.digests)
 
     def close(self) -> None:
         self.child.stop()
@@ -60,7 +66,8 @@ def blender_farm(out: Path, plan_path: Path, cache_dir: Path, *, workers: int, c
                  progress: bool = True) -> FarmOptions:
     """The farm options that render `plan_path` into `out` with Blender workers (`render` and `demo`)."""
     options = {"plan": str(Path(plan_path).resolve()), "cache_dir": str(Path(cache_dir).resolve()),
-               "blender": blender, "device": device, "threads": int(cpus_per_video), "restart_every": restart_every}
+               "blender": blender, "device": device, "threads": int(cpus_per_video), "restart_every": restart_every,
+               "digest_cache": str(OutputLayout(Path(out).resolve()).asset_digests)}
     return FarmOptions(out=Path(out), renderer=f"{__name__}:{BlenderVideoRenderer.__name__}",
                        renderer_options=options, workers=workers, cpus_per_video=cpus_per_video,
                        gpus_per_video=gpus_per_video, max_retries=max_retries, address=address, progress=progress)

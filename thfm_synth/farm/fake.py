@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -33,10 +34,14 @@ class FakeRenderJob(contract.Job):
 class FakeVideoRenderer:
     def __init__(self, log_path: Path, frame_seconds: float = 0.05, restart_every: int = 8,
                  manifests: tuple[str, ...] = (), builtin: bool = True, timeout_s: float = 120.0,
-                 journal: str | None = None, disk_full_video: str | None = None, worker_index: int = 0):
+                 journal: str | None = None, disk_full_video: str | None = None, worker_index: int = 0,
+                 digest_cache: str | None = None, qa_fail_videos: tuple[str, ...] = ()):
         from thfm_synth.assets.library import load_library
+        from thfm_synth.digests import DigestCache
 
         self.library = load_library(list(manifests), builtin=builtin)
+        self.digests = DigestCache(digest_cache)
+        self.qa_fail_videos = set(qa_fail_videos)  # "render" these as if QA failed them (an empty video)
         self.frame_seconds = frame_seconds
         self.timeout_s = timeout_s
         self.journal = journal  # a file every finished render appends its video id to (tests count renders)
@@ -50,7 +55,10 @@ class FakeVideoRenderer:
 
     def render(self, spec_row: dict, out_dir: Path) -> dict:
         from thfm_synth.assets import probes
+        from thfm_synth.assets.integrity import verify_video_assets
+        from thfm_synth.plan.spec import VideoSpec
 
+        verify_video_assets(VideoSpec.from_row(spec_row), self.library, self.digests)  # as the real renderer
         motion = self.library.entry(spec_row["motion_id"])
         path = self.library.path_of(motion)
         if path is not None:
@@ -62,7 +70,10 @@ class FakeVideoRenderer:
         job = FakeRenderJob(spec=spec_row, out=str(Path(out_dir).resolve()), frame_seconds=self.frame_seconds,
                             journal=self.journal)
         result = self.child.run(job, out_dir / "_job", self.timeout_s)
-        return {"frames": result["frames"], "render_seconds": result["seconds"], "child_pid": result["pid"]}
+        shutil.rmtree(out_dir / "_job", ignore_errors=True)  # as the real renderer: the job's files are not output
+        qa_ok = spec_row["video_id"] not in self.qa_fail_videos
+        return {"frames": result["frames"], "render_seconds": result["seconds"], "child_pid": result["pid"],
+                "qa_passed": qa_ok, "qa_failures": [] if qa_ok else ["person_not_visible"]}
 
     def close(self) -> None:
         self.child.stop()

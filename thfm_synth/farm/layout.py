@@ -1,7 +1,8 @@
 """The render output folder and the rules that make runs resumable and safe to overlap.
 
     OUT/
-      plan.parquet          the plan being rendered (its config hash guards the folder)
+      plan.parquet          the plan being rendered
+      run.json              the folder's binding: the digest of its whole plan (farm/binding.py)
       videos/<video_id>/    finished videos only: each arrives by one atomic rename,
                             with DONE (checksums, timings) already inside
       videos.parquet        index of finished videos (rebuilt at the end of every run)
@@ -9,11 +10,13 @@
       .claims/<video_id>    who is rendering a video now (created with O_EXCL)
       .tmp/                 videos being rendered (never read by anyone else)
       .logs/                renderer child logs
+      .cache/               asset digests (each asset file is hashed once per run, not once per video)
 
 A video is done iff videos/<id> exists: rename is atomic, so no reader ever sees a
 partial video, a crash leaves only .tmp debris, and a rerun renders exactly what is
 missing. Two runs on one folder skip each other's claimed videos; a claim whose owner
-process is gone (same host) or that is older than `stale_after_s` is taken over.
+process is gone (same host) or that its run has not refreshed for `stale_after_s` (a run that died
+with its node) is taken over.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ def _pid_alive(pid: int) -> bool:
 @dataclass(frozen=True)
 class OutputLayout:
     root: Path
-    stale_after_s: float = 24 * 3600.0
+    # A live run refreshes its claims every minute (driver.CLAIM_HEARTBEAT_S); one not refreshed for
+    # this long belongs to a run that died with its node (a claim on this host is stale at once when
+    # its process is gone).
+    stale_after_s: float = 600.0
 
     @property
     def videos(self) -> Path:
@@ -61,6 +67,11 @@ class OutputLayout:
     @property
     def logs(self) -> Path:
         return self.root / ".logs"
+
+    @property
+    def asset_digests(self) -> Path:
+        """The run's asset digest cache (thfm_synth.digests.DigestCache): each asset file hashed once."""
+        return self.root / ".cache" / "asset_digests.jsonl"
 
     def create(self) -> None:
         for d in (self.videos, self.claims, self.tmp, self.logs):
@@ -103,7 +114,21 @@ class OutputLayout:
             return time.time() - path.stat().st_mtime > 60 if path.exists() else True
         if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1))):
             return True
-        return time.time() - float(info.get("time", 0)) > self.stale_after_s
+        try:
+            touched = max(float(info.get("time", 0)), path.stat().st_mtime)
+        except OSError:
+            return True
+        return time.time() - touched > self.stale_after_s
+
+    def refresh_claims(self, video_ids, run_id: str) -> None:
+        """The heartbeat of a live run: touch its claims so no other run takes them over."""
+        for vid in video_ids:
+            path = self.claims / vid
+            try:
+                if json.loads(path.read_text()).get("run_id") == run_id:
+                    os.utime(path)
+            except (OSError, ValueError):
+                pass
 
     def release(self, video_id: str, run_id: str) -> None:
         path = self.claims / video_id

@@ -1,9 +1,11 @@
 """One render worker: renders a video into a temporary folder and commits it atomically.
 
 The worker never raises for a failed video: it returns an outcome whose `status` tells the
-driver what to do - `ok`/`duplicate` (done), `crash` and `error` (retry), `bad_input`
-(permanent: a corrupt or missing asset fails its video, never the job), `disk_full`
-(stop the run). Only the death of the worker process itself surfaces as a Ray error.
+driver what to do - `ok`/`duplicate` (done; the QA verdict travels in the outcome and in DONE,
+and a video that failed QA is committed as evidence but marked `qa_failed`), `crash` and
+`error` (retry), `bad_input` (permanent: a corrupt, missing or changed asset fails its video,
+never the job), `disk_full` (stop the run; also when Blender reports it). Only the death of the
+worker process itself surfaces as a Ray error.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Protocol
 
 from thfm_synth.blender.call import BlenderCrash
 from thfm_synth.digests import file_sha256
-from thfm_synth.errors import UserError
+from thfm_synth.errors import DiskFullError, UserError
 from thfm_synth.farm.layout import OutputLayout
 
 
@@ -48,6 +50,16 @@ def file_checksums(folder: Path) -> tuple[dict[str, str], int]:
     return sums, total
 
 
+def _node_id() -> str | None:
+    """The Ray node this worker runs on (provenance in DONE; None outside Ray)."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - provenance only
+        return None
+
+
 class Worker:
     def __init__(self, renderer: str, options: dict, out_root: str, index: int):
         self.layout = OutputLayout(Path(out_root))
@@ -67,12 +79,16 @@ class Worker:
             stats = self.renderer.render(spec_row, tmp)
             sums, nbytes = file_checksums(tmp)
             seconds = time.time() - t0
+            # A video that fails QA is kept (its files are evidence) but marked: preprocess leaves it out.
+            qa = {"passed": bool(stats.get("qa_passed", True)), "failures": list(stats.get("qa_failures", []))}
             done = {**base, "run_id": run_id, "seconds": seconds, "bytes": nbytes, "files": sums, "stats": stats,
-                    "finished_at": time.time()}
+                    "qa": qa, "node": _node_id(), "finished_at": time.time()}
             committed = self.layout.commit(tmp, video_id, done)
             tmp = None if committed else tmp
             return {**base, "status": "ok" if committed else "duplicate", "seconds": seconds, "bytes": nbytes,
-                    "stats": stats}
+                    "stats": stats, "qa": qa}
+        except DiskFullError as exc:
+            return {**base, "status": "disk_full", "reason": exc.one_line(), "traceback": traceback.format_exc()}
         except UserError as exc:
             return {**base, "status": "bad_input", "reason": exc.one_line(), "traceback": traceback.format_exc()}
         except BlenderCrash as exc:

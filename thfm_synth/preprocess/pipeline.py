@@ -50,18 +50,40 @@ REPO = Path(__file__).resolve().parents[2]
 # ----------------------------------------------------------------------------- inputs
 
 
-def find_videos(render_dir: str | Path) -> list[VideoSource]:
-    """Finished videos under a render output root, a videos/ folder or one video folder, sorted by id."""
+def _qa_passed(video_dir: Path) -> bool:
+    """A farm video's QA verdict from its DONE file; a `render-one` folder's from its metadata.json."""
+    from thfm_synth.farm.index import qa_passed
+
+    done = video_dir / DONE
+    if done.is_file():
+        return qa_passed(json.loads(done.read_text()))
+    meta = json.loads((video_dir / "metadata.json").read_text())
+    return bool(meta.get("qa", {}).get("passed", True))
+
+
+def find_videos(render_dir: str | Path, include_qa_failed: bool = False,
+                skipped: list[str] | None = None) -> list[VideoSource]:
+    """Finished videos under a render output root, a videos/ folder or one video folder, sorted by id.
+    Videos that failed QA are left out (their ids appended to `skipped`) unless `include_qa_failed`."""
     root = Path(render_dir)
     if not root.is_dir():
         raise UserError(f"render folder {root} not found", "point at the --out folder of `thfm-synth render`")
     if (root / "metadata.json").is_file():
-        return [VideoSource.open(root)]
-    videos = root / "videos" if (root / "videos").is_dir() else root
-    dirs = sorted(p for p in videos.iterdir() if p.is_dir() and (p / DONE).is_file())
-    if not dirs:
-        raise UserError(f"no finished videos in {videos} (folders with a DONE file)",
-                        "render first (`thfm-synth render --out DIR`) or wait for the render to finish")
+        dirs = [root]
+    else:
+        videos = root / "videos" if (root / "videos").is_dir() else root
+        dirs = sorted(p for p in videos.iterdir() if p.is_dir() and (p / DONE).is_file())
+        if not dirs:
+            raise UserError(f"no finished videos in {videos} (folders with a DONE file)",
+                            "render first (`thfm-synth render --out DIR`) or wait for the render to finish")
+    if not include_qa_failed:
+        failed = [d for d in dirs if not _qa_passed(d)]
+        if skipped is not None:
+            skipped += [d.name for d in failed]
+        dirs = [d for d in dirs if d not in failed]
+        if not dirs:
+            raise UserError(f"every video in {root} failed QA ({len(failed)}; see their metadata.json qa)",
+                            "fix the cause and re-render them, or pass --include-qa-failed to use them anyway")
     out = [VideoSource.open(d) for d in dirs]
     ids = [v.video_id for v in out]
     if len(set(ids)) != len(ids):
@@ -94,6 +116,7 @@ class PreprocessSummary:
     vae_id: str
     estimated_bytes_per_video: int
     shard_names_written: list[str] = field(default_factory=list)
+    qa_failed_left_out: list[str] = field(default_factory=list)  # videos that failed QA, not in the shards
 
     @property
     def videos_per_second(self) -> float:
@@ -113,7 +136,10 @@ class PreprocessSummary:
                 f"{self.shards_skipped} already done" + (f", {self.partial_files_removed} partial files removed"
                                                          if self.partial_files_removed else ""),
                 f"shard set {self.out_dir}: {self.videos} videos, {self.records} records ({tasks}), "
-                f"{self.shards} shards, {self.bytes / 1e6:.1f} MB (Parquet + ArrayRecord), codec {self.vae_id}"]
+                f"{self.shards} shards, {self.bytes / 1e6:.1f} MB (Parquet + ArrayRecord), codec {self.vae_id}"] + (
+                    [f"left out {len(self.qa_failed_left_out)} videos that failed QA "
+                     f"({', '.join(self.qa_failed_left_out[:5])}{' ...' if len(self.qa_failed_left_out) > 5 else ''}"
+                     f"; --include-qa-failed uses them)"] if self.qa_failed_left_out else [])
 
 
 # ----------------------------------------------------------------------------- the per-video work
@@ -162,8 +188,11 @@ def _init_ray(address: str | None, workers: int | None):
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
-        ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        from thfm_synth.farm.reaper import watch_local_ray
+
+        watch_local_ray()  # a killed preprocess leaves no Ray process behind
+        ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
     return ray, True
 
 
@@ -250,7 +279,7 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int |
                max_shard_bytes: int = 1 << 30, address: str | None = None, workers: int | None = None,
                progress: bool = True, keypoint_convention: str = "smpl24", latent_dtype: str = "float16",
                prompt_dim: int | None = None, cpus_per_worker: float = 1.0,
-               gpus_per_worker: float = 0.0) -> PreprocessSummary:
+               gpus_per_worker: float = 0.0, include_qa_failed: bool = False) -> PreprocessSummary:
     """Rendered videos -> a shard set in `out_dir` (see the module doc). Resumable; returns the summary.
 
     `workers`: parallel encoder actors (default: the CPUs of the local Ray, or of the cluster at
@@ -261,7 +290,8 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int |
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
-    videos = find_videos(render_dir)
+    qa_skipped: list[str] = []
+    videos = find_videos(render_dir, include_qa_failed, qa_skipped)
     asked = {"num_frames": num_frames, "fps": fps, "width": width, "height": height}
     video = {**render_video_settings(videos), **{k: v for k, v in asked.items() if v is not None}}
     cfg = PreprocessConfig(**video, tasks=tuple(tasks), keypoint_convention=keypoint_convention,
@@ -311,7 +341,7 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int |
         out_dir=str(out), videos=len(videos), videos_processed=len(items), records_per_task=index["tasks"],
         shards=len(shards), shards_written=len(written), shards_skipped=len(shards) - len(written),
         partial_files_removed=removed, bytes=nbytes, seconds=time.perf_counter() - t0, vae_id=vae_ids[0],
-        estimated_bytes_per_video=per_video, shard_names_written=written)
+        estimated_bytes_per_video=per_video, shard_names_written=written, qa_failed_left_out=qa_skipped)
 
 
 def _write_shards(out: Path, todo: list[tuple[str, list[str]]], rows: Iterator[dict], cfg: PreprocessConfig,
@@ -344,7 +374,7 @@ def _write_shards(out: Path, todo: list[tuple[str, list[str]]], rows: Iterator[d
                 if current is not None:
                     flush()
                 current, buf = row["shard"], []
-            buf.append(Record.from_bytes(row["data"]))
+            buf.append(Record.from_bytes(row["data"], verify=True))  # what the encoder made, unchanged
             if len(buf) % per_video == 0:
                 bar.update(1)
         if current is not None:

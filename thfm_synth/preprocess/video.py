@@ -109,6 +109,25 @@ class VideoSource:
                                  what=f"video {self.video_id} ({self.path})")
 
 
+def verify_sources(video: VideoSource, names: list[str], done: dict[str, str]) -> None:
+    """Re-hash the files a video's records are made from against the digests its DONE file recorded
+    when the farm committed it: an edited, replaced or damaged file fails the video, naming it."""
+    root = Path(video.path)
+    for name in names:
+        path = root / name
+        if not path.is_file():
+            continue  # reported by the reader, naming the missing frame
+        expected = done.get(name)
+        if expected is None:
+            raise UserError(f"video {video.video_id}: {path} is not listed in its DONE file",
+                            f"re-render the video (delete {root} and rerun `thfm-synth render`)")
+        actual = file_sha256(path)
+        if actual != expected:
+            raise UserError(f"video {video.video_id}: {path} changed after it was rendered (DONE sha256 {expected}, "
+                            f"file {actual})", f"restore the file, or re-render the video (delete {root} and rerun "
+                                               f"`thfm-synth render`)")
+
+
 def source_checksums(video: VideoSource) -> dict[str, str]:
     """{relative file: sha256}: the DONE file's (written by the farm when the video was committed),
     or computed now for a folder without one (`render-one` output)."""
@@ -169,12 +188,15 @@ class Clip:
             return tg.canonical_target(self._resized(mod, lambda f: near(f.canonical)))
         raise ValueError(f"{task} is not a dense task")
 
+    def source_files(self, task: str) -> list[str]:
+        """The files (relative to the video folder) a record of `task` is made from."""
+        mods = ["rgb"] + ([TASK_MODALITY[task]] if task in TASK_MODALITY else [])
+        return ["annotations.npz", "metadata.json"] + [outputs.path_of("", m, i).as_posix()
+                                                       for m in mods for i in sorted(set(self.indices.tolist()))]
+
     def record_checksums(self, task: str) -> str:
         """JSON {file: sha256} of the files a record of `task` is made from."""
-        mods = ["rgb"] + ([TASK_MODALITY[task]] if task in TASK_MODALITY else [])
-        names = ["annotations.npz", "metadata.json"] + [outputs.path_of("", m, i).as_posix()
-                                                        for m in mods for i in sorted(set(self.indices.tolist()))]
-        return json.dumps({n: self.checksums.get(n, "") for n in names}, sort_keys=True)
+        return json.dumps({n: self.checksums.get(n, "") for n in self.source_files(task)}, sort_keys=True)
 
 
 def load_clip(video: VideoSource | str | Path, cfg: PreprocessConfig) -> Clip:
@@ -183,6 +205,9 @@ def load_clip(video: VideoSource | str | Path, cfg: PreprocessConfig) -> Clip:
         video = VideoSource.open(video)
     idx = video.frame_indices(cfg)
     crop = geo.cover_crop(video.width, video.height, cfg.width, cfg.height)
+    clip = Clip(video, cfg, idx, crop, {}, source_checksums(video))
+    if (Path(video.path) / "DONE").is_file():  # a farm video: what is read must be what was committed
+        verify_sources(video, sorted({n for t in cfg.tasks for n in clip.source_files(t)}), clip.checksums)
     ann = read_annotations(Path(video.path) / "annotations.npz")
     c = cfg.keypoint_convention
     k = geo.crop_intrinsics(ann["K"][idx], crop)
@@ -198,10 +223,10 @@ def load_clip(video: VideoSource | str | Path, cfg: PreprocessConfig) -> Clip:
         "camera_k": k.astype(np.float32),
         "camera_rt": rt.astype(np.float32),
     }
-    body_model = ""
     if body_params.has_body(ann):  # SMPL-X ground truth, resampled to the clip's frames
-        body_model, arrays["body_params"], arrays["body_betas"] = body_params.pack(ann, idx)
-    return Clip(video, cfg, idx, crop, arrays, source_checksums(video), body_model)
+        clip.body_model, arrays["body_params"], arrays["body_betas"] = body_params.pack(ann, idx)
+    clip.arrays = arrays
+    return clip
 
 
 def encode(codec, video: np.ndarray, dtype: str) -> np.ndarray:

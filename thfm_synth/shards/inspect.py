@@ -24,7 +24,7 @@ import numpy as np
 
 from thfm_synth.errors import UserError
 from thfm_synth.shards.record import ARRAYS, FIELD_DOCS, SCALARS, Record
-from thfm_synth.shards.store import INDEX, ShardSet, parquet_schema
+from thfm_synth.shards.store import INDEX, ShardSet, open_array_record, parquet_schema, read_array_record
 from thfm_synth.shards.store import verify as verify_store
 
 PROMPTS_FILE = "prompts.npz"
@@ -291,9 +291,7 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> Path | None:
 
 
 def _locate(shards: ShardSet, index: int | None, video_id: str | None, task: str | None) -> tuple[int, Record]:
-    """A record by global index (file order over the shards) or by video id (and task)."""
-    from array_record.python.array_record_module import ArrayRecordReader
-
+    """A record by global index (file order over the shards) or by video id (and task); verified."""
     total = shards.index["num_records"]
     if video_id is None and task is None:
         index = index or 0
@@ -302,9 +300,10 @@ def _locate(shards: ShardSet, index: int | None, video_id: str | None, task: str
         base = 0
         for s in shards.index["shards"]:
             if index < base + s["num_records"]:
-                reader = ArrayRecordReader(str(shards.root / s["files"]["array_record"]["path"]))
+                path = shards.root / s["files"]["array_record"]["path"]
+                reader = open_array_record(path)
                 try:
-                    return index, Record.from_bytes(reader.read([index - base])[0])
+                    return index, read_array_record(reader, path, index - base)
                 finally:
                     reader.close()
             base += s["num_records"]
@@ -313,9 +312,10 @@ def _locate(shards: ShardSet, index: int | None, video_id: str | None, task: str
         meta = json.loads((shards.root / f"{s['name']}.json").read_text())
         for i, (vid, t) in enumerate(meta.get("records", [])):
             if (video_id is None or vid == video_id) and (task is None or t == task):
-                reader = ArrayRecordReader(str(shards.root / s["files"]["array_record"]["path"]))
+                path = shards.root / s["files"]["array_record"]["path"]
+                reader = open_array_record(path)
                 try:
-                    return base + i, Record.from_bytes(reader.read([i])[0])
+                    return base + i, read_array_record(reader, path, i)
                 finally:
                     reader.close()
         base += s["num_records"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,69 @@ def build_index(out_dir: str | Path, extra: dict | None = None) -> dict:
     return index
 
 
+class CorruptRecord(UserError):
+    """A shard record that does not read back or whose checksum does not match: one line naming the
+    shard file, the record (number and video/task) and the fix."""
+
+    def __init__(self, path: Path, index: int, label: str | None, detail: str):
+        name = Path(path).name.split(".")[0]
+        super().__init__(f"shard {path} record {index}" + (f" ({label})" if label else "") + f": {detail}",
+                         f"`thfm-synth shards verify {Path(path).parent}` lists every damaged record; to repair, "
+                         f"delete {name}.json and rerun the same `thfm-synth preprocess` command (it rewrites "
+                         f"only that shard)")
+
+
+def _detail(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return (lines[0][:200] if lines else type(exc).__name__)
+
+
+class _Labels:
+    """(video_id, task) of each record of a shard, from its metadata file: names a record whose own
+    bytes no longer decode."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._names = None
+
+    def __call__(self, i: int) -> str | None:
+        if self._names is None:
+            try:
+                meta = json.loads(self.path.with_suffix(".json").read_text())
+                self._names = meta.get("records") or []
+            except (OSError, ValueError):
+                self._names = []
+        return f"{self._names[i][0]}/{self._names[i][1]}" if i < len(self._names) else None
+
+
+def read_array_record(reader, path: Path, i: int, verify: bool = True, labels: _Labels | None = None) -> Record:
+    """Record `i` of an open ArrayRecord shard; a read, decode or checksum failure is a CorruptRecord."""
+    labels = labels or _Labels(path)
+    try:
+        data = reader.read([i])[0]
+    except Exception as exc:  # the C++ reader raises plain RuntimeErrors (with a Riegeli traceback) on damage
+        raise CorruptRecord(path, i, labels(i), f"unreadable ({_detail(exc)})") from None
+    return decode_record(data, path, i, verify, labels)
+
+
+def decode_record(data: bytes, path: Path, i: int, verify: bool = True, labels: _Labels | None = None) -> Record:
+    try:
+        return Record.from_bytes(data, verify=verify)
+    except (RecordError, ValueError, KeyError, TypeError, struct.error) as exc:
+        raise CorruptRecord(path, i, (labels or _Labels(path))(i), _detail(exc)) from None
+
+
+def open_array_record(path: Path):
+    from array_record.python.array_record_module import ArrayRecordReader
+
+    try:
+        reader = ArrayRecordReader(str(path))
+        reader.num_records()
+        return reader
+    except Exception as exc:  # the C++ reader raises plain RuntimeErrors
+        raise CorruptRecord(path, 0, None, f"the file does not open as ArrayRecord ({_detail(exc)})") from None
+
+
 @dataclass
 class ShardSet:
     root: Path
@@ -141,39 +205,58 @@ class ShardSet:
     def paths(self, fmt: str) -> list[Path]:
         return [self.root / s["files"][fmt]["path"] for s in self.index["shards"]]
 
-    def records(self, fmt: str = "parquet", verify: bool = False) -> Iterator[Record]:
+    def records(self, fmt: str = "parquet", verify: bool = True) -> Iterator[Record]:
+        """Every record, in file order. Each record's checksum is verified (`verify=False` skips that,
+        for tools that look at damage on purpose); damage stops with a CorruptRecord naming it."""
         if fmt == "parquet":
             for path in self.paths("parquet"):
-                pf = pq.ParquetFile(path)
-                for g in range(pf.num_row_groups):
-                    yield from records_from_table(pf.read_row_group(g), verify=verify)
+                labels = _Labels(path)
+                try:
+                    pf = pq.ParquetFile(path)
+                    groups = pf.num_row_groups
+                except (pa.ArrowException, OSError) as exc:
+                    raise CorruptRecord(path, 0, None, f"the file does not open as Parquet ({_detail(exc)})") from None
+                base = 0
+                for g in range(groups):
+                    try:
+                        table = pf.read_row_group(g)
+                    except (pa.ArrowException, OSError, ValueError) as exc:
+                        raise CorruptRecord(path, base, labels(base), f"unreadable ({_detail(exc)})") from None
+                    yield from records_from_table(table, verify=verify, path=path, first=base, labels=labels)
+                    base += table.num_rows
         else:
-            from array_record.python.array_record_module import ArrayRecordReader
-
             for path in self.paths("array_record"):
-                reader = ArrayRecordReader(str(path))
+                reader = open_array_record(path)
+                labels = _Labels(path)
                 try:
                     for i in range(reader.num_records()):
-                        yield Record.from_bytes(reader.read([i])[0], verify=verify)
+                        yield read_array_record(reader, path, i, verify, labels)
                 finally:
                     reader.close()
 
 
-def records_from_table(table: pa.Table, verify: bool = False) -> Iterator[Record]:
-    """Records of a Parquet table, the array blobs read straight from Arrow's buffers (one copy)."""
+def records_from_table(table: pa.Table, verify: bool = True, path: Path | None = None, first: int = 0,
+                       labels: _Labels | None = None) -> Iterator[Record]:
+    """Records of a Parquet table, the array blobs read straight from Arrow's buffers (one copy).
+    `path`/`first`: the shard file and the number of the table's first record (for error messages)."""
     import numpy as np
 
     cols = {name: table.column(name).combine_chunks() for name in table.column_names}
     for i in range(table.num_rows):
-        row = {k: cols[k][i].as_py() for k in cols if k not in ARRAYS}
-        for name in ARRAYS:
-            if name not in cols:  # optional fields are absent from older shards
-                continue
-            arr = cols[name]
-            offsets = np.frombuffer(arr.buffers()[1], np.int64, count=2, offset=8 * (arr.offset + i))
-            data = arr.buffers()[2]
-            row[name] = memoryview(data)[int(offsets[0]):int(offsets[1])] if data is not None else b""
-        yield Record.from_row(row, verify=verify)
+        try:
+            row = {k: cols[k][i].as_py() for k in cols if k not in ARRAYS}
+            for name in ARRAYS:
+                if name not in cols:  # optional fields are absent from older shards
+                    continue
+                arr = cols[name]
+                offsets = np.frombuffer(arr.buffers()[1], np.int64, count=2, offset=8 * (arr.offset + i))
+                data = arr.buffers()[2]
+                row[name] = memoryview(data)[int(offsets[0]):int(offsets[1])] if data is not None else b""
+            yield Record.from_row(row, verify=verify)
+        except (RecordError, ValueError, KeyError, TypeError) as exc:
+            where = Path(path) if path is not None else Path("<table>")
+            raise CorruptRecord(where, first + i, (labels or _Labels(where))(first + i) if path else None,
+                                _detail(exc)) from None
 
 
 def _label(meta: dict, i: int, fallback: str = "?") -> str:

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from thfm_synth import __version__, qa
+from thfm_synth.assets.integrity import verify_video_assets
 from thfm_synth.assets.library import Library
-from thfm_synth.config.schema import RenderSettings
+from thfm_synth.config.schema import QaSettings, RenderSettings
+from thfm_synth.digests import DigestCache
 from thfm_synth.conventions import CONVENTIONS_TEXT
 from thfm_synth.errors import UserError
 from thfm_synth.blender.child import ServingChild
@@ -39,11 +41,16 @@ from thfm_synth.video.annotations import build_annotations, write_annotations
 
 def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, out_dir: str | Path,
                  cache_dir: str | Path, child: ServingChild | None = None, runtime: RenderRuntime | None = None,
-                 timeout_s: float = 6 * 3600, threads: int = 0) -> dict:
-    """Render `spec` into the empty folder `out_dir`; returns the stats recorded in metadata.json."""
+                 timeout_s: float = 6 * 3600, threads: int = 0, qa_cfg: QaSettings | None = None,
+                 digests: DigestCache | None = None) -> dict:
+    """Render `spec` into the empty folder `out_dir`; returns the stats recorded in metadata.json.
+
+    The video's asset files are first checked against their manifest sha256 (`digests`: the run's
+    digest cache; a mismatch raises a UserError naming the file); `qa_cfg`: the config's QA thresholds."""
     out = Path(out_dir)
     work = out / "_work"
     t0 = time.perf_counter()
+    read_assets = verify_video_assets(spec, library, digests)
     asm = assemble(spec, library, render_cfg, cache_dir)
     t_scene = time.perf_counter() - t0
     desc = asm.description
@@ -57,7 +64,7 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
                                    auto_exposure=desc.render.exposure == "auto")
     shutil.rmtree(work, ignore_errors=True)
 
-    frames = [outputs.read_frame(out, f, STORED_LABEL_MODALITIES) for f in range(desc.num_frames)]
+    frames = [outputs.read_frame(out, f, ("rgb",) + STORED_LABEL_MODALITIES) for f in range(desc.num_frames)]
     names = {c: asm.anim.joints[c].names for c in asm.joints_world}
     ann = build_annotations(desc.camera.k, desc.camera.r, desc.camera.t, asm.joints_world, names,
                             [fr.depth for fr in frames], [fr.mask for fr in frames], [fr.part for fr in frames])
@@ -66,16 +73,19 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
     report = qa.QaReport([
         qa.check_frame(fr.depth, fr.normal, fr.mask, ann["K"][f], ann["R"][f], ann["t"][f],
                        ann["joints3d_world_smpl24"][f], ann["joints2d_smpl24"][f],
-                       ann["visibility_smpl24"][f] == VISIBLE, fr.part, fr.canonical)
-        for f, fr in enumerate(frames)]).summarize()
+                       ann["visibility_smpl24"][f] == VISIBLE, fr.part, fr.canonical, rgb=fr.rgb,
+                       black_is_failure=spec.background_kind == "hdri")
+        for f, fr in enumerate(frames)], motion=qa.motion_figures(ann["joints3d_world_smpl24"], spec.fps)
+    ).summarize(qa_cfg)
     t_post = time.perf_counter() - t2
 
     render_seconds = [float(r["render_seconds"]) for r in info["frames"]]
     stats = {"frames": desc.num_frames, "render_seconds": sum(render_seconds),
              "scene_seconds": t_scene, "blender_wall_seconds": t_render, "postprocess_seconds": t_post,
-             "bytes_per_frame": float(np.mean([s["total_bytes"] for s in sizes])), "qa_passed": report["passed"]}
-    assets = {aid: {"licence": library.entry(aid).licence, "source": library.entry(aid).source,
-                    "sha256": library.entry(aid).sha256}
+             "bytes_per_frame": float(np.mean([s["total_bytes"] for s in sizes])), "qa_passed": report["passed"],
+             "qa_failures": report["failures"]}
+    # sha256: the digest of the bytes this render read (checked against the manifest above)
+    assets = {aid: {"licence": library.entry(aid).licence, "source": library.entry(aid).source, **read_assets[aid]}
               for aid in (spec.character_id, spec.motion_id, spec.background_id)}
     meta = {
         "spec": spec.to_row(),
