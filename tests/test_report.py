@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 
 from thfm_synth.report import write_report
 from thfm_synth.report.card import svg_histogram
+from thfm_synth.testsetup import CHROMIUM_STEP, find_chromium
 
 import test_preprocess_data as data
 
@@ -21,20 +21,10 @@ SECTIONS = ("counts", "licences", "histograms", "focal", "distance", "view", "az
 
 
 def chromium() -> str:
-    """A Chromium binary; installs Debian's package when missing and apt-get is usable (root)."""
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if path := shutil.which(name):
-            return path
-    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        try:
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300, env=env)
-            subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, timeout=600, env=env)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        if path := shutil.which("chromium"):
-            return path
-    pytest.skip("Chromium is not installed and could not be installed with `apt-get install -y chromium`")
+    """A Chromium binary; the test command's set-up step installs one (announced), never this test."""
+    if path := find_chromium():
+        return path
+    pytest.skip(f"Chromium is not installed: {CHROMIUM_STEP}")
 
 
 def headless(html_path, tmp_path, *extra) -> subprocess.CompletedProcess:
@@ -51,6 +41,12 @@ def console_messages(stderr: str, html_path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
+def browser() -> str:
+    """Skip before rendering anything when there is no Chromium to look at the card with."""
+    return chromium()
+
+
+@pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     return data.rendered(tmp_path_factory)
 
@@ -62,7 +58,7 @@ def check_self_contained(page: str):
 
 
 @pytest.mark.render
-def test_card_of_a_render_output_renders_in_headless_chromium(rendered, tmp_path):
+def test_card_of_a_render_output_renders_in_headless_chromium(browser, rendered, tmp_path):
     out = tmp_path / "card.html"
     summary = write_report(rendered, out)
     page = out.read_text()
@@ -95,7 +91,7 @@ def test_card_of_a_render_output_renders_in_headless_chromium(rendered, tmp_path
 
 
 @pytest.mark.render
-def test_card_of_a_shard_set_with_and_without_its_render_folder(tmp_path_factory, tmp_path):
+def test_card_of_a_shard_set_with_and_without_its_render_folder(browser, tmp_path_factory, tmp_path):
     shards, _ = data.shard_set(tmp_path_factory)
     summary = write_report(shards, tmp_path / "card.html")
     assert summary["source"] == "shards" and summary["records_per_task"]["depth"] == 3

@@ -644,6 +644,9 @@ def build_parser() -> Parser:
                        description="Run the test suite with pytest from the source tree. Other arguments go to "
                                    "pytest (e.g. `-k farm`, `tests/test_plan.py`).")
     p.add_argument("--quick", action="store_true", help="skip the tests marked slow")
+    p.add_argument("--no-install", action="store_true",
+                   help="never install system packages (by default, run as root, the set-up step installs Debian's "
+                        "chromium for the HTML card's browser test when no Chromium is found)")
     p.set_defaults(func=cmd_test)
     return parser
 
@@ -656,6 +659,9 @@ def cmd_test(args) -> int:
     if not (bootstrap.REPO / "tests").is_dir():
         raise UserError(f"no test suite beside {bootstrap.REPO}: the tests ship with the source tree only",
                         "run the command in a clone of the repository")
+    from thfm_synth import testsetup
+
+    testsetup.prepare(install=not args.no_install, quick=args.quick)  # announced, before pytest; no test installs
     os.chdir(bootstrap.REPO)  # pytest finds its configuration in pyproject.toml
     argv = [sys.executable, "-m", "pytest", *(["-m", "not slow"] if args.quick else []), *args.pytest_args]
     os.execv(sys.executable, argv)
