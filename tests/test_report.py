@@ -174,3 +174,16 @@ def test_card_shows_the_realised_azimuth_next_to_the_configured_range(tmp_path):
     assert 'id="view"' in html and 'id="azimuth"' in html and 'id="face-angle"' in html
     assert 'class="band"' in html and "configured range -40 to 40 deg" in html
     assert "67% of frames" in html and "1 video(s) come from plans made before" in html
+
+
+def test_card_explains_low_visibility_of_interior_joints():
+    """'pelvis visible 25%' next to 'head 100%' is the depth rule's doing; the card says so, with the rule."""
+    from thfm_synth.report.card import Facts, render_html
+    from thfm_synth.scene.visibility import SELF_TOL_M
+
+    facts = Facts(title="t", source="render", path="p", joint_names=["pelvis", "left_hip", "head", "left_ankle"],
+                  visible=np.array([0.25, 0.4, 1.0, 1.0]))
+    page = render_html(facts)
+    note = re.search(r'<p class="note" id="visibility-note">(.*?)</p>', page).group(1)
+    assert f"at most {SELF_TOL_M * 100:.0f} cm in front of it" in note and "pelvis (the SMPL root" in note
+    assert note.endswith("Below 50% here: pelvis 25%, left_hip 40%.") and "expected, not an error" in note
