@@ -611,7 +611,7 @@ def build_parser() -> Parser:
     q.add_argument("--height-m", type=float, help="standing height in metres (when the file's units are wrong)")
     q.set_defaults(func=cmd_assets_import_character)
     q = asub.add_parser("fetch", help="download public assets: cmu (the CMU mocap BVH clips), test-assets (every "
-                                      "file the test suite reads, ~160 MB)",
+                                      "file the test suite reads, ~165 MB)",
                         description="Download, verify (sha256) and lay out public assets; reruns resume partial "
                                     "downloads and keep verified files. test-assets: the files "
                                     "assets_manifest/test_assets.tsv lists, from their public sources, into --dest "

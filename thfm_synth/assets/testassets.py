@@ -67,7 +67,7 @@ def missing_reason() -> str:
     """The skip reason of a test that needs the test assets: where it looked and exactly what to run."""
     looked = ", ".join(str(p) for p in candidates())
     return (f"test assets not found (looked in {looked}); fetch them with `{FETCH_COMMAND}` "
-            f"(about 160 MB, into {default_dest()}) or set {ENV}=DIR to a folder holding them")
+            f"(about 165 MB, into {default_dest()}) or set {ENV}=DIR to a folder holding them")
 
 
 @dataclasses.dataclass(frozen=True)
