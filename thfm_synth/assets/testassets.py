@@ -160,7 +160,8 @@ def note_text(note: ListedFile, rows: Sequence[ListedFile]) -> str:
                                                       PurePosixPath(r.path).is_relative_to(folder))]
     out = [f"# {note.note}", "",
            "Written by `thfm-synth assets fetch test-assets` from the repository's `assets_manifest/test_assets.tsv`: "
-           "every file listed below was downloaded from its source and verified against its sha256.", ""]
+           "every file listed below was downloaded from its source (or a mirror of it) and verified against its "
+           "sha256.", ""]
     if note.licence in LICENCE_TEXT:
         out += ["## Licence", "", LICENCE_TEXT[note.licence], ""]
     out += ["## Files", "", "| file | bytes | sha256 | licence | source | note |", "|---|---|---|---|---|---|"]
