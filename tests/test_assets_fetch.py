@@ -169,3 +169,15 @@ def test_fetched_assets_scan_like_the_shared_ones(shared_assets, tmp_path):
     for aid, entry in fetched.items():
         want = committed[aid].model_dump(exclude={"source"})
         assert entry.model_dump(exclude={"source"}) == want, aid
+
+
+def test_many_failures_stop_early_instead_of_one_line_per_file(tmp_path, capsys):
+    """No network (here: nothing listening on the port) ends after `max_failures` lines, not one per file."""
+    from thfm_synth.download import Download, download_all
+
+    items = [Download(path=f"x/{i}.bin", url=f"http://127.0.0.1:9/{i}.bin", sha256="0" * 64, size=10)
+             for i in range(6)]
+    s = download_all(items, tmp_path / "d", workers=1, timeout=2, progress=False, max_failures=2)
+    assert len(s.failed) == 2 and s.not_tried == 4 and s.downloaded == 0
+    assert "2 failed, 4 not tried (stopped after 2 failures)" in s.lines()[0]
+    assert [line.startswith("failed: ") for line in capsys.readouterr().err.splitlines()] == [True, True]

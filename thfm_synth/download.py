@@ -122,8 +122,8 @@ def download_file(url: str, final: str | os.PathLike, *, sha256: str | None = No
                 raise UserError(f"downloading {url}{label} failed: HTTP {exc.code} {exc.reason}", hints.network) from None
         except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise UserError(f"downloading {url}{label} failed: {reason} (partial data kept in {part} for resuming)",
-                            hints.network) from None
+            kept = f" (partial data kept in {part} for resuming)" if part.is_file() and part.stat().st_size else ""
+            raise UserError(f"downloading {url}{label} failed: {reason}{kept}", hints.network) from None
     # The response ended normally (a dropped connection raises above and keeps the partial file):
     # whatever arrived is the server's whole file, and it must be the listed one.
     got_size = part.stat().st_size
@@ -154,18 +154,22 @@ class DownloadSummary:
     failed: dict[str, str]  # path -> one-line reason
     bytes: int
     seconds: float
+    not_tried: int = 0  # left out after too many failures
 
     def lines(self) -> list[str]:
         rate = self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
         files = f"{self.files} file" + ("s" if self.files != 1 else "")
+        stopped = f", {self.not_tried} not tried (stopped after {len(self.failed)} failures)" if self.not_tried else ""
         return [f"{files}: {self.downloaded} downloaded ({self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s, "
-                f"{rate:.1f} MB/s), {self.present} already present and verified, {len(self.failed)} failed"]
+                f"{rate:.1f} MB/s), {self.present} already present and verified, {len(self.failed)} failed{stopped}"]
 
 
 def download_all(items: Sequence[Download], dest: str | os.PathLike, *, workers: int = 4, timeout: float = 60.0,
-                 progress: bool = True, desc: str = "downloading", hints: Hints = Hints()) -> DownloadSummary:
+                 progress: bool = True, desc: str = "downloading", hints: Hints = Hints(),
+                 max_failures: int | None = 10) -> DownloadSummary:
     """Fetch every item into `dest` (files already there and verified are kept). Failures are listed in
-    the summary, one line each, and printed as they happen; the other files carry on."""
+    the summary, one line each, and printed as they happen; the other files carry on, up to
+    `max_failures` failures (no network: ten lines, not one per file)."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -202,10 +206,19 @@ def download_all(items: Sequence[Download], dest: str | os.PathLike, *, workers:
                 except UserError as exc:
                     failed[futures[future].path] = exc.one_line()
                     bar.write(f"failed: {exc.one_line()}", file=sys.stderr)
+                    if max_failures is not None and len(failed) >= max_failures:
+                        break
+                except _Cancelled:
+                    pass
+            if max_failures is not None and len(failed) >= max_failures:
+                cancel.set()  # the running downloads stop at their next chunk, keeping their partial files
+                for future in futures:
+                    future.cancel()
         except BaseException:
             cancel.set()  # Ctrl-C: the threads stop at their next chunk and keep their partial files
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-    return DownloadSummary(files=len(items), downloaded=len(todo) - len(failed), present=present, failed=failed,
-                           bytes=fetched[0], seconds=time.perf_counter() - t0)
+    done = sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
+    return DownloadSummary(files=len(items), downloaded=done, present=present, failed=failed, bytes=fetched[0],
+                           seconds=time.perf_counter() - t0, not_tried=len(todo) - done - len(failed))
