@@ -55,6 +55,7 @@ def test_fetch_lays_out_verifies_and_keeps_verified_files(source, tmp_path):
     for rel in ("mocap/cmu/01_01.bvh", "hdri/sky_1k.hdr", "makehuman/skins/textures/a b.png"):
         assert (dest / rel).read_bytes() == (root / rel).read_bytes()
     assert not [p for p in dest.rglob("*") if p.name.endswith(".part") or ".tmp" in p.name]
+    assert (dest / testassets.MARKER).is_file()  # complete: the marker, written last
     # the generated note lists the files of its folder with their licence (the asset scanner reads it)
     assert result.notes == ["hdri/LICENSE.md"]
     note = (dest / "hdri/LICENSE.md").read_text()
@@ -81,6 +82,7 @@ def test_resumes_a_partial_download_with_a_range_request(source, tmp_path):
     assert handler.log == [("/hdri/sky_1k.hdr", "bytes=120000-")]
     assert (dest / "hdri/sky_1k.hdr").read_bytes() == full and not (dest / "hdri/.sky_1k.hdr.part").exists()
     assert (s.files, s.downloaded) == (1, 1) and not (dest / "mocap").exists()
+    assert not (dest / testassets.MARKER).exists()  # a part of the list only
     # a server that ignores Range sends the whole file: the partial one is replaced, not appended to
     handler.honour_range = False
     (dest / "hdri/sky_1k.hdr").unlink()
@@ -103,6 +105,7 @@ def test_a_corrupt_file_is_refused_with_a_one_line_error_and_nothing_half_writte
     assert not (dest / "hdri/sky_1k.hdr").exists() and not (dest / "hdri/.sky_1k.hdr.part").exists()
     assert (dest / "mocap/cmu/01_01.bvh").read_bytes() == (root / "mocap/cmu/01_01.bvh").read_bytes()
     assert not (dest / "hdri/LICENSE.md").exists()  # notes list only verified files: none here
+    assert not (dest / testassets.MARKER).exists()
 
 
 def test_bad_lists_and_selections_are_one_line_errors(source, tmp_path):
@@ -126,10 +129,23 @@ def test_the_tests_find_the_assets_through_the_environment(tmp_path, monkeypatch
     assert testassets.find_test_assets() is None
     reason = testassets.missing_reason()
     assert testassets.FETCH_COMMAND in reason and str(tmp_path / "absent") in reason and testassets.ENV in reason
-    (tmp_path / "absent").mkdir()
+    (tmp_path / "absent").mkdir()  # an explicit folder counts as it is
     assert testassets.find_test_assets() == tmp_path / "absent" == testassets.default_dest()
-    monkeypatch.delenv(testassets.ENV)
-    assert testassets.default_dest().parts[-2:] == ("thfm-synth", "test-assets")
+
+
+def test_the_default_folder_counts_once_a_fetch_completed_it(source, tmp_path, monkeypatch):
+    _, listing, _ = source
+    monkeypatch.delenv(testassets.ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(testassets, "SHARED", tmp_path / "no-shared")
+    default = testassets.default_dest()
+    assert default == tmp_path / "home/.cache/thfm-synth/test-assets"
+    # an interrupted fetch: the folder exists, but the tests skip (saying so) rather than fail on missing files
+    testassets.fetch_test_assets(list_path=listing, only=["hdri"], progress=False)
+    assert default.is_dir() and testassets.find_test_assets() is None
+    assert "(incomplete: a fetch did not finish)" in testassets.missing_reason()
+    testassets.fetch_test_assets(list_path=listing, progress=False)
+    assert testassets.find_test_assets() == default and (default / testassets.MARKER).is_file()
 
 
 def test_committed_list_is_every_shared_file_with_its_source(shared_assets):

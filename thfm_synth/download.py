@@ -78,10 +78,6 @@ def download_file(url: str, final: str | os.PathLike, *, sha256: str | None = No
     final = Path(final)
     label = f" for {what}" if what else ""
     part = _part_of(final)
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the folder {final.parent}: {exc.strerror}", "choose a writable folder") from None
     offset = part.stat().st_size if part.exists() else 0
     if size is not None and offset > size:
         part.unlink()
@@ -100,6 +96,11 @@ def download_file(url: str, final: str | os.PathLike, *, sha256: str | None = No
                     offset = 0  # the server sent the whole file: start over
                 if offset and on_bytes:
                     on_bytes(offset)
+                try:  # only now: a failed request leaves no empty folders behind
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise UserError(f"cannot create the folder {final.parent}: {exc.strerror}",
+                                    "choose a writable folder") from None
                 with open(part, "ab" if offset else "wb") as fh:
                     written = offset
                     for chunk in iter(lambda: resp.read(_CHUNK), b""):

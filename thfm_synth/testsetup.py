@@ -69,8 +69,7 @@ def announce_assets() -> None:
 
     found = testassets.find_test_assets()
     if found is None:
-        say(f"test assets not found: the tests that read them will skip (fix: `{testassets.FETCH_COMMAND}`, "
-            f"about 165 MB, or set {testassets.ENV}=DIR)")
+        say(f"the tests that read the test assets will skip: {testassets.missing_reason()}")
         return
     missing = testassets.check_layout(found)
     detail = f"{len(missing)} listed files missing (fix: `{testassets.FETCH_COMMAND}`)" if missing else "complete"

@@ -10,7 +10,9 @@ were written by hand and have no public source, but the asset scanner reads lice
 from notes like them.
 
 Where the tests look (`find_test_assets`): `$THFM_TEST_ASSETS` when set; otherwise `../shared/assets`
-beside the repository (the CI machines), then `~/.cache/thfm-synth/test-assets` (the fetch default).
+beside the repository (the CI machines), then `~/.cache/thfm-synth/test-assets` (the fetch default),
+which counts only once a fetch has completed it (its `.complete` marker, written last): an interrupted
+or offline fetch leaves the tests skipping with the command to run, not failing on missing files.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import urllib.parse
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
+from thfm_synth.digests import file_sha256
 from thfm_synth.download import Download, DownloadSummary, Hints, download_all, safe_relative, verified
 from thfm_synth.errors import UserError
 
@@ -31,6 +34,7 @@ LIST = Path(__file__).resolve().parents[2] / "assets_manifest" / "test_assets.ts
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "assets"
 FETCH_COMMAND = "python3 -m thfm_synth assets fetch test-assets"
 GENERATED = "generated"
+MARKER = ".complete"  # in a fetched folder: every listed file is there (written last)
 COLUMNS = ("path", "bytes", "sha256", "url", "licence", "note")
 
 LICENCE_TEXT = {
@@ -59,13 +63,20 @@ def candidates() -> list[Path]:
     return [SHARED, default_dest()]
 
 
+def _usable(folder: Path) -> bool:
+    if os.environ.get(ENV) or folder == SHARED:
+        return folder.is_dir()
+    return (folder / MARKER).is_file()  # the fetch default: only once a fetch completed it
+
+
 def find_test_assets() -> Path | None:
-    return next((p for p in candidates() if p.is_dir()), None)
+    return next((p for p in candidates() if _usable(p)), None)
 
 
 def missing_reason() -> str:
     """The skip reason of a test that needs the test assets: where it looked and exactly what to run."""
-    looked = ", ".join(str(p) for p in candidates())
+    looked = ", ".join(str(p) + (" (incomplete: a fetch did not finish)" if p.is_dir() else "")
+                       for p in candidates())
     return (f"test assets not found (looked in {looked}); fetch them with `{FETCH_COMMAND}` "
             f"(about 165 MB, into {default_dest()}) or set {ENV}=DIR to a folder holding them")
 
@@ -198,13 +209,23 @@ def fetch_test_assets(dest: str | os.PathLike | None = None, *, list_path: str |
                            "to download it afresh, or fetch from a mirror with --base-url")
     summary = download_all(downloads(rows, base_url), dest, workers=workers, timeout=timeout, progress=progress,
                            desc="test assets", hints=hints)
-    present = [r for r in rows if not r.generated and r.path not in summary.failed]
+    present = [r for r in rows if not r.generated and r.path not in summary.failed
+               and verified(dest / r.path, None, r.size)]  # downloads only ever place verified files
     notes = []
     for note in (r for r in rows if r.generated):
         folder = PurePosixPath(note.path).parent
         if any(folder == PurePosixPath(".") or PurePosixPath(r.path).is_relative_to(folder) for r in present):
             write_text(dest / note.path, note_text(note, present), "provenance note")
             notes.append(note.path)
+    # The marker last, and only when every file of the whole list is there (a run with --only may complete it)
+    marker = dest / MARKER
+    everything = read_list(list_path)
+    if not check_layout(dest, everything):
+        count = sum(not r.generated for r in everything)
+        write_text(marker, f"{count} listed files verified; list sha256 {file_sha256(Path(list_path))}\n",
+                   "completion marker")
+    else:
+        marker.unlink(missing_ok=True)
     return FetchResult(dest, summary, notes)
 
 
