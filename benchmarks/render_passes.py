@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/render_passes.py [--width 416 --height 240 --frames 3 --repeats 2]
 
 Scene: the labelled mannequin (`thfm_synth.render.analytic.mannequin_scene`) on a textured
-ground under an HDRI from ../shared/assets/hdri (a procedural sky if absent), one area light,
+ground under an HDRI from the test assets' hdri/ (a procedural sky if absent), one area light,
 16 samples, OIDN denoise - the production settings at a moderate resolution. Modes, each a
 separate Blender process rendering the same frames:
 
@@ -47,8 +47,9 @@ from thfm_synth.blender import contract  # noqa: E402
 from thfm_synth.render import outputs  # noqa: E402
 from thfm_synth.render.analytic import mannequin_scene  # noqa: E402
 from thfm_synth.render.runner import render  # noqa: E402
+from thfm_synth.assets.testassets import find_test_assets  # noqa: E402
 
-HDRI = REPO.parent / "shared" / "assets" / "hdri" / "royal_esplanade_1k.hdr"
+HDRI = (find_test_assets() or REPO / "missing") / "hdri" / "royal_esplanade_1k.hdr"
 MODES = {
     "rgb_only": dict(mode="rgb_only"),
     "single": dict(mode="single"),

@@ -24,8 +24,9 @@ from thfm_synth.motion.builtin_motions import builtin_motion  # noqa: E402
 from thfm_synth.motion.bvh import read_bvh  # noqa: E402
 from thfm_synth.motion.retarget import build_retarget_map, retarget  # noqa: E402
 from thfm_synth.motion.testing import variant_target  # noqa: E402
+from thfm_synth.assets.testassets import find_test_assets  # noqa: E402
 
-CMU_CLIP = REPO.parent / "shared" / "assets" / "mocap" / "cmu" / "01_14.bvh"
+CMU_CLIP = (find_test_assets() or REPO / "missing") / "mocap" / "cmu" / "01_14.bvh"
 FRAMES = 1200  # 10 s at 120 fps
 
 

@@ -139,9 +139,26 @@ def draw_keypoints(frames: np.ndarray, kp2d: np.ndarray, radius: int = 2) -> np.
     return out
 
 
+def with_truth(rgb: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 input | ground truth | prediction side by side, each under its label."""
+    from PIL import Image, ImageDraw
+
+    t, h, w, _ = pred.shape
+    strip = np.full((14, 3 * w, 3), 255, np.uint8)
+    img = Image.fromarray(strip)
+    draw = ImageDraw.Draw(img)
+    for i, label in enumerate(("input", "ground truth", "prediction")):
+        draw.text((i * w + 3, 1), label, fill=(0, 0, 0))
+    header = np.broadcast_to(np.asarray(img), (t, 14, 3 * w, 3))
+    return np.concatenate([header, np.concatenate([rgb, truth, pred], axis=2)], axis=1)
+
+
 def predict(source: Any, task: str, checkpoint: str | Path, out_path: str | Path | None = None, *,
-            record_index: int = 0, vae_weights: str | None = None, fps: float | None = None) -> dict:
-    """Predict ``task`` for one clip with a THFM checkpoint and write it (see the module doc)."""
+            record_index: int = 0, vae_weights: str | None = None, fps: float | None = None,
+            truth: bool = False) -> dict:
+    """Predict ``task`` for one clip with a THFM checkpoint and write it (see the module doc). ``truth``
+    (a shard record of this task): write input | ground truth | prediction side by side (and
+    ``<out>.png``, the middle frame) instead of the prediction alone."""
     from thfm_synth.shards.record import Record
 
     if task not in TASKS:
@@ -188,6 +205,19 @@ def predict(source: Any, task: str, checkpoint: str | Path, out_path: str | Path
     if task in DENSE_TASKS:
         video = np.asarray(decode(out["latents"]))[0]
         frames_out = to_uint8(video, task)
+        if truth:
+            if record is None or record.task != task:
+                raise ValueError(f"truth=True needs a shard record of task {task!r}")
+            target = np.asarray(record.arrays["target_latents"], np.float32).transpose(1, 2, 3, 0)
+            frames_out = with_truth(to_uint8(np.asarray(decode(jnp.asarray(rgb)[None]))[0], "rgb"),
+                                    to_uint8(np.asarray(decode(jnp.asarray(target)[None]))[0], task), frames_out)
+            from PIL import Image
+
+            from thfm_synth.atomic import atomic_path
+
+            with atomic_path(out_path.with_suffix(".png"), "still") as tmp:
+                Image.fromarray(frames_out[len(frames_out) // 2]).save(tmp, format="PNG")
+            result["still"] = str(out_path.with_suffix(".png"))
     else:
         kp2d = np.asarray(out["keypoints_2d"])[0]
         kp3d = np.asarray(out["keypoints_3d"])[0]

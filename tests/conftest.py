@@ -1,4 +1,9 @@
-"""Shared fixtures: paths of the shared test assets and a CLI runner."""
+"""Shared fixtures: the test assets (where they are, or a skip that says how to fetch them) and a CLI runner.
+
+The test assets are found by `thfm_synth.assets.testassets.find_test_assets`: `$THFM_TEST_ASSETS`,
+else `../shared/assets` beside the repository (the CI machines), else `~/.cache/thfm-synth/test-assets`
+(where `python3 -m thfm_synth assets fetch test-assets` puts them). Tests never build that path themselves.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from thfm_synth.assets import testassets
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_ASSETS = REPO.parent / "shared" / "assets"
+TEST_ASSETS: Path | None = testassets.find_test_assets()
+MISSING_ASSETS = testassets.missing_reason()
 
 
 def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -20,16 +28,44 @@ def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subpro
                           timeout=timeout, cwd=cwd or REPO, env=env)
 
 
+def asset_path(relative: str) -> Path:
+    """A test-asset file's path for module-level constants; `require_test_asset` skips when it is absent."""
+    return (TEST_ASSETS or testassets.default_dest()) / relative
+
+
+def missing_asset_reason(path: Path) -> str:
+    """Why a test-asset file is absent, and what to run."""
+    if TEST_ASSETS is None:
+        return f"{path.name}: {MISSING_ASSETS}"
+    return f"{path} is missing from the test assets (fix: run `{testassets.FETCH_COMMAND}` to complete them)"
+
+
+def require_test_asset(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(missing_asset_reason(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_assets() -> Path:
-    if not SHARED_ASSETS.is_dir():
-        pytest.skip("../shared/assets is not present")
-    return SHARED_ASSETS
+    if TEST_ASSETS is None:
+        pytest.skip(MISSING_ASSETS)
+    return TEST_ASSETS
 
 
 @pytest.fixture(scope="session")
-def shared_manifest() -> Path:
-    return REPO / "assets_manifest" / "shared_test_assets.yaml"
+def shared_manifest(tmp_path_factory) -> Path:
+    """The committed manifest of the test assets; when they live elsewhere than its `root`
+    (`../../shared/assets`), a copy of it whose root is where they are."""
+    from thfm_synth.assets.manifest import dump_manifest, load_manifest
+
+    committed = REPO / "assets_manifest" / "shared_test_assets.yaml"
+    loaded = load_manifest(committed)
+    if TEST_ASSETS is None or loaded.root == TEST_ASSETS.resolve():
+        return committed
+    copy = tmp_path_factory.mktemp("test_assets_manifest") / committed.name
+    copy.write_text(dump_manifest(loaded.manifest.model_copy(update={"root": str(TEST_ASSETS.resolve())})))
+    return copy
 
 
 @pytest.fixture(scope="session")

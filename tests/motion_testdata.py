@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import pytest
 
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
-CMU_DIR = ASSETS / "mocap" / "cmu"
+from conftest import asset_path, missing_asset_reason
+
+CMU_DIR = asset_path("mocap/cmu")
 CMU_FILES = sorted(CMU_DIR.glob("*.bvh")) if CMU_DIR.is_dir() else []
 CMU_IDS = [p.stem for p in CMU_FILES]
 WALKING = ["02_01", "03_01", "07_01", "07_04", "08_01", "08_05", "08_07", "09_12"]
 
-needs_cmu = pytest.mark.skipif(not CMU_FILES, reason=f"CMU test clips not found in {CMU_DIR}")
+needs_cmu = pytest.mark.skipif(not CMU_FILES, reason=missing_asset_reason(CMU_DIR))
 
 
 @functools.lru_cache(maxsize=None)
@@ -31,5 +31,5 @@ def fk(clip_id: str):
 def cmu_params(ids=None):
     """Parametrize over clips (default: all), or one skipped case when the data is absent."""
     if not CMU_IDS:
-        return [pytest.param("none", marks=pytest.mark.skip(reason=f"no CMU clips in {CMU_DIR}"))]
+        return [pytest.param("none", marks=pytest.mark.skip(reason=missing_asset_reason(CMU_DIR)))]
     return list(CMU_IDS if ids is None else ids)

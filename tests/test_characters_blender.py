@@ -14,7 +14,7 @@ from thfm_synth.characters.skinning import local_rotations_from_world, matrix_to
 from thfm_synth.blender import contract
 from thfm_synth.blender.call import call
 
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
+from conftest import asset_path, require_test_asset
 
 
 def _random_pose(num_joints: int, seed: int, max_angle: float = 0.7) -> np.ndarray:
@@ -81,9 +81,7 @@ def test_world_deltas_convert_to_the_same_pose():
 
 @pytest.fixture(scope="module")
 def quaternius(tmp_path_factory):
-    fbx = ASSETS / "characters" / "Smooth_Male_Casual.fbx"
-    if not fbx.is_file():
-        pytest.skip("shared test assets are not present")
+    fbx = require_test_asset(asset_path("characters/Smooth_Male_Casual.fbx"))
     out = tmp_path_factory.mktemp("q") / "male.npz"
     return import_character(fbx, out), out
 
@@ -94,9 +92,7 @@ def test_quaternius_walks_with_retargeted_cmu_mocap(quaternius, tmp_path):
     retarget = pytest.importorskip("thfm_synth.motion.retarget")
     from thfm_synth.motion.bvh import read_bvh
 
-    bvh = ASSETS / "mocap" / "cmu" / "02_01.bvh"
-    if not bvh.is_file():
-        pytest.skip("shared mocap is not present")
+    bvh = require_test_asset(asset_path("mocap/cmu/02_01.bvh"))
     c, path = quaternius
     clip = retarget.retarget(read_bvh(bvh), motion_skeleton(c))
     posed = forward_kinematics(c, clip.local_rotations, clip.root_translation)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +12,12 @@ from thfm_synth.characters.rigs import REQUIRED
 from thfm_synth.errors import UserError
 from thfm_synth.blender.runtime import RenderRuntime
 
+from conftest import asset_path, require_test_asset
+
 pytestmark = pytest.mark.render
 
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
-MALE = ASSETS / "characters" / "Smooth_Male_Casual.fbx"
-FEMALE = ASSETS / "characters" / "Smooth_Female_Casual.fbx"
+MALE = asset_path("characters/Smooth_Male_Casual.fbx")
+FEMALE = asset_path("characters/Smooth_Female_Casual.fbx")
 
 MAKE_FILES = textwrap.dedent('''
     import sys
@@ -60,8 +60,7 @@ MAKE_FILES = textwrap.dedent('''
 
 @pytest.fixture(scope="module")
 def made_files(tmp_path_factory):
-    if not FEMALE.is_file():
-        pytest.skip("shared test assets are not present")
+    require_test_asset(FEMALE)
     out = tmp_path_factory.mktemp("files")
     script = out / "make_files.py"
     script.write_text(MAKE_FILES)
@@ -72,8 +71,7 @@ def made_files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def male(tmp_path_factory):
-    if not MALE.is_file():
-        pytest.skip("shared test assets are not present")
+    require_test_asset(MALE)
     out = tmp_path_factory.mktemp("male") / "male.npz"
     c = import_character(MALE, out)
     return c, out
@@ -152,8 +150,7 @@ def test_character_npz_dispatches_and_caches_imports(tmp_path):
     from thfm_synth.assets.manifest import CharacterEntry, file_sha256
     from thfm_synth.characters.builtin import character_npz
 
-    if not MALE.is_file():
-        pytest.skip("shared test assets are not present")
+    require_test_asset(MALE)
     entry = CharacterEntry(id="male", path="characters/Smooth_Male_Casual.fbx", sha256=file_sha256(MALE),
                            licence="CC0-1.0", source="Quaternius", format="fbx", rig="quaternius", height_m=1.8)
     p = character_npz(entry, MALE, tmp_path)

@@ -4,6 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_cli
+from thfm_synth.render.imagefiles import read_png
 
 SUBCOMMANDS = ["plan", "render", "render-one", "preview", "preprocess", "shards", "report", "train", "predict",
                "assets", "doctor", "demo"]
@@ -71,3 +72,6 @@ def test_demo_runs_the_pipeline_from_nothing(tmp_path):
     losses = json.loads((tmp_path / "demo" / "train" / "summary.json").read_text())["losses"]
     assert sum(losses[-10:]) < sum(losses[:10])  # training lowered the loss
     assert (tmp_path / "demo" / "predict" / "v000000_depth.mp4").stat().st_size > 1000
+    still = read_png(tmp_path / "demo" / "predict" / "v000000_depth.png")  # input | ground truth | prediction
+    assert still.shape == (14 + 160, 3 * 256, 3)
+    assert "beside its ground truth" in proc.stdout and "blocky, grey prediction is expected" in proc.stdout

@@ -47,3 +47,44 @@ def test_launcher_is_idempotent_once_set_up():
     # the stamps match, so ensure_* returns without reinstalling
     assert bootstrap.ensure_main() == bootstrap.venv_python(bootstrap.main_venv())
     assert bootstrap.ensure_render() == bootstrap.venv_python(bootstrap.render_venv())
+
+
+PIP_OUTPUT = """\
+Obtaining file:///src/thfm-synth
+  Installing build dependencies: started
+Collecting numpy>=2.0
+  Downloading numpy-2.3.1-cp311-cp311-manylinux_2_28_x86_64.whl.metadata (62 kB)
+  Downloading numpy-2.3.1-cp311-cp311-manylinux_2_28_x86_64.whl (16.9 MB)
+Collecting torch==2.13.0
+  Downloading https://download.pytorch.org/whl/cpu/torch-2.13.0%2Bcpu-cp311-cp311-linux_x86_64.whl (190.3 MB)
+Collecting jax>=0.7
+  Using cached jax-0.7.2-py3-none-any.whl (2,801.5 kB)
+Requirement already satisfied: six in /venv/lib/python3.11/site-packages
+Building wheels for collected packages: thfm-synth
+Installing collected packages: six, numpy, torch, jax, thfm-synth
+Successfully installed jax-0.7.2 numpy-2.3.1 thfm-synth-0.1.0 torch-2.13.0
+"""
+
+
+def test_setup_shows_what_pip_installs_and_how_far_it_is():
+    """A few lines per environment with the elapsed time, whatever pip prints; a live line on a terminal."""
+    import io
+
+    expected = [
+        "[thfm-synth setup] the main environment: resolving and downloading packages (0 s)",
+        "[thfm-synth setup]   downloading torch-2.13.0%2Bcpu-cp311-cp311-linux_x86_64.whl (190.3 MB) (42 s)",
+        "[thfm-synth setup] the main environment: building packages from source (1 min 10 s)",
+        "[thfm-synth setup] the main environment: installing 5 packages (207 MB downloaded) (1 min 17 s)",
+        "[thfm-synth setup] the main environment: installed 4 packages (1 min 24 s)",
+    ]
+    for live in (False, True):
+        out, now = io.StringIO(), [0.0]
+        progress = bootstrap.PipProgress("the main environment", out=out, live=live, clock=lambda: now[0])
+        for i, line in enumerate(PIP_OUTPUT.splitlines(keepends=True)):
+            now[0] = 7.0 * i  # pip prints line i at 7 i seconds
+            progress.feed(line)
+        progress.close()
+        text = out.getvalue()
+        shown = [line.split("\r")[-1] for line in text.split("\n")]  # what a terminal keeps of each line
+        assert [line for line in shown if line.strip()] == expected
+        assert ("\r[thfm-synth setup]   5 packages, 207 MB downloaded: six (1 min 03 s)" in text) == live

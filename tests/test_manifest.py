@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -46,6 +47,8 @@ def test_scan_classifies_the_shared_assets(shared_assets, tmp_path):
 def test_committed_shared_manifest_is_current_and_valid(shared_assets, shared_manifest):
     count, problems = validate(shared_manifest)
     assert count == 37 and problems == []
+    committed = load_manifest(REPO / "assets_manifest" / "shared_test_assets.yaml").manifest
+    assert committed.root == "../../shared/assets" and committed.description.startswith("scanned from ../../shared")
     count, problems = validate(REPO / "assets_manifest" / "builtin.yaml")
     assert count >= 30 and problems == []
 
@@ -106,6 +109,10 @@ def test_cli_scan_then_validate(shared_assets, tmp_path):
     proc = run_cli("assets", "validate", out)
     assert proc.returncode == 0 and "0 problem(s)" in proc.stdout
     assert load_manifest(out).root == shared_assets.resolve()
+    # nothing records the folder as an absolute path: a committed manifest must not name the machine
+    text, m = out.read_text(), load_manifest(out).manifest
+    assert not Path(m.root).is_absolute() and m.description == f"scanned from {m.root} (relative to this file)"
+    assert str(shared_assets.resolve()) not in text.replace(m.root, "") and str(tmp_path) not in text
     entry = load_manifest(out).manifest.hdris[0]
     assert file_sha256(shared_assets / entry.path) == entry.sha256
 

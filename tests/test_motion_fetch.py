@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
-import re
-import threading
 
 import pytest
 
+from http_testserver import serve
 from motion_testdata import CMU_DIR, needs_cmu
 from thfm_synth.errors import UserError
 from thfm_synth.motion.fetch import CMU_INDEX, FLAT_LAYOUT, CmuClip, fetch_cmu
@@ -17,50 +14,10 @@ from thfm_synth.motion.fetch import CMU_INDEX, FLAT_LAYOUT, CmuClip, fetch_cmu
 pytestmark = needs_cmu
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """SimpleHTTPRequestHandler plus single `bytes=N-` ranges, and a request log."""
-
-    log: list = []
-    honour_range = True
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-    def do_GET(self):
-        rng = self.headers.get("Range")
-        self.log.append((self.path, rng))
-        path = self.translate_path(self.path)
-        m = re.fullmatch(r"bytes=(\d+)-", rng or "")
-        if not (m and self.honour_range):
-            return super().do_GET()
-        try:
-            data = open(path, "rb").read()
-        except OSError:
-            return self.send_error(404)
-        start = int(m.group(1))
-        if start >= len(data):
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{len(data)}")
-            self.end_headers()
-            return
-        self.send_response(206)
-        self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        self.wfile.write(data[start:])
-
-
 @pytest.fixture()
 def server():
-    handler = type("H", (_RangeHandler,), {"log": [], "honour_range": True})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(CMU_DIR)))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve(CMU_DIR) as served:
+        yield served
 
 
 def _sha(path):

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -72,22 +73,120 @@ def _python_works(python: Path) -> bool:
     return subprocess.run([str(python), "-c", "import sys"], capture_output=True).returncode == 0
 
 
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+class PipProgress:
+    """Turns pip's output into a few lines a user can follow: each phase (resolving, downloading the large
+    wheels, building, installing) with the elapsed time, and on a terminal a live status line. pip's
+    whole output goes to a log file, whose tail is shown if it fails."""
+
+    BIG = 20e6  # downloads at least this large get their own line
+    UNITS = {"kB": 1e3, "MB": 1e6, "GB": 1e9, "B": 1.0}
+
+    def __init__(self, what: str, out=None, live: bool | None = None, clock=None):
+        self.what = what
+        self.out = out or sys.stderr
+        self.live = self.out.isatty() if live is None else live
+        self.clock = clock or time.monotonic
+        self.t0 = self.clock()
+        self.collected = 0
+        self.downloaded = 0.0
+        self.phase = ""
+        self._status_len = 0
+
+    def _line(self, msg: str) -> None:
+        self._clear()
+        print(f"[thfm-synth setup] {msg} ({_clock(self.clock() - self.t0)})", file=self.out, flush=True)
+
+    def _status(self, msg: str) -> None:
+        if self.live:
+            text = f"[thfm-synth setup]   {msg} ({_clock(self.clock() - self.t0)})"[:120]
+            print("\r" + text.ljust(self._status_len), end="", file=self.out, flush=True)
+            self._status_len = len(text)
+
+    def _clear(self) -> None:
+        if self.live and self._status_len:
+            print("\r" + " " * self._status_len + "\r", end="", file=self.out, flush=True)
+            self._status_len = 0
+
+    def _phase(self, name: str, msg: str) -> None:
+        if self.phase != name:
+            self.phase = name
+            self._line(msg)
+
+    def feed(self, line: str) -> None:
+        line = line.rstrip()
+        words = line.split()
+        if not words:
+            return
+        if words[0] in ("Collecting", "Processing", "Obtaining") or line.startswith("Requirement already satisfied"):
+            self.collected += 1
+            self._phase("resolve", f"{self.what}: resolving and downloading packages")
+            name = words[-1] if words[0] != "Requirement" else words[3]
+            self._status(f"{self.collected} packages, {self.downloaded / 1e6:,.0f} MB downloaded: {name.split('/')[-1]}")
+        elif words[0] in ("Downloading", "Using") and line.endswith(")") and "(" in line:
+            cached = words[0] == "Using"
+            name = words[2 if cached else 1].split("/")[-1]
+            size = line[line.rindex("(") + 1:-1].split()
+            try:
+                nbytes = float(size[0].replace(",", "")) * self.UNITS.get(size[1], 1.0)
+            except (ValueError, IndexError):
+                nbytes = 0.0
+            if not name.endswith(".metadata"):
+                self.downloaded += 0.0 if cached else nbytes
+                if nbytes >= self.BIG:
+                    self._line(f"  {'from the pip cache:' if cached else 'downloading'} {name} ({' '.join(size)})")
+        elif line.startswith(("Building wheels for", "Building editable for", "Building wheel for")):
+            self._phase("build", f"{self.what}: building packages from source")
+        elif line.startswith("Installing collected packages:"):
+            count = len(line.split(":", 1)[1].split(","))
+            self._phase("install", f"{self.what}: installing {count} packages "
+                                   f"({self.downloaded / 1e6:,.0f} MB downloaded)")
+        elif line.startswith("Successfully installed"):
+            self._phase("done", f"{self.what}: installed {len(words) - 2} packages")
+
+    def close(self) -> None:
+        self._clear()
+
+
 def _run_pip(python: Path, args: list[str], what: str) -> None:
-    cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        print(tail, file=sys.stderr)
-        _fail(f"installing {what} failed (pip exit {proc.returncode}, output above); "
-              f"fix the network/index access and rerun, or delete {python.parents[1]} to start clean")
+    """pip install, with its progress shown (PipProgress) and its whole output in a log beside the environment."""
+    venv = python.parents[1]
+    log_path = venv.parent / f"{venv.name}.pip.log"
+    cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", *args]
+    progress = PipProgress(what)
+    tail: list[str] = []
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                tail = (tail + [line.rstrip()])[-15:]
+                progress.feed(line)
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            progress.close()
+    if code != 0:
+        print("\n".join(tail), file=sys.stderr)
+        _fail(f"installing {what} failed (pip exit {code}, output above, all of it in {log_path}); "
+              f"fix the network/index access and rerun, or delete {venv} to start clean")
 
 
-def _ensure(venv: Path, base_python: str, stamp_value: str, install_args: list[str], what: str) -> Path:
+def _ensure(venv: Path, base_python: str, stamp_value: str, install_args: list[str], what: str,
+            holds: str = "") -> Path:
     python = venv_python(venv)
     with _locked(venv):
         stamp = venv / STAMP
         if _python_works(python) and stamp.exists() and stamp.read_text().strip() == stamp_value:
             return python
+        t0 = time.monotonic()
         if not _python_works(python):
             if venv.exists():
                 shutil.rmtree(venv)
@@ -96,10 +195,11 @@ def _ensure(venv: Path, base_python: str, stamp_value: str, install_args: list[s
             if proc.returncode != 0:
                 _fail(f"cannot create a virtual environment at {venv}: {proc.stderr.strip()} "
                       f"(fix: install the venv module, e.g. `apt-get install python3-venv`)")
-        _say(f"installing {what} (a few minutes the first time)")
+        _say(f"installing {what}" + (f": {holds}" if holds else ""))
         _run_pip(python, install_args, what)
         # The stamp is written last: an interrupted install is redone next time.
         stamp.write_text(stamp_value + "\n")
+        _say(f"{what} is ready in {_clock(time.monotonic() - t0)}")
         return python
 
 
@@ -109,7 +209,9 @@ def ensure_main() -> Path:
         _fail(f"Python >= 3.11 is required, this is {sys.version.split()[0]} (fix: run with python3.11)")
     pyproject = (REPO / "pyproject.toml").read_bytes()
     stamp = _digest(pyproject, sys.version.encode())
-    return _ensure(main_venv(), sys.executable, stamp, ["-e", f"{REPO}[dev]"], "the main environment")
+    return _ensure(main_venv(), sys.executable, stamp, ["-e", f"{REPO}[dev]"], "the main environment",
+                   "thfm-synth with numpy 2, JAX, Ray, PyTorch 2.13 (CPU), anny and the test tools; about 3.1 GB "
+                   "and 3-5 minutes the first time")
 
 
 def find_render_base_python() -> str | None:
@@ -129,7 +231,8 @@ def ensure_render() -> Path | None:
               "fix: install python3.11, or set THFM_BLENDER=/path/to/blender to use your own Blender 5.x")
     req = render_requirements()
     stamp = _digest(req.read_bytes(), b"3.11")
-    return _ensure(render_venv(), base, stamp, ["-r", str(req)], "the render environment (Blender as bpy)")
+    return _ensure(render_venv(), base, stamp, ["-r", str(req)], "the render environment",
+                   "Blender 5.0 as the bpy module with numpy 1.26; about 1 GB and 1-2 minutes the first time")
 
 
 def inside_main_venv() -> bool:

@@ -107,8 +107,8 @@ def cmd_assets_scan(args) -> int:
     if result.skipped and args.strict:
         raise UserError(f"{len(result.skipped)} file(s) in {args.dir} could not be read (listed above)",
                         "fix or remove them, or rerun without --strict")
-    write_text(args.out, f"# Made by: thfm-synth assets scan {args.dir}\n" + dump_manifest(result.manifest),
-               "manifest")
+    header = "# Made by: thfm-synth assets scan (of the folder `root` names, relative to this file)\n"
+    write_text(args.out, header + dump_manifest(result.manifest), "manifest")
     m = result.manifest
     print(f"wrote {args.out}: {len(m.characters)} characters, {len(m.motions)} motions, {len(m.hdris)} HDRIs, "
           f"{len(m.scenes)} scenes; {len(result.skipped)} skipped")
@@ -176,6 +176,13 @@ def cmd_assets_fetch(args) -> int:
     from thfm_synth.atomic import write_text
     from thfm_synth.motion.fetch import fetch_cmu
 
+    if args.what == "test-assets":
+        return cmd_fetch_test_assets(args)
+    for flag, value in (("--list", args.list), ("--only", args.only)):
+        if value:
+            raise ConfigError(f"{flag} is for `assets fetch test-assets`", f"leave {flag} out for cmu")
+    if args.dest is None:
+        raise ConfigError("`assets fetch cmu` needs --dest DIR", "add --dest, e.g. --dest assets/cmu")
     clips = [c.strip() for c in args.clips.split(",")] if args.clips else None
     where = {k: v for k, v in (("base_url", args.base_url), ("layout", args.layout)) if v}
     records = fetch_cmu(args.dest, clips=clips, with_activity=True, **where)
@@ -188,6 +195,29 @@ def cmd_assets_fetch(args) -> int:
     write_text(out, dump_manifest(Manifest(name="cmu", description="CMU mocap (mocap.cs.cmu.edu), cgspeed BVH release",
                                            motions=entries)), "manifest")
     print(f"{len(records)} clips verified in {dest}; manifest {out}")
+    return 0
+
+
+def cmd_fetch_test_assets(args) -> int:
+    from thfm_synth.assets import testassets
+
+    for flag, value in (("--layout", args.layout), ("--clips", args.clips)):
+        if value:
+            raise ConfigError(f"{flag} is for `assets fetch cmu`", f"leave {flag} out for test-assets")
+    kwargs = {"list_path": args.list} if args.list else {}
+    result = testassets.fetch_test_assets(args.dest, base_url=args.base_url, only=args.only, workers=args.workers,
+                                          **kwargs)
+    for line in result.lines():
+        print(line)
+    failed = result.summary.failed
+    if failed:
+        first = next(iter(failed.values()))
+        raise UserError(f"{len(failed)} of {result.summary.files} test-asset files could not be fetched "
+                        f"(listed above; first: {first.split(' (fix:')[0]})",
+                        "run the same command again: verified files are kept and partial downloads resume")
+    found = testassets.find_test_assets()
+    if args.dest is not None and (found is None or found.resolve() != args.dest.resolve()):
+        print(f"the tests find them with: export {testassets.ENV}={args.dest.resolve()}")
     return 0
 
 
@@ -407,9 +437,18 @@ def cmd_demo(args) -> int:
     last_l = float(np.mean(losses[-10:])) if losses else float("nan")
     print(f"[6/7 train] {job.name}: {args.train_steps} steps in {time.perf_counter() - t:.1f} s, "
           f"loss {first_l:.3f} -> {last_l:.3f} (mean of the first/last 10 steps), checkpoint {out / 'train'}")
-    pred = out / "predict" / f"{specs[0].video_id}_depth.mp4"
-    result = predict(first / "rgb", "depth", out / "train" / "checkpoints", pred)
-    print(f"[7/7 predict] depth of {specs[0].video_id} -> {result.get('out', pred)}")
+    from thfm_synth.shards.store import ShardSet
+
+    vid = specs[0].video_id
+    pred = out / "predict" / f"{vid}_depth.mp4"
+    record = next(i for i, r in enumerate(ShardSet.open(shards).records("array_record"))
+                  if r.video_id == vid and r.task == "depth")
+    result = predict(shards, "depth", out / "train" / "checkpoints", pred, record_index=record, truth=True)
+    print(f"[7/7 predict] depth of {vid} beside its ground truth (input | ground truth | prediction) -> "
+          f"{result['video']}, middle frame {result['still']}")
+    print(f"  a blocky, grey prediction is expected here: {args.train_steps} steps on {len(specs)} tiny videos only "
+          "start training (tests/test_train_from_synth.py trains 2000 steps on 160 videos to beat the baselines); "
+          "train longer on more videos for a sharp one")
     print(f"demo done in {time.perf_counter() - t0:.1f} s: {run.rendered + run.skipped} videos rendered, "
           f"{pre.records} records, a trained checkpoint and a prediction; 0 failed")
     return 0
@@ -573,12 +612,26 @@ def build_parser() -> Parser:
                                                   "makehuman, unreal")
     q.add_argument("--height-m", type=float, help="standing height in metres (when the file's units are wrong)")
     q.set_defaults(func=cmd_assets_import_character)
-    q = asub.add_parser("fetch", help="download a public asset release (cmu: the CMU mocap BVH clips)")
-    q.add_argument("what", choices=("cmu",), help="what to fetch")
-    q.add_argument("--dest", type=Path, required=True, help="download folder (resumes partial downloads)")
-    q.add_argument("--base-url", default=None, help="mirror to download from (default: the public release)")
-    q.add_argument("--layout", default=None, help="path of a clip under the base URL, e.g. '{clip}.bvh'")
-    q.add_argument("--clips", help="comma-separated clip ids (default: all known clips)")
+    q = asub.add_parser("fetch", help="download public assets: cmu (the CMU mocap BVH clips), test-assets (every "
+                                      "file the test suite reads, ~165 MB)",
+                        description="Download, verify (sha256) and lay out public assets; reruns resume partial "
+                                    "downloads and keep verified files. test-assets: the files "
+                                    "assets_manifest/test_assets.tsv lists, from their public sources, into --dest "
+                                    "(default $THFM_TEST_ASSETS or ~/.cache/thfm-synth/test-assets, where "
+                                    "`thfm-synth test` finds them).")
+    q.add_argument("what", choices=("cmu", "test-assets"), help="what to fetch")
+    q.add_argument("--dest", type=Path, help="download folder (required for cmu; test-assets default: "
+                                             "$THFM_TEST_ASSETS or ~/.cache/thfm-synth/test-assets)")
+    q.add_argument("--base-url", default=None, help="mirror to download from (default: the public sources); "
+                                                    "test-assets: a mirror laid out like the destination folder")
+    q.add_argument("--layout", default=None, help="cmu: path of a clip under the base URL, e.g. '{clip}.bvh'")
+    q.add_argument("--clips", help="cmu: comma-separated clip ids (default: all known clips)")
+    q.add_argument("--only", action="append", default=[], metavar="GLOB",
+                   help="test-assets: only these files, a folder (mocap, hdri, scenes, characters, makehuman) or a "
+                        "glob (repeatable)")
+    q.add_argument("--list", type=Path, metavar="FILE", help="test-assets: another list in the format of "
+                                                             "assets_manifest/test_assets.tsv")
+    q.add_argument("--workers", type=positive_int, default=4, help="test-assets: parallel downloads (default 4)")
     q.set_defaults(func=cmd_assets_fetch)
 
     p = sub.add_parser("doctor", help="report both environments, Blender, JAX, Ray and disk")
@@ -602,6 +655,9 @@ def build_parser() -> Parser:
                        description="Run the test suite with pytest from the source tree. Other arguments go to "
                                    "pytest (e.g. `-k farm`, `tests/test_plan.py`).")
     p.add_argument("--quick", action="store_true", help="skip the tests marked slow")
+    p.add_argument("--no-install", action="store_true",
+                   help="never install system packages (by default, run as root, the set-up step installs Debian's "
+                        "chromium for the HTML card's browser test when no Chromium is found)")
     p.set_defaults(func=cmd_test)
     return parser
 
@@ -614,6 +670,9 @@ def cmd_test(args) -> int:
     if not (bootstrap.REPO / "tests").is_dir():
         raise UserError(f"no test suite beside {bootstrap.REPO}: the tests ship with the source tree only",
                         "run the command in a clone of the repository")
+    from thfm_synth import testsetup
+
+    testsetup.prepare(install=not args.no_install, quick=args.quick)  # announced, before pytest; no test installs
     os.chdir(bootstrap.REPO)  # pytest finds its configuration in pyproject.toml
     argv = [sys.executable, "-m", "pytest", *(["-m", "not slow"] if args.quick else []), *args.pytest_args]
     os.execv(sys.executable, argv)

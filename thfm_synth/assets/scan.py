@@ -108,6 +108,7 @@ def _scene_type(path: Path) -> str:
 
 
 def scan(top: str | Path, manifest_dir: str | Path, name: str | None = None) -> ScanResult:
+    given = os.path.abspath(top)  # as the user sees it (through symlinks): the root below is written from it
     top = Path(top).resolve()
     if not top.is_dir():
         raise UserError(f"asset folder {top} not found", "give an existing folder to scan")
@@ -162,6 +163,8 @@ def scan(top: str | Path, manifest_dir: str | Path, name: str | None = None) -> 
             scene_type=_scene_type(kit)))
     for kind in entries:
         entries[kind].sort(key=lambda e: e.id)
-    manifest = Manifest(name=name or _slug(top.name), description=f"scanned from {top}",
-                        root=os.path.relpath(top, manifest_dir), **entries)
+    # Relative, never absolute: a committed manifest must not record the machine it was made on.
+    root = Path(os.path.relpath(given, manifest_dir)).as_posix()
+    manifest = Manifest(name=name or _slug(top.name), description=f"scanned from {root} (relative to this file)",
+                        root=root, **entries)
     return ScanResult(manifest, skipped)

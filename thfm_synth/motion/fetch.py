@@ -7,9 +7,9 @@ sha256 and size, computed from the copies in shared/assets/mocap/cmu, which that
 folder's README documents as byte-identical to the pinned commit. Clips outside the
 index can be fetched too; they are parsed for validity but have no checksum to meet.
 
-Each clip is downloaded to `.<name>.part` in the destination folder, resumed with an
-HTTP Range request if a previous attempt left a partial file, verified, and renamed
-onto `<name>` with os.replace, so the destination never holds a half-written or
+Each clip is downloaded by `thfm_synth.download` (to `.<name>.part` in the destination
+folder, resumed with an HTTP Range request if a previous attempt left a partial file,
+verified, and renamed onto `<name>`), so the destination never holds a half-written or
 unverified clip. Records (id, path, sha256, fps, num_frames, tags) are returned and
 also handed to `on_record` as each clip completes, for the caller to write a manifest.
 """
@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from thfm_synth.assets.manifest import file_sha256
+from thfm_synth.download import Hints, download_file
 from thfm_synth.errors import UserError
 from thfm_synth.motion.bvh import read_bvh
 
@@ -34,7 +33,6 @@ DEFAULT_BASE_URL = (
 #: Path of a clip below base_url; `{subject}` is the part before the underscore.
 DEFAULT_LAYOUT = "{subject}/{clip}.bvh"
 FLAT_LAYOUT = "{clip}.bvh"
-_CHUNK = 1 << 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,49 +124,11 @@ def _url(base_url: str, layout: str, clip: str) -> str:
 
 
 def _download(url: str, final: Path, entry: CmuClip, timeout: float) -> None:
-    """Fetch url into final via final's .part sibling, resuming and verifying."""
-    part = final.with_name(f".{final.name}.part")
-    offset = part.stat().st_size if part.exists() else 0
-    if entry.size is not None and offset > entry.size:
-        part.unlink()
-        offset = 0
     fix_net = f"check the network connection and --base-url, or copy the BVH files into {final.parent}"
-    complete = entry.size is not None and offset == entry.size
-    if not complete:
-        headers = {"User-Agent": "thfm-synth", "Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
-                status = resp.status
-                content_range = resp.headers.get("Content-Range", "")
-                resumed = status == 206 and content_range.startswith(f"bytes {offset}-")
-                if offset and not resumed:
-                    offset = 0  # the server sent the whole file: start over
-                with open(part, "ab" if offset else "wb") as fh:
-                    for chunk in iter(lambda: resp.read(_CHUNK), b""):
-                        fh.write(chunk)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and offset:
-                pass  # nothing past our partial file: it may already be complete; verify below
-            elif exc.code == 404:
-                raise UserError(f"{url} does not exist (HTTP 404) for CMU clip {entry.clip}",
-                                "check the clip id and --base-url") from None
-            else:
-                raise UserError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}", fix_net) from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise UserError(f"downloading {url} failed: {reason} (partial data kept in {part} for resuming)",
-                            fix_net) from None
-    got = file_sha256(part)
-    if entry.sha256 is not None and got != entry.sha256:
-        part.unlink()
-        raise UserError(
-            f"{final}: checksum mismatch for CMU clip {entry.clip} from {url} (sha256 {got}, expected {entry.sha256})",
-            "the server sent a different file; check --base-url, then run again to download it afresh")
-    os.replace(part, final)
+    download_file(url, final, sha256=entry.sha256, size=entry.size, what=f"CMU clip {entry.clip}", timeout=timeout,
+                  hints=Hints(network=fix_net, missing="check the clip id and --base-url",
+                              mismatch="the server sent a different file; check --base-url, then run again to "
+                                       "download it afresh"))
 
 
 def fetch_cmu(

@@ -535,10 +535,7 @@ def render_html(f: Facts) -> str:
     if f.azimuth or f.face_angle:
         parts.append(_view_section(f))
     if f.visible is not None:
-        parts.append('<section id="visibility"><h2>Joint visibility</h2><div class="charts">'
-                     + _figure(svg_bars(f.joint_names, f.visible, title="joint visibility"),
-                               "fraction of frames in which each joint is visible (not outside the image, not "
-                               "occluded by the subject or the scene)", "visibility-chart") + "</div></section>")
+        parts.append(_visibility_section(f))
     if f.bodies:
         parts.append(_body_section(f))
     if f.failures:
@@ -555,6 +552,32 @@ def render_html(f: Facts) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{esc(f.title)}</title>"
             f"<style>{CSS}</style></head><body>{''.join(parts)}<script>{JS}</script></body></html>\n")
+
+
+def _visibility_section(f: Facts) -> str:
+    """The per-joint rates, and what they mean: a low rate for a joint deep in the trunk is the rule's doing."""
+    from thfm_synth.scene.visibility import EAR_TOL_M, SELF_TOL_M, SURFACE_TOL_M
+
+    low = sorted((x, name) for name, x in zip(f.joint_names, f.visible) if x < 0.5)
+    lowest = ", ".join(f"{name} {x:.0%}" for x, name in low[:4])
+    note = ("How to read these rates: visibility is a depth test on the rendered frame. A joint counts as visible "
+            "when it projects inside the image and the surface seen at its pixel lies at most "
+            f"{SELF_TOL_M * 100:.0f} cm in front of it (keypoints on the skin, such as the nose, eyes and ears: "
+            f"{SURFACE_TOL_M * 100:.0f}-{EAR_TOL_M * 100:.0f} cm). Joints are skeleton points inside the body, and "
+            "the deeper one sits, the more often the body itself covers it: the pelvis (the SMPL root, midway "
+            "between the hip joints) lies 13-19 cm behind the skin of the torso in our renders, so it is counted as "
+            "self-occluded in many frames even with the hips towards the camera, and the far-side hip, shoulder "
+            "and collar are hidden whenever the subject is seen from the side. Thin parts (head, wrists, ankles) "
+            "count as visible whenever they are in view and nothing is in front of them. A low rate for an "
+            "interior joint is expected, not an error; the per-frame codes (visible, outside the image, "
+            "self-occluded, scene-occluded) are in each video's annotations.npz.")
+    if lowest:
+        note += f" Below 50% here: {lowest}."
+    return ('<section id="visibility"><h2>Joint visibility</h2><div class="charts">'
+            + _figure(svg_bars(f.joint_names, f.visible, title="joint visibility"),
+                      "fraction of frames in which each joint is visible (inside the image, not covered by the "
+                      "subject's own body or by the scene)", "visibility-chart")
+            + f'</div><p class="note" id="visibility-note">{html.escape(note)}</p></section>')
 
 
 def _body_section(f: Facts) -> str:
