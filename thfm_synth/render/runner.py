@@ -12,7 +12,7 @@ from thfm_synth.blender.runtime import RenderRuntime
 
 
 def render_job(scene_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: list[int] | None = None,
-               modalities=contract.RENDER_MODALITIES, mode: str = "single", device: str | None = None,
+               modalities=contract.DEFAULT_RENDER_MODALITIES, mode: str = "single", device: str | None = None,
                label_samples: int = 1, per_modality_shading: str = "label", exr_codec: str = "ZIP",
                threads: int = 0) -> contract.RenderJob:
     """The job for blender_scripts/render_scene.py (absolute paths: the child has its own cwd)."""
