@@ -36,7 +36,7 @@ from thfm_synth.atomic import write_text
 from thfm_synth.errors import UserError
 from thfm_synth.farm.layout import DONE
 from thfm_synth.preprocess.prompts import UMT5_DIM, PromptTable, builtin_table, umt5_table
-from thfm_synth.preprocess.targets import TASKS
+from model.tasks import TASKS
 from thfm_synth.preprocess.video import PreprocessConfig, VideoSource, estimate_video_bytes, video_records
 from thfm_synth.shards.record import Record
 from thfm_synth.shards.store import INDEX, build_index, remove_partial, shard_done, write_shard
@@ -240,16 +240,19 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int =
                max_shard_bytes: int = 1 << 30, address: str | None = None, workers: int | None = None,
                progress: bool = True, keypoint_convention: str = "smpl24", latent_dtype: str = "float16",
                prompt_dim: int | None = None, cpus_per_worker: float = 1.0,
-               gpus_per_worker: float = 0.0) -> PreprocessSummary:
+               gpus_per_worker: float = 0.0, pixel_targets: bool = True) -> PreprocessSummary:
     """Rendered videos -> a shard set in `out_dir` (see the module doc). Resumable; returns the summary.
 
     `workers`: parallel encoder actors (default: the CPUs of the local Ray, or of the cluster at
     `address`, divided by `cpus_per_worker`); 0 runs in this process without Ray.
     `prompt_dim`: width of the built-in prompt table (default 4096, umT5's) when no `text_encoder`.
+    `pixel_targets`: also store each dense record's pixel ground truth and validity mask (stage 2 is
+    supervised with them); False keeps the shards as small as stage 1 needs.
     """
     t0 = time.perf_counter()
     cfg = PreprocessConfig(num_frames=num_frames, fps=fps, width=width, height=height, tasks=tuple(tasks),
-                           keypoint_convention=keypoint_convention, latent_dtype=latent_dtype)
+                           keypoint_convention=keypoint_convention, latent_dtype=latent_dtype,
+                           pixel_targets=pixel_targets)
     out = Path(out_dir)
     videos = find_videos(render_dir)
     for v in videos:  # fail before any work on a video that is too short

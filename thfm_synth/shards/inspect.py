@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from model.tasks import DENSE_TASKS
 from thfm_synth.errors import UserError
 from thfm_synth.shards.record import ARRAYS, FIELD_DOCS, SCALARS, Record
 from thfm_synth.shards.store import INDEX, ShardSet, parquet_schema
 from thfm_synth.shards.store import verify as verify_store
 
 PROMPTS_FILE = "prompts.npz"
-DENSE = ("depth", "normals", "mask", "iuv", "canonical")
+DENSE = DENSE_TASKS  # defined once, in model/tasks.py
 
 
 @dataclass

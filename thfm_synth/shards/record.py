@@ -1,7 +1,9 @@
 """One training record and its two encodings (ArrayRecord bytes and a Parquet row).
 
 A record is one (video, task) pair: the RGB latents, the target latents of that task
-(empty for sparse keypoint tasks), keypoints, cameras and provenance. Its checksum is
+(empty for sparse keypoint tasks), the task's pixel ground truth and validity mask at model
+resolution (schema 2; compact blobs, see model/pixels.py; empty for keypoint tasks and when
+preprocessing ran without pixel targets), keypoints, cameras and provenance. Its checksum is
 computed over a canonical serialisation of every field, independent of the container,
 so `verify` gives the same answer for Parquet and ArrayRecord and can name the record
 in which a single byte changed. No pickle: arrays are raw little-endian bytes described
@@ -21,15 +23,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+from model.tasks import TASKS
+
+SCHEMA_VERSION = 2
 MAGIC = b"THFMREC1"
 SCALARS = ("schema_version", "video_id", "task", "prompt_id", "vae_id", "source_checksums")
 ARRAYS = ("rgb_latents", "target_latents", "keypoints_2d", "keypoints_3d", "keypoints_visibility",
-          "camera_k", "camera_rt")
+          "camera_k", "camera_rt", "target_pixels", "pixel_valid")
+# the arrays each schema version holds (a v1 record, from before pixel ground truth, reads with the
+# two pixel arrays empty and is checksummed over its own arrays)
+SCHEMA_ARRAYS = {1: ARRAYS[:7], 2: ARRAYS}
+PIXEL_ARRAYS = ("target_pixels", "pixel_valid")
 FIELD_DOCS = {
     "schema_version": "int: version of this schema",
     "video_id": "str: id of the rendered video (plan row)",
-    "task": "str: depth | normals | mask | iuv | canonical | keypoints_2d | keypoints_3d",
+    "task": "str: " + " | ".join(TASKS),
     "prompt_id": "str: key into the shard set's prompt table (prompts.npz)",
     "vae_id": "str: codec that made the latents (weights digest or 'codec:...')",
     "source_checksums": "str: JSON {file: sha256} of the rendered files this record came from",
@@ -40,6 +48,11 @@ FIELD_DOCS = {
     "keypoints_visibility": "(T, K) uint8: 0 visible, 1 outside, 2 self-occluded, 3 scene-occluded",
     "camera_k": "(T, 3, 3) float32: intrinsics after resizing, pixels",
     "camera_rt": "(T, 3, 4) float32: world-to-camera [R|t], OpenCV",
+    "target_pixels": "uint8 blob (model/pixels.py): the task's pixel ground truth at model resolution - metric depth "
+                     "(T, H, W) float16 metres for depth tasks, else the [-1, 1] target as uint8 (T, H, W, 3); "
+                     "empty for keypoint tasks or without pixel targets",
+    "pixel_valid": "uint8 blob (model/pixels.py): (T, H, W) bool, the pixels that carry ground truth "
+                   "(not sky / not the person for human-only tasks); empty like target_pixels",
 }
 
 
@@ -60,9 +73,19 @@ class Record:
     def scalars(self) -> dict:
         return {k: getattr(self, k) for k in SCALARS}
 
+    def __post_init__(self):
+        for name in PIXEL_ARRAYS:  # records of schema 1 (and writers that have none) hold them empty
+            self.arrays.setdefault(name, np.zeros((0,), np.uint8))
+
+    def array_names(self) -> tuple[str, ...]:
+        return SCHEMA_ARRAYS.get(int(self.schema_version), ARRAYS)
+
+    def has_pixels(self) -> bool:
+        return self.arrays["target_pixels"].size > 0
+
     def checksum(self) -> str:
         h = hashlib.sha256(json.dumps(self.scalars(), sort_keys=True).encode())
-        for name in ARRAYS:
+        for name in self.array_names():
             a = np.ascontiguousarray(self.arrays[name])
             h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
             h.update(a.tobytes())
@@ -72,7 +95,7 @@ class Record:
 
     def to_bytes(self) -> bytes:
         meta, blobs, offset = {}, [], 0
-        for name in ARRAYS:
+        for name in self.array_names():
             a = np.ascontiguousarray(self.arrays[name])
             if a.dtype.byteorder == ">":
                 a = a.astype(a.dtype.newbyteorder("<"))
@@ -116,7 +139,7 @@ class Record:
 
     def to_row(self) -> dict:
         row = self.scalars()
-        for name in ARRAYS:
+        for name in ARRAYS:  # every column of the current schema (a v1 record's pixel columns are empty)
             a = np.ascontiguousarray(self.arrays[name])
             row[name] = a.astype(a.dtype.newbyteorder("<")).tobytes()
             row[f"{name}_dtype"] = a.dtype.newbyteorder("<").str
@@ -127,7 +150,7 @@ class Record:
     @classmethod
     def from_row(cls, row: dict, verify: bool = False) -> "Record":
         arrays = {name: np.frombuffer(row[name], dtype=np.dtype(row[f"{name}_dtype"]))
-                  .reshape(row[f"{name}_shape"]).copy() for name in ARRAYS}
+                  .reshape(row[f"{name}_shape"]).copy() for name in ARRAYS if row.get(name) is not None}
         rec = cls(**{k: row[k] for k in SCALARS}, arrays=arrays)
         if verify and rec.checksum() != row["record_sha256"]:
             raise RecordError(f"checksum mismatch in record {rec.video_id}/{rec.task}")

@@ -41,7 +41,8 @@ INDEX = "index.json"
 # ran at ~0.6x the disk's raw sequential speed uncompressed, ~0.25x with the default brotli
 # (benchmarks/shards_read.py, 2 shared cores); writing is ~8x faster too.
 ARRAY_RECORD_OPTIONS = "group_size:1,uncompressed"  # one chunk per record: random access to every record
-UNCOMPRESSED_COLUMNS = ("rgb_latents", "target_latents")
+# (the pixel ground truth blobs are zstd frames already: compressing them again only costs time)
+UNCOMPRESSED_COLUMNS = ("rgb_latents", "target_latents", "target_pixels", "pixel_valid")
 
 
 def parquet_schema() -> pa.Schema:
@@ -160,6 +161,8 @@ def records_from_table(table: pa.Table, verify: bool = False) -> Iterator[Record
     for i in range(table.num_rows):
         row = {k: cols[k][i].as_py() for k in cols if k not in ARRAYS}
         for name in ARRAYS:
+            if name not in cols:  # a shard written before this column existed (schema 1)
+                continue
             arr = cols[name]
             offsets = np.frombuffer(arr.buffers()[1], np.int64, count=2, offset=8 * (arr.offset + i))
             data = arr.buffers()[2]
