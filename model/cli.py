@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-TASK_CHOICES = ("depth", "normals", "mask", "iuv", "canonical", "keypoints_2d", "keypoints_3d")
+from model.tasks import TASKS as TASK_CHOICES
 
 
 def _overrides(items: list[str] | None) -> dict:
