@@ -291,10 +291,21 @@ def cmd_render(args) -> int:
 def cmd_preprocess(args) -> int:
     from thfm_synth.preprocess.pipeline import preprocess
 
-    summary = preprocess(args.render_dir, args.out, num_frames=args.num_frames, fps=args.fps, width=args.width,
-                         height=args.height, vae_weights=args.vae, text_encoder=args.text_encoder,
-                         max_shard_bytes=int(args.max_shard_mb * 1e6), address=args.address, workers=args.workers,
-                         prompt_dim=args.prompt_dim)
+    if args.config is not None:  # a job file (jobs/preprocess_*.yaml) with --set overrides
+        from thfm_synth.preprocess.job import load_job, parse_overrides, run_job
+
+        over = parse_overrides(args.set)
+        over.update({k: str(v) for k, v in (("render_dir", args.render_dir), ("out", args.out)) if v is not None})
+        summary = run_job(load_job(args.config, over))
+    else:
+        if args.render_dir is None or args.out is None or args.set:
+            raise ConfigError("preprocess needs RENDER_DIR and --out (or --config JOB.yaml; --set needs --config)",
+                              "e.g. thfm-synth preprocess runs/x/render --out runs/x/shards")
+        summary = preprocess(args.render_dir, args.out, num_frames=args.num_frames, fps=args.fps, width=args.width,
+                             height=args.height, vae_weights=args.vae, text_encoder=args.text_encoder,
+                             max_shard_bytes=int(args.max_shard_mb * 1e6), address=args.address,
+                             workers=args.workers, prompt_dim=args.prompt_dim,
+                             pixel_targets=not args.no_pixel_targets)
     for line in summary.lines():
         print(line)
     return 0
@@ -473,8 +484,14 @@ def build_parser() -> Parser:
     p = sub.add_parser("preprocess", help="rendered videos -> training shards (Parquet + ArrayRecord)",
                        description="Resample, resize and VAE-encode every video and its targets, embed the task "
                                    "prompts, and write bounded, checksummed shards with Ray Data (resumable).")
-    p.add_argument("render_dir", type=Path, help="render output (OUT, OUT/videos or one video folder)")
-    p.add_argument("--out", type=Path, required=True, help="shard folder")
+    p.add_argument("render_dir", type=Path, nargs="?", help="render output (OUT, OUT/videos or one video folder)")
+    p.add_argument("--out", type=Path, help="shard folder")
+    p.add_argument("--config", type=Path, metavar="JOB", help="a preprocess job YAML (jobs/preprocess_*.yaml); "
+                                                             "RENDER_DIR/--out override its paths")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a job setting, YAML value (with --config; repeatable): --set workers=8")
+    p.add_argument("--no-pixel-targets", action="store_true",
+                   help="skip the pixel ground truth (stage-1-only shards: smaller, faster)")
     p.add_argument("--num-frames", type=positive_int, default=81, help="model frame count, 4k+1 (default 81)")
     p.add_argument("--fps", type=float, default=24.0, help="model frame rate (default 24)")
     p.add_argument("--width", type=positive_int, default=832, help="model width, multiple of 16 (default 832)")
