@@ -6,7 +6,7 @@ import pytest
 from conftest import run_cli
 
 SUBCOMMANDS = ["plan", "render", "render-one", "preview", "preprocess", "shards", "report", "train", "predict",
-               "assets", "doctor", "demo"]
+               "evaluate", "assets", "doctor", "demo"]
 
 
 @pytest.mark.parametrize("cmd", SUBCOMMANDS)

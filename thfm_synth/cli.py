@@ -538,10 +538,11 @@ def build_parser() -> Parser:
     p.add_argument("--thumbnails", type=positive_int, default=24, help="gallery size (default 24)")
     p.set_defaults(func=cmd_report)
 
-    from model.cli import add_predict_parser, add_train_parser
+    from model.cli import add_evaluate_parser, add_predict_parser, add_train_parser
 
     add_train_parser(sub)
     add_predict_parser(sub)
+    add_evaluate_parser(sub)
 
     p = sub.add_parser("assets", help="build, check and list asset manifests")
     asub = p.add_subparsers(dest="assets_command", metavar="ACTION", parser_class=Parser, required=True)
