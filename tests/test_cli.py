@@ -65,7 +65,7 @@ def test_demo_runs_the_pipeline_from_nothing(tmp_path):
     assert sorted(p.name for p in videos.iterdir()) == ["v000000", "v000001"]
     assert all((videos / v / "DONE").is_file() for v in ("v000000", "v000001"))
     assert (videos / "v000000" / "preview.png").is_file()
-    assert "2 videos rendered, 14 records" in proc.stdout and proc.stdout.rstrip().endswith("0 failed")
+    assert "2 videos rendered, 18 records" in proc.stdout and proc.stdout.rstrip().endswith("0 failed")
     index = json.loads((tmp_path / "demo" / "shards" / "index.json").read_text())
     assert index["num_records"] == 14 and set(index["tasks"]) >= {"depth", "mask", "normals"}
     losses = json.loads((tmp_path / "demo" / "train" / "summary.json").read_text())["losses"]
