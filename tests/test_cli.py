@@ -67,7 +67,7 @@ def test_demo_runs_the_pipeline_from_nothing(tmp_path):
     assert (videos / "v000000" / "preview.png").is_file()
     assert "2 videos rendered, 18 records" in proc.stdout and proc.stdout.rstrip().endswith("0 failed")
     index = json.loads((tmp_path / "demo" / "shards" / "index.json").read_text())
-    assert index["num_records"] == 14 and set(index["tasks"]) >= {"depth", "mask", "normals"}
+    assert index["num_records"] == 18 and set(index["tasks"]) >= {"depth", "mask", "normals", "human_depth"}
     losses = json.loads((tmp_path / "demo" / "train" / "summary.json").read_text())["losses"]
     assert sum(losses[-10:]) < sum(losses[:10])  # training lowered the loss
     assert (tmp_path / "demo" / "predict" / "v000000_depth.mp4").stat().st_size > 1000
