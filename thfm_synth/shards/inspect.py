@@ -289,9 +289,9 @@ def visualise(task: str, video: np.ndarray) -> np.ndarray:
     from thfm_synth.video.preview import PALETTE, turbo
 
     x01 = (np.asarray(video, np.float32) + 1) / 2
-    if task == "depth":
+    if task in ("depth", "human_depth"):
         return turbo(x01.mean(-1))
-    if task == "normals":
+    if task in ("normals", "human_normals"):
         n = np.asarray(video, np.float32) * np.array([1.0, -1.0, -1.0])
         return _u8(n * 0.5 + 0.5)
     if task == "iuv":
