@@ -12,9 +12,10 @@ with its validity mask); shards made without pixel targets fall back to the deco
 - **depth / human_depth**: the prediction's channel mean mapped to [0, 1] is a normalised disparity.
   With pixel truth (metric depth) it is aligned to the ground-truth disparity 1/z by least squares
   (scale + shift over the clip's valid pixels: not sky; only the person for human_depth), inverted,
-  and RMSE (**metres**) and AbsRel are taken against the metric depth (``"units": "m"``). Without,
-  as before: both in per-clip normalised disparity (pixels with g <= 1e-3 invalid; AbsRel over
-  g >= 0.1; ``"units": "normalised disparity"``);
+  and RMSE (**metres**) and AbsRel are taken against the metric depth (``"units": "m"``), plus
+  ``rmse_ndisp``/``absrel_ndisp`` in per-clip normalised disparity. Without pixel truth only the
+  latter, as ``rmse``/``absrel`` (pixels with g <= 1e-3 invalid; AbsRel over g >= 0.1;
+  ``"units": "normalised disparity"``);
 - **mask**: alphas = channel mean mapped to [0, 1]; ``matte_errors`` per frame (MSE, MAD, Grad,
   Conn; averaged over frames) and ``dtssd`` over the clip;
 - **normals / human_normals**: ``normal_errors`` (degrees, % within thresholds) over the valid pixels;
@@ -86,13 +87,8 @@ def dense_metrics(task: str, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray
     with ground truth (pixel truth); ``depth`` (T, H, W) metric depth of the depth tasks' pixel truth."""
     if task in ("depth", "human_depth"):
         p = _unit(pred)
-        if depth is not None:
-            v = (depth > 0) & (valid if valid is not None else True)
-            if not v.any():
-                return {}
-            return {**M.depth_errors(p, depth, v, space="disparity"), "units": "m"}
-        # No metric depth: the per-clip min/max-normalised disparity has lost its offset, so 1/g is not
-        # depth up to scale; errors are taken in normalised disparity after the same alignment.
+        # In normalised disparity (the target's own space; the per-clip min/max normalisation has lost
+        # the offset, so 1/g is not depth up to scale): errors after the least-squares alignment.
         g = _unit(gt)
         v = g > 1e-3 if valid is None else valid & (g > 1e-3)
         if not v.any():
@@ -101,9 +97,13 @@ def dense_metrics(task: str, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray
         aligned = s_ * p[v] + b
         err = aligned - g[v]
         rel = g[v] >= 0.1
-        return {"rmse": float(np.sqrt(np.mean(err**2))),
-                "absrel": float(np.mean(np.abs(err[rel]) / g[v][rel])) if rel.any() else float("nan"),
-                "units": "normalised disparity"}
+        ndisp = {"rmse": float(np.sqrt(np.mean(err**2))),
+                 "absrel": float(np.mean(np.abs(err[rel]) / g[v][rel])) if rel.any() else float("nan")}
+        if depth is None:
+            return {**ndisp, "units": "normalised disparity"}
+        vm = (depth > 0) & (valid if valid is not None else True)
+        return {**M.depth_errors(p, depth, vm, space="disparity"), "units": "m",
+                "rmse_ndisp": ndisp["rmse"], "absrel_ndisp": ndisp["absrel"]}
     if task == "mask":
         p, g = _unit(pred), _unit(gt)
         per_frame = [M.matte_errors(p[t], g[t]) for t in range(p.shape[0])]
