@@ -7,7 +7,9 @@ What is measured, per variant, each in its own child process (so peak RSS is tha
   (8 encodes), plus reading, resizing, targets and the compressed pixel ground truth;
 - ``dct``: the same preprocessing with the parameter-free DCT codec - the baseline, measured in the
   same run: the ratio wan21 / dct is the cost of the real VAE, the rest is identical work;
-- ``dct_stage1``: the baseline without pixel targets (the stage-1-only path's cost).
+- ``dct_stage1``: the baseline without pixel targets (the stage-1-only path's cost);
+- ``wan21_encode1``: the full-size VAE encoding the RGB clip once (a video needs 8 encodes: the
+  projection is printed) - for machines where the whole ``wan21`` variant takes hours.
 
 Input: a synthetic rendered video folder in the render format (render/outputs.py: RGB PNG, float
 EXR depth/normals, 16-bit mask, IUV/canonical EXR, annotations.npz, metadata.json) - a sky, a
@@ -102,10 +104,39 @@ def write_video(folder: Path, frames: int, height: int, width: int, seed: int = 
     return folder
 
 
+def run_encode_once(video: Path, frames: int, height: int, width: int, weights: str | None) -> dict:
+    """The full-size VAE on the clip's RGB alone: load + resize + one encode (of the 8 a video needs)."""
+    import jax
+    from flax import nnx
+
+    from model.vae import WAN21_VAE_CONFIG
+    from model.vae.loading import load_wan_vae
+    from model.vae.wan_vae import WanVAE
+    from thfm_synth.preprocess.video import PreprocessConfig, encode, load_clip
+
+    t0 = time.perf_counter()
+    codec = load_wan_vae(weights) if weights else WanVAE(WAN21_VAE_CONFIG, rngs=nnx.Rngs(0))
+    init_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    clip = load_clip(video, PreprocessConfig(num_frames=frames, fps=24, width=width, height=height))
+    rgb = clip.rgb()
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    lat = encode(codec, rgb, "float16")
+    jax.block_until_ready(jax.numpy.zeros(()))
+    return {"variant": "wan21_encode1", "seconds": time.perf_counter() - t0, "load_rgb_s": load_s,
+            "codec_init_s": init_s, "vae_id": codec.vae_id, "records": 0, "record_bytes": int(lat.nbytes),
+            "pixel_truth_bytes": 0, "latent_shape": list(lat.shape),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
 def run_variant(variant: str, video: Path, frames: int, height: int, width: int, weights: str | None) -> dict:
     import jax
 
     from thfm_synth.preprocess.video import PreprocessConfig, video_records
+
+    if variant == "wan21_encode1":
+        return run_encode_once(video, frames, height, width, weights)
 
     cfg = PreprocessConfig(num_frames=frames, fps=24, width=width, height=height,
                            pixel_targets=variant != "dct_stage1")
@@ -141,7 +172,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--width", type=int, default=832)
     ap.add_argument("--variants", nargs="+", default=["dct_stage1", "dct", "wan21"],
-                    choices=["dct_stage1", "dct", "wan21"])
+                    choices=["dct_stage1", "dct", "wan21", "wan21_encode1"])
     ap.add_argument("--weights", default=None, help="WAN 2.1 VAE weights (default: random, timing only)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--video", default=None, help=argparse.SUPPRESS)
@@ -178,6 +209,14 @@ def main(argv=None) -> dict:
         out["wan21_vs_dct_rss_ratio"] = results["wan21"]["peak_rss_mb"] / results["dct"]["peak_rss_mb"]
         print(f"full-size WAN 2.1 VAE / DCT codec: {out['wan21_vs_dct_time_ratio']:.1f}x the time, "
               f"{out['wan21_vs_dct_rss_ratio']:.1f}x the peak RSS")
+    if "wan21_encode1" in results and "dct" in results:
+        e = results["wan21_encode1"]
+        dense = 7  # the RGB clip and the 7 dense targets: 8 encodes per video
+        out["wan21_projected_video_s"] = results["dct"]["seconds"] + (1 + dense) * e["seconds"]
+        out["wan21_encode1_vs_dct_video_time_ratio"] = e["seconds"] / results["dct"]["seconds"]
+        print(f"one full-size WAN 2.1 VAE encode: {e['seconds']:.1f} s ({out['wan21_encode1_vs_dct_video_time_ratio']:.1f}"
+              f"x the DCT codec's whole video), peak RSS {e['peak_rss_mb']:.0f} MB; projected video with 8 encodes: "
+              f"{out['wan21_projected_video_s']:.0f} s")
     if "dct" in results and "dct_stage1" in results:
         out["pixel_truth_time_ratio"] = results["dct"]["seconds"] / results["dct_stage1"]["seconds"]
         print(f"with pixel truth / stage-1-only (DCT codec): {out['pixel_truth_time_ratio']:.2f}x the time, "
