@@ -36,8 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model.benchmarks.common import (CheckpointMismatch, LayoutError, ModelPredictor, Sample, format_table,
-                                     mean_over)
+from model.benchmarks.common import CheckpointMismatch, LayoutError, ModelPredictor, Sample, format_table
 
 
 def registry() -> dict[str, Any]:
@@ -145,10 +144,5 @@ def layout_help(name: str) -> str:
     return (mod.__doc__ or "").strip()
 
 
-def group_means(scored, groups) -> dict[str, dict[str, float]]:
-    return {g: mean_over([m for s, m in scored if s.group == g]) for g in groups
-            if any(s.group == g for s, _ in scored)}
-
-
 __all__ = ["run_benchmark", "layout_help", "registry", "NAMES", "BenchmarkResult", "LayoutError",
-           "CheckpointMismatch", "group_means"]
+           "CheckpointMismatch"]

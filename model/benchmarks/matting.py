@@ -56,7 +56,7 @@ import numpy as np
 
 from model import metrics as M
 from model.benchmarks.common import (REFERENCE_SOURCE, Benchmark, Column, LayoutError, Reference, Sample,
-                                     image_files, mean_over, read_gray, read_image)
+                                     image_files, read_gray, read_image)
 
 COLUMNS = (Column("mad", "MAD", 1e3), Column("mse", "MSE", 1e3), Column("grad", "Grad"), Column("conn", "Conn"))
 VIDEO_COLUMNS = COLUMNS + (Column("dtssd", "dtSSD", 1e2),)
@@ -206,5 +206,4 @@ class PPM100(_ImageMatting):
             yield Sample(key=f.stem, frames=img[None], truth={"alpha": alpha})
 
 
-__all__ = ["VideoMatte", "PhotoMatte85", "PPM100", "predicted_alpha", "default_background", "composite",
-           "mean_over"]
+__all__ = ["VideoMatte", "PhotoMatte85", "PPM100", "predicted_alpha", "default_background", "composite"]
