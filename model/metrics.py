@@ -2,7 +2,8 @@
 
 Normals: mean/median angular error (degrees) and % of pixels within 11.25/22.5/30 deg.
 Depth: RMSE and AbsRel after a least-squares scale-and-shift alignment of the prediction
-(in disparity space by default, as affine-invariant depth models predict disparity).
+(in disparity space by default, as affine-invariant depth models predict disparity; the aligned
+depth capped at the farthest ground truth, as MiDaS' evaluation caps it).
 Masks (alpha mattes in [0, 1]): MSE, MAD, Grad and Conn (Rhemann et al. 2009, as in the
 Deep Image Matting evaluation code and the video-matting benchmarks' re-implementation in
 RobustVideoMatting's evaluate_lr.py: Grad on min-max normalised alphas with the first-order
@@ -46,19 +47,23 @@ def align_scale_shift(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
 
 
 def depth_errors(pred: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray | None = None,
-                 space: str = "disparity") -> dict[str, float]:
+                 space: str = "disparity", depth_cap: float | None = None) -> dict[str, float]:
     """RMSE (metres) and AbsRel of the aligned prediction against metric depth.
 
-    space="disparity": pred is aligned to 1/gt and inverted; space="depth": aligned to gt.
+    space="disparity": pred is aligned to 1/gt and inverted; space="depth": aligned to gt. As in
+    the MiDaS/DPT evaluation, the aligned disparity is floored at 1 / ``depth_cap`` before inverting
+    (default cap: the farthest ground-truth depth), so a near-zero aligned disparity cannot turn
+    into an arbitrarily far depth; in depth space only an explicit ``depth_cap`` clips.
     """
     v = (np.isfinite(gt_depth) & (gt_depth > 0)) if valid is None else valid
     p, g = pred[v].astype(np.float64), gt_depth[v].astype(np.float64)
     if space == "disparity":
+        cap = float(depth_cap if depth_cap is not None else g.max())
         s, b = align_scale_shift(p, 1.0 / g)
-        aligned = 1.0 / np.clip(s * p + b, 1e-6, None)
+        aligned = 1.0 / np.maximum(s * p + b, 1.0 / cap)
     else:
         s, b = align_scale_shift(p, g)
-        aligned = s * p + b
+        aligned = s * p + b if depth_cap is None else np.clip(s * p + b, 1e-6, depth_cap)
     return {"rmse": float(np.sqrt(np.mean((aligned - g) ** 2))), "absrel": float(np.mean(np.abs(aligned - g) / g))}
 
 

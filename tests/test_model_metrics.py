@@ -28,6 +28,13 @@ def test_depth_errors_are_invariant_to_scale_and_shift():
     res = a @ [s, b] - [1, 2, 3, 4]
     assert e["rmse"] == pytest.approx(np.sqrt(np.mean(res**2)))
     assert e["absrel"] == pytest.approx(np.mean(np.abs(res) / [1, 2, 3, 4]))
+    # disparity space: an aligned disparity below 1 / (farthest ground truth) is floored there (MiDaS' cap)
+    gt = np.array([1.0, 2.0, 4.0])
+    e = m.depth_errors(np.array([1.0, 0.5, -1.0]), gt)  # LSQ line through (1, 1), (0.5, .5), (-1, .25)
+    a = np.array([[1.0, 1], [0.5, 1], [-1.0, 1]])
+    s, b = np.linalg.lstsq(a, 1 / gt, rcond=None)[0]
+    depth = 1 / np.maximum(a @ [s, b], 1 / 4.0)
+    assert e["rmse"] == pytest.approx(np.sqrt(np.mean((depth - gt) ** 2)))
 
 
 def test_matte_errors_hand_case():
