@@ -19,7 +19,13 @@ of (seed, index), so the Grain iterator state (saved in checkpoints) resumes it 
 Each example (one record) is a dict of numpy arrays (latents channels-last, float32):
 
     rgb (T', H', W', C), target (T', H', W', C) (zeros for keypoint tasks), task_id () int32,
-    kp2d (T, K, 2), kp3d (T, K, 3), kp2d_valid (T, K), kp3d_valid (T, K) float32 (0 where not finite).
+    kp2d (T, K, 2), kp3d (T, K, 3), kp2d_valid (T, K), kp3d_valid (T, K) float32 (0 where not finite),
+
+and with ``pixels=True`` (stage 2) also the pixel ground truth at model resolution
+(:mod:`model.pixels`): ``pixels`` (T, H, W, 3) float16 target in [-1, 1] (depth tasks: the per-clip
+normalised disparity derived from the stored metric depth) and ``valid`` (T, H, W) uint8 (zeros for
+keypoint tasks). They are half precision and uint8 because a full-size clip's truth is 32 M pixels:
+float32 would make every prefetched batch several GB.
 
 :func:`write_synthetic_shards` writes a small structured shard set (targets a fixed function of the
 inputs) for tests, benchmarks and ``jobs/train_tiny_cpu.yaml``.
@@ -34,7 +40,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from model.thfm import DENSE_TASKS, KEYPOINT_TASKS, TASK_INDEX, TASKS
+from model import pixels as px
+from model.tasks import DENSE_TASKS, DEPTH_TASKS, KEYPOINT_TASKS, TASK_INDEX, TASKS
 from thfm_synth.shards.record import Record
 from thfm_synth.shards.store import ShardSet, build_index, write_shard
 
@@ -65,25 +72,44 @@ class DataSpec:
     vae_id: str
     task_counts: dict[str, int]
     num_records: int
+    pixel_shape: tuple[int, int, int] | None = None  # (T, H, W) of the pixel ground truth; None: none stored
+    keypoint_convention: str | None = None  # smpl24 / h36m17 / coco17 when the shard index records it
 
     @property
     def latent_channels(self) -> int:
         return self.latent_shape[-1]
 
+    @property
+    def has_pixels(self) -> bool:
+        return self.pixel_shape is not None
+
 
 def inspect_shards(root: str | Path) -> DataSpec:
     shards = ShardSet.open(root)
-    first = next(iter(shards.records("array_record")), None)
+    records = shards.records("array_record")
+    first = next(records, None)
     if first is None:
         raise ValueError(f"{root}: the shard set holds no records")
     c, t_lat, h, w = first.arrays["rgb_latents"].shape
     kp = first.arrays["keypoints_2d"]
     if kp.ndim != 3:
         raise ValueError(f"{root}: keypoints_2d has shape {kp.shape}, expected (T, K, 2)")
+    # pixel truth: from the first dense record (a video's records are consecutive, so a few suffice)
+    pixel_shape, rec = None, first
+    for _ in range(2 * len(TASKS)):
+        if rec is None:
+            break
+        if rec.task in DENSE_TASKS:
+            if rec.has_pixels():
+                pixel_shape = tuple(int(x) for x in px.decode(rec.arrays["pixel_valid"]).shape)
+            break
+        rec = next(records, None)
+    pre = shards.index.get("preprocess") or {}
     return DataSpec(root=str(root), latent_shape=(t_lat, h, w, c), num_frames=int(kp.shape[0]),
                     num_keypoints=int(kp.shape[1]), vae_id=first.vae_id,
                     task_counts={k: int(v) for k, v in shards.index.get("tasks", {}).items()},
-                    num_records=int(shards.index["num_records"]))
+                    num_records=int(shards.index["num_records"]), pixel_shape=pixel_shape,
+                    keypoint_convention=pre.get("keypoint_convention"))
 
 
 def load_prompt_table(root: str | Path | None, text_dim: int | None = None, path: str | Path | None = None,
@@ -102,7 +128,8 @@ def load_prompt_table(root: str | Path | None, text_dim: int | None = None, path
     return dict(table.embeddings), dict(table.provenance, path=None)
 
 
-def record_to_example(rec: Record, spec: DataSpec) -> dict[str, np.ndarray]:
+def record_to_example(rec: Record, spec: DataSpec, pixels: bool = False) -> dict[str, np.ndarray]:
+    """One record as model inputs/targets (see the module doc); ``pixels`` adds the pixel ground truth."""
     t_lat, h, w, c = spec.latent_shape
     rgb = np.asarray(rec.arrays["rgb_latents"], np.float32).transpose(1, 2, 3, 0)
     if rgb.shape != (t_lat, h, w, c):
@@ -125,8 +152,28 @@ def record_to_example(rec: Record, spec: DataSpec) -> dict[str, np.ndarray]:
     kp3d, v3 = kp("keypoints_3d", 3)
     if rec.task not in TASK_INDEX:
         raise ValueError(f"record {rec.video_id}: unknown task {rec.task!r}")
-    return {"rgb": rgb, "target": target, "task_id": np.int32(TASK_INDEX[rec.task]), "kp2d": kp2d, "kp3d": kp3d,
-            "kp2d_valid": v2, "kp3d_valid": v3}
+    ex = {"rgb": rgb, "target": target, "task_id": np.int32(TASK_INDEX[rec.task]), "kp2d": kp2d, "kp3d": kp3d,
+          "kp2d_valid": v2, "kp3d_valid": v3}
+    if pixels:
+        ex.update(pixel_example(rec, spec))
+    return ex
+
+
+def pixel_example(rec: Record, spec: DataSpec) -> dict[str, np.ndarray]:
+    """``pixels`` (T, H, W, 3) float16 and ``valid`` (T, H, W) uint8 of a record (zeros for keypoint tasks)."""
+    if spec.pixel_shape is None:
+        raise ValueError(f"{spec.root}: the shards hold no pixel ground truth, which stage 2 is supervised with; "
+                         "preprocess again with pixel targets on (the default)")
+    shape = spec.pixel_shape
+    if rec.task not in DENSE_TASKS:
+        return {"pixels": np.zeros((*shape, 3), np.float16), "valid": np.zeros(shape, np.uint8)}
+    truth = px.decode_truth(rec.task, rec.arrays["target_pixels"], rec.arrays["pixel_valid"])
+    if not truth:
+        raise ValueError(f"record {rec.video_id}/{rec.task} has no pixel ground truth (made without pixel targets)")
+    if truth["valid"].shape != shape:
+        raise ValueError(f"record {rec.video_id}/{rec.task}: pixel truth {truth['valid'].shape} differs from the "
+                         f"shard set's {shape}")
+    return {"pixels": truth["target"].astype(np.float16), "valid": truth["valid"].astype(np.uint8)}
 
 
 def acceptance(weights: Mapping[str, float], counts: Mapping[str, int]) -> dict[str, float]:
@@ -141,8 +188,10 @@ def acceptance(weights: Mapping[str, float], counts: Mapping[str, int]) -> dict[
 
 def make_dataset(spec: DataSpec, *, batch_size: int, seed: int, weights: Mapping[str, float],
                  shuffle: bool = True, shard_index: int = 0, shard_count: int = 1, num_threads: int = 2,
-                 prefetch: int = 4, repeat: bool = True):
-    """The per-host grain IterDataset of batches (see the module doc)."""
+                 prefetch: int = 4, repeat: bool = True, pixels: bool = False):
+    """The per-host grain IterDataset of batches (see the module doc); ``pixels``: with pixel ground truth."""
+    if pixels and not spec.has_pixels:
+        pixel_example(None, spec)  # raises the one-line error
     import grain
 
     from thfm_synth.shards.grain_source import grain_dataset
@@ -156,7 +205,7 @@ def make_dataset(spec: DataSpec, *, batch_size: int, seed: int, weights: Mapping
         a = accept.get(rec.task, 0.0)
         if a <= 0.0 or (a < 1.0 and uniform_hash(seed, index) >= a):
             return None
-        return record_to_example(rec, spec)
+        return record_to_example(rec, spec, pixels=pixels)
 
     ds = ds.map_with_index(mix)
     ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
@@ -165,7 +214,8 @@ def make_dataset(spec: DataSpec, *, batch_size: int, seed: int, weights: Mapping
 
 def eval_examples(root: str | Path, spec: DataSpec | None = None, tasks: Sequence[str] | None = None,
                   limit: int | None = None):
-    """Records of a (held-out) shard set in file order as (Record, example) pairs."""
+    """Records of a (held-out) shard set in file order as (Record, example) pairs (no pixel truth in the
+    example; decode it from the record with :func:`model.pixels.decode_truth`)."""
     spec = spec or inspect_shards(root)
     n = 0
     for rec in ShardSet.open(root).records("array_record"):
@@ -190,9 +240,13 @@ def synthetic_maps(channels: int, num_keypoints: int, seed: int = 1234) -> dict[
 
 
 def synthetic_record(i: int, task: str, *, num_frames: int = 9, height: int = 32, width: int = 32, channels: int = 16,
-                     num_keypoints: int = 5, seed: int = 0, maps: Mapping[str, np.ndarray] | None = None) -> Record:
+                     num_keypoints: int = 5, seed: int = 0, maps: Mapping[str, np.ndarray] | None = None,
+                     pixel_targets: bool = True) -> Record:
     """One structured record: random RGB latents (a per-clip offset plus noise); the dense target is
-    ``tanh(rgb @ M_task)``; keypoints are fixed functions of the per-latent-frame channel means."""
+    ``tanh(rgb @ M_task)``; keypoints are fixed functions of the per-latent-frame channel means. The
+    pixel ground truth is the target latents decoded with the parameter-free codec (depth tasks: a
+    metric depth whose disparity is affine in that decoded video), with the two leftmost pixel
+    columns invalid."""
     maps = maps or synthetic_maps(channels, num_keypoints)
     t_lat, h, w = 1 + (num_frames - 1) // 4, height // 8, width // 8
     rng = np.random.default_rng([seed, i])
@@ -216,14 +270,30 @@ def synthetic_record(i: int, task: str, *, num_frames: int = 9, height: int = 32
     }
     from model.vae import CODEC_ID
 
+    if pixel_targets and target is not None:
+        arrays.update(_synthetic_truth(task, arrays["target_latents"]))
+
     return Record(video_id=f"synth{i:06d}", task=task, prompt_id=task, vae_id=CODEC_ID,
                   source_checksums=json.dumps({"synthetic": f"seed={seed}"}), arrays=arrays)
+
+
+def _synthetic_truth(task: str, target_latents: np.ndarray) -> dict[str, np.ndarray]:
+    from model.vae import DCTCodec
+
+    codec = DCTCodec()
+    z = np.asarray(target_latents, np.float32).transpose(1, 2, 3, 0)[None]
+    video = np.clip(np.asarray(codec.decode(z, channels_last=True))[0], -1.0, 1.0)  # (T, H, W, 3)
+    valid = np.ones(video.shape[:3], bool)
+    valid[:, :, :2] = False
+    if task in DEPTH_TASKS:
+        return px.encode_truth(task, 1.0 / (1.5 + video.mean(-1)), valid)
+    return px.encode_truth(task, video, valid)
 
 
 def write_synthetic_shards(root: str | Path, *, num_videos: int = 16, tasks: Sequence[str] = TASKS,
                            num_frames: int = 9, height: int = 32, width: int = 32, channels: int = 16,
                            num_keypoints: int = 5, text_dim: int = 32, prompt_tokens: int = 4,
-                           records_per_shard: int = 32, seed: int = 0) -> DataSpec:
+                           records_per_shard: int = 32, seed: int = 0, pixel_targets: bool = True) -> DataSpec:
     """A structured synthetic shard set (with ``prompts.npz`` from the built-in table of ``text_dim``)."""
     from thfm_synth.preprocess.prompts import builtin_table
 
@@ -231,7 +301,7 @@ def write_synthetic_shards(root: str | Path, *, num_videos: int = 16, tasks: Seq
     root.mkdir(parents=True, exist_ok=True)
     maps = synthetic_maps(channels, num_keypoints)
     recs = [synthetic_record(i, task, num_frames=num_frames, height=height, width=width, channels=channels,
-                             num_keypoints=num_keypoints, seed=seed, maps=maps)
+                             num_keypoints=num_keypoints, seed=seed, maps=maps, pixel_targets=pixel_targets)
             for i in range(num_videos) for task in tasks]
     for s in range(0, len(recs), records_per_shard):
         write_shard(root, f"shard-{s // records_per_shard:05d}", recs[s:s + records_per_shard])
@@ -240,5 +310,6 @@ def write_synthetic_shards(root: str | Path, *, num_videos: int = 16, tasks: Seq
     return inspect_shards(root)
 
 
-__all__ = ["DataSpec", "inspect_shards", "load_prompt_table", "record_to_example", "acceptance", "make_dataset",
+__all__ = ["DataSpec", "inspect_shards", "load_prompt_table", "record_to_example", "pixel_example", "acceptance",
+           "make_dataset",
            "eval_examples", "write_synthetic_shards", "synthetic_record", "uniform_hash", "KEYPOINT_TASKS"]

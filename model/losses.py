@@ -1,11 +1,11 @@
-"""THFM training losses (JAX). Stage 1 works on latents; stage 2 on decoded RGB-space targets.
+"""THFM training losses (JAX). Stage 1 works on latents; stage 2 on decoded predictions vs pixel truth.
 
 All dense targets are 3-channel videos in [-1, 1] with layout (B, T, H, W, 3); `valid`
 masks (B, T, H, W) select the pixels that carry ground truth.
 
 - latent_mse: stage 1, MSE between predicted and target latents.
-- normals: L2 + (1 - cosine) on unit-normalised vectors.
-- depth: scale-and-shift-invariant in disparity. Prediction and target are each normalised
+- normals, human_normals: L2 + (1 - cosine) on unit-normalised vectors.
+- depth, human_depth: scale-and-shift-invariant in disparity. Prediction and target are each normalised
   by their median and mean absolute deviation computed over the *whole clip* (all frames
   together, so the normalisation cannot flicker between frames), then compared with L1.
 - masks, dense semantics, keypoints: L2.
@@ -43,6 +43,9 @@ def _clip_normalise(x, valid):
     b = x.shape[0]
     flat = x.reshape(b, -1)
     vflat = jnp.ones_like(flat, dtype=bool) if valid is None else valid.reshape(b, -1)
+    # a clip without valid pixels (a keypoint record in a mixed stage-2 batch) is normalised over all of
+    # them instead: its loss is masked to 0 anyway, and an all-NaN median would poison the gradients
+    vflat = jnp.where(jnp.any(vflat, axis=1, keepdims=True), vflat, True)
     # masked median: invalid entries sent to +inf/-inf in equal numbers would bias it, so use nanmedian
     med = jnp.nanmedian(jnp.where(vflat, flat, jnp.nan), axis=1, keepdims=True)
     dev = jnp.abs(flat - med)
@@ -61,5 +64,5 @@ def l2_loss(pred, target, valid=None):
     return _masked_mean(jnp.sum((pred - target) ** 2, axis=-1), valid)
 
 
-DENSE_LOSSES = {"normals": normals_loss, "depth": depth_ssi_loss, "mask": l2_loss, "iuv": l2_loss,
-                "canonical": l2_loss}
+DENSE_LOSSES = {"normals": normals_loss, "human_normals": normals_loss, "depth": depth_ssi_loss,
+                "human_depth": depth_ssi_loss, "mask": l2_loss, "iuv": l2_loss, "canonical": l2_loss}

@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from model.decoding import LatentDecoder
-from model.evaluate import load_model, make_forward
-from model.thfm import DENSE_TASKS, TASK_INDEX, TASKS
+from model.evaluate import load_model, make_forward, task_row
+from model.tasks import DENSE_TASKS, TASKS
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif", ".m4v")
 
@@ -122,7 +122,7 @@ def fit_clip(frames: np.ndarray, num_frames: int, height: int, width: int) -> np
 def to_uint8(video: np.ndarray, task: str) -> np.ndarray:
     """Visualise a decoded (T, H, W, 3) video in [-1, 1]."""
     v = np.clip((np.asarray(video, np.float32) + 1.0) / 2.0, 0.0, 1.0)
-    if task in ("depth", "mask"):
+    if task in ("depth", "human_depth", "mask"):
         v = np.repeat(v.mean(-1, keepdims=True), 3, axis=-1)
     return (v * 255 + 0.5).astype(np.uint8)
 
@@ -198,7 +198,7 @@ def predict(source: Any, task: str, checkpoint: str | Path, out_path: str | Path
         raise ValueError(f"input latents have {rgb.shape[-1]} channels, the model {c}")
 
     forward = make_forward(graphdef)
-    out = forward(params, consts, jnp.asarray(rgb)[None], jnp.asarray([TASK_INDEX[task]], jnp.int32))
+    out = forward(params, consts, jnp.asarray(rgb)[None], jnp.asarray([task_row(meta, task, checkpoint)], jnp.int32))
     decode = decoder.decode_fn(decoder.state)
     out_path = Path(out_path) if out_path else Path(f"{name}_{task}.mp4")
     result: dict = {"task": task, "checkpoint": str(checkpoint), "latent_shape": list(rgb.shape)}

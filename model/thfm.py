@@ -24,7 +24,9 @@ WAN pads umT5 context). The table is saved in checkpoints, so predict needs no s
 **Keypoint tokens.** ``T = config.num_frames`` learnable tokens (one per video frame) are appended
 to the ``F*H*W`` video tokens (patch grid) of *every* sample, so a batch mixing dense and keypoint
 tasks has one static shape and compiles once (dense tasks may attend to them; they are trained to
-be useful or ignored). Their 3D RoPE positions:
+be useful or ignored; with ``config.token_mask`` they cannot: the video tokens' self-attention
+then excludes the keypoint tokens - the paper's "Token Mask" ablation - while the keypoint tokens
+still attend to every token). Their 3D RoPE positions:
 
 - temporal: frame ``i`` of ``T`` sits at latent-frame position ``i * (F - 1) / (T - 1)`` (linear
   interpolation of the T frames onto the F = T' latent frames; for T = 1 + 4k: ``i / 4``, so frame
@@ -53,14 +55,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from model.tasks import DENSE_TASKS, KEYPOINT_TASKS, TASK_INDEX, TASKS  # noqa: F401  (re-exported)
 from model.wan import CONFIGS, DATA_SIZED, WanTransformer3D, WanTransformerConfig, dit_flops, load_wan_transformer
 from model.wan.layers import F32, LayerNorm, linear
 from model.wan.rope import rope_split, rope_tables
-
-TASKS = ("depth", "normals", "mask", "iuv", "canonical", "keypoints_2d", "keypoints_3d")
-DENSE_TASKS = TASKS[:5]
-KEYPOINT_TASKS = TASKS[5:]
-TASK_INDEX = {t: i for i, t in enumerate(TASKS)}
 KP3D_DEPTH_OFFSET = 4.0  # metres; initial depth of predicted 3D keypoints
 ROPE_THETA = 10000.0
 
@@ -74,6 +72,7 @@ class THFMConfig:
     num_keypoints: int  # K
     timestep: float = 999.0
     kp_head_hidden: int | None = None  # default: the DiT width
+    token_mask: bool = False  # video tokens do not attend to the keypoint tokens (see the module doc)
 
     def __post_init__(self):
         if self.num_frames < 1 or self.num_keypoints < 1:
@@ -84,14 +83,17 @@ class THFMConfig:
         return self.kp_head_hidden or self.dit.inner_dim
 
     def to_dict(self) -> dict:
-        return {"dit": self.dit.to_diffusers_dict(), "num_frames": self.num_frames,
-                "num_keypoints": self.num_keypoints, "timestep": self.timestep, "kp_head_hidden": self.kp_head_hidden}
+        d = {"dit": self.dit.to_diffusers_dict(), "num_frames": self.num_frames,
+             "num_keypoints": self.num_keypoints, "timestep": self.timestep, "kp_head_hidden": self.kp_head_hidden}
+        if self.token_mask:  # only when on, so configs (and checkpoints) from before the option compare equal
+            d["token_mask"] = True
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "THFMConfig":
         return cls(dit=WanTransformerConfig.from_diffusers_dict(d["dit"]), num_frames=int(d["num_frames"]),
                    num_keypoints=int(d["num_keypoints"]), timestep=float(d.get("timestep", 999.0)),
-                   kp_head_hidden=d.get("kp_head_hidden"))
+                   kp_head_hidden=d.get("kp_head_hidden"), token_mask=bool(d.get("token_mask", False)))
 
 
 def dit_config(size: str, *, latent_channels: int = 16, text_dim: int | None = None,
@@ -114,19 +116,21 @@ class PromptEmbeddings(nnx.Variable):
     """Task prompt embeddings ``(n_tasks, S, text_dim)`` (not trained; saved with the params)."""
 
 
-def prompt_array(table: Mapping[str, np.ndarray], text_dim: int, length: int | None = None) -> np.ndarray:
-    """Stack a ``{task: (L, D)}`` prompt table into ``(len(TASKS), S, D)`` (zero padded to ``S``).
-    Tasks missing from the table get all-zero context (and must not be trained on)."""
+def prompt_array(table: Mapping[str, np.ndarray], text_dim: int, length: int | None = None,
+                 tasks: tuple[str, ...] = TASKS) -> np.ndarray:
+    """Stack a ``{task: (L, D)}`` prompt table into ``(len(tasks), S, D)`` (zero padded to ``S``; row i is
+    ``tasks[i]``). Tasks missing from the table get all-zero context (and must not be trained on)."""
     dims = {int(np.shape(e)[-1]) for e in table.values()}
     if dims != {text_dim}:
         raise ValueError(f"prompt embeddings have dim {sorted(dims)} but the DiT expects text_dim={text_dim}; "
                          "embed the prompts for this model (umT5 for WAN 2.1) or use a matching model size")
     s = length or max(int(np.shape(e)[0]) for e in table.values())
-    out = np.zeros((len(TASKS), s, text_dim), np.float32)
+    out = np.zeros((len(tasks), s, text_dim), np.float32)
+    row = {t: i for i, t in enumerate(tasks)}
     for task, e in table.items():
-        if task in TASK_INDEX:
+        if task in row:
             e = np.asarray(e, np.float32)[:s]
-            out[TASK_INDEX[task], : e.shape[0]] = e
+            out[row[task], : e.shape[0]] = e
     return out
 
 
@@ -189,8 +193,9 @@ class THFM(nnx.Module):
             raise ValueError("the given DiT's config differs from THFMConfig.dit")
         self.dit = dit
         prompts = np.asarray(prompts, np.float32)
-        if prompts.ndim != 3 or prompts.shape[0] != len(TASKS) or prompts.shape[2] != cfg.text_dim:
-            raise ValueError(f"prompts must be ({len(TASKS)}, S, {cfg.text_dim}), got {prompts.shape}")
+        # one row per task of the run (meta["tasks"] of a checkpoint names them; usually model.tasks.TASKS)
+        if prompts.ndim != 3 or prompts.shape[0] < 1 or prompts.shape[2] != cfg.text_dim:
+            raise ValueError(f"prompts must be (n_tasks, S, {cfg.text_dim}), got {prompts.shape}")
         self.prompts = PromptEmbeddings(jnp.asarray(prompts))
         dim = cfg.inner_dim
         self.kp_tokens = nnx.Param(0.02 * jax.random.normal(rngs.params(), (config.num_frames, dim), param_dtype))
@@ -228,7 +233,9 @@ class THFM(nnx.Module):
         temb, timestep_proj, context, _ = dit.condition_embedder(timestep, context)
         timestep_proj = timestep_proj.reshape(b, 6, cfg.inner_dim)
 
-        tokens = dit._run_blocks(tokens, context, timestep_proj, rope)
+        # token mask: video queries see only video keys, keypoint queries see everything
+        kv_split = n_video if self.config.token_mask else None
+        tokens = dit._run_blocks(tokens, context, timestep_proj, rope, kv_split=kv_split)
         video, kp_out = tokens[:, :n_video], tokens[:, n_video:]
 
         mod = dit.scale_shift_table[...].astype(F32) + temb.astype(F32)[:, None, :]
@@ -277,7 +284,8 @@ def thfm_flops(config: THFMConfig, batch: int, latent_frames: int, latent_height
     r = n / n_video
     b, d, s = batch, cfg.inner_dim, text_len
     f["self_attn_proj"] *= r
-    f["self_attn_core"] *= r * r
+    # with the token mask the video queries skip the T keypoint keys: L^2 + T*N instead of N^2
+    f["self_attn_core"] *= (n_video ** 2 + config.num_frames * n) / n_video ** 2 if config.token_mask else r * r
     f["ffn"] *= r
     text_kv = cfg.num_layers * 2 * b * s * d * d * 2
     f["cross_attn_proj"] = (f["cross_attn_proj"] - text_kv) * r + text_kv

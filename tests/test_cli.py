@@ -7,7 +7,7 @@ from conftest import run_cli
 from thfm_synth.render.imagefiles import read_png
 
 SUBCOMMANDS = ["plan", "render", "render-one", "preview", "preprocess", "shards", "report", "train", "predict",
-               "assets", "doctor", "demo"]
+               "evaluate", "assets", "doctor", "demo"]
 
 
 @pytest.mark.parametrize("cmd", SUBCOMMANDS)
@@ -66,9 +66,9 @@ def test_demo_runs_the_pipeline_from_nothing(tmp_path):
     assert sorted(p.name for p in videos.iterdir()) == ["v000000", "v000001"]
     assert all((videos / v / "DONE").is_file() for v in ("v000000", "v000001"))
     assert (videos / "v000000" / "preview.png").is_file()
-    assert "2 videos rendered, 14 records" in proc.stdout and proc.stdout.rstrip().endswith("0 failed")
+    assert "2 videos rendered, 18 records" in proc.stdout and proc.stdout.rstrip().endswith("0 failed")
     index = json.loads((tmp_path / "demo" / "shards" / "index.json").read_text())
-    assert index["num_records"] == 14 and set(index["tasks"]) >= {"depth", "mask", "normals"}
+    assert index["num_records"] == 18 and set(index["tasks"]) >= {"depth", "mask", "normals", "human_depth"}
     losses = json.loads((tmp_path / "demo" / "train" / "summary.json").read_text())["losses"]
     assert sum(losses[-10:]) < sum(losses[:10])  # training lowered the loss
     assert (tmp_path / "demo" / "predict" / "v000000_depth.mp4").stat().st_size > 1000

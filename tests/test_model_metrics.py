@@ -28,6 +28,13 @@ def test_depth_errors_are_invariant_to_scale_and_shift():
     res = a @ [s, b] - [1, 2, 3, 4]
     assert e["rmse"] == pytest.approx(np.sqrt(np.mean(res**2)))
     assert e["absrel"] == pytest.approx(np.mean(np.abs(res) / [1, 2, 3, 4]))
+    # disparity space: an aligned disparity below 1 / (farthest ground truth) is floored there (MiDaS' cap)
+    gt = np.array([1.0, 2.0, 4.0])
+    e = m.depth_errors(np.array([1.0, 0.5, -1.0]), gt)  # LSQ line through (1, 1), (0.5, .5), (-1, .25)
+    a = np.array([[1.0, 1], [0.5, 1], [-1.0, 1]])
+    s, b = np.linalg.lstsq(a, 1 / gt, rcond=None)[0]
+    depth = 1 / np.maximum(a @ [s, b], 1 / 4.0)
+    assert e["rmse"] == pytest.approx(np.sqrt(np.mean((depth - gt) ** 2)))
 
 
 def test_matte_errors_hand_case():
@@ -48,8 +55,9 @@ def test_dtssd_hand_case():
     gt = np.zeros((3, 2, 2))
     pred = gt.copy()
     pred[1, 0, 0] = 0.3  # appears at t=1, gone at t=2
-    # d1 = 0.3 at one pixel -> sqrt(0.09) = 0.3; d2 = -0.3 -> 0.3; mean 0.3
-    assert m.dtssd(pred, gt) == pytest.approx(0.3)
+    # d1 = 0.3 at one of 4 pixels -> sqrt(0.09 / 4) = 0.15; d2 = -0.3 -> 0.15; mean 0.15
+    assert m.dtssd(pred, gt) == pytest.approx(0.15)
+    assert m.dtssd(pred, gt, include_first=True) == pytest.approx(0.1)  # RVM: frame 0 counts as 0
 
 
 def test_keypoint_errors_hand_case():
@@ -64,3 +72,27 @@ def test_keypoint_errors_hand_case():
     moving[:, :, 2] = np.array([0.0, 1.0, 4.0])[:, None]  # accel 2 units per frame^2 vs 0
     assert m.acceleration_error(moving, gt, fps=1.0) == pytest.approx(2.0)
     assert m.acceleration_error(moving, gt, fps=10.0) == pytest.approx(200.0)
+    # VIBE: a second difference next to an invisible frame is left out
+    longer = np.zeros((5, 2, 3))
+    jump = longer.copy()
+    jump[3, :, 0] = 1.0  # second differences centred on t = 1, 2, 3: 0, 1, -2
+    assert m.acceleration_error(jump, longer) == pytest.approx((0 + 1 + 2) / 3)
+    vis = np.array([True, True, True, True, False])  # the one centred on 3 touches frame 4
+    assert m.acceleration_error(jump, longer, valid=vis) == pytest.approx((0 + 1) / 2)
+
+
+def test_grad_filter_and_error_hand_case():
+    fx, fy = m.gauss_derivative_filter(1.4)
+    assert fx.shape == (9, 9) and np.allclose(fy, fx.T) and np.sum(fx**2) == pytest.approx(1.0)
+    assert np.allclose(fx[:, 4], 0) and np.all(fx[4, :4] > 0) and np.allclose(fx[:, ::-1], -fx)
+    ramp = np.tile(np.linspace(0, 1, 20), (12, 1))
+    assert m.grad_error(ramp, ramp) == 0.0
+    # min-max normalisation: a matte and its affine rescaling have the same gradient term
+    assert m.grad_error(0.5 * ramp + 0.2, ramp) == pytest.approx(0.0, abs=1e-12)
+    # an independent evaluation: explicit correlation over the edge-padded image
+    flat = np.zeros_like(ramp)
+    pad = np.pad(ramp, 4, mode="edge")
+    gx = np.array([[np.sum(fx * pad[y:y + 9, x:x + 9]) for x in range(20)] for y in range(12)])
+    gy = np.array([[np.sum(fy * pad[y:y + 9, x:x + 9]) for x in range(20)] for y in range(12)])
+    assert m.grad_error(flat, ramp) == pytest.approx(np.sum(gx**2 + gy**2) / 1000)
+    assert np.allclose(gy, 0) and gx[:, 4:16].std() < 1e-12  # interior: the ramp's constant slope

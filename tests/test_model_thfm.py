@@ -101,6 +101,39 @@ def test_output_is_negated_dit_velocity(model):
     np.testing.assert_allclose(np.asarray(moved - base), -1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("scan_layers", [True, False])
+def test_token_mask_hides_keypoint_tokens_from_dense_outputs(scan_layers):
+    """Attention-mask property: with the token mask, changing the keypoint tokens leaves the dense
+    (latent) outputs unchanged; without it they change. Keypoint outputs see the video either way."""
+    prompts = prompt_array(builtin_table(dim=TEXT_DIM, tokens=4).embeddings, TEXT_DIM)
+    x = jax.random.normal(jax.random.PRNGKey(2), (2, *LAT))
+    x2 = x.at[:, 0].add(1.0)
+    tasks = jnp.asarray([TASK_INDEX["depth"], TASK_INDEX["normals"]], jnp.int32)
+    outs = {}
+    for mask in (True, False):
+        cfg = THFMConfig(dit=dit_config("tiny", latent_channels=16, text_dim=TEXT_DIM), num_frames=T,
+                         num_keypoints=K, token_mask=mask)
+        m = build_thfm(cfg, prompts, seed=0, scan_layers=scan_layers)
+        graphdef, params, rest = nnx.split(m, nnx.Param, ...)
+        fwd = jax.jit(lambda p, v: nnx.merge(graphdef, p, rest)(v, tasks))
+        base = fwd(params, x)
+        p2 = jax.tree.map(lambda a: a, params)
+        p2["kp_tokens"] = p2["kp_tokens"] + 3.0  # other keypoint tokens
+        p2["kp_spatial"] = p2["kp_spatial"] * 0.0  # and other keypoint positions
+        moved = fwd(p2, x)
+        outs[mask] = (np.abs(np.asarray(moved["latents"] - base["latents"])).max(),
+                      np.abs(np.asarray(fwd(params, x2)["keypoints_3d"] - base["keypoints_3d"])).max())
+    (dense_on, kp_on), (dense_off, kp_off) = outs[True], outs[False]
+    assert dense_on == 0.0, "with the token mask the video tokens must not see the keypoint tokens"
+    assert dense_off > 1e-4, "without the mask the dense output depends on the keypoint tokens"
+    assert kp_on > 1e-4 and kp_off > 1e-4  # keypoint tokens still attend to the video
+    cfg = THFMConfig(dit=dit_config("tiny", latent_channels=16, text_dim=TEXT_DIM), num_frames=T, num_keypoints=K,
+                     token_mask=True)
+    assert THFMConfig.from_dict(cfg.to_dict()).token_mask and "token_mask" not in make_cfg().to_dict()
+    f_on, f_off = thfm_flops(cfg, 1, 3, 4, 6, 4), thfm_flops(make_cfg(), 1, 3, 4, 6, 4)
+    assert f_on["self_attn_core"] < f_off["self_attn_core"]
+
+
 def test_flops_add_keypoint_tokens_to_dit_count():
     cfg = make_cfg()
     f = thfm_flops(cfg, 2, 3, 4, 6, text_len=4)

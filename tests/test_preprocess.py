@@ -25,7 +25,10 @@ from thfm_synth.video.annotations import read_annotations
 
 import test_preprocess_data as data
 
-TASKS = ("depth", "normals", "mask", "iuv", "canonical", "keypoints_2d", "keypoints_3d")
+from model import pixels as pxl
+from model.tasks import DENSE_TASKS, TASKS
+
+N = len(TASKS)  # records per video
 CFG = PreprocessConfig(num_frames=9, fps=24, width=96, height=64)
 
 
@@ -84,15 +87,20 @@ def test_shard_set_has_the_models_shapes(shards):
     assert summary.vae_id == CODEC_ID and summary.bytes > 0 and summary.videos_per_second > 0
     assert "videos/s" in summary.lines()[0]
     s = ShardSet.open(out)
-    assert s.index["num_records"] == 21 and s.index["preprocess"]["num_frames"] == 9
+    assert s.index["num_records"] == 3 * N and s.index["preprocess"]["num_frames"] == 9
     assert (out / "prompts.npz").is_file() and s.index["prompts"]["encoder"] == "builtin-hash-v1"
     for rec in s.records("array_record"):
         assert rec.arrays["rgb_latents"].shape == (16, 3, 8, 12)  # 9 frames -> 3 latent frames, 64x96 -> 8x12
         assert rec.arrays["rgb_latents"].dtype == np.float16
-        if rec.task in TASKS[:5]:
+        if rec.task in DENSE_TASKS:
             assert rec.arrays["target_latents"].shape == (16, 3, 8, 12)
+            truth = pxl.decode_truth(rec.task, rec.arrays["target_pixels"], rec.arrays["pixel_valid"])
+            assert truth["target"].shape == (9, 64, 96, 3) and truth["valid"].shape == (9, 64, 96)
+            # compact: the compressed truth is a fraction of its raw uint8 / float16 size
+            raw = 9 * 64 * 96 * (2 if rec.task in ("depth", "human_depth") else 3)
+            assert rec.arrays["target_pixels"].size < 0.5 * raw
         else:
-            assert rec.arrays["target_latents"].size == 0
+            assert rec.arrays["target_latents"].size == 0 and rec.arrays["target_pixels"].size == 0
         assert rec.arrays["keypoints_2d"].shape == (9, 24, 2) and rec.arrays["keypoints_3d"].shape == (9, 24, 3)
         assert rec.arrays["camera_k"].shape == (9, 3, 3) and rec.arrays["camera_rt"].shape == (9, 3, 4)
         assert rec.vae_id == CODEC_ID and rec.prompt_id == rec.task
@@ -147,6 +155,30 @@ def test_cameras_labels_and_images_stay_consistent(rendered):
     assert np.abs(np.linalg.norm(normals[body], axis=-1) - 1).max() < 2e-3  # unit: not averaged
     depth = clip.target("depth")
     assert depth.min() >= -1 and depth.max() == 1.0 and np.all(depth[..., 0] == depth[..., 2])
+    # human-only tasks: the person's pixels (part > 0) carry the truth, the background holds "no value"
+    hd, hd_valid, metres = clip.truth("human_depth")
+    assert np.array_equal(hd_valid, body & (metres > 0)) and body.sum() > 100
+    assert np.all(hd[~body] == -1.0) and hd[body].max() == 1.0 and hd[body].min() == -1.0
+    d_all, d_valid, _ = clip.truth("depth")
+    assert d_valid.sum() > hd_valid.sum()  # the scene has more depth than the person
+    # both are the same metric disparity under two per-clip normalisations: affine in each other on the person
+    x, y = hd[..., 0][body].astype(np.float64), d_all[..., 0][body].astype(np.float64)
+    slope, offset = np.polyfit(x, y, 1)
+    assert slope > 0 and np.abs(y - (slope * x + offset)).max() < 5e-3
+    hn, hn_valid, _ = clip.truth("human_normals")
+    assert np.all(hn[~body] == 0.0) and np.array_equal(hn[body], normals[body]) and np.array_equal(hn_valid, body)
+    _, m_valid, _ = clip.truth("mask")
+    assert m_valid.all()
+    # the pixel truth round trip: metric depth within float16 precision, the rest within 1/255
+    for task in ("depth", "human_depth", "normals", "mask"):
+        target, valid, stored = clip.truth(task)
+        back = pxl.decode_truth(task, **pxl.encode_truth(task, stored, valid))
+        assert np.array_equal(back["valid"], valid), task
+        if "depth" in back:
+            assert np.abs(back["depth"][valid] - stored[valid]).max() <= 2e-3 * stored[valid].max()
+            assert np.abs(back["target"] - target).max() < 0.02
+        else:
+            assert np.abs(back["target"] - target).max() <= 1 / 127.5 / 2 + 1e-6
     # visible joints fall on the subject in the resized mask
     vis = clip.arrays["keypoints_visibility"] == 0
     px = np.clip(np.floor(kp2).astype(int), 0, [95, 63])
@@ -163,14 +195,19 @@ def test_records_round_trip_bit_exact_and_are_reproducible(shards, rendered):
     s = ShardSet.open(out)
     from_pq = list(s.records("parquet", verify=True))
     from_ar = list(s.records("array_record", verify=True))
-    assert len(from_pq) == len(from_ar) == 21
+    assert len(from_pq) == len(from_ar) == 3 * N
     for a, b in zip(from_pq, from_ar):
         same_record(a, b)
-    assert [(r.video_id, r.task) for r in from_ar[:7]] == [("v000000", t) for t in TASKS]
+    assert [(r.video_id, r.task) for r in from_ar[:N]] == [("v000000", t) for t in TASKS]
     # the same video preprocessed again, in this process without Ray, gives the same bytes
     again = video_records(video(rendered), PreprocessConfig(num_frames=9, fps=24, width=96, height=64), DCTCodec())
-    for a, b in zip(again, from_ar[:7]):
+    for a, b in zip(again, from_ar[:N]):
         same_record(a, b)
+    # stage-1-only preprocessing: the same latents, no pixel truth, a fraction of the bytes
+    lean = video_records(video(rendered), PreprocessConfig(num_frames=9, fps=24, width=96, height=64,
+                                                           pixel_targets=False), DCTCodec())
+    assert all(r.arrays["target_pixels"].size == 0 for r in lean)
+    assert all(np.array_equal(a.arrays["target_latents"], b.arrays["target_latents"]) for a, b in zip(lean, again))
     # provenance: the sha256 of each source file, as recorded in the video's DONE file
     done = json.loads((video(rendered) / "DONE").read_text())["files"]
     sums = json.loads(from_ar[0].source_checksums)  # the depth record
@@ -204,7 +241,8 @@ def test_verify_names_the_record_holding_a_flipped_byte(shards, tmp_path):
     ar_bad = [p for p in rec_problems if "shard-00001.array_record record" in p]
     assert len(ar_bad) == 1 and "(v000001/" in ar_bad[0], res.data["problems"]
     pq_bad = [p for p in rec_problems if "shard-00002.parquet record" in p]
-    assert pq_bad == [p for p in pq_bad if "record 3 (v000002/iuv)" in p] and len(pq_bad) == 1, res.data["problems"]
+    assert pq_bad == [p for p in pq_bad if f"record 3 (v000002/{TASKS[3]})" in p] and len(pq_bad) == 1, \
+        res.data["problems"]
     assert len(rec_problems) == 2  # nothing else is blamed
     assert any("shard-00001.array_record: file sha256 differs" in p for p in res.data["problems"])
 
@@ -215,9 +253,9 @@ def test_grain_reads_the_shards_with_a_global_shuffle(shards):
     ds = grain_dataset(out, seed=7)
     order = [(r.video_id, r.task) for r in (ds[i] for i in range(len(ds)))]
     file_order = [(r.video_id, r.task) for r in ShardSet.open(out).records("array_record")]
-    assert len(order) == 21 and sorted(order) == sorted(file_order) and order != file_order
-    assert len({v for v, _ in order[:7]}) >= 2  # records of different shards interleave
-    assert order == [(r.video_id, r.task) for r in (grain_dataset(out, seed=7)[i] for i in range(21))]
+    assert len(order) == 3 * N and sorted(order) == sorted(file_order) and order != file_order
+    assert len({v for v, _ in order[:N]}) >= 2  # records of different shards interleave
+    assert order == [(r.video_id, r.task) for r in (grain_dataset(out, seed=7)[i] for i in range(3 * N))]
     hosts = [grain_dataset(out, seed=7, shard_index=h, shard_count=2) for h in range(2)]
     seen = [(r.video_id, r.task) for h in hosts for r in (h[i] for i in range(len(h)))]
     assert sorted(seen) == sorted(order)
@@ -226,8 +264,12 @@ def test_grain_reads_the_shards_with_a_global_shuffle(shards):
 
     spec = inspect_shards(out)
     assert spec.latent_shape == (3, 8, 12, 16) and spec.num_frames == 9 and spec.num_keypoints == 24
+    assert spec.pixel_shape == (9, 64, 96) and spec.keypoint_convention == "smpl24"
     ex = record_to_example(ds[0], spec)
-    assert ex["rgb"].shape == (3, 8, 12, 16) and ex["kp2d"].shape == (9, 24, 2)
+    assert ex["rgb"].shape == (3, 8, 12, 16) and ex["kp2d"].shape == (9, 24, 2) and "pixels" not in ex
+    ex = record_to_example(ds[0], spec, pixels=True)
+    assert ex["pixels"].shape == (9, 64, 96, 3) and ex["pixels"].dtype == np.float16
+    assert ex["valid"].shape == (9, 64, 96) and (ex["valid"].any() == (ds[0].task in DENSE_TASKS))
 
 
 @pytest.mark.render
@@ -261,7 +303,7 @@ def test_parquet_is_readable_by_pyarrow_duckdb_and_hf_datasets(shards, tmp_path)
     out, _ = shards
     first = next(ShardSet.open(out).records("array_record"))
     table = pq.read_table(sorted(out.glob("*.parquet")))
-    assert table.num_rows == 21
+    assert table.num_rows == 3 * N
     row = table.slice(0, 1).to_pylist()[0]
     arr = np.frombuffer(row["rgb_latents"], row["rgb_latents_dtype"]).reshape(row["rgb_latents_shape"])
     assert arr.tobytes() == first.arrays["rgb_latents"].tobytes()
@@ -278,7 +320,7 @@ def test_parquet_is_readable_by_pyarrow_duckdb_and_hf_datasets(shards, tmp_path)
     datasets = pytest.importorskip("datasets", reason="HF datasets is not installed (pip install datasets)")
     ds = datasets.load_dataset("parquet", data_files=sorted(str(p) for p in out.glob("*.parquet")), split="train",
                                cache_dir=str(tmp_path / "hf"))
-    assert len(ds) == 21 and ds[0]["video_id"] == "v000000" and ds[0]["rgb_latents"] == first.arrays[
+    assert len(ds) == 3 * N and ds[0]["video_id"] == "v000000" and ds[0]["rgb_latents"] == first.arrays[
         "rgb_latents"].tobytes()
 
 

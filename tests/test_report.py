@@ -95,7 +95,7 @@ def test_card_of_a_shard_set_with_and_without_its_render_folder(browser, tmp_pat
     shards, _ = data.shard_set(tmp_path_factory)
     summary = write_report(shards, tmp_path / "card.html")
     assert summary["source"] == "shards" and summary["records_per_task"]["depth"] == 3
-    assert summary["counts"]["records"] == 21 and summary["counts"]["videos"] == data.NUM_VIDEOS
+    assert summary["counts"]["records"] == 27 and summary["counts"]["videos"] == data.NUM_VIDEOS  # 9 tasks
     page = (tmp_path / "card.html").read_text()
     check_self_contained(page)
     assert 'id="records"' in page and "figures from the rendered videos" in page

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from model.tasks import DENSE_TASKS, TASKS
 from model.vae import CODEC_ID, DCTCodec
 from thfm_synth.errors import UserError
 from thfm_synth.render.imagefiles import read_exr, read_png
@@ -29,9 +30,9 @@ def test_ls_lists_shards_sizes_and_partials(shards, tmp_path):
     res = inspect.ls(shards)
     rows = res.data["shards"]
     assert [r["name"] for r in rows] == ["shard-00000", "shard-00001", "shard-00002"]
-    assert all(r["done"] and r["records"] == 7 and r["videos"] == 1 and r["parquet_bytes"] > 0
+    assert all(r["done"] and r["records"] == len(TASKS) and r["videos"] == 1 and r["parquet_bytes"] > 0
                and r["array_record_bytes"] > 0 for r in rows)
-    assert res.lines[-1].startswith("3 shards (3 done), 21 records") and json.dumps(res.data)
+    assert res.lines[-1].startswith(f"3 shards (3 done), {3 * len(TASKS)} records") and json.dumps(res.data)
     copy = tmp_path / "set"
     shutil.copytree(shards, copy)
     (copy / "shard-00003.parquet").write_bytes(b"partial")
@@ -43,7 +44,7 @@ def test_ls_lists_shards_sizes_and_partials(shards, tmp_path):
 def test_info_describes_schema_counts_codec_and_prompts(shards):
     res = inspect.info(shards)
     d = res.data
-    assert d["num_records"] == 21 and d["tasks"]["depth"] == 3 and d["vae_id"] == CODEC_ID
+    assert d["num_records"] == 3 * len(TASKS) and d["tasks"]["depth"] == 3 and d["vae_id"] == CODEC_ID
     assert d["fields"] == FIELD_DOCS and {f["name"] for f in d["parquet_schema"]} >= set(SCALARS + ARRAYS)
     assert d["first_record"]["rgb_latents"] == {"dtype": "<f2", "shape": [16, 3, 8, 12]}
     assert d["prompts"]["provenance"]["encoder"] == "builtin-hash-v1" and d["prompts"]["embeddings"]["depth"] == [8, 32]
@@ -51,13 +52,20 @@ def test_info_describes_schema_counts_codec_and_prompts(shards):
     for name in SCALARS + ARRAYS:
         assert name in text
     assert "9 frames at 24 fps, 96x64" in text and CODEC_ID in text and json.dumps(d)
+    # the size of one video: its records' arrays, latents and pixel truth apart; and on disk per video
+    per = d["bytes_per_video"]
+    assert per["records"] == len(TASKS) and per["video_id"] == "v000000"
+    assert per["latents"] == len(TASKS) * 16 * 3 * 8 * 12 * 2 + len(DENSE_TASKS) * 16 * 3 * 8 * 12 * 2
+    assert 0 < per["pixels"] < per["total"] and per["total"] == per["latents"] + per["pixels"] + per["other"]
+    assert "shard size per video:" in text and "pixel ground truth" in text
 
 
 def test_stats_per_task_and_channel_match_numpy(shards):
     res = inspect.stats(shards)
     d = res.data
-    assert d["records"] == 21 and set(d["tasks"]) == {"depth", "normals", "mask", "iuv", "canonical",
-                                                       "keypoints_2d", "keypoints_3d"}
+    assert d["records"] == 3 * len(TASKS) and set(d["tasks"]) == set(TASKS)
+    assert d["bytes"]["videos"] == 3 and d["bytes"]["per_video_mean"] > 0
+    assert d["bytes"]["per_record_mean"]["depth"] > d["bytes"]["per_record_mean"]["keypoints_2d"]
     depth = [r.arrays["target_latents"].astype(np.float64) for r in ShardSet.open(shards).records()
              if r.task == "depth"]
     flat = np.concatenate([a.reshape(16, -1) for a in depth], axis=1)
@@ -78,24 +86,24 @@ def test_show_decodes_a_record_next_to_its_source(shards, tmp_path):
     src, dec = sheet[:64, :96].astype(float), sheet[:64, 98:194].astype(float)
     assert np.sqrt(np.mean((src - dec) ** 2)) < 40  # the decoded RGB resembles the source
     assert (tmp_path / "v000001_depth.mp4").stat().st_size > 1000
-    kp = inspect.show(shards, tmp_path, index=5)  # v000000/keypoints_2d
+    kp = inspect.show(shards, tmp_path, index=TASKS.index("keypoints_2d"))  # v000000/keypoints_2d
     assert kp.data["task"] == "keypoints_2d" and kp.data["panels"][-1] == "keypoints_2d (record)"
     alone = inspect.show(shards, tmp_path / "alone", index=0, render_dir=tmp_path)  # no render folder there
     assert alone.data["panels"] == ["decoded rgb", "decoded depth"] and "not reachable" in alone.text()
     with pytest.raises(UserError, match="outside the shard set"):
-        inspect.show(shards, tmp_path, index=21)
+        inspect.show(shards, tmp_path, index=3 * len(TASKS))
 
 
 def test_verify_passes_on_a_clean_set(shards):
     res = inspect.verify(shards)
-    assert res.data == {"checked": 42, "problems": [], "ok": True}
+    assert res.data == {"checked": 2 * 3 * len(TASKS), "problems": [], "ok": True}
     assert "all checksums match" in res.lines[-1]
 
 
 def test_export_writes_pngs_exrs_and_arrays(shards, tmp_path):
     res = inspect.export(shards, tmp_path, count=3)
     recs = res.data["records"]
-    assert [r["index"] for r in recs] == [0, 10, 20]
+    assert [r["index"] for r in recs] == [0, 13, 26]
     stored = list(ShardSet.open(shards).records())
     for r in recs:
         d = tmp_path / f"{r['index']:06d}_{r['video_id']}_{r['task']}"

@@ -180,10 +180,11 @@ def test_task_mixing_and_iterator_state(shards):
 
 
 def test_job_configs_load():
-    for job in ("train_tiny_cpu", "train_from_synth", "train_wan13b_gpu"):
+    for job in ("train_tiny_cpu", "train_tiny_cpu_stage2", "train_from_synth", "train_wan13b_stage1",
+                "train_wan13b_stage2"):
         cfg = load_config(f"jobs/{job}.yaml")
         assert cfg.lr > 0 and cfg.data.tasks
-    big = load_config("jobs/train_wan13b_gpu.yaml")
+    big = load_config("jobs/train_wan13b_stage1.yaml")
     assert big.model.size == "wan21_1_3b" and big.dtype == "bfloat16" and big.mesh.fsdp > 1
     assert load_config("jobs/train_from_synth.yaml").data.shard_dir == "runs/demo/shards"
     with pytest.raises(ValueError, match="unknown tasks"):

@@ -80,7 +80,9 @@ def test_training_lowers_the_loss(result):
     assert summary["skips"] == 0
 
 
-@pytest.mark.parametrize("task,metric", [("depth", "rmse"), ("mask", "mse")])
+# depth: RMSE in per-clip normalised disparity (the target's space; "rmse" is metres since the shards carry
+# metric depth, dominated by the far ground of these sky scenes)
+@pytest.mark.parametrize("task,metric", [("depth", "rmse_ndisp"), ("mask", "mse")])
 def test_beats_input_and_mean_baselines_on_held_out_clips(result, task, metric):
     _, report, _, _ = result
     r = report[task]

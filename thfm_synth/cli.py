@@ -320,10 +320,22 @@ def cmd_render(args) -> int:
 def cmd_preprocess(args) -> int:
     from thfm_synth.preprocess.pipeline import preprocess
 
-    summary = preprocess(args.render_dir, args.out, num_frames=args.num_frames, fps=args.fps, width=args.width,
-                         height=args.height, vae_weights=args.vae, text_encoder=args.text_encoder,
-                         max_shard_bytes=int(args.max_shard_mb * 1e6), address=args.address, workers=args.workers,
-                         prompt_dim=args.prompt_dim, include_qa_failed=args.include_qa_failed)
+    if args.config is not None:  # a job file (jobs/preprocess_*.yaml) with --set overrides
+        from thfm_synth.preprocess.job import load_job, parse_overrides, run_job
+
+        over = parse_overrides(args.set)
+        over.update({k: str(v) for k, v in (("render_dir", args.render_dir), ("out", args.out)) if v is not None})
+        summary = run_job(load_job(args.config, over))
+    else:
+        if args.render_dir is None or args.out is None or args.set:
+            raise ConfigError("preprocess needs RENDER_DIR and --out (or --config JOB.yaml; --set needs --config)",
+                              "e.g. thfm-synth preprocess runs/x/render --out runs/x/shards")
+        summary = preprocess(args.render_dir, args.out, num_frames=args.num_frames, fps=args.fps, width=args.width,
+                             height=args.height, vae_weights=args.vae, text_encoder=args.text_encoder,
+                             max_shard_bytes=int(args.max_shard_mb * 1e6), address=args.address,
+                             workers=args.workers, prompt_dim=args.prompt_dim,
+                             pixel_targets=not args.no_pixel_targets,
+                             include_qa_failed=args.include_qa_failed)
     for line in summary.lines():
         print(line)
     return 0
@@ -510,8 +522,14 @@ def build_parser() -> Parser:
     p = sub.add_parser("preprocess", help="rendered videos -> training shards (Parquet + ArrayRecord)",
                        description="Resample, resize and VAE-encode every video and its targets, embed the task "
                                    "prompts, and write bounded, checksummed shards with Ray Data (resumable).")
-    p.add_argument("render_dir", type=Path, help="render output (OUT, OUT/videos or one video folder)")
-    p.add_argument("--out", type=Path, required=True, help="shard folder")
+    p.add_argument("render_dir", type=Path, nargs="?", help="render output (OUT, OUT/videos or one video folder)")
+    p.add_argument("--out", type=Path, help="shard folder")
+    p.add_argument("--config", type=Path, metavar="JOB", help="a preprocess job YAML (jobs/preprocess_*.yaml); "
+                                                             "RENDER_DIR/--out override its paths")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a job setting, YAML value (with --config; repeatable): --set workers=8")
+    p.add_argument("--no-pixel-targets", action="store_true",
+                   help="skip the pixel ground truth (stage-1-only shards: smaller, faster)")
     p.add_argument("--num-frames", type=positive_int, help="model frame count, 4k+1 (default: the render's)")
     p.add_argument("--fps", type=float, help="model frame rate (default: the render's)")
     p.add_argument("--width", type=positive_int, help="model width, multiple of 16 (default: the render's)")
@@ -560,10 +578,11 @@ def build_parser() -> Parser:
     p.add_argument("--thumbnails", type=positive_int, default=24, help="gallery size (default 24)")
     p.set_defaults(func=cmd_report)
 
-    from model.cli import add_predict_parser, add_train_parser
+    from model.cli import add_evaluate_parser, add_predict_parser, add_train_parser
 
     add_train_parser(sub)
     add_predict_parser(sub)
+    add_evaluate_parser(sub)
 
     p = sub.add_parser("assets", help="build, check and list asset manifests")
     asub = p.add_subparsers(dest="assets_command", metavar="ACTION", parser_class=Parser, required=True)

@@ -13,7 +13,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from model.thfm import TASKS
+from model.tasks import TASKS
 
 
 class _Section(BaseModel):
@@ -34,6 +34,8 @@ class ModelSection(_Section):
                                                     "optimizer, step and data state start fresh")
     timestep: float = Field(999.0, ge=0, lt=1000, description="diffusion time of the single forward pass")
     kp_head_hidden: int | None = Field(None, ge=1, description="keypoint MLP width (default: DiT width)")
+    token_mask: bool = Field(False, description="the paper's token mask: video (dense) tokens do not attend to the "
+                                                "keypoint tokens; the keypoint tokens still attend to every token")
     scan_layers: bool = Field(True, description="lax.scan over layers (compile time independent of depth)")
     remat: bool = Field(False, description="rematerialise each layer in the backward pass (memory for compute)")
     attention_impl: Literal["auto", "xla", "cudnn", "chunked"] = "auto"

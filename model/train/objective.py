@@ -2,13 +2,15 @@
 
 Per sample ``i`` with task ``t_i``:
 
-- dense tasks (depth, normals, mask, iuv, canonical):
+- dense tasks (model/tasks.py: depth, human_depth, normals, human_normals, mask, iuv, canonical):
   stage 1: ``latent_mse(pred_latents_i, target_latents_i)``;
-  stage 2: both latents are decoded to RGB-space videos (B, T, H, W, 3) with the VAE/codec (the
-  prediction differentiably, the target under stop_gradient) and compared with
-  ``DENSE_LOSSES[t_i]``: normals L2 + (1 - cos), depth SSI in disparity (clip-shared
-  median/MAD), L2 for mask/iuv/canonical. No valid masks are stored in the shards, so every pixel
-  counts (``valid=None``);
+  stage 2 (the paper's decoder in the loop): the predicted latents are decoded to an RGB-space video
+  (B, T, H, W, 3) with the VAE/codec, differentiably, and compared with the record's **pixel ground
+  truth** (``batch["pixels"]``, stored by preprocessing at model resolution - never the VAE's
+  reconstruction of the target) under its validity mask (``batch["valid"]``: no sky for depth and
+  normals, only the person for the human-only tasks) with ``DENSE_LOSSES[t_i]``: normals L2 +
+  (1 - cos), depth SSI in disparity (clip-shared median/MAD over the valid pixels), L2 for
+  mask/iuv/canonical;
 - keypoint tasks (both stages): ``l2_loss`` of the keypoint head's 2D (keypoints_2d) or 3D
   (keypoints_3d) output against the record's keypoints, over the finite ones.
 
@@ -24,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from model.losses import DENSE_LOSSES, l2_loss, latent_mse
-from model.thfm import DENSE_TASKS, TASK_INDEX, TASKS
+from model.tasks import DENSE_TASKS, TASK_INDEX, TASKS
 
 
 def _per_sample(fn, *args):
@@ -41,9 +43,12 @@ def per_sample_losses(out: dict, batch: dict, *, stage: int, decode: Callable | 
     else:
         if decode is None:
             raise ValueError("stage 2 needs a decoder (VAE or codec)")
+        if "pixels" not in batch:
+            raise ValueError("stage 2 needs the pixel ground truth in the batch (make_dataset(pixels=True))")
         pv = decode(pred)
-        gv = jax.lax.stop_gradient(decode(target))
-        dense_all = jnp.stack([_per_sample(DENSE_LOSSES[t], pv, gv) for t in DENSE_TASKS], axis=1)  # (B, 5)
+        gv = batch["pixels"].astype(jnp.float32)
+        valid = batch["valid"] > 0
+        dense_all = jnp.stack([_per_sample(DENSE_LOSSES[t], pv, gv, valid) for t in DENSE_TASKS], axis=1)  # (B, D)
     kp2 = _per_sample(l2_loss, out["keypoints_2d"], batch["kp2d"], batch["kp2d_valid"])
     kp3 = _per_sample(l2_loss, out["keypoints_3d"], batch["kp3d"], batch["kp3d_valid"])
     table = jnp.concatenate([dense_all, kp2[:, None], kp3[:, None]], axis=1)  # (B, len(TASKS))

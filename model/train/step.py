@@ -60,7 +60,8 @@ def thfm_config(cfg: TrainConfig, spec: DataSpec, text_dim: int | None) -> THFMC
     dit = dit_config(cfg.model.size, latent_channels=spec.latent_channels, text_dim=text_dim,
                      overrides=cfg.model.dit)
     return THFMConfig(dit=dit, num_frames=spec.num_frames, num_keypoints=spec.num_keypoints,
-                      timestep=cfg.model.timestep, kp_head_hidden=cfg.model.kp_head_hidden)
+                      timestep=cfg.model.timestep, kp_head_hidden=cfg.model.kp_head_hidden,
+                      token_mask=cfg.model.token_mask)
 
 
 def lr_schedule(lr: float, warmup_steps: int, decay: str = "constant", total_steps: int | None = None,

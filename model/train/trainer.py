@@ -28,7 +28,8 @@ import numpy as np
 
 from model.checkpoint import Checkpointer
 from model.data import DataSpec, inspect_shards, load_prompt_table, make_dataset, write_synthetic_shards
-from model.thfm import TASKS, prompt_array, thfm_flops
+from model.tasks import TASKS
+from model.thfm import prompt_array, thfm_flops
 from model.wan import DATA_SIZED
 from model.train.config import TrainConfig, load_config
 from model.train.mesh import global_batch, make_mesh, maybe_initialize_distributed
@@ -74,7 +75,7 @@ class Trainer:
         self.setup, state = setup_training(cfg, self.spec, self.prompts, self.mesh, init=latest is None)
         ds = make_dataset(self.spec, batch_size=self.local_batch, seed=cfg.seed, weights=cfg.data.weights(),
                           shuffle=cfg.data.shuffle, shard_index=jax.process_index(), shard_count=n_proc,
-                          num_threads=cfg.data.num_threads, prefetch=cfg.data.prefetch)
+                          num_threads=cfg.data.num_threads, prefetch=cfg.data.prefetch, pixels=cfg.stage == 2)
         self.data_iter = iter(ds)
         self.resumed_from = None
         if latest is not None:
@@ -103,7 +104,9 @@ class Trainer:
         return {"model": s.model_cfg.to_dict(), "train_config": json.loads(self.cfg.model_dump_json()),
                 "data": {"shard_dir": str(self.spec.root), "latent_shape": list(self.spec.latent_shape),
                          "num_frames": self.spec.num_frames, "num_keypoints": self.spec.num_keypoints,
-                         "vae_id": self.spec.vae_id, "task_counts": self.spec.task_counts},
+                         "vae_id": self.spec.vae_id, "task_counts": self.spec.task_counts,
+                         "keypoint_convention": self.spec.keypoint_convention,
+                         "pixel_shape": list(self.spec.pixel_shape) if self.spec.pixel_shape else None},
                 "vae": {"weights": self.cfg.vae.weights, "latents_normalized": self.cfg.vae.latents_normalized},
                 "prompts_shape": list(jax.tree.leaves(s.consts)[0].shape),
                 "prompt_provenance": {k: v for k, v in self.prompt_provenance.items() if k != "prompts"},

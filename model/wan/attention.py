@@ -80,9 +80,11 @@ class WanAttention(nnx.Module):
     def _heads(self, x):
         return x.reshape(*x.shape[:-1], self.heads, x.shape[-1] // self.heads)
 
-    def __call__(self, x, context=None, rope=None):
+    def __call__(self, x, context=None, rope=None, kv_split: int | None = None):
         """x (B, L, dim); context (B, S, dim) for cross-attention (None: self-attention);
-        rope: (cos, sin) tables (L, head_dim/2) or None."""
+        rope: (cos, sin) tables (L, head_dim/2) or None. ``kv_split`` (self-attention only): the
+        queries ``x[:, :kv_split]`` attend only to the keys ``[:kv_split]``, the rest to all keys
+        (a block attention mask computed as two unmasked attentions, so every backend supports it)."""
         ctx_img = None
         if self.has_image_kv:
             n_img = context.shape[1] - I2V_TEXT_CONTEXT_LEN
@@ -96,7 +98,12 @@ class WanAttention(nnx.Module):
             q = apply_rope(q, *rope)
             k = apply_rope(k, *rope)
 
-        out = attention(q, k, v, self.attention_impl)
+        if kv_split is not None and context is x:
+            s = int(kv_split)
+            out = jnp.concatenate([attention(q[:, :s], k[:, :s], v[:, :s], self.attention_impl),
+                                   attention(q[:, s:], k, v, self.attention_impl)], axis=1)
+        else:
+            out = attention(q, k, v, self.attention_impl)
         if ctx_img is not None:
             k_img = self._heads(self.norm_added_k(self.add_k_proj(ctx_img)))
             v_img = self._heads(self.add_v_proj(ctx_img))

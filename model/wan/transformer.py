@@ -52,14 +52,15 @@ class WanTransformerBlock(nnx.Module):
         self.scale_shift_table = nnx.Param(
             jax.random.normal(rngs.params(), (1, 6, dim), param_dtype) / dim ** 0.5)
 
-    def __call__(self, x, context, timestep_proj, rope):
-        """x (B, L, dim) compute dtype; timestep_proj (B, 6, dim); rope (cos, sin)."""
+    def __call__(self, x, context, timestep_proj, rope, kv_split: int | None = None):
+        """x (B, L, dim) compute dtype; timestep_proj (B, 6, dim); rope (cos, sin); kv_split: see
+        ``WanAttention`` (self-attention block mask; None = full attention, as WAN)."""
         dtype = x.dtype
         mod = self.scale_shift_table[...].astype(F32) + timestep_proj.astype(F32)
         shift, scale, gate, c_shift, c_scale, c_gate = (mod[:, i:i + 1] for i in range(6))
 
         h = (self.norm1(x.astype(F32)) * (1 + scale) + shift).astype(dtype)
-        x = (x.astype(F32) + self.attn1(h, None, rope) * gate).astype(dtype)
+        x = (x.astype(F32) + self.attn1(h, None, rope, kv_split=kv_split) * gate).astype(dtype)
 
         h = self.norm2(x.astype(F32)).astype(dtype)
         x = x + self.attn2(h, context, None)
@@ -106,16 +107,17 @@ class WanTransformer3D(nnx.Module):
         self.proj_out = linear(dim, cfg.out_channels * cfg.patch_volume, **kw)
         self.scale_shift_table = nnx.Param(jax.random.normal(rngs.params(), (1, 2, dim), param_dtype) / dim ** 0.5)
 
-    def _run_blocks(self, x, context, timestep_proj, rope):
+    def _run_blocks(self, x, context, timestep_proj, rope, kv_split: int | None = None):
         if not self.scan_layers:
             for block in self.blocks:
-                fn = nnx.remat(lambda b, *a: b(*a)) if self.remat else (lambda b, *a: b(*a))
+                fn = nnx.remat(lambda b, *a: b(*a, kv_split=kv_split)) if self.remat else \
+                    (lambda b, *a: b(*a, kv_split=kv_split))
                 x = fn(block, x, context, timestep_proj, rope)
             return x
         graphdef, params = nnx.split(self.blocks)
 
         def body(h, layer_params):
-            return nnx.merge(graphdef, layer_params)(h, context, timestep_proj, rope), None
+            return nnx.merge(graphdef, layer_params)(h, context, timestep_proj, rope, kv_split=kv_split), None
 
         if self.remat:
             body = jax.checkpoint(body, prevent_cse=False)

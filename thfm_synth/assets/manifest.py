@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # re-exported: manifests are where users meet digests
 from thfm_synth.digests import content_sha256, file_sha256, folder_sha256  # noqa: F401
@@ -45,15 +45,19 @@ class AssetEntry(BaseModel):
     tags: tuple[str, ...] = Field((), description="free-form labels (walk, run, indoor, ...)")
     params: dict[str, Any] = Field(default_factory=dict, description="generator settings for built-ins")
 
-    @field_validator("path")
-    @classmethod
-    def _inside_root(cls, v: str | None) -> str | None:
+    @model_validator(mode="after")
+    def _inside_root(self):
         # An entry may not reach outside its manifest's root (a manifest copied from elsewhere must
-        # not make a run read, hash and render arbitrary files of this machine).
+        # not make a run read, hash and render arbitrary files of this machine). The one exception is
+        # a `format: smplx` entry: it names the user's own SMPL-X model folder, which no manifest may
+        # ship (licence), and its model files are checked by digest when a body is baked and posed.
+        v = self.path
+        if getattr(self, "format", None) == "smplx":
+            return self
         if v is not None and (os.path.isabs(v) or os.path.normpath(v).split(os.sep)[0] == os.pardir or v == ""):
             raise ValueError(f"path {v!r} leaves the manifest's root folder; entry paths are relative to `root` "
                              f"and stay inside it")
-        return v
+        return self
 
     @property
     def builtin(self) -> bool:

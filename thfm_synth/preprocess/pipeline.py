@@ -36,7 +36,7 @@ from thfm_synth.atomic import write_text
 from thfm_synth.errors import UserError
 from thfm_synth.farm.layout import DONE
 from thfm_synth.preprocess.prompts import UMT5_DIM, PromptTable, builtin_table, umt5_table
-from thfm_synth.preprocess.targets import TASKS
+from model.tasks import TASKS
 from thfm_synth.preprocess.video import PreprocessConfig, VideoSource, estimate_video_bytes, video_records
 from thfm_synth.shards.record import Record
 from thfm_synth.shards.store import INDEX, build_index, remove_partial, shard_done, write_shard
@@ -279,7 +279,8 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int |
                max_shard_bytes: int = 1 << 30, address: str | None = None, workers: int | None = None,
                progress: bool = True, keypoint_convention: str = "smpl24", latent_dtype: str = "float16",
                prompt_dim: int | None = None, cpus_per_worker: float = 1.0,
-               gpus_per_worker: float = 0.0, include_qa_failed: bool = False) -> PreprocessSummary:
+               gpus_per_worker: float = 0.0, pixel_targets: bool = True,
+               include_qa_failed: bool = False) -> PreprocessSummary:
     """Rendered videos -> a shard set in `out_dir` (see the module doc). Resumable; returns the summary.
 
     `workers`: parallel encoder actors (default: the CPUs of the local Ray, or of the cluster at
@@ -287,6 +288,8 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int |
     `prompt_dim`: width of the built-in prompt table (default 4096, umT5's) when no `text_encoder`.
     num_frames, fps, width, height: the model's clip; each left None is the render's own (from
     the videos' metadata), so a render is preprocessed as it was made unless asked otherwise.
+    `pixel_targets`: also store each dense record's pixel ground truth and validity mask (stage 2 is
+    supervised with them); False keeps the shards as small as stage 1 needs.
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -295,7 +298,7 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int |
     asked = {"num_frames": num_frames, "fps": fps, "width": width, "height": height}
     video = {**render_video_settings(videos), **{k: v for k, v in asked.items() if v is not None}}
     cfg = PreprocessConfig(**video, tasks=tuple(tasks), keypoint_convention=keypoint_convention,
-                           latent_dtype=latent_dtype)
+                           latent_dtype=latent_dtype, pixel_targets=pixel_targets)
     for v in videos:  # fail before any work on a video that is too short
         v.frame_indices(cfg)
     vae = _vae_ref(vae_weights)

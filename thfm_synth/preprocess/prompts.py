@@ -19,18 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from model.tasks import PROMPTS as TASK_PROMPTS
 from thfm_synth.atomic import write_bytes
 from thfm_synth.errors import UserError
 
-PROMPTS = {
-    "depth": "Predict the depth of the scene as a disparity map.",
-    "normals": "Predict the surface normals of the scene in camera coordinates.",
-    "mask": "Segment the person: predict a soft foreground mask.",
-    "iuv": "Predict dense human body-part labels and UV coordinates.",
-    "canonical": "Predict canonical body-surface coordinates of the person.",
-    "keypoints_2d": "Predict the 2D body keypoints of the person.",
-    "keypoints_3d": "Predict the 3D body keypoints of the person.",
-}
+PROMPTS = TASK_PROMPTS  # one prompt per task, defined with the tasks in model/tasks.py
 BUILTIN_ENCODER = "builtin-hash-v1"
 UMT5_DIM = 4096  # WAN 2.1 text_dim
 

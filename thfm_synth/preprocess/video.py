@@ -9,10 +9,14 @@ Per video (a folder of render/outputs.py files plus annotations.npz, metadata.js
    point-sampled labels - depth, normals, part/UV, canonical (all from the pixel-centre ray, see
    render/outputs.py) - use nearest neighbour, so no label is a blend of two surfaces or parts.
    K gets the same scale and crop, so `K' [R|t] X` lands on the resized 2D joints exactly;
-3. targets: 3-channel videos in [-1, 1] (preprocess/targets.py); keypoints: 2D normalised to the
-   output image ([0, 1] inside it), 3D in the OpenCV camera frame (metres), visibility codes
-   (a joint the crop cuts out becomes 1 = outside);
+3. targets: 3-channel videos in [-1, 1] and validity masks for every task of model/tasks.py
+   (preprocess/targets.py; the human-only tasks keep the pixels whose centre ray hits the subject);
+   keypoints: 2D normalised to the output image ([0, 1] inside it), 3D in the OpenCV camera frame
+   (metres), visibility codes (a joint the crop cuts out becomes 1 = outside);
 4. latents: the codec's mean for the RGB clip and for each dense target, stored as `latent_dtype`;
+   with `pixel_targets` (the default) also the pixel ground truth at model resolution and its
+   validity mask (metric depth for the depth tasks), compressed (model/pixels.py) - what stage 2
+   is supervised with; off, the records are as small (and as cheap to make) as for stage 1 only;
 5. records: one per (video, task), with the sha256 (from the video's DONE file) of every source
    file the record was made from and the codec's vae_id.
 """
@@ -25,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model import pixels as px
+from model.tasks import DENSE_TASKS, TASK_MODALITY, TASKS
 from thfm_synth.digests import file_sha256
 from thfm_synth.errors import UserError
 from thfm_synth.preprocess import geometry as geo
@@ -34,8 +40,6 @@ from thfm_synth.shards import body_params
 from thfm_synth.shards.record import Record
 from thfm_synth.video.annotations import CONVENTIONS, read_annotations, read_video_metadata
 
-# the stored modality each dense task is made from (render/outputs.py names)
-TASK_MODALITY = {"depth": "depth", "normals": "normal", "mask": "mask", "iuv": "iuv", "canonical": "canonical"}
 OUTSIDE = 1  # visibility code (scene/visibility.py)
 HEADER_BYTES = 2048  # record header + padding, for size estimates
 
@@ -48,17 +52,18 @@ class PreprocessConfig:
     fps: float = 24.0
     width: int = 832
     height: int = 480
-    tasks: tuple[str, ...] = tg.TASKS
+    tasks: tuple[str, ...] = TASKS
     keypoint_convention: str = "smpl24"
     latent_dtype: str = "float16"
+    pixel_targets: bool = True  # store pixel ground truth + validity per dense record (stage 2 needs them)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "fps", float(self.fps))
-        bad = [t for t in self.tasks if t not in tg.TASKS]
+        bad = [t for t in self.tasks if t not in TASKS]
         if bad or not self.tasks or len(set(self.tasks)) != len(self.tasks):
             raise UserError(f"unknown or repeated tasks {bad or list(self.tasks)}",
-                            f"choose from {', '.join(tg.TASKS)}")
+                            f"choose from {', '.join(TASKS)}")
         if self.num_frames < 1 or (self.num_frames - 1) % 4:
             lo = 1 + max(self.num_frames - 1, 0) // 4 * 4
             raise UserError(f"num_frames={self.num_frames}: the video codec needs 1 + 4k frames",
@@ -76,7 +81,7 @@ class PreprocessConfig:
 
     @property
     def dense_tasks(self) -> tuple[str, ...]:
-        return tuple(t for t in self.tasks if t in tg.DENSE_TASKS)
+        return tuple(t for t in self.tasks if t in DENSE_TASKS)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -165,32 +170,76 @@ class Clip:
             out.append(last)
         return np.stack(out)
 
+    def _label(self, name: str) -> np.ndarray:
+        """A resized label video, read once per clip (several tasks share depth, normals and parts):
+        depth (T, H, W) metres, normal (T, H, W, 3), part (T, H, W), uv (T, H, W, 2), canonical
+        (T, H, W, 3) - all nearest-neighbour - and mask (T, H, W) area-filtered coverage."""
+        cache = self.__dict__.setdefault("_labels", {})
+        if name not in cache:
+            near = lambda a: geo.resize_nearest(a, self.crop)  # noqa: E731
+            if name == "depth":
+                cache[name] = self._resized("depth", lambda f: near(f.depth[..., None]))[..., 0]
+            elif name == "normal":
+                cache[name] = self._resized("normal", lambda f: near(f.normal))
+            elif name in ("part", "uv"):
+                iuv = self._resized("iuv", lambda f: near(np.concatenate(
+                    [f.part[..., None].astype(np.float32), f.part_uv], axis=-1)))
+                cache["part"], cache["uv"] = np.round(iuv[..., 0]).astype(np.uint8), iuv[..., 1:]
+            elif name == "canonical":
+                cache[name] = self._resized("canonical", lambda f: near(f.canonical))
+            elif name == "mask":
+                cache[name] = self._resized("mask", lambda f: geo.resize_area(f.mask[..., None], self.crop))[..., 0]
+            else:
+                raise ValueError(name)
+        return cache[name]
+
+    def release(self) -> None:
+        """Drop the cached label videos (a full-size clip's labels are ~1 GB)."""
+        self.__dict__.pop("_labels", None)
+
     def rgb(self) -> np.ndarray:
         """(T, H, W, 3) float32 in [-1, 1]: sRGB values, area-filtered."""
         area = lambda f: geo.resize_area(f.rgb.astype(np.float32) / 255.0, self.crop)  # noqa: E731
         return tg.to_signed(np.clip(self._resized("rgb", area), 0.0, 1.0))
 
+    def truth(self, task: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(target (T, H, W, 3) in [-1, 1], valid (T, H, W) bool, stored pixels) of a dense task; the
+        stored pixels are metric depth (T, H, W) for the depth tasks, else the target (model/pixels.py)."""
+        if task in ("depth", "human_depth"):
+            depth = self._label("depth")
+            valid = tg.depth_valid(depth)
+            if task == "human_depth":
+                valid = valid & tg.subject_pixels(self._label("part"))
+            return tg.depth_target(depth, valid), valid, depth
+        if task in ("normals", "human_normals"):
+            normal = self._label("normal")
+            valid = tg.normals_valid(normal)
+            if task == "normals":
+                target = tg.normals_target(normal)
+            else:
+                subject = tg.subject_pixels(self._label("part"))
+                target, valid = tg.human_normals_target(normal, subject), valid & subject
+            return target, valid, target
+        everywhere = np.ones(self._label("part").shape, bool)  # background values are ground truth here
+        if task == "mask":
+            target = tg.mask_target(self._label("mask"))
+        elif task == "iuv":
+            target = tg.iuv_target(self._label("part"), self._label("uv"))
+        elif task == "canonical":
+            target = tg.canonical_target(self._label("canonical"))
+        else:
+            raise ValueError(f"{task} is not a dense task")
+        return target, everywhere, target
+
     def target(self, task: str) -> np.ndarray:
         """(T, H, W, 3) float32 in [-1, 1]: the 3-channel target video of a dense task."""
-        near = lambda a: geo.resize_nearest(a, self.crop)  # noqa: E731
-        mod = TASK_MODALITY.get(task)
-        if task == "mask":
-            return tg.mask_target(self._resized(mod, lambda f: geo.resize_area(f.mask[..., None], self.crop))[..., 0])
-        if task == "depth":
-            return tg.depth_target(self._resized(mod, lambda f: near(f.depth[..., None]))[..., 0])
-        if task == "normals":
-            return tg.normals_target(self._resized(mod, lambda f: near(f.normal)))
-        if task == "iuv":
-            iuv = self._resized(mod, lambda f: near(np.concatenate([f.part[..., None].astype(np.float32), f.part_uv],
-                                                                   axis=-1)))
-            return tg.iuv_target(iuv[..., 0], iuv[..., 1:])
-        if task == "canonical":
-            return tg.canonical_target(self._resized(mod, lambda f: near(f.canonical)))
-        raise ValueError(f"{task} is not a dense task")
+        return self.truth(task)[0]
 
     def source_files(self, task: str) -> list[str]:
         """The files (relative to the video folder) a record of `task` is made from."""
         mods = ["rgb"] + ([TASK_MODALITY[task]] if task in TASK_MODALITY else [])
+        if task.startswith("human_"):
+            mods.append("iuv")  # the subject's pixels
         return ["annotations.npz", "metadata.json"] + [outputs.path_of("", m, i).as_posix()
                                                        for m in mods for i in sorted(set(self.indices.tolist()))]
 
@@ -247,17 +296,31 @@ def video_records(video: VideoSource | str | Path, cfg: PreprocessConfig, codec)
     empty = np.zeros((0,), cfg.latent_dtype)
     out = []
     for task in cfg.tasks:
-        target = encode(codec, clip.target(task), cfg.latent_dtype) if task in tg.DENSE_TASKS else empty
-        arrays = {"rgb_latents": rgb_lat, "target_latents": target, **clip.arrays}
+        arrays = {"rgb_latents": rgb_lat, "target_latents": empty, **clip.arrays}
+        if task in DENSE_TASKS:
+            target, valid, stored = clip.truth(task)
+            arrays["target_latents"] = encode(codec, target, cfg.latent_dtype)
+            if cfg.pixel_targets:
+                arrays.update(px.encode_truth(task, stored, valid))
         out.append(Record(video_id=clip.video.video_id, task=task, prompt_id=task, vae_id=codec.vae_id,
                           source_checksums=clip.record_checksums(task), arrays=arrays, body_model=clip.body_model))
+    clip.release()
     return out
 
 
+# Compressed pixel ground truth relative to its raw bytes (uint8 targets / float16 depth + packed mask).
+# Measured on our preview renders at 96x64..832x480: 0.04-0.12 (sky and flat backgrounds compress
+# to almost nothing, textured scenes' normals least); shard planning uses this upper value.
+PIXEL_BYTES_FRACTION = 0.15
+
+
 def estimate_video_bytes(cfg: PreprocessConfig, latent_shape: tuple[int, ...], num_keypoints: int = 24) -> int:
-    """Bytes of one video's records (one format), from shapes alone: every video of a run is the same size."""
+    """Bytes of one video's records (one format), from shapes alone: every video of a run has the same
+    shapes (the compressed pixel ground truth is estimated, see PIXEL_BYTES_FRACTION)."""
     lat = int(np.prod(latent_shape)) * np.dtype(cfg.latent_dtype).itemsize
     t, k = cfg.num_frames, num_keypoints
     fixed = t * k * (2 + 3) * 4 + t * k + t * (9 + 12) * 4 + HEADER_BYTES
     checks = 100 * (2 + 2 * cfg.num_frames)  # source_checksums JSON
-    return sum(lat * (2 if task in tg.DENSE_TASKS else 1) + fixed + checks for task in cfg.tasks)
+    pixels = t * cfg.height * cfg.width * 3 * PIXEL_BYTES_FRACTION if cfg.pixel_targets else 0
+    return int(sum(lat * (2 if task in DENSE_TASKS else 1) + fixed + checks
+                   + (pixels if task in DENSE_TASKS else 0) for task in cfg.tasks))

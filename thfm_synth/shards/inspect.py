@@ -4,8 +4,11 @@ Each function returns a :class:`Result`: ``data`` (JSON-serialisable, for ``--js
 ``lines`` (what to print). None of them prints.
 
     ls(root)                         shards: files, sizes, records per task, done or partial
-    info(root)                       schema with field docs, counts per task, codec, prompt provenance
-    stats(root)                      per task: mean/std/min/max per latent channel (RGB and target)
+    info(root)                       schema with field docs, counts per task, codec, prompt provenance and
+                                     the size of one video (its records, split into latents, pixel ground
+                                     truth and the rest)
+    stats(root)                      per task: mean/std/min/max per latent channel (RGB and target), the
+                                     stored bytes per video and per record
     show(root, out_dir, index=0)     decode one record through its codec -> MP4 + PNG, side by side
                                      with the source frames and target when the render folder is there
     verify(root)                     every file digest and record checksum; names damaged records
@@ -22,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from model.tasks import DENSE_TASKS
 from thfm_synth.errors import UserError
-from thfm_synth.shards.record import ARRAYS, FIELD_DOCS, SCALARS, Record
+from thfm_synth.shards.record import ARRAYS, FIELD_DOCS, PIXEL_ARRAYS, SCALARS, Record
 from thfm_synth.shards.store import INDEX, ShardSet, open_array_record, parquet_schema, read_array_record
 from thfm_synth.shards.store import verify as verify_store
 
 PROMPTS_FILE = "prompts.npz"
-DENSE = ("depth", "normals", "mask", "iuv", "canonical")
+DENSE = DENSE_TASKS  # defined once, in model/tasks.py
 
 
 @dataclass
@@ -90,6 +94,43 @@ def _prompt_info(root: Path) -> dict | None:
             "embeddings": {t: list(e.shape) for t, e in sorted(table.embeddings.items())}}
 
 
+def video_bytes(records) -> dict:
+    """Stored array bytes of the records of one video, by kind: latents, pixel ground truth, other."""
+    out = {"latents": 0, "pixels": 0, "other": 0, "records": 0}
+    for rec in records:
+        out["records"] += 1
+        for name, a in rec.arrays.items():
+            kind = ("latents" if name.endswith("_latents") else "pixels" if name in PIXEL_ARRAYS else "other")
+            out[kind] += int(np.asarray(a).nbytes)
+    out["total"] = out["latents"] + out["pixels"] + out["other"]
+    return out
+
+
+def _first_video_bytes(shards: ShardSet) -> dict:
+    recs, vid = [], None
+    for rec in shards.records("array_record"):
+        if vid is not None and rec.video_id != vid:
+            break
+        vid = rec.video_id
+        recs.append(rec)
+    return dict(video_bytes(recs), video_id=vid)
+
+
+def _size_lines(shards: ShardSet, per: dict) -> list[str]:
+    idx = shards.index
+    files = sum(f["bytes"] for sh in idx.get("shards", []) for f in sh["files"].values())
+    n = idx.get("num_videos") or None
+    lines = []
+    if n:
+        lines.append(f"shard size per video: {_mb(files / n)} on disk (Parquet + ArrayRecord, {idx['num_shards']} "
+                     f"shards, {_mb(files)} for {n} videos)")
+    lines.append(f"arrays of one video ({per['video_id']}, {per['records']} records, one format): {_mb(per['total'])}"
+                 f" = latents {_mb(per['latents'])} + pixel ground truth {_mb(per['pixels'])}"
+                 f" + keypoints/cameras {_mb(per['other'])}"
+                 + ("" if per["pixels"] else " (no pixel ground truth: stage-1 shards)"))
+    return lines
+
+
 def info(root: str | Path) -> Result:
     """Schema (with field docs), counts per task, codec, preprocessing settings, prompt provenance."""
     shards = ShardSet.open(root)
@@ -99,7 +140,9 @@ def info(root: str | Path) -> Result:
               if first is not None else {})
     schema = [{"name": f.name, "type": str(f.type)} for f in parquet_schema()]
     prompts = _prompt_info(shards.root)
+    per_video = _first_video_bytes(shards) if first is not None else None
     data = {"root": str(shards.root), "schema_version": idx["schema_version"], "num_shards": idx["num_shards"],
+            "bytes_per_video": per_video,
             "num_records": idx["num_records"], "num_videos": idx.get("num_videos"), "tasks": idx["tasks"],
             "vae_id": idx.get("vae_id") or (first.vae_id if first else None), "preprocess": idx.get("preprocess"),
             "render_dir": idx.get("render_dir"), "content_sha256": idx.get("content_sha256"),
@@ -121,6 +164,8 @@ def info(root: str | Path) -> Result:
                      + (f", weights digest {prov['weights_digest'][:16]}" if prov.get("weights_digest") else ""))
     else:
         lines.append(f"prompts: no {PROMPTS_FILE}")
+    if per_video:
+        lines += _size_lines(shards, per_video)
     lines.append(f"content sha256: {data['content_sha256']}")
     lines.append("fields (schema version %d):" % idx["schema_version"])
     for name in SCALARS + ARRAYS:
@@ -161,6 +206,8 @@ def stats(root: str | Path, tasks: list[str] | None = None, max_records: int | N
     keypoint coordinates, non-finite values left out)."""
     shards = ShardSet.open(root)
     acc: dict[str, dict[str, _Moments]] = {}
+    sizes: dict[str, list[int]] = {}
+    per_video: dict[str, int] = {}
     seen = 0
     for rec in shards.records("parquet"):
         if tasks and rec.task not in tasks:
@@ -168,6 +215,9 @@ def stats(root: str | Path, tasks: list[str] | None = None, max_records: int | N
         if max_records is not None and seen >= max_records:
             break
         seen += 1
+        b = video_bytes([rec])
+        sizes.setdefault(rec.task, []).append(b["total"])
+        per_video[rec.video_id] = per_video.get(rec.video_id, 0) + b["total"]
         slot = acc.setdefault(rec.task, {})
         slot.setdefault("rgb_latents", _Moments()).add(rec.arrays["rgb_latents"])
         if rec.arrays["target_latents"].size:
@@ -179,14 +229,18 @@ def stats(root: str | Path, tasks: list[str] | None = None, max_records: int | N
             if len(kp):
                 slot.setdefault(name, _Moments()).add(kp.T)
     data = {t: {k: m.result() for k, m in v.items()} for t, v in sorted(acc.items())}
-    lines = [f"value statistics of {seen} records (per channel: mean / std / min / max)"]
+    size = {"per_video_mean": float(np.mean(list(per_video.values()))) if per_video else 0.0,
+            "videos": len(per_video), "per_record_mean": {t: float(np.mean(v)) for t, v in sorted(sizes.items())}}
+    lines = [f"value statistics of {seen} records (per channel: mean / std / min / max)",
+             f"stored arrays per video: {_mb(size['per_video_mean'])} (mean of {size['videos']} videos); per record: "
+             + ", ".join(f"{t} {_mb(v)}" for t, v in size["per_record_mean"].items())]
     for task, parts in data.items():
         for what, r in parts.items():
             lines.append(f"{task} {what} ({r['records']} records, {r['values_per_channel']:,} values per channel):")
             for c in range(len(r["mean"])):
                 lines.append(f"  ch{c:<3} {r['mean'][c]:>9.4f} {r['std'][c]:>9.4f} {r['min'][c]:>9.4f} "
                              f"{r['max'][c]:>9.4f}")
-    return Result({"records": seen, "tasks": data}, lines)
+    return Result({"records": seen, "tasks": data, "bytes": size}, lines)
 
 
 # ----------------------------------------------------------------------------- verify
@@ -235,9 +289,9 @@ def visualise(task: str, video: np.ndarray) -> np.ndarray:
     from thfm_synth.video.preview import PALETTE, turbo
 
     x01 = (np.asarray(video, np.float32) + 1) / 2
-    if task == "depth":
+    if task in ("depth", "human_depth"):
         return turbo(x01.mean(-1))
-    if task == "normals":
+    if task in ("normals", "human_normals"):
         n = np.asarray(video, np.float32) * np.array([1.0, -1.0, -1.0])
         return _u8(n * 0.5 + 0.5)
     if task == "iuv":

@@ -1,7 +1,9 @@
 """One training record and its two encodings (ArrayRecord bytes and a Parquet row).
 
 A record is one (video, task) pair: the RGB latents, the target latents of that task
-(empty for sparse keypoint tasks), keypoints, cameras and provenance. Its checksum is
+(empty for sparse keypoint tasks), the task's pixel ground truth and validity mask at model
+resolution (schema 2; compact blobs, see model/pixels.py; empty for keypoint tasks and when
+preprocessing ran without pixel targets), keypoints, cameras and provenance. Its checksum is
 computed over a canonical serialisation of every field, independent of the container,
 so `verify` gives the same answer for Parquet and ArrayRecord and can name the record
 in which a single byte changed. No pickle: arrays are raw little-endian bytes described
@@ -25,17 +27,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+from model.tasks import TASKS
+
+SCHEMA_VERSION = 2
 MAGIC = b"THFMREC1"
 SCALARS = ("schema_version", "video_id", "task", "prompt_id", "vae_id", "source_checksums", "body_model")
 ARRAYS = ("rgb_latents", "target_latents", "keypoints_2d", "keypoints_3d", "keypoints_visibility",
-          "camera_k", "camera_rt", "body_params", "body_betas")
+          "camera_k", "camera_rt", "target_pixels", "pixel_valid", "body_params", "body_betas")
+CORE_ARRAYS = ARRAYS[:7]
+PIXEL_ARRAYS = ("target_pixels", "pixel_valid")
 OPTIONAL_SCALARS = ("body_model",)
 OPTIONAL_ARRAYS = ("body_params", "body_betas")
+# the arrays each schema version holds (a v1 record, from before pixel ground truth, reads with the
+# two pixel arrays empty and is checksummed over its own arrays); optional arrays join when set
+SCHEMA_ARRAYS = {1: CORE_ARRAYS, 2: CORE_ARRAYS + PIXEL_ARRAYS}
 FIELD_DOCS = {
     "schema_version": "int: version of this schema",
     "video_id": "str: id of the rendered video (plan row)",
-    "task": "str: depth | normals | mask | iuv | canonical | keypoints_2d | keypoints_3d",
+    "task": "str: " + " | ".join(TASKS),
     "prompt_id": "str: key into the shard set's prompt table (prompts.npz)",
     "vae_id": "str: codec that made the latents (weights digest or 'codec:...')",
     "source_checksums": "str: JSON {file: sha256} of the rendered files this record came from",
@@ -46,6 +55,11 @@ FIELD_DOCS = {
     "keypoints_visibility": "(T, K) uint8: 0 visible, 1 outside, 2 self-occluded, 3 scene-occluded",
     "camera_k": "(T, 3, 3) float32: intrinsics after resizing, pixels",
     "camera_rt": "(T, 3, 4) float32: world-to-camera [R|t], OpenCV",
+    "target_pixels": "uint8 blob (model/pixels.py): the task's pixel ground truth at model resolution - metric depth "
+                     "(T, H, W) float16 metres for depth tasks, else the [-1, 1] target as uint8 (T, H, W, 3); "
+                     "empty for keypoint tasks or without pixel targets",
+    "pixel_valid": "uint8 blob (model/pixels.py): (T, H, W) bool, the pixels that carry ground truth "
+                   "(not sky / not the person for human-only tasks); empty like target_pixels",
     "body_model": "str: JSON of the body model (smplx: gender, model file sha256, layout of body_params); '' if none",
     "body_params": "(T, P) float32: SMPL-X parameters per frame (camera and world frames; layout in body_model); "
                    "empty if none",
@@ -76,18 +90,26 @@ class Record:
         for name in OPTIONAL_ARRAYS:
             if name not in self.arrays:
                 self.arrays[name] = _empty_array()
+        for name in PIXEL_ARRAYS:  # records of schema 1 (and writers that have none) hold them empty
+            self.arrays.setdefault(name, np.zeros((0,), np.uint8))
         self.body_model = self.body_model or ""
 
     def scalars(self) -> dict:
         return {k: getattr(self, k) for k in SCALARS}
 
+    def array_names(self) -> tuple[str, ...]:
+        """The arrays this record stores and hashes: its schema's, plus the optional ones it has."""
+        base = SCHEMA_ARRAYS.get(int(self.schema_version), CORE_ARRAYS + PIXEL_ARRAYS)
+        return base + tuple(n for n in OPTIONAL_ARRAYS if np.asarray(self.arrays[n]).size)
+
+    def has_pixels(self) -> bool:
+        return self.arrays["target_pixels"].size > 0
+
     def checksum(self) -> str:
         hashed = {k: v for k, v in self.scalars().items() if k not in OPTIONAL_SCALARS or v}
         h = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode())
-        for name in ARRAYS:
+        for name in self.array_names():
             a = np.ascontiguousarray(self.arrays[name])
-            if name in OPTIONAL_ARRAYS and a.size == 0:
-                continue
             h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
             h.update(a.tobytes())
         return h.hexdigest()
@@ -96,7 +118,7 @@ class Record:
 
     def to_bytes(self) -> bytes:
         meta, blobs, offset = {}, [], 0
-        for name in ARRAYS:
+        for name in self.array_names():
             a = np.ascontiguousarray(self.arrays[name])
             if a.dtype.byteorder == ">":
                 a = a.astype(a.dtype.newbyteorder("<"))
@@ -140,7 +162,7 @@ class Record:
 
     def to_row(self) -> dict:
         row = self.scalars()
-        for name in ARRAYS:
+        for name in ARRAYS:  # every column of the current schema (a v1 record's pixel columns are empty)
             a = np.ascontiguousarray(self.arrays[name])
             row[name] = a.astype(a.dtype.newbyteorder("<")).tobytes()
             row[f"{name}_dtype"] = a.dtype.newbyteorder("<").str

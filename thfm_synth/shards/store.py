@@ -43,7 +43,8 @@ INDEX = "index.json"
 # ran at ~0.6x the disk's raw sequential speed uncompressed, ~0.25x with the default brotli
 # (benchmarks/shards_read.py, 2 shared cores); writing is ~8x faster too.
 ARRAY_RECORD_OPTIONS = "group_size:1,uncompressed"  # one chunk per record: random access to every record
-UNCOMPRESSED_COLUMNS = ("rgb_latents", "target_latents")
+# (the pixel ground truth blobs are zstd frames already: compressing them again only costs time)
+UNCOMPRESSED_COLUMNS = ("rgb_latents", "target_latents", "target_pixels", "pixel_valid")
 
 
 def parquet_schema() -> pa.Schema:
