@@ -28,6 +28,18 @@ def character_id(seed: int, index: int) -> str:
     return f"anny-{seed}-{index:05d}"
 
 
+def character_tags(params: dict) -> tuple[str, ...]:
+    """Manifest tags of a built-in: age band, sex, and what it wears."""
+    ph, app = params["phenotype"], params["appearance"]
+    tags = {ph["age_band"], ph["sex"]}
+    if app.get("source") == "makehuman":
+        tags |= {"makehuman", app["outfit"]["asset"], app["skin"]["ancestry"]}
+        tags.add(f"hair-{app['hair']['asset'] or 'none'}")
+    else:
+        tags |= {"procedural", app["top"]["type"], app["bottom"]["type"]}
+    return tuple(sorted(tags))
+
+
 def build_characters(count: int, seed: int, out_dir: str | Path, age_range: str = "adult",
                      progress: Callable[[int, int, str], None] | None = None) -> Manifest:
     """Bake `count` built-in characters of `seed` into `out_dir` and write its manifest.yaml."""
@@ -44,9 +56,7 @@ def build_characters(count: int, seed: int, out_dir: str | Path, age_range: str 
         path = save_character(out_dir / f"{cid}.npz", c)
         entries.append(CharacterEntry(
             id=cid, path=path.name, sha256=file_sha256(path), licence=LICENCE, source=source_text(),
-            tags=tuple(sorted({c.meta["params"]["phenotype"]["age_band"], c.meta["params"]["phenotype"]["sex"],
-                               c.meta["params"]["appearance"]["top"]["type"],
-                               c.meta["params"]["appearance"]["bottom"]["type"]})),
+            tags=character_tags(c.meta["params"]),
             params=c.meta["params"], format="npz", rig="cmu_mb", height_m=round(c.height_m, 4)))
         if progress is not None:
             progress(i + 1, count, f"{cid} {time.perf_counter() - t0:.2f}s")
