@@ -11,6 +11,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ASSETS = REPO.parent / "shared" / "assets"
+SHARED_MAKEHUMAN = SHARED_ASSETS / "makehuman"
+
+# Built-in characters wear the MakeHuman assets of ../shared (as a user's fetched folder would
+# provide); without that folder they keep the procedural look. Set for the whole session so
+# CLI subprocesses (run_cli) see it too; a test wanting the fallback clears it itself.
+if SHARED_MAKEHUMAN.is_dir() and "THFM_MAKEHUMAN" not in os.environ:
+    os.environ["THFM_MAKEHUMAN"] = str(SHARED_MAKEHUMAN)
 
 
 def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -25,6 +32,11 @@ def shared_assets() -> Path:
     if not SHARED_ASSETS.is_dir():
         pytest.skip("../shared/assets is not present")
     return SHARED_ASSETS
+
+
+@pytest.fixture(scope="session")
+def shared_makehuman(shared_assets) -> Path:
+    return shared_assets / "makehuman"
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,14 @@
   choice (phenotype and appearance).
 * `bake_builtin(entry, cache_dir)`: a `format: anny` entry of the default library
   (params `{"generator": "anny", "seed": N, "age_range": "adult"}`, optional `index`,
-  default 0) baked once into `cache_dir` under a name that holds the entry's sha256 and
-  the format/generator versions, then reused. Entry seed N gives the same body as
-  character 0 of `build_characters(..., seed=N)`.
+  default 0) baked once into `cache_dir` under a name that holds the entry's sha256, the
+  format/generator versions and the look (MakeHuman asset set or procedural), then reused.
+  Entry seed N gives the same body as character 0 of `build_characters(..., seed=N)`.
+  Textures go to `cache_dir/textures/` (content-addressed, shared by every cached body).
+
+Both dress bodies with the MakeHuman assets when a MakeHuman folder is configured
+(`$THFM_MAKEHUMAN` or the `thfm-synth assets fetch makehuman` location; see
+characters/makehuman/assets.py), else keep the procedural look and warn once.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Callable
 
 from thfm_synth.assets.manifest import CharacterEntry, Manifest, dump_manifest, file_sha256
 from thfm_synth.atomic import write_text
-from thfm_synth.characters.anny_body import AGE_RANGES, GENERATOR_VERSION, LICENCE, bake_anny, source_text
+from thfm_synth.characters.anny_body import AGE_RANGES, GENERATOR_VERSION, LICENCE, bake_anny, look_tag, source_text
 from thfm_synth.characters.format import FORMAT_VERSION, save_character
 from thfm_synth.errors import UserError
 
@@ -70,7 +75,10 @@ def build_characters(count: int, seed: int, out_dir: str | Path, age_range: str 
 
 
 def builtin_cache_path(entry: CharacterEntry, cache_dir: str | Path) -> Path:
-    return Path(cache_dir) / f"{entry.id}-{entry.sha256[:16]}-f{FORMAT_VERSION}g{GENERATOR_VERSION}.npz"
+    """Cache file of a built-in entry: its id and digest, the format/generator versions and the
+    look (`mh<asset set digest>` with a MakeHuman folder, `proc` without), so fetching the assets
+    later, or another asset set, bakes the body again instead of reusing the old look."""
+    return Path(cache_dir) / f"{entry.id}-{entry.sha256[:16]}-f{FORMAT_VERSION}g{GENERATOR_VERSION}-{look_tag()}.npz"
 
 
 def bake_builtin(entry: CharacterEntry, cache_dir: str | Path) -> Path:

@@ -12,7 +12,9 @@ then gets
   rotated root...). It is built down the tree: each bone starts from its parent's
   alignment (so twist is inherited, not invented) and adds the smallest swing that
   aligns its bone; joints with several child bones (pelvis, chest, hand) take the
-  least-squares (Wahba) rotation of all of them;
+  least-squares (Wahba) rotation of all of them; a bone with no mapped descendant (head,
+  toes) swings its own axis (when the target has bone frames) onto the source bone's chord
+  to its end site (`_leaf_alignment`);
 * D_s: the delta of the source joint with the same canonical name. Target joints the
   source lacks (extra bones) ride rigidly with their nearest mapped ancestor;
 * S: a per-frame swing used only where the target collapses several source bones into
@@ -113,7 +115,7 @@ def build_retarget_map(source: Skeleton, target: Skeleton) -> RetargetMap:
             continue
         found = refs(j)
         if not found:
-            align[j] = init
+            align[j] = _leaf_alignment(source, target, j, src_of[j], init)
             continue
         vt = t_rest[found] - t_rest[j]
         vs = s_rest[src_of[found]] - s_rest[src_of[j]]
@@ -154,6 +156,24 @@ def build_retarget_map(source: Skeleton, target: Skeleton) -> RetargetMap:
         pelvis_source=int(src_of[pelvis]),
         leg_ratio=float(ratio),
     )
+
+
+def _leaf_alignment(source: Skeleton, target: Skeleton, j: int, sj: int, init: np.ndarray) -> np.ndarray:
+    """Alignment of a target bone with no mapped descendant (a head, a toe, a fingertip).
+
+    Inheriting the parent's alignment (`init`) also inherits the parent's swing: a neck
+    straightened onto an upright source tilted the head back ~25 degrees. When the target has
+    bone frames (rigs from Blender: Y runs head -> tail) and the source bone has a chord to a
+    single child (a BVH end site), the bone's own axis is swung onto that chord instead.
+    """
+    kids = source.children[sj]
+    if target.identity_frames or len(kids) != 1:
+        return init
+    vs = source.rest_positions[kids[0]] - source.rest_positions[sj]
+    if np.linalg.norm(vs) <= _EPS_LEN:
+        return init
+    vt = quat.rotate(target.rest_orientations[j], np.array([0.0, 1.0, 0.0]))
+    return quat.mul(quat.between(quat.rotate(init, vt), vs), init)
 
 
 def _source_path_len(sk: Skeleton, a: int, b: int) -> int:
