@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -34,7 +32,6 @@ DEFAULT_BASE_URL = (
 #: Path of a clip below base_url; `{subject}` is the part before the underscore.
 DEFAULT_LAYOUT = "{subject}/{clip}.bvh"
 FLAT_LAYOUT = "{clip}.bvh"
-_CHUNK = 1 << 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,49 +123,16 @@ def _url(base_url: str, layout: str, clip: str) -> str:
 
 
 def _download(url: str, final: Path, entry: CmuClip, timeout: float) -> None:
-    """Fetch url into final via final's .part sibling, resuming and verifying."""
-    part = final.with_name(f".{final.name}.part")
-    offset = part.stat().st_size if part.exists() else 0
-    if entry.size is not None and offset > entry.size:
-        part.unlink()
-        offset = 0
+    """Fetch url into final via final's .part sibling, resuming and verifying (assets/download.py)."""
+    from thfm_synth.assets.download import NotFound, download
+
     fix_net = f"check the network connection and --base-url, or copy the BVH files into {final.parent}"
-    complete = entry.size is not None and offset == entry.size
-    if not complete:
-        headers = {"User-Agent": "thfm-synth", "Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
-                status = resp.status
-                content_range = resp.headers.get("Content-Range", "")
-                resumed = status == 206 and content_range.startswith(f"bytes {offset}-")
-                if offset and not resumed:
-                    offset = 0  # the server sent the whole file: start over
-                with open(part, "ab" if offset else "wb") as fh:
-                    for chunk in iter(lambda: resp.read(_CHUNK), b""):
-                        fh.write(chunk)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and offset:
-                pass  # nothing past our partial file: it may already be complete; verify below
-            elif exc.code == 404:
-                raise UserError(f"{url} does not exist (HTTP 404) for CMU clip {entry.clip}",
-                                "check the clip id and --base-url") from None
-            else:
-                raise UserError(f"downloading {url} failed: HTTP {exc.code} {exc.reason}", fix_net) from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise UserError(f"downloading {url} failed: {reason} (partial data kept in {part} for resuming)",
-                            fix_net) from None
-    got = file_sha256(part)
-    if entry.sha256 is not None and got != entry.sha256:
-        part.unlink()
-        raise UserError(
-            f"{final}: checksum mismatch for CMU clip {entry.clip} from {url} (sha256 {got}, expected {entry.sha256})",
-            "the server sent a different file; check --base-url, then run again to download it afresh")
-    os.replace(part, final)
+    try:
+        download(url, final, sha256=entry.sha256, size=entry.size, what=f"CMU clip {entry.clip}", fix_net=fix_net,
+                 timeout=timeout)
+    except NotFound:
+        raise UserError(f"{url} does not exist (HTTP 404) for CMU clip {entry.clip}",
+                        "check the clip id and --base-url") from None
 
 
 def fetch_cmu(
