@@ -60,8 +60,8 @@ class IndexEntry:
     lfs: bool
 
 
-def read_index(path: str | Path = INDEX_FILE) -> list[IndexEntry]:
-    with open(path, newline="", encoding="utf-8") as fh:
+def read_index(path: str | Path | None = None) -> list[IndexEntry]:
+    with open(INDEX_FILE if path is None else path, newline="", encoding="utf-8") as fh:
         return [IndexEntry(r["file"], r["repo"], r["path"], int(r["size"]), r["sha256"], r["lfs"] == "1")
                 for r in csv.DictReader(fh, delimiter="\t")]
 
