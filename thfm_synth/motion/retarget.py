@@ -12,9 +12,9 @@ then gets
   rotated root...). It is built down the tree: each bone starts from its parent's
   alignment (so twist is inherited, not invented) and adds the smallest swing that
   aligns its bone; joints with several child bones (pelvis, chest, hand) take the
-  least-squares (Wahba) rotation of all of them; a bone with no mapped descendant (head,
-  toes) swings its own axis (when the target has bone frames) onto the source bone's chord
-  to its end site (`_leaf_alignment`);
+  least-squares (Wahba) rotation of all of them; a head with no mapped descendant swings
+  its own axis (when the target has bone frames) onto the source head's chord to its end
+  site (`_leaf_alignment`), so a straightened neck does not tilt it back;
 * D_s: the delta of the source joint with the same canonical name. Target joints the
   source lacks (extra bones) ride rigidly with their nearest mapped ancestor;
 * S: a per-frame swing used only where the target collapses several source bones into
@@ -159,15 +159,17 @@ def build_retarget_map(source: Skeleton, target: Skeleton) -> RetargetMap:
 
 
 def _leaf_alignment(source: Skeleton, target: Skeleton, j: int, sj: int, init: np.ndarray) -> np.ndarray:
-    """Alignment of a target bone with no mapped descendant (a head, a toe, a fingertip).
+    """Alignment of a target head with no mapped descendant (other leaves keep `init`).
 
-    Inheriting the parent's alignment (`init`) also inherits the parent's swing: a neck
-    straightened onto an upright source tilted the head back ~25 degrees. When the target has
-    bone frames (rigs from Blender: Y runs head -> tail) and the source bone has a chord to a
-    single child (a BVH end site), the bone's own axis is swung onto that chord instead.
+    Inheriting the parent's alignment (`init`) also inherits the parent's swing: anny's forward-
+    curved neck straightened onto an upright source tilted the head back ~25 degrees, so
+    every walking person looked at the sky. When the target has bone frames (rigs from
+    Blender: Y runs head -> tail) and the source head has a chord to a single child (a BVH end
+    site), the head's own axis is swung onto that chord instead. Toes and fingers keep their
+    parent's alignment: rigs disagree on where their bone axes point (Quaternius' toes).
     """
     kids = source.children[sj]
-    if target.identity_frames or len(kids) != 1:
+    if canonical_name(target.names[j]) != "Head" or target.identity_frames or len(kids) != 1:
         return init
     vs = source.rest_positions[kids[0]] - source.rest_positions[sj]
     if np.linalg.norm(vs) <= _EPS_LEN:
