@@ -17,8 +17,9 @@ Caucasian), whose tone is then moved continuously to a sampled target albedo: th
 together Fitzpatrick I-VI, each type about equally often) and the renderer multiplies the
 texture by target / (the texture's mean skin colour), keeping its detail (pores, lips,
 veins). An outfit (tops and bottoms dyed independently, some with a printed pattern),
-shoes (some dyed), a hairstyle (or none) dyed to a natural hair colour, eyebrows and
-eyelashes in a darker shade of it, eye colour and teeth complete the person. Every choice
+shoes (some dyed), a hairstyle (or none) dyed to a natural hair colour (grey or white with
+age; blond, red and light irises only with light Caucasian skin), eyebrows and eyelashes in
+a darker shade of it, eye colour and teeth complete the person. Every choice
 is an asset key of the folder plus numbers, recorded in the character's params.
 """
 
@@ -240,6 +241,8 @@ MH_OUTFITS = {"female": {"female_casualsuit01": 1.0, "female_casualsuit02": 1.0,
 TOP_DYES = tuple(FABRIC_COLOURS)
 BOTTOM_DYES = ("black", "navy", "denim", "light_denim", "charcoal", "khaki", "beige", "olive", "brown",
                "light_grey", "burgundy", "forest_green")
+MH_HAIR_COLOUR_WEIGHTS = {"caucasian": [0.16, 0.26, 0.22, 0.07, 0.14, 0.07, 0.08, 0.0, 0.0],
+                          "other": [0.7, 0.24, 0.05, 0.005, 0.005, 0.0, 0.0, 0.0, 0.0]}
 EYE_MATERIALS = {  # MakeHuman eye material -> weight for light / dark skin tones
     "brown": (0.25, 0.6), "brownlight": (0.15, 0.3), "blue": (0.12, 0.02), "bluegreen": (0.08, 0.02),
     "deepblue": (0.06, 0.01), "green": (0.1, 0.02), "grey": (0.1, 0.02), "ice": (0.04, 0.005),
@@ -304,13 +307,15 @@ def sample_makehuman_appearance(rng: np.random.Generator, phenotype: dict, folde
             "srgb": _tone_srgb(tone, rng), "roughness": round(float(rng.uniform(0.42, 0.55)), 3)}
 
     light = tone < 2.5
-    eye_key = _weighted_key(rng, {k: v[0 if light else 1] for k, v in EYE_MATERIALS.items()}, folder.eye_materials)
+    eye_light = light and ancestry == "caucasian"  # light irises are rare outside light European skin
+    eye_key = _weighted_key(rng, {k: v[0 if eye_light else 1] for k, v in EYE_MATERIALS.items()},
+                            folder.eye_materials)
 
     style = _weighted_key(rng, MH_HAIR[sex], folder.hair)
     if years > 55 and rng.random() < min(0.9, (years - 45) / 35):
         hair_colour = "grey" if rng.random() < 0.6 else "white"
-    else:
-        w = [0.3, 0.25, 0.2, 0.05, 0.1, 0.04, 0.06, 0.0, 0.0] if light else [0.6, 0.3, 0.08, 0.01, 0.01, 0, 0, 0, 0]
+    else:  # black, dark brown, brown, auburn, blond, light blond, red (grey/white: age only)
+        w = MH_HAIR_COLOUR_WEIGHTS["caucasian" if ancestry == "caucasian" and light else "other"]
         hair_colour = _choice(rng, HAIR_COLOURS, w)
     hair_srgb = _jitter(rng, HAIR_COLOURS[hair_colour], 0.05)
     hair = {"asset": None if style == "none" else style, "colour": hair_colour, "srgb": hair_srgb,
