@@ -223,3 +223,27 @@ def test_baked_character_hides_body_faces_and_records_its_assets(folder):
     refs = texture_refs(c.materials)
     assert refs and {r["sha256"] for _, _, r in refs} == set(c.textures)
     assert all(r["path"] == f"textures/{r['sha256']}.png" for _, _, r in refs)
+
+
+def test_800_people_are_all_different_and_cover_every_skin_type(folder):
+    from thfm_synth.characters.anny_body import sample_phenotype
+    from thfm_synth.characters.appearance import sample_makehuman_appearance
+
+    sigs, types, outfits, hair, tones = set(), [], set(), set(), []
+    for i in range(800):
+        rng = np.random.default_rng([0, i])
+        a = sample_makehuman_appearance(rng, sample_phenotype(rng), folder)
+        top, bottom = a["outfit"]["top"], a["outfit"]["bottom"]
+        # what a viewer tells apart: skin, outfit and its colours/print, shoes, hairstyle and colour
+        sigs.add((a["skin"]["asset"], a["outfit"]["asset"], top.get("colour", "own"),
+                  (top.get("pattern") or {}).get("type"), bottom.get("colour", "own"), a["shoes"]["asset"],
+                  a["shoes"].get("colour", "own"), a["hair"]["asset"], a["hair"]["colour"]))
+        types.append(a["skin"]["fitzpatrick"])
+        tones.append(a["skin"]["tone"])
+        outfits.add(a["outfit"]["asset"])
+        hair.add(a["hair"]["asset"])
+    assert len(sigs) == 800
+    counts = np.bincount(types, minlength=7)[1:]
+    assert counts.min() > 800 / 6 * 0.7, counts  # every Fitzpatrick type, about equally often
+    assert len(np.unique(np.round(tones, 2))) > 300  # continuous tone, not a few steps
+    assert outfits == set(folder.outfits) and hair == set(folder.hair) | {None}

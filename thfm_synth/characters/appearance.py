@@ -10,17 +10,17 @@ continuous tone is interpolated between the neighbouring reference albedos below
 typical skin reflectance per type, from light to deep) with a small redness jitter.
 
 With a MakeHuman asset folder (makehuman/assets.py), `sample_makehuman_appearance` picks real
-assets instead: a skin texture matched to the body's age group (young < 35 <= middle-aged <
-55 <= old, blended near the borders), sex and a sampled ancestry (African, Asian,
-Caucasian), whose tone is then moved continuously to a sampled target albedo: the tone t in
-[0, 5] is drawn from the ancestry's range (Caucasian 0-2.6, Asian 0.9-3.6, African 2.6-5.0:
-together Fitzpatrick I-VI, each type about equally often) and the renderer multiplies the
-texture by target / (the texture's mean skin colour), keeping its detail (pores, lips,
-veins). An outfit (tops and bottoms dyed independently, some with a printed pattern),
-shoes (some dyed), a hairstyle (or none) dyed to a natural hair colour (grey or white with
-age; blond, red and light irises only with light Caucasian skin), eyebrows and eyelashes in
-a darker shade of it, eye colour and teeth complete the person. Every choice
-is an asset key of the folder plus numbers, recorded in the character's params.
+assets instead. The skin tone t in [0, 5] is drawn first, uniform over the six Fitzpatrick
+types (t interpolates the six reference albedos above), then an ancestry whose range holds it
+(Caucasian t <= 2.6, Asian 0.9-3.6, African >= 2.6) and the age group (young < 35 <=
+middle-aged < 55 <= old, blended near the borders): together with the sex they pick the
+skin texture, and the renderer multiplies that texture by target / (its mean skin colour),
+a continuous tone that keeps its detail (pores, lips, veins). An outfit (top and bottom dyed
+independently, some with a printed pattern), shoes (some dyed), a hairstyle (or none) dyed to
+a natural hair colour (grey or white with age; blond, red and light irises only with light
+Caucasian skin), eyebrows and eyelashes in a darker shade of it, eye colour and teeth
+complete the person. Every choice is an asset key of the folder plus numbers, recorded in
+the character's params.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def material_table(app: dict) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- MakeHuman assets
-ANCESTRY_TONE = {"caucasian": (0.0, 2.6), "asian": (0.9, 3.6), "african": (2.6, 5.0)}
+ANCESTRY_TONE = {"caucasian": (-0.5, 2.6), "asian": (0.9, 3.6), "african": (2.6, 5.5)}
 AGE_GROUPS = (("young", 0.0, 35.0), ("middleage", 35.0, 55.0), ("old", 55.0, 200.0))
 # hairstyle weights by presentation; "none" = bald / shaved
 MH_HAIR = {"female": {"long01": 0.24, "bob02": 0.16, "ponytail01": 0.18, "braid01": 0.12, "short02": 0.12,
@@ -294,10 +294,13 @@ def sample_makehuman_appearance(rng: np.random.Generator, phenotype: dict, folde
     """Asset choices for a body from a MakeHuman `AssetFolder` (JSON-able; see the module doc)."""
     sex = "female" if phenotype["gender"] > 0.5 else "male"
     years = float(phenotype.get("age_years", 35.0))
-    ancestry = str(rng.choice(list(ANCESTRY_TONE)))
-    lo, hi = ANCESTRY_TONE[ancestry]
-    tone = float(rng.uniform(lo, hi))
-    fitz = int(min(6, np.floor(tone) + 1))
+    # tone first, uniform over the six types (t = k is type k+1's reference albedo; the end
+    # types' outer halves sit at the extreme albedo), then an ancestry whose range holds it
+    raw = float(rng.uniform(-0.5, 5.5))
+    tone = float(np.clip(raw, 0.0, 5.0))
+    fitz = int(np.clip(np.floor(raw + 0.5), 0, 5)) + 1
+    fits = [a for a, (lo, hi) in ANCESTRY_TONE.items() if lo <= raw <= hi]
+    ancestry = fits[int(rng.integers(len(fits)))]
     age = _age_group(rng, years)
     key = f"{age}_{ancestry}_{sex}"
     if key not in folder.skins:  # a partial folder: the nearest skin of the same ancestry, else any

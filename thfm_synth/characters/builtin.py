@@ -59,8 +59,10 @@ def build_characters(count: int, seed: int, out_dir: str | Path, age_range: str 
         t0 = time.perf_counter()
         c = bake_anny(seed, i, age_range, character_id=cid)
         path = save_character(out_dir / f"{cid}.npz", c)
+        source = source_text() + ("; dressed with CC0 MakeHuman system assets (makehumancommunity/makehuman-assets)"
+                                  if "makehuman" in c.meta else "")
         entries.append(CharacterEntry(
-            id=cid, path=path.name, sha256=file_sha256(path), licence=LICENCE, source=source_text(),
+            id=cid, path=path.name, sha256=file_sha256(path), licence=LICENCE, source=source,
             tags=character_tags(c.meta["params"]),
             params=c.meta["params"], format="npz", rig="cmu_mb", height_m=round(c.height_m, 4)))
         if progress is not None:
