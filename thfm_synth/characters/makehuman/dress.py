@@ -11,6 +11,8 @@ into geometry and materials for `anny_body.bake_anny`:
   of whose vertices are hidden), and anny's own low-poly eyeballs give way to the high-poly
   eyes; the cornea shells of the eyes (fully transparent in MakeHuman's eye texture) are
   dropped, the eyeball material gets a clear coat instead;
+* the scalp (scalp_vertices) gets its own material under a hairstyle: the skin dyed towards
+  the hair colour, so gaps between hair cards show roots, not bare skin;
 * outfits are split into a top and a bottom material by UV island (each island is one panel
   of cloth: an island whose median height on the body is below the waist is "bottom"), so
   shirt and trousers are dyed independently;
@@ -30,6 +32,7 @@ from scipy.sparse.csgraph import connected_components
 from thfm_synth.characters import materials as matschema
 from thfm_synth.characters.appearance import srgb_to_linear
 from thfm_synth.characters.format import quantize_weights
+from thfm_synth.characters.labels import SEGMENT_NAMES
 from thfm_synth.characters.makehuman.assets import AssetFolder
 from thfm_synth.characters.makehuman.fitting import FittedProxy, dominant_vertex, fit_proxy
 from thfm_synth.characters.makehuman.helpers import HelperBinding, bind_helpers
@@ -38,7 +41,7 @@ from thfm_synth.characters.textures import check_image, image_rgba, sample_textu
 from thfm_synth.errors import UserError
 
 # material slots of a dressed body (fixed, so ids are stable whatever is worn)
-SLOTS = ("skin", "mouth", "eyes", "teeth", "top", "bottom", "shoes", "hair", "eyebrows", "eyelashes")
+SLOTS = ("skin", "mouth", "eyes", "teeth", "top", "bottom", "shoes", "hair", "eyebrows", "eyelashes", "scalp")
 SLOT = {n: i for i, n in enumerate(SLOTS)}
 CARD_KINDS = {"hair": "hair", "eyebrows": "brows", "eyelashes": "lashes"}
 # skin optics: Principled random-walk subsurface, mean free path per channel (metres); skin
@@ -57,6 +60,25 @@ def binding_for(folder: AssetFolder, anny_indices: np.ndarray, anny_faces: np.nd
     if key not in _BINDINGS:
         _BINDINGS[key] = bind_helpers(folder.base_obj, anny_indices, anny_faces)
     return _BINDINGS[key]
+
+
+def scalp_vertices(folder: AssetFolder, body: Body) -> np.ndarray:
+    """(V,) the scalp: head skin where hair grows, located from the eyes (anny's eye helpers).
+
+    Above a hairline 6 cm over the eye centres, and behind the ears (7 cm behind the eyes)
+    down to 3 cm below them; not the face, the ears' front or the neck.
+    """
+    groups = base_groups(folder)
+    anny_of = np.full(19158, -1, np.int64)
+    anny_of[body.anny_indices] = np.arange(len(body.anny_indices))
+    eyes = np.concatenate([anny_of[groups.get(g, np.zeros(0, np.int64))] for g in ("helper-l-eye", "helper-r-eye")])
+    eyes = eyes[eyes >= 0]
+    if not len(eyes):
+        return np.zeros(len(body.vertices), bool)
+    ey, ez = body.vertices[eyes, 1].mean(), body.vertices[eyes, 2].mean()
+    v = body.vertices
+    head = body.segment == SEGMENT_NAMES.index("head")
+    return head & ((v[:, 2] > ez + 0.06) | ((v[:, 1] > ey + 0.07) & (v[:, 2] > ez - 0.03)))
 
 
 def base_groups(folder: AssetFolder) -> dict[str, np.ndarray]:
@@ -253,7 +275,6 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
                         "(thfm-synth assets fetch makehuman --dest DIR)")
     provenance += [{"role": "skin", "asset": skin_asset.key, **folder.provenance(p)}
                    for p in (skin_asset.mhmat, diffuse)]
-    from thfm_synth.characters.labels import SEGMENT_NAMES
 
     limbs = [SEGMENT_NAMES.index(s) for s in SEGMENT_NAMES if not s.startswith(("head", "hand", "foot"))]
     img = image_rgba(diffuse)
@@ -380,6 +401,16 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
             fields.update(alpha_mode="blend", alpha_map=hdiff, alpha_channel="a", alpha_cutoff=0.5)
         materials[SLOT[role]] = matschema.material(role, kind, **fields)
 
+    # ---- scalp: the skin under the hair, dyed towards the hair colour, so gaps between hair
+    # cards show roots, not bare (often pale) skin; bald heads keep plain skin
+    if any(p.name == "hair" for p in pieces):
+        scalp = scalp_vertices(folder, body)
+        body_fmat = np.where(scalp[body.faces].all(axis=1) & (body_fmat == SLOT["skin"]), SLOT["scalp"],
+                             body_fmat).astype(np.int16)
+    skin_lum = float(max(_luminance(target), 1e-3))  # the dye reads the map after its tint
+    materials[SLOT["scalp"]] = matschema.material(
+        "scalp", "skin", **{k: v for k, v in materials[SLOT["skin"]].items() if k not in ("name", "kind")},
+        recolor={"color": srgb_to_linear(app["hair"]["srgb"]), "amount": 0.75, "luminance": round(skin_lum, 5)})
     return Dressing(pieces, materials, tex.sources, hidden, removed, body_fmat,
                     _dedupe(provenance))
 
