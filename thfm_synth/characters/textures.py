@@ -12,8 +12,9 @@ checks every reference and digest there.
   (temporary file, digest checked, rename), skipping ones already present and intact;
 * `resolve_texture(npz, ref)` -> absolute path, digest verified (memoised by size and mtime);
   a missing or altered file is a UserError naming it and the fix;
-* `check_image(path)` decodes an image once (PIL) and raises UserError if it cannot be read;
-  `image_rgba(path, size)` returns a small float copy (linear RGB + alpha) for statistics.
+* `check_image(path)` verifies an image's structure (or decodes it) once and raises UserError
+  if it cannot be read; `image_rgba(path, size)` decodes it and returns a small float copy
+  (linear RGB + alpha) for statistics.
 """
 
 from __future__ import annotations
@@ -99,39 +100,47 @@ _CHECKED: dict[str, tuple[int, int, int]] = {}
 _SMALL: dict[tuple[str, int], np.ndarray] = {}
 
 
-def check_image(path: str | Path, size: int = 256) -> tuple[int, int, int]:
-    """(width, height, channels) of an image that decodes; UserError naming it otherwise.
+_VERIFIED: set[str] = set()
 
-    The one full decode also keeps a small linear copy for `image_rgba` (memoised by digest)."""
+
+def check_image(path: str | Path, decode: bool = False, size: int = 256) -> None:
+    """Raise a UserError naming an image that cannot be read.
+
+    Without `decode` the file's structure is verified (PIL `verify`: every chunk and its CRC,
+    cheap); with it the image is decoded in full, keeping a small linear copy for `image_rgba`.
+    Both are memoised by digest."""
     path = Path(path)
     sha = _digest(path)
-    if sha not in _CHECKED:
-        from PIL import Image
+    if sha in _CHECKED and (not decode or (sha, size) in _SMALL):
+        return
+    if not decode and sha in _VERIFIED:
+        return
+    from PIL import Image
 
-        try:
-            with Image.open(path) as im:
-                im.load()
-                _CHECKED[sha] = (im.width, im.height, len(im.getbands()))
-                small = im.convert("RGBA").resize((size, size), Image.Resampling.BOX)
-        except Exception as exc:  # noqa: BLE001 - any decoder failure means the same thing
-            raise UserError(f"texture {path} cannot be read as an image ({type(exc).__name__}: {exc})",
-                            "restore the file from the MakeHuman asset release "
-                            "(thfm-synth assets fetch makehuman --dest DIR)") from None
-        a = np.asarray(small, np.float32) / 255.0
-        rgb = a[..., :3]
-        a[..., :3] = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-        _SMALL[(sha, size)] = a
-    return _CHECKED[sha]
+    try:
+        with Image.open(path) as im:
+            if not decode:
+                im.verify()
+                _VERIFIED.add(sha)
+                return
+            im.load()
+            _CHECKED[sha] = (im.width, im.height, len(im.getbands()))
+            small = im.convert("RGBA").resize((size, size), Image.Resampling.BOX)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means the same thing
+        raise UserError(f"texture {path} cannot be read as an image ({type(exc).__name__}: {exc})",
+                        "restore the file from the MakeHuman asset release "
+                        "(thfm-synth assets fetch makehuman --dest DIR)") from None
+    a = np.asarray(small, np.float32) / 255.0
+    rgb = a[..., :3]
+    a[..., :3] = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    _SMALL[(sha, size)] = a
 
 
 def image_rgba(path: str | Path, size: int = 256) -> np.ndarray:
     """(size, size, 4) float32: linear RGB (sRGB decoded) and alpha in [0, 1]; row 0 = top (v = 1)."""
     path = Path(path)
-    key = (_digest(path), size)
-    if key not in _SMALL:
-        _CHECKED.pop(key[0], None)
-        check_image(path, size)
-    return _SMALL[key]
+    check_image(path, decode=True, size=size)
+    return _SMALL[(_digest(path), size)]
 
 
 def sample_texture(img: np.ndarray, uv: np.ndarray) -> np.ndarray:
