@@ -13,6 +13,10 @@ into geometry and materials for `anny_body.bake_anny`:
   dropped, the eyeball material gets a clear coat instead;
 * the scalp (scalp_vertices) gets its own material under a hairstyle: the skin dyed towards
   the hair colour, so gaps between hair cards show roots, not bare skin;
+* where an outfit's hem and a shoe interpenetrate, the hem is moved 4 mm outside the shoe
+  (MakeHuman only orders them when drawing; `push_outside`);
+* UVs of garment faces that land on a texture's unpainted background (ragged island edges at
+  hems and waistbands) are moved onto the nearest painted texel (`snap_to_paint`);
 * outfits are split into a top and a bottom material by UV island (each island is one panel
   of cloth: an island whose median height on the body is below the waist is "bottom"), so
   shirt and trousers are dyed independently;
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from thfm_synth.characters import materials as matschema
 from thfm_synth.characters.appearance import srgb_to_linear
@@ -195,6 +200,74 @@ def _mean_luminance(img: np.ndarray, mesh, faces_sel: np.ndarray) -> float:
     return float(max(_luminance(px[keep, :3]).mean() if keep.any() else 0.18, 1e-3))
 
 
+def snap_to_paint(uv: np.ndarray, face_uv: np.ndarray, img: np.ndarray, tol: float = 0.04):
+    """Move UV corners that fall on a texture's unpainted background onto the nearest painted texel.
+
+    MakeHuman garment textures leave their UV islands' ragged edges (a trouser hem, a
+    waistband) on the flat background colour of the image, which renders as grey or white
+    flecks on the cloth. The background is the colour of >= 90% of the image border; texels
+    within `tol` of it, and their neighbours (edge texels blend paint and background), are
+    unpainted. Every face corner on an unpainted texel gets the UV of the nearest painted
+    texel. Returns (uv, face_uv) - new arrays, or the inputs if nothing moves.
+    """
+    from scipy.ndimage import binary_dilation
+
+    h, w = img.shape[:2]
+    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])[:, :3]
+    bg = np.median(border, axis=0)
+    if (np.abs(border - bg).max(axis=1) < tol).mean() < 0.9:
+        return uv, face_uv
+    is_bg = binary_dilation(np.abs(img[..., :3] - bg).max(axis=-1) < tol, iterations=2)
+    if is_bg.all():
+        return uv, face_uv
+    corners = face_uv.ravel()
+    q = uv[corners]
+    col = np.minimum((np.mod(q[:, 0], 1.0) * w).astype(np.int64), w - 1)
+    row = np.minimum(((1.0 - np.mod(q[:, 1], 1.0)) * h).astype(np.int64), h - 1)
+    move = is_bg[row, col]
+    if not move.any():
+        return uv, face_uv
+    rows, cols = np.nonzero(~is_bg)
+    painted = np.stack([(cols + 0.5) / w, 1.0 - (rows + 0.5) / h], axis=1)
+    _, nearest = cKDTree(painted).query(q[move])
+    new_uv = np.concatenate([uv, painted[nearest]])
+    flat = corners.copy()
+    flat[move] = len(uv) + np.arange(int(move.sum()))
+    return new_uv, flat.reshape(-1, 3)
+
+
+def push_outside(outer: Piece, inner: Piece, gap: float = 0.004, band: float = 0.012) -> int:
+    """Move `outer` vertices that lie within `band` inside (or closer than `gap` outside) the
+    `inner` piece's surface to `gap` outside it, along that surface's normal; returns how many.
+
+    MakeHuman layers proxies by render order (z_depth: trousers 50 over shoes 5); as geometry the
+    fitted trouser hem and the shoe collar interpenetrate by a few millimetres and the shoe's
+    lining showed through the jeans. Deeper vertices (a hem tucked well inside a boot) stay.
+    """
+    from thfm_synth.characters.makehuman.helpers import closest_points_on_triangles
+
+    tri = inner.vertices[inner.faces]
+    lo, hi = inner.vertices.min(axis=0) - band, inner.vertices.max(axis=0) + band
+    near = np.flatnonzero(((outer.vertices >= lo) & (outer.vertices <= hi)).all(axis=1))
+    if not len(near):
+        return 0
+    p = outer.vertices[near]
+    _, cand = cKDTree(tri.mean(axis=1)).query(p, k=min(16, len(tri)))
+    t = tri[cand]
+    bary = closest_points_on_triangles(p[:, None], t[:, :, 0], t[:, :, 1], t[:, :, 2])
+    foot = np.einsum("hkm,hkmi->hki", bary, t)
+    j = np.argmin(np.linalg.norm(foot - p[:, None], axis=2), axis=1)
+    rows = np.arange(len(p))
+    tt, ff = t[rows, j], foot[rows, j]
+    n = np.cross(tt[:, 1] - tt[:, 0], tt[:, 2] - tt[:, 0])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    sd = np.einsum("hi,hi->h", p - ff, n)
+    move = (sd > -band) & (sd < gap)
+    outer.vertices = outer.vertices.copy()
+    outer.vertices[near[move]] += (gap - sd[move])[:, None] * n[move]
+    return int(move.sum())
+
+
 def _region_material(name: str, kind: str, region: dict, diffuse: dict, normal: dict | None,
                      luminance: float) -> dict:
     fields = {"base_color_map": diffuse, "roughness": float(region.get("roughness", 0.8))}
@@ -357,6 +430,7 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
     provenance += [{"role": "outfit", "asset": outfit["asset"], **folder.provenance(p)}
                    for p in [omat.path, odiff_path] + ([omat.maps["normal"]] if "normal" in omat.maps else [])]
     oimg = image_rgba(odiff_path)
+    piece.uv, piece.face_uv = snap_to_paint(piece.uv, piece.face_uv, oimg)
     for region, sel in (("top", ~bottom), ("bottom", bottom)):
         lum = _mean_luminance(oimg, mesh, np.flatnonzero(sel)) if sel.any() else 0.18
         materials[SLOT[region]] = _region_material(region, "cloth", outfit[region], odiff, onorm, lum)
@@ -370,7 +444,11 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
     smat, sdiff, snorm, sdiff_path = _proxy_maps(folder, fitted.proxy, tex)
     provenance += [{"role": "shoes", "asset": shoes["asset"], **folder.provenance(p)}
                    for p in [smat.path, sdiff_path] + ([smat.maps["normal"]] if "normal" in smat.maps else [])]
-    lum = _mean_luminance(image_rgba(sdiff_path), fitted.mesh, np.arange(len(fitted.mesh.faces)))
+    outfit_piece = next(p for p in pieces if p.name == "outfit")
+    outfit_piece.info["pushed_over_shoes"] = push_outside(outfit_piece, piece)
+    simg = image_rgba(sdiff_path)
+    piece.uv, piece.face_uv = snap_to_paint(piece.uv, piece.face_uv, simg)
+    lum = _mean_luminance(simg, fitted.mesh, np.arange(len(fitted.mesh.faces)))
     materials[SLOT["shoes"]] = _region_material("shoes", "shoes", shoes, sdiff, snorm, lum)
 
     # ---- hair, eyebrows, eyelashes: alpha cards, dyed, labelled as the head
