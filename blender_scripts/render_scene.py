@@ -275,7 +275,9 @@ def _image(nt, path, root, non_color=False):
 
 def _pattern_mask(nt, m):
     """0/1 print mask in rest-pose metres: the canonical coordinates scaled by `pattern_scale`
-    (periods across the character's box), so a print rides with the cloth in every pose."""
+    (periods across the character's box), so a print rides with the cloth in every pose.
+    Across the body the print runs along x + y (front and back vary in x, the sides in y), so
+    vertical stripes and checks wrap around the torso instead of smearing along the sides."""
     attr = nt.nodes.new("ShaderNodeAttribute")
     attr.attribute_type = "GEOMETRY"
     attr.attribute_name = ATTR_CANONICAL
@@ -283,27 +285,29 @@ def _pattern_mask(nt, m):
     scale.operation = "MULTIPLY"
     _link(nt, attr.outputs["Vector"], scale.inputs[0])
     scale.inputs[1].default_value = tuple(m.get("pattern_scale") or (10.0, 10.0, 10.0))
+    sep = nt.nodes.new("ShaderNodeSeparateXYZ")
+    _link(nt, scale.outputs["Vector"], sep.inputs["Vector"])
+    across = _math(nt, "ADD", sep.outputs["X"], sep.outputs["Y"])
+    comb = nt.nodes.new("ShaderNodeCombineXYZ")
+    _link(nt, across, comb.inputs["X"])
+    _link(nt, sep.outputs["Z"], comb.inputs["Y"])
+    comb.inputs["Z"].default_value = 0.25  # off a cell boundary of the 3D checker
     kind = m["pattern_type"]
     if kind == "checker":
         chk = nt.nodes.new("ShaderNodeTexChecker")
         chk.inputs["Scale"].default_value = 1.0
         chk.inputs["Color1"].default_value = (1, 1, 1, 1)
         chk.inputs["Color2"].default_value = (0, 0, 0, 1)
-        _link(nt, scale.outputs["Vector"], chk.inputs["Vector"])
+        _link(nt, comb.outputs["Vector"], chk.inputs["Vector"])
         return chk.outputs["Fac"]
-    sep = nt.nodes.new("ShaderNodeSeparateXYZ")
-    _link(nt, scale.outputs["Vector"], sep.inputs["Vector"])
     if kind == "dots":
-        comb = nt.nodes.new("ShaderNodeCombineXYZ")
-        _link(nt, sep.outputs["X"], comb.inputs["X"])
-        _link(nt, sep.outputs["Z"], comb.inputs["Y"])
         vor = nt.nodes.new("ShaderNodeTexVoronoi")
         vor.voronoi_dimensions = "2D"
         vor.inputs["Scale"].default_value = 1.0
         vor.inputs["Randomness"].default_value = 0.0
         _link(nt, comb.outputs["Vector"], vor.inputs["Vector"])
         return _math(nt, "LESS_THAN", vor.outputs["Distance"], 0.3)
-    axis = sep.outputs["X" if m.get("pattern_axis") == "x" else "Z"]  # stripes
+    axis = across if m.get("pattern_axis") == "x" else sep.outputs["Z"]  # stripes
     return _math(nt, "LESS_THAN", _math(nt, "FRACT", axis), 0.5)
 
 
