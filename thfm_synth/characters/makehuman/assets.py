@@ -3,7 +3,8 @@
 Location (first match): the `THFM_MAKEHUMAN` environment variable (a folder; set but missing
 or incomplete is an error, never a silent fallback), else `default_dir()` =
 `$XDG_CACHE_HOME/thfm-synth/makehuman` (default `~/.cache/thfm-synth/makehuman`), which is
-where `thfm-synth assets fetch makehuman` puts it. `makehuman_dir()` returns None when neither
+where `thfm-synth assets fetch makehuman` puts it (used once the fetch has finished, i.e.
+written its MANIFEST.tsv). `makehuman_dir()` returns None when neither
 holds a folder; built-in characters then keep the procedural look (anny_body.py).
 
 Layout (MakeHuman 1.x system assets; the shared test folder and a fetched folder agree)::
@@ -70,7 +71,9 @@ def makehuman_dir() -> Path | None:
                             f"point {ENV} at a complete folder or fetch one ({FETCH_COMMAND})")
         return _absolute(root)
     root = default_dir()
-    return _absolute(root) if root.is_dir() and not missing_parts(root) else None
+    # the fetch writes MANIFEST.tsv last: without it the download is unfinished
+    done = root.is_dir() and not missing_parts(root) and (root / "MANIFEST.tsv").is_file()
+    return _absolute(root) if done else None
 
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
