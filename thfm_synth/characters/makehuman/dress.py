@@ -15,8 +15,6 @@ into geometry and materials for `anny_body.bake_anny`:
   the hair colour, so gaps between hair cards show roots, not bare skin;
 * where an outfit's hem and a shoe interpenetrate, the hem is moved 4 mm outside the shoe
   (MakeHuman only orders them when drawing; `push_outside`);
-* UVs of garment faces that land on a texture's unpainted background (ragged island edges at
-  hems and waistbands) are moved onto the nearest painted texel (`snap_to_paint`);
 * outfits are split into a top and a bottom material by UV island (each island is one panel
   of cloth: an island whose median height on the body is below the waist is "bottom"), so
   shirt and trousers are dyed independently;
@@ -198,42 +196,6 @@ def _mean_luminance(img: np.ndarray, mesh, faces_sel: np.ndarray) -> float:
     px = sample_texture(img, _face_samples(mesh, faces_sel))
     keep = px[:, 3] > 0.5
     return float(max(_luminance(px[keep, :3]).mean() if keep.any() else 0.18, 1e-3))
-
-
-def snap_to_paint(uv: np.ndarray, face_uv: np.ndarray, img: np.ndarray, tol: float = 0.04):
-    """Move UV corners that fall on a texture's unpainted background onto the nearest painted texel.
-
-    MakeHuman garment textures leave their UV islands' ragged edges (a trouser hem, a
-    waistband) on the flat background colour of the image, which renders as grey or white
-    flecks on the cloth. The background is the colour of >= 90% of the image border; texels
-    within `tol` of it, and their neighbours (edge texels blend paint and background), are
-    unpainted. Every face corner on an unpainted texel gets the UV of the nearest painted
-    texel. Returns (uv, face_uv) - new arrays, or the inputs if nothing moves.
-    """
-    from scipy.ndimage import binary_dilation
-
-    h, w = img.shape[:2]
-    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])[:, :3]
-    bg = np.median(border, axis=0)
-    if (np.abs(border - bg).max(axis=1) < tol).mean() < 0.9:
-        return uv, face_uv
-    is_bg = binary_dilation(np.abs(img[..., :3] - bg).max(axis=-1) < tol, iterations=2)
-    if is_bg.all():
-        return uv, face_uv
-    corners = face_uv.ravel()
-    q = uv[corners]
-    col = np.minimum((np.mod(q[:, 0], 1.0) * w).astype(np.int64), w - 1)
-    row = np.minimum(((1.0 - np.mod(q[:, 1], 1.0)) * h).astype(np.int64), h - 1)
-    move = is_bg[row, col]
-    if not move.any():
-        return uv, face_uv
-    rows, cols = np.nonzero(~is_bg)
-    painted = np.stack([(cols + 0.5) / w, 1.0 - (rows + 0.5) / h], axis=1)
-    _, nearest = cKDTree(painted).query(q[move])
-    new_uv = np.concatenate([uv, painted[nearest]])
-    flat = corners.copy()
-    flat[move] = len(uv) + np.arange(int(move.sum()))
-    return new_uv, flat.reshape(-1, 3)
 
 
 def push_outside(outer: Piece, inner: Piece, gap: float = 0.004, band: float = 0.012) -> int:
@@ -430,7 +392,6 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
     provenance += [{"role": "outfit", "asset": outfit["asset"], **folder.provenance(p)}
                    for p in [omat.path, odiff_path] + ([omat.maps["normal"]] if "normal" in omat.maps else [])]
     oimg = image_rgba(odiff_path)
-    piece.uv, piece.face_uv = snap_to_paint(piece.uv, piece.face_uv, oimg)
     for region, sel in (("top", ~bottom), ("bottom", bottom)):
         lum = _mean_luminance(oimg, mesh, np.flatnonzero(sel)) if sel.any() else 0.18
         materials[SLOT[region]] = _region_material(region, "cloth", outfit[region], odiff, onorm, lum)
@@ -447,7 +408,6 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
     outfit_piece = next(p for p in pieces if p.name == "outfit")
     outfit_piece.info["pushed_over_shoes"] = push_outside(outfit_piece, piece)
     simg = image_rgba(sdiff_path)
-    piece.uv, piece.face_uv = snap_to_paint(piece.uv, piece.face_uv, simg)
     lum = _mean_luminance(simg, fitted.mesh, np.arange(len(fitted.mesh.faces)))
     materials[SLOT["shoes"]] = _region_material("shoes", "shoes", shoes, sdiff, snorm, lum)
 
