@@ -10,7 +10,7 @@ from thfm_synth.characters.format import quantize_weights
 from thfm_synth.characters.labels import SEGMENT_NAMES, compute_labels
 from thfm_synth.characters.makehuman.assets import AssetFolder
 from thfm_synth.characters.makehuman.dress import SLOT, binding_for, dress
-from thfm_synth.characters.makehuman.fitting import dominant_vertex, fit_proxy
+from thfm_synth.characters.makehuman.fitting import fit_proxy
 from thfm_synth.characters.makehuman.helpers import mh_to_anny, signed_distance
 from thfm_synth.characters.makehuman.mhclo import HM08_VERTICES, read_mhclo
 from thfm_synth.characters.makehuman.mhmat import read_mhmat
