@@ -33,6 +33,7 @@ numpy.
 from __future__ import annotations
 
 import json
+import os
 
 import bpy
 import numpy as np
@@ -58,6 +59,7 @@ def load_npz(path: str) -> dict:
         data[key[:-5]] = json.loads(str(data.pop(key)))
     data["joint_names"] = [str(s) for s in data["joint_names"]]
     data["joint_source_names"] = [str(s) for s in data["joint_source_names"]]
+    data["folder"] = os.path.dirname(os.path.abspath(path))  # texture references are relative to it
     return data
 
 
@@ -204,29 +206,70 @@ def _label_aovs(nt) -> None:
             links.new(a.outputs["Vector"], out.inputs["Color"])
 
 
-def build_material(mat: dict, name_prefix: str = ""):
+def _texture_path(ref, folder):
+    """A material's texture reference (thfm_synth/characters/materials.py) as a file path."""
+    if ref is None:
+        return None
+    if isinstance(ref, str):  # format 1: an absolute path
+        return ref
+    return os.path.join(folder or "", ref["path"])
+
+
+def build_material(mat: dict, name_prefix: str = "", folder: str | None = None):
+    """A Principled material for previews: base colour (map x tint, or the dye colour), roughness,
+    metallic, subsurface, sheen, normal map and alpha. Video rendering builds its materials in
+    render_scene.py from the scene description instead."""
     m = bpy.data.materials.new(f"{name_prefix}{mat['name']}")
     m.use_nodes = True
     nt = m.node_tree
     bsdf = nt.nodes.get("Principled BSDF")
-    bsdf.inputs["Base Color"].default_value = list(mat["base_color"]) + [1.0]
+    bsdf.inputs["Base Color"].default_value = list(mat.get("base_color", (0.8, 0.8, 0.8))) + [1.0]
     bsdf.inputs["Roughness"].default_value = float(mat.get("roughness", 0.5))
     bsdf.inputs["Metallic"].default_value = float(mat.get("metallic", 0.0))
-    if mat.get("subsurface"):
-        bsdf.inputs["Subsurface Weight"].default_value = float(mat["subsurface"])
-        bsdf.inputs["Subsurface Radius"].default_value = (0.012, 0.005, 0.003)
-        bsdf.inputs["Subsurface Scale"].default_value = 0.5
-    if mat.get("sheen"):
-        bsdf.inputs["Sheen Weight"].default_value = float(mat["sheen"])
-    if mat.get("texture"):
+    sss = mat.get("subsurface")
+    weight = float(sss.get("weight", 0.0)) if isinstance(sss, dict) else float(sss or 0.0)
+    if weight > 0:
+        bsdf.inputs["Subsurface Weight"].default_value = weight
+        radius = sss.get("radius", (0.012, 0.005, 0.003)) if isinstance(sss, dict) else (0.012, 0.005, 0.003)
+        bsdf.inputs["Subsurface Radius"].default_value = tuple(radius)
+        bsdf.inputs["Subsurface Scale"].default_value = 1.0
+    sheen = mat.get("sheen")
+    sheen_w = float(sheen.get("weight", 0.0)) if isinstance(sheen, dict) else float(sheen or 0.0)
+    if sheen_w > 0:
+        bsdf.inputs["Sheen Weight"].default_value = sheen_w
+    base = _texture_path(mat.get("base_color_map", mat.get("texture")), folder)
+    recolor = mat.get("recolor") or {}
+    if base:
         tex = nt.nodes.new("ShaderNodeTexImage")
         try:
-            tex.image = bpy.data.images.load(mat["texture"], check_existing=True)
-            nt.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+            tex.image = bpy.data.images.load(base, check_existing=True)
         except RuntimeError:
-            pass  # a missing texture leaves the base colour
+            raise RuntimeError(f"texture {base} of material {mat['name']} cannot be read") from None
+        color = tex.outputs["Color"]
+        tint = mat.get("tint") or recolor.get("color")
+        if tint:
+            mul = nt.nodes.new("ShaderNodeMix")
+            mul.data_type = "RGBA"
+            mul.blend_type = "MULTIPLY"
+            mul.inputs[0].default_value = 1.0
+            nt.links.new(color, mul.inputs[6])
+            scale = 1.0 / max(float(recolor.get("luminance", 1.0)), 1e-3) if recolor and not mat.get("tint") else 1.0
+            mul.inputs[7].default_value = [min(c * scale, 4.0) for c in tint] + [1.0]
+            color = mul.outputs[2]
+        nt.links.new(color, bsdf.inputs["Base Color"])
+        if mat.get("alpha_mode", "opaque") != "opaque":
+            nt.links.new(tex.outputs["Alpha"], bsdf.inputs["Alpha"])
     elif mat.get("pattern"):
         _pattern_nodes(nt, mat, bsdf.inputs["Base Color"])
+    normal = _texture_path(mat.get("normal_map"), folder)
+    if normal:
+        img = nt.nodes.new("ShaderNodeTexImage")
+        img.image = bpy.data.images.load(normal, check_existing=True)
+        img.image.colorspace_settings.name = "Non-Color"
+        nm = nt.nodes.new("ShaderNodeNormalMap")
+        nm.inputs["Strength"].default_value = float(mat.get("normal_strength", 1.0))
+        nt.links.new(img.outputs["Color"], nm.inputs["Color"])
+        nt.links.new(nm.outputs["Normal"], bsdf.inputs["Normal"])
     _label_aovs(nt)
     return m
 
@@ -240,7 +283,7 @@ def build_character(data: dict | str, name: str = "character", collection=None, 
     add_vertex_groups(body, data)
     if materials:
         for mat in data["materials"]:
-            body.data.materials.append(build_material(mat, f"{name}_"))
+            body.data.materials.append(build_material(mat, f"{name}_", data.get("folder")))
     body.parent = rig
     mod = body.modifiers.new("armature", "ARMATURE")
     mod.object = rig

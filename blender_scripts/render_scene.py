@@ -161,12 +161,19 @@ def aov_value(nt, socket, name):
     _link(nt, socket, out.inputs["Value"])
 
 
-def subject_aov(nt):
-    """AOV `fg` = the object's `thfm_subject` custom property (1 on subjects, 0 elsewhere)."""
+def subject_aov(nt, gate=None):
+    """AOV `fg` = the object's `thfm_subject` custom property (1 on subjects, 0 elsewhere).
+
+    `gate` (a 0/1 socket): an alpha card's per-sample coverage, so the AOV averaged over the
+    samples is the card's alpha-composited matte (see `alpha_gate`).
+    """
     attr = nt.nodes.new("ShaderNodeAttribute")
     attr.attribute_type = "OBJECT"
     attr.attribute_name = SUBJECT_PROP
-    aov_value(nt, attr.outputs["Fac"], contract.AOV_FG)
+    value = attr.outputs["Fac"]
+    if gate is not None:
+        value = _math(nt, "MULTIPLY", value, gate)
+    aov_value(nt, value, contract.AOV_FG)
 
 
 def load_image(path, what):
@@ -191,6 +198,221 @@ def check_image(image, what, path=None):
                                                         "validate` decodes every asset file)")
 
 
+# Materials follow thfm_synth/characters/materials.py (the schema) as flattened by
+# thfm_synth/render/description.py `Material`; every key is optional (older descriptions
+# hold only name, base_color, roughness, metallic, specular, texture, checker_*).
+ALPHA_CARDS_PROP = "thfm_alpha_cards"  # scene property: JSON list of alpha maps (label override)
+ATTR_ALPHA = "thfm_alpha"  # FACE float: 1-based index into that list, 0 = opaque
+
+
+def _math(nt, op, a, b=None, clamp=False):
+    n = nt.nodes.new("ShaderNodeMath")
+    n.operation = op
+    n.use_clamp = clamp
+    for i, v in enumerate((a, b)):
+        if v is None:
+            continue
+        if isinstance(v, (int, float)):
+            n.inputs[i].default_value = float(v)
+        else:
+            _link(nt, v, n.inputs[i])
+    return n.outputs[0]
+
+
+def _mix_rgb(nt, fac, a, b, blend="MIX"):
+    """ShaderNodeMix (RGBA): fac, a and b are sockets or constants."""
+    n = nt.nodes.new("ShaderNodeMix")
+    n.data_type = "RGBA"
+    n.blend_type = blend
+    a_in, b_in = [i for i in n.inputs if i.type == "RGBA"][:2]
+    for sock, v in ((n.inputs[0], fac), (a_in, a), (b_in, b)):
+        if isinstance(v, (int, float)):
+            sock.default_value = float(v)
+        elif isinstance(v, (tuple, list)):
+            sock.default_value = (*v[:3], 1.0)
+        else:
+            _link(nt, v, sock)
+    return [o for o in n.outputs if o.type == "RGBA"][0]
+
+
+def _rgb(nt, c):
+    n = nt.nodes.new("ShaderNodeRGB")
+    n.outputs[0].default_value = (*c[:3], 1.0)
+    return n.outputs[0]
+
+
+def _uv(nt):
+    for n in nt.nodes:
+        if n.bl_idname == "ShaderNodeUVMap" and n.uv_map == "UVMap":
+            return n.outputs["UV"]
+    n = nt.nodes.new("ShaderNodeUVMap")
+    n.uv_map = "UVMap"
+    return n.outputs["UV"]
+
+
+def load_texture(path, root, non_color=False):
+    """An image datablock that really holds pixels (a render never shows Blender's magenta)."""
+    img = load_image(os.path.abspath(resolve(path, root)), "texture")
+    if non_color:
+        img.colorspace_settings.name = "Non-Color"
+    return img
+
+
+def _image(nt, path, root, non_color=False):
+    tex = nt.nodes.new("ShaderNodeTexImage")
+    tex.image = load_texture(path, root, non_color)
+    _link(nt, _uv(nt), tex.inputs["Vector"])
+    return tex
+
+
+def _pattern_mask(nt, m):
+    """0/1 print mask in rest-pose metres: the canonical coordinates scaled by `pattern_scale`
+    (periods across the character's box), so a print rides with the cloth in every pose.
+    Across the body the print runs along x + y (front and back vary in x, the sides in y), so
+    vertical stripes and checks wrap around the torso instead of smearing along the sides."""
+    attr = nt.nodes.new("ShaderNodeAttribute")
+    attr.attribute_type = "GEOMETRY"
+    attr.attribute_name = ATTR_CANONICAL
+    scale = nt.nodes.new("ShaderNodeVectorMath")
+    scale.operation = "MULTIPLY"
+    _link(nt, attr.outputs["Vector"], scale.inputs[0])
+    scale.inputs[1].default_value = tuple(m.get("pattern_scale") or (10.0, 10.0, 10.0))
+    sep = nt.nodes.new("ShaderNodeSeparateXYZ")
+    _link(nt, scale.outputs["Vector"], sep.inputs["Vector"])
+    across = _math(nt, "ADD", sep.outputs["X"], sep.outputs["Y"])
+    comb = nt.nodes.new("ShaderNodeCombineXYZ")
+    _link(nt, across, comb.inputs["X"])
+    _link(nt, sep.outputs["Z"], comb.inputs["Y"])
+    comb.inputs["Z"].default_value = 0.25  # off a cell boundary of the 3D checker
+    kind = m["pattern_type"]
+    if kind == "checker":
+        chk = nt.nodes.new("ShaderNodeTexChecker")
+        chk.inputs["Scale"].default_value = 1.0
+        chk.inputs["Color1"].default_value = (1, 1, 1, 1)
+        chk.inputs["Color2"].default_value = (0, 0, 0, 1)
+        _link(nt, comb.outputs["Vector"], chk.inputs["Vector"])
+        return chk.outputs["Fac"]
+    if kind == "dots":
+        vor = nt.nodes.new("ShaderNodeTexVoronoi")
+        vor.voronoi_dimensions = "2D"
+        vor.inputs["Scale"].default_value = 1.0
+        vor.inputs["Randomness"].default_value = 0.0
+        _link(nt, comb.outputs["Vector"], vor.inputs["Vector"])
+        return _math(nt, "LESS_THAN", vor.outputs["Distance"], 0.3)
+    axis = across if m.get("pattern_axis") == "x" else sep.outputs["Z"]  # stripes
+    return _math(nt, "LESS_THAN", _math(nt, "FRACT", axis), 0.5)
+
+
+def base_color_socket(nt, m, root):
+    """The base colour: map x tint, dyed (luminance kept) with an optional print, HSV shifted."""
+    if m.get("texture"):
+        color = _image(nt, m["texture"], root).outputs["Color"]
+        tint = tuple(m.get("base_tint") or (1.0, 1.0, 1.0))
+        if any(abs(t - 1.0) > 1e-6 for t in tint):
+            color = _mix_rgb(nt, 1.0, color, tint, "MULTIPLY")
+        amount = float(m.get("recolor_amount") or 0.0)
+        if m.get("recolor_color") is not None and amount > 0:
+            bw = nt.nodes.new("ShaderNodeRGBToBW")
+            _link(nt, color, bw.inputs["Color"])
+            # the map's shading relative to its mean, capped: light trim and the unpainted margin of
+            # a UV island would otherwise glow (x15 on a black garment dyed light)
+            ratio = _math(nt, "MINIMUM", _math(nt, "DIVIDE", bw.outputs["Val"],
+                                               max(float(m.get("recolor_luminance") or 0.18), 1e-4)), 1.6)
+            target = _rgb(nt, m["recolor_color"])
+            if m.get("pattern_type"):
+                target = _mix_rgb(nt, _pattern_mask(nt, m), target, tuple(m.get("pattern_color") or (0, 0, 0)))
+            dyed = _mix_rgb(nt, 1.0, target, _combine_gray(nt, ratio), "MULTIPLY")
+            color = _mix_rgb(nt, amount, color, dyed)
+        hsv = tuple(m.get("hsv") or (0.0, 1.0, 1.0))
+        if abs(hsv[0]) > 1e-6 or abs(hsv[1] - 1) > 1e-6 or abs(hsv[2] - 1) > 1e-6:
+            node = nt.nodes.new("ShaderNodeHueSaturation")
+            node.inputs["Hue"].default_value = 0.5 + hsv[0]
+            node.inputs["Saturation"].default_value = hsv[1]
+            node.inputs["Value"].default_value = hsv[2]
+            _link(nt, color, node.inputs["Color"])
+            color = node.outputs["Color"]
+        return color
+    if m.get("checker_color") is not None:
+        uv = nt.nodes.new("ShaderNodeTexCoord")
+        chk = nt.nodes.new("ShaderNodeTexChecker")
+        chk.inputs["Color1"].default_value = (*m["base_color"], 1.0)
+        chk.inputs["Color2"].default_value = (*m["checker_color"], 1.0)
+        chk.inputs["Scale"].default_value = m["checker_scale"]
+        _link(nt, uv.outputs["UV"], chk.inputs["Vector"])
+        return chk.outputs["Color"]
+    if m.get("pattern_type"):
+        return _mix_rgb(nt, _pattern_mask(nt, m), tuple(m["base_color"]), tuple(m.get("pattern_color") or (0, 0, 0)))
+    return None
+
+
+def _combine_gray(nt, value):
+    comb = nt.nodes.new("ShaderNodeCombineColor")
+    for k in ("Red", "Green", "Blue"):
+        _link(nt, value, comb.inputs[k])
+    return comb.outputs["Color"]
+
+
+def alpha_value(nt, m, root):
+    """The opacity socket of an alpha-mapped material (None when opaque)."""
+    if (m.get("alpha_mode") or "opaque") == "opaque":
+        return None
+    alpha = None
+    if m.get("alpha_map"):
+        tex = _image(nt, m["alpha_map"], root)
+        if m.get("alpha_channel", "a") == "r":
+            sep = nt.nodes.new("ShaderNodeSeparateColor")
+            _link(nt, tex.outputs["Color"], sep.inputs["Color"])
+            alpha = sep.outputs["Red"]
+        else:
+            alpha = tex.outputs["Alpha"]
+    opacity = float(m.get("opacity", 1.0))
+    if alpha is None:
+        return _math(nt, "ADD", opacity, 0.0)
+    return alpha if opacity >= 1.0 else _math(nt, "MULTIPLY", alpha, opacity)
+
+
+def alpha_gate(nt, m, root):
+    """0/1 coverage per sample. mask: alpha >= cutoff. blend: alpha > a white-noise hash of the
+    hit position (a fresh uniform number per sample, as samples hit different points), so the
+    RGB samples and the `fg` AOV average to the alpha-composited coverage."""
+    alpha = alpha_value(nt, m, root)
+    if alpha is None:
+        return None
+    if m.get("alpha_mode") == "mask":
+        return _math(nt, "GREATER_THAN", alpha, float(m.get("alpha_cutoff", 0.5)) - 1e-6)
+    geo = nt.nodes.new("ShaderNodeNewGeometry")
+    noise = nt.nodes.new("ShaderNodeTexWhiteNoise")
+    noise.noise_dimensions = "3D"
+    _link(nt, geo.outputs["Position"], noise.inputs["Vector"])
+    return _math(nt, "GREATER_THAN", alpha, noise.outputs["Value"])
+
+
+def register_alpha_card(m, root):
+    """Record an alpha map for the label override (labels use the first surface with alpha >=
+    cutoff); returns its 1-based id."""
+    scene = bpy.context.scene
+    cards = json.loads(scene.get(ALPHA_CARDS_PROP, "[]"))
+    card = {"path": os.path.abspath(resolve(m["alpha_map"], root)) if m.get("alpha_map") else None,
+            "channel": m.get("alpha_channel", "a"), "cutoff": float(m.get("alpha_cutoff", 0.5)),
+            "opacity": float(m.get("opacity", 1.0))}
+    if card not in cards:
+        cards.append(card)
+    scene[ALPHA_CARDS_PROP] = json.dumps(cards)
+    # stacked cards: a ray may pass several transparent card texels before it hits a strand
+    scene.cycles.transparent_max_bounces = max(scene.cycles.transparent_max_bounces, 24)
+    return cards.index(card) + 1
+
+
+def attach_alpha_ids(me, face_material, materials):
+    """FACE attribute `thfm_alpha`: each face's alpha-card id (0 = opaque) for the label override."""
+    ids = np.array([float(mat.get("thfm_alpha_id", 0)) for mat in materials], np.float32)
+    if not ids.any():
+        return
+    fm = np.zeros(len(me.polygons), np.int64) if face_material is None else np.asarray(face_material, np.int64)
+    a = me.attributes.new(ATTR_ALPHA, "FLOAT", "FACE")
+    a.data.foreach_set("value", ids[fm])
+
+
 def make_material(m, root):
     mat = bpy.data.materials.new(m["name"])
     nt = mat.node_tree
@@ -201,23 +423,52 @@ def make_material(m, root):
     bsdf.inputs["Roughness"].default_value = m["roughness"]
     bsdf.inputs["Metallic"].default_value = m["metallic"]
     bsdf.inputs["Specular IOR Level"].default_value = m["specular"]
-    if m.get("texture"):
-        tex = nt.nodes.new("ShaderNodeTexImage")
-        tex.image = load_image(resolve(m["texture"], root), f"texture of material {m['name']}")
-        _link(nt, tex.outputs["Color"], bsdf.inputs["Base Color"])
-    elif m.get("checker_color") is not None:
-        uv = nt.nodes.new("ShaderNodeTexCoord")
-        chk = nt.nodes.new("ShaderNodeTexChecker")
-        chk.inputs["Color1"].default_value = (*m["base_color"], 1.0)
-        chk.inputs["Color2"].default_value = (*m["checker_color"], 1.0)
-        chk.inputs["Scale"].default_value = m["checker_scale"]
-        _link(nt, uv.outputs["UV"], chk.inputs["Vector"])
-        _link(nt, chk.outputs["Color"], bsdf.inputs["Base Color"])
-    subject_aov(nt)
+    bsdf.inputs["IOR"].default_value = float(m.get("ior", 1.45))
+    color = base_color_socket(nt, m, root)
+    if color is not None:
+        _link(nt, color, bsdf.inputs["Base Color"])
+    if m.get("roughness_map"):
+        r = nt.nodes.new("ShaderNodeSeparateColor")
+        _link(nt, _image(nt, m["roughness_map"], root, non_color=True).outputs["Color"], r.inputs["Color"])
+        rough = r.outputs["Red"]
+        if m.get("roughness_is_gloss"):
+            rough = _math(nt, "SUBTRACT", 1.0, rough)
+        _link(nt, rough, bsdf.inputs["Roughness"])
+    if m.get("metallic_map"):
+        r = nt.nodes.new("ShaderNodeSeparateColor")
+        _link(nt, _image(nt, m["metallic_map"], root, non_color=True).outputs["Color"], r.inputs["Color"])
+        _link(nt, r.outputs["Red"], bsdf.inputs["Metallic"])
+    if m.get("normal_map"):
+        nm = nt.nodes.new("ShaderNodeNormalMap")
+        nm.space = "TANGENT"
+        nm.uv_map = "UVMap"
+        nm.inputs["Strength"].default_value = float(m.get("normal_strength", 1.0))
+        _link(nt, _image(nt, m["normal_map"], root, non_color=True).outputs["Color"], nm.inputs["Color"])
+        _link(nt, nm.outputs["Normal"], bsdf.inputs["Normal"])
+    if float(m.get("subsurface_weight") or 0.0) > 0:
+        bsdf.subsurface_method = "RANDOM_WALK"
+        bsdf.inputs["Subsurface Weight"].default_value = float(m["subsurface_weight"])
+        bsdf.inputs["Subsurface Radius"].default_value = tuple(m.get("subsurface_radius") or (0.0045, 0.0017, 0.0009))
+        bsdf.inputs["Subsurface Scale"].default_value = 1.0  # the radius is in metres already
+        if "Subsurface IOR" in bsdf.inputs:  # only with the random-walk (skin) methods
+            bsdf.inputs["Subsurface IOR"].default_value = 1.4
+    if float(m.get("sheen_weight") or 0.0) > 0:
+        bsdf.inputs["Sheen Weight"].default_value = float(m["sheen_weight"])
+        bsdf.inputs["Sheen Roughness"].default_value = float(m.get("sheen_roughness", 0.5))
+        bsdf.inputs["Sheen Tint"].default_value = (*(m.get("sheen_tint") or (1.0, 1.0, 1.0)), 1.0)
+    if float(m.get("coat_weight") or 0.0) > 0:
+        bsdf.inputs["Coat Weight"].default_value = float(m["coat_weight"])
+        bsdf.inputs["Coat Roughness"].default_value = float(m.get("coat_roughness", 0.03))
+        bsdf.inputs["Coat IOR"].default_value = float(m.get("coat_ior", 1.5))
+    gate = alpha_gate(nt, m, root)
+    if gate is not None:
+        _link(nt, gate, bsdf.inputs["Alpha"])
+        mat["thfm_alpha_id"] = register_alpha_card(m, root)
+    subject_aov(nt, gate)
     return mat
 
 
-def flow_aovs(nt):
+def flow_aovs(nt, gated=lambda sock: sock):
     """AOVs nx_*/pv_*: the world position of the shaded point at t+1 / t-1. Moving objects carry it
     as vertex attributes (PROP_MOVING = 1); for the others it is the shading position itself:
     position + moving * (attribute - position)."""
@@ -245,7 +496,7 @@ def flow_aovs(nt):
         sep = nt.nodes.new("ShaderNodeSeparateXYZ")
         _link(nt, total.outputs["Vector"], sep.inputs["Vector"])
         for axis, name in zip("XYZ", aovs):
-            aov_value(nt, sep.outputs[axis], name)
+            aov_value(nt, gated(sep.outputs[axis]), name)  # alpha cards: the first opaque-enough hit
 
 
 def label_material(flow=False):
@@ -256,6 +507,12 @@ def label_material(flow=False):
     emission (or nothing) the shader is treated as transparent as soon as it writes AOVs, and
     camera rays pass through it (no depth, AOVs summed over every layer hit). A 1e-9 emission
     is kept; `emission_sampling = NONE` stops Cycles from turning every mesh into a light.
+
+    Alpha cards (materials registered by `register_alpha_card`, faces tagged `thfm_alpha`):
+    a texel with alpha below its cutoff is fully transparent here, so depth, normal and index
+    (Cycles writes them at the first surface with alpha >= the layer's 0.5 threshold) and the
+    AOVs (multiplied by the same 0/1 gate, since Cycles adds AOV writes along transparent
+    hops) all come from the first surface with alpha >= cutoff.
     """
     mat = bpy.data.materials.new("thfm_labels")
     nt = mat.node_tree
@@ -265,12 +522,25 @@ def label_material(flow=False):
     emit = nt.nodes.new("ShaderNodeEmission")
     emit.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
     emit.inputs["Strength"].default_value = 1e-9
-    _link(nt, emit.outputs["Emission"], out.inputs["Surface"])
     mat.cycles.emission_sampling = "NONE"
+    gate = label_alpha_gate(nt)
+    if gate is None:
+        _link(nt, emit.outputs["Emission"], out.inputs["Surface"])
+    else:
+        mix = nt.nodes.new("ShaderNodeMixShader")
+        clear = nt.nodes.new("ShaderNodeBsdfTransparent")
+        _link(nt, gate, mix.inputs["Fac"])
+        _link(nt, clear.outputs["BSDF"], mix.inputs[1])
+        _link(nt, emit.outputs["Emission"], mix.inputs[2])
+        _link(nt, mix.outputs["Shader"], out.inputs["Surface"])
+
+    def gated(sock):
+        return sock if gate is None else _math(nt, "MULTIPLY", sock, gate)
+
     part = nt.nodes.new("ShaderNodeAttribute")
     part.attribute_type = "GEOMETRY"
     part.attribute_name = ATTR_PART
-    aov_value(nt, part.outputs["Fac"], contract.AOV_PART)
+    aov_value(nt, gated(part.outputs["Fac"]), contract.AOV_PART)
     for attr_name, aovs in ((ATTR_PART_UV, contract.AOV_PART_UV), (ATTR_CANONICAL, contract.AOV_CANONICAL)):
         attr = nt.nodes.new("ShaderNodeAttribute")
         attr.attribute_type = "GEOMETRY"
@@ -278,11 +548,32 @@ def label_material(flow=False):
         sep = nt.nodes.new("ShaderNodeSeparateXYZ")
         _link(nt, attr.outputs["Vector"], sep.inputs["Vector"])
         for axis, name in zip("XYZ", aovs):
-            aov_value(nt, sep.outputs[axis], name)
+            aov_value(nt, gated(sep.outputs[axis]), name)
     if flow:
-        flow_aovs(nt)
-    subject_aov(nt)
+        flow_aovs(nt, gated)
+    subject_aov(nt, gate)
     return mat
+
+
+def label_alpha_gate(nt):
+    """0/1: the face's alpha card (if any) has alpha >= its cutoff at this point; None if no cards."""
+    cards = json.loads(bpy.context.scene.get(ALPHA_CARDS_PROP, "[]"))
+    if not cards:
+        return None
+    attr = nt.nodes.new("ShaderNodeAttribute")
+    attr.attribute_type = "GEOMETRY"
+    attr.attribute_name = ATTR_ALPHA
+    holes = None  # sum over cards of [face uses card k] * [alpha below cutoff]
+    for k, card in enumerate(cards, start=1):
+        m = {"alpha_mode": "mask", "alpha_map": card["path"], "alpha_channel": card["channel"],
+             "opacity": card["opacity"]}
+        alpha = alpha_value(nt, m, "")
+        below = _math(nt, "LESS_THAN", alpha, card["cutoff"] - 1e-6)
+        uses = _math(nt, "COMPARE", attr.outputs["Fac"], float(k))
+        uses.node.inputs[2].default_value = 0.25  # COMPARE epsilon
+        hole = _math(nt, "MULTIPLY", uses, below)
+        holes = hole if holes is None else _math(nt, "ADD", holes, hole)
+    return _math(nt, "SUBTRACT", 1.0, holes, clamp=True)
 
 
 # --------------------------------------------------------------------------- scene
@@ -556,6 +847,7 @@ def build_objects(doc, arrays, root):
                         smooth=o["shade_smooth"] and kind != "box" and kind != "plane", vertex_normals=vnormals)
         for m in o["materials"]:
             me.materials.append(make_material(m, root))
+        attach_alpha_ids(me, face_material, me.materials)  # alpha cards -> label override
         ob = bpy.data.objects.new(o["name"], me)
         bpy.context.scene.collection.objects.link(ob)
         ob[SUBJECT_PROP] = 1.0 if o["subject"] else 0.0

@@ -20,6 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_ASSETS: Path | None = testassets.find_test_assets()
 MISSING_ASSETS = testassets.missing_reason()
 
+# Built-in characters wear the MakeHuman assets of the test assets (as a user's fetched folder would
+# provide); without that folder they keep the procedural look. Set for the whole session so
+# CLI subprocesses (run_cli) see it too; a test wanting the fallback clears it itself.
+SHARED_MAKEHUMAN = TEST_ASSETS / "makehuman" if TEST_ASSETS is not None else None
+if SHARED_MAKEHUMAN is not None and SHARED_MAKEHUMAN.is_dir() and "THFM_MAKEHUMAN" not in os.environ:
+    os.environ["THFM_MAKEHUMAN"] = str(SHARED_MAKEHUMAN)
+
 
 def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `thfm-synth ARGS` in a fresh interpreter of this environment, like a user would."""
@@ -51,6 +58,11 @@ def shared_assets() -> Path:
     if TEST_ASSETS is None:
         pytest.skip(MISSING_ASSETS)
     return TEST_ASSETS
+
+
+@pytest.fixture(scope="session")
+def shared_makehuman(shared_assets) -> Path:
+    return shared_assets / "makehuman"
 
 
 @pytest.fixture(scope="session")

@@ -40,12 +40,17 @@ def test_characters_are_diverse(bodies):
     assert len(skins) == len(bodies)
     assert len({p["appearance"]["skin"]["fitzpatrick"] for p in params}) >= 3
     assert len({p["phenotype"]["sex"] for p in params}) == 2
-    assert len({(p["appearance"]["top"]["type"], p["appearance"]["bottom"]["type"]) for p in params}) >= 3
+    if params[0]["appearance"].get("source") == "makehuman":  # real assets (tests/conftest.py)
+        assert len({(p["appearance"]["outfit"]["asset"], p["appearance"]["hair"]["asset"]) for p in params}) >= 3
+        wanted = {"skin", "eyes", "hair", "eyebrows", "eyelashes", "outfit", "shoes", "teeth"}
+    else:
+        assert len({(p["appearance"]["top"]["type"], p["appearance"]["bottom"]["type"]) for p in params}) >= 3
+        wanted = {"skin", "eyes", "hair", "headwear", "top", "bottom", "shoes"}
     # garments change the vertex count, i.e. the silhouette geometry differs
     assert len({len(c.vertices) for c in bodies}) >= 4
     for p in params:  # every sampled choice is recorded
         assert {"age_years", "gender", "height", "weight", "muscle", "proportions"} <= set(p["phenotype"])
-        assert {"skin", "eyes", "hair", "headwear", "top", "bottom", "shoes"} <= set(p["appearance"])
+        assert wanted <= set(p["appearance"])
 
 
 def test_wide_age_range_has_children_and_elderly():

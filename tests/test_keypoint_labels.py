@@ -77,6 +77,13 @@ def _view(target, azimuth_deg, distance, focal_mm=50.0, width=96, height=96, ele
     return intrinsics(focal_mm, 36.0, width, height), r, -r @ eye
 
 
+def opaque_faces(c) -> np.ndarray:
+    """The faces of materials without an alpha map: what a z-buffer of the mesh may treat as solid."""
+    cards = np.array([(m.get("alpha_mode") or "opaque") != "opaque" for m in c.materials] or [False])
+    fm = np.asarray(c.face_material, np.int64) if c.face_material is not None else np.zeros(len(c.faces), np.int64)
+    return np.asarray(c.faces)[~cards[np.clip(fm, 0, len(cards) - 1)]]
+
+
 @pytest.mark.parametrize("cid", CHARACTERS)
 def test_face_points_seen_from_behind_are_self_occluded_and_visible_from_the_front(cid, library, cache):
     c = _character(library, cid, cache)
@@ -86,7 +93,7 @@ def test_face_points_seen_from_behind_are_self_occluded_and_visible_from_the_fro
     sets = character_joint_sets(c, clip)
     verts = linear_blend_skinning(c, forward_kinematics(c, clip.local_rotations, clip.root_translation))
     head = sets["smpl24"].positions[0, SMPL24_NAMES.index("head")] + [0, 0, 0.05]
-    faces = np.asarray(c.faces)
+    faces = opaque_faces(c)  # alpha cards (hair, brows, lashes) let the renderer's label ray through mostly
     joints = {n: s.positions[:1] for n, s in sets.items()}
     names = {n: s.names for n, s in sets.items()}
     face = sets["coco17"].positions[0, :5]
@@ -98,13 +105,16 @@ def test_face_points_seen_from_behind_are_self_occluded_and_visible_from_the_fro
             ann = build_annotations(k[None], r[None], t[None], joints, names, [depth], [mask])
             vis = ann["visibility_coco17"][0, :5]
             uv, z = project(k, r, t, face)
-            behind = z - depth[uv[:, 1].astype(int), uv[:, 0].astype(int)]  # > 0: a surface in front
+            d = depth[uv[:, 1].astype(int), uv[:, 0].astype(int)]
+            behind = np.where(d > 0, z - d, -np.inf)  # > 0: a surface in front (0 depth: none at that pixel)
             # a face point more than 3 cm behind the surface that shows at its pixel is hidden,
             # including the 5-15 cm band the old 15 cm tolerance coded visible
             assert np.all(vis[behind > 0.03] == SELF_OCCLUDED), (cid, azimuth, elevation, behind, vis)
             hidden_in_band += int(((behind > 0.05) & (behind < 0.15)).sum())
-            if azimuth == 0:
-                assert np.all(vis[:3] == VISIBLE), (cid, elevation, vis)  # frontal: nose and eyes
+            if azimuth == 0:  # frontal: the nose, and at eye level the eyes (from 35 deg above, brows and
+                # upper lids may cover the pupils of deep-set eyes: then they are coded hidden, as the
+                # depth test above requires)
+                assert np.all(vis[:3 if elevation == 0 else 1] == VISIBLE), (cid, elevation, vis)
             if azimuth == 180 and elevation == 0:
                 assert np.all(vis[:3] == SELF_OCCLUDED), (cid, vis)
             if elevation == 0:  # interior joints keep their 15 cm tolerance: the head joint shows from all round
@@ -141,6 +151,7 @@ def test_face_points_lie_on_the_skin(cid, library, cache):
     face, source = landmarks.face_points_rest(c)
     assert source == ("regressor" if cid.startswith("anny") else "head_model_on_surface")
     verts, faces = np.asarray(c.vertices, np.float64), np.asarray(c.faces)
+    faces = faces[(np.asarray(c.vertex_garment)[faces] == 0).all(axis=1)]  # the skin: no hair, brows or clothes
     # distance to the surface along the line of sight of a frontal / side camera; ears may lie
     # under hair (their own tolerance in the visibility test)
     for idx, azimuth, tol in (((0, 1, 2), 0.0, 0.015), ((3,), 90.0, EAR_TOL_M), ((4,), 270.0, EAR_TOL_M)):

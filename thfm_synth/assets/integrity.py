@@ -35,12 +35,15 @@ def verify_asset(library: Library, asset_id: str, digests: DigestCache) -> dict:
     entry = library.entry(asset_id)
     path = library.path_of(entry)
     manifest = library._owner[entry.id].file
-    if path is None:  # built-in: the digest is that of its generator settings, checked the same way
+    generated = path is None or getattr(entry, "format", None) == "smplx"
+    if generated:  # built-in: the digest is that of its generator settings, checked the same way (an
+        # SMPL-X body's path is the user's model folder; its model files are checked by digest when the
+        # body is baked and posed, characters/smplx_model.py)
         actual = builtin_sha256(_kind_of(library, asset_id), entry.id, entry.params)
         if actual != entry.sha256:
             raise AssetMismatch(f"built-in asset {entry.id!r} of {manifest}: params digest {actual} differs from "
                                 f"the manifest's sha256 {entry.sha256}", "regenerate the manifest entry")
-        return {"sha256": actual, "path": None}
+        return {"sha256": actual, "path": None if path is None else str(path)}
     if not Path(path).exists():
         raise AssetMismatch(f"asset file {path} ({entry.id!r} of {manifest}) is missing",
                             "restore the file, or fix the manifest's path/root")

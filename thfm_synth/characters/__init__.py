@@ -20,15 +20,24 @@ Public API
 * `map_rig(bone_names, rig="auto")`, `RIG_TABLES`, `CANONICAL_JOINTS` (rigs.py);
 * Blender side: `blender_scripts/character_load.py` (build, pose, animate, evaluate).
 
-Baked character format (npz, `allow_pickle=False`, format_version 1)
---------------------------------------------------------------------
+Built-in bodies wear real CC0 MakeHuman assets when a MakeHuman folder is configured
+(`makehuman/`: `$THFM_MAKEHUMAN`, else where `thfm-synth assets fetch makehuman` puts it,
+`~/.cache/thfm-synth/makehuman`): a skin texture matched to age, sex and ancestry and toned
+continuously over Fitzpatrick I-VI, a fitted outfit (top and bottom dyed apart, some printed),
+shoes, a hairstyle, eyebrows and eyelashes as alpha cards, eyes and teeth (appearance.py,
+makehuman/dress.py). Without a folder they keep the procedural look (garments.py) and warn
+once. `preview.preview_characters` renders a contact sheet of a folder (`thfm-synth assets
+preview-characters`); `pokethrough.pokethrough` measures skin showing through cloth.
+
+Baked character format (npz, `allow_pickle=False`, format_version 2; 1 is still read)
+------------------------------------------------------------------------------------
 World frame (thfm_synth.conventions): right-handed, metres, Z up, rest pose standing on
 z = 0 (lowest vertex exactly at 0), facing -Y, pelvis (joint 0) above the origin.
 
 ==========================  ============  =====================================================
 key                         dtype/shape   meaning
 ==========================  ============  =====================================================
-format_version              int32 ()      1
+format_version              int32 ()      2 (2: textures by reference into the folder's store)
 vertices                    f4 (V, 3)     rest-pose positions
 faces                       i4 (F, 3)     triangles, counter-clockwise seen from outside
 uv                          f4 (U, 2)     texture coordinates (all 0 when the source had none:
@@ -55,15 +64,24 @@ vertex_canonical            f4 (V, 3)     canonical coordinates in [0, 1]^3 (lab
 canonical_min/_max          f4 (3,)       the rest-pose box those coordinates normalise
 face_part                   u1 (F,)       part per face (majority of its vertices)
 corner_part_uv              f4 (F, 3, 2)  chart UV per face corner in the face's part
-materials_json              str ()        JSON list: {name, kind (skin/eyes/mouth/cloth/shoes/
-                                          hair/source), base_color (linear RGB), roughness,
-                                          metallic, texture (absolute path or null), pattern
-                                          (null or {type stripes/checker/dots, color2, scale_m,
-                                          axis}), optional subsurface/sheen}
-garments_json               str ()        JSON list: {id, name, material, kind shell/skirt, ...}
+materials_json              str ()        JSON list of materials in the schema of
+                                          materials.py (kind skin/eyes/teeth/mouth/cloth/shoes/
+                                          hair/brows/lashes/source, base colour + map, tint,
+                                          dye, HSV, print, normal map, roughness/gloss,
+                                          metallic, alpha mode + map, subsurface, sheen, coat);
+                                          textures are {path: "textures/<sha256>.<ext>",
+                                          sha256} relative to the npz's folder (textures.py)
+garments_json               str ()        JSON list: {id, name (outfit/shoes/hair/eyebrows/
+                                          eyelashes/eyes/teeth, or procedural top/bottom/skirt/
+                                          shoes/hair/headwear), kind (makehuman/shell/skirt/
+                                          hull), asset, vertices, faces, ...}
 meta_json                   str ()        JSON: id, source, licence, rig, params (every sampled
-                                          choice of a built-in), height_m, skeleton clean-up,
-                                          import details (rig_map, rotation, rescale, ...);
+                                          choice of a built-in, `look` makehuman/procedural),
+                                          height_m, skeleton clean-up, import details (rig_map,
+                                          rotation, rescale, ...); built-ins dressed with
+                                          MakeHuman assets add `makehuman`: {folder_identity,
+                                          assets: [{role, asset, file, sha256, licence, source,
+                                          note}] for every file used};
                                           SMPL-X bodies: `smplx` (model file and sha256,
                                           gender, betas, expression, hand pose,
                                           world_from_model; smplx_body.py)
@@ -73,10 +91,16 @@ Pose convention (numpy skinning.py and Blender character_load.py agree to < 1 mm
 a local quaternion (w, x, y, z) = Blender's pose-bone `rotation_quaternion`, plus the world
 position of joint 0's head.
 
+Textures live beside the npz files in `textures/<sha256>.<ext>` (one copy per image for a
+whole library folder; `save_character` stores them, `textures.verify_folder` checks a copied
+folder). A library folder is therefore self-contained: npz files + manifest.yaml + textures/.
+
 Labels (parts, part UV charts, canonical coordinates) are documented in labels.py; they are
 computed by one function for built-in bodies and imported rigs: skin weights -> dominant
-bone -> body segment -> front/back (rest facing -Y) or head left/right (x); garment vertices
-copy the part and chart UV of the body vertex under them.
+bone -> body segment -> front/back (rest facing -Y) or head left/right (x); garments, shoes,
+eyes and teeth take the part, part UV and canonical coordinates of the body vertices they
+are bound to (a sleeve is the arm), hair, eyebrows and eyelashes the head's; alpha cards are
+labelled where alpha >= 0.5 (materials.py).
 """
 
 from thfm_synth.characters.builtin import bake_builtin, build_characters, character_npz

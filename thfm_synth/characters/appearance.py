@@ -8,6 +8,19 @@ a person would pick) and as linear RGB base colour (what the renderer uses).
 Skin tones span the full Fitzpatrick range: the type I..VI is drawn uniformly, then a
 continuous tone is interpolated between the neighbouring reference albedos below (sRGB of
 typical skin reflectance per type, from light to deep) with a small redness jitter.
+
+With a MakeHuman asset folder (makehuman/assets.py), `sample_makehuman_appearance` picks real
+assets instead. The skin tone t in [0, 5] is drawn first, uniform over the six Fitzpatrick
+types (t interpolates the six reference albedos above), then an ancestry whose range holds it
+(Caucasian t <= 2.6, Asian 0.9-3.6, African >= 2.6) and the age group (young < 35 <=
+middle-aged < 55 <= old, blended near the borders): together with the sex they pick the
+skin texture, and the renderer multiplies that texture by target / (its mean skin colour),
+a continuous tone that keeps its detail (pores, lips, veins). An outfit (top and bottom dyed
+independently, some with a printed pattern), shoes (some dyed), a hairstyle (or none) dyed to
+a natural hair colour (grey or white with age; blond, red and light irises only with light
+Caucasian skin), eyebrows and eyelashes in a darker shade of it, eye colour and teeth
+complete the person. Every choice is an asset key of the folder plus numbers, recorded in
+the character's params.
 """
 
 from __future__ import annotations
@@ -175,13 +188,13 @@ def sample_appearance(rng: np.random.Generator, phenotype: dict) -> dict:
 
 
 def _material(name: str, kind: str, srgb, roughness: float, pattern: dict | None = None, **extra) -> dict:
-    m = {"name": name, "kind": kind, "base_color": srgb_to_linear(srgb), "base_color_srgb": [int(x) for x in srgb],
-         "roughness": float(roughness), "metallic": 0.0, "texture": None, "pattern": None}
+    from thfm_synth.characters.materials import material
+
+    fields = {"base_color": srgb_to_linear(srgb), "roughness": float(roughness), **extra}
     if pattern and pattern.get("type", "solid") != "solid":
-        m["pattern"] = {"type": pattern["type"], "color2": srgb_to_linear(pattern["srgb2"]),
-                        "scale_m": pattern["scale_m"], "axis": pattern["axis"]}
-    m.update(extra)
-    return m
+        fields["pattern"] = {"type": pattern["type"], "color2": srgb_to_linear(pattern["srgb2"]),
+                             "scale_m": pattern["scale_m"], "axis": pattern["axis"], "amount": 1.0}
+    return material(name, kind, **fields)
 
 
 # Fixed material slots of a built-in body (the garment slots exist even when unused, so ids are stable).
@@ -191,7 +204,8 @@ MATERIAL_SLOTS = ("skin", "sclera", "iris", "mouth", "top", "bottom", "shoes", "
 def material_table(app: dict) -> list[dict]:
     skin = app["skin"]
     mats = [
-        _material("skin", "skin", skin["srgb"], skin["roughness"], subsurface=0.15),
+        _material("skin", "skin", skin["srgb"], skin["roughness"],
+                  subsurface={"weight": 0.15, "radius": [0.0045, 0.0017, 0.0009], "color": None}),
         _material("sclera", "eyes", (225, 222, 215), 0.1),
         _material("iris", "eyes", app["eyes"]["srgb"], 0.1),
         _material("mouth", "mouth", (150, 70, 70), 0.4),
@@ -200,8 +214,132 @@ def material_table(app: dict) -> list[dict]:
         g = app[slot]
         srgb = g.get("srgb", skin["srgb"])
         mats.append(_material(slot, "cloth" if slot != "shoes" else "shoes", srgb, g.get("roughness", 0.7),
-                              g.get("pattern"), sheen=0.3 if slot != "shoes" else 0.0))
+                              g.get("pattern"), **({"sheen": {"weight": 0.3, "roughness": 0.5, "tint": [1.0, 1.0, 1.0]}}
+                                                   if slot != "shoes" else {})))
     mats.append(_material("hair", "hair", app["hair"]["srgb"], app["hair"]["roughness"]))
     hw = app["headwear"]
-    mats.append(_material("headwear", "cloth", hw.get("srgb", app["hair"]["srgb"]), 0.9, sheen=0.3))
+    mats.append(_material("headwear", "cloth", hw.get("srgb", app["hair"]["srgb"]), 0.9,
+                          sheen={"weight": 0.3, "roughness": 0.5, "tint": [1.0, 1.0, 1.0]}))
     return mats
+
+
+# ---------------------------------------------------------------------------- MakeHuman assets
+ANCESTRY_TONE = {"caucasian": (-0.5, 2.6), "asian": (0.9, 3.6), "african": (2.6, 5.5)}
+AGE_GROUPS = (("young", 0.0, 35.0), ("middleage", 35.0, 55.0), ("old", 55.0, 200.0))
+# hairstyle weights by presentation; "none" = bald / shaved
+MH_HAIR = {"female": {"long01": 0.24, "bob02": 0.16, "ponytail01": 0.18, "braid01": 0.12, "short02": 0.12,
+                      "afro01": 0.08, "short04": 0.04, "short01": 0.03, "none": 0.03},
+           "male": {"short01": 0.22, "short02": 0.24, "short04": 0.2, "afro01": 0.08, "long01": 0.03,
+                    "ponytail01": 0.02, "none": 0.21}}
+# outfits a person of each presentation may wear (weights); unknown outfits in a folder weigh 1
+MH_OUTFITS = {"female": {"female_casualsuit01": 1.0, "female_casualsuit02": 1.0, "female_elegantsuit01": 1.0,
+                         "female_sportsuit01": 1.0, "male_casualsuit01": 0.3, "male_casualsuit02": 0.3,
+                         "male_casualsuit04": 0.3, "male_casualsuit06": 0.4, "male_worksuit01": 0.2},
+              "male": {"male_casualsuit01": 1.0, "male_casualsuit02": 1.0, "male_casualsuit03": 1.0,
+                       "male_casualsuit04": 1.0, "male_casualsuit05": 1.0, "male_casualsuit06": 1.0,
+                       "male_elegantsuit01": 0.8, "male_worksuit01": 0.6}}
+TOP_DYES = tuple(FABRIC_COLOURS)
+BOTTOM_DYES = ("black", "navy", "denim", "light_denim", "charcoal", "khaki", "beige", "olive", "brown",
+               "light_grey", "burgundy", "forest_green")
+MH_HAIR_COLOUR_WEIGHTS = {"caucasian": [0.16, 0.26, 0.22, 0.07, 0.14, 0.07, 0.08, 0.0, 0.0],
+                          "other": [0.7, 0.24, 0.05, 0.005, 0.005, 0.0, 0.0, 0.0, 0.0]}
+EYE_MATERIALS = {  # MakeHuman eye material -> weight for light / dark skin tones
+    "brown": (0.25, 0.6), "brownlight": (0.15, 0.3), "blue": (0.12, 0.02), "bluegreen": (0.08, 0.02),
+    "deepblue": (0.06, 0.01), "green": (0.1, 0.02), "grey": (0.1, 0.02), "ice": (0.04, 0.005),
+    "lightblue": (0.1, 0.015)}
+
+
+def _weighted_key(rng: np.random.Generator, weights: dict, available) -> str:
+    keys = [k for k in weights if k in available or k == "none"]
+    p = np.array([weights[k] for k in keys], np.float64)
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
+
+
+def _age_group(rng: np.random.Generator, years: float) -> str:
+    # soft borders: within 5 years of a border either side's texture may be used
+    for name, lo, hi in AGE_GROUPS:
+        if lo <= years < hi:
+            if hi < 200 and years > hi - 5 and rng.random() < (years - (hi - 5)) / 10:
+                return AGE_GROUPS[[g[0] for g in AGE_GROUPS].index(name) + 1][0]
+            if lo > 0 and years < lo + 5 and rng.random() < ((lo + 5) - years) / 10:
+                return AGE_GROUPS[[g[0] for g in AGE_GROUPS].index(name) - 1][0]
+            return name
+    return "old"
+
+
+def _tone_srgb(t: float, rng: np.random.Generator) -> list[int]:
+    lo, frac = int(np.floor(min(t, 4.999))), t - np.floor(min(t, 4.999))
+    srgb = FITZPATRICK_SRGB[lo] * (1 - frac) + FITZPATRICK_SRGB[min(lo + 1, 5)] * frac
+    srgb = srgb * np.array([1.0 + rng.uniform(-0.03, 0.04), 1.0, 1.0 + rng.uniform(-0.04, 0.02)])
+    return [int(x) for x in np.clip(np.round(srgb), 0, 255)]
+
+
+def _dye(rng: np.random.Generator, names, keep_p: float, pattern_p: float = 0.0) -> dict:
+    """A garment region's colour: the asset's own (keep), dyed to a fabric colour, or a print."""
+    r = rng.random()
+    if r < keep_p:
+        return {"mode": "keep", "value": round(float(rng.uniform(0.85, 1.15)), 3),
+                "hue": round(float(rng.uniform(-0.03, 0.03)), 4)}
+    fab = _fabric(rng, names)
+    out = {"mode": "dye", **fab, "amount": round(float(rng.uniform(0.8, 1.0)), 3)}
+    if r > 1.0 - pattern_p:
+        pat = _pattern(rng, fab, allow=True)
+        while pat["type"] == "solid":
+            pat = _pattern(rng, fab, allow=True)
+        out["pattern"] = pat
+    return out
+
+
+def sample_makehuman_appearance(rng: np.random.Generator, phenotype: dict, folder) -> dict:
+    """Asset choices for a body from a MakeHuman `AssetFolder` (JSON-able; see the module doc)."""
+    sex = "female" if phenotype["gender"] > 0.5 else "male"
+    years = float(phenotype.get("age_years", 35.0))
+    # tone first, uniform over the six types (t = k is type k+1's reference albedo; the end
+    # types' outer halves sit at the extreme albedo), then an ancestry whose range holds it
+    raw = float(rng.uniform(-0.5, 5.5))
+    tone = float(np.clip(raw, 0.0, 5.0))
+    fitz = int(np.clip(np.floor(raw + 0.5), 0, 5)) + 1
+    fits = [a for a, (lo, hi) in ANCESTRY_TONE.items() if lo <= raw <= hi]
+    ancestry = fits[int(rng.integers(len(fits)))]
+    age = _age_group(rng, years)
+    key = f"{age}_{ancestry}_{sex}"
+    if key not in folder.skins:  # a partial folder: the nearest skin of the same ancestry, else any
+        same = [k for k, s in folder.skins.items() if s.ancestry == ancestry] or list(folder.skins)
+        key = same[int(rng.integers(len(same)))]
+    skin = {"asset": key, "ancestry": ancestry, "age_group": age, "fitzpatrick": fitz, "tone": round(tone, 3),
+            "srgb": _tone_srgb(tone, rng), "roughness": round(float(rng.uniform(0.42, 0.55)), 3)}
+
+    light = tone < 2.5
+    eye_light = light and ancestry == "caucasian"  # light irises are rare outside light European skin
+    eye_key = _weighted_key(rng, {k: v[0 if eye_light else 1] for k, v in EYE_MATERIALS.items()},
+                            folder.eye_materials)
+
+    style = _weighted_key(rng, MH_HAIR[sex], folder.hair)
+    if years > 55 and rng.random() < min(0.9, (years - 45) / 35):
+        hair_colour = "grey" if rng.random() < 0.6 else "white"
+    else:  # black, dark brown, brown, auburn, blond, light blond, red (grey/white: age only)
+        w = MH_HAIR_COLOUR_WEIGHTS["caucasian" if ancestry == "caucasian" and light else "other"]
+        hair_colour = _choice(rng, HAIR_COLOURS, w)
+    hair_srgb = _jitter(rng, HAIR_COLOURS[hair_colour], 0.05)
+    hair = {"asset": None if style == "none" else style, "colour": hair_colour, "srgb": hair_srgb,
+            "amount": round(float(rng.uniform(0.85, 1.0)), 3), "roughness": round(float(rng.uniform(0.35, 0.5)), 3)}
+    brow_srgb = [int(round(c * rng.uniform(0.55, 0.8))) for c in hair_srgb] if hair_colour not in ("grey", "white") \
+        else _jitter(rng, (110, 105, 100), 0.05)
+    brows = sorted(folder.eyebrows)
+    lashes = sorted(folder.eyelashes)
+    eyebrows = {"asset": brows[int(rng.integers(len(brows)))], "srgb": brow_srgb}
+    eyelashes = {"asset": lashes[int(rng.integers(len(lashes)))], "srgb": _jitter(rng, (18, 14, 12), 0.05)}
+
+    outfit_key = _weighted_key(rng, {**{k: 1.0 for k in folder.outfits if k not in MH_OUTFITS["female"]
+                                        and k not in MH_OUTFITS["male"]}, **MH_OUTFITS[sex]}, folder.outfits)
+    top = _dye(rng, TOP_DYES, keep_p=0.3, pattern_p=0.2)
+    bottom = _dye(rng, BOTTOM_DYES, keep_p=0.4)
+    for region in (top, bottom):
+        region["roughness"] = round(float(rng.uniform(0.7, 0.95)), 3)
+        region["sheen"] = round(float(rng.uniform(0.2, 0.6)), 3)
+    shoe_keys = sorted(folder.shoes)
+    shoes = {"asset": shoe_keys[int(rng.integers(len(shoe_keys)))],
+             **_dye(rng, SHOE_COLOURS, keep_p=0.6), "roughness": round(float(rng.uniform(0.35, 0.7)), 3)}
+    return {"source": "makehuman", "skin": skin, "eyes": {"asset": eye_key}, "hair": hair, "eyebrows": eyebrows,
+            "eyelashes": eyelashes, "outfit": {"asset": outfit_key, "top": top, "bottom": bottom}, "shoes": shoes,
+            "teeth": {"asset": "teeth_base"}}

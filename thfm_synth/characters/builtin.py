@@ -6,14 +6,19 @@
   choice (phenotype and appearance).
 * `bake_builtin(entry, cache_dir)`: a `format: anny` entry of the default library
   (params `{"generator": "anny", "seed": N, "age_range": "adult"}`, optional `index`,
-  default 0) baked once into `cache_dir` under a name that holds the entry's sha256 and
-  the format/generator versions, then reused. Entry seed N gives the same body as
-  character 0 of `build_characters(..., seed=N)`.
+  default 0) baked once into `cache_dir` under a name that holds the entry's sha256, the
+  format/generator versions and the look (MakeHuman asset set or procedural), then reused.
+  Entry seed N gives the same body as character 0 of `build_characters(..., seed=N)`.
+  Textures go to `cache_dir/textures/` (content-addressed, shared by every cached body).
 * SMPL-X bodies (the user's model files, smplx_body.py): `build_characters(..., backend="smplx",
   model_dir=DIR)` bakes `smplx-<seed>-<i:05d>.npz`; a `format: smplx` entry (path: the model
   folder; params `{"generator": "smplx", "seed": N, "index": i, "gender": "mixed",
   "texture_dir": null}`) is baked on first use like a built-in, cached under its sha256 and the
   digests of the model files. Their licence is the user's SMPL-X licence (non-commercial).
+
+Built-in anny bodies are dressed with the MakeHuman assets when a MakeHuman folder is configured
+(`$THFM_MAKEHUMAN` or the `thfm-synth assets fetch makehuman` location; see
+characters/makehuman/assets.py), else keep the procedural look and warn once.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Callable
 
 from thfm_synth.assets.manifest import CharacterEntry, Manifest, dump_manifest, file_sha256
 from thfm_synth.atomic import write_text
-from thfm_synth.characters.anny_body import AGE_RANGES, GENERATOR_VERSION, LICENCE, bake_anny, source_text
+from thfm_synth.characters.anny_body import AGE_RANGES, GENERATOR_VERSION, LICENCE, bake_anny, look_tag, source_text
 from thfm_synth.characters.format import FORMAT_VERSION, save_character
 from thfm_synth.errors import UserError
 
@@ -33,6 +38,18 @@ BACKENDS = ("anny", "smplx")
 
 def character_id(seed: int, index: int, backend: str = "anny") -> str:
     return f"{backend}-{seed}-{index:05d}"
+
+
+def character_tags(params: dict) -> tuple[str, ...]:
+    """Manifest tags of a built-in: age band, sex, and what it wears."""
+    ph, app = params["phenotype"], params["appearance"]
+    tags = {ph["age_band"], ph["sex"]}
+    if app.get("source") == "makehuman":
+        tags |= {"makehuman", app["outfit"]["asset"], app["skin"]["ancestry"]}
+        tags.add(f"hair-{app['hair']['asset'] or 'none'}")
+    else:
+        tags |= {"procedural", app["top"]["type"], app["bottom"]["type"]}
+    return tuple(sorted(tags))
 
 
 def build_characters(count: int, seed: int, out_dir: str | Path, age_range: str = "adult",
@@ -58,11 +75,11 @@ def build_characters(count: int, seed: int, out_dir: str | Path, age_range: str 
         t0 = time.perf_counter()
         c = bake_anny(seed, i, age_range, character_id=cid)
         path = save_character(out_dir / f"{cid}.npz", c)
+        source = source_text() + ("; dressed with CC0 MakeHuman system assets (makehumancommunity/makehuman-assets)"
+                                  if "makehuman" in c.meta else "")
         entries.append(CharacterEntry(
-            id=cid, path=path.name, sha256=file_sha256(path), licence=LICENCE, source=source_text(),
-            tags=tuple(sorted({c.meta["params"]["phenotype"]["age_band"], c.meta["params"]["phenotype"]["sex"],
-                               c.meta["params"]["appearance"]["top"]["type"],
-                               c.meta["params"]["appearance"]["bottom"]["type"]})),
+            id=cid, path=path.name, sha256=file_sha256(path), licence=LICENCE, source=source,
+            tags=character_tags(c.meta["params"]),
             params=c.meta["params"], format="npz", rig="cmu_mb", height_m=round(c.height_m, 4)))
         if progress is not None:
             progress(i + 1, count, f"{cid} {time.perf_counter() - t0:.2f}s")
@@ -144,7 +161,10 @@ def bake_smplx_entry(entry: CharacterEntry, model_dir: str | Path, cache_dir: st
 
 
 def builtin_cache_path(entry: CharacterEntry, cache_dir: str | Path) -> Path:
-    return Path(cache_dir) / f"{entry.id}-{entry.sha256[:16]}-f{FORMAT_VERSION}g{GENERATOR_VERSION}.npz"
+    """Cache file of a built-in entry: its id and digest, the format/generator versions and the
+    look (`mh<asset set digest>` with a MakeHuman folder, `proc` without), so fetching the assets
+    later, or another asset set, bakes the body again instead of reusing the old look."""
+    return Path(cache_dir) / f"{entry.id}-{entry.sha256[:16]}-f{FORMAT_VERSION}g{GENERATOR_VERSION}-{look_tag()}.npz"
 
 
 def bake_builtin(entry: CharacterEntry, cache_dir: str | Path) -> Path:

@@ -17,7 +17,8 @@ import numpy as np
 from thfm_synth.atomic import atomic_path
 from thfm_synth.errors import UserError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: textures by reference into the folder's texture store (textures.py)
+READABLE_VERSIONS = (1, 2)
 # Skin weights are whole multiples of 1/WEIGHT_QUANTUM that sum to exactly 1, so a loader can add
 # each bone's vertices to its vertex group in a few calls per distinct weight (no per-vertex loop).
 WEIGHT_QUANTUM = 4096
@@ -58,6 +59,9 @@ class Character:
     materials: list[dict] = field(default_factory=list)
     garments: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    # sha256 -> image file for the texture references of `materials` that are not yet in the
+    # store beside the npz; save_character copies them there (not part of the npz)
+    textures: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def height_m(self) -> float:
@@ -104,9 +108,25 @@ def _json_array(obj) -> np.ndarray:
 
 
 def save_character(path: str | Path, c: Character) -> Path:
-    """Write `c` atomically as a compressed npz (no pickles) after validating it."""
+    """Write `c` atomically as a compressed npz (no pickles) after validating it.
+
+    The textures its materials reference are stored first (`path.parent/textures/`, see
+    textures.py), so a written npz never refers to a texture that is not there.
+    """
+    from thfm_synth.characters.materials import texture_refs
+    from thfm_synth.characters.textures import store_textures
+
     path = Path(path)
     validate_character(c, str(path))
+    refs = texture_refs(c.materials)
+    missing = {r["sha256"] for _, _, r in refs if r["sha256"] not in c.textures
+               and not (path.parent / r["path"]).is_file()}
+    if missing:
+        raise UserError(f"{path}: materials refer to {len(missing)} texture(s) that are neither given nor stored",
+                        "this is a bug in the baker: report it")
+    if refs:
+        store_textures(path.parent, {r["sha256"]: c.textures[r["sha256"]] for _, _, r in refs
+                                     if r["sha256"] in c.textures})
     arrays = {
         "format_version": np.array(FORMAT_VERSION, np.int32),
         "vertices": np.asarray(c.vertices, np.float32),
@@ -140,14 +160,16 @@ def save_character(path: str | Path, c: Character) -> Path:
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """`np.savez_compressed` with fixed zip timestamps, so equal arrays give byte-identical files."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+    """`np.savez_compressed` with fixed zip timestamps, so equal arrays give byte-identical files.
+
+    zlib level 1: a dressed character saves 2.5x faster than at level 6 for 2% more bytes."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for key, arr in arrays.items():
             info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
-            zf.writestr(info, buf.getvalue(), compresslevel=6)
+            zf.writestr(info, buf.getvalue(), compresslevel=1)
 
 
 def load_character(path: str | Path) -> Character:
@@ -161,9 +183,9 @@ def load_character(path: str | Path) -> Character:
         raise UserError(f"baked character {path} is not a readable npz ({exc.__class__.__name__})",
                         "delete it and bake it again") from None
     version = int(data.get("format_version", -1))
-    if version != FORMAT_VERSION:
-        raise UserError(f"baked character {path} has format version {version}, this code reads {FORMAT_VERSION}",
-                        "delete it and bake it again")
+    if version not in READABLE_VERSIONS:
+        raise UserError(f"baked character {path} has format version {version}, this code reads "
+                        f"{', '.join(map(str, READABLE_VERSIONS))}", "delete it and bake it again")
     missing = [k for k in ARRAY_KEYS if k not in data]
     if missing:
         raise UserError(f"baked character {path} lacks arrays {', '.join(missing)}", "delete it and bake it again")

@@ -28,8 +28,20 @@ front/back of the rest pose.) A vertex's part is found in three steps:
    along the rest facing direction (-Y, made perpendicular to the axis), else *back*; the
    head is *left* when r points to +X (the character's left), else *right*.
 
-Garment vertices take the part (and part UV) of the body surface point under them
-(`surface_source`), as DensePose annotates clothing with the body beneath.
+Garments, shoes, hair, eyebrows, eyelashes, eyes and teeth are labelled as the body they are
+bound to, as DensePose annotates clothing with the body beneath (a sleeve is the arm). Each
+such vertex is bound to body vertices with non-negative weights summing to 1 (`surface_bind`:
+a MakeHuman proxy vertex to the up-to-9 anny vertices of its .mhclo references, see
+makehuman/fitting.py; a procedural shell vertex to the one vertex it was offset from):
+
+* part: the part of its dominant bound body vertex (`surface_source`), except for forced
+  segments (`label_segment`): hair, eyebrows and eyelashes always take the head, split
+  left/right at their bound point (so long hair lying on the back is still "head");
+* part UV: the part's chart (below) evaluated at the bound body point sum_j w_j p_j;
+* canonical coordinates: sum_j w_j c_j of the bound body vertices (so a garment point has the
+  canonical coordinates of the skin under it).
+Alpha cards (hair, brows, lashes) are labelled where their alpha is >= 0.5 (the first such
+surface along the pixel-centre ray; materials.py states the rule for every modality).
 
 Part UV chart (U, V in [0, 1], continuous inside each part): V is the position along the
 segment axis, 0 at the proximal end and 1 at the distal end of the segment's body
@@ -44,11 +56,13 @@ Rendering wants labels per face, so `face_part` (majority of the face's vertices
 the first) and `corner_part_uv` (each corner evaluated in the face part's chart, clipped to
 [0, 1]) are stored too: along part borders the per-vertex UV would blend two charts.
 
-Canonical coordinates (NOCS-style): c = (p - bbox_min) / (bbox_max - bbox_min) per axis,
-p the rest-pose world position of the vertex itself (garments included) and the box the
-character's rest-pose bounding box, so each axis spans exactly [0, 1]. x runs from the
-character's right to its left, y from front to back, z from the soles to the top of the
-head. `canonical_min`/`canonical_max` store the box in metres.
+Canonical coordinates (NOCS-style): for a body vertex c = (p - bbox_min) / (bbox_max -
+bbox_min) per axis, p its rest-pose world position and the box the rest-pose bounding box of
+the body's visible surface (`canonical_from`: body faces hidden under garments are left out),
+clipped to [0, 1], so each axis spans exactly [0, 1]; garment vertices interpolate the body
+vertices they are bound to (above). x runs from the character's right to its left, y from
+front to back, z from the soles to the top of the head. `canonical_min`/`canonical_max`
+store the box in metres.
 """
 
 from __future__ import annotations
@@ -103,7 +117,7 @@ class Labels:
     vertex_part: np.ndarray  # (V,) uint8 in 1..24
     vertex_part_uv: np.ndarray  # (V, 2) float32 in [0, 1]
     vertex_canonical: np.ndarray  # (V, 3) float32 in [0, 1]
-    canonical_min: np.ndarray  # (3,)
+    canonical_min: np.ndarray  # (3,) the box of the canonical coordinates, metres
     canonical_max: np.ndarray  # (3,)
     face_part: np.ndarray  # (F,) uint8
     corner_part_uv: np.ndarray  # (F, 3, 2) float32
@@ -188,6 +202,16 @@ def _angle_u(r: np.ndarray, c: np.ndarray, b: np.ndarray, kind: str, first_half:
     return theta / np.pi + 0.5
 
 
+def _segment_of_part() -> dict[int, tuple[int, bool]]:
+    """part -> (segment index, whether it is the segment's first (front/left) half)."""
+    out = {}
+    for si, seg in enumerate(SEGMENT_NAMES):
+        a, bb, _ = SEGMENTS[seg]
+        out[a] = (si, True)
+        out[bb] = (si, a == bb)
+    return out
+
+
 def canonical_coordinates(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(V, 3) NOCS-style coordinates in [0, 1] per axis, and the rest-pose box (min, max) in metres."""
     vertices = np.asarray(vertices, np.float64)
@@ -199,19 +223,41 @@ def canonical_coordinates(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 def compute_labels(vertices: np.ndarray, faces: np.ndarray, skin_indices: np.ndarray, skin_weights: np.ndarray,
                    joint_names: list[str], joint_parents: np.ndarray, joint_heads: np.ndarray,
-                   joint_tails: np.ndarray, surface_source: np.ndarray | None = None) -> Labels:
-    """Labels of every vertex. surface_source[v] = body vertex under garment vertex v, or -1 (or None)."""
+                   joint_tails: np.ndarray, surface_source: np.ndarray | None = None,
+                   surface_bind: tuple[np.ndarray, np.ndarray] | None = None,
+                   label_segment: np.ndarray | None = None, canonical_from: np.ndarray | None = None) -> Labels:
+    """Labels of every vertex (rules in the module doc).
+
+    surface_source[v]: the body vertex under garment vertex v (its dominant bound vertex), -1
+    for body vertices (None: all body). surface_bind: (indices (V, K), weights (V, K)) the body
+    vertices a garment vertex is bound to (rows of body vertices are ignored; None: the single
+    surface_source vertex). label_segment[v]: a segment index forced on garment vertex v (hair
+    -> head), -1 for none. canonical_from: (V,) bool, the body vertices whose rest box defines
+    the canonical coordinates (default: every body vertex).
+    """
     vertices = np.asarray(vertices, np.float64)
     nv = len(vertices)
     src = np.full(nv, -1, np.int64) if surface_source is None else np.asarray(surface_source, np.int64)
     body = src < 0
-    # positions the chart is evaluated at: the body point under a garment vertex
-    label_pos = np.where(body[:, None], vertices, vertices[np.where(body, 0, src)])
+    if surface_bind is None:
+        b_idx = np.where(body, np.arange(nv), src)[:, None]
+        b_w = np.ones((nv, 1))
+    else:
+        b_idx = np.where(body[:, None], np.arange(nv)[:, None], np.asarray(surface_bind[0], np.int64))
+        b_w = np.where(body[:, None], np.eye(1, b_idx.shape[1])[0][None], np.asarray(surface_bind[1], np.float64))
+    if (~body).any() and not body[b_idx[~body]].all():
+        raise ValueError("garment vertices must be bound to body vertices")
+    # positions the chart is evaluated at: the body surface point a garment vertex is bound to
+    label_pos = np.einsum("vk,vki->vi", b_w, vertices[b_idx])
 
     jseg = joint_segments(joint_names, joint_parents)
     dominant = np.asarray(skin_indices)[np.arange(nv), np.argmax(np.asarray(skin_weights), axis=1)]
     vseg = jseg[dominant].astype(np.int16)
     vseg[~body] = vseg[src[~body]]
+    forced = np.zeros(nv, bool)
+    if label_segment is not None:
+        forced = (np.asarray(label_segment) >= 0) & ~body
+        vseg[forced] = np.asarray(label_segment)[forced]
 
     frames = _chart_frames(segment_axes(joint_names, joint_heads, joint_tails))
     part = np.zeros(nv, np.uint8)
@@ -233,11 +279,20 @@ def compute_labels(vertices: np.ndarray, faces: np.ndarray, skin_indices: np.nda
         t, r = _radial(label_pos[sel], o, d)
         first = (r @ c) >= 0 if kind != "none" else np.ones(len(sel), bool)
         part[sel] = np.where(first, first_part, second_part)
-        uv[sel, 0] = _angle_u(r, c, b, kind, first)
-        uv[sel, 1] = (t - tmin) / (tmax - tmin)
-    # garment vertices copy the body vertex under them exactly
-    part[~body] = part[src[~body]]
-    uv[~body] = uv[src[~body]]
+    # garment vertices take the part of the body vertex they are bound to most (forced segments,
+    # e.g. hair -> head, split at their bound point as computed above)
+    copy = ~body & ~forced
+    part[copy] = part[src[copy]]
+    # part UV: the part's chart evaluated at the (bound) surface point, so a garment vertex bound
+    # to one body vertex gets exactly that vertex's UV
+    seg_of_part = _segment_of_part()
+    for p in np.unique(part):
+        sel = np.flatnonzero(part == p)
+        si, first_half = seg_of_part[int(p)]
+        ch = charts[SEGMENT_NAMES[si]]
+        t, r = _radial(label_pos[sel], ch["origin"], ch["axis"])
+        uv[sel, 0] = _angle_u(r, ch["ref"], ch["binormal"], ch["kind"], np.full(len(sel), first_half))
+        uv[sel, 1] = (t - ch["tmin"]) / (ch["tmax"] - ch["tmin"])
     uv = np.clip(uv, 0.0, 1.0)
 
     # per face: majority part; corners evaluated in that part's chart
@@ -245,13 +300,8 @@ def compute_labels(vertices: np.ndarray, faces: np.ndarray, skin_indices: np.nda
     fp = part[faces]
     face_part = np.where((fp[:, 1] == fp[:, 2]) & (fp[:, 1] != fp[:, 0]), fp[:, 1], fp[:, 0]).astype(np.uint8)
     corner_uv = np.zeros((len(faces), 3, 2), np.float64)
-    part_to_seg = {}
-    for si, seg in enumerate(SEGMENT_NAMES):
-        a, bb, _ = SEGMENTS[seg]
-        part_to_seg[a] = (si, True)
-        part_to_seg[bb] = (si, a == bb)
     for p in np.unique(face_part):
-        si, first_half = part_to_seg[int(p)]
+        si, first_half = seg_of_part[int(p)]
         ch = charts[SEGMENT_NAMES[si]]
         fsel = np.flatnonzero(face_part == p)
         pts = label_pos[faces[fsel]].reshape(-1, 3)
@@ -265,8 +315,13 @@ def compute_labels(vertices: np.ndarray, faces: np.ndarray, skin_indices: np.nda
     corner_uv[same] = uv[faces][same]
     corner_uv = np.clip(corner_uv, 0.0, 1.0)
 
-    canonical, lo, hi = canonical_coordinates(vertices)
+    # canonical coordinates: body vertices from their own rest position in the box of the body
+    # (`canonical_from`), garment vertices those of the body point they are bound to
+    box_from = body if canonical_from is None else (np.asarray(canonical_from, bool) & body)
+    lo, hi = vertices[box_from].min(axis=0), vertices[box_from].max(axis=0)
+    body_can = np.clip((vertices - lo) / np.maximum(hi - lo, 1e-9), 0.0, 1.0)
+    canonical = np.einsum("vk,vki->vi", b_w, body_can[b_idx]).clip(0.0, 1.0).astype(np.float32)
     return Labels(vertex_part=part, vertex_part_uv=uv.astype(np.float32), vertex_canonical=canonical,
-                  canonical_min=lo, canonical_max=hi,
+                  canonical_min=lo.astype(np.float32), canonical_max=hi.astype(np.float32),
                   face_part=face_part, corner_part_uv=corner_uv.astype(np.float32), vertex_segment=vseg,
                   charts=charts)

@@ -12,7 +12,9 @@ then gets
   rotated root...). It is built down the tree: each bone starts from its parent's
   alignment (so twist is inherited, not invented) and adds the smallest swing that
   aligns its bone; joints with several child bones (pelvis, chest, hand) take the
-  least-squares (Wahba) rotation of all of them;
+  least-squares (Wahba) rotation of all of them; a head with no mapped descendant swings
+  its own axis (when the target has bone frames) onto the source head's chord to its end
+  site (`_leaf_alignment`), so a straightened neck does not tilt it back;
 * D_s: the delta of the source joint with the same canonical name. Target joints the
   source lacks (extra bones) ride rigidly with their nearest mapped ancestor;
 * S: a per-frame swing used only where the target collapses several source bones into
@@ -121,7 +123,7 @@ def build_retarget_map(source: Skeleton, target: Skeleton) -> RetargetMap:
             continue
         found = refs(j)
         if not found:
-            align[j] = init
+            align[j] = _leaf_alignment(source, target, j, src_of[j], init)
             continue
         vt = t_rest[found] - t_rest[j]
         vs = s_rest[src_of[found]] - s_rest[src_of[j]]
@@ -162,6 +164,26 @@ def build_retarget_map(source: Skeleton, target: Skeleton) -> RetargetMap:
         pelvis_source=int(src_of[pelvis]),
         leg_ratio=float(ratio),
     )
+
+
+def _leaf_alignment(source: Skeleton, target: Skeleton, j: int, sj: int, init: np.ndarray) -> np.ndarray:
+    """Alignment of a target head with no mapped descendant (other leaves keep `init`).
+
+    Inheriting the parent's alignment (`init`) also inherits the parent's swing: anny's forward-
+    curved neck straightened onto an upright source tilted the head back ~25 degrees, so
+    every walking person looked at the sky. When the target has bone frames (rigs from
+    Blender: Y runs head -> tail) and the source head has a chord to a single child (a BVH end
+    site), the head's own axis is swung onto that chord instead. Toes and fingers keep their
+    parent's alignment: rigs disagree on where their bone axes point (Quaternius' toes).
+    """
+    kids = source.children[sj]
+    if canonical_name(target.names[j]) != "Head" or target.identity_frames or len(kids) != 1:
+        return init
+    vs = source.rest_positions[kids[0]] - source.rest_positions[sj]
+    if np.linalg.norm(vs) <= _EPS_LEN:
+        return init
+    vt = quat.rotate(target.rest_orientations[j], np.array([0.0, 1.0, 0.0]))
+    return quat.mul(quat.between(quat.rotate(init, vt), vs), init)
 
 
 def _source_path_len(sk: Skeleton, a: int, b: int) -> int:

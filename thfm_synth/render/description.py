@@ -126,7 +126,13 @@ class Camera:
 
 @dataclass
 class Material:
-    """A Principled BSDF. Colours linear RGB; `texture` is an image file (sRGB) on the object's UVs."""
+    """A Principled BSDF. Colours linear RGB; `texture` is an image file (sRGB) on the object's UVs.
+
+    The fields after `checker_scale` carry the character material schema
+    (`thfm_synth/characters/materials.py`, which documents each; texture fields here are
+    resolved file paths). All have defaults that reproduce the plain material, so older
+    descriptions render unchanged. `kind` names the shader family (skin, eyes, hair, ...).
+    """
 
     name: str = "default"
     base_color: tuple[float, float, float] = (0.8, 0.8, 0.8)
@@ -136,6 +142,37 @@ class Material:
     texture: str | None = None
     checker_color: tuple[float, float, float] | None = None  # procedural checker with base_color
     checker_scale: float = 10.0  # checks per UV unit
+    kind: str = ""
+    base_tint: tuple[float, float, float] = (1.0, 1.0, 1.0)  # multiplies `texture`
+    recolor_color: tuple[float, float, float] | None = None  # dye, keeping the texture's luminance
+    recolor_amount: float = 0.0
+    recolor_luminance: float = 0.18  # the texture's mean luminance where it is used
+    hsv: tuple[float, float, float] = (0.0, 1.0, 1.0)  # hue shift (turns), saturation, value factors
+    pattern_type: str | None = None  # stripes | checker | dots (printed with pattern_color)
+    pattern_color: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    pattern_scale: tuple[float, float, float] = (10.0, 10.0, 10.0)  # periods across the canonical box
+    pattern_axis: str = "z"  # stripes across x (vertical) or z (horizontal)
+    normal_map: str | None = None  # tangent space, non-colour
+    normal_strength: float = 1.0
+    roughness_map: str | None = None
+    roughness_is_gloss: bool = False
+    metallic_map: str | None = None
+    ior: float = 1.45
+    alpha_mode: str = "opaque"  # opaque | mask | blend
+    alpha_map: str | None = None
+    alpha_channel: str = "a"  # a (the map's alpha) | r
+    alpha_cutoff: float = 0.5
+    opacity: float = 1.0
+    subsurface_weight: float = 0.0
+    subsurface_radius: tuple[float, float, float] = (0.0045, 0.0017, 0.0009)  # metres per channel
+    sheen_weight: float = 0.0
+    sheen_roughness: float = 0.5
+    sheen_tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    coat_weight: float = 0.0
+    coat_roughness: float = 0.03
+    coat_ior: float = 1.5
+
+    TEXTURE_FIELDS = ("texture", "normal_map", "roughness_map", "metallic_map", "alpha_map")
 
 
 @dataclass
@@ -228,7 +265,8 @@ class SceneDescription:
         for o in self.objects:
             o.mesh_path = fix(o.mesh_path)
             for m in o.materials:
-                m.texture = fix(m.texture)
+                for key in Material.TEXTURE_FIELDS:
+                    setattr(m, key, fix(getattr(m, key)))
         self.world.hdri_path = fix(self.world.hdri_path)
 
     @property

@@ -51,9 +51,12 @@ def load_motion(entry: MotionEntry, library: Library) -> MotionClip:
         from thfm_synth.motion.builtin_motions import builtin_motion
 
         return builtin_motion(entry.id)
+    from thfm_synth.assets.decode import check_clip
     from thfm_synth.motion.bvh import read_bvh
 
-    return read_bvh(library.path_of(entry))
+    clip = read_bvh(library.path_of(entry))
+    check_clip(clip, library.path_of(entry))
+    return clip
 
 
 def animate(spec: VideoSpec, library: Library, cache_dir: str | Path) -> AnimatedCharacter:

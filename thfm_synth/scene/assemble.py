@@ -65,14 +65,51 @@ def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 
 def _character_materials(anim: AnimatedCharacter) -> list[Material]:
+    """The character's schema materials (characters/materials.py) as renderer materials.
+
+    Texture references resolve against the character's npz folder (its texture store) with
+    their sha256 verified, so a missing or altered texture stops here with its name, never
+    as a magenta render. Print scales become periods across the canonical box.
+    """
+    from thfm_synth.characters.materials import normalise
+    from thfm_synth.characters.textures import resolve_texture
+
+    c = anim.character
+    box = np.maximum(np.asarray(c.canonical_max, np.float64) - np.asarray(c.canonical_min, np.float64), 1e-6)
+
+    def tex(ref):
+        if ref is None:
+            return None
+        if ref.get("sha256") is None:  # format 1: an absolute path
+            return str(ref["path"])
+        return str(resolve_texture(anim.character_file, ref))
+
     out = []
-    for m in anim.character.materials:
-        pattern = m.get("pattern") or {}
-        checker = pattern.get("color2") if pattern.get("type") == "checker" else None
-        out.append(Material(name=m.get("name", "m"), base_color=tuple(m.get("base_color", (0.5, 0.5, 0.5))),
-                            roughness=float(m.get("roughness", 0.5)), metallic=float(m.get("metallic", 0.0)),
-                            texture=m.get("texture"), checker_color=tuple(checker) if checker else None,
-                            checker_scale=1.0 / float(pattern.get("scale_m", 0.1)) if checker else 10.0))
+    for raw in c.materials:
+        m = normalise(raw)
+        pattern = m["pattern"] or {}
+        ptype = pattern.get("type") if pattern.get("type") in ("stripes", "checker", "dots") else None
+        recolor = m["recolor"] or {}
+        sss, sheen, coat = m["subsurface"] or {}, m["sheen"] or {}, m["coat"] or {}
+        out.append(Material(
+            name=m.get("name", "m"), base_color=tuple(m["base_color"]), roughness=float(m["roughness"]),
+            metallic=float(m["metallic"]), specular=float(m["specular"]), texture=tex(m["base_color_map"]),
+            kind=m["kind"], base_tint=tuple(m["tint"]),
+            recolor_color=tuple(recolor["color"]) if recolor.get("color") else None,
+            recolor_amount=float(recolor.get("amount", 0.0)), recolor_luminance=float(recolor.get("luminance", 0.18)),
+            hsv=tuple(m["hsv"]), pattern_type=ptype,
+            pattern_color=tuple(pattern.get("color2", (0.0, 0.0, 0.0))),
+            pattern_scale=tuple(float(x) for x in box / float(pattern.get("scale_m", 0.05))),
+            pattern_axis=pattern.get("axis", "z"), normal_map=tex(m["normal_map"]),
+            normal_strength=float(m["normal_strength"]), roughness_map=tex(m["roughness_map"]),
+            roughness_is_gloss=bool(m["roughness_is_gloss"]), metallic_map=tex(m["metallic_map"]), ior=float(m["ior"]),
+            alpha_mode=m["alpha_mode"], alpha_map=tex(m["alpha_map"]), alpha_channel=m["alpha_channel"],
+            alpha_cutoff=float(m["alpha_cutoff"]), opacity=float(m["opacity"]),
+            subsurface_weight=float(sss.get("weight", 0.0)),
+            subsurface_radius=tuple(sss.get("radius", (0.0045, 0.0017, 0.0009))),
+            sheen_weight=float(sheen.get("weight", 0.0)), sheen_roughness=float(sheen.get("roughness", 0.5)),
+            sheen_tint=tuple(sheen.get("tint", (1.0, 1.0, 1.0))), coat_weight=float(coat.get("weight", 0.0)),
+            coat_roughness=float(coat.get("roughness", 0.03)), coat_ior=float(coat.get("ior", 1.5))))
     return out or [Material()]
 
 
