@@ -174,6 +174,17 @@ def subject_aov(nt, gate=None):
     if gate is not None:
         value = _math(nt, "MULTIPLY", value, gate)
     aov_value(nt, value, contract.AOV_FG)
+    if PEOPLE[0] > 1:  # one coverage AOV per person: 1 where this object is person k
+        person = nt.nodes.new("ShaderNodeAttribute")
+        person.attribute_type = "OBJECT"
+        person.attribute_name = contract.PROP_PERSON
+        for k in range(1, PEOPLE[0] + 1):
+            same = _math(nt, "COMPARE", person.outputs["Fac"], float(k))
+            same.node.inputs[2].default_value = 0.5  # |person - k| <= 0.5
+            aov_value(nt, same if gate is None else _math(nt, "MULTIPLY", same, gate), contract.aov_person(k))
+
+
+PEOPLE = [1]  # people in the scene being built (set per job from the description)
 
 
 def load_image(path, what):
@@ -794,6 +805,7 @@ def build_scene_file(o, arrays, root):
         ob.name = f"{o['name']}:{src}"
         bpy.context.scene.collection.objects.link(ob)
         ob[SUBJECT_PROP] = 0.0
+        ob[contract.PROP_PERSON] = 0.0
         ob.pass_index = int(o["instance"])
         ob.visible_shadow = bool(o["cast_shadow"])
         ob.is_shadow_catcher = False
@@ -851,6 +863,7 @@ def build_objects(doc, arrays, root):
         ob = bpy.data.objects.new(o["name"], me)
         bpy.context.scene.collection.objects.link(ob)
         ob[SUBJECT_PROP] = 1.0 if o["subject"] else 0.0
+        ob[contract.PROP_PERSON] = float(o.get("person", 0))
         ob.pass_index = int(o["instance"])
         ob.visible_shadow = bool(o["cast_shadow"])
         ob.is_shadow_catcher = bool(o.get("shadow_catcher", False))
@@ -1191,6 +1204,7 @@ def render(job):
     scene.render.image_settings.color_depth = "32"
     scene.render.image_settings.exr_codec = job.exr_codec
 
+    PEOPLE[0] = max([int(o.get("person", 0)) for o in doc["objects"]] + [1])  # before any material is made
     objects = build_objects(doc, arrays, root)
     build_world(doc["world"], root)
     build_lights(doc["lights"])
@@ -1209,7 +1223,7 @@ def render(job):
     if blur:  # the blurred RGB and the labels at the shutter centre are rendered apart (see motion blur)
         calls = [[spec] for spec in calls[0]]
     override = label_material(flow=flow)
-    aovs = contract.AOVS + (contract.FLOW_AOVS if flow else ())
+    aovs = contract.AOVS + contract.person_aovs(PEOPLE[0]) + (contract.FLOW_AOVS if flow else ())
     make_layers(scene, calls, override, aovs)
     K, R, T = (arrays[doc["camera"][k]["npz"]] for k in ("k", "r", "t"))
     width, height = int(doc["camera"]["width"]), int(doc["camera"]["height"])

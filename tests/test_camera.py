@@ -210,3 +210,21 @@ def test_plans_before_the_azimuth_reference_keep_their_world_azimuth(specs):
 def test_unknown_azimuth_reference_is_refused(specs):
     with pytest.raises(ValueError, match="camera_azimuth_reference"):
         camera_track(_spec(specs, camera_azimuth_reference="north"), walking_subject())
+
+
+def test_the_camera_never_goes_under_the_ground(specs):
+    """A long lens backing away at a negative elevation (a dolly out) used to sink below z = 0 and
+    render the underside of the ground instead of the person; it is held above the feet instead."""
+    from thfm_synth.scene.camera import MIN_EYE_ABOVE_FEET_M
+
+    subject = walking_subject()
+    floor = subject.joints[..., 2].min()
+    low = [dataclasses.replace(s, camera_elevation_deg=-12.0, focal_length_mm=85.0, dolly_ratio=2.0)
+           for s in specs if s.camera_trajectory in ("dolly_out", "static", "orbit")][:12]
+    assert low
+    for spec in low:
+        cam = camera_track(spec, subject)
+        eye = np.einsum("fji,fj->fi", cam.r, -cam.t)
+        assert eye[:, 2].min() >= floor + MIN_EYE_ABOVE_FEET_M - 1e-9, spec.camera_trajectory
+        _, _, keep = framing_region(subject, spec.camera_framing)
+        assert in_frame_fraction(cam, subject.joints[:, keep]) >= 0.95

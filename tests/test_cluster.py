@@ -158,10 +158,11 @@ def test_render_and_preprocess_on_the_cluster_match_a_single_machine(cluster, tm
     # provenance differs, so their files differ by exactly that
     from thfm_synth.shards.record import ARRAYS
     from thfm_synth.shards.store import ShardSet
+    from model.tasks import TASKS
 
     local, remote = (list(ShardSet.open(tmp_path / n / "shards").records(fmt)) for n in runs
                      for fmt in ("array_record",))
-    assert len(local) == len(remote) == 14
+    assert len(local) == len(remote) == 2 * len(TASKS)  # one record per video and task
     for x, y in zip(local, remote):
         assert (x.video_id, x.task, x.vae_id) == (y.video_id, y.task, y.vae_id)
         assert all(x.arrays[k].tobytes() == y.arrays[k].tobytes() for k in ARRAYS)

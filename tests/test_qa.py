@@ -180,3 +180,14 @@ def test_a_background_that_did_not_load_fails():
     dark[mask < 0.01] = 0  # a 3D scene's unlit corner may be pure black; an HDRI that loaded never is
     assert qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.array([True]), rgb=dark,
                           black_is_failure=False)["background_failed"] == 0.0
+
+
+def test_a_joint_counts_in_the_mask_within_one_pixel_not_two():
+    from thfm_synth.qa import joints_in_mask
+
+    mask = np.zeros((10, 10))
+    mask[4:6, 4:6] = 1.0  # a limb two pixels wide
+    mask[4, 6] = 0.4  # its soft edge
+    uv = np.array([[4.5, 4.5], [6.5, 4.5], [3.5, 3.5], [7.5, 4.5], [4.5, 7.5]])
+    assert joints_in_mask(uv, np.ones(5, bool), mask) == (5, 3)
+    assert joints_in_mask(uv, np.array([0, 0, 0, 1, 1], bool), mask) == (2, 0)

@@ -61,10 +61,11 @@ def verify_asset(library: Library, asset_id: str, digests: DigestCache) -> dict:
 
 
 def verify_video_assets(spec, library: Library, digests: DigestCache | None = None) -> dict[str, dict]:
-    """Check the character, motion and background of one planned video; {asset id: verify_asset(...)}."""
+    """Check the characters, motions and background of one planned video; {asset id: verify_asset(...)}."""
     digests = digests if digests is not None else DigestCache()
     out = {}
-    for asset_id in (spec.character_id, spec.motion_id, spec.background_id):
+    people = [(p.character_id, p.motion_id) for p in getattr(spec, "others", ())]
+    for asset_id in (spec.character_id, spec.motion_id, spec.background_id, *(a for pair in people for a in pair)):
         if asset_id not in out:
             out[asset_id] = verify_asset(library, asset_id, digests)
     return out

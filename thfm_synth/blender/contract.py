@@ -64,9 +64,9 @@ RENDER_MODES = ("single", "per_modality", "rgb_only")  # per_modality and rgb_on
 PER_MODALITY_SHADINGS = ("label", "full")
 # Stored per frame in a video folder (thfm_synth/render/outputs.py owns the file formats).
 STORED_MODALITIES = ("rgb", "depth", "normal", "mask", "iuv", "canonical", "instance", "flow", "albedo",
-                     "rgb_linear")
+                     "rgb_linear", "people")
 STORED_LABEL_MODALITIES = ("depth", "normal", "mask", "iuv", "canonical", "instance")
-OPTIONAL_STORED_MODALITIES = ("flow", "albedo", "rgb_linear")  # written when the render config asks
+OPTIONAL_STORED_MODALITIES = ("flow", "albedo", "rgb_linear", "people")  # written when asked / when present
 DEVICES = ("cpu", "cuda", "optix")
 
 # --------------------------------------------------------------------------- mesh attributes
@@ -80,6 +80,11 @@ PROP_SUBJECT = "thfm_subject"  # object custom property: 1.0 on subjects (mask),
 ATTR_POS_NEXT = "thfm_pos_next"  # POINT float vector: world position at frame t+1, metres
 ATTR_POS_PREV = "thfm_pos_prev"  # POINT float vector: world position at frame t-1, metres
 PROP_MOVING = "thfm_moving"  # object custom property: 1.0 when it carries ATTR_POS_NEXT/PREV
+# Several people: each person object carries its number (1..MAX_PEOPLE; 0 = not a person), and every
+# material writes one coverage AOV per person (AOV_PERSON k: 1 on person k), so each person's soft
+# mask is its own coverage over the RGB samples; they sum to the `fg` union exactly.
+PROP_PERSON = "thfm_person"
+MAX_PEOPLE = 8
 
 # --------------------------------------------------------------------------- AOVs and layers
 AOV_FG = "fg"  # subject coverage (the object's PROP_SUBJECT), averaged over the RGB samples
@@ -90,6 +95,19 @@ AOV_POS_NEXT = ("nx_x", "nx_y", "nx_z")  # world position of the pixel-centre su
 AOV_POS_PREV = ("pv_x", "pv_y", "pv_z")  # ... and at t-1
 FLOW_AOVS = (*AOV_POS_NEXT, *AOV_POS_PREV)  # declared only when a job asks for flow
 LABEL_AOVS = (AOV_PART, *AOV_PART_UV, *AOV_CANONICAL)
+
+
+def aov_person(k: int) -> str:
+    return f"person{k}"
+
+
+def person_aovs(n: int) -> tuple[str, ...]:
+    """The per-person coverage AOVs of a scene with n people (none for one person)."""
+    return tuple(aov_person(k) for k in range(1, n + 1)) if n > 1 else ()
+
+
+def ch_person(k: int) -> str:
+    return channel(LAYER_RGB, aov_person(k), "X")
 AOVS = (AOV_FG, *LABEL_AOVS)
 LAYER_RGB = "rgb"  # N samples, denoised; the fg AOV
 LAYER_LABELS = "labels"  # 1 sample (the pixel-centre ray), label material override

@@ -155,6 +155,27 @@ class CharacterSettings(Section):
         return data
 
 
+class PeopleSettings(Section):
+    """`people:` several people per video. Person 0 is the planned subject the camera frames; the
+    others get their own character and motion (each person slot balanced over the plan like the
+    subject's), stand `spacing_m` from the subject at the start, and are placed so that no two
+    bodies (discs of `body_radius_m`) ever overlap during the clip; one that does not fit is left
+    out and the video records how many stood (metadata.json `people`)."""
+
+    count: tuple[int, int] = Field((1, 1), description="people per video, [min, max] count (1..8), uniform")
+    spacing_m: span(0.5, 20.0, "m") = Field((1.2, 3.0), description="distance of each other person from the "
+                                                                     "subject at the first frame, metres")
+    body_radius_m: StrictFloat = Field(0.35, gt=0.05, le=2.0, description="radius of the disc a body may not "
+                                                                          "share with another, metres")
+
+    @model_validator(mode="after")
+    def _count(self):
+        a, b = self.count
+        if not (1 <= a <= b <= 8):
+            raise ValueError(f"count must satisfy 1 <= min <= max <= 8, got [{a}, {b}]")
+        return self
+
+
 class BackgroundSettings(Section):
     kind_weights: weights(*BACKGROUND_KINDS) = Field(
         {"hdri": 0.5, "scene": 0.4, "sky": 0.1},
@@ -213,7 +234,7 @@ class QaSettings(Section):
     reprojection_px_max: StrictFloat = Field(0.01, gt=0, le=100, description="stored 2D joints vs the projected "
                                                                              "3D joints, worst joint, pixels")
     visible_joints_in_mask_min: StrictFloat = Field(0.95, ge=0, le=1, description="fraction of the visible joints "
-                                                                                   "(all frames) where mask > 0.5")
+                                                                                   "(all frames) within one pixel of mask > 0.5")
     depth_normal_median_deg_max: StrictFloat = Field(10.0, gt=0, le=180, description="median angle between normals "
                                                                                      "from depth gradients and the "
                                                                                      "normal pass, degrees")
@@ -253,5 +274,15 @@ class DatasetConfig(BaseModel):
     background: BackgroundSettings = BackgroundSettings()
     lighting: LightingSettings = LightingSettings()
     camera: CameraSettings = CameraSettings()
+    people: PeopleSettings = PeopleSettings()
     assets: AssetSettings = AssetSettings()
     qa: QaSettings = QaSettings()
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # `people` is left out while it is the one-person default, so configs (and their digests,
+        # which guard resumed renders) of one-person datasets are what they were before it existed.
+        data = handler(self)
+        if self.people == PeopleSettings():
+            data.pop("people", None)
+        return data

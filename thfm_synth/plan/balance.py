@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 # Stream tags keep the permutations of different decisions independent.
-TAG_CHARACTER, TAG_MOTION, TAG_BACKGROUND = 11, 12, 13
+TAG_CHARACTER, TAG_MOTION, TAG_BACKGROUND, TAG_PERSON = 11, 12, 13, 14
 
 
 def seeded_uniform(seed: int, *key: int, size: int | None = None):

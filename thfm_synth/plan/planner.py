@@ -25,8 +25,8 @@ from thfm_synth.config.load import config_digest
 from thfm_synth.config.schema import BACKGROUND_KINDS, CharacterSettings, DatasetConfig
 from thfm_synth.errors import UserError
 from thfm_synth.plan import balance
-from thfm_synth.plan.sample import sample_video
-from thfm_synth.plan.spec import PLAN_SCHEMA, VideoSpec
+from thfm_synth.plan.sample import num_people, sample_person, sample_video
+from thfm_synth.plan.spec import PLAN_SCHEMA, PLAN_SCHEMA_PEOPLE, VideoSpec
 
 PLAN_FORMAT_VERSION = 2  # 2: camera_azimuth_reference (azimuth from the subject's facing)
 META_KEY = b"thfm_plan"
@@ -78,7 +78,28 @@ def make_plan(cfg: DatasetConfig, library: Library, seed: int, num_videos: int,
     for i in tqdm(range(num_videos), desc="planning", unit="video", disable=not progress, leave=False):
         specs.append(sample_video(cfg, seed, i, characters[char_i[i]].id, motions[motion_i[i]],
                                   kinds[kind_seq[i]], bg_id[i]))
+    if cfg.people.count[1] > 1:
+        specs = add_people(cfg, seed, specs, characters, motions)
     return specs
+
+
+def add_people(cfg: DatasetConfig, seed: int, specs: list[VideoSpec], characters, motions) -> list[VideoSpec]:
+    """Persons 1.. of every video: slot k's characters and motions are each balanced over the videos
+    that have a person k (the n-th such video takes the n-th pick of the slot's balanced sequence),
+    so the prefix guarantee holds per slot. A video may show the same character twice when the
+    library has few characters."""
+    import dataclasses
+
+    counts = np.array([num_people(cfg, seed, s.video_index) for s in specs])
+    others: list[list] = [[] for _ in specs]
+    for slot in range(1, int(counts.max(initial=1))):
+        users = np.flatnonzero(counts > slot)
+        n = np.arange(len(users))
+        c = balance.balanced_index(seed, balance.TAG_PERSON * 100 + 2 * slot, n, len(characters))
+        m = balance.balanced_index(seed, balance.TAG_PERSON * 100 + 2 * slot + 1, n, len(motions))
+        for v, ci, mi in zip(users, c, m):
+            others[v].append(sample_person(cfg, seed, specs[v].video_index, slot, characters[ci].id, motions[mi]))
+    return [dataclasses.replace(s, others=tuple(o)) if o else s for s, o in zip(specs, others)]
 
 
 def plan_meta(cfg: DatasetConfig, library: Library, seed: int, num_videos: int) -> PlanMeta:
@@ -88,7 +109,11 @@ def plan_meta(cfg: DatasetConfig, library: Library, seed: int, num_videos: int) 
 
 
 def write_plan(path: str | Path, specs: list[VideoSpec], meta: PlanMeta) -> None:
-    table = pa.Table.from_pylist([s.to_row() for s in specs], schema=PLAN_SCHEMA)
+    rows = [s.to_row() for s in specs]
+    if any(s.others for s in specs):
+        for row in rows:
+            row.setdefault("others", [])
+    table = pa.Table.from_pylist(rows, schema=PLAN_SCHEMA_PEOPLE if any(s.others for s in specs) else PLAN_SCHEMA)
     table = table.replace_schema_metadata({META_KEY: meta.to_json()})
     with atomic_path(path, "plan") as tmp:
         pq.write_table(table, tmp)

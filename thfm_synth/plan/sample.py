@@ -7,16 +7,18 @@ import numpy as np
 from thfm_synth.assets.manifest import MotionEntry
 from thfm_synth.config.schema import FRAMINGS, TRAJECTORIES, DatasetConfig
 from thfm_synth.motion.window import choose_window_from_profile
-from thfm_synth.plan.spec import AZIMUTH_FROM_SUBJECT, LightSpec, VideoSpec
+from thfm_synth.plan.spec import AZIMUTH_FROM_SUBJECT, LightSpec, PersonSpec, VideoSpec
 
 STREAM_VIDEO = 1  # SeedSequence key of the per-video stream
+STREAM_PEOPLE = 2  # how many people a video shows (config `people`)
+STREAM_PERSON = 100  # + slot k: person k's own draws
 
 
 class Draw:
     """Uniform draws from one per-video PCG64 stream (raw doubles only: stable across NumPy)."""
 
-    def __init__(self, seed: int, index: int):
-        self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, index, STREAM_VIDEO])))
+    def __init__(self, seed: int, index: int, stream: int = STREAM_VIDEO):
+        self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, index, stream])))
 
     def u(self) -> float:
         return float(self._rng.random())
@@ -91,3 +93,21 @@ def sample_video(cfg: DatasetConfig, seed: int, index: int, character_id: str, m
         shake_hz=shake_hz if trajectory == "handheld" else 0.0,
         camera_azimuth_reference=AZIMUTH_FROM_SUBJECT,
     )
+
+
+def num_people(cfg: DatasetConfig, seed: int, index: int) -> int:
+    """How many people video `index` shows (1 unless config `people.count` allows more: no draw then)."""
+    lo, hi = cfg.people.count
+    return lo if lo == hi else Draw(seed, index, STREAM_PEOPLE).integer(lo, hi)
+
+
+def sample_person(cfg: DatasetConfig, seed: int, index: int, slot: int, character_id: str,
+                  motion: MotionEntry) -> PersonSpec:
+    """Person `slot` (>= 1) of video `index`: its own stream, so adding people leaves person 0 as it was."""
+    d = Draw(seed, index, STREAM_PERSON + slot)
+    speed = d.span(cfg.character.motion_speed)
+    start = motion_window_start(motion, cfg, speed, d.u())
+    mirror = d.u() < cfg.character.mirror_probability
+    return PersonSpec(character_id=character_id, motion_id=motion.id, motion_start_frame=start, motion_speed=speed,
+                      mirror=mirror, distance_m=d.span(cfg.people.spacing_m), bearing_deg=d.span((0.0, 360.0)),
+                      yaw_deg=d.span((0.0, 360.0)), body_radius_m=cfg.people.body_radius_m)

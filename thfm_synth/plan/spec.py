@@ -35,6 +35,23 @@ class LightSpec:
 
 
 @dataclass(frozen=True)
+class PersonSpec:
+    """Another person in the video (config `people`): who, doing what, and where at the first frame -
+    `distance_m` from the subject's pelvis, in the direction `bearing_deg` (counter-clockwise from
+    world +X), turned by `yaw_deg` about world Z from the way its motion faces."""
+
+    character_id: str
+    motion_id: str
+    motion_start_frame: int
+    motion_speed: float
+    mirror: bool
+    distance_m: float
+    bearing_deg: float
+    yaw_deg: float
+    body_radius_m: float  # no two bodies' discs of this radius may overlap (config people.body_radius_m)
+
+
+@dataclass(frozen=True)
 class VideoSpec:
     video_index: int
     video_id: str
@@ -77,16 +94,28 @@ class VideoSpec:
     # what camera_azimuth_deg is measured from (module docstring); the default is what a row
     # written before the field existed meant, so old plans are never re-aimed
     camera_azimuth_reference: str = "world"
+    # the other people (config `people`); a one-person video has none, and its row has no `others`
+    # column at all, so one-person plans are what they were before several people existed
+    others: tuple[PersonSpec, ...] = ()
+
+    @property
+    def num_people(self) -> int:
+        return 1 + len(self.others)
 
     def to_row(self) -> dict:
         row = dataclasses.asdict(self)
         row["lights"] = [dataclasses.asdict(light) for light in self.lights]
+        if self.others:
+            row["others"] = [dataclasses.asdict(p) for p in self.others]
+        else:
+            del row["others"]
         return row
 
     @classmethod
     def from_row(cls, row: dict) -> "VideoSpec":
         row = dict(row)
         row["lights"] = tuple(LightSpec(**light) for light in row["lights"])
+        row["others"] = tuple(PersonSpec(**p) for p in (row.get("others") or ()))
         if row.get("camera_azimuth_reference") is None:  # a plan written before the field existed
             row["camera_azimuth_reference"] = AZIMUTH_FROM_WORLD
         return cls(**row)
@@ -105,9 +134,12 @@ def _arrow_fields(cls) -> list[pa.Field]:
     for name, hint in hints.items():
         if name == "lights":
             out.append(pa.field(name, pa.list_(pa.struct(_arrow_fields(LightSpec))), nullable=False))
+        elif name == "others":
+            out.append(pa.field(name, pa.list_(pa.struct(_arrow_fields(PersonSpec))), nullable=False))
         else:
             out.append(pa.field(name, _ARROW[eval(hint) if isinstance(hint, str) else hint], nullable=False))
     return out
 
 
-PLAN_SCHEMA = pa.schema(_arrow_fields(VideoSpec))
+PLAN_SCHEMA_PEOPLE = pa.schema(_arrow_fields(VideoSpec))  # with the `others` column (several people)
+PLAN_SCHEMA = pa.schema([f for f in PLAN_SCHEMA_PEOPLE if f.name != "others"])  # one person per video

@@ -261,21 +261,33 @@ def load_clip(video: VideoSource | str | Path, cfg: PreprocessConfig) -> Clip:
     c = cfg.keypoint_convention
     k = geo.crop_intrinsics(ann["K"][idx], crop)
     rt = np.concatenate([ann["R"][idx], ann["t"][idx][..., None]], axis=-1)
-    uv = geo.crop_points(ann[f"joints2d_{c}"][idx], crop)
-    vis = ann[f"visibility_{c}"][idx].astype(np.uint8).copy()
-    outside = (uv[..., 0] < 0) | (uv[..., 0] >= cfg.width) | (uv[..., 1] < 0) | (uv[..., 1] >= cfg.height)
-    vis[outside] = OUTSIDE
+    kp2d, kp3d, vis = _keypoints(ann, "", c, idx, crop, cfg)  # the subject's: the training targets
     arrays = {
-        "keypoints_2d": tg.keypoints_2d_normalised(uv, cfg.width, cfg.height),
-        "keypoints_3d": ann[f"joints3d_cam_{c}"][idx].astype(np.float32),
+        "keypoints_2d": kp2d,
+        "keypoints_3d": kp3d,
         "keypoints_visibility": vis,
         "camera_k": k.astype(np.float32),
         "camera_rt": rt.astype(np.float32),
     }
+    if f"people_joints2d_{c}" in ann:  # several people: everyone's keypoints kept beside the subject's
+        people = _keypoints(ann, "people_", c, idx, crop, cfg)
+        arrays.update(zip(("people_keypoints_2d", "people_keypoints_3d", "people_keypoints_visibility"), people))
     if body_params.has_body(ann):  # SMPL-X ground truth, resampled to the clip's frames
         clip.body_model, arrays["body_params"], arrays["body_betas"] = body_params.pack(ann, idx)
     clip.arrays = arrays
     return clip
+
+
+def _keypoints(ann: dict, prefix: str, c: str, idx: np.ndarray, crop, cfg: PreprocessConfig):
+    """(2D normalised, 3D camera-frame, visibility with OUTSIDE after the crop) of convention c; `prefix`
+    "people_" takes every person's (a leading person axis)."""
+    sel = (slice(None), idx) if prefix else idx
+    uv = geo.crop_points(ann[f"{prefix}joints2d_{c}"][sel], crop)
+    vis = ann[f"{prefix}visibility_{c}"][sel].astype(np.uint8).copy()
+    outside = (uv[..., 0] < 0) | (uv[..., 0] >= cfg.width) | (uv[..., 1] < 0) | (uv[..., 1] >= cfg.height)
+    vis[outside] = OUTSIDE
+    return (tg.keypoints_2d_normalised(uv, cfg.width, cfg.height), ann[f"{prefix}joints3d_cam_{c}"][sel].astype(np.float32),
+            vis)
 
 
 def encode(codec, video: np.ndarray, dtype: str) -> np.ndarray:

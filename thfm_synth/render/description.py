@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from thfm_synth.blender import contract
 from thfm_synth.blender.contract import ARRAYS_NPZ, SCENE_FORMAT_VERSION as FORMAT_VERSION, SCENE_JSON
 from thfm_synth.config.schema import RenderSettings
 from thfm_synth.render.meshes import icosphere, sphere_corner_uv
@@ -187,6 +188,7 @@ class Object:
     vertex_animation_key: str | None = None  # mesh_npz: key of a (F,V,3) object-space array in arrays.npz
     materials: list[Material] = field(default_factory=lambda: [Material()])
     subject: bool = False  # part of the soft foreground mask
+    person: int = 0  # with several people: 1, 2, ... (each gets its own coverage AOV and mask); 0 = none
     instance: int = 0  # object-index pass id; 0 = assigned on validation (1, 2, ... in order)
     cast_shadow: bool = True
     shade_smooth: bool = True
@@ -316,6 +318,9 @@ class SceneDescription:
                                                f"{o.vertex_animation_key!r} must be an ({f},V,3) array")
             elif o.vertex_animation_key is not None:
                 raise DescriptionError(f"object {o.name}: only mesh_npz objects take a vertex animation")
+            if o.person and (not o.subject or not 1 <= o.person <= contract.MAX_PEOPLE):
+                raise DescriptionError(f"object {o.name}: person {o.person} must be a subject numbered "
+                                       f"1..{contract.MAX_PEOPLE}")
             if o.kind == "scene_file":
                 self._validate_scene_file(o, root)
             elif o.include_objects is not None or o.exclude_objects:

@@ -32,6 +32,10 @@ Optional (render config `optical_flow`, `albedo`, `write_linear_exr`):
                          RGB samples, so antialiased like the RGB); ZIP
     rgb_linear/NNNNN.exr half `R`,`G`,`B`: the scene-linear render before the exposure gain (rgb.png is
                          srgb(clip(linear x gain))); ZIP
+    people/NNNNN.exr     videos with several people (config `people`): half `P1`..`Pn`, person k's soft
+                         coverage (k/samples, exact in half for up to 2048 samples); they sum to the
+                         mask. Which person a label pixel belongs to: instance.png (annotations.npz
+                         `people_instance`); ZIP
 
 Why these: for continuous labels a ZIP'd half EXR was 25-35% smaller than a 16-bit PNG of the
 same data; PXR24 shrank float32 depth 5x over lossless ZIP (the ground plane's float noise
@@ -83,6 +87,7 @@ class Frame:
     flow: np.ndarray | None = None  # (H,W,4) float32 px: forward (fx, fy), backward (bx, by)
     flow_valid: np.ndarray | None = None  # (H,W,2) bool: forward, backward vector valid
     albedo: np.ndarray | None = None  # (H,W,3) float32 linear diffuse colour
+    people: np.ndarray | None = None  # (H,W,P) float32 per-person soft coverage (several people only)
     pos_next: np.ndarray | None = None  # (H,W,3) float64 world position at t+1 (raw only, not stored)
     pos_prev: np.ndarray | None = None  # (H,W,3) float64 world position at t-1 (raw only, not stored)
     meta: dict = field(default_factory=dict)
@@ -170,6 +175,11 @@ def decode_raw(channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarra
     if C.CH_POS_NEXT[0] in ch:
         out.pos_next = np.stack([ch[name] for name in C.CH_POS_NEXT], axis=-1).astype(np.float64)
         out.pos_prev = np.stack([ch[name] for name in C.CH_POS_PREV], axis=-1).astype(np.float64)
+    if C.ch_person(1) in ch:
+        n = 1
+        while C.ch_person(n + 1) in ch:
+            n += 1
+        out.people = np.clip(np.stack([ch[C.ch_person(k)] for k in range(1, n + 1)], -1), 0.0, 1.0).astype(np.float32)
     if C.CH_ALBEDO[0] in ch:
         out.albedo = np.stack([ch[name] for name in C.CH_ALBEDO], axis=-1).astype(np.float32)
     return out
@@ -181,7 +191,7 @@ def _u16(x: np.ndarray) -> np.ndarray:
 
 
 _EXT = {"rgb": "png", "depth": "exr", "normal": "exr", "mask": "png", "iuv": "exr", "canonical": "exr",
-        "instance": "png", "flow": "exr", "albedo": "exr", "rgb_linear": "exr"}
+        "instance": "png", "flow": "exr", "albedo": "exr", "rgb_linear": "exr", "people": "exr"}
 FLOW_CHANNELS = ("fx", "fy", "bx", "by")
 FLOW_VALID_CHANNELS = ("fv", "bv")
 
@@ -242,6 +252,9 @@ def write_frame(root: str | os.PathLike, frame_index: int, fr: Frame, modalities
         put("albedo", lambda p: write_exr(p, half(fr.albedo, "RGB"), label_compression))
     if "rgb_linear" in modalities and fr.rgb_linear is not None:
         put("rgb_linear", lambda p: write_exr(p, half(fr.rgb_linear, "RGB"), label_compression))
+    if "people" in modalities and fr.people is not None:
+        names = [f"P{k}" for k in range(1, fr.people.shape[-1] + 1)]
+        put("people", lambda p: write_exr(p, half(fr.people, names), label_compression))
     return sizes
 
 
@@ -314,6 +327,9 @@ def read_frame(root: str | os.PathLike, frame_index: int, modalities=C.STORED_MO
             fr.albedo = _stack(p, "RGB")
         elif mod == "rgb_linear":
             fr.rgb_linear = _stack(p, "RGB")
+        elif mod == "people":
+            ch = read_exr(p)
+            fr.people = np.stack([ch[f"P{k}"] for k in range(1, len(ch) + 1)], -1).astype(np.float32)
     return fr
 
 

@@ -63,6 +63,7 @@ class Facts:
     visible: np.ndarray | None = None  # (J,) fraction of frames each joint is visible
     thumbnails: list[tuple[str, str, bytes]] = field(default_factory=list)  # video_id, caption, PNG bytes
     flow_speed: list[float] = field(default_factory=list)  # px/frame of valid forward flow, sampled pixels
+    people: list[int] = field(default_factory=list)  # people rendered per video (config `people`)
     notes: list[str] = field(default_factory=list)
 
 
@@ -152,6 +153,7 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
         vis_sum = vis.sum(0) if vis_sum is None else vis_sum + vis.sum(0)
         vis_n += len(vis)
         names = [str(x) for x in ann["joint_names_smpl24"]]
+        facts.people.append(int((meta.get("people") or {}).get("rendered", 1)))
         mid = max(0, n // 2)
         flow_file = d / "flow" / f"{mid:05d}.exr"
         if flow_file.is_file():  # optional modality: the middle frame's valid forward flow, subsampled
@@ -357,7 +359,8 @@ def svg_histogram(values, *, title: str, xlabel: str, bins: int = 20, css_class:
     return "".join(out)
 
 
-def svg_bars(labels: list[str], values, *, title: str, css_class: str = "bars") -> str:
+def svg_bars(labels: list[str], values, *, title: str, css_class: str = "bars",
+             xlabel: str = "fraction of frames visible", what: str = "visible") -> str:
     """Horizontal bars of fractions in [0, 1], one per label."""
     esc = html.escape
     v = np.clip(np.asarray(values, np.float64), 0, 1)
@@ -369,11 +372,10 @@ def svg_bars(labels: list[str], values, *, title: str, css_class: str = "bars") 
         y = PAD_T + i * row
         out.append(f'<text x="{left - 4}" y="{y + 10}" text-anchor="end" class="tick">{esc(name)}</text>')
         out.append(f'<rect class="bar" x="{left}" y="{y + 1}" width="{width * x:.1f}" height="{row - 3}">'
-                   f'<title>{esc(name)}: {x:.1%} visible</title></rect>')
+                   f'<title>{esc(name)}: {x:.1%} {esc(what)}</title></rect>')
         out.append(f'<text x="{left + width * x + 4:.1f}" y="{y + 10}" class="tick">{x:.0%}</text>')
     y = PAD_T + row * len(labels) + 14
-    out.append(f'<text x="{left + width / 2}" y="{y}" text-anchor="middle" class="label">'
-               'fraction of frames visible</text>')
+    out.append(f'<text x="{left + width / 2}" y="{y}" text-anchor="middle" class="label">{esc(xlabel)}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -524,6 +526,13 @@ def render_html(f: Facts) -> str:
         charts.append(_figure(svg_histogram(dist, title="distance to the mean pose",
                                             xlabel="mean per-joint distance to the mean pose (m)"),
                               f"pose spread: mean {dist.mean():.3f} m per joint", "pose-spread"))
+    if f.people and max(f.people) > 1:
+        counts = Counter(f.people)
+        charts.append(_figure(svg_bars([f"{k} people" for k in sorted(counts)],
+                                       [counts[k] / len(f.people) for k in sorted(counts)], title="people per video",
+                                       xlabel="fraction of videos", what="of the videos"),
+                              f"people per video ({len(f.people)} videos; "
+                              f"{sum(f.people) / len(f.people):.2f} on average)", "people"))
     if f.flow_speed:
         speeds = np.asarray(f.flow_speed)
         charts.append(_figure(svg_histogram(speeds, title="optical flow", xlabel="forward flow (px per frame)"),

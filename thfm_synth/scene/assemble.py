@@ -17,7 +17,7 @@ annotations written from them align with the pixels by construction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from thfm_synth.render.description import Camera, Light, Material, Object, Scene
 from thfm_synth.scene.animate import AnimatedCharacter, animate
 from thfm_synth.scene.camera import CameraTrack, SubjectTrack, camera_track
 from thfm_synth.scene import facing, scene_files
+from thfm_synth.scene.people import place_others
 from thfm_synth.scene.layout import SetLayout, build_set, cutaway, place_path
 
 GROUNDS = {  # linear RGB base colour, roughness, optional checker colour
@@ -58,6 +59,8 @@ class AssembledScene:
     hidden: dict | None = None  # file scenes: {part index: object names cut away}
     body_annotations: dict | None = None  # SMPL-X characters: parameters in world/camera frames (annotations.npz)
     view: dict | None = None  # realised camera azimuth and face angles (scene/facing.py view_record)
+    others: list = field(default_factory=list)  # scene/people.py PlacedPerson: persons 1, 2, ...
+    people: list = field(default_factory=list)  # a record per planned other person (placed or why not)
 
 
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -193,11 +196,25 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
     positions, _ = clip.forward_kinematics()
     subject = SubjectTrack(_apply(placement, positions), tuple(clip.skeleton.names), joints_world["coco17"][:, :5])
     cam = camera_track(spec, subject)
+    others, people_records = [], []
+    if spec.others:
+        hips = subject.index("Hips") if "Hips" in subject.names else 0
+        others, people_records = place_others(spec, library, cache_dir, subject.joints[:, hips, :2], layout,
+                                              layout.walk.ground_z if fscene is not None else None,
+                                              camera_xy=np.einsum("fji,fj->fi", cam.r, -cam.t)[:, :2])
     view = facing.view_record(cam.k, cam.r, cam.t, joints_world["smpl24"], joints_world["coco17"], spec.width,
                               spec.height, spec.camera_azimuth_reference)
 
     objects = [Object(name=SUBJECT, kind="mesh_npz", mesh_path=str(Path(anim.character_file).resolve()),
-                      vertex_animation_key="subject_vertices", materials=_character_materials(anim), subject=True)]
+                      vertex_animation_key="subject_vertices", materials=_character_materials(anim), subject=True,
+                      person=1 if others else 0)]
+    extra_arrays = {"subject_vertices": vertices}
+    for p in others:
+        key = f"person{p.slot}_vertices"
+        objects.append(Object(name=f"person{p.slot}", kind="mesh_npz", vertex_animation_key=key,
+                              mesh_path=str(Path(p.anim.character_file).resolve()),
+                              materials=_character_materials(p.anim), subject=True, person=p.slot + 1))
+        extra_arrays[key] = p.vertices
     if spec.background_kind == "sky":
         world = _sky_world(bg.params, spec)
         objects.append(_ground(bg.params.get("ground", "concrete"), catcher=False))
@@ -238,9 +255,9 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
     description = SceneDescription(
         camera=Camera.from_track(cam), objects=objects, world=world, lights=_lights(spec, centre, front_yaw),
         render=render_cfg, seed=spec.render_seed,
-        fps=spec.fps, extra_arrays={"subject_vertices": vertices},
+        fps=spec.fps, extra_arrays=extra_arrays,
         meta={"video_id": spec.video_id, "spec": spec.to_row()})
     body = None if anim.body is None else anim.body.annotations(placement, description.camera.r,
                                                                 description.camera.t)
     return AssembledScene(description, anim, cam, placement, joints_world, vertices, layout, fscene,
-                          hidden if fscene is not None else None, body, view)
+                          hidden if fscene is not None else None, body, view, others, people_records)

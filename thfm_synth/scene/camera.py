@@ -14,6 +14,9 @@ How a trajectory is built
   10s^3 - 15s^4 + 6s^5, whose velocity and acceleration vanish at both ends.
 - Handheld shake is a sum of three sinusoids per axis at 0.61-1.37x `shake_hz` with phases from
   the render seed: smooth (bounded jerk) yet irregular.
+- The camera never goes below `MIN_EYE_ABOVE_FEET_M` over the subject's lowest joint in the clip (a
+  low camera backing away at a negative elevation would otherwise pass under the ground and see
+  only its underside); where that lifts it, it keeps aiming at the target.
 - Finally, if the framed joints leave the image in more than 5% of frames (a fast
   subject, a telephoto lens), the distance grows in steps of 15% until they stay in; the factor is recorded
   (`distance_scale`) since such a clip is framed wider than planned.
@@ -46,6 +49,7 @@ from thfm_synth.scene import facing
 HEAD_TOP_ABOVE_HEAD_JOINT_M = 0.12  # the head joint sits near the skull centre
 FACE_REGION_M = 0.32  # height of the framed box for face crops
 MIN_IN_FRAME = 0.95
+MIN_EYE_ABOVE_FEET_M = 0.3
 
 
 FOLLOW_TRAJECTORIES = ("orbit", "dolly_in", "dolly_out", "handheld")  # cameras that move with the subject
@@ -239,6 +243,7 @@ def _build(spec: VideoSpec, track: SubjectTrack, scale: float) -> CameraTrack:
     else:
         eye = target + direction * dist[:, None]
         look = target
+    eye[:, 2] = np.maximum(eye[:, 2], track.joints[..., 2].min() + MIN_EYE_ABOVE_FEET_M)
     shake = _shake(spec, n)
     rs, ts = np.empty((n, 3, 3)), np.empty((n, 3))
     for f in range(n):

@@ -232,6 +232,20 @@ def place_path(layout: SetLayout, path_xy: np.ndarray, u: float, v: float,
                     "use a larger scene or a shorter/slower motion window")
 
 
+def path_fits(layout: SetLayout, points_xy: np.ndarray, radius: float = BODY_RADIUS_M) -> bool:
+    """True when every point lies on free floor, at least `radius` from every obstacle (and, on a walk
+    map, on cells clear of non-walkable cells by `radius`): the test `place_path` applies."""
+    pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    if layout.walk is not None:
+        if not layout.walk.lookup(layout.walk.clear(radius), pts[None]).all():
+            return False
+    else:
+        lo, hi = np.array(layout.floor_min), np.array(layout.floor_max)
+        if np.any(pts < lo + radius) or np.any(pts > hi - radius):
+            return False
+    return not any(b.contains_xy(pts, pad=radius).any() for b in obstacles(layout))
+
+
 def _place_on_walk_map(layout: SetLayout, path_xy: np.ndarray, u: float, v: float,
                        radius: float, max_centres: int = 6000) -> tuple[np.ndarray, float]:
     """`place_path` on a walk map: every root point on a cell clear of non-walkable cells by `radius`.

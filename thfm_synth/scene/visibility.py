@@ -1,7 +1,7 @@
 """Per-joint visibility by depth test against the rendered frame (pure numpy).
 
 Codes: 0 visible, 1 outside the image (or behind the camera), 2 occluded by the subject
-itself, 3 occluded by the scene. Joints lie inside the body, so a visible joint sits a few
+itself, 3 occluded by the scene, 4 occluded by another person (videos with several people). Joints lie inside the body, so a visible joint sits a few
 centimetres *behind* the surface the depth pass sees. The test therefore asks:
 
 - is the pixel covered by the subject (mask > 0.5)? If the part label there belongs to the
@@ -11,6 +11,8 @@ centimetres *behind* the surface the depth pass sees. The test therefore asks:
   that shows them (SELF_TOL_M), while keypoints on the skin (nose, eyes, ears) must be the
   visible surface itself, within SURFACE_TOL_M (EAR_TOL_M for ears, under hair; a left eye
   seen from behind lies 5-15 cm behind the back of the head and is self-occluded);
+- is the pixel another person's (`others_mask` > 0.5)? If that surface is nearer than the joint,
+  the other person hides it; otherwise it is visible;
 - is the pixel background? If the scene surface there is nearer than the joint, the scene
   hides it; otherwise (a joint projecting just off a thin limb's silhouette) it is visible.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-VISIBLE, OUTSIDE, SELF_OCCLUDED, SCENE_OCCLUDED = 0, 1, 2, 3
+VISIBLE, OUTSIDE, SELF_OCCLUDED, SCENE_OCCLUDED, PERSON_OCCLUDED = 0, 1, 2, 3, 4
 SELF_TOL_M = 0.15
 #: Surface keypoints: their own skin at the pixel is within this of them. 2 cm covers the
 #: regressor's ~5 mm and the pixel footprint on a sloped cheek; ears get 3 cm because hair
@@ -37,7 +39,8 @@ def keypoint_tolerances(names, surface: frozenset[str] | set[str]) -> np.ndarray
 
 def joint_visibility(joints_2d: np.ndarray, joints_z: np.ndarray, depth: np.ndarray, mask: np.ndarray,
                      part: np.ndarray | None = None, joint_parts: list[set[int]] | None = None,
-                     self_tol_m: float | np.ndarray = SELF_TOL_M, limb_tol_m: float = 0.35) -> np.ndarray:
+                     self_tol_m: float | np.ndarray = SELF_TOL_M, limb_tol_m: float = 0.35,
+                     others_mask: np.ndarray | None = None) -> np.ndarray:
     h, w = depth.shape
     codes = np.full(len(joints_2d), VISIBLE, dtype=np.uint8)
     tol = np.broadcast_to(np.asarray(self_tol_m, np.float64), (len(joints_2d),))
@@ -53,6 +56,8 @@ def joint_visibility(joints_2d: np.ndarray, joints_z: np.ndarray, depth: np.ndar
                 codes[j] = VISIBLE if own else SELF_OCCLUDED
             else:
                 codes[j] = VISIBLE if surface > z - tol[j] else SELF_OCCLUDED
+        elif others_mask is not None and others_mask[y, x] > 0.5:
+            codes[j] = PERSON_OCCLUDED if surface < z else VISIBLE
         elif surface < z:
             codes[j] = SCENE_OCCLUDED
     return codes

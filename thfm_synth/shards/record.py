@@ -14,7 +14,7 @@ array bytes (each at a 64-byte aligned offset). The header holds the scalar fiel
 each array's dtype/shape/offset and the checksum.
 
 Optional fields (OPTIONAL_SCALARS, OPTIONAL_ARRAYS: the body-model parameters of SMPL-X
-characters, shards/body_params.py) default to "" / empty arrays, are absent from older shards and
+characters, shards/body_params.py; every person's keypoints in videos with several people) default to "" / empty arrays, are absent from older shards and
 enter the checksum only when set, so records without them keep their checksums.
 """
 
@@ -33,11 +33,13 @@ SCHEMA_VERSION = 2
 MAGIC = b"THFMREC1"
 SCALARS = ("schema_version", "video_id", "task", "prompt_id", "vae_id", "source_checksums", "body_model")
 ARRAYS = ("rgb_latents", "target_latents", "keypoints_2d", "keypoints_3d", "keypoints_visibility",
-          "camera_k", "camera_rt", "target_pixels", "pixel_valid", "body_params", "body_betas")
+          "camera_k", "camera_rt", "target_pixels", "pixel_valid", "body_params", "body_betas",
+          "people_keypoints_2d", "people_keypoints_3d", "people_keypoints_visibility")
 CORE_ARRAYS = ARRAYS[:7]
 PIXEL_ARRAYS = ("target_pixels", "pixel_valid")
 OPTIONAL_SCALARS = ("body_model",)
-OPTIONAL_ARRAYS = ("body_params", "body_betas")
+OPTIONAL_ARRAYS = ("body_params", "body_betas", "people_keypoints_2d", "people_keypoints_3d",
+                   "people_keypoints_visibility")
 # the arrays each schema version holds (a v1 record, from before pixel ground truth, reads with the
 # two pixel arrays empty and is checksummed over its own arrays); optional arrays join when set
 SCHEMA_ARRAYS = {1: CORE_ARRAYS, 2: CORE_ARRAYS + PIXEL_ARRAYS}
@@ -64,6 +66,12 @@ FIELD_DOCS = {
     "body_params": "(T, P) float32: SMPL-X parameters per frame (camera and world frames; layout in body_model); "
                    "empty if none",
     "body_betas": "(10,) float32: SMPL-X shape; empty if none",
+    "people_keypoints_2d": "(P, T, K, 2) float32: every person's joints (the subject first; videos with several "
+                           "people), like keypoints_2d; empty with one person",
+    "people_keypoints_3d": "(P, T, K, 3) float32: every person's joints in the camera frame, metres; empty with one "
+                           "person",
+    "people_keypoints_visibility": "(P, T, K) uint8: codes as keypoints_visibility, 4 = hidden by another person; "
+                                   "empty with one person",
 }
 
 

@@ -9,10 +9,19 @@ characters):
   joints3d_cam_<c> (F,K,3) f64      metres, OpenCV camera frame
   joints2d_<c> (F,K,2) f64          pixels, the projection of joints3d_world_<c> with K, R, t
   visibility_<c> (F,K) uint8        0 visible, 1 outside the image, 2 occluded by the subject
-                                    itself, 3 occluded by the scene (depth test, scene/visibility.py;
-                                    nose, eyes and ears are tested as skin points, 2-3 cm tolerance)
+                                    itself, 3 occluded by the scene, 4 occluded by another person
+                                    (depth test, scene/visibility.py; nose, eyes and ears are tested as
+                                    skin points, 2-3 cm tolerance)
   bbox (F,4) float32                subject box x0, y0, x1, y1 in pixels from the soft mask
                                     (> 0.5); NaN in frames where the subject is not visible
+
+Videos with several people (config `people`): the keys above are person 1's (the subject the
+camera frames: the keypoint targets of training are its); every person, the subject first, is in
+  people_instance (P,) int64               object id of each person in instance.png
+  people_character_id, people_motion_id (P,) str
+  people_joints3d_world_<c>, people_joints3d_cam_<c> (P,F,K,3), people_joints2d_<c> (P,F,K,2),
+  people_visibility_<c> (P,F,K) uint8, people_bbox (P,F,4)   as above, per person (each person's own
+                                    mask from people/NNNNN.exr decides self- vs other-person occlusion)
 
 SMPL-X characters (characters/smplx_motion.py) add the SMPL-X ground truth. Their smpl24 joints are
 SMPL-X joints 0-21 + left_index1/right_index1 and smplx55 all 55 joints, both computed by the
@@ -62,8 +71,10 @@ def mask_bbox(mask: np.ndarray) -> np.ndarray:
 
 def build_annotations(k: np.ndarray, r: np.ndarray, t: np.ndarray, joints_world: dict[str, np.ndarray],
                       joint_names: dict[str, tuple[str, ...]], depth: list[np.ndarray], mask: list[np.ndarray],
-                      part: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """All arrays of annotations.npz. depth/mask/part are the stored per-frame label images."""
+                      part: list[np.ndarray] | None = None,
+                      others_mask: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """All arrays of annotations.npz for one person. depth/part are the stored per-frame label images,
+    mask the person's own soft mask, others_mask the other people's (several people) or None."""
     n = r.shape[0]
     out: dict[str, np.ndarray] = {"K": np.asarray(k, np.float64), "R": np.asarray(r, np.float64),
                                   "t": np.asarray(t, np.float64)}
@@ -72,7 +83,8 @@ def build_annotations(k: np.ndarray, r: np.ndarray, t: np.ndarray, joints_world:
         cam = np.einsum("fij,fkj->fki", out["R"], world) + out["t"][:, None]
         uv = np.stack([project(out["K"][f], out["R"][f], out["t"][f], world[f])[0] for f in range(n)])
         tol = keypoint_tolerances(joint_names[c], SURFACE_KEYPOINTS)
-        vis = np.stack([joint_visibility(uv[f], cam[f, :, 2], depth[f], mask[f], self_tol_m=tol)
+        vis = np.stack([joint_visibility(uv[f], cam[f, :, 2], depth[f], mask[f], self_tol_m=tol,
+                                         others_mask=None if others_mask is None else others_mask[f])
                         for f in range(n)])
         out[f"joint_names_{c}"] = np.array(joint_names[c])
         out[f"joints3d_world_{c}"] = world
@@ -80,6 +92,21 @@ def build_annotations(k: np.ndarray, r: np.ndarray, t: np.ndarray, joints_world:
         out[f"joints2d_{c}"] = uv
         out[f"visibility_{c}"] = vis.astype(np.uint8)
     out["bbox"] = np.stack([mask_bbox(m) for m in mask])
+    return out
+
+
+PEOPLE_KEYS = ("joints3d_world_", "joints3d_cam_", "joints2d_", "visibility_")
+
+
+def people_annotations(per_person: list[dict[str, np.ndarray]], instances: list[int], character_ids: list[str],
+                       motion_ids: list[str]) -> dict[str, np.ndarray]:
+    """The `people_*` arrays: each person's build_annotations output stacked on a leading person axis."""
+    out = {"people_instance": np.asarray(instances, np.int64), "people_character_id": np.array(character_ids),
+           "people_motion_id": np.array(motion_ids),
+           "people_bbox": np.stack([a["bbox"] for a in per_person])}
+    for key in per_person[0]:
+        if key.startswith(PEOPLE_KEYS) and key.rsplit("_", 1)[-1] in CONVENTIONS:
+            out[f"people_{key}"] = np.stack([a[key] for a in per_person])
     return out
 
 

@@ -85,7 +85,10 @@ def tiles(fr: outputs.Frame, joints2d: np.ndarray, vis: np.ndarray, disp_range: 
     depth = np.where(valid[..., None], turbo((disp - lo) / max(hi - lo, 1e-9)), 0).astype(np.uint8)
     n = fr.normal * np.array([1.0, -1.0, -1.0])
     normal = np.where((np.abs(fr.normal).sum(-1) > 0)[..., None], (n * 0.5 + 0.5) * 255, 0).astype(np.uint8)
-    mask = np.repeat((fr.mask * 255).astype(np.uint8)[..., None], 3, -1)
+    if fr.people is not None:  # several people: each person's coverage in its own colour
+        mask = (np.clip(fr.people @ PALETTE[1:fr.people.shape[-1] + 1], 0, 1) * 255).astype(np.uint8)
+    else:
+        mask = np.repeat((fr.mask * 255).astype(np.uint8)[..., None], 3, -1)
     shade = 0.55 + 0.45 * fr.part_uv.mean(-1, keepdims=True)
     iuv = (PALETTE[fr.part] * shade * 255).astype(np.uint8)
     canonical = (np.clip(fr.canonical, 0, 1) * 255).astype(np.uint8)

@@ -37,7 +37,18 @@ from thfm_synth.plan.spec import VideoSpec
 from thfm_synth.render import outputs, runner
 from thfm_synth.scene.assemble import assemble
 from thfm_synth.scene.visibility import VISIBLE
-from thfm_synth.video.annotations import build_annotations, write_annotations
+from thfm_synth.video.annotations import build_annotations, people_annotations, write_annotations
+
+
+def person_annotations(asm, desc, frames, i: int) -> dict:
+    """build_annotations of person i (0 = the subject) with its own mask; with several people the
+    others' coverage decides who hides whom."""
+    anim, joints = (asm.anim, asm.joints_world) if i == 0 else (asm.others[i - 1].anim, asm.others[i - 1].joints_world)
+    names = {c: anim.joints[c].names for c in joints}
+    own = [fr.mask if fr.people is None else fr.people[..., i] for fr in frames]
+    others = None if not asm.others else [np.clip(fr.mask - o, 0.0, 1.0) for fr, o in zip(frames, own)]
+    return build_annotations(desc.camera.k, desc.camera.r, desc.camera.t, joints, names,
+                             [fr.depth for fr in frames], own, [fr.part for fr in frames], others_mask=others)
 
 def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, out_dir: str | Path,
                  cache_dir: str | Path, child: ServingChild | None = None, runtime: RenderRuntime | None = None,
@@ -60,14 +71,20 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
                          threads=threads, modalities=render_cfg.render_modalities())
     t_render = time.perf_counter() - t1
     t2 = time.perf_counter()
-    sizes = outputs.convert_render(work / "render", out, desc.camera, render_cfg.stored_modalities(), delete_raw=True,
+    stored = render_cfg.stored_modalities() + (("people",) if asm.others else ())
+    sizes = outputs.convert_render(work / "render", out, desc.camera, stored, delete_raw=True,
                                    auto_exposure=desc.render.exposure == "auto")
     shutil.rmtree(work, ignore_errors=True)
 
-    frames = [outputs.read_frame(out, f, ("rgb",) + STORED_LABEL_MODALITIES) for f in range(desc.num_frames)]
-    names = {c: asm.anim.joints[c].names for c in asm.joints_world}
-    ann = build_annotations(desc.camera.k, desc.camera.r, desc.camera.t, asm.joints_world, names,
-                            [fr.depth for fr in frames], [fr.mask for fr in frames], [fr.part for fr in frames])
+    frames = [outputs.read_frame(out, f, ("rgb",) + STORED_LABEL_MODALITIES + (("people",) if asm.others else ()))
+              for f in range(desc.num_frames)]
+    ann = person_annotations(asm, desc, frames, 0)
+    if asm.others:  # every person, the subject first (annotations.py `people_*`)
+        per_person = [ann] + [person_annotations(asm, desc, frames, i) for i in range(1, len(asm.others) + 1)]
+        persons = sorted((o for o in desc.objects if o.person), key=lambda o: o.person)
+        ann.update(people_annotations(per_person, [o.instance for o in persons],
+                                      [spec.character_id] + [p.spec.character_id for p in asm.others],
+                                      [spec.motion_id] + [p.spec.motion_id for p in asm.others]))
     ann.update(asm.body_annotations or {})  # SMPL-X parameters (SMPL-X characters)
     write_annotations(out / "annotations.npz", ann)
     report = qa.QaReport([
@@ -86,7 +103,7 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
              "qa_failures": report["failures"]}
     # sha256: the digest of the bytes this render read (checked against the manifest above)
     assets = {aid: {"licence": library.entry(aid).licence, "source": library.entry(aid).source, **read_assets[aid]}
-              for aid in (spec.character_id, spec.motion_id, spec.background_id)}
+              for aid in read_assets}
     meta = {
         "spec": spec.to_row(),
         "assets": assets,
@@ -98,12 +115,13 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
                    "distance_scale": asm.camera.distance_scale},
         "placement": asm.placement.tolist(),
         "view": asm.view,  # realised camera azimuth / face angles (scene/facing.py view_record)
+        "people": {"planned": spec.num_people, "rendered": 1 + len(asm.others), "others": asm.people},
         "render": {"engine": render_cfg.engine, "samples": render_cfg.samples, "denoise": render_cfg.denoise,
                    "device_requested": render_cfg.device, "device": info.get("device"),
                    "max_bounces": render_cfg.max_bounces, "seed": spec.render_seed,
                    "motion_blur_shutter": render_cfg.motion_blur_shutter,
                    "labels_at": "the shutter centre (the frame time)",
-                   "stored_modalities": list(render_cfg.stored_modalities()),
+                   "stored_modalities": list(stored),
                    "exposure": render_cfg.exposure,
                    "exposure_gain": sizes[0]["exposure_gain"] if sizes else 1.0,
                    "exposure_stops": float(np.log2(sizes[0]["exposure_gain"])) if sizes else 0.0,
