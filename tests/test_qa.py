@@ -191,3 +191,26 @@ def test_a_joint_counts_in_the_mask_within_one_pixel_not_two():
     uv = np.array([[4.5, 4.5], [6.5, 4.5], [3.5, 3.5], [7.5, 4.5], [4.5, 7.5]])
     assert joints_in_mask(uv, np.ones(5, bool), mask) == (5, 3)
     assert joints_in_mask(uv, np.array([0, 0, 0, 1, 1], bool), mask) == (2, 0)
+
+
+def test_a_few_fully_covered_pixels_without_a_surface_pass_many_or_a_nan_fail():
+    """Hair cards: a pixel whose every sample passed the card's alpha can still have its centre in a
+    gap between strands (no surface there); a label layer off its subject misses most of them."""
+    k, r, t, depth, normals, mask = sphere_scene()
+    joints = np.array([[0.0, 0.0, 1.0]])
+    uv, _ = project(k, r, t, joints)
+
+    def run(d):
+        figs = qa.check_frame(d, normals, mask, k, r, t, joints, uv, np.array([True]))
+        return figs, qa.QaReport([figs]).summarize()
+
+    inside = np.argwhere(mask >= 1.0)
+    few, many, nan = depth.copy(), depth.copy(), depth.copy()
+    few[tuple(inside[:: 100].T)] = 0.0  # 1% of the subject: gaps between strands
+    many[tuple(inside[:: 5].T)] = 0.0  # 20%
+    nan[tuple(inside[0])] = np.nan
+    figs, report = run(few)
+    assert 0.005 < figs["depth_bad_in_subject"] < 0.02 and report["passed"], report
+    assert figs["normal_unit_err"] < 1e-6  # measured where there is a surface
+    assert "depth_invalid_in_subject" in run(many)[1]["failures"]
+    assert "depth_invalid_in_subject" in run(nan)[1]["failures"]

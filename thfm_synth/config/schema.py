@@ -246,6 +246,11 @@ class QaSettings(Section):
                                                                                    "aligned with its subject), worst "
                                                                                    "frame")
     normal_unit_err_max: StrictFloat = Field(0.01, gt=0, le=1, description="largest | |n| - 1 | on the subject")
+    depth_bad_in_subject_max: StrictFloat = Field(0.05, ge=0, le=1, description="fraction of the fully covered "
+                                                                                 "subject pixels whose centre ray "
+                                                                                 "found no surface (fine holes such "
+                                                                                 "as hair between its strands), "
+                                                                                 "worst frame")
     subject_min_coverage: StrictFloat = Field(0.001, ge=0, le=1, description="soft-mask area, as a fraction of the "
                                                                              "image, for the person to count as "
                                                                              "visible in a frame")
