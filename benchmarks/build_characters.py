@@ -26,8 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from thfm_synth.characters.anny_body import anny_model, bake_anny, sample_phenotype  # noqa: E402
-from thfm_synth.characters.format import save_character  # noqa: E402
+from thfm_synth.assets.characters.anny_body import anny_model, bake_anny, sample_phenotype  # noqa: E402
+from thfm_synth.assets.characters.format import save_character  # noqa: E402
 
 
 def main() -> None:

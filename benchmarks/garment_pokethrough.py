@@ -6,7 +6,7 @@
 One character per outfit of the MakeHuman folder (the first of `seed` wearing it), every CMU
 clip of the folder resampled to 24 fps and retargeted exactly as videos are (scene/animate.py:
 resample, retarget onto the character's skeleton), poses taken at `--fps`, each measured with
-`thfm_synth.characters.pokethrough` (orthographic z-buffers from front, back, left and right,
+`thfm_synth.assets.characters.pokethrough` (orthographic z-buffers from front, back, left and right,
 8 mm pixels): the fraction of the pixels where cloth should be seen that show skin that belongs
 under the cloth. Baseline in the same run: the same measure with the body under the clothes
 pushed 1 cm outwards (what a fit that floats 1 cm too tight would show), so the figure is
@@ -39,14 +39,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "garment_pokethrough.json")
     args = ap.parse_args()
 
-    from thfm_synth.characters.anny_body import bake_anny, resolve_makehuman, sample_phenotype
-    from thfm_synth.characters.appearance import sample_makehuman_appearance
-    from thfm_synth.characters.garments import vertex_normals
-    from thfm_synth.characters.pokethrough import clip_poses, pokethrough, under_cloth
-    from thfm_synth.characters.skinning import motion_skeleton
-    from thfm_synth.motion.bvh import read_bvh
-    from thfm_synth.motion.resample import resample
-    from thfm_synth.motion.retarget import retarget
+    from thfm_synth.assets.characters.anny_body import bake_anny, resolve_makehuman, sample_phenotype
+    from thfm_synth.assets.characters.appearance import sample_makehuman_appearance
+    from thfm_synth.assets.characters.garments import vertex_normals
+    from thfm_synth.assets.characters.pokethrough import clip_poses, pokethrough, under_cloth
+    from thfm_synth.assets.characters.skinning import motion_skeleton
+    from thfm_synth.assets.motion.bvh import read_bvh
+    from thfm_synth.assets.motion.resample import resample
+    from thfm_synth.assets.motion.retarget import retarget
 
     folder = resolve_makehuman()
     if folder is None:

@@ -57,7 +57,7 @@ def render_variant(frames: int, work: Path) -> dict:
     from thfm_synth.config import load_config
     from thfm_synth.plan.planner import make_plan
     from thfm_synth.render.runner import render
-    from thfm_synth.scene.assemble import assemble
+    from thfm_synth.render.scene.assemble import assemble
 
     cfg = load_config("paper", overrides={"video": {"width": 832, "height": 480, "num_frames": frames}})
     library = load_library(builtin=True)
@@ -80,7 +80,7 @@ def render_variant(frames: int, work: Path) -> dict:
 
 
 def build_variant(count: int, seed: int, work: Path) -> dict:
-    from thfm_synth.characters import build_characters
+    from thfm_synth.assets.characters import build_characters
 
     t = time.perf_counter()
     build_characters(1, seed + 1000, work / "warm")  # model load and first asset reads, not per character

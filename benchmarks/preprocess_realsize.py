@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 def write_video(folder: Path, frames: int, height: int, width: int, seed: int = 0) -> Path:
     """A synthetic rendered video folder (see the module doc)."""
     from thfm_synth.render import outputs
-    from thfm_synth.video.annotations import write_annotations
+    from thfm_synth.render.video.annotations import write_annotations
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -34,7 +34,7 @@ def render_once(cfg_over: dict, frames: int, workdir: Path, cache: Path) -> dict
     from thfm_synth.assets.library import load_library
     from thfm_synth.config import load_config
     from thfm_synth.plan.planner import make_plan
-    from thfm_synth.video.render_one import render_video
+    from thfm_synth.render.video.render_one import render_video
 
     cfg = load_config("paper", overrides={**cfg_over, "video": {"width": 832, "height": 480, "num_frames": frames}})
     library = load_library(builtin=True)
@@ -86,7 +86,7 @@ def overhead(paper: dict) -> dict:
 def scaling(workdir: Path, cache: Path) -> dict:
     from thfm_synth.assets.library import load_library
     from thfm_synth.config import load_config
-    from thfm_synth.farm.driver import FarmOptions, run_farm
+    from thfm_synth.render.farm.driver import FarmOptions, run_farm
     from thfm_synth.plan.planner import make_plan, plan_meta, write_plan
 
     cfg = load_config("preview", overrides={"video": {"width": 128, "height": 80, "num_frames": 9}})
@@ -100,7 +100,7 @@ def scaling(workdir: Path, cache: Path) -> dict:
         out = workdir / f"farm{workers}-{time.perf_counter_ns()}"
         plan = out / "plan.parquet"
         write_plan(plan, specs, plan_meta(cfg, library, 0, n))
-        opts = FarmOptions(out=out, renderer="thfm_synth.farm.blender:BlenderVideoRenderer",
+        opts = FarmOptions(out=out, renderer="thfm_synth.render.farm.blender:BlenderVideoRenderer",
                            renderer_options={"plan": str(plan), "cache_dir": str(cache), "threads": 1},
                            workers=workers, progress=False)
         if ray.is_initialized():

@@ -20,10 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from thfm_synth.motion.builtin_motions import builtin_motion  # noqa: E402
-from thfm_synth.motion.bvh import read_bvh  # noqa: E402
-from thfm_synth.motion.retarget import build_retarget_map, retarget  # noqa: E402
-from thfm_synth.motion.testing import variant_target  # noqa: E402
+from thfm_synth.assets.motion.builtin_motions import builtin_motion  # noqa: E402
+from thfm_synth.assets.motion.bvh import read_bvh  # noqa: E402
+from thfm_synth.assets.motion.retarget import build_retarget_map, retarget  # noqa: E402
+from thfm_synth.assets.motion.testing import variant_target  # noqa: E402
 from thfm_synth.assets.testassets import find_test_assets  # noqa: E402
 
 CMU_CLIP = (find_test_assets() or REPO / "missing") / "mocap" / "cmu" / "01_14.bvh"

@@ -1,4 +1,4 @@
-"""Read a rigged character file (FBX, GLB/glTF) into a raw npz for thfm_synth.characters.importer.
+"""Read a rigged character file (FBX, GLB/glTF) into a raw npz for thfm_synth.assets.characters.importer.
 
 Usage (render child): character_import.py -- JOB_FILE, a `CharacterImportJob`
 (thfm_synth/blender/contract.py): path (INPUT), raw_npz (OUT_RAW.npz), texture_dir (TEXTURE_DIR).

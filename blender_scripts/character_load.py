@@ -3,7 +3,7 @@
 Importable by other blender_scripts (`sys.path` holds this folder when a script runs from
 it): `load_npz`, `build_character`, `set_pose`, `animate`, `evaluated_vertices`,
 `bone_world_matrices`. Imports only bpy, numpy (1.26) and the standard library; the npz
-format is documented in thfm_synth/characters/__init__.py.
+format is documented in thfm_synth/assets/characters/__init__.py.
 
 Everything is set with `foreach_set`; the only Python loops run over bones, materials and
 distinct skin-weight values (weights are multiples of 1/4096), never over vertices.
@@ -12,7 +12,7 @@ Mesh attributes written (all readable by an Attribute shader node and so by AOVs
 
 * `thfm_part` (INT, FACE): DensePose part 1..24 of each face;
 * `thfm_part_uv` (FLOAT2, CORNER): per-part chart UV of each face corner, in the face's part
-  (exact along part borders, see thfm_synth/characters/labels.py);
+  (exact along part borders, see thfm_synth/assets/characters/labels.py);
 * `thfm_canonical` (FLOAT_VECTOR, POINT): canonical (NOCS) coordinates in [0, 1]^3;
 * `thfm_vertex_part` (INT, POINT) and `thfm_vertex_part_uv` (FLOAT2, POINT): the per-vertex labels;
 * `thfm_rest` (FLOAT_VECTOR, POINT): rest-pose position in metres (drives cloth patterns);
@@ -26,7 +26,7 @@ layer AOVs of the same names.
 Pose convention (`set_pose`, `animate`): per joint a unit quaternion (w, x, y, z) equal to
 the pose bone's `rotation_quaternion` - the rotation relative to the rest pose, in the
 bone's own rest frame (Blender's local convention) - plus the world position of the root
-joint's head. thfm_synth.characters.skinning.forward_kinematics computes the same pose in
+joint's head. thfm_synth.assets.characters.skinning.forward_kinematics computes the same pose in
 numpy.
 """
 
@@ -207,7 +207,7 @@ def _label_aovs(nt) -> None:
 
 
 def _texture_path(ref, folder):
-    """A material's texture reference (thfm_synth/characters/materials.py) as a file path."""
+    """A material's texture reference (thfm_synth/assets/characters/materials.py) as a file path."""
     if ref is None:
         return None
     if isinstance(ref, str):  # format 1: an absolute path

@@ -209,7 +209,7 @@ def check_image(image, what, path=None):
                                                         "validate` decodes every asset file)")
 
 
-# Materials follow thfm_synth/characters/materials.py (the schema) as flattened by
+# Materials follow thfm_synth/assets/characters/materials.py (the schema) as flattened by
 # thfm_synth/render/description.py `Material`; every key is optional (older descriptions
 # hold only name, base_color, roughness, metallic, specular, texture, checker_*).
 ALPHA_CARDS_PROP = "thfm_alpha_cards"  # scene property: JSON list of alpha maps (label override)

@@ -116,7 +116,7 @@ def load_prompt_table(root: str | Path | None, text_dim: int | None = None, path
                       tokens: int = 8) -> tuple[dict[str, np.ndarray], dict]:
     """The shard set's ``prompts.npz`` (or ``path``); without one, the deterministic built-in table of
     ``text_dim`` (provenance says so)."""
-    from thfm_synth.preprocess.prompts import UMT5_DIM, PromptTable, builtin_table
+    from model.prompts import UMT5_DIM, PromptTable, builtin_table
 
     cand = Path(path) if path else (Path(root) / PROMPTS_FILE if root else None)
     if cand is not None and cand.is_file():
@@ -295,7 +295,7 @@ def write_synthetic_shards(root: str | Path, *, num_videos: int = 16, tasks: Seq
                            num_keypoints: int = 5, text_dim: int = 32, prompt_tokens: int = 4,
                            records_per_shard: int = 32, seed: int = 0, pixel_targets: bool = True) -> DataSpec:
     """A structured synthetic shard set (with ``prompts.npz`` from the built-in table of ``text_dim``)."""
-    from thfm_synth.preprocess.prompts import builtin_table
+    from model.prompts import builtin_table
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

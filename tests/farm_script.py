@@ -10,8 +10,8 @@ from pathlib import Path
 
 from thfm_synth.assets.library import load_library
 from thfm_synth.config import load_config
-from thfm_synth.farm.driver import FarmOptions, run_farm
-from thfm_synth.farm.layout import OutputLayout
+from thfm_synth.render.farm.driver import FarmOptions, run_farm
+from thfm_synth.render.farm.folders import OutputLayout
 from thfm_synth.plan.planner import make_plan, plan_meta, write_plan
 
 TINY = {"video": {"width": 128, "height": 80, "num_frames": 5}, "render": {"samples": 2, "denoise": False}}
@@ -29,10 +29,10 @@ if __name__ == "__main__":
         write_plan(plan, specs, plan_meta(cfg, library, 0, n))
     digests = str(OutputLayout(out.resolve()).asset_digests)
     if args.get("renderer", "fake") == "blender":
-        renderer = "thfm_synth.farm.blender:BlenderVideoRenderer"
+        renderer = "thfm_synth.render.farm.blender:BlenderVideoRenderer"
         options = {"plan": str(plan), "cache_dir": args["cache"], "threads": 1, "digest_cache": digests}
     else:
-        renderer = "thfm_synth.farm.fake:FakeVideoRenderer"
+        renderer = "thfm_synth.render.farm.fake:FakeVideoRenderer"
         options = {"frame_seconds": args.get("frame_seconds", 0.05),
                    "manifests": args.get("renderer_manifests", manifests),
                    "journal": args.get("journal"), "disk_full_video": args.get("disk_full_video"),

@@ -18,7 +18,7 @@ needs_cmu = pytest.mark.skipif(not CMU_FILES, reason=missing_asset_reason(CMU_DI
 
 @functools.lru_cache(maxsize=None)
 def clip(clip_id: str):
-    from thfm_synth.motion.bvh import read_bvh
+    from thfm_synth.assets.motion.bvh import read_bvh
 
     return read_bvh(CMU_DIR / f"{clip_id}.bvh")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thfm_synth.characters.smplx_model import NUM_POSE_BASIS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from thfm_synth.assets.characters.smplx_model import NUM_POSE_BASIS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
 
 # world (Z up, facing -Y) -> SMPL-X model frame (Y up, facing +Z)
 WORLD_TO_MODEL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -59,7 +59,7 @@ def _smooth_field(rng, points, centres, sigma, amp, symmetric=False):
 def _anny_arrays():
     import torch
 
-    from thfm_synth.characters.anny_body import anny_model
+    from thfm_synth.assets.characters.anny_body import anny_model
 
     model = anny_model()
     labels = list(model.phenotype_labels)

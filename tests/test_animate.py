@@ -11,9 +11,9 @@ import pytest
 from thfm_synth.assets.library import load_library
 from thfm_synth.assets.validate import validate
 from thfm_synth.config import load_config
-from thfm_synth.motion.bvh import read_bvh
+from thfm_synth.assets.motion.bvh import read_bvh
 from thfm_synth.plan.planner import make_plan
-from thfm_synth.scene.animate import animate
+from thfm_synth.render.scene.animate import animate
 
 from conftest import run_cli
 

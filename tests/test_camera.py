@@ -7,7 +7,7 @@ from thfm_synth.assets.library import load_library
 from thfm_synth.config import load_config
 from thfm_synth.conventions import project
 from thfm_synth.plan.planner import make_plan
-from thfm_synth.scene.camera import SubjectTrack, camera_track, framing_region, in_frame_fraction, min_jerk
+from thfm_synth.render.scene.camera import SubjectTrack, camera_track, framing_region, in_frame_fraction, min_jerk
 
 TEMPLATE = {  # a 1.75 m standing figure facing -Y, metres
     "Hips": (0, 0, 0.95), "LeftUpLeg": (0.1, 0, 0.92), "LeftLeg": (0.1, 0, 0.5), "LeftFoot": (0.1, 0, 0.08),
@@ -129,7 +129,7 @@ def turning_subject(n=81, fps=24.0, start_deg=30.0, turn_deg=120.0, head_offset_
 
 
 def _first_azimuth(cam, point, forward):
-    from thfm_synth.scene import facing
+    from thfm_synth.render.scene import facing
 
     return float(facing.relative_azimuth(cam.centers[:1], point[None], forward[None])[0])
 
@@ -145,7 +145,7 @@ def facing_walker(heading_deg: float, sideways_deg: float = 0.0) -> SubjectTrack
 @pytest.mark.parametrize("heading", [0.0, 70.0, -150.0, 180.0])
 def test_azimuth_is_measured_from_the_subjects_facing(specs, heading):
     """'0 = in front' means in front of the subject as it stands, whichever way it faces."""
-    from thfm_synth.scene import facing
+    from thfm_synth.render.scene import facing
 
     subject = facing_walker(heading, sideways_deg=60.0 if heading < 0 else 0.0)
     forward = facing.body_forward_from_track(subject.joints[:1], subject.names)[0]
@@ -162,7 +162,7 @@ def test_azimuth_is_measured_from_the_subjects_facing(specs, heading):
 
 
 def test_face_framing_aims_at_the_face_and_follows_it(specs):
-    from thfm_synth.scene import facing
+    from thfm_synth.render.scene import facing
 
     subject = turning_subject(turn_deg=150.0, head_offset_deg=25.0)
     for traj in ("orbit", "dolly_in", "dolly_out", "handheld", "static", "pan_follow"):
@@ -215,7 +215,7 @@ def test_unknown_azimuth_reference_is_refused(specs):
 def test_the_camera_never_goes_under_the_ground(specs):
     """A long lens backing away at a negative elevation (a dolly out) used to sink below z = 0 and
     render the underside of the ground instead of the person; it is held above the feet instead."""
-    from thfm_synth.scene.camera import MIN_EYE_ABOVE_FEET_M
+    from thfm_synth.render.scene.camera import MIN_EYE_ABOVE_FEET_M
 
     subject = walking_subject()
     floor = subject.joints[..., 2].min()

@@ -22,8 +22,8 @@ import pytest
 from thfm_synth.assets.library import load_library
 from thfm_synth.config import load_config
 from thfm_synth.plan.planner import make_plan
-from thfm_synth.scene import facing
-from thfm_synth.scene.assemble import assemble
+from thfm_synth.render.scene import facing
+from thfm_synth.render.scene.assemble import assemble
 
 RANGE = (-40.0, 40.0)
 

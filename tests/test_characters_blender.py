@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thfm_synth.characters import forward_kinematics, import_character, linear_blend_skinning, save_character
-from thfm_synth.characters.anny_body import bake_anny
-from thfm_synth.characters.skinning import local_rotations_from_world, matrix_to_quat, motion_skeleton, quat_to_matrix
+from thfm_synth.assets.characters import forward_kinematics, import_character, linear_blend_skinning, save_character
+from thfm_synth.assets.characters.anny_body import bake_anny
+from thfm_synth.assets.characters.skinning import local_rotations_from_world, matrix_to_quat, motion_skeleton, quat_to_matrix
 from thfm_synth.blender import contract
 from thfm_synth.blender.call import call
 
@@ -89,8 +89,8 @@ def quaternius(tmp_path_factory):
 @pytest.mark.render
 def test_quaternius_walks_with_retargeted_cmu_mocap(quaternius, tmp_path):
     """02_01 (walk) retargeted onto the imported FBX moves its pelvis > 1 m forward, in numpy and in Blender."""
-    retarget = pytest.importorskip("thfm_synth.motion.retarget")
-    from thfm_synth.motion.bvh import read_bvh
+    retarget = pytest.importorskip("thfm_synth.assets.motion.retarget")
+    from thfm_synth.assets.motion.bvh import read_bvh
 
     bvh = require_test_asset(asset_path("mocap/cmu/02_01.bvh"))
     c, path = quaternius

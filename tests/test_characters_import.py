@@ -7,8 +7,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from thfm_synth.characters import NUM_PARTS, import_character, load_character
-from thfm_synth.characters.rigs import REQUIRED
+from thfm_synth.assets.characters import NUM_PARTS, import_character, load_character
+from thfm_synth.assets.characters.rigs import REQUIRED
 from thfm_synth.errors import UserError
 from thfm_synth.blender.runtime import RenderRuntime
 
@@ -148,7 +148,7 @@ def test_missing_and_unsupported_files(tmp_path):
 
 def test_character_npz_dispatches_and_caches_imports(tmp_path):
     from thfm_synth.assets.manifest import CharacterEntry, file_sha256
-    from thfm_synth.characters.builtin import character_npz
+    from thfm_synth.assets.characters.builtin import character_npz
 
     require_test_asset(MALE)
     entry = CharacterEntry(id="male", path="characters/Smooth_Male_Casual.fbx", sha256=file_sha256(MALE),

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thfm_synth.characters.rigs import REQUIRED, RIG_TABLES, detect_rig, map_rig, normalize_bone_name
-from thfm_synth.characters.armature import build_skeleton
+from thfm_synth.assets.characters.rigs import REQUIRED, RIG_TABLES, detect_rig, map_rig, normalize_bone_name
+from thfm_synth.assets.characters.armature import build_skeleton
 from thfm_synth.errors import UserError
 
 

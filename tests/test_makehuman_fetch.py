@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from thfm_synth.characters.makehuman.fetch import REPOS, IndexEntry, fetch_makehuman, read_index
+from thfm_synth.assets.characters.makehuman.fetch import REPOS, IndexEntry, fetch_makehuman, read_index
 from thfm_synth.errors import UserError
 
 FILES = {  # destination path -> (repository key, path in it, content, stored in LFS)
@@ -171,7 +171,7 @@ def test_cli_fetch_makehuman(github, tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from pathlib import Path; import thfm_synth.characters.makehuman.fetch as f; "
+    code = ("import sys; from pathlib import Path; import thfm_synth.assets.characters.makehuman.fetch as f; "
             f"f.INDEX_FILE = Path({str(idx)!r}); "
             "from thfm_synth.cli import main; sys.exit(main(sys.argv[1:]))")
     proc = subprocess.run([sys.executable, "-c", code, "assets", "fetch", "makehuman", "--dest", str(tmp_path / "mh"),

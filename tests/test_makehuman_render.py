@@ -8,14 +8,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from thfm_synth.characters import load_character, save_character
-from thfm_synth.characters.anny_body import bake_anny
+from thfm_synth.assets.characters import load_character, save_character
+from thfm_synth.assets.characters.anny_body import bake_anny
 from thfm_synth.render import outputs
 from thfm_synth.render.description import Camera, Light, Object, RenderSettings, SceneDescription, World
 from thfm_synth.render.imagefiles import read_exr
 from thfm_synth.render.runner import render
-from thfm_synth.scene.animate import AnimatedCharacter
-from thfm_synth.scene.assemble import _character_materials
+from thfm_synth.render.scene.animate import AnimatedCharacter
+from thfm_synth.render.scene.assemble import _character_materials
 
 pytestmark = pytest.mark.render
 SIZE = 96

@@ -13,7 +13,7 @@ from model.thfm import (KEYPOINT_TASKS, TASK_INDEX, TASKS, THFM, THFMConfig, bui
                         keypoint_positions, prompt_array, rope_from_positions, thfm_flops)
 from model.wan import WanTransformer3D, dit_flops, save_wan_transformer
 from model.wan.rope import rope_tables
-from thfm_synth.preprocess.prompts import builtin_table
+from model.prompts import builtin_table
 
 T, K, TEXT_DIM = 9, 5, 32
 LAT = (3, 4, 6, 16)  # (T', H', W', C): patch grid 3 x 2 x 3

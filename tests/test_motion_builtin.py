@@ -7,10 +7,10 @@ import functools
 import numpy as np
 import pytest
 
-from thfm_synth.motion import ground, quat
-from thfm_synth.motion.builtin_motions import BUILTIN_IDS, builtin_motion
-from thfm_synth.motion.resample import resample
-from thfm_synth.motion.window import activity
+from thfm_synth.assets.motion import ground, quat
+from thfm_synth.assets.motion.builtin_motions import BUILTIN_IDS, builtin_motion
+from thfm_synth.assets.motion.resample import resample
+from thfm_synth.assets.motion.window import activity
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,8 +10,8 @@ from scipy.spatial.transform import Rotation
 
 from motion_testdata import CMU_DIR, clip, cmu_params, needs_cmu
 from thfm_synth.errors import UserError
-from thfm_synth.motion import quat
-from thfm_synth.motion.bvh import parse_bvh, read_bvh, read_bvh_header
+from thfm_synth.assets.motion import quat
+from thfm_synth.assets.motion.bvh import parse_bvh, read_bvh, read_bvh_header
 
 CMU_JOINTS = 31
 
@@ -105,7 +105,7 @@ def _write_bvh(joints, frames, frame_time):
 @needs_cmu
 def test_other_channel_orders_and_subsets_give_the_same_motion():
     """Rewrite a clip with XYZ / YXZ Euler orders, a shuffled root, and 1-channel joints."""
-    from thfm_synth.motion.bvh import _normalise_newlines, _parse_header
+    from thfm_synth.assets.motion.bvh import _normalise_newlines, _parse_header
 
     text = _normalise_newlines(_text())
     parsed = _parse_header(text, "x")

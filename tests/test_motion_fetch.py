@@ -9,7 +9,7 @@ import pytest
 from http_testserver import serve
 from motion_testdata import CMU_DIR, needs_cmu
 from thfm_synth.errors import UserError
-from thfm_synth.motion.fetch import CMU_INDEX, FLAT_LAYOUT, CmuClip, fetch_cmu
+from thfm_synth.assets.motion.fetch import CMU_INDEX, FLAT_LAYOUT, CmuClip, fetch_cmu
 
 pytestmark = needs_cmu
 

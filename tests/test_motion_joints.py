@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from motion_testdata import clip, needs_cmu
-from thfm_synth.motion import quat
-from thfm_synth.motion.builtin_motions import builtin_motion
-from thfm_synth.motion.joints import (
+from thfm_synth.assets.motion import quat
+from thfm_synth.assets.motion.builtin_motions import builtin_motion
+from thfm_synth.assets.motion.joints import (
     COCO17_NAMES, FACE_NAMES, H36M17_NAMES, SMPL24_NAMES, coco17, h36m17, joint_sets, regress_face, smpl24,
 )
-from thfm_synth.motion.retarget import retarget
-from thfm_synth.motion.skeleton import canonical_skeleton, forward_kinematics, rest_motion
-from thfm_synth.motion.testing import variant_target
+from thfm_synth.assets.motion.retarget import retarget
+from thfm_synth.assets.motion.skeleton import canonical_skeleton, forward_kinematics, rest_motion
+from thfm_synth.assets.motion.testing import variant_target
 
 
 def test_sets_have_their_conventions_and_sizes():

@@ -9,11 +9,11 @@ import pytest
 from scipy.spatial.transform import Rotation, Slerp
 
 from motion_testdata import clip, cmu_params, needs_cmu
-from thfm_synth.motion import quat
-from thfm_synth.motion.builtin_motions import builtin_motion
-from thfm_synth.motion.resample import resample, resampled_frame_count
-from thfm_synth.motion.skeleton import MotionClip, rest_motion
-from thfm_synth.motion.window import (
+from thfm_synth.assets.motion import quat
+from thfm_synth.assets.motion.builtin_motions import builtin_motion
+from thfm_synth.assets.motion.resample import resample, resampled_frame_count
+from thfm_synth.assets.motion.skeleton import MotionClip, rest_motion
+from thfm_synth.assets.motion.window import (
     activity, activity_profile, choose_window, choose_window_from_profile, cut_window, select_window, window_indices,
 )
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from motion_testdata import WALKING, clip, cmu_params, fk, needs_cmu
-from thfm_synth.motion import ground, quat
-from thfm_synth.motion.builtin_motions import builtin_motion
-from thfm_synth.motion.retarget import build_retarget_map, mirror_clip, mirror_permutation, retarget
-from thfm_synth.motion.skeleton import Skeleton, canonical_name
-from thfm_synth.motion.testing import derive_skeleton, variant_target
+from thfm_synth.assets.motion import ground, quat
+from thfm_synth.assets.motion.builtin_motions import builtin_motion
+from thfm_synth.assets.motion.retarget import build_retarget_map, mirror_clip, mirror_permutation, retarget
+from thfm_synth.assets.motion.skeleton import Skeleton, canonical_name
+from thfm_synth.assets.motion.testing import derive_skeleton, variant_target
 
 
 @functools.lru_cache(maxsize=None)

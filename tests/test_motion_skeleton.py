@@ -7,8 +7,8 @@ import pytest
 from scipy.spatial.transform import Rotation, Slerp
 
 from motion_testdata import clip, needs_cmu
-from thfm_synth.motion import quat
-from thfm_synth.motion.skeleton import (
+from thfm_synth.assets.motion import quat
+from thfm_synth.assets.motion.skeleton import (
     CANONICAL_JOINTS, CMU_MB_TO_CANONICAL, Skeleton, canonical_name, canonical_skeleton, forward_kinematics,
     local_from_global, mirror_name, rest_motion,
 )
@@ -136,7 +136,7 @@ def test_skeleton_validation():
 
 
 def test_skeleton_from_rest_and_blender_root_location():
-    from thfm_synth.motion.skeleton import root_location_in_bone_frame, skeleton_from_rest
+    from thfm_synth.assets.motion.skeleton import root_location_in_bone_frame, skeleton_from_rest
 
     base = canonical_skeleton()
     frames = _rand_q(base.num_joints)

@@ -17,7 +17,7 @@ import pytest
 from thfm_synth.assets.library import load_library
 from thfm_synth.config import load_config
 from thfm_synth.errors import UserError
-from thfm_synth.farm.binding import bind_output, plan_sha256
+from thfm_synth.render.farm.binding import bind_output, plan_sha256
 from thfm_synth.plan.planner import make_plan, plan_meta, read_plan, write_plan
 
 from conftest import run_cli

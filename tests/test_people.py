@@ -15,7 +15,7 @@ from thfm_synth.assets.library import load_library
 from thfm_synth.config import config_digest, load_config
 from thfm_synth.plan.planner import make_plan, plan_meta, read_plan, write_plan
 from thfm_synth.plan.spec import PLAN_SCHEMA
-from thfm_synth.scene.visibility import PERSON_OCCLUDED, SCENE_OCCLUDED, SELF_OCCLUDED, VISIBLE, joint_visibility
+from thfm_synth.render.scene.visibility import PERSON_OCCLUDED, SCENE_OCCLUDED, SELF_OCCLUDED, VISIBLE, joint_visibility
 
 
 def people_config(lo: int, hi: int, **people):
@@ -63,8 +63,8 @@ def test_person_slots_are_balanced_and_plans_keep_their_prefix(library, tmp_path
 def test_people_never_overlap_and_a_crowded_room_leaves_people_out(library, tmp_path):
     """Numpy placement (no Blender): over the whole clip no two pelvises come closer than two body
     radii; where that is impossible the person is left out with the reason, never overlapped."""
-    from thfm_synth.scene.layout import build_set, path_fits
-    from thfm_synth.scene.people import clearance, place_others
+    from thfm_synth.render.scene.layout import build_set, path_fits
+    from thfm_synth.render.scene.people import clearance, place_others
 
     cfg = people_config(4, 4)
     spec = next(s for s in make_plan(cfg, library, 1, 12) if s.background_kind == "sky")
@@ -77,7 +77,7 @@ def test_people_never_overlap_and_a_crowded_room_leaves_people_out(library, tmp_
             assert clearance(paths[i], paths[j]) >= 2 * spec.others[0].body_radius_m - 1e-9
     assert all(p.vertices.shape[0] == spec.num_frames for p in placed)
     # with a camera 4 m along +x looking at the subject, nobody stands in its line of sight
-    from thfm_synth.scene.people import sight_clearance
+    from thfm_synth.render.scene.people import sight_clearance
 
     camera = np.tile([4.0, 0.0], (spec.num_frames, 1))
     placed, records = place_others(spec, library, tmp_path / "cache", start, camera_xy=camera)
@@ -117,7 +117,7 @@ def test_visibility_codes_a_joint_behind_another_person():
 @pytest.mark.render
 def test_a_video_of_three_people_partitions_the_mask_and_keeps_everyone(tmp_path):
     from thfm_synth.render import outputs
-    from thfm_synth.video.annotations import read_annotations
+    from thfm_synth.render.video.annotations import read_annotations
 
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("preset: preview\nvideo: {width: 160, height: 96, num_frames: 5}\npeople: {count: [3, 3]}\n"

@@ -10,7 +10,7 @@ import pytest
 from thfm_synth.assets.library import load_library
 from thfm_synth.config import config_digest, load_config
 from thfm_synth.errors import UserError
-from thfm_synth.motion.resample import resampled_frame_count
+from thfm_synth.assets.motion.resample import resampled_frame_count
 from thfm_synth.plan import balance
 from thfm_synth.plan.planner import make_plan, plan_meta, read_plan, write_plan
 

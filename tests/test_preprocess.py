@@ -17,11 +17,11 @@ from thfm_synth.preprocess import geometry as geo
 from thfm_synth.preprocess.pipeline import plan_shards, preprocess
 from thfm_synth.preprocess.video import PreprocessConfig, load_clip, video_records
 from thfm_synth.render import outputs
-from thfm_synth.shards import inspect
+from thfm_synth.tools import shards_inspect as inspect
 from thfm_synth.shards.grain_source import grain_dataset
 from thfm_synth.shards.record import ARRAYS
 from thfm_synth.shards.store import ShardSet
-from thfm_synth.video.annotations import read_annotations
+from thfm_synth.render.video.annotations import read_annotations
 
 import test_preprocess_data as data
 

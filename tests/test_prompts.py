@@ -1,6 +1,6 @@
 import numpy as np
 
-from thfm_synth.preprocess.prompts import BUILTIN_ENCODER, PROMPTS, PromptTable, builtin_table
+from model.prompts import BUILTIN_ENCODER, PROMPTS, PromptTable, builtin_table
 
 
 def test_builtin_table_is_deterministic_distinct_and_round_trips(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from thfm_synth.errors import UserError
-from thfm_synth.preprocess.prompts import PROMPTS, PromptTable, umt5_table
+from model.prompts import PROMPTS, PromptTable, umt5_table
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from thfm_synth import qa
+from thfm_synth.render import qa
 from thfm_synth.conventions import intrinsics, look_at, project
 
 W, H = 160, 96
@@ -79,7 +79,7 @@ def test_normals_from_depth_on_a_plane_are_exact():
 
 
 def test_joint_visibility_codes():
-    from thfm_synth.scene.visibility import OUTSIDE, SCENE_OCCLUDED, SELF_OCCLUDED, VISIBLE, joint_visibility
+    from thfm_synth.render.scene.visibility import OUTSIDE, SCENE_OCCLUDED, SELF_OCCLUDED, VISIBLE, joint_visibility
 
     k, r, t, depth, normals, mask = sphere_scene()
     centre_z = (r @ np.array([0.0, 0.0, 1.0]) + t)[2]
@@ -183,7 +183,7 @@ def test_a_background_that_did_not_load_fails():
 
 
 def test_a_joint_counts_in_the_mask_within_one_pixel_not_two():
-    from thfm_synth.qa import joints_in_mask
+    from thfm_synth.render.qa import joints_in_mask
 
     mask = np.zeros((10, 10))
     mask[4:6, 4:6] = 1.0  # a limb two pixels wide

@@ -77,7 +77,7 @@ def test_a_copy_saved_elsewhere_still_finds_its_mesh(tmp_path):
 
 
 def test_camera_from_a_camera_track():
-    class Track:  # the fields of thfm_synth.scene.camera.CameraTrack the renderer uses
+    class Track:  # the fields of thfm_synth.render.scene.camera.CameraTrack the renderer uses
         k = intrinsics(35, 36, 832, 480)
         r = np.stack([np.eye(3)] * 4)
         t = np.zeros((4, 3))

@@ -213,7 +213,7 @@ def test_a_config_asks_for_the_optional_modalities_end_to_end(tmp_path):
     the preview's third row and the dataset card's flow chart."""
     from conftest import run_cli
     from thfm_synth.render.imagefiles import read_png
-    from thfm_synth.report.card import write_report
+    from thfm_synth.tools.report.card import write_report
 
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("preset: preview\nvideo: {width: 128, height: 80, num_frames: 5}\n"

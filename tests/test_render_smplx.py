@@ -13,14 +13,14 @@ import torch
 import yaml
 
 from conftest import run_cli
-from thfm_synth import qa
+from thfm_synth.render import qa
 from thfm_synth.assets.library import load_library
 from thfm_synth.config import load_config
 from thfm_synth.conventions import project
 from thfm_synth.plan.planner import read_plan
 from thfm_synth.render import outputs
-from thfm_synth.scene.assemble import assemble
-from thfm_synth.video.annotations import read_annotations
+from thfm_synth.render.scene.assemble import assemble
+from thfm_synth.render.video.annotations import read_annotations
 
 pytestmark = [pytest.mark.render, pytest.mark.slow]
 # DensePose parts a joint's pixel may show (the joint lies inside that limb)
@@ -115,7 +115,7 @@ def test_joints_and_labels_line_up_with_the_pixels(rendered, smplx_models):
 
 def test_shards_and_card_carry_the_parameters(rendered, tmp_path):
     from thfm_synth.preprocess.pipeline import preprocess
-    from thfm_synth.shards import inspect
+    from thfm_synth.tools import shards_inspect as inspect
     from thfm_synth.shards.store import ShardSet
 
     _, out, video = rendered

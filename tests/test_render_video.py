@@ -6,15 +6,15 @@ import json
 import numpy as np
 import pytest
 
-from thfm_synth import qa
+from thfm_synth.render import qa
 from thfm_synth.assets.library import load_library
 from thfm_synth.config import load_config
 from thfm_synth.conventions import project
 from thfm_synth.plan.planner import make_plan
 from thfm_synth.render import outputs
-from thfm_synth.scene.assemble import assemble
-from thfm_synth.video.annotations import read_annotations
-from thfm_synth.video.render_one import render_video
+from thfm_synth.render.scene.assemble import assemble
+from thfm_synth.render.video.annotations import read_annotations
+from thfm_synth.render.video.render_one import render_video
 
 from conftest import run_cli
 
@@ -84,8 +84,8 @@ def test_head_and_face_keypoints_agree_with_the_render(sky_video):
     """Regression: the H36M head top projects inside the subject's mask (it floated 1.7-3.7 cm
     above the head), and a face point coded visible is the visible surface itself (they were
     coded visible 5-15 cm behind the back of the head)."""
-    from thfm_synth.motion.joints import COCO17_NAMES, H36M17_NAMES
-    from thfm_synth.scene.visibility import EAR_TOL_M, SURFACE_TOL_M
+    from thfm_synth.assets.motion.joints import COCO17_NAMES, H36M17_NAMES
+    from thfm_synth.render.scene.visibility import EAR_TOL_M, SURFACE_TOL_M
 
     spec, _, out, _ = sky_video
     ann = read_annotations(out / "annotations.npz")

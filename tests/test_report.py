@@ -10,8 +10,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from thfm_synth.report import write_report
-from thfm_synth.report.card import svg_histogram
+from thfm_synth.tools.report import write_report
+from thfm_synth.tools.report.card import svg_histogram
 from thfm_synth.testsetup import CHROMIUM_STEP, find_chromium
 
 import test_preprocess_data as data
@@ -125,11 +125,11 @@ def test_card_shows_the_realised_azimuth_next_to_the_configured_range(tmp_path):
     from thfm_synth.assets.library import load_library
     from thfm_synth.config import load_config
     from thfm_synth.conventions import look_at
-    from thfm_synth.farm.layout import DONE
-    from thfm_synth.motion.joints import COCO17_NAMES, SMPL24_NAMES
+    from thfm_synth.render.farm.folders import DONE
+    from thfm_synth.assets.motion.joints import COCO17_NAMES, SMPL24_NAMES
     from thfm_synth.plan.planner import make_plan, plan_meta, write_plan
-    from thfm_synth.report.card import collect
-    from thfm_synth.video.annotations import write_annotations
+    from thfm_synth.tools.report.card import collect
+    from thfm_synth.render.video.annotations import write_annotations
 
     cfg = load_config("preview", overrides={"camera": {"azimuth_deg": [-40, 40]}})
     lib = load_library(builtin=True)
@@ -178,8 +178,8 @@ def test_card_shows_the_realised_azimuth_next_to_the_configured_range(tmp_path):
 
 def test_card_explains_low_visibility_of_interior_joints():
     """'pelvis visible 25%' next to 'head 100%' is the depth rule's doing; the card says so, with the rule."""
-    from thfm_synth.report.card import Facts, render_html
-    from thfm_synth.scene.visibility import SELF_TOL_M
+    from thfm_synth.tools.report.card import Facts, render_html
+    from thfm_synth.render.scene.visibility import SELF_TOL_M
 
     facts = Facts(title="t", source="render", path="p", joint_names=["pelvis", "left_hip", "head", "left_ankle"],
                   visible=np.array([0.25, 0.4, 1.0, 1.0]))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thfm_synth import qa
+from thfm_synth.render import qa
 from thfm_synth.assets.library import load_library
 from thfm_synth.config import load_config
 from thfm_synth.errors import UserError
@@ -23,10 +23,10 @@ from thfm_synth.render.description import (Camera, DescriptionError, Light, Obje
                                            SceneDescription, World, pose_matrix)
 from thfm_synth.conventions import intrinsics, look_at
 from thfm_synth.blender.runtime import RenderRuntime
-from thfm_synth.scene import scene_files as sf
-from thfm_synth.scene.assemble import assemble
-from thfm_synth.scene.layout import BODY_RADIUS_M, SetLayout, WalkMap, place_path
-from thfm_synth.video.render_one import render_video
+from thfm_synth.render.scene import scene_files as sf
+from thfm_synth.render.scene.assemble import assemble
+from thfm_synth.render.scene.layout import BODY_RADIUS_M, SetLayout, WalkMap, place_path
+from thfm_synth.render.video.render_one import render_video
 
 SMALL = {"video": {"width": 128, "height": 80, "num_frames": 5}, "render": {"samples": 4, "denoise": False}}
 KIT, STREET, STREET_FBX = "scenes-kenney_furniture_kit", "scenes-streets_all", "scenes-streets_all-fbx"

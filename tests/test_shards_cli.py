@@ -12,7 +12,7 @@ from model.tasks import DENSE_TASKS, TASKS
 from model.vae import CODEC_ID, DCTCodec
 from thfm_synth.errors import UserError
 from thfm_synth.render.imagefiles import read_exr, read_png
-from thfm_synth.shards import inspect
+from thfm_synth.tools import shards_inspect as inspect
 from thfm_synth.shards.record import ARRAYS, FIELD_DOCS, SCALARS
 from thfm_synth.shards.store import ShardSet
 

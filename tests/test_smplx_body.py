@@ -15,21 +15,21 @@ from test_motion_retarget import bone_pairs, direction_errors_deg
 from thfm_synth.assets.library import load_library
 from thfm_synth.assets.manifest import CharacterEntry, Manifest, builtin_sha256, dump_manifest
 from thfm_synth.assets.validate import validate
-from thfm_synth.characters import build_characters, character_npz, load_character
-from thfm_synth.characters.format import validate_character
-from thfm_synth.characters.skinning import motion_skeleton
-from thfm_synth.characters.smplx_body import WORLD_FROM_MODEL, bake_smplx
-from thfm_synth.characters.smplx_model import LICENCE, SMPL24_FROM_SMPLX, load_model, rodrigues
-from thfm_synth.characters.smplx_motion import MODEL_DIR_ENV, smplx_motion
+from thfm_synth.assets.characters import build_characters, character_npz, load_character
+from thfm_synth.assets.characters.format import validate_character
+from thfm_synth.assets.characters.skinning import motion_skeleton
+from thfm_synth.assets.characters.smplx_body import WORLD_FROM_MODEL, bake_smplx
+from thfm_synth.assets.characters.smplx_model import LICENCE, SMPL24_FROM_SMPLX, load_model, rodrigues
+from thfm_synth.assets.characters.smplx_motion import MODEL_DIR_ENV, smplx_motion
 from thfm_synth.config import load_config
 from thfm_synth.conventions import project
 from thfm_synth.errors import UserError
-from thfm_synth.motion.builtin_motions import builtin_motion
-from thfm_synth.motion.retarget import retarget
+from thfm_synth.assets.motion.builtin_motions import builtin_motion
+from thfm_synth.assets.motion.retarget import retarget
 from thfm_synth.plan.planner import make_plan, plan_library, plan_meta
-from thfm_synth.scene.assemble import assemble
+from thfm_synth.render.scene.assemble import assemble
 from thfm_synth.shards import body_params
-from thfm_synth.video.annotations import build_annotations
+from thfm_synth.render.video.annotations import build_annotations
 
 SEED = 3
 

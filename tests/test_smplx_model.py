@@ -12,8 +12,8 @@ import torch
 
 from conftest import run_cli
 from smplx_testmodel import build_arrays, write_model
-from thfm_synth.characters.rigs import detect_rig, map_rig
-from thfm_synth.characters.smplx_model import (PKL_TO_NPZ, SMPLX_JOINT_NAMES, SMPLX_PARENTS, available_genders,
+from thfm_synth.assets.characters.rigs import detect_rig, map_rig
+from thfm_synth.assets.characters.smplx_model import (PKL_TO_NPZ, SMPLX_JOINT_NAMES, SMPLX_PARENTS, available_genders,
                                                find_model_file, load_model, rodrigues)
 from thfm_synth.errors import UserError
 

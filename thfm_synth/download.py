@@ -8,7 +8,7 @@ keeps it (the next run resumes). Errors are one-line `UserError`s naming the fil
 
 `download_file` fetches one file; `download_all` fetches a list of `Download`s (URL, path below a
 destination folder, sha256, size) with a few threads, one byte-progress bar and a summary, and
-reports failures per file instead of stopping at the first. Callers (`thfm_synth/motion/fetch.py`,
+reports failures per file instead of stopping at the first. Callers (`thfm_synth/assets/motion/fetch.py`,
 `thfm_synth/assets/testassets.py`) only build lists and say what the files are.
 """
 

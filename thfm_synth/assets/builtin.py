@@ -39,8 +39,8 @@ def _entry(kind: str, entry_id: str, params: dict, **fields) -> dict:
 
 
 def builtin_manifest() -> Manifest:
-    from thfm_synth.motion.builtin_motions import builtin_motion
-    from thfm_synth.motion.window import activity_profile
+    from thfm_synth.assets.motion.builtin_motions import builtin_motion
+    from thfm_synth.assets.motion.window import activity_profile
 
     motions = []
     for kind, tags in MOTION_TAGS.items():
@@ -63,7 +63,7 @@ def smplx_characters(model_dir: str | Path, gender: str = "mixed", texture_dir: 
     """The built-in bodies as SMPL-X bodies (config `character.backend: smplx`): NUM_BODIES entries
     `smplx-builtin-NN`, baked on first use from the user's model folder (`path`)."""
     from thfm_synth.assets.manifest import CharacterEntry
-    from thfm_synth.characters.smplx_model import LICENCE, LICENCE_TEXT
+    from thfm_synth.assets.characters.smplx_model import LICENCE, LICENCE_TEXT
 
     out = []
     for i in range(NUM_BODIES):

@@ -385,7 +385,7 @@ def decode_model(path: str | Path) -> str:
 
 def decode_bvh(path: str | Path) -> str:
     """The whole clip read (every frame), with finite, plausible root positions."""
-    from thfm_synth.motion.bvh import read_bvh
+    from thfm_synth.assets.motion.bvh import read_bvh
 
     clip = read_bvh(path)  # UserError naming the file and line for anything malformed or truncated
     check_clip(clip, path)

@@ -46,7 +46,7 @@ def _with_smplx_bodies(m: LoadedManifest, bodies) -> LoadedManifest:
 
     from thfm_synth.assets.builtin import smplx_characters
     from thfm_synth.assets.manifest import canonical_json
-    from thfm_synth.characters.smplx_model import available_genders
+    from thfm_synth.assets.characters.smplx_model import available_genders
 
     available_genders(bodies.smplx_model_dir)  # a missing or wrong folder: one line naming the files
     manifest = m.manifest.model_copy(update={"characters": smplx_characters(
@@ -73,7 +73,7 @@ def load_library(manifest_paths: list[str | Path] | tuple = (), builtin: bool = 
                 raise UserError(f"asset id {entry.id!r} appears in both {other} and {m.file}",
                                 "rename one of the entries so ids are unique")
             if check_files and isinstance(entry, CharacterEntry) and entry.format == "smplx":
-                from thfm_synth.characters.smplx_model import available_genders
+                from thfm_synth.assets.characters.smplx_model import available_genders
 
                 available_genders(m.resolve(entry))  # names the expected model files if the folder is wrong
             elif check_files and entry.path is not None and not m.resolve(entry).exists():

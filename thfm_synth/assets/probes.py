@@ -25,11 +25,11 @@ class BvhInfo:
 def bvh_info(path: Path) -> BvhInfo:
     """Joint names and the MOTION header of a BVH file.
 
-    One BVH parser for the project: this is `thfm_synth.motion.bvh.read_bvh_header`,
+    One BVH parser for the project: this is `thfm_synth.assets.motion.bvh.read_bvh_header`,
     which reads only the header bytes, checks the hierarchy and raises a one-line
     UserError naming the file and line for anything malformed.
     """
-    from thfm_synth.motion.bvh import read_bvh_header  # numpy only when a BVH is probed
+    from thfm_synth.assets.motion.bvh import read_bvh_header  # numpy only when a BVH is probed
 
     header = read_bvh_header(path)
     return BvhInfo(header.joint_names, header.num_frames, header.frame_time)

@@ -85,8 +85,8 @@ class _Notes:
 
 
 def _motion(path: Path, common: dict, notes: _Notes) -> MotionEntry:
-    from thfm_synth.motion.bvh import read_bvh
-    from thfm_synth.motion.window import activity_profile
+    from thfm_synth.assets.motion.bvh import read_bvh
+    from thfm_synth.assets.motion.window import activity_profile
 
     info = probes.bvh_info(path)
     skeleton = "cmu_mb" if CMU_MB_JOINTS <= set(info.joints) else "unknown"

@@ -25,7 +25,7 @@ def validate(manifest_path: str | Path, check_hashes: bool = True, decode: bool 
         if entry.licence.strip().upper() in (UNKNOWN_LICENCE, "", "NONE", "TODO"):
             problems.append(f"{where}: licence is {entry.licence!r} - fix: set the asset's licence (e.g. CC0-1.0)")
         if kind == "characters" and entry.format == "smplx":  # generated like a built-in, from the user's models
-            from thfm_synth.characters.smplx_model import available_genders
+            from thfm_synth.assets.characters.smplx_model import available_genders
 
             if entry.sha256 != builtin_sha256(kind, entry.id, entry.params):
                 problems.append(f"{where}: sha256 of a smplx entry must be the digest of its params "
@@ -61,7 +61,7 @@ def validate(manifest_path: str | Path, check_hashes: bool = True, decode: bool 
                     problems.append(f"{path}: HDRI is {size[0]}x{size[1]}, the manifest says {entry.width}x"
                                     f"{entry.height} ({where}) - fix: re-scan the manifest")
             elif kind == "characters" and entry.format == "npz":
-                from thfm_synth.characters import load_character, validate_character
+                from thfm_synth.assets.characters import load_character, validate_character
 
                 validate_character(load_character(path), str(path))
             elif kind in ("characters", "scenes") and path.is_file():

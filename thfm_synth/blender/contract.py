@@ -243,7 +243,7 @@ JOBS = {SCRIPT_PROBE: ProbeJob, SCRIPT_RENDER: RenderJob, SCRIPT_SCENE_PROBE: Sc
 
 
 # --------------------------------------------------------------------------- the protocol itself
-# Shared by every script (blender_scripts/bridge.py) and by stand-in children (thfm_synth/farm/fake.py).
+# Shared by every script (blender_scripts/bridge.py) and by stand-in children (thfm_synth/render/farm/fake.py).
 
 
 class JobInputError(Exception):

@@ -228,7 +228,7 @@ class AssetSettings(Section):
 
 
 class QaSettings(Section):
-    """When a rendered video fails QA (`thfm_synth/qa.py`): it is then committed but recorded as
+    """When a rendered video fails QA (`thfm_synth/render/qa.py`): it is then committed but recorded as
     `qa_failed`, listed by `render --status` and left out of `preprocess` unless asked for."""
 
     reprojection_px_max: StrictFloat = Field(0.01, gt=0, le=100, description="stored 2D joints vs the projected "

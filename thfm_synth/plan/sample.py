@@ -6,7 +6,7 @@ import numpy as np
 
 from thfm_synth.assets.manifest import MotionEntry
 from thfm_synth.config.schema import FRAMINGS, TRAJECTORIES, DatasetConfig
-from thfm_synth.motion.window import choose_window_from_profile
+from thfm_synth.assets.motion.window import choose_window_from_profile
 from thfm_synth.plan.spec import AZIMUTH_FROM_SUBJECT, LightSpec, PersonSpec, VideoSpec
 
 STREAM_VIDEO = 1  # SeedSequence key of the per-video stream

@@ -34,8 +34,8 @@ from typing import Iterator
 
 from thfm_synth.atomic import write_text
 from thfm_synth.errors import UserError
-from thfm_synth.farm.layout import DONE
-from thfm_synth.preprocess.prompts import UMT5_DIM, PromptTable, builtin_table, umt5_table
+from thfm_synth.render.farm.folders import DONE
+from model.prompts import UMT5_DIM, PromptTable, builtin_table, umt5_table
 from model.tasks import TASKS
 from thfm_synth.preprocess.video import PreprocessConfig, VideoSource, estimate_video_bytes, video_records
 from thfm_synth.shards.record import Record
@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _qa_passed(video_dir: Path) -> bool:
     """A farm video's QA verdict from its DONE file; a `render-one` folder's from its metadata.json."""
-    from thfm_synth.farm.index import qa_passed
+    from thfm_synth.render.farm.index import qa_passed
 
     done = video_dir / DONE
     if done.is_file():
@@ -188,7 +188,7 @@ def _init_ray(address: str | None, workers: int | None):
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
-        from thfm_synth.farm.reaper import watch_local_ray
+        from thfm_synth.render.farm.reaper import watch_local_ray
 
         watch_local_ray()  # a killed preprocess leaves no Ray process behind
         ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,

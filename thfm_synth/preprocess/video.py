@@ -38,7 +38,7 @@ from thfm_synth.preprocess import targets as tg
 from thfm_synth.render import outputs
 from thfm_synth.shards import body_params
 from thfm_synth.shards.record import Record
-from thfm_synth.video.annotations import CONVENTIONS, read_annotations, read_video_metadata
+from thfm_synth.render.video.annotations import CONVENTIONS, read_annotations, read_video_metadata
 
 OUTSIDE = 1  # visibility code (scene/visibility.py)
 HEADER_BYTES = 2048  # record header + padding, for size estimates

@@ -25,7 +25,7 @@ Objects
   into arrays.npz); at the
   default 6 levels the surface is within 4e-5 x radius of the true sphere.
 - `mesh_npz` is a triangle mesh from an `.npz` (`allow_pickle=False`) with the keys of the
-  baked character format (`thfm_synth.characters.format`): required `vertices` (V,3) float32 and
+  baked character format (`thfm_synth.assets.characters.format`): required `vertices` (V,3) float32 and
   `faces` (F,3) int; optional `uv` (U,2) + `face_uv` (F,3) texture coordinates, `face_material`
   (F,) indices into the object's `materials`, and the labels `face_part` (F,) ints 1..24,
   `corner_part_uv` (F,3,2) in [0,1] and `vertex_canonical` (V,3) in [0,1]. A character npz is
@@ -103,7 +103,7 @@ class Camera:
 
     @classmethod
     def from_track(cls, track: Any, **kw) -> "Camera":
-        """From a `thfm_synth.scene.camera.CameraTrack` (anything with k, r, t, width, height)."""
+        """From a `thfm_synth.render.scene.camera.CameraTrack` (anything with k, r, t, width, height)."""
         return cls(k=track.k, r=track.r, t=track.t, width=track.width, height=track.height, **kw)
 
     def validate(self) -> None:
@@ -130,7 +130,7 @@ class Material:
     """A Principled BSDF. Colours linear RGB; `texture` is an image file (sRGB) on the object's UVs.
 
     The fields after `checker_scale` carry the character material schema
-    (`thfm_synth/characters/materials.py`, which documents each; texture fields here are
+    (`thfm_synth/assets/characters/materials.py`, which documents each; texture fields here are
     resolved file paths). All have defaults that reproduce the plain material, so older
     descriptions render unchanged. `kind` names the shader family (skin, eyes, hair, ...).
     """

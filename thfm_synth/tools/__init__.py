@@ -1,0 +1,1 @@
+"""Tools above the pipeline: look at what it made (previews, the dataset card, shard inspection)."""
