@@ -14,6 +14,7 @@ A resumed run restores all five, so it continues with exactly the same batches a
 
 from __future__ import annotations
 
+from thfm_synth.errors import MissingFileError
 import os
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ def resolve(path: str | Path) -> tuple[Path, int | None]:
     if (path / "checkpoints").is_dir() and not any(p.name.isdigit() for p in path.iterdir()):
         path = path / "checkpoints"  # a run_dir
     if not path.is_dir():
-        raise FileNotFoundError(f"checkpoint {path} not found")
+        raise MissingFileError(f"checkpoint {path} not found", "give a run's checkpoints folder (RUN/checkpoints) or one step's folder (RUN/checkpoints/STEP)")
     return path, None
 
 

@@ -33,6 +33,7 @@ inputs) for tests, benchmarks and ``jobs/train_tiny_cpu.yaml``.
 
 from __future__ import annotations
 
+from thfm_synth.errors import MissingFileError
 import dataclasses
 import json
 from pathlib import Path
@@ -123,7 +124,7 @@ def load_prompt_table(root: str | Path | None, text_dim: int | None = None, path
         table = PromptTable.load(cand)
         return dict(table.embeddings), dict(table.provenance, path=str(cand))
     if path:
-        raise FileNotFoundError(f"prompt table {path} not found")
+        raise MissingFileError(f"prompt table {path} not found", "give the prompts.npz of a shard folder, or omit it for the built-in prompts")
     table = builtin_table(dim=text_dim or UMT5_DIM, tokens=tokens)
     return dict(table.embeddings), dict(table.provenance, path=None)
 

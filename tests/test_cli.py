@@ -56,6 +56,27 @@ def test_print_config_prints_the_resolved_preset():
     assert "num_videos: 20000" in proc.stdout and "width: 832" in proc.stdout and "num_frames: 81" in proc.stdout
 
 
+def test_missing_inputs_name_the_file_and_the_fix(tmp_path):
+    for args, needle in ((("render", "--status", tmp_path / "none"), "is not a render output folder"),
+                         (("train", "--config", tmp_path / "none.yaml"), "train config"),
+                         (("predict", tmp_path / "v.mp4", "--task", "depth", "--checkpoint", tmp_path / "ck"),
+                          "checkpoint")):
+        proc = run_cli(*args)
+        line = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode == 1 and needle in line and "(fix: " in line, (args, proc.stderr[-500:])
+
+
+def test_render_says_what_it_will_render_before_it_starts():
+    from thfm_synth.assets.library import load_library
+    from thfm_synth.cli import render_header
+    from thfm_synth.config import load_config
+    from thfm_synth.plan.planner import make_plan, plan_meta
+
+    cfg, lib = load_config("paper"), load_library(builtin=True)
+    line = render_header(make_plan(cfg, lib, 0, 3), plan_meta(cfg, lib, 0, 3), 2, "out")
+    assert line == "render: 3 videos of 832x480, 81 frames at 24 fps, 16 samples + denoising, 2 workers -> out"
+
+
 @pytest.mark.slow
 def test_demo_runs_the_pipeline_from_nothing(tmp_path):
     proc = run_cli("demo", "--out", tmp_path / "demo", "--num-videos", "2", timeout=900)

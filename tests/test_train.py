@@ -240,3 +240,14 @@ def test_small_size_takes_latent_channels_and_text_dim_from_the_data():
     assert dit_config("small", latent_channels=48, text_dim=256).in_channels == 48
     with pytest.raises(ValueError, match="model size"):
         dit_config("huge")
+
+
+def test_a_quiet_run_still_shows_a_progress_bar_with_the_loss(shards, tmp_path, capsys):
+    """The demo trains quietly (no log lines) but never silently: a bar with step, loss and ETA."""
+    tr = Trainer(base_config(shards, tmp_path / "run", steps=3, checkpoint_every=3), quiet=True, progress=True)
+    try:
+        tr.run()
+    finally:
+        tr.close()
+    err = capsys.readouterr().err
+    assert "train" in err and "3/3" in err and "loss " in err and "[train]" not in err

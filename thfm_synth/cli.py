@@ -310,6 +310,19 @@ def cmd_preview(args) -> int:
     return 0
 
 
+def render_header(specs, meta, workers: int, out) -> str:
+    """What is about to be rendered, before the first video (a paper-preset plan by mistake shows
+    here, not after a minute at 0%)."""
+    if not specs:
+        return f"render: nothing planned -> {out}"
+    s = specs[0]
+    r = (meta.config or {}).get("render", {})
+    quality = f"{r.get('samples', '?')} samples" + (" + denoising" if r.get("denoise") else "")
+    preset = (meta.config or {}).get("preset")
+    return (f"render: {len(specs)} videos of {s.width}x{s.height}, {s.num_frames} frames at {s.fps:g} fps, {quality}"
+            + (f" (preset {preset})" if preset else "") + f", {workers} workers -> {out}")
+
+
 def cmd_render(args) -> int:
     import os
 
@@ -322,6 +335,9 @@ def cmd_render(args) -> int:
 
     if args.status:
         layout = OutputLayout(args.status)
+        if not (layout.root / "plan.parquet").is_file() and not layout.root.joinpath("videos").is_dir():
+            raise UserError(f"{args.status} is not a render output folder (no plan.parquet, no videos/)",
+                            "give the --out folder of a `thfm-synth render` run")
         plan_path = layout.root / "plan.parquet"
         planned = len(read_plan(plan_path)[0]) if plan_path.is_file() else 0
         for line in index.status(layout, planned).lines():
@@ -345,6 +361,7 @@ def cmd_render(args) -> int:
     opts = blender_farm(args.out, plan_path, args.cache or default_cache(), workers=workers, cpus_per_video=cpus,
                         blender=args.blender, device=args.device, restart_every=args.restart_every,
                         gpus_per_video=args.gpus_per_video, max_retries=args.max_retries, address=args.address)
+    print(render_header(specs, meta, workers, args.out), flush=True)
     summary = run_farm(specs, plan_id, opts)
     for line in summary.lines():
         print(line)
@@ -507,7 +524,7 @@ def cmd_demo(args) -> int:
     t = time.perf_counter()
     job = REPO_JOBS / "train_from_synth.yaml"
     # a demo-sized batch: 4 videos make 28 records, and 256x160 clips are 4x the job's 128x80 tokens
-    summary = train(job, quiet=True, **{"data.shard_dir": str(shards), "run_dir": str(out / "train"),
+    summary = train(job, quiet=True, progress=True, **{"data.shard_dir": str(shards), "run_dir": str(out / "train"),
                                         "steps": args.train_steps, "batch_size": 4})
     losses = summary.get("losses") or []
     first_l = float(np.mean(losses[:10])) if losses else float("nan")

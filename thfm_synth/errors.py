@@ -28,3 +28,7 @@ class ConfigError(UserError):
 
 class DiskFullError(UserError):
     """No space left while writing an output: stop (the farm stops the run), never retry or skip."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the user named does not exist (still a FileNotFoundError for callers)."""

@@ -7,6 +7,7 @@ that ``model.pretrained`` / ``vae.weights`` may also be given relative to the YA
 
 from __future__ import annotations
 
+from thfm_synth.errors import MissingFileError
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -169,7 +170,7 @@ def load_config(source: Union[str, Path, dict, TrainConfig], **overrides: Any) -
     else:
         path = Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"train config {path} not found")
+            raise MissingFileError(f"train config {path} not found", "give a job file such as jobs/train_from_synth.yaml")
         d = yaml.safe_load(path.read_text()) or {}
         base_dir = path.parent
     for key, value in overrides.items():

@@ -54,9 +54,12 @@ def prepare_data(cfg: TrainConfig) -> DataSpec:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, *, devices=None, quiet: bool = False):
+    def __init__(self, cfg: TrainConfig, *, devices=None, quiet: bool = False, progress: bool | None = None):
         self.cfg = cfg
         self.quiet = quiet or not _is_main()
+        # a console bar (step, loss, ETA) so a long run is never silent; on by default unless quiet
+        self.progress = (not quiet if progress is None else progress) and _is_main()
+        self._bar = None
         self.spec = prepare_data(cfg)
         text_dim = None if cfg.model.size in DATA_SIZED else int(cfg.model.dit.get("text_dim", 4096))
         self.prompts, self.prompt_provenance = load_prompt_table(cfg.data.shard_dir, text_dim, cfg.data.prompts)
@@ -123,7 +126,15 @@ class Trainer:
             if rec.get("steps_per_s") is not None:
                 parts += [f"{rec['steps_per_s']:.2f} steps/s", f"{rec['tokens_per_s']:.0f} tok/s",
                           f"MFU {100 * rec['mfu']:.2f}%"]
-            print("[train] " + " | ".join(parts), flush=True)
+            self._say("[train] " + " | ".join(parts))
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"loss {rec['loss']:.4f}", refresh=False)
+
+    def _say(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line)
+        else:
+            print(line, flush=True)
 
     # ------------------------------------------------------------------ loop
 
@@ -149,6 +160,11 @@ class Trainer:
         skips_total = int(jax.device_get(state["skips"]))
         last_rec: dict = {}
         t_run = time.perf_counter()
+        if self.progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=cfg.steps, initial=start, unit="step", desc="train", mininterval=1.0,
+                             dynamic_ncols=True)
         try:
             for step in range(start, cfg.steps):
                 t0 = time.perf_counter()
@@ -164,6 +180,8 @@ class Trainer:
                     window_t0, window_steps, data_wait = time.perf_counter(), 0, 0.0
                 else:
                     window_steps += 1
+                if self._bar is not None:
+                    self._bar.update(1)
                 if n % cfg.log_every == 0 or n == cfg.steps:
                     fetched = jax.device_get(pending)
                     pending = []
@@ -191,6 +209,9 @@ class Trainer:
                     self.ckpt.save(n, state, s.consts, meta, self.data_iter)
             jax.block_until_ready(state)
         finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
             self.ckpt.wait()
             if fh is not None:
                 fh.close()
@@ -230,9 +251,11 @@ class Trainer:
             close()
 
 
-def train(config: Any, *, devices=None, quiet: bool = False, **overrides: Any) -> dict[str, Any]:
+def train(config: Any, *, devices=None, quiet: bool = False, progress: bool | None = None,
+          **overrides: Any) -> dict[str, Any]:
     """Train THFM from a YAML path / dict / TrainConfig (dotted-key ``overrides``); returns the summary
-    (also written to ``<run_dir>/summary.json``)."""
+    (also written to ``<run_dir>/summary.json``). quiet: no log lines; progress: the console bar
+    (default: unless quiet)."""
     cfg = load_config(config, **overrides)
     maybe_initialize_distributed(cfg.distributed)
     # A run that stops before its first checkpoint (bad data, a corrupt record, a bad config value)
@@ -240,7 +263,7 @@ def train(config: Any, *, devices=None, quiet: bool = False, **overrides: Any) -
     created = [p for p in (Path(cfg.run_dir), cfg.checkpoint_path, cfg.log_path.parent) if not p.exists()]
     trainer = None
     try:
-        trainer = Trainer(cfg, devices=devices, quiet=quiet)
+        trainer = Trainer(cfg, devices=devices, quiet=quiet, progress=progress)
         try:
             return trainer.run()
         finally:

@@ -188,11 +188,9 @@ def _init_ray(address: str | None, workers: int | None):
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
-        from thfm_synth.render.farm.reaper import watch_local_ray
+        from thfm_synth.render.farm.local_ray import start_local_ray
 
-        watch_local_ray()  # a killed preprocess leaves no Ray process behind
-        ray.init(address="local", num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        start_local_ray(workers or os.cpu_count() or 1)  # a killed preprocess leaves no Ray process behind
     return ray, True
 
 

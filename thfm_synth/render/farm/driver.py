@@ -73,14 +73,9 @@ def _init_ray(opts: FarmOptions):
     if opts.address:
         ray.init(address=opts.address, log_to_driver=False, configure_logging=False)
         return ray, False
-    from thfm_synth.render.farm.reaper import watch_local_ray
+    from thfm_synth.render.farm.local_ray import start_local_ray
 
-    watch_local_ray()
-    # address="local": always a Ray of our own, even when RAY_ADDRESS or a `ray start` on this machine
-    # would otherwise attach the run to another cluster
-    ray.init(address="local", num_cpus=max(1, int(round(opts.workers * opts.cpus_per_video))),
-             num_gpus=int(round(opts.workers * opts.gpus_per_video)) or None, include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
+    start_local_ray(round(opts.workers * opts.cpus_per_video), int(round(opts.workers * opts.gpus_per_video)))
     return ray, True
 
 
