@@ -151,6 +151,7 @@ def test_render_and_preprocess_on_the_cluster_match_a_single_machine(cluster, tm
         proc = run_cli("preprocess", out / "render", "--out", out / "shards", "--prompt-dim", "32",
                        *(["--address", c.address] if name == "cluster" else ["--workers", "0"]), timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "Progress bars disabled" not in proc.stderr  # Ray Data's word about our own choice
     a, b = (_video_files(tmp_path / n / "render", skip=("metadata.json",)) for n in runs)
     assert a.keys() == b.keys()
     for key in a:

@@ -17,6 +17,7 @@ from thfm_synth.shards.record import ARRAYS, FIELD_DOCS, SCALARS
 from thfm_synth.shards.store import ShardSet
 
 import test_preprocess_data as data
+from conftest import run_cli
 
 pytestmark = pytest.mark.render
 
@@ -75,6 +76,12 @@ def test_stats_per_task_and_channel_match_numpy(shards):
     assert len(d["tasks"]["mask"]["rgb_latents"]["mean"]) == 16
     assert d["tasks"]["keypoints_3d"]["keypoints_3d"]["records"] == 3
     assert any(line.startswith("depth target_latents") for line in res.lines)
+
+
+def test_show_from_the_command_line_prints_no_warnings(shards, tmp_path):
+    proc = run_cli("shards", "show", shards, "--out", tmp_path, timeout=300)
+    assert proc.returncode == 0 and "Warning" not in proc.stderr and "os.fork" not in proc.stderr, proc.stderr[-1000:]
+    assert any(tmp_path.glob("*.png"))
 
 
 def test_show_decodes_a_record_next_to_its_source(shards, tmp_path):

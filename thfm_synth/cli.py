@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from thfm_synth import __version__
@@ -796,6 +797,9 @@ def cmd_test(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # JAX warns on every fork once it is imported; ours are subprocess fork+exec (ffmpeg, Blender),
+    # which run no JAX code in the child, so on a successful run the warning is only noise
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command == "test":

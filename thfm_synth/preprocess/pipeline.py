@@ -208,6 +208,8 @@ def _ray_dataset(ray, items, cfg, vae_weights, workers, address, cpus_per_worker
     import ray.data
 
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # "Progress bars disabled" is a warning about our own choice (ours is per video), not a problem
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # each shard's records arrive consecutively
     ctx.enable_progress_bars = False  # ours is per video
