@@ -41,6 +41,9 @@ def test_a_video_that_fails_qa_is_kept_recorded_and_listed(tmp_path):
     assert proc.returncode == 0
     assert "done 4 of 4 planned videos (QA failed 1), failed 0, in progress 0, remaining 0" in proc.stdout
     assert "v000001" in proc.stdout
+    # the last run's own summary, quoted as it printed it (status never disagrees with the run)
+    quoted = proc.stdout.split("as it reported itself:\n", 1)[1].splitlines()
+    assert [ln[2:] for ln in quoted] == result["lines"]
 
 
 def test_failures_are_listed_by_kind_and_a_complete_folder_has_nothing_remaining(tmp_path, shared_assets):

@@ -343,6 +343,12 @@ def cmd_render(args) -> int:
         planned = len(read_plan(plan_path)[0]) if plan_path.is_file() else 0
         for line in index.status(layout, planned).lines():
             print(line)
+        last = index.last_run(layout)
+        if last is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["finished_at"]))
+            print(f"last run (finished {when}), as it reported itself:")
+            for line in last["lines"]:
+                print("  " + line)
         return 0
     if args.out is None:
         raise ConfigError("render needs --out DIR (or --status DIR)", "add --out DIR")

@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from thfm_synth.errors import DiskFullError, UserError
-from thfm_synth.render.farm.index import RunSummary, write_failures, write_videos_index
+from thfm_synth.render.farm.index import RunSummary, record_run, write_failures, write_videos_index
 from thfm_synth.render.farm.folders import OutputLayout
 from thfm_synth.render.farm.worker import Worker
 from thfm_synth.plan.spec import VideoSpec
@@ -244,6 +244,7 @@ def run_farm(specs: list[VideoSpec], plan_id: dict, opts: FarmOptions) -> RunSum
         summary.wall_seconds = time.time() - t0
         write_videos_index(layout)
         write_failures(layout, failures)
+        record_run(layout, summary)
         if started:
             _stop_ray(ray)
     return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,8 @@ class RunSummary:
             eta_h = max(remaining, 0) * per_video / max(self.parallel, 1) / 3600
             whole_core_h = per_video * self.planned * self.cpus_per_video / 3600
             out += [f"{rate:,.1f} videos/hour, {per_frame:.2f} s/frame, {cpu_h * 3600:.1f} CPU-seconds "
-                    f"({cpu_h:.4f} CPU-hours) per video in {self.wall_seconds:.1f} s wall",
+                    f"({cpu_h:.4f} CPU-hours) per video in {self.wall_seconds:.1f} s wall"
+                    + (" (all runs: first video's start to last video's end)" if self.status_view else ""),
                     f"remaining {max(remaining, 0)} videos: about {eta_h:.2f} h at this parallelism "
                     f"({self.parallel} workers); the whole plan ({self.planned:,} videos) at this rate: "
                     f"{whole_core_h:,.1f} core-hours"]
@@ -137,6 +139,31 @@ class RunSummary:
                        + ", ".join(f"{c} {n}" for c, n in sorted(checks.items()))
                        + f" - {', '.join(ids[:8])}" + (" ..." if len(ids) > 8 else ""))
         return out
+
+
+RUNS_LOG = "runs.jsonl"  # one line per finished `render` run: its own summary, as it printed it
+
+
+def record_run(layout: OutputLayout, summary: RunSummary) -> None:
+    """Append this run's summary to the folder's run log (what `render --status` quotes as the last
+    run, so the two never disagree)."""
+    line = {"finished_at": time.time(), "rendered": summary.rendered, "failed": summary.failed,
+            "wall_seconds": round(summary.wall_seconds, 3), "workers": summary.parallel,
+            "interrupted": summary.interrupted, "lines": summary.lines()}
+    with open(layout.root / RUNS_LOG, "a") as fh:  # one short write: a line is whole or absent
+        fh.write(json.dumps(line) + "\n")
+
+
+def last_run(layout: OutputLayout) -> dict | None:
+    path = layout.root / RUNS_LOG
+    if not path.is_file():
+        return None
+    for text in reversed(path.read_text().splitlines()):
+        try:
+            return json.loads(text)
+        except ValueError:  # a torn last line (killed mid-write): the one before
+            continue
+    return None
 
 
 def status(layout: OutputLayout, planned: int) -> RunSummary:
