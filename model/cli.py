@@ -22,17 +22,9 @@ from model.tasks import TASKS as TASK_CHOICES
 
 
 def _overrides(items: list[str] | None) -> dict:
-    import yaml
+    from thfm_synth.overrides import parse_overrides
 
-    from thfm_synth.errors import ConfigError
-
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r} is not KEY=VALUE", "e.g. --set steps=100 --set data.shard_dir=runs/x")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    return parse_overrides(items, "--set steps=100 --set data.shard_dir=runs/x")
 
 
 def _user_errors(fn):

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from model.tasks import TASKS, check_tasks
+from thfm_synth.overrides import parse_overrides as _parse
 from thfm_synth.errors import ConfigError, UserError
 
 
@@ -64,13 +65,7 @@ class PreprocessJob(BaseModel):
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r} is not KEY=VALUE", "e.g. --set workers=8 --set out=runs/x/shards")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    return _parse(items, "--set workers=8 --set out=runs/x/shards")
 
 
 def load_job(path: str | Path, overrides: dict[str, Any] | None = None) -> PreprocessJob:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thfm_synth.assets.characters.makehuman.obj import bad_asset, read_asset_text
 from thfm_synth.errors import UserError
 
 HM08_VERTICES = 19158  # vertices of MakeHuman's hm08 base mesh (3dobjs/base.obj), helpers included
@@ -55,9 +56,7 @@ class Proxy:
         return None if self.material is None else self.folder / self.material
 
 
-def _bad(path: Path, what: str) -> UserError:
-    return UserError(f"{path}: {what}", "restore the file from the MakeHuman asset release "
-                                        "(thfm-synth assets fetch makehuman --dest DIR)")
+_bad = bad_asset
 
 
 def _ranges(tokens: list[str], path: Path) -> list[int]:
@@ -83,12 +82,7 @@ def _ranges(tokens: list[str], path: Path) -> list[int]:
 
 def read_mhclo(path: str | Path, base_vertices: int = HM08_VERTICES) -> Proxy:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise _bad(path, "file not found") from None
-    except OSError as exc:
-        raise _bad(path, f"cannot be read ({exc.strerror})") from None
+    text = read_asset_text(path)
     keys: dict = {}
     tags: list[str] = []
     scale: list = [None, None, None]

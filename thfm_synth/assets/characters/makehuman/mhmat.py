@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thfm_synth.errors import UserError
+from thfm_synth.assets.characters.makehuman.obj import bad_asset, read_asset_text
 
 MAP_KEYS = {"diffuseTexture": "diffuse", "normalmapTexture": "normal", "specularmapTexture": "specular",
             "transparencymapTexture": "transparency", "bumpTexture": "bump", "aomapTexture": "ao",
@@ -48,9 +48,7 @@ class MhMaterial:
         return tuple(self.colours.get(key, default))
 
 
-def _bad(path: Path, what: str) -> UserError:
-    return UserError(f"{path}: {what}", "restore the file from the MakeHuman asset release "
-                                        "(thfm-synth assets fetch makehuman --dest DIR)")
+_bad = bad_asset
 
 
 def _resolve(rel: str, folder: Path, root: Path | None) -> Path:
@@ -69,12 +67,7 @@ def _resolve(rel: str, folder: Path, root: Path | None) -> Path:
 
 def read_mhmat(path: str | Path, root: str | Path | None = None) -> MhMaterial:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise _bad(path, "file not found") from None
-    except OSError as exc:
-        raise _bad(path, f"cannot be read ({exc.strerror})") from None
+    text = read_asset_text(path)
     name = path.stem
     colours, values, flags, maps, missing = {}, {}, {}, {}, {}
     rootp = Path(root) if root is not None else None

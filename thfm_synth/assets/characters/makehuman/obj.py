@@ -27,12 +27,16 @@ class ObjMesh:
     face_polygon: np.ndarray  # (F,) int64: index of the source polygon of each triangle
 
 
-def _bad(path: Path, what: str) -> UserError:
+def bad_asset(path: Path, what: str) -> UserError:
+    """The one error for a MakeHuman file that cannot be used (obj, mhclo, mhmat)."""
     return UserError(f"{path}: {what}", "restore the file from the MakeHuman asset release "
                                         "(thfm-synth assets fetch makehuman --dest DIR)")
 
 
-def _text(path: Path) -> str:
+_bad = bad_asset
+
+
+def read_asset_text(path: Path) -> str:
     try:
         return Path(path).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -43,7 +47,7 @@ def _text(path: Path) -> str:
 
 def read_obj(path: str | Path) -> ObjMesh:
     path = Path(path)
-    text = _text(path)
+    text = read_asset_text(path)
     verts, uvs, polys = [], [], []
     for n, line in enumerate(text.splitlines(), 1):
         if line.startswith("v "):
@@ -101,7 +105,7 @@ def read_obj_groups(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     groups: dict[str, set[int]] = {}
     current = None
-    for line in _text(path).splitlines():
+    for line in read_asset_text(path).splitlines():
         if line.startswith("g "):
             current = groups.setdefault(line[2:].strip(), set())
         elif line.startswith("f ") and current is not None:
