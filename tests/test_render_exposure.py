@@ -70,3 +70,51 @@ def test_convert_render_applies_one_metered_gain_to_every_frame(tmp_path):
     assert rows[0]["exposure_gain"] == 1.0
     assert (read_png(outputs.path_of(tmp_path / "raw_data", "rgb", 0)) == 255).mean() > 0.5
     assert math.log2(gain) < -2
+
+
+def _studio(person_lum: float, background_lum: float, size=(120, 160)):
+    """A person covering ~5% of the frame (a soft-edged box) in front of a flat background."""
+    h, w = size
+    mask = np.zeros(size, np.float32)
+    mask[30:90, 70:80] = 1.0
+    mask[30:90, 69] = mask[30:90, 80] = 0.5
+    rng = np.random.default_rng(1)
+    frame = np.full((h, w, 3), background_lum, np.float32)
+    person = person_lum * (0.6 + 0.8 * rng.random((h, w, 1))).astype(np.float32)
+    frame = np.where(mask[..., None] > 0, mask[..., None] * person + (1 - mask[..., None]) * frame, frame)
+    return frame.astype(np.float32), mask
+
+
+def test_a_brightly_lit_person_in_a_dim_room_is_not_blown_out():
+    """Was: metering the whole frame (person 5% of it) lifted a dim studio by many stops and turned
+    the lamp-lit person into a white silhouette."""
+    frame, mask = _studio(person_lum=3.0, background_lum=0.004)
+    whole = exposure.metering_gain([frame])
+    ours = exposure.metering_gain([frame], masks=[mask])
+    rgb_whole = outputs.srgb_encode(frame * np.float32(whole))
+    rgb_ours = outputs.srgb_encode(frame * np.float32(ours))
+    solid = mask >= 0.99
+    assert (rgb_whole[solid].max(-1) >= 254).mean() > 0.9  # the old metering: a white silhouette
+    assert (rgb_ours[solid].max(-1) >= 254).mean() <= 0.01  # the person's highlights stay below white
+    assert np.percentile(frame[solid].max(-1), 99) * ours == pytest.approx(exposure.HIGHLIGHT_WHITE, rel=1e-6)
+
+
+def test_a_person_in_shadow_against_a_bright_sky_is_metered_up():
+    frame, mask = _studio(person_lum=0.02, background_lum=2.0)
+    whole = exposure.metering_gain([frame])
+    ours = exposure.metering_gain([frame], masks=[mask])
+    assert ours > 8 * whole  # the person counts for most of the metering however small they are
+    lum = exposure.luminance(frame * ours)[mask >= 0.99]
+    assert 0.03 < np.exp(np.log(lum).mean()) < 0.18  # towards middle grey; the sky may clip instead
+
+
+def test_qa_fails_a_blown_out_person_and_passes_a_well_exposed_one():
+    from thfm_synth.render import qa
+
+    frame, mask = _studio(person_lum=3.0, background_lum=0.004)
+    white = outputs.srgb_encode(frame * np.float32(exposure.metering_gain([frame])))
+    good = outputs.srgb_encode(frame * np.float32(exposure.metering_gain([frame], masks=[mask])))
+    assert qa.subject_clipped(white, mask) > 0.9 and qa.subject_clipped(good, mask) <= 0.01
+    assert np.isnan(qa.subject_clipped(good, np.zeros_like(mask)))  # no person: no evidence
+    reports = [qa.QaReport([{"subject_clipped": qa.subject_clipped(im, mask)}]).summarize() for im in (white, good)]
+    assert "subject_overexposed" in reports[0]["failures"] and "subject_overexposed" not in reports[1]["failures"]

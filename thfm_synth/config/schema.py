@@ -266,6 +266,9 @@ class QaSettings(Section):
     background_failed_max: StrictFloat = Field(0.5, ge=0, le=1, description="fraction of the background (outside "
                                                                             "the mask) that may be pure black or "
                                                                             "missing-texture magenta, worst frame")
+    subject_clipped_max: StrictFloat = Field(0.05, ge=0, le=1, description="fraction of the person's pixels "
+                                                                          "at 8-bit white (a blown-out "
+                                                                          "person), worst frame")
 
 
 class DatasetConfig(BaseModel):

@@ -353,8 +353,10 @@ def convert_render(render_out: str | os.PathLike, dataset_root: str | os.PathLik
     raws = [rec["files"] for rec in info["frames"]]  # one EXR per render call (two with motion blur)
     gain = 1.0
     if auto_exposure and raws:
-        metered = (_linear_rgb(read_exr(raws[i][0])) for i in exposure.meter_frame_indices(len(raws)))
-        gain = exposure.metering_gain(f for f in metered if f is not None)
+        metered = [read_exr(raws[i][0]) for i in exposure.meter_frame_indices(len(raws))]
+        metered = [ch for ch in metered if _linear_rgb(ch) is not None]
+        gain = exposure.metering_gain((_linear_rgb(ch) for ch in metered),
+                                      masks=(ch.get(C.CH_FG) for ch in metered))
     frames = [int(rec["frame"]) for rec in info["frames"]]
     want_flow = "flow" in modalities and cam_k is not None and cam_t is not None
     cams = {f: (cam_k[f], cam_r[f], cam_t[f]) for f in range(len(cam_r))} if want_flow else {}

@@ -36,6 +36,7 @@ THRESHOLDS = {
     "joint_speed_max_mps": 50.0,
     "joint_height_m": (-0.5, 5.0),
     "background_failed_max": 0.5,  # fraction of background pixels pure black or magenta, worst frame
+    "subject_clipped_max": 0.05,  # fraction of the person's pixels at 8-bit white, worst frame
 }
 
 
@@ -205,6 +206,19 @@ def label_invariants(depth, normals, mask, part=None, canonical=None) -> dict[st
     return out
 
 
+SUBJECT_CLIP_MIN_PIXELS = 50
+
+
+def subject_clipped(rgb: np.ndarray, mask: np.ndarray) -> float:
+    """The fraction of the person's fully covered pixels with a channel at 8-bit white (254+): a
+    blown-out person is a white silhouette, not a person. NaN (no evidence) under
+    SUBJECT_CLIP_MIN_PIXELS such pixels."""
+    solid = np.asarray(mask) >= 0.99
+    if solid.sum() < SUBJECT_CLIP_MIN_PIXELS:
+        return float("nan")
+    return float((np.asarray(rgb)[solid][:, :3].max(-1) >= 254).mean())
+
+
 def background_failed(rgb: np.ndarray, mask: np.ndarray, black_is_failure: bool = True) -> float:
     """Fraction of the background (mask < 0.01) that is Blender's missing-texture magenta or, with
     `black_is_failure` (an HDRI background, which lights and fills the whole view), pure black: what a
@@ -238,7 +252,7 @@ def motion_figures(joints_world: np.ndarray, fps: float) -> dict:
 
 
 # Per-frame figures where "not finite" is no evidence (nothing to compare), not a failure.
-NO_EVIDENCE_IS_NAN = ("depth_normal_median_deg", "silhouette_nearer", "silhouette_on_depth_edge")
+NO_EVIDENCE_IS_NAN = ("depth_normal_median_deg", "silhouette_nearer", "silhouette_on_depth_edge", "subject_clipped")
 WORST_IS_LOWEST = ("silhouette_nearer", "silhouette_on_depth_edge")
 PER_FRAME_SPECIAL = ("visible_joints", "visible_joints_hit", "subject_coverage", "background_failed")
 
@@ -285,6 +299,8 @@ class QaReport:
             agg["background_failed"] = float(max(f["background_failed"] for f in self.frames))
             if agg["background_failed"] > th["background_failed_max"]:
                 failures.append("background_not_loaded")
+        if agg.get("subject_clipped") is not None and agg["subject_clipped"] > th["subject_clipped_max"]:
+            failures.append("subject_overexposed")
         if agg.get("reprojection_px", 0) > th["reprojection_px_max"]:
             failures.append("reprojection")
         if agg.get("depth_normal_median_deg", 0) > th["depth_normal_median_deg_max"]:
@@ -337,4 +353,5 @@ def check_frame(depth, normals, mask, k, r, t, joints_world, joints_2d, visible,
     figures.update(label_invariants(stored, normals, mask, part, canonical))
     if rgb is not None:
         figures["background_failed"] = background_failed(rgb, mask, black_is_failure)
+        figures["subject_clipped"] = subject_clipped(rgb, mask)
     return figures
