@@ -228,3 +228,38 @@ def test_the_camera_never_goes_under_the_ground(specs):
         assert eye[:, 2].min() >= floor + MIN_EYE_ABOVE_FEET_M - 1e-9, spec.camera_trajectory
         _, _, keep = framing_region(subject, spec.camera_framing)
         assert in_frame_fraction(cam, subject.joints[:, keep]) >= 0.95
+
+
+def test_in_front_of_an_hdri_the_camera_stands_at_its_capture_height_and_sees_the_horizon(specs):
+    """An HDRI is a photograph from one point: at another height the person stands at the wrong scale
+    on its ground. The camera stands at the capture height and, for long lenses too, still shows the
+    horizon (scene context, not a frame of featureless ground)."""
+    subject = walking_subject()
+    for spec in specs[:40]:
+        for lens in (24.0, 85.0):
+            s = dataclasses.replace(spec, focal_length_mm=lens)
+            cam = camera_track(s, subject, eye_height_m=1.6)
+            eye = np.einsum("fji,fj->fi", cam.r, -cam.t)
+            assert np.allclose(eye[:, 2], 1.6)
+            _, _, keep = framing_region(subject, s.camera_framing)
+            assert in_frame_fraction(cam, subject.joints[:, keep]) >= 0.95
+            if s.camera_framing == "full_body":  # the horizon straight ahead is in the picture
+                fwd = cam.r[:, 2].copy()
+                fwd[:, 2] = 0.0
+                far = eye + 1e4 * fwd / np.linalg.norm(fwd, axis=1, keepdims=True)
+                for f in range(len(far)):
+                    uv, z = project(cam.k, cam.r[f], cam.t[f], far[f][None])
+                    assert z[0] > 0 and 0 <= uv[0, 1] <= s.height, (lens, s.camera_trajectory)
+
+
+def test_an_hdri_capture_height_comes_from_its_manifest_entry():
+    from types import SimpleNamespace
+
+    from thfm_synth.errors import UserError
+    from thfm_synth.render.scene.assemble import hdri_eye_height
+    from thfm_synth.render.scene.camera import HDRI_CAPTURE_HEIGHT_M
+
+    assert hdri_eye_height(SimpleNamespace(id="h", params={})) == HDRI_CAPTURE_HEIGHT_M
+    assert hdri_eye_height(SimpleNamespace(id="h", params={"capture_height_m": 2.5})) == 2.5
+    with pytest.raises(UserError, match="capture_height_m"):
+        hdri_eye_height(SimpleNamespace(id="h", params={"capture_height_m": "tall"}))

@@ -26,10 +26,11 @@ from thfm_synth.assets.library import Library
 from thfm_synth.assets.characters.skinning import forward_kinematics, linear_blend_skinning
 from thfm_synth.config.schema import RenderSettings
 from thfm_synth.conventions import yaw_matrix
+from thfm_synth.errors import UserError
 from thfm_synth.plan.spec import AZIMUTH_FROM_WORLD, VideoSpec
 from thfm_synth.render.description import Camera, Light, Material, Object, SceneDescription, World
 from thfm_synth.render.scene.animate import AnimatedCharacter, animate
-from thfm_synth.render.scene.camera import CameraTrack, SubjectTrack, camera_track
+from thfm_synth.render.scene.camera import HDRI_CAPTURE_HEIGHT_M, CameraTrack, SubjectTrack, camera_track
 from thfm_synth.render.scene import facing, scene_files
 from thfm_synth.render.scene.people import place_others
 from thfm_synth.render.scene.layout import SetLayout, build_set, cutaway, place_path
@@ -116,6 +117,15 @@ def _character_materials(anim: AnimatedCharacter) -> list[Material]:
     return out or [Material()]
 
 
+def hdri_eye_height(entry) -> float:
+    """The camera height for an HDRI backdrop: its manifest `params.capture_height_m` (metres)."""
+    h = entry.params.get("capture_height_m", HDRI_CAPTURE_HEIGHT_M)
+    if not isinstance(h, (int, float)) or not 0.1 <= float(h) <= 50.0:
+        raise UserError(f"HDRI {entry.id}: params.capture_height_m = {h!r} is not a height in metres (0.1-50)",
+                        "set it to the height the panorama was shot from (tripod: about 1.7) or remove it")
+    return float(h)
+
+
 def _ground(kind: str, catcher: bool) -> Object:
     color, rough, checker = GROUNDS.get(kind, GROUNDS["concrete"])
     mat = Material(name=f"ground_{kind}", base_color=color, roughness=rough, checker_color=checker,
@@ -195,7 +205,7 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
         joints_world.update(anim.body.regressor_joints(placed[:, :anim.body.num_body_vertices]))
     positions, _ = clip.forward_kinematics()
     subject = SubjectTrack(_apply(placement, positions), tuple(clip.skeleton.names), joints_world["coco17"][:, :5])
-    cam = camera_track(spec, subject)
+    cam = camera_track(spec, subject, hdri_eye_height(bg) if spec.background_kind == "hdri" else None)
     others, people_records = [], []
     if spec.others:
         hips = subject.index("Hips") if "Hips" in subject.names else 0

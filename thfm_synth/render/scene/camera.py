@@ -17,6 +17,12 @@ How a trajectory is built
 - The camera never goes below `MIN_EYE_ABOVE_FEET_M` over the subject's lowest joint in the clip (a
   low camera backing away at a negative elevation would otherwise pass under the ground and see
   only its underside); where that lifts it, it keeps aiming at the target.
+- In front of an HDRI the camera stands at the HDRI's capture height (`eye_height_m`: the
+  manifest entry's `params.capture_height_m`, default HDRI_CAPTURE_HEIGHT_M) above the ground at
+  z = 0, whatever the planned elevation: an environment map is a photograph from one point, and
+  only a camera at that height sees the shadow-catcher ground meet the photographed ground at the
+  same scale (a low camera made the person a giant floating over the scene); it still aims at the
+  target, so the horizon stays in view for long lenses.
 - Finally, if the framed joints leave the image in more than 5% of frames (a fast
   subject, a telephoto lens), the distance grows in steps of 15% until they stay in; the factor is recorded
   (`distance_scale`) since such a clip is framed wider than planned.
@@ -50,6 +56,7 @@ HEAD_TOP_ABOVE_HEAD_JOINT_M = 0.12  # the head joint sits near the skull centre
 FACE_REGION_M = 0.32  # height of the framed box for face crops
 MIN_IN_FRAME = 0.95
 MIN_EYE_ABOVE_FEET_M = 0.3
+HDRI_CAPTURE_HEIGHT_M = 1.7  # a photographer's tripod: the default when the manifest does not say
 
 
 FOLLOW_TRAJECTORIES = ("orbit", "dolly_in", "dolly_out", "handheld")  # cameras that move with the subject
@@ -206,7 +213,7 @@ def _aim(spec: VideoSpec, track: SubjectTrack) -> tuple[np.ndarray, float, np.nd
     return centre, region_h, track.joints[:, keep]
 
 
-def _build(spec: VideoSpec, track: SubjectTrack, scale: float) -> CameraTrack:
+def _build(spec: VideoSpec, track: SubjectTrack, scale: float, eye_height_m: float | None = None) -> CameraTrack:
     n = track.joints.shape[0]
     k = intrinsics(spec.focal_length_mm, spec.sensor_width_mm, spec.width, spec.height)
     centre, region_h, _ = _aim(spec, track)
@@ -243,7 +250,10 @@ def _build(spec: VideoSpec, track: SubjectTrack, scale: float) -> CameraTrack:
     else:
         eye = target + direction * dist[:, None]
         look = target
-    eye[:, 2] = np.maximum(eye[:, 2], track.joints[..., 2].min() + MIN_EYE_ABOVE_FEET_M)
+    if eye_height_m is not None:
+        eye[:, 2] = eye_height_m
+    else:
+        eye[:, 2] = np.maximum(eye[:, 2], track.joints[..., 2].min() + MIN_EYE_ABOVE_FEET_M)
     shake = _shake(spec, n)
     rs, ts = np.empty((n, 3, 3)), np.empty((n, 3))
     for f in range(n):
@@ -264,11 +274,13 @@ def in_frame_fraction(cam: CameraTrack, points: np.ndarray, margin_px: float = 0
     return hits / points.shape[0]
 
 
-def camera_track(spec: VideoSpec, track: SubjectTrack) -> CameraTrack:
+def camera_track(spec: VideoSpec, track: SubjectTrack, eye_height_m: float | None = None) -> CameraTrack:
+    """The camera for `spec` around `track`; eye_height_m: a fixed camera height above z = 0 (HDRI
+    backdrops, see the module doc), None: the planned elevation."""
     _, _, framed = _aim(spec, track)
     scale = 1.0
     for _ in range(30):  # a static face crop of a walking subject may need to back off a lot
-        cam = _build(spec, track, scale)
+        cam = _build(spec, track, scale, eye_height_m)
         if in_frame_fraction(cam, framed) >= MIN_IN_FRAME:
             return cam
         scale *= 1.15
