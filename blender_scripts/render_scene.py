@@ -424,6 +424,98 @@ def attach_alpha_ids(me, face_material, materials):
     a.data.foreach_set("value", ids[fm])
 
 
+def _scaled(rgb, f):
+    return tuple(min(1.0, max(0.0, c * f)) for c in rgb) + (1.0,)
+
+
+def _ramp(nt, fac, lo, hi):
+    """Colour between lo and hi (RGBA tuples) by fac."""
+    n = nt.nodes.new("ShaderNodeValToRGB")
+    n.color_ramp.elements[0].color = lo
+    n.color_ramp.elements[1].color = hi
+    _link(nt, fac, n.inputs["Fac"])
+    return n.outputs["Color"]
+
+
+def _noise(nt, vector, scale, detail=4.0, roughness=0.5):
+    n = nt.nodes.new("ShaderNodeTexNoise")
+    _link(nt, vector, n.inputs["Vector"])
+    n.inputs["Scale"].default_value = scale
+    n.inputs["Detail"].default_value = detail
+    n.inputs["Roughness"].default_value = roughness
+    return n.outputs["Fac"]
+
+
+def _surface_uv(nt, obj):
+    """2D pattern coordinates in object metres: (x, y) on floors and ceilings, (x + y, z) on walls
+    (an axis-aligned wall is constant in one of x, y), so a pattern keeps its size on any face."""
+    tc = nt.nodes.new("ShaderNodeTexCoord")
+    pos = nt.nodes.new("ShaderNodeSeparateXYZ")
+    _link(nt, obj, pos.inputs[0])
+    nrm = nt.nodes.new("ShaderNodeSeparateXYZ")
+    _link(nt, tc.outputs["Normal"], nrm.inputs[0])
+    flat = _math(nt, "GREATER_THAN", _math(nt, "ABSOLUTE", nrm.outputs["Z"]), 0.5)
+    x, y, z = pos.outputs["X"], pos.outputs["Y"], pos.outputs["Z"]
+    u = _math(nt, "SUBTRACT", _math(nt, "ADD", x, y), _math(nt, "MULTIPLY", y, flat))
+    v = _math(nt, "ADD", z, _math(nt, "MULTIPLY", flat, _math(nt, "SUBTRACT", y, z)))
+    comb = nt.nodes.new("ShaderNodeCombineXYZ")
+    _link(nt, u, comb.inputs["X"])
+    _link(nt, v, comb.inputs["Y"])
+    return comb.outputs["Vector"]
+
+
+def _bricks(nt, uv, c1, c2, mortar, width, height, mortar_size, offset=0.5):
+    b = nt.nodes.new("ShaderNodeTexBrick")
+    b.offset = offset
+    _link(nt, uv, b.inputs["Vector"])
+    b.inputs["Color1"].default_value = c1
+    b.inputs["Color2"].default_value = c2
+    b.inputs["Mortar"].default_value = mortar
+    b.inputs["Scale"].default_value = 1.0
+    b.inputs["Mortar Size"].default_value = mortar_size
+    b.inputs["Mortar Smooth"].default_value = 0.3
+    b.inputs["Bias"].default_value = 0.0
+    b.inputs["Brick Width"].default_value = width
+    b.inputs["Row Height"].default_value = height
+    return b.outputs["Color"], b.outputs["Fac"]
+
+
+def surface_nodes(nt, m):
+    """(colour, roughness, height, bump strength) of a procedural PBR surface (contract.SURFACES),
+    tinted by the material's base colour; sizes in metres of the object's own space."""
+    base, kind = tuple(m["base_color"]), m["surface"]
+    obj = nt.nodes.new("ShaderNodeTexCoord").outputs["Object"]
+    if kind in ("plaster", "concrete", "asphalt", "fabric"):
+        scale, spread, rough, bump = {"plaster": (4.0, 0.08, 0.85, 0.04), "concrete": (2.5, 0.16, 0.9, 0.12),
+                                      "asphalt": (3.0, 0.2, 0.95, 0.25), "fabric": (6.0, 0.1, 0.95, 0.08)}[kind]
+        color = _ramp(nt, _noise(nt, obj, scale, detail=8.0, roughness=0.6),
+                      _scaled(base, 1 - spread), _scaled(base, 1 + spread))
+        fine = {"plaster": 60.0, "concrete": 90.0, "asphalt": 220.0, "fabric": 400.0}[kind]
+        height = _noise(nt, obj, fine, detail=2.0)
+        if kind in ("asphalt", "concrete"):  # grit: small light and dark specks
+            color = _mix_rgb(nt, _math(nt, "MULTIPLY", _math(nt, "GREATER_THAN", height, 0.62), 0.5), color,
+                             _scaled(base, 1.5))
+        return color, rough, height, bump
+    uv = _surface_uv(nt, obj)
+    if kind == "brick":
+        color, fac = _bricks(nt, uv, _scaled(base, 1.0), _scaled(base, 0.72), (0.5, 0.48, 0.45, 1.0),
+                             0.24, 0.075, 0.012)
+        color = _mix_rgb(nt, 0.35, color, _ramp(nt, _noise(nt, obj, 30.0), _scaled(base, 0.7), _scaled(base, 1.2)))
+        return color, 0.85, _math(nt, "SUBTRACT", 1.0, fac), 0.35
+    if kind == "tiles":
+        color, fac = _bricks(nt, uv, _scaled(base, 1.0), _scaled(base, 0.93), _scaled(base, 0.55),
+                             0.3, 0.3, 0.004, offset=0.0)
+        return color, 0.25, _math(nt, "SUBTRACT", 1.0, fac), 0.25
+    # wood: boards with their own shade, grain along the board
+    color, fac = _bricks(nt, uv, _scaled(base, 1.0), _scaled(base, 0.72), _scaled(base, 0.35), 1.2, 0.14, 0.003)
+    stretch = nt.nodes.new("ShaderNodeMapping")
+    _link(nt, uv, stretch.inputs["Vector"])
+    stretch.inputs["Scale"].default_value = (1.0, 14.0, 1.0)
+    grain = _noise(nt, stretch.outputs["Vector"], 3.0, detail=6.0, roughness=0.7)
+    color = _mix_rgb(nt, 0.45, color, _ramp(nt, grain, _scaled(base, 0.6), _scaled(base, 1.15)))
+    return color, 0.45, _math(nt, "SUBTRACT", 1.0, fac), 0.2
+
+
 def make_material(m, root):
     mat = bpy.data.materials.new(m["name"])
     nt = mat.node_tree
@@ -438,6 +530,15 @@ def make_material(m, root):
     color = base_color_socket(nt, m, root)
     if color is not None:
         _link(nt, color, bsdf.inputs["Base Color"])
+    if m.get("surface"):  # set pieces: procedural PBR (labels never see it: they use their own material)
+        color, rough, height, strength = surface_nodes(nt, m)
+        _link(nt, color, bsdf.inputs["Base Color"])
+        bsdf.inputs["Roughness"].default_value = rough
+        bump = nt.nodes.new("ShaderNodeBump")
+        bump.inputs["Strength"].default_value = strength
+        bump.inputs["Distance"].default_value = 0.002
+        _link(nt, height, bump.inputs["Height"])
+        _link(nt, bump.outputs["Normal"], bsdf.inputs["Normal"])
     if m.get("roughness_map"):
         r = nt.nodes.new("ShaderNodeSeparateColor")
         _link(nt, _image(nt, m["roughness_map"], root, non_color=True).outputs["Color"], r.inputs["Color"])

@@ -52,3 +52,27 @@ def test_cutaway_removes_exactly_the_walls_between_camera_and_subject(scenes):
     cut = cutaway(layout, camera, subject)
     removed = {b.name for b in layout.boxes} - {b.name for b in cut.boxes}
     assert "wall_s" in removed and "wall_n" not in removed and "floor" not in removed
+
+
+def test_sets_get_pbr_surfaces_without_moving_anything():
+    """Rooms and streets are finished with procedural PBR surfaces drawn from their own stream: the
+    boxes are where they were without them, one finish covers a room's four walls, and every surface
+    is one the Blender side builds."""
+    import dataclasses
+
+    from thfm_synth.blender.contract import SURFACES
+    from thfm_synth.render.scene import layout as L
+
+    seen = set()
+    for seed in range(12):
+        for gen, bare in (("room", L.room), ("street", L.street)):
+            params = {"generator": gen, "size_m": [5.0, 4.0, 2.7], "furniture": 3}
+            finished = build_set(params, seed)
+            plain = bare(params, seed)
+            assert [dataclasses.replace(b, surface=None) for b in finished.boxes] == list(plain.boxes)
+            assert all(b.surface in SURFACES for b in finished.boxes)
+            assert finished == build_set(params, seed)  # deterministic per seed
+            if gen == "room":
+                assert len({b.surface for b in finished.boxes if b.role == "wall"}) == 1
+            seen |= {b.surface for b in finished.boxes}
+    assert seen == set(SURFACES)

@@ -114,3 +114,13 @@ def test_blackbody_colours_run_from_red_to_blue():
     assert warm[0] == 1.0 and warm[2] < 0.1
     assert min(white) > 0.9
     assert cold[2] == 1.0 and cold[0] < 0.8
+
+
+def test_a_set_surface_round_trips_and_an_unknown_one_is_refused(tmp_path):
+    desc = _scene(tmp_path)
+    desc.objects[2].materials = [Material("bricks", base_color=(0.5, 0.3, 0.2), surface="brick")]
+    desc.save(tmp_path)
+    assert SceneDescription.load(tmp_path).objects[2].materials[0].surface == "brick"
+    desc.objects[2].materials = [Material("stone", surface="marble")]
+    with pytest.raises(DescriptionError, match="marble"):
+        desc.validate(tmp_path)

@@ -54,6 +54,9 @@ SCENE_JSON = "scene.json"
 ARRAYS_NPZ = "arrays.npz"
 RENDER_INFO = "render_info.json"  # written by render_scene.py beside the raw frames
 RAW_DIR = "raw"  # render_scene.py: OUT/raw/NNNNN.exr, one multilayer EXR per frame
+# Procedural PBR surfaces of set pieces (Material.surface): render_scene.py builds each from
+# Blender's procedural textures in object-space metres, so a wall of any size gets bricks of one size
+SURFACES = ("plaster", "concrete", "asphalt", "brick", "tiles", "wood", "fabric")
 
 # --------------------------------------------------------------------------- modalities
 # What one render call can make (render_scene.py); the stored files are STORED_MODALITIES.

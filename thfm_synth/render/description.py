@@ -143,6 +143,7 @@ class Material:
     texture: str | None = None
     checker_color: tuple[float, float, float] | None = None  # procedural checker with base_color
     checker_scale: float = 10.0  # checks per UV unit
+    surface: str | None = None  # procedural PBR surface (contract.SURFACES) tinted by base_color
     kind: str = ""
     base_tint: tuple[float, float, float] = (1.0, 1.0, 1.0)  # multiplies `texture`
     recolor_color: tuple[float, float, float] | None = None  # dye, keeping the texture's luminance
@@ -301,6 +302,10 @@ class SceneDescription:
                 raise DescriptionError(f"object {o.name}: pose holds non-finite values")
             if not o.materials and o.kind != "scene_file":
                 raise DescriptionError(f"object {o.name}: needs at least one material")
+            for m in o.materials:
+                if m.surface is not None and m.surface not in contract.SURFACES:
+                    raise DescriptionError(f"object {o.name}: material {m.name} surface {m.surface!r} is not one "
+                                           f"of {contract.SURFACES}")
             if o.kind == "sphere" and not (o.radius > 0 and 0 <= o.subdivisions <= 8):
                 raise DescriptionError(f"object {o.name}: sphere needs radius > 0 and 0 <= subdivisions <= 8")
             if o.kind in ("plane", "box") and min(o.size[: 2 if o.kind == "plane" else 3]) <= 0:

@@ -142,7 +142,7 @@ def _set_objects(layout: SetLayout) -> list[Object]:
         pose[:3, 3] = box.center
         objs.append(Object(name=f"set_{box.name}", kind="box", pose=pose, size=tuple(box.size),
                            materials=[Material(name=f"set_{box.name}", base_color=box.color,
-                                               roughness=box.roughness)]))
+                                               roughness=box.roughness, surface=box.surface)]))
     return objs
 
 

@@ -16,6 +16,7 @@ walkable cells. Both kinds of test apply when a layout has boxes and a walk map.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,7 @@ class Box:
     color: tuple[float, float, float]  # linear RGB base colour
     role: str  # floor | wall | furniture | building | ground
     roughness: float = 0.6
+    surface: str | None = None  # procedural PBR surface (blender contract.SURFACES), tinted by `color`
 
     def footprint(self) -> np.ndarray:
         """(4, 2) corners of the box's base in world XY."""
@@ -183,7 +185,37 @@ def street(params: dict, seed: int) -> SetLayout:
     return SetLayout(tuple(boxes), (-half, -length / 2 + 1), (half, length / 2 - 1))
 
 
-GENERATORS = {"room": room, "street": street}
+# Surfaces per role, drawn per video from their own stream (scene_rng(seed, 33)) so adding them did
+# not move any wall or piece of furniture of an existing seed.
+ROOM_SURFACES = {"floor": ("wood", "tiles", "concrete", "wood"), "wall": ("plaster", "plaster", "brick", "concrete"),
+                 "furniture": ("wood", "fabric", "plaster", "wood")}
+STREET_SURFACES = {"road": ("asphalt",), "pavement": ("tiles", "concrete"), "building": ("brick", "plaster", "concrete")}
+
+
+def _with_surfaces(layout: SetLayout, table: dict, seed: int) -> SetLayout:
+    rng = scene_rng(seed, 33)
+    wall = table.get("wall", ("plaster",))[int(rng.random() * len(table.get("wall", ("plaster",))))]
+    boxes = []
+    for b in layout.boxes:
+        key = b.name.split("_")[0] if b.name.split("_")[0] in table else b.role
+        options = table.get(key)
+        if key == "wall":
+            surface = wall  # one finish for the room's four walls
+        else:
+            surface = options[int(rng.random() * len(options))] if options else None
+        boxes.append(dataclasses.replace(b, surface=surface))
+    return dataclasses.replace(layout, boxes=tuple(boxes))
+
+
+def room_with_surfaces(params: dict, seed: int) -> SetLayout:
+    return _with_surfaces(room(params, seed), ROOM_SURFACES, seed)
+
+
+def street_with_surfaces(params: dict, seed: int) -> SetLayout:
+    return _with_surfaces(street(params, seed), STREET_SURFACES, seed)
+
+
+GENERATORS = {"room": room_with_surfaces, "street": street_with_surfaces}
 
 
 def build_set(params: dict, seed: int) -> SetLayout:
