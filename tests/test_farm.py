@@ -132,6 +132,7 @@ def test_two_concurrent_runs_render_every_video_exactly_once(tmp_path, renderer,
     ra, rb = finish(a), finish(b)
     assert ra["failed"] == rb["failed"] == 0
     assert ra["rendered"] + rb["rendered"] == 6 and ra["duplicates"] == rb["duplicates"] == 0
+    assert ra["rendered"] >= 1 and rb["rendered"] >= 1, "the two runs did not overlap: nothing was shared"
     ids = sorted(p.name for p in (out / "videos").iterdir())
     assert len(ids) == 6
     assert_complete(out, ids)
