@@ -80,6 +80,45 @@ def test_joints_project_exactly_and_sit_inside_the_mask(sky_video):
     assert seen > 0 and hit / seen > 0.95
 
 
+# The body segments each SMPL-24 joint joins (labels.SEGMENTS names; L/R = the subject's left/right)
+JOINT_SEGMENTS = {
+    "pelvis": ("torso", "upper_leg_L", "upper_leg_R"), "spine1": ("torso",), "spine2": ("torso",),
+    "spine3": ("torso",), "neck": ("torso", "head"), "head": ("head",),
+    **{f"{side}_{j}": segs for side, x in (("left", "L"), ("right", "R")) for j, segs in (
+        ("hip", ("torso", f"upper_leg_{x}")), ("knee", (f"upper_leg_{x}", f"lower_leg_{x}")),
+        ("ankle", (f"lower_leg_{x}", f"foot_{x}")), ("foot", (f"foot_{x}",)),
+        ("collar", ("torso", "head", f"upper_arm_{x}")), ("shoulder", ("torso", f"upper_arm_{x}")),
+        ("elbow", (f"upper_arm_{x}", f"lower_arm_{x}")), ("wrist", (f"lower_arm_{x}", f"hand_{x}")),
+        ("hand", (f"hand_{x}",)))},
+}
+
+
+def test_visible_joints_land_on_the_body_parts_they_join(sky_video):
+    """An independent check of the 2D joints (not the projection that wrote them): the DensePose part
+    the renderer drew at (or next to) a joint coded visible is one of the parts that joint joins - a
+    left knee on the left thigh or shin, never on the right leg or the torso."""
+    from thfm_synth.assets.characters.labels import SEGMENTS
+    from thfm_synth.assets.motion.joints import SMPL24_NAMES
+
+    _, _, out, _ = sky_video
+    ann = read_annotations(out / "annotations.npz")
+    parts = {j: {p for s in segs for p in SEGMENTS[s][:2]} for j, segs in JOINT_SEGMENTS.items()}
+    assert set(parts) == set(SMPL24_NAMES)
+    seen = hits = 0
+    for f in range(ann["K"].shape[0]):
+        part = outputs.read_frame(out, f, ("iuv",)).part
+        h, w = part.shape
+        for j, name in enumerate(SMPL24_NAMES):
+            if ann["visibility_smpl24"][f, j] != 0:
+                continue
+            u, v = ann["joints2d_smpl24"][f, j].astype(int)
+            near = part[max(v - 1, 0):min(v + 2, h), max(u - 1, 0):min(u + 2, w)]
+            seen += 1
+            hits += bool(parts[name] & set(near.ravel().tolist()))
+    print(f"{hits}/{seen} visible joints on a part they join")
+    assert seen > 50 and hits / seen >= 0.9
+
+
 def test_head_and_face_keypoints_agree_with_the_render(sky_video):
     """Regression: the H36M head top projects inside the subject's mask (it floated 1.7-3.7 cm
     above the head), and a face point coded visible is the visible surface itself (they were
