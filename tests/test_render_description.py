@@ -77,15 +77,26 @@ def test_a_copy_saved_elsewhere_still_finds_its_mesh(tmp_path):
 
 
 def test_camera_from_a_camera_track():
+    """The description's camera is the track's, frame by frame: K from the lens, R|t unchanged."""
+    rs, ts = zip(*[look_at(np.array([2.0 * np.cos(a), 2.0 * np.sin(a), 1.5]), np.array([0.0, 0.0, 1.0]))
+                   for a in np.linspace(0, 1, 4)])
+
     class Track:  # the fields of thfm_synth.render.scene.camera.CameraTrack the renderer uses
         k = intrinsics(35, 36, 832, 480)
-        r = np.stack([np.eye(3)] * 4)
-        t = np.zeros((4, 3))
+        r = np.array(rs)
+        t = np.array(ts)
         width, height = 832, 480
 
     cam = Camera.from_track(Track())
     cam.validate()
     assert cam.num_frames == 4 and cam.k.shape == (4, 3, 3)
+    for f in range(4):
+        assert np.allclose(cam.k[f], [[35 / 36 * 832, 0, 416], [0, 35 / 36 * 832, 240], [0, 0, 1]])
+        np.testing.assert_array_equal(cam.r[f], Track.r[f])
+        np.testing.assert_array_equal(cam.t[f], Track.t[f])
+        # the target projects to the image centre in every frame
+        p = cam.k[f] @ (cam.r[f] @ np.array([0.0, 0.0, 1.0]) + cam.t[f])
+        assert np.allclose(p[:2] / p[2], (416, 240))
 
 
 @pytest.mark.parametrize("mutate, match", [
