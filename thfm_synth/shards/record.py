@@ -11,7 +11,8 @@ by dtype and shape.
 
 ArrayRecord payload layout: b"THFMREC1" | uint32 header length | UTF-8 JSON header |
 array bytes (each at a 64-byte aligned offset). The header holds the scalar fields,
-each array's dtype/shape/offset and the checksum.
+each array's dtype/shape/offset and the checksum. Decoding copies nothing: a decoded record's
+arrays are read-only numpy views into the bytes it was read from (copy one before writing to it).
 
 Optional fields (OPTIONAL_SCALARS, OPTIONAL_ARRAYS: the body-model parameters of SMPL-X
 characters, shards/body_params.py; every person's keypoints in videos with several people) default to "" / empty arrays, are absent from older shards and
@@ -155,7 +156,8 @@ class Record:
             raw = body[m["offset"]:m["offset"] + m["nbytes"]]
             if len(raw) != m["nbytes"]:
                 raise RecordError(f"array {name} is truncated")
-            arrays[name] = np.frombuffer(raw, dtype=np.dtype(m["dtype"])).reshape(m["shape"]).copy()
+            # zero-copy: a read-only view into `data` (copy an array before writing to it)
+            arrays[name] = np.frombuffer(raw, dtype=np.dtype(m["dtype"])).reshape(m["shape"])
         rec = cls(**{k: v for k, v in header["fields"].items()}, arrays=arrays)
         if verify and rec.checksum() != header["sha256"]:
             raise RecordError(f"checksum mismatch in record {rec.video_id}/{rec.task}")
@@ -180,8 +182,8 @@ class Record:
 
     @classmethod
     def from_row(cls, row: dict, verify: bool = False) -> "Record":
-        arrays = {name: np.frombuffer(row[name], dtype=np.dtype(row[f"{name}_dtype"]))
-                  .reshape(row[f"{name}_shape"]).copy() for name in ARRAYS if row.get(name) is not None}
+        arrays = {name: np.frombuffer(row[name], dtype=np.dtype(row[f"{name}_dtype"]))  # read-only views
+                  .reshape(row[f"{name}_shape"]) for name in ARRAYS if row.get(name) is not None}
         rec = cls(**{k: row[k] for k in SCALARS if k in row}, arrays=arrays)
         if verify and rec.checksum() != row["record_sha256"]:
             raise RecordError(f"checksum mismatch in record {rec.video_id}/{rec.task}")
