@@ -5,12 +5,14 @@ pipeline made from our own renders lowers its training loss and, on held-out cli
 Data: 160 training videos (seed 1) and 16 held-out videos (seed 2: other motion windows, skies,
 sun, lights, camera paths and focal lengths, of the same 16 built-in bodies and 5 built-in motions)
 rendered by `thfm-synth render` on a local Ray
-(real Blender, 128x80, 9 frames, 8 spp + denoising, built-in skies), then `thfm-synth preprocess`
+(real Blender, 128x80, 5 frames, 8 spp + denoising, built-in skies), then `thfm-synth preprocess`
 to the DCT codec's latents. The job trains the small DiT for its 2000 steps on depth and mask.
 Scores are `model.evaluate` in decoded pixel space: depth RMSE in normalised disparity after
 scale-and-shift alignment, mask MSE (the predict-the-mean baseline is the per-pixel mean of the
 training targets, the strongest trivial predictor here because the camera keeps the subject
-centred). About 9 minutes on 2 cores: rendering ~3.5, training ~4.5.
+centred). About 9 minutes on 2 cores. 5-frame clips (2 latent frames) rather than 9: the property is
+the same and the suite is ~2 minutes shorter (measured: depth -5%, mask -9% below predict-the-mean
+at 5 frames; -3.5% and -12% at 9).
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from conftest import REPO, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # its fixture renders and trains: ~10 min on 2 cores
 
-SIZE = ("--num-frames", "9", "--width", "128", "--height", "80", "--prompt-dim", "64", "--workers", "0")
+SIZE = ("--num-frames", "5", "--width", "128", "--height", "80", "--prompt-dim", "64", "--workers", "0")
 N_TRAIN, N_HELD, STEPS = 160, 16, 2000
 CONFIG = """\
 preset: preview
-video: {width: 128, height: 80, num_frames: 9}
+video: {width: 128, height: 80, num_frames: 5}
 render: {samples: 8, denoise: true}
 background: {kind_weights: {hdri: 0, scene: 0, sky: 1}}
 """
@@ -91,4 +93,4 @@ def test_beats_input_and_mean_baselines_on_held_out_clips(result, task, metric):
     model, as_input, as_mean = r["model"][metric], r["predict_input"][metric], r["predict_mean"][metric]
     print(f"{task} {metric}: model {model:.4f}, predict-the-input {as_input:.4f}, predict-the-mean {as_mean:.4f}")
     assert model < 0.5 * as_input, (model, as_input)
-    assert model < 0.97 * as_mean, (model, as_mean)  # measured: depth -15%, mask -9%
+    assert model < 0.97 * as_mean, (model, as_mean)  # measured: depth -5%, mask -9%
