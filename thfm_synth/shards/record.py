@@ -7,7 +7,8 @@ preprocessing ran without pixel targets), keypoints, cameras and provenance. Its
 computed over a canonical serialisation of every field, independent of the container,
 so `verify` gives the same answer for Parquet and ArrayRecord and can name the record
 in which a single byte changed. No pickle: arrays are raw little-endian bytes described
-by dtype and shape.
+by dtype and shape. Decoding (`from_bytes`, `from_row`) is zero-copy: the arrays are read-only
+views into the given bytes; copy one (`np.array(a)`) to modify it.
 
 ArrayRecord payload layout: b"THFMREC1" | uint32 header length | UTF-8 JSON header |
 array bytes (each at a 64-byte aligned offset). The header holds the scalar fields,
@@ -73,6 +74,18 @@ FIELD_DOCS = {
     "people_keypoints_visibility": "(P, T, K) uint8: codes as keypoints_visibility, 4 = hidden by another person; "
                                    "empty with one person",
 }
+
+
+def _view(buf, dtype: str, shape) -> np.ndarray:
+    """A read-only array over `buf` without copying (decode is the hot loop of training reads).
+
+    Records read from shards hold such views: callers that want to modify an array copy it first
+    (`np.array(rec.arrays[name])`); writing into one raises ValueError instead of silently
+    changing the bytes another record or the reader's buffer shares.
+    """
+    a = np.frombuffer(buf, dtype=np.dtype(dtype)).reshape(shape)
+    a.flags.writeable = False
+    return a
 
 
 def _empty_array() -> np.ndarray:
@@ -155,7 +168,8 @@ class Record:
             raw = body[m["offset"]:m["offset"] + m["nbytes"]]
             if len(raw) != m["nbytes"]:
                 raise RecordError(f"array {name} is truncated")
-            arrays[name] = np.frombuffer(raw, dtype=np.dtype(m["dtype"])).reshape(m["shape"]).copy()
+            # zero-copy: a read-only view into `data` (kept alive by the array's base)
+            arrays[name] = _view(raw, m["dtype"], m["shape"])
         rec = cls(**{k: v for k, v in header["fields"].items()}, arrays=arrays)
         if verify and rec.checksum() != header["sha256"]:
             raise RecordError(f"checksum mismatch in record {rec.video_id}/{rec.task}")
@@ -180,8 +194,8 @@ class Record:
 
     @classmethod
     def from_row(cls, row: dict, verify: bool = False) -> "Record":
-        arrays = {name: np.frombuffer(row[name], dtype=np.dtype(row[f"{name}_dtype"]))
-                  .reshape(row[f"{name}_shape"]).copy() for name in ARRAYS if row.get(name) is not None}
+        arrays = {name: _view(row[name], row[f"{name}_dtype"], row[f"{name}_shape"])
+                  for name in ARRAYS if row.get(name) is not None}
         rec = cls(**{k: row[k] for k in SCALARS if k in row}, arrays=arrays)
         if verify and rec.checksum() != row["record_sha256"]:
             raise RecordError(f"checksum mismatch in record {rec.video_id}/{rec.task}")
