@@ -87,7 +87,7 @@ def make_records(num_videos: int, frames: int, height: int, width: int, codec, s
         sums = json.dumps({f"rgb/{i:05d}.png": "%064x" % rng.integers(1 << 62) for i in range(t)}, sort_keys=True)
         recs = []
         for task in TASKS:
-            target = lat[1 + DENSE_TASKS.index(task)] if task in DENSE_TASKS else np.zeros((0,), np.float16)
+            target = lat[1 + DENSE_TASKS.index(task) % (len(lat) - 1)] if task in DENSE_TASKS else np.zeros((0,), np.float16)
             recs.append(Record(video_id=f"v{v:06d}", task=task, prompt_id=task, vae_id=codec.vae_id,
                                source_checksums=sums, arrays={"rgb_latents": lat[0], "target_latents": target, **kp}))
         yield v, recs, enc_s, len(clips) * frames

@@ -132,7 +132,7 @@ class Record:
         for name in self.array_names():
             a = np.ascontiguousarray(self.arrays[name])
             h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
-            h.update(a.tobytes())
+            h.update(a.reshape(-1).view(np.uint8).data)  # hashed in place (a.tobytes() would copy)
         return h.hexdigest()
 
     # ---------------------------------------------------------------- ArrayRecord bytes
