@@ -23,6 +23,7 @@ config/shape/dtype/device/mesh).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -135,6 +136,8 @@ def main(argv=None) -> int:
         "params": int(sum(x.size for x in jax.tree.leaves(state["params"]))),
         "step_flops": tr.step_flops, "flops_breakdown_fwd": tr.flops, "compile_s": compile_s,
         "step_s_median": step, "step_s_min": min(times), "step_s_all": times, "loop_step_s": loop_step,
+        # issue 16: the loop on real shards vs the step on in-memory batches (goal <= 1.1: the step never waits)
+        "loop_over_in_memory_step": loop_step / step, "load_average": os.getloadavg(),
         "tokens_per_s": tr.tokens_per_step / step, "achieved_flops": achieved,
         "peak_flops_per_device_measured": measured, "peak_flops_per_device_table": table,
         "peak_used": "table" if peak == table else "measured",
@@ -144,6 +147,8 @@ def main(argv=None) -> int:
     print(f"  params {result['params'] / 1e6:.3f} M | tokens/step {tr.tokens_per_step:.0f} | compile {compile_s:.1f} s")
     print(f"  step {step * 1e3:.2f} ms (min {min(times) * 1e3:.2f}) | loop {loop_step * 1e3:.2f} ms/step | "
           f"{result['tokens_per_s']:.0f} tokens/s | {achieved / 1e9:.3f} GFLOP/s")
+    print(f"  loop on real shards / step on in-memory batches: {loop_step / step:.2f}x (goal <= 1.1); "
+          f"load average {os.getloadavg()}")
     print(f"  MFU {100 * result['mfu']:.2f}% of {result['peak_used']} peak {peak / 1e12:.3f} TFLOP/s/device "
           f"(measured matmul peak {measured / 1e12:.3f} TFLOP/s -> {100 * result['mfu_vs_measured']:.2f}%)")
 

@@ -210,7 +210,10 @@ def make_dataset(spec: DataSpec, *, batch_size: int, seed: int, weights: Mapping
 
     ds = ds.map_with_index(mix)
     ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
-    return ds.batch(batch_size, drop_remainder=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    # batches are stacked on a background thread too, so the train step never waits on numpy stacking
+    # (the iterator stays checkpointable: Grain restores the state of the batches handed out)
+    return grain.experimental.ThreadPrefetchIterDataset(ds, prefetch_buffer_size=2)
 
 
 def eval_examples(root: str | Path, spec: DataSpec | None = None, tasks: Sequence[str] | None = None,

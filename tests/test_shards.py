@@ -109,3 +109,22 @@ def test_unfinished_shards_are_not_done_and_get_cleaned(tmp_path):
     (tmp_path / "shard-00007.parquet").write_bytes(b"partial")
     assert not shard_done(tmp_path, "shard-00007")
     assert remove_partial(tmp_path) == 1 and not any(tmp_path.iterdir())
+
+
+def test_decode_is_zero_copy_and_read_only():
+    rec = make_record(0, "depth")
+    data = rec.to_bytes()
+    back = Record.from_bytes(data, verify=True)
+    row_back = Record.from_row(rec.to_row(), verify=True)
+    for r in (back, row_back):
+        a = r.arrays["rgb_latents"]
+        np.testing.assert_array_equal(a, rec.arrays["rgb_latents"])
+        assert not a.flags.writeable and not a.flags.owndata  # a view, not a copy
+        with pytest.raises(ValueError):
+            a[(0,) * a.ndim] = 1
+    # the view points into the record bytes themselves: no copy after np.frombuffer
+    lat = back.arrays["rgb_latents"]
+    base = np.frombuffer(data, np.uint8)
+    start = lat.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    assert 0 < start < len(data)
+    assert np.shares_memory(lat, base)

@@ -7,12 +7,12 @@ preprocessing ran without pixel targets), keypoints, cameras and provenance. Its
 computed over a canonical serialisation of every field, independent of the container,
 so `verify` gives the same answer for Parquet and ArrayRecord and can name the record
 in which a single byte changed. No pickle: arrays are raw little-endian bytes described
-by dtype and shape.
+by dtype and shape. Decoding (`from_bytes`, `from_row`) is zero-copy: the arrays are read-only
+views into the given bytes; copy one (`np.array(a)`) to modify it.
 
 ArrayRecord payload layout: b"THFMREC1" | uint32 header length | UTF-8 JSON header |
 array bytes (each at a 64-byte aligned offset). The header holds the scalar fields,
-each array's dtype/shape/offset and the checksum. Decoding copies nothing: a decoded record's
-arrays are read-only numpy views into the bytes it was read from (copy one before writing to it).
+each array's dtype/shape/offset and the checksum.
 
 Optional fields (OPTIONAL_SCALARS, OPTIONAL_ARRAYS: the body-model parameters of SMPL-X
 characters, shards/body_params.py; every person's keypoints in videos with several people) default to "" / empty arrays, are absent from older shards and
@@ -76,6 +76,18 @@ FIELD_DOCS = {
 }
 
 
+def _view(buf, dtype: str, shape) -> np.ndarray:
+    """A read-only array over `buf` without copying (decode is the hot loop of training reads).
+
+    Records read from shards hold such views: callers that want to modify an array copy it first
+    (`np.array(rec.arrays[name])`); writing into one raises ValueError instead of silently
+    changing the bytes another record or the reader's buffer shares.
+    """
+    a = np.frombuffer(buf, dtype=np.dtype(dtype)).reshape(shape)
+    a.flags.writeable = False
+    return a
+
+
 def _empty_array() -> np.ndarray:
     return np.zeros((0,), np.float32)
 
@@ -120,7 +132,7 @@ class Record:
         for name in self.array_names():
             a = np.ascontiguousarray(self.arrays[name])
             h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
-            h.update(a.tobytes())
+            h.update(a.reshape(-1).view(np.uint8).data)  # hashed in place (a.tobytes() would copy)
         return h.hexdigest()
 
     # ---------------------------------------------------------------- ArrayRecord bytes
@@ -156,8 +168,8 @@ class Record:
             raw = body[m["offset"]:m["offset"] + m["nbytes"]]
             if len(raw) != m["nbytes"]:
                 raise RecordError(f"array {name} is truncated")
-            # zero-copy: a read-only view into `data` (copy an array before writing to it)
-            arrays[name] = np.frombuffer(raw, dtype=np.dtype(m["dtype"])).reshape(m["shape"])
+            # zero-copy: a read-only view into `data` (kept alive by the array's base)
+            arrays[name] = _view(raw, m["dtype"], m["shape"])
         rec = cls(**{k: v for k, v in header["fields"].items()}, arrays=arrays)
         if verify and rec.checksum() != header["sha256"]:
             raise RecordError(f"checksum mismatch in record {rec.video_id}/{rec.task}")
@@ -182,8 +194,8 @@ class Record:
 
     @classmethod
     def from_row(cls, row: dict, verify: bool = False) -> "Record":
-        arrays = {name: np.frombuffer(row[name], dtype=np.dtype(row[f"{name}_dtype"]))  # read-only views
-                  .reshape(row[f"{name}_shape"]) for name in ARRAYS if row.get(name) is not None}
+        arrays = {name: _view(row[name], row[f"{name}_dtype"], row[f"{name}_shape"])
+                  for name in ARRAYS if row.get(name) is not None}
         rec = cls(**{k: row[k] for k in SCALARS if k in row}, arrays=arrays)
         if verify and rec.checksum() != row["record_sha256"]:
             raise RecordError(f"checksum mismatch in record {rec.video_id}/{rec.task}")
