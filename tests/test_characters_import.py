@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +55,19 @@ MAKE_FILES = textwrap.dedent('''
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.import_scene.fbx(filepath=sys.argv[sys.argv.index("--") + 2], use_anim=False)
     bpy.ops.export_scene.gltf(filepath=out + "/female.glb", export_format="GLB", export_animations=False)
+    # 4. the same with a packed base-colour texture on every material (a textured scan)
+    img = bpy.data.images.new("skin_tex", 8, 8)
+    img.pixels[:] = [0.9, 0.4, 0.2, 1.0] * 64
+    img.pack()
+    for mat in bpy.data.materials:
+        if mat.node_tree is None:
+            continue
+        bsdf = next((n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED"), None)
+        if bsdf is not None:
+            tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
+            tex.image = img
+            mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    bpy.ops.export_scene.gltf(filepath=out + "/textured.glb", export_format="GLB", export_animations=False)
     print("MADE", flush=True)
 ''')
 
@@ -160,3 +174,31 @@ def test_character_npz_dispatches_and_caches_imports(tmp_path):
     assert character_npz(entry.model_copy(update={"format": "npz"}), p, tmp_path) == p
     with pytest.raises(UserError, match="not supported"):
         character_npz(entry.model_copy(update={"format": "blend"}), MALE, tmp_path)
+
+
+def test_textured_import_is_self_contained(made_files, tmp_path):
+    """Packed textures land in the library's content-addressed store, referenced relatively and
+    covered by their sha256; the library copied elsewhere (original deleted) still resolves them."""
+    import shutil
+
+    from thfm_synth.assets.characters.materials import texture_refs
+    from thfm_synth.assets.characters.textures import resolve_texture, verify_folder
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    c = import_character(made_files / "textured.glb", lib / "tex.npz")
+    refs = texture_refs(c.materials)
+    assert refs and all(r["path"].startswith("textures/") and not Path(r["path"]).is_absolute() for _, _, r in refs)
+    assert sorted(p.name for p in lib.iterdir()) == ["tex.npz", "textures"]  # no <name>_textures folder
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(lib, moved)
+    shutil.rmtree(lib)
+    stats = verify_folder(moved)
+    assert stats["references"] == len(refs) == stats["verified"]
+    for _, _, r in texture_refs(load_character(moved / "tex.npz").materials):
+        assert resolve_texture(moved / "tex.npz", r).parent == (moved / "textures").resolve()
+    # an altered texture is caught by its digest
+    victim = next((moved / "textures").iterdir())
+    victim.write_bytes(victim.read_bytes() + b"x")
+    with pytest.raises(UserError, match="sha256"):
+        verify_folder(moved)

@@ -31,6 +31,8 @@ from scipy.spatial import cKDTree
 
 from thfm_synth.assets.characters.format import Character, quantize_weights, save_character
 from thfm_synth.assets.characters.labels import compute_labels
+from thfm_synth.assets.characters.materials import material
+from thfm_synth.assets.characters.textures import texture_ref
 from thfm_synth.assets.characters.rigs import map_rig
 from thfm_synth.assets.characters.armature import build_skeleton
 from thfm_synth.errors import UserError
@@ -141,12 +143,16 @@ def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: floa
     uv, face_uv = np.unique(np.round(tri_uv, 6), axis=0, return_inverse=True)
     face_uv = face_uv.reshape(-1, 3)
     labels = compute_labels(verts, tri, s_idx, s_w, skel.names, skel.parents, heads, tails)
-    materials = []
+    materials, textures = [], {}
     for m in json.loads(str(raw["materials_json"])):
-        materials.append({"name": m["name"], "kind": "source",
-                          "base_color": [round(float(x), 5) for x in m["base_color"]],
-                          "roughness": float(m["roughness"]), "metallic": float(m["metallic"]),
-                          "texture": m["texture"], "pattern": None})
+        fields = {"base_color": [round(float(x), 5) for x in m["base_color"]],
+                  "roughness": float(m["roughness"]), "metallic": float(m["metallic"])}
+        if m.get("texture"):
+            # into the content-addressed store beside the npz (textures.py): relative, digest-covered
+            ref = texture_ref(m["texture"])
+            textures[ref["sha256"]] = m["texture"]
+            fields["base_color_map"] = ref
+        materials.append(material(m["name"], "source", **fields))
     info = json.loads(str(raw["info_json"]))
     angle = float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1))))
     meta = {"source_file": source, "rig": mapping.rig, "rig_map": {s: c for s, c in mapping.to_canonical.items()},
@@ -163,9 +169,8 @@ def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: floa
         vertex_part=labels.vertex_part, vertex_part_uv=labels.vertex_part_uv,
         vertex_canonical=labels.vertex_canonical, canonical_min=labels.canonical_min,
         canonical_max=labels.canonical_max, face_part=labels.face_part, corner_part_uv=labels.corner_part_uv,
-        materials=materials or [{"name": "default", "kind": "source", "base_color": [0.6, 0.6, 0.6],
-                                 "roughness": 0.5, "metallic": 0.0, "texture": None, "pattern": None}],
-        garments=[], meta=meta)
+        materials=materials or [material("default", "source", base_color=[0.6, 0.6, 0.6])],
+        garments=[], meta=meta, textures=textures)
 
 
 def import_character(path: str | Path, out_npz: str | Path, rig: str = "auto", height_m: float | None = None,
@@ -177,13 +182,14 @@ def import_character(path: str | Path, out_npz: str | Path, rig: str = "auto", h
         raise UserError(f"character file {path} not found", "give the path of an existing .fbx/.glb/.gltf file")
     if path.suffix.lower() not in SUPPORTED:
         raise UserError(f"{path}: unsupported character format {path.suffix}", "use .fbx, .glb or .gltf")
-    texture_dir = out_npz.with_name(out_npz.stem + "_textures")
+    # packed textures are unpacked into the temporary folder and copied into the library's
+    # content-addressed store by save_character, so a failed import leaves nothing behind
     with tempfile.TemporaryDirectory(prefix="thfm-import-") as tmp:
         raw_path = Path(tmp) / "raw.npz"
-        run_import_child(path.resolve(), raw_path, texture_dir.resolve(), timeout=timeout)
+        run_import_child(path.resolve(), raw_path, (Path(tmp) / "textures").resolve(), timeout=timeout)
         with np.load(raw_path, allow_pickle=False) as z:
             raw = {k: z[k] for k in z.files}
-    c = character_from_raw(raw, str(path), rig=rig, height_m=height_m)
-    c.meta["id"] = out_npz.stem
-    save_character(out_npz, c)
+        c = character_from_raw(raw, str(path), rig=rig, height_m=height_m)
+        c.meta["id"] = out_npz.stem
+        save_character(out_npz, c)
     return c
