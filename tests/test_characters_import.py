@@ -56,17 +56,34 @@ MAKE_FILES = textwrap.dedent('''
     bpy.ops.import_scene.fbx(filepath=sys.argv[sys.argv.index("--") + 2], use_anim=False)
     bpy.ops.export_scene.gltf(filepath=out + "/female.glb", export_format="GLB", export_animations=False)
     # 4. the same with a packed base-colour texture on every material (a textured scan)
-    img = bpy.data.images.new("skin_tex", 8, 8)
-    img.pixels[:] = [0.9, 0.4, 0.2, 1.0] * 64
+    img = bpy.data.images.load(out + "/skin_tex.png")
     img.pack()
+    orm = bpy.data.images.load(out + "/orm_tex.png")
+    orm.colorspace_settings.name = "Non-Color"
+    orm.pack()
+    nrm = bpy.data.images.load(out + "/nrm_tex.png")
+    nrm.colorspace_settings.name = "Non-Color"
+    nrm.pack()
     for mat in bpy.data.materials:
         if mat.node_tree is None:
             continue
-        bsdf = next((n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED"), None)
+        nt = mat.node_tree
+        bsdf = next((n for n in nt.nodes if n.type == "BSDF_PRINCIPLED"), None)
         if bsdf is not None:
-            tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
+            tex = nt.nodes.new("ShaderNodeTexImage")
             tex.image = img
-            mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+            nt.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+            t2 = nt.nodes.new("ShaderNodeTexImage")
+            t2.image = orm
+            sep = nt.nodes.new("ShaderNodeSeparateColor")
+            nt.links.new(t2.outputs["Color"], sep.inputs["Color"])
+            nt.links.new(sep.outputs["Green"], bsdf.inputs["Roughness"])
+            nt.links.new(sep.outputs["Blue"], bsdf.inputs["Metallic"])
+            t3 = nt.nodes.new("ShaderNodeTexImage")
+            t3.image = nrm
+            nm = nt.nodes.new("ShaderNodeNormalMap")
+            nt.links.new(t3.outputs["Color"], nm.inputs["Color"])
+            nt.links.new(nm.outputs["Normal"], bsdf.inputs["Normal"])
     bpy.ops.export_scene.gltf(filepath=out + "/textured.glb", export_format="GLB", export_animations=False)
     print("MADE", flush=True)
 ''')
@@ -78,6 +95,10 @@ def made_files(tmp_path_factory):
     out = tmp_path_factory.mktemp("files")
     script = out / "make_files.py"
     script.write_text(MAKE_FILES)
+    from PIL import Image  # the textures of the textured export (8x8 flat colours)
+
+    for name, rgb in (("skin_tex", (230, 102, 51)), ("orm_tex", (255, 179, 51)), ("nrm_tex", (128, 128, 255))):
+        Image.new("RGB", (8, 8), rgb).save(out / f"{name}.png")
     proc = RenderRuntime.detect().run_file(script, [str(out), str(FEMALE)], timeout=240)
     assert "MADE" in proc.stdout, proc.stderr[-2000:]
     return out
@@ -202,3 +223,21 @@ def test_textured_import_is_self_contained(made_files, tmp_path):
     victim.write_bytes(victim.read_bytes() + b"x")
     with pytest.raises(UserError, match="sha256"):
         verify_folder(moved)
+
+
+def test_textured_import_keeps_every_map(made_files, tmp_path):
+    """Issue 11.4: normal, roughness and metallic maps survive a glTF round trip; glTF's packed
+    channels (roughness G, metallic B) become the red channel the schema reads."""
+    from PIL import Image
+
+    from thfm_synth.assets.characters.textures import resolve_texture
+
+    npz = tmp_path / "tex.npz"
+    c = import_character(made_files / "textured.glb", npz)
+    m = next(m for m in c.materials if m.get("base_color_map"))
+    for key in ("base_color_map", "normal_map", "roughness_map", "metallic_map"):
+        assert m.get(key) and m[key]["path"].startswith("textures/"), (key, m)
+    red = {key: np.asarray(Image.open(resolve_texture(npz, m[key])).convert("RGB"))[..., 0].mean()
+           for key in ("roughness_map", "metallic_map")}
+    assert abs(red["roughness_map"] - 179) < 3 and abs(red["metallic_map"] - 51) < 3, red
+    assert not m.get("roughness_is_gloss")

@@ -90,7 +90,8 @@ def _frame_rotation(heads: dict[str, np.ndarray]) -> np.ndarray:
     return r_yaw @ r_up
 
 
-def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: float | None = None) -> Character:
+def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: float | None = None,
+                       scratch: Path | None = None) -> Character:
     names = [str(s) for s in raw["bone_names"]]
     wb = np.asarray(raw["weight_bones"], np.int64)
     wv = np.asarray(raw["weight_values"], np.float64)
@@ -152,6 +153,7 @@ def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: floa
             ref = texture_ref(m["texture"])
             textures[ref["sha256"]] = m["texture"]
             fields["base_color_map"] = ref
+        fields.update(_map_fields(m.get("maps") or {}, textures, scratch))
         materials.append(material(m["name"], "source", **fields))
     info = json.loads(str(raw["info_json"]))
     angle = float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1))))
@@ -173,6 +175,52 @@ def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: floa
         garments=[], meta=meta, textures=textures)
 
 
+def _channel_image(src: str, channel: str, scratch: Path | None) -> str:
+    """`src` itself when the wanted channel is its red one, else a grey PNG of that channel
+    (the schema reads roughness and metallic from red; glTF packs them in green and blue)."""
+    if channel in ("r", "rgb"):
+        return src
+    from PIL import Image
+
+    scratch = Path(scratch or tempfile.mkdtemp(prefix="thfm-maps-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = scratch / f"{Path(src).stem}_{channel}.png"
+    with Image.open(src) as im:
+        im.convert("RGBA").getchannel("RGBA".index(channel.upper())).save(out)
+    return str(out)
+
+
+def _map_fields(maps: dict, textures: dict, scratch: Path | None) -> dict:
+    """Schema fields (materials.py) for the normal, roughness, metallic and alpha maps the
+    import child found, and subsurface; alpha follows the alpha-card label rule (blend, 0.5)."""
+    def ref_of(src):
+        ref = texture_ref(src)
+        textures[ref["sha256"]] = src
+        return ref
+
+    out = {}
+    if "normal" in maps:
+        out["normal_map"] = ref_of(maps["normal"]["path"])
+    for key in ("roughness", "metallic"):
+        if key in maps:
+            out[f"{key}_map"] = ref_of(_channel_image(maps[key]["path"], maps[key]["channel"], scratch))
+    if maps.get("roughness", {}).get("invert"):
+        out["roughness_is_gloss"] = True
+    if "alpha" in maps:
+        a = maps["alpha"]
+        if a["channel"] == "a":
+            out["alpha_map"], out["alpha_channel"] = ref_of(a["path"]), "a"
+        else:
+            out["alpha_map"], out["alpha_channel"] = ref_of(_channel_image(a["path"], a["channel"], scratch)), "r"
+        out["alpha_mode"] = "blend"
+    elif float(maps.get("opacity", 1.0)) < 1.0:
+        out["opacity"], out["alpha_mode"] = float(maps["opacity"]), "blend"
+    if maps.get("subsurface"):
+        s = maps["subsurface"]
+        out["subsurface"] = {"weight": float(s["weight"]), "radius": [float(r) for r in s["radius"]], "color": None}
+    return out
+
+
 def import_character(path: str | Path, out_npz: str | Path, rig: str = "auto", height_m: float | None = None,
                      timeout: float = 300) -> Character:
     """Import a rigged FBX/GLB/glTF character and write its baked npz (returns the Character)."""
@@ -189,7 +237,7 @@ def import_character(path: str | Path, out_npz: str | Path, rig: str = "auto", h
         run_import_child(path.resolve(), raw_path, (Path(tmp) / "textures").resolve(), timeout=timeout)
         with np.load(raw_path, allow_pickle=False) as z:
             raw = {k: z[k] for k in z.files}
-        c = character_from_raw(raw, str(path), rig=rig, height_m=height_m)
+        c = character_from_raw(raw, str(path), rig=rig, height_m=height_m, scratch=Path(tmp) / "maps")
         c.meta["id"] = out_npz.stem
         save_character(out_npz, c)
     return c
