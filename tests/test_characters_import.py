@@ -241,3 +241,15 @@ def test_textured_import_keeps_every_map(made_files, tmp_path):
            for key in ("roughness_map", "metallic_map")}
     assert abs(red["roughness_map"] - 179) < 3 and abs(red["metallic_map"] - 51) < 3, red
     assert not m.get("roughness_is_gloss")
+
+
+@pytest.mark.parametrize("height,unit,metres", [(170.0, "centimetres", 1.70), (16.6, "decimetres", 1.66),
+                                                 (1820.0, "millimetres", 1.82), (66.0, "inches", 1.6764),
+                                                 (0.166, "a scale 10x too small", 1.66), (4.8, None, None)])
+def test_wrong_unit_heights_keep_their_real_height(height, unit, metres):
+    from thfm_synth.assets.characters.importer import guess_unit
+
+    got = guess_unit(height)
+    assert (got and got[0]) == unit
+    if got:
+        assert abs(height * got[1] - metres) < 1e-9

@@ -42,6 +42,20 @@ DEFAULT_HEIGHT_M = 1.75
 SUPPORTED = (".fbx", ".glb", ".gltf")
 
 
+# a file whose height is off by a unit: the factor (metres per file "metre") that fits, in this order;
+# the first one giving a plausible height wins, so the character keeps its real height
+UNIT_GUESSES = (("centimetres", 0.01), ("decimetres", 0.1), ("millimetres", 0.001), ("inches", 0.0254),
+                ("a scale 10x too small", 10.0), ("a scale 100x too small", 100.0))
+
+
+def guess_unit(height: float) -> tuple[str, float] | None:
+    """(unit name, factor) that turns a wrong-unit height into a plausible one, or None."""
+    for name, factor in UNIT_GUESSES:
+        if PLAUSIBLE_HEIGHT_M[0] <= height * factor <= PLAUSIBLE_HEIGHT_M[1]:
+            return name, factor
+    return None
+
+
 def run_import_child(path: Path, raw_npz: Path, texture_dir: Path, timeout: float = 300) -> dict:
     """Run character_import.py; returns its info dict or raises the child's one-line UserError."""
     from thfm_synth.blender import contract
@@ -131,9 +145,11 @@ def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: floa
     elif PLAUSIBLE_HEIGHT_M[0] <= height <= PLAUSIBLE_HEIGHT_M[1]:
         scale = 1.0
     else:
-        scale = DEFAULT_HEIGHT_M / height
-        rescaled = {"from_m": round(height, 4), "to_m": DEFAULT_HEIGHT_M,
-                    "reason": f"height outside {PLAUSIBLE_HEIGHT_M} m after the file's unit scale"}
+        unit = guess_unit(height)
+        scale = unit[1] if unit else DEFAULT_HEIGHT_M / height
+        rescaled = {"from_m": round(height, 4), "to_m": round(height * scale, 4), "unit": unit[0] if unit else None,
+                    "reason": f"height outside {PLAUSIBLE_HEIGHT_M} m after the file's unit scale"
+                              + (f"; read as {unit[0]}" if unit else f"; no unit fits, set to {DEFAULT_HEIGHT_M} m")}
     shift = np.array([-heads[0, 0], -heads[0, 1], -verts[:, 2].min()]) * scale
     verts = verts * scale + shift
     heads = heads * scale + shift
