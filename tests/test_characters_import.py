@@ -253,3 +253,14 @@ def test_wrong_unit_heights_keep_their_real_height(height, unit, metres):
     assert (got and got[0]) == unit
     if got:
         assert abs(height * got[1] - metres) < 1e-9
+
+
+def test_bogus_rig_is_a_usage_error(tmp_path):
+    from conftest import run_cli
+    from thfm_synth.assets.characters.rigs import RIG_NAMES
+    from thfm_synth.cli import IMPORT_RIGS
+
+    assert IMPORT_RIGS == ("auto", *RIG_NAMES)
+    p = run_cli("assets", "import-character", str(tmp_path / "x.fbx"), "--out", str(tmp_path / "x.npz"),
+                "--rig", "bogus")
+    assert p.returncode == 2 and "bogus" in p.stderr
