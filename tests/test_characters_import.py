@@ -264,3 +264,28 @@ def test_bogus_rig_is_a_usage_error(tmp_path):
     p = run_cli("assets", "import-character", str(tmp_path / "x.fbx"), "--out", str(tmp_path / "x.npz"),
                 "--rig", "bogus")
     assert p.returncode == 2 and "bogus" in p.stderr
+
+
+def test_validate_checks_an_imported_characters_textures(made_files, tmp_path):
+    """A library folder (npz + manifest + textures/) copied elsewhere validates; a missing texture
+    is a validate problem naming it, not a render-time failure."""
+    import shutil
+
+    from thfm_synth.assets.manifest import CharacterEntry, Manifest, dump_manifest, file_sha256
+    from thfm_synth.assets.validate import validate
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    import_character(made_files / "textured.glb", lib / "tex.npz")
+    entry = CharacterEntry(id="tex", path="tex.npz", sha256=file_sha256(lib / "tex.npz"), licence="CC0-1.0",
+                           source="test", format="npz")
+    (lib / "manifest.yaml").write_text(dump_manifest(Manifest(name="lib", characters=[entry])))
+    moved = tmp_path / "node"
+    shutil.copytree(lib, moved)
+    shutil.rmtree(lib)
+    n, problems = validate(moved / "manifest.yaml")
+    assert n == 1 and problems == []
+    victim = next((moved / "textures").iterdir())
+    victim.unlink()
+    n, problems = validate(moved / "manifest.yaml")
+    assert len(problems) >= 1 and victim.name in problems[0] and "missing" in problems[0], problems
