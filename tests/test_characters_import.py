@@ -289,3 +289,14 @@ def test_validate_checks_an_imported_characters_textures(made_files, tmp_path):
     victim.unlink()
     n, problems = validate(moved / "manifest.yaml")
     assert len(problems) >= 1 and victim.name in problems[0] and "missing" in problems[0], problems
+
+
+def test_rig_matching_nothing_is_not_called_a_best_match():
+    from thfm_synth.assets.characters.rigs import map_rig
+
+    bones = [f"Skeleton_joint_{i}" for i in range(19)]
+    with pytest.raises(UserError) as err:
+        map_rig(bones, source="odd.glb")
+    msg = str(err.value)
+    assert "best match" not in msg and "no known rig matches its 19 bones" in msg
+    assert "Skeleton_joint_18" in msg and "left forearm" in msg  # their bones next to the required ones
