@@ -94,6 +94,64 @@ def linear_color_of(mat):
     return base, rough, metal, image
 
 
+CHANNELS = {"Red": "r", "R": "r", "Green": "g", "G": "g", "Blue": "b", "B": "b", "Alpha": "a"}
+
+
+def map_upstream(bsdf, input_name):
+    """{"image", "channel" (r|g|b|a|rgb), "invert"} of the image feeding a BSDF input, or None.
+
+    Follows links upstream through converter nodes: a Separate Color output selects a channel
+    (glTF packs roughness in G, metallic in B), an image's Alpha output the alpha, an Invert node
+    (or 1 - x) marks a gloss map."""
+    sock = bsdf.inputs.get(input_name)
+    if sock is None:
+        return None
+    stack = [(link.from_node, link.from_socket.name, None, False) for link in sock.links]
+    seen = set()
+    while stack:
+        node, out_name, channel, invert = stack.pop()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        if node.type == "TEX_IMAGE" and node.image is not None:
+            return {"image": node.image, "channel": "a" if out_name == "Alpha" else (channel or "rgb"),
+                    "invert": invert}
+        if node.type in ("SEPARATE_COLOR", "SEPRGB", "SEPARATE_RGB"):
+            channel = CHANNELS.get(out_name, channel)
+        if node.type == "INVERT" or (node.type == "MATH" and node.operation == "SUBTRACT"):
+            invert = not invert
+        for inp in node.inputs:
+            if input_name == "Normal" and node.type == "NORMAL_MAP" and inp.name != "Color":
+                continue
+            stack.extend((link.from_node, link.from_socket.name, channel, invert) for link in inp.links)
+    return None
+
+
+def extra_maps(mat, tex_dir):
+    """Normal, roughness, metallic and alpha maps and subsurface of a material (schema fields)."""
+    out = {}
+    if mat is None or not mat.use_nodes or mat.node_tree is None:
+        return out
+    bsdf = next((n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED"), None)
+    if bsdf is None:
+        return out
+    for key, name in (("normal", "Normal"), ("roughness", "Roughness"), ("metallic", "Metallic"),
+                      ("alpha", "Alpha")):
+        found = map_upstream(bsdf, name)
+        if found is not None:
+            path = texture_path(found["image"], tex_dir)
+            if path is not None:
+                out[key] = {"path": path, "channel": found["channel"], "invert": found["invert"]}
+    if "alpha" not in out and float(bsdf.inputs["Alpha"].default_value) < 1.0:
+        out["opacity"] = float(bsdf.inputs["Alpha"].default_value)
+    w = bsdf.inputs.get("Subsurface Weight")
+    if w is not None and float(w.default_value) > 0:
+        scale = float(bsdf.inputs["Subsurface Scale"].default_value)
+        out["subsurface"] = {"weight": float(w.default_value),
+                             "radius": [float(r) * scale for r in bsdf.inputs["Subsurface Radius"].default_value]}
+    return out
+
+
 def texture_path(image, tex_dir):
     if image is None:
         return None
@@ -189,7 +247,8 @@ def import_character(job):
                 base, rough, metal, image = linear_color_of(mat)
                 mat_key[key] = len(materials)
                 materials.append({"name": key, "base_color": [float(x) for x in base], "roughness": rough,
-                                  "metallic": metal, "texture": texture_path(image, tex_dir)})
+                                  "metallic": metal, "texture": texture_path(image, tex_dir),
+                                  "maps": extra_maps(mat, tex_dir)})
             slot_to_global.append(mat_key[key])
         tm = np.asarray(slot_to_global, np.int32)[np.clip(tm, 0, len(slot_to_global) - 1)]
         # skin weights

@@ -15,6 +15,10 @@ from pathlib import Path
 from thfm_synth import __version__
 from thfm_synth.errors import ConfigError, UserError
 
+# --rig choices of import-character (a bad one is a usage error, exit 2); a test keeps them
+# equal to characters/rigs.py's tables without importing numpy here
+IMPORT_RIGS = ("auto", "cmu_mb", "mixamo", "biped", "quaternius", "makehuman", "unreal", "smplx")
+
 REPO_JOBS = Path(__file__).resolve().parents[1] / "jobs"
 
 
@@ -716,8 +720,7 @@ def build_parser() -> Parser:
     q = asub.add_parser("import-character", help="convert a rigged FBX/GLB/glTF character to our baked format")
     q.add_argument("file", type=Path, help="FBX, GLB or glTF file with a skinned armature")
     q.add_argument("--out", type=Path, required=True, help="baked character (.npz)")
-    q.add_argument("--rig", default="auto", help="bone-name table: auto, cmu_mb, mixamo, biped, quaternius, "
-                                                  "makehuman, unreal")
+    q.add_argument("--rig", default="auto", choices=IMPORT_RIGS, help="bone-name table (auto: the best match)")
     q.add_argument("--height-m", type=float, help="standing height in metres (when the file's units are wrong)")
     q.set_defaults(func=cmd_assets_import_character)
     q = asub.add_parser("fetch", help="download public assets: cmu (the CMU mocap BVH clips), makehuman (the CC0 "

@@ -63,7 +63,24 @@ def validate(manifest_path: str | Path, check_hashes: bool = True, decode: bool 
             elif kind == "characters" and entry.format == "npz":
                 from thfm_synth.assets.characters import load_character, validate_character
 
-                validate_character(load_character(path), str(path))
+                from thfm_synth.assets.characters.materials import TEXTURE_KEYS, normalise
+                from thfm_synth.assets.characters.textures import resolve_texture
+
+                c = load_character(path)
+                validate_character(c, str(path))
+                # the textures travel with the library (textures/ beside the npz): every reference
+                # must be there with its digest, or render-one would fail on the node
+                for m in c.materials:
+                    for key in TEXTURE_KEYS:
+                        ref = normalise(m)[key]
+                        if ref is None:
+                            continue
+                        if ref.get("sha256") is None:  # format 1: an absolute path outside the library
+                            if not Path(ref["path"]).is_file():
+                                problems.append(f"{path}: texture {ref['path']} is missing ({where}) - fix: "
+                                                "import the character again (its textures then live in the library)")
+                            continue
+                        resolve_texture(path, ref, verify=check_hashes)
             elif kind in ("characters", "scenes") and path.is_file():
                 info = probes.model_info(path)
                 if decode:

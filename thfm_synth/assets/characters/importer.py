@@ -31,6 +31,8 @@ from scipy.spatial import cKDTree
 
 from thfm_synth.assets.characters.format import Character, quantize_weights, save_character
 from thfm_synth.assets.characters.labels import compute_labels
+from thfm_synth.assets.characters.materials import material
+from thfm_synth.assets.characters.textures import texture_ref
 from thfm_synth.assets.characters.rigs import map_rig
 from thfm_synth.assets.characters.armature import build_skeleton
 from thfm_synth.errors import UserError
@@ -38,6 +40,20 @@ from thfm_synth.errors import UserError
 PLAUSIBLE_HEIGHT_M = (0.9, 2.3)
 DEFAULT_HEIGHT_M = 1.75
 SUPPORTED = (".fbx", ".glb", ".gltf")
+
+
+# a file whose height is off by a unit: the factor (metres per file "metre") that fits, in this order;
+# the first one giving a plausible height wins, so the character keeps its real height
+UNIT_GUESSES = (("centimetres", 0.01), ("decimetres", 0.1), ("millimetres", 0.001), ("inches", 0.0254),
+                ("a scale 10x too small", 10.0), ("a scale 100x too small", 100.0))
+
+
+def guess_unit(height: float) -> tuple[str, float] | None:
+    """(unit name, factor) that turns a wrong-unit height into a plausible one, or None."""
+    for name, factor in UNIT_GUESSES:
+        if PLAUSIBLE_HEIGHT_M[0] <= height * factor <= PLAUSIBLE_HEIGHT_M[1]:
+            return name, factor
+    return None
 
 
 def run_import_child(path: Path, raw_npz: Path, texture_dir: Path, timeout: float = 300) -> dict:
@@ -88,7 +104,8 @@ def _frame_rotation(heads: dict[str, np.ndarray]) -> np.ndarray:
     return r_yaw @ r_up
 
 
-def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: float | None = None) -> Character:
+def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: float | None = None,
+                       scratch: Path | None = None) -> Character:
     names = [str(s) for s in raw["bone_names"]]
     wb = np.asarray(raw["weight_bones"], np.int64)
     wv = np.asarray(raw["weight_values"], np.float64)
@@ -128,9 +145,11 @@ def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: floa
     elif PLAUSIBLE_HEIGHT_M[0] <= height <= PLAUSIBLE_HEIGHT_M[1]:
         scale = 1.0
     else:
-        scale = DEFAULT_HEIGHT_M / height
-        rescaled = {"from_m": round(height, 4), "to_m": DEFAULT_HEIGHT_M,
-                    "reason": f"height outside {PLAUSIBLE_HEIGHT_M} m after the file's unit scale"}
+        unit = guess_unit(height)
+        scale = unit[1] if unit else DEFAULT_HEIGHT_M / height
+        rescaled = {"from_m": round(height, 4), "to_m": round(height * scale, 4), "unit": unit[0] if unit else None,
+                    "reason": f"height outside {PLAUSIBLE_HEIGHT_M} m after the file's unit scale"
+                              + (f"; read as {unit[0]}" if unit else f"; no unit fits, set to {DEFAULT_HEIGHT_M} m")}
     shift = np.array([-heads[0, 0], -heads[0, 1], -verts[:, 2].min()]) * scale
     verts = verts * scale + shift
     heads = heads * scale + shift
@@ -141,12 +160,17 @@ def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: floa
     uv, face_uv = np.unique(np.round(tri_uv, 6), axis=0, return_inverse=True)
     face_uv = face_uv.reshape(-1, 3)
     labels = compute_labels(verts, tri, s_idx, s_w, skel.names, skel.parents, heads, tails)
-    materials = []
+    materials, textures = [], {}
     for m in json.loads(str(raw["materials_json"])):
-        materials.append({"name": m["name"], "kind": "source",
-                          "base_color": [round(float(x), 5) for x in m["base_color"]],
-                          "roughness": float(m["roughness"]), "metallic": float(m["metallic"]),
-                          "texture": m["texture"], "pattern": None})
+        fields = {"base_color": [round(float(x), 5) for x in m["base_color"]],
+                  "roughness": float(m["roughness"]), "metallic": float(m["metallic"])}
+        if m.get("texture"):
+            # into the content-addressed store beside the npz (textures.py): relative, digest-covered
+            ref = texture_ref(m["texture"])
+            textures[ref["sha256"]] = m["texture"]
+            fields["base_color_map"] = ref
+        fields.update(_map_fields(m.get("maps") or {}, textures, scratch))
+        materials.append(material(m["name"], "source", **fields))
     info = json.loads(str(raw["info_json"]))
     angle = float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1))))
     meta = {"source_file": source, "rig": mapping.rig, "rig_map": {s: c for s, c in mapping.to_canonical.items()},
@@ -163,9 +187,54 @@ def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: floa
         vertex_part=labels.vertex_part, vertex_part_uv=labels.vertex_part_uv,
         vertex_canonical=labels.vertex_canonical, canonical_min=labels.canonical_min,
         canonical_max=labels.canonical_max, face_part=labels.face_part, corner_part_uv=labels.corner_part_uv,
-        materials=materials or [{"name": "default", "kind": "source", "base_color": [0.6, 0.6, 0.6],
-                                 "roughness": 0.5, "metallic": 0.0, "texture": None, "pattern": None}],
-        garments=[], meta=meta)
+        materials=materials or [material("default", "source", base_color=[0.6, 0.6, 0.6])],
+        garments=[], meta=meta, textures=textures)
+
+
+def _channel_image(src: str, channel: str, scratch: Path | None) -> str:
+    """`src` itself when the wanted channel is its red one, else a grey PNG of that channel
+    (the schema reads roughness and metallic from red; glTF packs them in green and blue)."""
+    if channel in ("r", "rgb"):
+        return src
+    from PIL import Image
+
+    scratch = Path(scratch or tempfile.mkdtemp(prefix="thfm-maps-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = scratch / f"{Path(src).stem}_{channel}.png"
+    with Image.open(src) as im:
+        im.convert("RGBA").getchannel("RGBA".index(channel.upper())).save(out)
+    return str(out)
+
+
+def _map_fields(maps: dict, textures: dict, scratch: Path | None) -> dict:
+    """Schema fields (materials.py) for the normal, roughness, metallic and alpha maps the
+    import child found, and subsurface; alpha follows the alpha-card label rule (blend, 0.5)."""
+    def ref_of(src):
+        ref = texture_ref(src)
+        textures[ref["sha256"]] = src
+        return ref
+
+    out = {}
+    if "normal" in maps:
+        out["normal_map"] = ref_of(maps["normal"]["path"])
+    for key in ("roughness", "metallic"):
+        if key in maps:
+            out[f"{key}_map"] = ref_of(_channel_image(maps[key]["path"], maps[key]["channel"], scratch))
+    if maps.get("roughness", {}).get("invert"):
+        out["roughness_is_gloss"] = True
+    if "alpha" in maps:
+        a = maps["alpha"]
+        if a["channel"] == "a":
+            out["alpha_map"], out["alpha_channel"] = ref_of(a["path"]), "a"
+        else:
+            out["alpha_map"], out["alpha_channel"] = ref_of(_channel_image(a["path"], a["channel"], scratch)), "r"
+        out["alpha_mode"] = "blend"
+    elif float(maps.get("opacity", 1.0)) < 1.0:
+        out["opacity"], out["alpha_mode"] = float(maps["opacity"]), "blend"
+    if maps.get("subsurface"):
+        s = maps["subsurface"]
+        out["subsurface"] = {"weight": float(s["weight"]), "radius": [float(r) for r in s["radius"]], "color": None}
+    return out
 
 
 def import_character(path: str | Path, out_npz: str | Path, rig: str = "auto", height_m: float | None = None,
@@ -177,13 +246,14 @@ def import_character(path: str | Path, out_npz: str | Path, rig: str = "auto", h
         raise UserError(f"character file {path} not found", "give the path of an existing .fbx/.glb/.gltf file")
     if path.suffix.lower() not in SUPPORTED:
         raise UserError(f"{path}: unsupported character format {path.suffix}", "use .fbx, .glb or .gltf")
-    texture_dir = out_npz.with_name(out_npz.stem + "_textures")
+    # packed textures are unpacked into the temporary folder and copied into the library's
+    # content-addressed store by save_character, so a failed import leaves nothing behind
     with tempfile.TemporaryDirectory(prefix="thfm-import-") as tmp:
         raw_path = Path(tmp) / "raw.npz"
-        run_import_child(path.resolve(), raw_path, texture_dir.resolve(), timeout=timeout)
+        run_import_child(path.resolve(), raw_path, (Path(tmp) / "textures").resolve(), timeout=timeout)
         with np.load(raw_path, allow_pickle=False) as z:
             raw = {k: z[k] for k in z.files}
-    c = character_from_raw(raw, str(path), rig=rig, height_m=height_m)
-    c.meta["id"] = out_npz.stem
-    save_character(out_npz, c)
+        c = character_from_raw(raw, str(path), rig=rig, height_m=height_m, scratch=Path(tmp) / "maps")
+        c.meta["id"] = out_npz.stem
+        save_character(out_npz, c)
     return c

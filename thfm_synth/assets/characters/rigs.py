@@ -274,7 +274,13 @@ def map_rig(bone_names: list[str], rig: str = "auto", source: str = "character")
     else:
         raise UserError(f"{source}: unknown rig {rig!r}", f"use one of: auto, {', '.join(RIG_NAMES)}")
     if mapping.missing:
-        sample = ", ".join(sorted(bone_names)[:12]) + (" ..." if len(bone_names) > 12 else "")
+        sample = ", ".join(sorted(bone_names)[:40]) + (" ..." if len(bone_names) > 40 else "")
+        if rig == "auto" and not mapping.to_canonical:  # nothing matched: no table is a "best match"
+            raise UserError(
+                f"{source}: no known rig matches its {len(bone_names)} bones [{sample}]; required: "
+                f"{'; '.join(mapping.missing)}",
+                f"rename the bones to one of the rig tables ({', '.join(RIG_NAMES)}; "
+                f"thfm_synth/assets/characters/rigs.py) in a 3D tool and re-export")
         how = "auto-detected best match" if rig == "auto" else "requested"
         raise UserError(
             f"{source}: rig {mapping.rig!r} ({how}) is missing required bones: {'; '.join(mapping.missing)} "
