@@ -248,3 +248,29 @@ def test_cli_render_one_and_preview(tmp_path, cache):
     sheet = read_png(tmp_path / "v1" / "preview.png")
     assert sheet.shape[1] == 3 * 256 and sheet.shape[0] % (2 * 160) == 0
     assert (tmp_path / "v1" / "preview.mp4").stat().st_size > 1000
+
+
+def test_dim_hdri_with_strong_lamps_does_not_blow_the_person_out(cfg, cache, tmp_path, shared_manifest, shared_assets):
+    """The paper-preset failure (a dim studio HDRI, two 700 W area lights, whole-frame metering at
+    +4 stops: a white silhouette that QA passed): metered on the person, its pixels stay below white;
+    the same linear render metered on the whole frame clips most of the person."""
+    from thfm_synth.plan.spec import LightSpec
+    from thfm_synth.render import exposure
+
+    library = load_library([shared_manifest])
+    lamps = tuple(LightSpec("area", az, 35.0, 1.5, 700.0, 5500.0, 1.0) for az in (-40.0, 40.0))
+    spec = planned(cfg, library, "hdri", background_id="hdri-studio_small_03_1k", background_strength=0.05,
+                   lights=lamps, num_frames=3)
+    render = cfg.render.model_copy(update={"write_linear_exr": True})
+    render_video(spec, library, render, tmp_path, cache)
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    frames = [outputs.read_frame(tmp_path, f, ("rgb", "mask", "rgb_linear")) for f in range(spec.num_frames)]
+    for fr in frames:
+        assert (fr.mask >= 0.5).sum() > 100
+        assert qa.subject_clipped(fr.rgb, fr.mask) <= 0.01
+    assert meta["qa"]["figures"]["subject_clipped"] <= qa.THRESHOLDS["subject_clipped_max"], meta["qa"]
+    whole = exposure.metering_gain([fr.rgb_linear for fr in frames])
+    gain = meta["render"]["exposure_gain"]
+    assert whole > gain, (whole, gain)
+    blown = outputs.srgb_encode(frames[0].rgb_linear * np.float32(whole))
+    assert qa.subject_clipped(blown, frames[0].mask) > 0.3, (whole, gain)
