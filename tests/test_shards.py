@@ -63,17 +63,45 @@ def test_parquet_is_readable_by_plain_tools(shard_set):
 
 
 def test_verify_names_the_record_with_a_flipped_byte(shard_set):
-    root, _ = shard_set
+    root, recs = shard_set
     checked, problems = verify(root)
     assert checked == 48 and problems == []
     path = root / "shard-00001.array_record"
     data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x10
+    # the byte is flipped inside record 1's latents (records are stored uncompressed, one per chunk), not in
+    # the container's framing: verify must then name that record, not only call the file unreadable
+    payload = recs[13].arrays["rgb_latents"].tobytes()
+    at = data.find(payload)
+    assert at > 0 and data.find(payload, at + 1) == -1
+    data[at + len(payload) // 2] ^= 0x10
     path.write_bytes(bytes(data))
     _, problems = verify(root)
     assert any("shard-00001.array_record: file sha256 differs" in p for p in problems)
-    assert any("shard-00001.array_record record" in p and "checksum mismatch" in p for p in problems) or \
-        any("unreadable ArrayRecord" in p for p in problems)
+    bad = [p for p in problems if "shard-00001.array_record record" in p]
+    assert len(bad) == 1 and "record 1 (v000003/normals): checksum mismatch" in bad[0], problems
+
+
+def test_verify_names_a_changed_record_in_a_well_formed_array_record(shard_set):
+    """A byte flipped in the file is also caught by ArrayRecord's own chunk hash; a record rewritten whole
+    (container intact, record self-consistent) is caught only by the checksum the shard metadata lists."""
+    import dataclasses
+
+    from array_record.python.array_record_module import ArrayRecordWriter
+
+    from thfm_synth.shards.store import ARRAY_RECORD_OPTIONS
+
+    root, recs = shard_set
+    changed = {**recs[13].arrays, "rgb_latents": recs[13].arrays["rgb_latents"] + np.float16(1)}
+    records = recs[12:13] + [dataclasses.replace(recs[13], arrays=changed)] + recs[14:24]
+    path = root / "shard-00001.array_record"
+    path.unlink()
+    writer = ArrayRecordWriter(str(path), ARRAY_RECORD_OPTIONS)
+    for rec in records:
+        writer.write(rec.to_bytes())
+    writer.close()
+    _, problems = verify(root)
+    bad = [p for p in problems if "shard-00001.array_record record" in p]
+    assert len(bad) == 1 and "record 1 (v000003/normals): checksum mismatch" in bad[0], problems
 
 
 def test_verify_flags_a_flipped_byte_inside_a_parquet_latent(shard_set):
