@@ -144,3 +144,8 @@ def test_bf16_checkpoint_gives_float32_embeddings(umt5_dir, tmp_path):
     for task, text in PROMPTS.items():
         e = table.embeddings[task]
         assert e.dtype == np.float32 and e.shape == (len(tok(text).input_ids), D_MODEL) and np.isfinite(e).all()
+        ids = tok(text, return_tensors="pt")
+        with torch.no_grad():
+            ref = model(input_ids=ids.input_ids, attention_mask=ids.attention_mask).last_hidden_state[0]
+        # the checkpoint's own dtype (bf16) is what the encoder runs in: the same numbers, widened to float32
+        np.testing.assert_allclose(e, ref.float().numpy(), rtol=1e-6, atol=1e-6, err_msg=task)
