@@ -44,16 +44,18 @@ def tree_state(root: Path) -> dict:
             if p.is_file()}
 
 
-def assert_complete(out: Path, ids) -> None:
+def assert_complete(out: Path, ids, real: bool) -> None:
+    """Every listed video is done; a real (Blender) render must have every modality of every frame."""
     for vid in ids:
         d = out / "videos" / vid
         assert (d / "DONE").is_file()
-        if (d / "metadata.json").is_file() and (d / "rgb").is_dir():
-            frames = json.loads((d / "metadata.json").read_text()).get("stats", {}).get("frames")
-            if frames:  # a real render: every modality of every frame is there
-                for mod in ("rgb", "depth", "normal", "mask", "iuv", "canonical"):
-                    assert len(list((d / mod).iterdir())) == frames, (vid, mod)
-                assert (d / "annotations.npz").is_file()
+        if not real:
+            continue  # the stand-in writes no frames
+        frames = json.loads((d / "metadata.json").read_text())["stats"]["frames"]
+        assert frames > 0, vid
+        for mod in ("rgb", "depth", "normal", "mask", "iuv", "canonical"):
+            assert len(list((d / mod).iterdir())) == frames, (vid, mod)
+        assert (d / "annotations.npz").is_file()
 
 
 @pytest.mark.parametrize("renderer", RENDERERS)
@@ -62,7 +64,7 @@ def test_renders_all_then_a_rerun_changes_nothing(tmp_path, renderer, cache):
     assert finish(start(out, renderer, cache))["rendered"] == 4
     videos = sorted(p.name for p in (out / "videos").iterdir())
     assert videos == ["v000000", "v000001", "v000002", "v000003"]
-    assert_complete(out, videos)
+    assert_complete(out, videos, renderer == "blender")
     index = pq.read_table(out / "videos.parquet").to_pylist()
     assert [r["video_id"] for r in index] == videos and all(r["attempts"] == 1 for r in index)
     assert all(json.loads(r["files"]) and r["bytes"] > 0 for r in index)
@@ -100,7 +102,7 @@ def test_a_killed_renderer_child_is_retried_and_every_video_lands_once(tmp_path,
     index = {r["video_id"]: r for r in pq.read_table(out / "videos.parquet").to_pylist()}
     assert len(index) == 4 and index[killed]["attempts"] == 2
     assert not list((out / ".tmp").iterdir())  # no partial video left anywhere
-    assert_complete(out, index)
+    assert_complete(out, index, renderer == "blender")
 
 
 @pytest.mark.parametrize("renderer", RENDERERS)
@@ -120,22 +122,23 @@ def test_a_corrupt_asset_fails_only_its_video(tmp_path, shared_assets, renderer,
     assert all(f["status"] == "bad_input" and "09_01.bvh" in f["reason"] and f["attempts"] == 1 for f in failures)
     ok = pq.read_table(tmp_path / "out" / "videos.parquet").to_pylist()
     assert all("09_01" not in json.loads(r["spec"]).get("motion_id", "") for r in ok)
-    assert_complete(tmp_path / "out", [r["video_id"] for r in ok])
+    assert_complete(tmp_path / "out", [r["video_id"] for r in ok], renderer == "blender")
 
 
 @pytest.mark.parametrize("renderer", RENDERERS)
 def test_two_concurrent_runs_render_every_video_exactly_once(tmp_path, renderer, cache):
     out = tmp_path / "out"
     out.mkdir()
-    a = start(out, renderer, cache, n=6, frame_seconds=0.1)
-    b = start(out, renderer, cache, n=6, frame_seconds=0.1)
+    # the stand-in's 0.4 s frames keep both runs busy for longer than a Ray start-up, so they overlap
+    a = start(out, renderer, cache, n=6, frame_seconds=0.4)
+    b = start(out, renderer, cache, n=6, frame_seconds=0.4)
     ra, rb = finish(a), finish(b)
     assert ra["failed"] == rb["failed"] == 0
     assert ra["rendered"] + rb["rendered"] == 6 and ra["duplicates"] == rb["duplicates"] == 0
-    assert ra["rendered"] >= 1 and rb["rendered"] >= 1, "the two runs did not overlap: nothing was shared"
+    assert ra["rendered"] > 0 and rb["rendered"] > 0, (ra, rb)  # they did overlap: both claimed work
     ids = sorted(p.name for p in (out / "videos").iterdir())
     assert len(ids) == 6
-    assert_complete(out, ids)
+    assert_complete(out, ids, renderer == "blender")
 
 
 def wait_for(predicate, timeout=120.0):
@@ -157,7 +160,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_continues(tmp_path, cache):
     done = sorted(p.name for p in (out / "videos").iterdir())
     assert 1 <= len(done) < 6
     assert not list((out / ".claims").iterdir()) and not list((out / ".tmp").iterdir())
-    assert_complete(out, done)
+    assert_complete(out, done, False)
     assert {r["video_id"] for r in pq.read_table(out / "videos.parquet").to_pylist()} == set(done)
     result = finish(start(out, "fake", cache, n=6))
     assert result["skipped"] == len(done) and result["rendered"] == 6 - len(done)
@@ -199,7 +202,7 @@ def test_a_killed_ray_worker_process_is_replaced_and_its_video_retried(tmp_path,
     assert result["rendered"] == 4 and result["failed"] == 0 and result["retries"] >= 1
     index = {r["video_id"]: r for r in pq.read_table(out / "videos.parquet").to_pylist()}
     assert index[victim[1]]["attempts"] == 2
-    assert_complete(out, index)
+    assert_complete(out, index, False)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
