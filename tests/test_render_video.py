@@ -18,7 +18,7 @@ from thfm_synth.render.video.render_one import render_video
 
 from conftest import run_cli
 
-pytestmark = pytest.mark.render
+pytestmark = [pytest.mark.render, pytest.mark.slow]  # real renders: ~90 s for the module on 2 cores
 SMALL = {"video": {"width": 256, "height": 160, "num_frames": 5}, "render": {"samples": 4, "denoise": False}}
 LABELS = ("depth", "normal", "mask", "iuv", "canonical", "instance")
 
