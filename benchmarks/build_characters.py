@@ -70,8 +70,18 @@ def main() -> None:
         if render_py.exists():
             pose = Path(tmp) / "pose.npz"
             np.savez(pose, quats=np.tile([1.0, 0, 0, 0], (len(c.joint_names), 1)))
-            proc = subprocess.run([str(render_py), str(REPO / "blender_scripts" / "character_posecheck.py"), "--",
-                                   str(p), str(pose), str(Path(tmp) / "out.npz")], capture_output=True, text=True)
+            proc = subprocess.run(
+                [
+                    str(render_py),
+                    str(REPO / "blender_scripts" / "character_posecheck.py"),
+                    "--",
+                    str(p),
+                    str(pose),
+                    str(Path(tmp) / "out.npz"),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode == 0:
                 with np.load(Path(tmp) / "out.npz") as z:
                     blender = {"build_s": float(z["timing"][0]), "pose_eval_s": float(z["timing"][1])}
@@ -82,8 +92,11 @@ def main() -> None:
     result = {
         "benchmark": "build_characters",
         "count": args.count,
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
-                    "torch_threads": torch.get_num_threads()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": __import__("os").cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+        },
         "anny_model_load_s": round(model_s, 3),
         "anny_forward_median_s": round(med_fwd, 4),
         "bake_median_s": round(statistics.median(bake), 4),
@@ -98,9 +111,11 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"build_characters: {med_total:.3f} s/character (median of {args.count}), "
-          f"{np.mean(sizes):.2f} MB/character; ratio to the bare anny forward pass "
-          f"({med_fwd * 1000:.1f} ms): {med_total / med_fwd:.1f}x")
+    print(
+        f"build_characters: {med_total:.3f} s/character (median of {args.count}), "
+        f"{np.mean(sizes):.2f} MB/character; ratio to the bare anny forward pass "
+        f"({med_fwd * 1000:.1f} ms): {med_total / med_fwd:.1f}x"
+    )
     if blender:
         print(f"blender load of one baked character: {blender['build_s']:.3f} s")
     print(f"wrote {args.out}")

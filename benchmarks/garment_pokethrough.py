@@ -84,25 +84,41 @@ def main() -> None:
         all_ratios.append(r)
         all_inflated.append(inf)
         per_char[f"anny-{args.seed}-{i:05d}"] = {
-            "outfit": outfit, "frames": int(len(r)), "mean_percent": round(100 * float(r.mean()), 4),
-            "max_percent": round(100 * float(r.max()), 4), "worst": worst[1],
+            "outfit": outfit,
+            "frames": int(len(r)),
+            "mean_percent": round(100 * float(r.mean()), 4),
+            "max_percent": round(100 * float(r.max()), 4),
+            "worst": worst[1],
             "frames_over_1_percent": int((r > 0.01).sum()),
-            "baseline_1cm_out_mean_percent": round(100 * float(inf.mean()), 3)}
-        print(f"{outfit:<22} {len(r):4d} frames: mean {100 * r.mean():.3f}%, max {100 * r.max():.3f}% "
-              f"({worst[1]}); 1 cm-out baseline mean {100 * inf.mean():.2f}%", flush=True)
+            "baseline_1cm_out_mean_percent": round(100 * float(inf.mean()), 3),
+        }
+        print(
+            f"{outfit:<22} {len(r):4d} frames: mean {100 * r.mean():.3f}%, max {100 * r.max():.3f}% "
+            f"({worst[1]}); 1 cm-out baseline mean {100 * inf.mean():.2f}%",
+            flush=True,
+        )
     r = np.concatenate(all_ratios)
     inf = np.concatenate(all_inflated)
     load = os.getloadavg()
-    result = {"characters": per_char, "clips": [p.stem for p in clips], "pose_fps": args.fps,
-              "frames": int(len(r)), "mean_percent": round(100 * float(r.mean()), 4),
-              "max_percent": round(100 * float(r.max()), 4), "frames_over_1_percent": int((r > 0.01).sum()),
-              "baseline_mean_percent": round(100 * float(inf.mean()), 3),
-              "ratio_to_baseline": round(float(r.mean() / max(inf.mean(), 1e-12)), 4),
-              "seconds": round(time.perf_counter() - t0, 1), "load_average": load}
-    print(f"all: {len(r)} frames of {len(clips)} clips x {len(per_char)} characters: mean {100 * r.mean():.3f}%, "
-          f"max {100 * r.max():.3f}% (goal < 1%), {result['frames_over_1_percent']} frames over 1%; "
-          f"{result['ratio_to_baseline']:.3f}x the 1 cm-out baseline ({100 * inf.mean():.2f}%); "
-          f"load average {load[0]:.2f}")
+    result = {
+        "characters": per_char,
+        "clips": [p.stem for p in clips],
+        "pose_fps": args.fps,
+        "frames": int(len(r)),
+        "mean_percent": round(100 * float(r.mean()), 4),
+        "max_percent": round(100 * float(r.max()), 4),
+        "frames_over_1_percent": int((r > 0.01).sum()),
+        "baseline_mean_percent": round(100 * float(inf.mean()), 3),
+        "ratio_to_baseline": round(float(r.mean() / max(inf.mean(), 1e-12)), 4),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "load_average": load,
+    }
+    print(
+        f"all: {len(r)} frames of {len(clips)} clips x {len(per_char)} characters: mean {100 * r.mean():.3f}%, "
+        f"max {100 * r.max():.3f}% (goal < 1%), {result['frames_over_1_percent']} frames over 1%; "
+        f"{result['ratio_to_baseline']:.3f}x the 1 cm-out baseline ({100 * inf.mean():.2f}%); "
+        f"load average {load[0]:.2f}"
+    )
     merge_result(args.out, "makehuman", result)
 
 

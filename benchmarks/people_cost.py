@@ -72,11 +72,17 @@ def render_variant(frames: int, work: Path) -> dict:
     wall = time.perf_counter() - t
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: KiB, the largest child
     fr = info["frames"][1:] or info["frames"]
-    return {"character": spec.character_id, "vertices": int(asm.vertices.shape[1]), "frames": frames,
-            "cpu_seconds_per_frame": statistics.median(f["cpu_seconds"] for f in fr),
-            "wall_seconds_per_frame": statistics.median(f["render_seconds"] for f in fr),
-            "blender_wall_seconds": round(wall, 2), "scene_seconds": round(scene_s, 2),
-            "blender_peak_rss_mb": round(peak_kb / 1024.0, 1), "setup_seconds": round(info["setup_seconds"], 2)}
+    return {
+        "character": spec.character_id,
+        "vertices": int(asm.vertices.shape[1]),
+        "frames": frames,
+        "cpu_seconds_per_frame": statistics.median(f["cpu_seconds"] for f in fr),
+        "wall_seconds_per_frame": statistics.median(f["render_seconds"] for f in fr),
+        "blender_wall_seconds": round(wall, 2),
+        "scene_seconds": round(scene_s, 2),
+        "blender_peak_rss_mb": round(peak_kb / 1024.0, 1),
+        "setup_seconds": round(info["setup_seconds"], 2),
+    }
 
 
 def build_variant(count: int, seed: int, work: Path) -> dict:
@@ -96,16 +102,36 @@ def build_variant(count: int, seed: int, work: Path) -> dict:
     sizes = [(work / "lib" / e.path).stat().st_size / 1e6 for e in m.characters]
     store = work / "lib" / "textures"
     tex = sum(p.stat().st_size for p in store.iterdir()) / 1e6 if store.is_dir() else 0.0
-    return {"count": count, "seconds_per_character": secs / count, "cpu_seconds_per_character": cpu / count,
-            "steady_seconds_per_character": steady, "steady_cpu_seconds_per_character": steady_cpu,
-            "warm_up_seconds": round(warm, 2), "mb_per_character": sum(sizes) / count,
-            "mb_per_character_max": max(sizes), "texture_store_mb": round(tex, 1),
-            "textures": len(list(store.iterdir())) if store.is_dir() else 0}
+    return {
+        "count": count,
+        "seconds_per_character": secs / count,
+        "cpu_seconds_per_character": cpu / count,
+        "steady_seconds_per_character": steady,
+        "steady_cpu_seconds_per_character": steady_cpu,
+        "warm_up_seconds": round(warm, 2),
+        "mb_per_character": sum(sizes) / count,
+        "mb_per_character_max": max(sizes),
+        "texture_store_mb": round(tex, 1),
+        "textures": len(list(store.iterdir())) if store.is_dir() else 0,
+    }
 
 
 def _child(look: str, what: str, args, work: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", look, what, "--frames", str(args.frames), "--count", str(args.count),
-           "--seed", str(args.seed), "--work", str(work)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        look,
+        what,
+        "--frames",
+        str(args.frames),
+        "--count",
+        str(args.count),
+        "--seed",
+        str(args.seed),
+        "--work",
+        str(work),
+    ]
     proc = subprocess.run(cmd, env=_look_env(look, work), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{look} {what} failed:\n{proc.stderr[-3000:]}")
@@ -126,8 +152,11 @@ def main() -> None:
     if args.child:
         look, what = args.child
         args.work.mkdir(parents=True, exist_ok=True)
-        res = render_variant(args.frames, args.work) if what == "render" else build_variant(args.count, args.seed,
-                                                                                             args.work)
+        res = (
+            render_variant(args.frames, args.work)
+            if what == "render"
+            else build_variant(args.count, args.seed, args.work)
+        )
         print(json.dumps(res))
         return
 
@@ -139,25 +168,36 @@ def main() -> None:
             wall_ratio = r["makehuman"]["wall_seconds_per_frame"] / r["procedural"]["wall_seconds_per_frame"]
             load = os.getloadavg()
             for look, v in r.items():
-                print(f"render {look:<10}: {v['cpu_seconds_per_frame']:.1f} CPU s/frame, "
-                      f"{v['wall_seconds_per_frame']:.1f} wall s/frame at 832x480 16 spp + denoise "
-                      f"({v['vertices']} vertices), Blender peak RSS {v['blender_peak_rss_mb']:.0f} MB")
-            print(f"render makehuman / procedural: {ratio:.2f}x CPU, {wall_ratio:.2f}x wall (goal <= 1.3x); "
-                  f"load average {load[0]:.2f}")
-            merge_result(args.out, "render", {**r, "ratio_cpu": round(ratio, 3), "ratio_wall": round(wall_ratio, 3),
-                                              "load_average": load})
+                print(
+                    f"render {look:<10}: {v['cpu_seconds_per_frame']:.1f} CPU s/frame, "
+                    f"{v['wall_seconds_per_frame']:.1f} wall s/frame at 832x480 16 spp + denoise "
+                    f"({v['vertices']} vertices), Blender peak RSS {v['blender_peak_rss_mb']:.0f} MB"
+                )
+            print(
+                f"render makehuman / procedural: {ratio:.2f}x CPU, {wall_ratio:.2f}x wall (goal <= 1.3x); "
+                f"load average {load[0]:.2f}"
+            )
+            merge_result(
+                args.out,
+                "render",
+                {**r, "ratio_cpu": round(ratio, 3), "ratio_wall": round(wall_ratio, 3), "load_average": load},
+            )
         if not args.skip_build:
             b = {look: _child(look, "build", args, tmp / f"build-{look}") for look in ("procedural", "makehuman")}
             ratio = b["makehuman"]["seconds_per_character"] / b["procedural"]["seconds_per_character"]
             load = os.getloadavg()
             for look, v in b.items():
-                print(f"build {look:<10}: {v['seconds_per_character']:.2f} s ({v['cpu_seconds_per_character']:.2f} CPU s) "
-                      f"and {v['mb_per_character']:.2f} MB per character over {v['count']} new people "
-                      f"(max {v['mb_per_character_max']:.2f} MB); steady state {v['steady_seconds_per_character']:.2f} s "
-                      f"({v['steady_cpu_seconds_per_character']:.2f} CPU s); texture store {v['texture_store_mb']} MB "
-                      f"in {v['textures']} files, shared by the folder")
-            print(f"build makehuman / procedural: {ratio:.2f}x (goals: <= 1 s, <= 3 MB per character); "
-                  f"load average {load[0]:.2f}")
+                print(
+                    f"build {look:<10}: {v['seconds_per_character']:.2f} s ({v['cpu_seconds_per_character']:.2f} CPU s) "
+                    f"and {v['mb_per_character']:.2f} MB per character over {v['count']} new people "
+                    f"(max {v['mb_per_character_max']:.2f} MB); steady state {v['steady_seconds_per_character']:.2f} s "
+                    f"({v['steady_cpu_seconds_per_character']:.2f} CPU s); texture store {v['texture_store_mb']} MB "
+                    f"in {v['textures']} files, shared by the folder"
+                )
+            print(
+                f"build makehuman / procedural: {ratio:.2f}x (goals: <= 1 s, <= 3 MB per character); "
+                f"load average {load[0]:.2f}"
+            )
             merge_result(args.out, "build", {**b, "ratio": round(ratio, 3), "load_average": load})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

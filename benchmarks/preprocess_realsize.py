@@ -71,36 +71,59 @@ def write_video(folder: Path, frames: int, height: int, width: int, seed: int = 
         s = np.where(hit, (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a), np.inf)
         person = hit & (s > 0) & ((depth == 0) | (s < depth))
         p = rays * np.where(person, s, 0.0)[..., None]
-        n = (p - centre) / radii ** 2
+        n = (p - centre) / radii**2
         n /= np.linalg.norm(n, axis=-1, keepdims=True) + 1e-12
         depth = np.where(person, s, depth).astype(np.float32)
         normal = np.where(person[..., None], n, normal).astype(np.float32)
         local = np.clip((p - centre) / radii * 0.5 + 0.5, 0, 1)
-        part = np.where(person, 1 + np.clip((local[..., 1] * 6).astype(int), 0, 5) * 4
-                        + (local[..., 0] > 0.5) * 2 + (local[..., 2] > 0.5), 0).astype(np.uint8)
+        part = np.where(
+            person,
+            1 + np.clip((local[..., 1] * 6).astype(int), 0, 5) * 4 + (local[..., 0] > 0.5) * 2 + (local[..., 2] > 0.5),
+            0,
+        ).astype(np.uint8)
         sky = np.array([0.55, 0.7, 0.95])
         ground = (0.35 + 0.1 * np.sin(xx / 13.0 + t))[..., None] * np.array([1, 0.9, 0.7])
         shade = 0.3 + 0.6 * np.clip(-normal[..., 2:3], 0, 1)
-        img = np.where(person[..., None], shade * np.array([0.8, 0.6, 0.5]), np.where((depth > 0)[..., None],
-                                                                                   ground, sky))
+        img = np.where(
+            person[..., None], shade * np.array([0.8, 0.6, 0.5]), np.where((depth > 0)[..., None], ground, sky)
+        )
         img = np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1)
-        fr = outputs.Frame(rgb=(img * 255 + 0.5).astype(np.uint8), depth=depth, normal=normal,
-                           mask=person.astype(np.float32), part=part,
-                           part_uv=np.where(person[..., None], local[..., :2], 0).astype(np.float32),
-                           canonical=np.where(person[..., None], local, 0).astype(np.float32),
-                           instance=person.astype(np.uint16) * 2)
+        fr = outputs.Frame(
+            rgb=(img * 255 + 0.5).astype(np.uint8),
+            depth=depth,
+            normal=normal,
+            mask=person.astype(np.float32),
+            part=part,
+            part_uv=np.where(person[..., None], local[..., :2], 0).astype(np.float32),
+            canonical=np.where(person[..., None], local, 0).astype(np.float32),
+            instance=person.astype(np.uint16) * 2,
+        )
         outputs.write_frame(folder, t, fr)
     n_kp = 24
     joints = np.zeros((frames, n_kp, 3)) + np.array([0, 0.5, 3.0])
     joints[..., 1] += np.linspace(-0.8, 0.8, n_kp)
     uv = joints[..., :2] / joints[..., 2:] * f + k[:2, 2]
-    write_annotations(folder / "annotations.npz", {
-        "K": np.repeat(k[None], frames, 0), "R": np.repeat(np.eye(3)[None], frames, 0), "t": np.zeros((frames, 3)),
-        "joints3d_cam_smpl24": joints, "joints2d_smpl24": uv, "visibility_smpl24": np.zeros((frames, n_kp), np.uint8),
-        "joints3d_world_smpl24": joints, "bbox": np.zeros((frames, 4), np.float32)})
-    (folder / "metadata.json").write_text(json.dumps({"spec": {"video_id": "bench", "num_frames": frames, "fps": 24.0,
-                                                               "width": width, "height": height},
-                                                      "stats": {"frames": frames}}))
+    write_annotations(
+        folder / "annotations.npz",
+        {
+            "K": np.repeat(k[None], frames, 0),
+            "R": np.repeat(np.eye(3)[None], frames, 0),
+            "t": np.zeros((frames, 3)),
+            "joints3d_cam_smpl24": joints,
+            "joints2d_smpl24": uv,
+            "visibility_smpl24": np.zeros((frames, n_kp), np.uint8),
+            "joints3d_world_smpl24": joints,
+            "bbox": np.zeros((frames, 4), np.float32),
+        },
+    )
+    (folder / "metadata.json").write_text(
+        json.dumps(
+            {
+                "spec": {"video_id": "bench", "num_frames": frames, "fps": 24.0, "width": width, "height": height},
+                "stats": {"frames": frames},
+            }
+        )
+    )
     return folder
 
 
@@ -124,10 +147,18 @@ def run_encode_once(video: Path, frames: int, height: int, width: int, weights: 
     t0 = time.perf_counter()
     lat = encode(codec, rgb, "float16")
     jax.block_until_ready(jax.numpy.zeros(()))
-    return {"variant": "wan21_encode1", "seconds": time.perf_counter() - t0, "load_rgb_s": load_s,
-            "codec_init_s": init_s, "vae_id": codec.vae_id, "records": 0, "record_bytes": int(lat.nbytes),
-            "pixel_truth_bytes": 0, "latent_shape": list(lat.shape),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    return {
+        "variant": "wan21_encode1",
+        "seconds": time.perf_counter() - t0,
+        "load_rgb_s": load_s,
+        "codec_init_s": init_s,
+        "vae_id": codec.vae_id,
+        "records": 0,
+        "record_bytes": int(lat.nbytes),
+        "pixel_truth_bytes": 0,
+        "latent_shape": list(lat.shape),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
 
 
 def run_variant(variant: str, video: Path, frames: int, height: int, width: int, weights: str | None) -> dict:
@@ -138,8 +169,7 @@ def run_variant(variant: str, video: Path, frames: int, height: int, width: int,
     if variant == "wan21_encode1":
         return run_encode_once(video, frames, height, width, weights)
 
-    cfg = PreprocessConfig(num_frames=frames, fps=24, width=width, height=height,
-                           pixel_targets=variant != "dct_stage1")
+    cfg = PreprocessConfig(num_frames=frames, fps=24, width=width, height=height, pixel_targets=variant != "dct_stage1")
     t0 = time.perf_counter()
     if variant == "wan21":
         from flax import nnx
@@ -160,10 +190,17 @@ def run_variant(variant: str, video: Path, frames: int, height: int, width: int,
     seconds = time.perf_counter() - t0
     nbytes = sum(int(np.asarray(a).nbytes) for r in recs for a in r.arrays.values())
     pixel_bytes = sum(int(np.asarray(r.arrays[n]).nbytes) for r in recs for n in ("target_pixels", "pixel_valid"))
-    return {"variant": variant, "seconds": seconds, "codec_init_s": init_s, "records": len(recs),
-            "record_bytes": nbytes, "pixel_truth_bytes": pixel_bytes, "vae_id": codec.vae_id,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "latent_shape": list(recs[0].arrays["rgb_latents"].shape)}
+    return {
+        "variant": variant,
+        "seconds": seconds,
+        "codec_init_s": init_s,
+        "records": len(recs),
+        "record_bytes": nbytes,
+        "pixel_truth_bytes": pixel_bytes,
+        "vae_id": codec.vae_id,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "latent_shape": list(recs[0].arrays["rgb_latents"].shape),
+    }
 
 
 def main(argv=None) -> dict:
@@ -171,16 +208,19 @@ def main(argv=None) -> dict:
     ap.add_argument("--frames", type=int, default=81)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--width", type=int, default=832)
-    ap.add_argument("--variants", nargs="+", default=["dct_stage1", "dct", "wan21"],
-                    choices=["dct_stage1", "dct", "wan21", "wan21_encode1"])
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        default=["dct_stage1", "dct", "wan21"],
+        choices=["dct_stage1", "dct", "wan21", "wan21_encode1"],
+    )
     ap.add_argument("--weights", default=None, help="WAN 2.1 VAE weights (default: random, timing only)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--video", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "preprocess_realsize.json"))
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(run_variant(args.child, Path(args.video), args.frames, args.height, args.width,
-                                     args.weights)))
+        print(json.dumps(run_variant(args.child, Path(args.video), args.frames, args.height, args.width, args.weights)))
         return {}
     with tempfile.TemporaryDirectory(prefix="thfm-realsize-") as tmp:
         t0 = time.perf_counter()
@@ -188,8 +228,20 @@ def main(argv=None) -> dict:
         write_s = time.perf_counter() - t0
         results = {}
         for v in args.variants:
-            cmd = [sys.executable, __file__, "--child", v, "--video", str(video), "--frames", str(args.frames),
-                   "--height", str(args.height), "--width", str(args.width)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                v,
+                "--video",
+                str(video),
+                "--frames",
+                str(args.frames),
+                "--height",
+                str(args.height),
+                "--width",
+                str(args.width),
+            ]
             if args.weights:
                 cmd += ["--weights", args.weights]
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -197,30 +249,46 @@ def main(argv=None) -> dict:
                 raise SystemExit(f"variant {v} failed:\n{proc.stderr[-3000:]}")
             results[v] = json.loads(proc.stdout.strip().splitlines()[-1])
             r = results[v]
-            print(f"{v:>10}: {r['seconds']:8.1f} s, peak RSS {r['peak_rss_mb']:8.0f} MB, records "
-                  f"{r['record_bytes'] / 1e6:7.1f} MB (pixel truth {r['pixel_truth_bytes'] / 1e6:.1f} MB), "
-                  f"codec {r['vae_id'][:40]}", flush=True)
+            print(
+                f"{v:>10}: {r['seconds']:8.1f} s, peak RSS {r['peak_rss_mb']:8.0f} MB, records "
+                f"{r['record_bytes'] / 1e6:7.1f} MB (pixel truth {r['pixel_truth_bytes'] / 1e6:.1f} MB), "
+                f"codec {r['vae_id'][:40]}",
+                flush=True,
+            )
     load = os.getloadavg()
-    out = {"clip": [args.frames, args.height, args.width], "variants": results, "write_input_s": write_s,
-           "loadavg": list(load), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-           "weights": args.weights or "random (timing only)", "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    out = {
+        "clip": [args.frames, args.height, args.width],
+        "variants": results,
+        "write_input_s": write_s,
+        "loadavg": list(load),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "weights": args.weights or "random (timing only)",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     if "wan21" in results and "dct" in results:
         out["wan21_vs_dct_time_ratio"] = results["wan21"]["seconds"] / results["dct"]["seconds"]
         out["wan21_vs_dct_rss_ratio"] = results["wan21"]["peak_rss_mb"] / results["dct"]["peak_rss_mb"]
-        print(f"full-size WAN 2.1 VAE / DCT codec: {out['wan21_vs_dct_time_ratio']:.1f}x the time, "
-              f"{out['wan21_vs_dct_rss_ratio']:.1f}x the peak RSS")
+        print(
+            f"full-size WAN 2.1 VAE / DCT codec: {out['wan21_vs_dct_time_ratio']:.1f}x the time, "
+            f"{out['wan21_vs_dct_rss_ratio']:.1f}x the peak RSS"
+        )
     if "wan21_encode1" in results and "dct" in results:
         e = results["wan21_encode1"]
         dense = 7  # the RGB clip and the 7 dense targets: 8 encodes per video
         out["wan21_projected_video_s"] = results["dct"]["seconds"] + (1 + dense) * e["seconds"]
         out["wan21_encode1_vs_dct_video_time_ratio"] = e["seconds"] / results["dct"]["seconds"]
-        print(f"one full-size WAN 2.1 VAE encode: {e['seconds']:.1f} s ({out['wan21_encode1_vs_dct_video_time_ratio']:.1f}"
-              f"x the DCT codec's whole video), peak RSS {e['peak_rss_mb']:.0f} MB; projected video with 8 encodes: "
-              f"{out['wan21_projected_video_s']:.0f} s")
+        print(
+            f"one full-size WAN 2.1 VAE encode: {e['seconds']:.1f} s ({out['wan21_encode1_vs_dct_video_time_ratio']:.1f}"
+            f"x the DCT codec's whole video), peak RSS {e['peak_rss_mb']:.0f} MB; projected video with 8 encodes: "
+            f"{out['wan21_projected_video_s']:.0f} s"
+        )
     if "dct" in results and "dct_stage1" in results:
         out["pixel_truth_time_ratio"] = results["dct"]["seconds"] / results["dct_stage1"]["seconds"]
-        print(f"with pixel truth / stage-1-only (DCT codec): {out['pixel_truth_time_ratio']:.2f}x the time, "
-              f"{results['dct']['record_bytes'] / max(results['dct_stage1']['record_bytes'], 1):.2f}x the bytes")
+        print(
+            f"with pixel truth / stage-1-only (DCT codec): {out['pixel_truth_time_ratio']:.2f}x the time, "
+            f"{results['dct']['record_bytes'] / max(results['dct_stage1']['record_bytes'], 1):.2f}x the bytes"
+        )
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     from bench_io import merge_result
 

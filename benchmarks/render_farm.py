@@ -53,15 +53,23 @@ def render_once(cfg_over: dict, frames: int, workdir: Path, cache: Path) -> dict
 
 def presets(workdir: Path, cache: Path, frames: int) -> dict:
     out = {}
-    for name, over in (("preview", {"render": {"samples": 4, "denoise": False, "max_bounces": 2}}),
-                       ("paper", {"render": {"samples": 16, "denoise": True}})):
+    for name, over in (
+        ("preview", {"render": {"samples": 4, "denoise": False, "max_bounces": 2}}),
+        ("paper", {"render": {"samples": 16, "denoise": True}}),
+    ):
         render_once(over, 1, workdir, cache)  # warm caches (character bake, kernels on disk)
         s = render_once(over, frames, workdir, cache)
         per_frame = sorted(s["frame_render_seconds"][1:] or s["frame_render_seconds"])
-        out[name] = {"seconds_per_frame": per_frame[len(per_frame) // 2], "frames": frames,
-                     "bytes_per_frame": s["bytes_per_frame"], "stats": s}
-        print(f"{name}: {out[name]['seconds_per_frame']:.2f} s/frame at 832x480, "
-              f"{s['bytes_per_frame'] / 1e6:.2f} MB/frame")
+        out[name] = {
+            "seconds_per_frame": per_frame[len(per_frame) // 2],
+            "frames": frames,
+            "bytes_per_frame": s["bytes_per_frame"],
+            "stats": s,
+        }
+        print(
+            f"{name}: {out[name]['seconds_per_frame']:.2f} s/frame at 832x480, "
+            f"{s['bytes_per_frame'] / 1e6:.2f} MB/frame"
+        )
     out["paper_over_preview"] = out["paper"]["seconds_per_frame"] / out["preview"]["seconds_per_frame"]
     print(f"paper / preview seconds per frame: {out['paper_over_preview']:.2f}x")
     return out
@@ -77,10 +85,17 @@ def overhead(paper: dict) -> dict:
     measured = (fixed + s["postprocess_seconds"]) / render
     per_frame_render = paper["seconds_per_frame"]
     extrapolated = (fixed + per_frame_post * 81) / (per_frame_render * 81)
-    print(f"per-video overhead (paper settings): {measured:.1%} of frame rendering on a {frames}-frame clip, "
-          f"{extrapolated:.1%} extrapolated to 81 frames (goal <= 10%)")
-    return {"measured_fraction": measured, "frames": frames, "extrapolated_81_fraction": extrapolated,
-            "fixed_seconds": fixed, "postprocess_seconds_per_frame": per_frame_post}
+    print(
+        f"per-video overhead (paper settings): {measured:.1%} of frame rendering on a {frames}-frame clip, "
+        f"{extrapolated:.1%} extrapolated to 81 frames (goal <= 10%)"
+    )
+    return {
+        "measured_fraction": measured,
+        "frames": frames,
+        "extrapolated_81_fraction": extrapolated,
+        "fixed_seconds": fixed,
+        "postprocess_seconds_per_frame": per_frame_post,
+    }
 
 
 def scaling(workdir: Path, cache: Path) -> dict:
@@ -100,9 +115,13 @@ def scaling(workdir: Path, cache: Path) -> dict:
         out = workdir / f"farm{workers}-{time.perf_counter_ns()}"
         plan = out / "plan.parquet"
         write_plan(plan, specs, plan_meta(cfg, library, 0, n))
-        opts = FarmOptions(out=out, renderer="thfm_synth.render.farm.blender:BlenderVideoRenderer",
-                           renderer_options={"plan": str(plan), "cache_dir": str(cache), "threads": 1},
-                           workers=workers, progress=False)
+        opts = FarmOptions(
+            out=out,
+            renderer="thfm_synth.render.farm.blender:BlenderVideoRenderer",
+            renderer_options={"plan": str(plan), "cache_dir": str(cache), "threads": 1},
+            workers=workers,
+            progress=False,
+        )
         if ray.is_initialized():
             ray.shutdown()
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)  # not part of the timing
@@ -135,8 +154,10 @@ def main() -> None:
             ov = result["overhead"]["extrapolated_81_fraction"]
             core_h = spf * cores * 81 * 20000 * (1 + ov) / 3600
             result["paper_dataset_core_hours"] = core_h
-            print(f"projected paper dataset (20,000 videos x 81 frames, CPU): {core_h:,.0f} core-hours "
-                  f"({spf:.2f} s/frame on {cores} cores, +{ov:.1%} overhead)")
+            print(
+                f"projected paper dataset (20,000 videos x 81 frames, CPU): {core_h:,.0f} core-hours "
+                f"({spf:.2f} s/frame on {cores} cores, +{ov:.1%} overhead)"
+            )
         if not args.skip_scaling:
             result["scaling"] = scaling(tmp, cache)
     out = REPO / "benchmarks" / "results" / "render_farm.json"

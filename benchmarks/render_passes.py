@@ -116,8 +116,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="thfm_bench_") as tmp:
         tmp = Path(tmp)
         scene = tmp / "scene"
-        desc = mannequin_scene(scene, args.width, args.height, num_frames=args.frames, samples=args.samples,
-                               hdri=hdri)
+        desc = mannequin_scene(scene, args.width, args.height, num_frames=args.frames, samples=args.samples, hdri=hdri)
         runs: dict[str, list[dict]] = {m: [] for m in MODES}
         for rep in range(args.repeats):
             order = list(MODES) if rep % 2 == 0 else list(reversed(MODES))
@@ -128,34 +127,47 @@ def main() -> None:
                 r = run_mode(scene, tmp / f"{mode}_{rep}", kw)
                 runs[mode].append(r)
                 results["runs"].append({"mode": mode, "repeat": rep, **r})
-                print(f"  {mode:20s} rep {rep}: {r['frame_wall_s']:7.2f} s wall/frame, "
-                      f"{r['frame_cpu_s']:7.2f} s cpu/frame, {r['renders_per_frame']} render(s)/frame", flush=True)
+                print(
+                    f"  {mode:20s} rep {rep}: {r['frame_wall_s']:7.2f} s wall/frame, "
+                    f"{r['frame_cpu_s']:7.2f} s cpu/frame, {r['renders_per_frame']} render(s)/frame",
+                    flush=True,
+                )
         for mode, rs in runs.items():
             results["modes"][mode] = {k: statistics.median(r[k] for r in rs) for k in rs[0] if k != "cycles_layer_s"}
             results["modes"][mode]["cycles_layer_s"] = {
-                k: statistics.median(r["cycles_layer_s"][k] for r in rs) for k in rs[0]["cycles_layer_s"]}
+                k: statistics.median(r["cycles_layer_s"][k] for r in rs) for k in rs[0]["cycles_layer_s"]
+            }
         m = results["modes"]
         ratios = {}
         for basis in ("frame_wall_s", "frame_cpu_s"):
-            ratios[basis] = {f"{b}_over_single": m[b][basis] / m["single"][basis]
-                             for b in ("per_modality", "per_modality_label16", "per_modality_full")}
+            ratios[basis] = {
+                f"{b}_over_single": m[b][basis] / m["single"][basis]
+                for b in ("per_modality", "per_modality_label16", "per_modality_full")
+            }
             ratios[basis]["single_over_rgb_only"] = m["single"][basis] / m["rgb_only"][basis]
             for extra in ("flow", "albedo"):  # what the optional modality adds, as a share of RGB alone
-                ratios[basis][f"{extra}_cost_over_rgb_only"] = (m[f"single_{extra}"][basis] - m["single"][basis]) / \
-                    m["rgb_only"][basis]
+                ratios[basis][f"{extra}_cost_over_rgb_only"] = (m[f"single_{extra}"][basis] - m["single"][basis]) / m[
+                    "rgb_only"
+                ][basis]
         lab = m["single"]["cycles_layer_s"]
         results["labels_layer_share_of_single_render"] = lab.get("labels", 0.0) / sum(lab.values())
         results["ratios"] = ratios
 
         sizes = {}
-        for framing in ([] if args.skip_sizes else ["full_body", "upper_body"]):
-            full = mannequin_scene(tmp / framing, 832, 480, num_frames=2, samples=args.samples, hdri=hdri,
-                                   framing=framing)
-            info = render(tmp / framing, tmp / f"{framing}_out", timeout=3000,
-                          modalities=contract.DEFAULT_RENDER_MODALITIES + ("flow", "albedo"))
+        for framing in [] if args.skip_sizes else ["full_body", "upper_body"]:
+            full = mannequin_scene(
+                tmp / framing, 832, 480, num_frames=2, samples=args.samples, hdri=hdri, framing=framing
+            )
+            info = render(
+                tmp / framing,
+                tmp / f"{framing}_out",
+                timeout=3000,
+                modalities=contract.DEFAULT_RENDER_MODALITIES + ("flow", "albedo"),
+            )
             t0 = time.perf_counter()
-            rows = outputs.convert_render(tmp / f"{framing}_out", tmp / f"{framing}_data", full.camera,
-                                          contract.STORED_MODALITIES)
+            rows = outputs.convert_render(
+                tmp / f"{framing}_out", tmp / f"{framing}_data", full.camera, contract.STORED_MODALITIES
+            )
             convert_s = (time.perf_counter() - t0) / len(rows)
             fr = outputs.read_frame(tmp / f"{framing}_data", 0)
             per_mod = {k: statistics.mean(r["bytes"][k] for r in rows) for k in rows[0]["bytes"]}
@@ -163,9 +175,12 @@ def main() -> None:
                 "resolution": [832, 480],
                 "subject_pixel_fraction": float((fr.mask > 0).mean()),
                 "bytes_per_frame": per_mod,
-                "total_bytes_per_frame": sum(v for k, v in per_mod.items()
-                                             if k not in contract.OPTIONAL_STORED_MODALITIES),
-                "optional_bytes_per_frame": {k: per_mod[k] for k in contract.OPTIONAL_STORED_MODALITIES if k in per_mod},
+                "total_bytes_per_frame": sum(
+                    v for k, v in per_mod.items() if k not in contract.OPTIONAL_STORED_MODALITIES
+                ),
+                "optional_bytes_per_frame": {
+                    k: per_mod[k] for k in contract.OPTIONAL_STORED_MODALITIES if k in per_mod
+                },
                 "raw_exr_bytes_per_frame": statistics.mean(os.path.getsize(f["files"][0]) for f in info["frames"]),
                 "convert_seconds_per_frame": convert_s,
                 "render_wall_s_per_frame": info["frames"][-1]["seconds"],
@@ -182,37 +197,57 @@ def main() -> None:
             **{f"at_most_0.75MB_per_frame_{k}": v["total_bytes_per_frame"] <= 0.75e6 for k, v in sizes.items()},
         }
         results["setup"] = {
-            "resolution": [args.width, args.height], "frames": args.frames, "repeats": args.repeats,
-            "samples": args.samples, "denoise": desc.render.denoise, "world": desc.world.kind,
-            "hdri": str(hdri) if hdri else None, "subject": "mannequin (14 labelled ellipsoids)",
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+            "resolution": [args.width, args.height],
+            "frames": args.frames,
+            "repeats": args.repeats,
+            "samples": args.samples,
+            "denoise": desc.render.denoise,
+            "world": desc.world.kind,
+            "hdri": str(hdri) if hdri else None,
+            "subject": "mannequin (14 labelled ellipsoids)",
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "loadavg_before": load_before,
+                "loadavg_after": os.getloadavg(),
+            },
             "blender": json.loads((tmp / "single_0" / "render_info.json").read_text())["blender_version"],
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
 
     print(f"load average {os.getloadavg()[0]:.2f} (before: {load_before[0]:.2f})")
-    print(f"\nper frame at {args.width}x{args.height}, {args.samples} spp (median of {args.repeats}, frame 0 "
-          "excluded):")
+    print(
+        f"\nper frame at {args.width}x{args.height}, {args.samples} spp (median of {args.repeats}, frame 0 excluded):"
+    )
     for mode, r in results["modes"].items():
         layers = ", ".join(f"{k} {v:.2f}" for k, v in r["cycles_layer_s"].items())
-        print(f"  {mode:21s} {r['frame_wall_s']:7.2f} s wall  {r['frame_cpu_s']:7.2f} s cpu  "
-              f"({r['renders_per_frame']:.0f} render call(s)/frame; Cycles per layer: {layers})")
+        print(
+            f"  {mode:21s} {r['frame_wall_s']:7.2f} s wall  {r['frame_cpu_s']:7.2f} s cpu  "
+            f"({r['renders_per_frame']:.0f} render call(s)/frame; Cycles per layer: {layers})"
+        )
     for basis, rs in results["ratios"].items():
         print(f"  [{basis}] " + ", ".join(f"{k.replace('_over_', ' / ')} = {v:.2f}x" for k, v in rs.items()))
-    print(f"  the 1-spp labels layer is {100 * results['labels_layer_share_of_single_render']:.1f}% "
-          "of Cycles' time in the single render")
+    print(
+        f"  the 1-spp labels layer is {100 * results['labels_layer_share_of_single_render']:.1f}% "
+        "of Cycles' time in the single render"
+    )
     for framing, sz in sizes.items():
-        print(f"\nbytes per frame at 832x480, {framing} (subject covers "
-              f"{100 * sz['subject_pixel_fraction']:.1f}% of pixels):")
+        print(
+            f"\nbytes per frame at 832x480, {framing} (subject covers "
+            f"{100 * sz['subject_pixel_fraction']:.1f}% of pixels):"
+        )
         for k, v in sz["bytes_per_frame"].items():
             print(f"  {k:10s} {v / 1e3:8.1f} kB")
-        print(f"  {'total':10s} {sz['total_bytes_per_frame'] / 1e6:8.3f} MB without the optional modalities   "
-              f"(raw EXR {sz['raw_exr_bytes_per_frame'] / 1e6:.1f} MB, "
-              f"conversion {sz['convert_seconds_per_frame']:.2f} s/frame)")
-    print("\ngoals (CPU time): " + ", ".join(f"{k}: {'met' if v else 'NOT met'}"
-                                          for k, v in results["goals_cpu_time"].items()))
+        print(
+            f"  {'total':10s} {sz['total_bytes_per_frame'] / 1e6:8.3f} MB without the optional modalities   "
+            f"(raw EXR {sz['raw_exr_bytes_per_frame'] / 1e6:.1f} MB, "
+            f"conversion {sz['convert_seconds_per_frame']:.2f} s/frame)"
+        )
+    print(
+        "\ngoals (CPU time): "
+        + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in results["goals_cpu_time"].items())
+    )
     print(f"\nwrote {args.out}")
 
 

@@ -64,8 +64,9 @@ def main() -> None:
     # FK and retarget alternate within each repetition, so load from other processes
     # hits both alike and the per-pair ratio stays meaningful on a busy machine.
     retarget(clip, target, rmap=rmap)  # warm-up
-    pairs = [(_once(clip.forward_kinematics), _once(lambda: retarget(clip, target, rmap=rmap)))
-             for _ in range(args.repeat)]
+    pairs = [
+        (_once(clip.forward_kinematics), _once(lambda: retarget(clip, target, rmap=rmap))) for _ in range(args.repeat)
+    ]
     fk_ms = [a for a, _ in pairs]
     rt_ms = [b for _, b in pairs]
     map_ms = _time(lambda: build_retarget_map(clip.skeleton, target), max(3, args.repeat // 5))
@@ -90,11 +91,13 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"retarget {clip.num_frames} frames ({source}) onto '{target.name}': "
-          f"{result['retarget_ms_median']:.1f} ms median "
-          f"({result['retarget_with_map_build_ms_median']:.1f} ms incl. map build), "
-          f"= {result['ratio_retarget_to_fk']:.2f}x plain FK ({result['baseline_fk_ms_median']:.1f} ms); "
-          f"goal < 100 ms -> {args.out}")
+    print(
+        f"retarget {clip.num_frames} frames ({source}) onto '{target.name}': "
+        f"{result['retarget_ms_median']:.1f} ms median "
+        f"({result['retarget_with_map_build_ms_median']:.1f} ms incl. map build), "
+        f"= {result['ratio_retarget_to_fk']:.2f}x plain FK ({result['baseline_fk_ms_median']:.1f} ms); "
+        f"goal < 100 ms -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

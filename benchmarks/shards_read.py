@@ -79,17 +79,29 @@ def make_records(num_videos: int, frames: int, height: int, width: int, codec, s
         t0 = time.perf_counter()
         lat = [np.asarray(codec.encode(np.ascontiguousarray(c))[0])[0].astype(np.float16) for c in clips]
         enc_s = time.perf_counter() - t0
-        kp = {"keypoints_2d": rng.random((t, 24, 2), dtype=np.float32),
-              "keypoints_3d": rng.standard_normal((t, 24, 3)).astype(np.float32),
-              "keypoints_visibility": rng.integers(0, 4, (t, 24)).astype(np.uint8),
-              "camera_k": np.repeat(np.eye(3, dtype=np.float32)[None], t, 0),
-              "camera_rt": rng.standard_normal((t, 3, 4)).astype(np.float32)}
+        kp = {
+            "keypoints_2d": rng.random((t, 24, 2), dtype=np.float32),
+            "keypoints_3d": rng.standard_normal((t, 24, 3)).astype(np.float32),
+            "keypoints_visibility": rng.integers(0, 4, (t, 24)).astype(np.uint8),
+            "camera_k": np.repeat(np.eye(3, dtype=np.float32)[None], t, 0),
+            "camera_rt": rng.standard_normal((t, 3, 4)).astype(np.float32),
+        }
         sums = json.dumps({f"rgb/{i:05d}.png": "%064x" % rng.integers(1 << 62) for i in range(t)}, sort_keys=True)
         recs = []
         for task in TASKS:
-            target = lat[1 + DENSE_TASKS.index(task) % (len(lat) - 1)] if task in DENSE_TASKS else np.zeros((0,), np.float16)
-            recs.append(Record(video_id=f"v{v:06d}", task=task, prompt_id=task, vae_id=codec.vae_id,
-                               source_checksums=sums, arrays={"rgb_latents": lat[0], "target_latents": target, **kp}))
+            target = (
+                lat[1 + DENSE_TASKS.index(task) % (len(lat) - 1)] if task in DENSE_TASKS else np.zeros((0,), np.float16)
+            )
+            recs.append(
+                Record(
+                    video_id=f"v{v:06d}",
+                    task=task,
+                    prompt_id=task,
+                    vae_id=codec.vae_id,
+                    source_checksums=sums,
+                    arrays={"rgb_latents": lat[0], "target_latents": target, **kp},
+                )
+            )
         yield v, recs, enc_s, len(clips) * frames
 
 
@@ -122,8 +134,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--dir", type=Path, default=None, help="where to build the shard set (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the shard set")
     ap.add_argument("--vae-weights", default=None, help="encode with the WAN VAE instead of the DCT codec")
-    ap.add_argument("--e2e-render", type=Path, default=None,
-                    help="a render output to preprocess end to end (its videos need >= --frames frames)")
+    ap.add_argument(
+        "--e2e-render",
+        type=Path,
+        default=None,
+        help="a render output to preprocess end to end (its videos need >= --frames frames)",
+    )
     ap.add_argument("--e2e-workers", type=int, default=2)
     args = ap.parse_args(argv)
 
@@ -138,10 +154,18 @@ def main(argv=None) -> dict:
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    result: dict = {"clip": [args.frames, args.height, args.width], "videos": args.videos, "vae_id": codec.vae_id,
-                    "tasks": list(TASKS), "latent_dtype": "float16", "cpu_count": os.cpu_count(),
-                    "python": platform.python_version(), "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "dir": str(base), "load_average_start": os.getloadavg()}
+    result: dict = {
+        "clip": [args.frames, args.height, args.width],
+        "videos": args.videos,
+        "vae_id": codec.vae_id,
+        "tasks": list(TASKS),
+        "latent_dtype": "float16",
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "dir": str(base),
+        "load_average_start": os.getloadavg(),
+    }
     # warm-up encode (compile), then build the shard set
     from model.vae.codec import smooth_test_video
 
@@ -166,11 +190,16 @@ def main(argv=None) -> dict:
     n_rec = s.index["num_records"]
     ar_paths, pq_paths = s.paths("array_record"), s.paths("parquet")
     ar_bytes, pq_bytes = sum(p.stat().st_size for p in ar_paths), sum(p.stat().st_size for p in pq_paths)
-    result.update(codec_encode_frames_per_s=enc_frames / enc_s, codec_encode_s_per_video=enc_s / args.videos,
-                  shard_write_mb_per_s=(ar_bytes + pq_bytes) / 1e6 / write_s, records=n_rec,
-                  array_record_bytes=ar_bytes, parquet_bytes=pq_bytes,
-                  bytes_per_video={"array_record": ar_bytes / args.videos, "parquet": pq_bytes / args.videos},
-                  bytes_per_video_per_task=bytes_per_task(root))
+    result.update(
+        codec_encode_frames_per_s=enc_frames / enc_s,
+        codec_encode_s_per_video=enc_s / args.videos,
+        shard_write_mb_per_s=(ar_bytes + pq_bytes) / 1e6 / write_s,
+        records=n_rec,
+        array_record_bytes=ar_bytes,
+        parquet_bytes=pq_bytes,
+        bytes_per_video={"array_record": ar_bytes / args.videos, "parquet": pq_bytes / args.videos},
+        bytes_per_video_per_task=bytes_per_task(root),
+    )
 
     def measure(name: str, paths: list[Path], nbytes: int, fn) -> dict:
         evict(paths)
@@ -185,19 +214,25 @@ def main(argv=None) -> dict:
     warm_s, _ = raw_read(ar_paths + pq_paths)
     raw_ar = measure("raw", ar_paths, ar_bytes, lambda: raw_read(ar_paths)[1] and n_rec)
     raw_pq = measure("raw", pq_paths, pq_bytes, lambda: raw_read(pq_paths)[1] and n_rec)
-    result["raw"] = {"cold_mb_per_s": n / 1e6 / cold_s, "warm_mb_per_s": n / 1e6 / warm_s,
-                     "array_record_files_mb_per_s": raw_ar["mb_per_s"], "parquet_files_mb_per_s": raw_pq["mb_per_s"],
-                     # eviction is verified by timing: a cold pass must be clearly slower than the warm re-read
-                     "cold_cache_verified": bool(warm_s < 0.67 * cold_s)}
+    result["raw"] = {
+        "cold_mb_per_s": n / 1e6 / cold_s,
+        "warm_mb_per_s": n / 1e6 / warm_s,
+        "array_record_files_mb_per_s": raw_ar["mb_per_s"],
+        "parquet_files_mb_per_s": raw_pq["mb_per_s"],
+        # eviction is verified by timing: a cold pass must be clearly slower than the warm re-read
+        "cold_cache_verified": bool(warm_s < 0.67 * cold_s),
+    }
 
     def grain_shuffled() -> int:
         ds = grain_dataset(root, seed=0, shuffle=True).to_iter_dataset(
-            grain.ReadOptions(num_threads=args.threads, prefetch_buffer_size=2 * args.threads))
+            grain.ReadOptions(num_threads=args.threads, prefetch_buffer_size=2 * args.threads)
+        )
         return sum(1 for rec in ds if rec.arrays["rgb_latents"].size)
 
     def grain_sequential() -> int:
         ds = grain_dataset(root, seed=0, shuffle=False).to_iter_dataset(
-            grain.ReadOptions(num_threads=args.threads, prefetch_buffer_size=2 * args.threads))
+            grain.ReadOptions(num_threads=args.threads, prefetch_buffer_size=2 * args.threads)
+        )
         return sum(1 for rec in ds if rec.arrays["rgb_latents"].size)
 
     def parquet_records() -> int:
@@ -206,10 +241,12 @@ def main(argv=None) -> dict:
     def array_record_sequential() -> int:
         return sum(1 for rec in s.records("array_record") if rec.arrays["rgb_latents"].size)
 
-    runs = {"grain_array_record_global_shuffle": (ar_paths, ar_bytes, grain_shuffled, raw_ar),
-            "grain_array_record_sequential": (ar_paths, ar_bytes, grain_sequential, raw_ar),
-            "array_record_reader_sequential_1_thread": (ar_paths, ar_bytes, array_record_sequential, raw_ar),
-            "parquet_pyarrow_sequential": (pq_paths, pq_bytes, parquet_records, raw_pq)}
+    runs = {
+        "grain_array_record_global_shuffle": (ar_paths, ar_bytes, grain_shuffled, raw_ar),
+        "grain_array_record_sequential": (ar_paths, ar_bytes, grain_sequential, raw_ar),
+        "array_record_reader_sequential_1_thread": (ar_paths, ar_bytes, array_record_sequential, raw_ar),
+        "parquet_pyarrow_sequential": (pq_paths, pq_bytes, parquet_records, raw_pq),
+    }
     for name, (paths, nbytes, fn, raw) in runs.items():
         r = measure(name, paths, nbytes, fn)
         assert r["records"] == n_rec, (name, r["records"], n_rec)
@@ -221,12 +258,25 @@ def main(argv=None) -> dict:
 
         out = base / "e2e"
         shutil.rmtree(out, ignore_errors=True)
-        summ = preprocess(args.e2e_render, out, num_frames=args.frames, width=args.width, height=args.height,
-                          workers=args.e2e_workers, vae_weights=args.vae_weights, progress=False)
-        result["e2e_preprocess"] = {"videos": summ.videos_processed, "seconds": summ.seconds,
-                                    "videos_per_s": summ.videos_per_second, "workers": args.e2e_workers,
-                                    "bytes": summ.bytes, "render_dir": str(args.e2e_render),
-                                    "estimated_bytes_per_video": summ.estimated_bytes_per_video}
+        summ = preprocess(
+            args.e2e_render,
+            out,
+            num_frames=args.frames,
+            width=args.width,
+            height=args.height,
+            workers=args.e2e_workers,
+            vae_weights=args.vae_weights,
+            progress=False,
+        )
+        result["e2e_preprocess"] = {
+            "videos": summ.videos_processed,
+            "seconds": summ.seconds,
+            "videos_per_s": summ.videos_per_second,
+            "workers": args.e2e_workers,
+            "bytes": summ.bytes,
+            "render_dir": str(args.e2e_render),
+            "estimated_bytes_per_video": summ.estimated_bytes_per_video,
+        }
     if not args.keep and args.dir is None:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -242,27 +292,42 @@ def main(argv=None) -> dict:
 
 def report(r: dict) -> None:
     mb = 1e6
-    print(f"shard set: {r['videos']} videos x {len(r['tasks'])} tasks = {r['records']} records, clip "
-          f"{'x'.join(map(str, r['clip']))}, codec {r['vae_id']}")
-    print(f"codec encode: {r['codec_encode_frames_per_s']:,.0f} frames/s ({r['codec_encode_s_per_video']:.2f} s per "
-          f"video for RGB + 5 targets); shard writing {r['shard_write_mb_per_s']:,.0f} MB/s (both formats)")
-    print(f"bytes per video: ArrayRecord {r['bytes_per_video']['array_record'] / mb:.1f} MB, Parquet "
-          f"{r['bytes_per_video']['parquet'] / mb:.1f} MB; per task (Parquet / ArrayRecord payload, MB):")
+    print(
+        f"shard set: {r['videos']} videos x {len(r['tasks'])} tasks = {r['records']} records, clip "
+        f"{'x'.join(map(str, r['clip']))}, codec {r['vae_id']}"
+    )
+    print(
+        f"codec encode: {r['codec_encode_frames_per_s']:,.0f} frames/s ({r['codec_encode_s_per_video']:.2f} s per "
+        f"video for RGB + 5 targets); shard writing {r['shard_write_mb_per_s']:,.0f} MB/s (both formats)"
+    )
+    print(
+        f"bytes per video: ArrayRecord {r['bytes_per_video']['array_record'] / mb:.1f} MB, Parquet "
+        f"{r['bytes_per_video']['parquet'] / mb:.1f} MB; per task (Parquet / ArrayRecord payload, MB):"
+    )
     for t, d in r["bytes_per_video_per_task"].items():
         print(f"  {t:<13} {d['parquet'] / mb:6.2f} / {d['array_record_payload'] / mb:6.2f}")
     raw = r["raw"]
-    print(f"raw sequential read: {raw['cold_mb_per_s']:,.0f} MB/s cold (re-read warm: {raw['warm_mb_per_s']:,.0f} "
-          f"MB/s; cold cache verified by timing: {raw['cold_cache_verified']})")
+    print(
+        f"raw sequential read: {raw['cold_mb_per_s']:,.0f} MB/s cold (re-read warm: {raw['warm_mb_per_s']:,.0f} "
+        f"MB/s; cold cache verified by timing: {raw['cold_cache_verified']})"
+    )
     print(f"load average at start / end: {r['load_average_start']} / {r['load_average_end']}")
-    for name in ("grain_array_record_global_shuffle", "grain_array_record_sequential",
-                 "array_record_reader_sequential_1_thread", "parquet_pyarrow_sequential"):
+    for name in (
+        "grain_array_record_global_shuffle",
+        "grain_array_record_sequential",
+        "array_record_reader_sequential_1_thread",
+        "parquet_pyarrow_sequential",
+    ):
         x = r[name]
-        print(f"{name:<42} {x['records_per_s']:8.1f} records/s {x['mb_per_s']:8.0f} MB/s  "
-              f"{x['ratio_to_raw']:.2f} x raw")
+        print(
+            f"{name:<42} {x['records_per_s']:8.1f} records/s {x['mb_per_s']:8.0f} MB/s  {x['ratio_to_raw']:.2f} x raw"
+        )
     if "e2e_preprocess" in r:
         e = r["e2e_preprocess"]
-        print(f"preprocess end to end: {e['videos']} videos in {e['seconds']:.1f} s = {e['videos_per_s']:.3f} "
-              f"videos/s with {e['workers']} workers")
+        print(
+            f"preprocess end to end: {e['videos']} videos in {e['seconds']:.1f} s = {e['videos_per_s']:.3f} "
+            f"videos/s with {e['workers']} workers"
+        )
 
 
 if __name__ == "__main__":

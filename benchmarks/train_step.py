@@ -63,8 +63,12 @@ def main(argv=None) -> int:
     p.add_argument("--fsdp", type=int, default=1)
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--peak", default="auto", choices=["auto", "measure", "table"],
-                   help="MFU denominator (auto: table for known accelerators in bf16, else measured)")
+    p.add_argument(
+        "--peak",
+        default="auto",
+        choices=["auto", "measure", "table"],
+        help="MFU denominator (auto: table for known accelerators in bf16, else measured)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
     if (a.frames - 1) % 4 or a.height % 16 or a.width % 16:
@@ -79,20 +83,37 @@ def main(argv=None) -> int:
     from model.data import write_synthetic_shards
 
     n_videos = max(2, -(-2 * a.batch // 7) + 1)
-    write_synthetic_shards(shard_dir, num_videos=n_videos, num_frames=a.frames, height=a.height, width=a.width,
-                           num_keypoints=a.keypoints, text_dim=text_dim, prompt_tokens=text_len)
-    cfg = load_config({
-        "model": {"size": size, "dit": {}, "remat": a.remat,
-                  "attention_impl": a.attention},
-        "data": {"shard_dir": str(shard_dir), "num_threads": 2, "prefetch": 4},
-        "batch_size": a.batch, "steps": a.warmup + a.steps + 1, "stage": a.stage, "dtype": a.dtype,
-        "mesh": {"data": -1, "fsdp": a.fsdp}, "run_dir": str(Path(tmp.name) / "run"),
-        "resume": False, "peak_flops_per_device": 1.0, "log_every": 1000,
-    })
+    write_synthetic_shards(
+        shard_dir,
+        num_videos=n_videos,
+        num_frames=a.frames,
+        height=a.height,
+        width=a.width,
+        num_keypoints=a.keypoints,
+        text_dim=text_dim,
+        prompt_tokens=text_len,
+    )
+    cfg = load_config(
+        {
+            "model": {"size": size, "dit": {}, "remat": a.remat, "attention_impl": a.attention},
+            "data": {"shard_dir": str(shard_dir), "num_threads": 2, "prefetch": 4},
+            "batch_size": a.batch,
+            "steps": a.warmup + a.steps + 1,
+            "stage": a.stage,
+            "dtype": a.dtype,
+            "mesh": {"data": -1, "fsdp": a.fsdp},
+            "run_dir": str(Path(tmp.name) / "run"),
+            "resume": False,
+            "peak_flops_per_device": 1.0,
+            "log_every": 1000,
+        }
+    )
     dev = jax.devices()[0]
     device = f"{dev.platform}:{getattr(dev, 'device_kind', '?')}"
-    print(f"[train_step] {a.config} on {jax.device_count()} x {device} (jax {jax.__version__}), "
-          f"{a.batch}x{a.frames}x{a.height}x{a.width}, stage {a.stage}, fsdp {a.fsdp}")
+    print(
+        f"[train_step] {a.config} on {jax.device_count()} x {device} (jax {jax.__version__}), "
+        f"{a.batch}x{a.frames}x{a.height}x{a.width}, stage {a.stage}, fsdp {a.fsdp}"
+    )
     tr = Trainer(cfg, quiet=True)
     s = tr.setup
     dtype_name = str(np.dtype(s.dtype))
@@ -129,31 +150,60 @@ def main(argv=None) -> int:
     peak = table if (a.peak == "table" or (a.peak == "auto" and table is not None)) else measured
     achieved = tr.step_flops / step
     result = {
-        "config": a.config, "device": device, "devices": n_dev, "backend": jax.default_backend(),
-        "jax": jax.__version__, "python": platform.python_version(), "dtype": dtype_name, "stage": a.stage,
-        "batch": a.batch, "video": [a.frames, a.height, a.width], "latent": list(tr.spec.latent_shape),
-        "tokens_per_step": tr.tokens_per_step, "text_len": text_len, "remat": a.remat, "fsdp": a.fsdp,
+        "config": a.config,
+        "device": device,
+        "devices": n_dev,
+        "backend": jax.default_backend(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "dtype": dtype_name,
+        "stage": a.stage,
+        "batch": a.batch,
+        "video": [a.frames, a.height, a.width],
+        "latent": list(tr.spec.latent_shape),
+        "tokens_per_step": tr.tokens_per_step,
+        "text_len": text_len,
+        "remat": a.remat,
+        "fsdp": a.fsdp,
         "params": int(sum(x.size for x in jax.tree.leaves(state["params"]))),
-        "step_flops": tr.step_flops, "flops_breakdown_fwd": tr.flops, "compile_s": compile_s,
-        "step_s_median": step, "step_s_min": min(times), "step_s_all": times, "loop_step_s": loop_step,
+        "step_flops": tr.step_flops,
+        "flops_breakdown_fwd": tr.flops,
+        "compile_s": compile_s,
+        "step_s_median": step,
+        "step_s_min": min(times),
+        "step_s_all": times,
+        "loop_step_s": loop_step,
         # issue 16: the loop on real shards vs the step on in-memory batches (goal <= 1.1: the step never waits)
-        "loop_over_in_memory_step": loop_step / step, "load_average": os.getloadavg(),
-        "tokens_per_s": tr.tokens_per_step / step, "achieved_flops": achieved,
-        "peak_flops_per_device_measured": measured, "peak_flops_per_device_table": table,
+        "loop_over_in_memory_step": loop_step / step,
+        "load_average": os.getloadavg(),
+        "tokens_per_s": tr.tokens_per_step / step,
+        "achieved_flops": achieved,
+        "peak_flops_per_device_measured": measured,
+        "peak_flops_per_device_table": table,
         "peak_used": "table" if peak == table else "measured",
-        "mfu": achieved / (peak * n_dev), "mfu_vs_measured": achieved / (measured * n_dev),
-        "skips": int(jax.device_get(state["skips"])), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "mfu": achieved / (peak * n_dev),
+        "mfu_vs_measured": achieved / (measured * n_dev),
+        "skips": int(jax.device_get(state["skips"])),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     print(f"  params {result['params'] / 1e6:.3f} M | tokens/step {tr.tokens_per_step:.0f} | compile {compile_s:.1f} s")
-    print(f"  step {step * 1e3:.2f} ms (min {min(times) * 1e3:.2f}) | loop {loop_step * 1e3:.2f} ms/step | "
-          f"{result['tokens_per_s']:.0f} tokens/s | {achieved / 1e9:.3f} GFLOP/s")
-    print(f"  loop on real shards / step on in-memory batches: {loop_step / step:.2f}x (goal <= 1.1); "
-          f"load average {os.getloadavg()}")
-    print(f"  MFU {100 * result['mfu']:.2f}% of {result['peak_used']} peak {peak / 1e12:.3f} TFLOP/s/device "
-          f"(measured matmul peak {measured / 1e12:.3f} TFLOP/s -> {100 * result['mfu_vs_measured']:.2f}%)")
+    print(
+        f"  step {step * 1e3:.2f} ms (min {min(times) * 1e3:.2f}) | loop {loop_step * 1e3:.2f} ms/step | "
+        f"{result['tokens_per_s']:.0f} tokens/s | {achieved / 1e9:.3f} GFLOP/s"
+    )
+    print(
+        f"  loop on real shards / step on in-memory batches: {loop_step / step:.2f}x (goal <= 1.1); "
+        f"load average {os.getloadavg()}"
+    )
+    print(
+        f"  MFU {100 * result['mfu']:.2f}% of {result['peak_used']} peak {peak / 1e12:.3f} TFLOP/s/device "
+        f"(measured matmul peak {measured / 1e12:.3f} TFLOP/s -> {100 * result['mfu_vs_measured']:.2f}%)"
+    )
 
-    key = (f"{a.config}|{a.batch}x{a.frames}x{a.height}x{a.width}|{dtype_name}|stage{a.stage}|{device}x{n_dev}"
-           f"|fsdp{a.fsdp}")
+    key = (
+        f"{a.config}|{a.batch}x{a.frames}x{a.height}x{a.width}|{dtype_name}|stage{a.stage}|{device}x{n_dev}"
+        f"|fsdp{a.fsdp}"
+    )
     from bench_io import merge_result  # benchmarks/bench_io.py, beside this script
 
     merge_result(a.out, key, result)

@@ -55,11 +55,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--conv-impl", choices=("auto", "conv3d", "sum2d"), default="auto",
-                    help="causal conv implementation (auto: sum2d on CPU, conv3d on GPU/TPU)")
+    ap.add_argument(
+        "--conv-impl",
+        choices=("auto", "conv3d", "sum2d"),
+        default="auto",
+        help="causal conv implementation (auto: sum2d on CPU, conv3d on GPU/TPU)",
+    )
     ap.add_argument("--weights", default=None, help="optional WAN 2.1 VAE weights (else random: timing only)")
-    ap.add_argument("--diffusers", action="store_true",
-                    help="also time diffusers' AutoencoderKLWan (torch, CPU) on the same clip and config")
+    ap.add_argument(
+        "--diffusers",
+        action="store_true",
+        help="also time diffusers' AutoencoderKLWan (torch, CPU) on the same clip and config",
+    )
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "vae_encode.json"))
     args = ap.parse_args(argv)
     check_num_frames(args.frames, who="--frames")
@@ -117,17 +124,28 @@ def main(argv=None) -> dict:
             torch_s = min(_time(lambda: ref.encode(xt).latent_dist.mean.numpy(), args.repeats))
 
     result = {
-        "config": args.config, "clip": list(shape), "latents": list(mean_v.shape), "dtype": args.dtype,
+        "config": args.config,
+        "clip": list(shape),
+        "latents": list(mean_v.shape),
+        "dtype": args.dtype,
         "conv_impl": conv_impl,
-        "device": f"{dev.platform}:{getattr(dev, 'device_kind', '?')}", "cpu_count": os.cpu_count(),
-        "jax": jax.__version__, "python": platform.python_version(),
-        "weights": vae.vae_id, "vae_params": count_params(vae),
+        "device": f"{dev.platform}:{getattr(dev, 'device_kind', '?')}",
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "weights": vae.vae_id,
+        "vae_params": count_params(vae),
         "memcpy_frames_per_s": frames / copy_s,
-        "codec_frames_per_s": frames / codec_s, "codec_compile_s": codec_compile_s,
-        "codec_vae_id": codec.vae_id, "codec_roundtrip_psnr_db_smooth_clip": codec_psnr,
-        "vae_init_s": init_s, "vae_first_call_s_incl_compile": first_s,
-        "vae_encode_s": vae_s, "vae_frames_per_s": frames / vae_s,
-        "vae_vs_codec_speed_ratio": codec_s / vae_s, "vae_vs_memcpy_speed_ratio": copy_s / vae_s,
+        "codec_frames_per_s": frames / codec_s,
+        "codec_compile_s": codec_compile_s,
+        "codec_vae_id": codec.vae_id,
+        "codec_roundtrip_psnr_db_smooth_clip": codec_psnr,
+        "vae_init_s": init_s,
+        "vae_first_call_s_incl_compile": first_s,
+        "vae_encode_s": vae_s,
+        "vae_frames_per_s": frames / vae_s,
+        "vae_vs_codec_speed_ratio": codec_s / vae_s,
+        "vae_vs_memcpy_speed_ratio": copy_s / vae_s,
         "codec_vs_memcpy_speed_ratio": copy_s / codec_s,
         "diffusers_torch_cpu_frames_per_s": None if torch_s is None else frames / torch_s,
         "vae_vs_diffusers_torch_cpu_speed_ratio": None if torch_s is None else torch_s / vae_s,
@@ -141,14 +159,20 @@ def main(argv=None) -> dict:
     runs[key] = result
     out.write_text(json.dumps({"benchmark": "vae_encode", "runs": runs}, indent=2, sort_keys=True) + "\n")
 
-    print(f"{key}: VAE ({vae.vae_id}) {result['vae_frames_per_s']:.2f} frames/s, "
-          f"DCT codec {result['codec_frames_per_s']:.1f} frames/s, memcpy {result['memcpy_frames_per_s']:.0f} frames/s")
-    print(f"  VAE/codec speed {result['vae_vs_codec_speed_ratio']:.4f}, "
-          f"VAE/memcpy {result['vae_vs_memcpy_speed_ratio']:.2e}; "
-          f"first call (compile) {first_s:.1f} s; codec PSNR on a smooth clip {codec_psnr:.1f} dB -> {out}")
+    print(
+        f"{key}: VAE ({vae.vae_id}) {result['vae_frames_per_s']:.2f} frames/s, "
+        f"DCT codec {result['codec_frames_per_s']:.1f} frames/s, memcpy {result['memcpy_frames_per_s']:.0f} frames/s"
+    )
+    print(
+        f"  VAE/codec speed {result['vae_vs_codec_speed_ratio']:.4f}, "
+        f"VAE/memcpy {result['vae_vs_memcpy_speed_ratio']:.2e}; "
+        f"first call (compile) {first_s:.1f} s; codec PSNR on a smooth clip {codec_psnr:.1f} dB -> {out}"
+    )
     if torch_s is not None:
-        print(f"  diffusers (torch {torch.__version__}, CPU) {frames / torch_s:.2f} frames/s: "
-              f"this port is {torch_s / vae_s:.2f}x its speed")
+        print(
+            f"  diffusers (torch {torch.__version__}, CPU) {frames / torch_s:.2f} frames/s: "
+            f"this port is {torch_s / vae_s:.2f}x its speed"
+        )
     return result
 
 

@@ -49,8 +49,9 @@ def do_import(path):
             fail(f"unsupported character format {ext}", "use .fbx, .glb or .gltf")
     except Exception as exc:  # the importers raise plain RuntimeError on bad files
         msg = " ".join(str(exc).split())[:300]
-        fail(f"Blender could not import it ({msg})",
-             "re-export the file from its authoring tool as FBX 7.x or glTF 2.0")
+        fail(
+            f"Blender could not import it ({msg})", "re-export the file from its authoring tool as FBX 7.x or glTF 2.0"
+        )
 
 
 def skinned_meshes(arm):
@@ -114,8 +115,11 @@ def map_upstream(bsdf, input_name):
             continue
         seen.add(node.name)
         if node.type == "TEX_IMAGE" and node.image is not None:
-            return {"image": node.image, "channel": "a" if out_name == "Alpha" else (channel or "rgb"),
-                    "invert": invert}
+            return {
+                "image": node.image,
+                "channel": "a" if out_name == "Alpha" else (channel or "rgb"),
+                "invert": invert,
+            }
         if node.type in ("SEPARATE_COLOR", "SEPRGB", "SEPARATE_RGB"):
             channel = CHANNELS.get(out_name, channel)
         if node.type == "INVERT" or (node.type == "MATH" and node.operation == "SUBTRACT"):
@@ -135,8 +139,7 @@ def extra_maps(mat, tex_dir):
     bsdf = next((n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED"), None)
     if bsdf is None:
         return out
-    for key, name in (("normal", "Normal"), ("roughness", "Roughness"), ("metallic", "Metallic"),
-                      ("alpha", "Alpha")):
+    for key, name in (("normal", "Normal"), ("roughness", "Roughness"), ("metallic", "Metallic"), ("alpha", "Alpha")):
         found = map_upstream(bsdf, name)
         if found is not None:
             path = texture_path(found["image"], tex_dir)
@@ -147,8 +150,10 @@ def extra_maps(mat, tex_dir):
     w = bsdf.inputs.get("Subsurface Weight")
     if w is not None and float(w.default_value) > 0:
         scale = float(bsdf.inputs["Subsurface Scale"].default_value)
-        out["subsurface"] = {"weight": float(w.default_value),
-                             "radius": [float(r) * scale for r in bsdf.inputs["Subsurface Radius"].default_value]}
+        out["subsurface"] = {
+            "weight": float(w.default_value),
+            "radius": [float(r) * scale for r in bsdf.inputs["Subsurface Radius"].default_value],
+        }
     return out
 
 
@@ -179,8 +184,10 @@ def import_character(job):
     arms = [ob for ob in bpy.data.objects if ob.type == "ARMATURE"]
     meshes_all = [ob for ob in bpy.data.objects if ob.type == "MESH"]
     if not arms:
-        fail(f"has no armature ({len(meshes_all)} mesh object(s), no skeleton)",
-             "export the character together with its skeleton (armature) and skin weights")
+        fail(
+            f"has no armature ({len(meshes_all)} mesh object(s), no skeleton)",
+            "export the character together with its skeleton (armature) and skin weights",
+        )
     scored = []
     for arm in arms:
         ms = skinned_meshes(arm)
@@ -246,9 +253,16 @@ def import_character(job):
             if key not in mat_key:
                 base, rough, metal, image = linear_color_of(mat)
                 mat_key[key] = len(materials)
-                materials.append({"name": key, "base_color": [float(x) for x in base], "roughness": rough,
-                                  "metallic": metal, "texture": texture_path(image, tex_dir),
-                                  "maps": extra_maps(mat, tex_dir)})
+                materials.append(
+                    {
+                        "name": key,
+                        "base_color": [float(x) for x in base],
+                        "roughness": rough,
+                        "metallic": metal,
+                        "texture": texture_path(image, tex_dir),
+                        "maps": extra_maps(mat, tex_dir),
+                    }
+                )
             slot_to_global.append(mat_key[key])
         tm = np.asarray(slot_to_global, np.int32)[np.clip(tm, 0, len(slot_to_global) - 1)]
         # skin weights
@@ -265,8 +279,9 @@ def import_character(job):
                     group_bone[g.index] = j
             width = 8
             for i, v in enumerate(me.vertices):
-                entries = [(group_bone[g.group], g.weight) for g in v.groups
-                           if g.group in group_bone and g.weight > 0.0]
+                entries = [
+                    (group_bone[g.group], g.weight) for g in v.groups if g.group in group_bone and g.weight > 0.0
+                ]
                 if not entries:
                     continue
                 if len(entries) > width:
@@ -285,17 +300,34 @@ def import_character(job):
         offset += nv
     if not all_v:
         fail(f"armature {arm.name!r} deforms only empty meshes", "export the character's mesh with it")
-    info = {"armature": arm.name, "meshes": [m.name for m in meshes], "unskinned_meshes":
-            [m.name for m in meshes_all if m not in meshes], "armatures": [a.name for a in arms],
-            "importer": "import_scene.fbx" if src.lower().endswith(".fbx") else "import_scene.gltf",
-            "blender": bpy.app.version_string, "seconds": round(time.perf_counter() - t0, 3)}
+    info = {
+        "armature": arm.name,
+        "meshes": [m.name for m in meshes],
+        "unskinned_meshes": [m.name for m in meshes_all if m not in meshes],
+        "armatures": [a.name for a in arms],
+        "importer": "import_scene.fbx" if src.lower().endswith(".fbx") else "import_scene.gltf",
+        "blender": bpy.app.version_string,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     tmp = out_path + ".tmp.npz"
-    np.savez(tmp, vertices=np.concatenate(all_v), tri_vertices=np.concatenate(all_t),
-             tri_uv=np.concatenate(all_uv), tri_material=np.concatenate(all_m), has_uv=np.array(has_uv),
-             weight_bones=np.concatenate(all_wb), weight_values=np.concatenate(all_wv),
-             bone_names=np.array([b.name for b in bones], dtype=str), bone_parents=np.array(parents, np.int32),
-             bone_heads=heads, bone_tails=tails, bone_rotations=np.array(rots), bone_deform=np.array(deform),
-             materials_json=np.array(json.dumps(materials)), info_json=np.array(json.dumps(info)))
+    np.savez(
+        tmp,
+        vertices=np.concatenate(all_v),
+        tri_vertices=np.concatenate(all_t),
+        tri_uv=np.concatenate(all_uv),
+        tri_material=np.concatenate(all_m),
+        has_uv=np.array(has_uv),
+        weight_bones=np.concatenate(all_wb),
+        weight_values=np.concatenate(all_wv),
+        bone_names=np.array([b.name for b in bones], dtype=str),
+        bone_parents=np.array(parents, np.int32),
+        bone_heads=heads,
+        bone_tails=tails,
+        bone_rotations=np.array(rots),
+        bone_deform=np.array(deform),
+        materials_json=np.array(json.dumps(materials)),
+        info_json=np.array(json.dumps(info)),
+    )
     os.replace(tmp, out_path)
     return info
 

@@ -194,8 +194,11 @@ def _pattern_nodes(nt, mat: dict, bsdf_color_socket):
 
 def _label_aovs(nt) -> None:
     nodes, links = nt.nodes, nt.links
-    for name, attr_name, socket in ((ATTR_PART, ATTR_PART, "Fac"), (ATTR_PART_UV, ATTR_PART_UV, "Vector"),
-                                    (ATTR_CANONICAL, ATTR_CANONICAL, "Vector")):
+    for name, attr_name, socket in (
+        (ATTR_PART, ATTR_PART, "Fac"),
+        (ATTR_PART_UV, ATTR_PART_UV, "Vector"),
+        (ATTR_CANONICAL, ATTR_CANONICAL, "Vector"),
+    ):
         a = nodes.new("ShaderNodeAttribute")
         a.attribute_name = attr_name
         out = nodes.new("ShaderNodeOutputAOV")

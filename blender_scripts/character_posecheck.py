@@ -53,11 +53,22 @@ def posecheck(job):
     attrs = {a.name: [a.domain, a.data_type] for a in me.attributes}
     part = np.empty(len(me.vertices), np.int32)
     me.attributes[cl.ATTR_VERTEX_PART].data.foreach_get("value", part)
-    report = {"attributes": attrs, "vertex_groups": len(body.vertex_groups), "materials": len(me.materials),
-              "bones": len(rig.data.bones), "polygons": len(me.polygons)}
+    report = {
+        "attributes": attrs,
+        "vertex_groups": len(body.vertex_groups),
+        "materials": len(me.materials),
+        "bones": len(rig.data.bones),
+        "polygons": len(me.polygons),
+    }
     tmp = out_path + ".tmp.npz"
-    np.savez(tmp, vertices=verts, bone_matrices=mats, timing=np.array([t1 - t0, t2 - t1]), part=part,
-             report_json=np.array(json.dumps(report)))
+    np.savez(
+        tmp,
+        vertices=verts,
+        bone_matrices=mats,
+        timing=np.array([t1 - t0, t2 - t1]),
+        part=part,
+        report_json=np.array(json.dumps(report)),
+    )
     os.replace(tmp, out_path)
     return {"build_seconds": t1 - t0, "pose_seconds": t2 - t1, "vertices": int(len(data["vertices"]))}
 

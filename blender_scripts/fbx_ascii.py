@@ -17,8 +17,10 @@ import re
 
 import numpy as np
 
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|;[^\n]*|[A-Za-z_][A-Za-z0-9_|]*:|\*\d+|'
-                    r'[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[{},]|[A-Za-z_][\w|+\-]*')
+_TOKEN = re.compile(
+    r'"(?:[^"\\]|\\.)*"|;[^\n]*|[A-Za-z_][A-Za-z0-9_|]*:|\*\d+|'
+    r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[{},]|[A-Za-z_][\w|+\-]*"
+)
 
 
 def is_ascii_fbx(path):
@@ -74,7 +76,7 @@ def _array(node, name):
 def _props70(node):
     out = {}
     p70 = _child(node, "Properties70")
-    for p in (p70["children"] if p70 else []):
+    for p in p70["children"] if p70 else []:
         if p["name"] == "P" and p["props"]:
             out[p["props"][0]] = p["props"][4:]
     return out
@@ -107,6 +109,7 @@ def _h(r=None, t=None, s=None):
 
 def _model_local(p):
     """FBX local transform: T Roff Rp Rpre R Rpost^-1 Rp^-1 Soff Sp S Sp^-1."""
+
     def v(key, default):
         x = p.get(key)
         return np.asarray(x[:3], np.float64) if x and len(x) >= 3 else np.asarray(default, np.float64)
@@ -119,8 +122,19 @@ def _model_local(p):
     post = _euler(v("PostRotation", (0, 0, 0)), 0)
     roff, rp = v("RotationOffset", (0, 0, 0)), v("RotationPivot", (0, 0, 0))
     soff, sp = v("ScalingOffset", (0, 0, 0)), v("ScalingPivot", (0, 0, 0))
-    return (_h(t=t) @ _h(t=roff) @ _h(t=rp) @ _h(r=pre) @ _h(r=r) @ np.linalg.inv(_h(r=post))
-            @ _h(t=-rp) @ _h(t=soff) @ _h(t=sp) @ _h(s=s) @ _h(t=-sp))
+    return (
+        _h(t=t)
+        @ _h(t=roff)
+        @ _h(t=rp)
+        @ _h(r=pre)
+        @ _h(r=r)
+        @ np.linalg.inv(_h(r=post))
+        @ _h(t=-rp)
+        @ _h(t=soff)
+        @ _h(t=sp)
+        @ _h(s=s)
+        @ _h(t=-sp)
+    )
 
 
 def _geometric(p):
@@ -128,8 +142,11 @@ def _geometric(p):
         x = p.get(key)
         return np.asarray(x[:3], np.float64) if x and len(x) >= 3 else np.asarray(default, np.float64)
 
-    return _h(r=_euler(v("GeometricRotation", (0, 0, 0)), 0), t=v("GeometricTranslation", (0, 0, 0)),
-              s=v("GeometricScaling", (1, 1, 1)))
+    return _h(
+        r=_euler(v("GeometricRotation", (0, 0, 0)), 0),
+        t=v("GeometricTranslation", (0, 0, 0)),
+        s=v("GeometricScaling", (1, 1, 1)),
+    )
 
 
 def _axis_matrix(settings):
@@ -187,7 +204,7 @@ def read_meshes(path):
             nodes[int(n["props"][0])] = n
     parent, geometry_of, materials_of = {}, {}, {}
     conns = _child(root, "Connections")
-    for c in (conns["children"] if conns else []):
+    for c in conns["children"] if conns else []:
         if c["name"] != "C" or len(c["props"]) < 3 or c["props"][0] != "OO":
             continue
         a, b = int(c["props"][1]), int(c["props"][2])
@@ -243,10 +260,20 @@ def read_meshes(path):
             mapping = (_child(mat_layer, "MappingInformationType") or {"props": ["AllSame"]})["props"][0]
             if data is not None and mapping == "ByPolygon" and len(data) >= n_polys:
                 material_index = np.clip(data[:n_polys].astype(np.int64), 0, len(mat_ids) - 1)
-        out.append({"name": name, "key": k, "vertices": v, "corner_vert": corner_vert.astype(np.int64),
-                     "loop_starts": starts.astype(np.int64), "uv": uv, "materials": materials,
-                     "material_ids": list(mat_ids), "material_index": material_index,
-                     "mirrored": bool(np.linalg.det(m[:3, :3]) < 0)})
+        out.append(
+            {
+                "name": name,
+                "key": k,
+                "vertices": v,
+                "corner_vert": corner_vert.astype(np.int64),
+                "loop_starts": starts.astype(np.int64),
+                "uv": uv,
+                "materials": materials,
+                "material_ids": list(mat_ids),
+                "material_index": material_index,
+                "mirrored": bool(np.linalg.det(m[:3, :3]) < 0),
+            }
+        )
     return out
 
 

@@ -13,8 +13,12 @@ from bridge import contract  # noqa: E402
 
 
 def probe(job):
-    return {"blender_version": bpy.app.version_string, "python": platform.python_version(),
-            "numpy": numpy.__version__, "executable": sys.executable}
+    return {
+        "blender_version": bpy.app.version_string,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "executable": sys.executable,
+    }
 
 
 if __name__ == "__main__":

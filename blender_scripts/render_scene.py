@@ -73,9 +73,10 @@ def load_description(folder):
     with open(path) as fh:
         doc = json.load(fh)
     if doc.get("format_version") != contract.SCENE_FORMAT_VERSION:
-        raise contract.JobInputError(f"{path}: scene format_version {doc.get('format_version')} is not "
-                                     f"{contract.SCENE_FORMAT_VERSION}",
-                                     "write the description with the same thfm-synth version as blender_scripts/")
+        raise contract.JobInputError(
+            f"{path}: scene format_version {doc.get('format_version')} is not {contract.SCENE_FORMAT_VERSION}",
+            "write the description with the same thfm-synth version as blender_scripts/",
+        )
     npz = np.load(os.path.join(folder, contract.ARRAYS_NPZ), allow_pickle=False)
     arrays = {k: npz[k] for k in npz.files}
     return doc, arrays
@@ -111,8 +112,7 @@ def box_mesh(sx, sy, sz):
     return verts, faces, uv
 
 
-def build_mesh(name, verts, faces, corner_uv=None, face_material=None, labels=None, smooth=True,
-               vertex_normals=None):
+def build_mesh(name, verts, faces, corner_uv=None, face_material=None, labels=None, smooth=True, vertex_normals=None):
     verts = np.ascontiguousarray(verts, np.float32)
     faces = np.ascontiguousarray(faces, np.int32)
     nv, nf = len(verts), len(faces)
@@ -204,9 +204,10 @@ def check_image(image, what, path=None):
     width, height = image.size  # reading the size loads the pixels (images load lazily)
     if width == 0 or height == 0 or not image.has_data:
         path = path or bpy.path.abspath(image.filepath) or image.name
-        raise contract.JobInputError(f"{what} {path} did not load (truncated, damaged or not an image format "
-                                     f"Blender reads)", "replace it with a complete copy (`thfm-synth assets "
-                                                        "validate` decodes every asset file)")
+        raise contract.JobInputError(
+            f"{what} {path} did not load (truncated, damaged or not an image format Blender reads)",
+            "replace it with a complete copy (`thfm-synth assets validate` decodes every asset file)",
+        )
 
 
 # Materials follow thfm_synth/assets/characters/materials.py (the schema) as flattened by
@@ -327,8 +328,12 @@ def base_color_socket(nt, m, root):
             _link(nt, color, bw.inputs["Color"])
             # the map's shading relative to its mean, capped: light trim and the unpainted margin of
             # a UV island would otherwise glow (x15 on a black garment dyed light)
-            ratio = _math(nt, "MINIMUM", _math(nt, "DIVIDE", bw.outputs["Val"],
-                                               max(float(m.get("recolor_luminance") or 0.18), 1e-4)), 1.6)
+            ratio = _math(
+                nt,
+                "MINIMUM",
+                _math(nt, "DIVIDE", bw.outputs["Val"], max(float(m.get("recolor_luminance") or 0.18), 1e-4)),
+                1.6,
+            )
             target = _rgb(nt, m["recolor_color"])
             if m.get("pattern_type"):
                 target = _mix_rgb(nt, _pattern_mask(nt, m), target, tuple(m.get("pattern_color") or (0, 0, 0)))
@@ -403,9 +408,12 @@ def register_alpha_card(m, root):
     cutoff); returns its 1-based id."""
     scene = bpy.context.scene
     cards = json.loads(scene.get(ALPHA_CARDS_PROP, "[]"))
-    card = {"path": os.path.abspath(resolve(m["alpha_map"], root)) if m.get("alpha_map") else None,
-            "channel": m.get("alpha_channel", "a"), "cutoff": float(m.get("alpha_cutoff", 0.5)),
-            "opacity": float(m.get("opacity", 1.0))}
+    card = {
+        "path": os.path.abspath(resolve(m["alpha_map"], root)) if m.get("alpha_map") else None,
+        "channel": m.get("alpha_channel", "a"),
+        "cutoff": float(m.get("alpha_cutoff", 0.5)),
+        "opacity": float(m.get("opacity", 1.0)),
+    }
     if card not in cards:
         cards.append(card)
     scene[ALPHA_CARDS_PROP] = json.dumps(cards)
@@ -486,25 +494,33 @@ def surface_nodes(nt, m):
     base, kind = tuple(m["base_color"]), m["surface"]
     obj = nt.nodes.new("ShaderNodeTexCoord").outputs["Object"]
     if kind in ("plaster", "concrete", "asphalt", "fabric"):
-        scale, spread, rough, bump = {"plaster": (4.0, 0.08, 0.85, 0.04), "concrete": (2.5, 0.16, 0.9, 0.12),
-                                      "asphalt": (3.0, 0.2, 0.95, 0.25), "fabric": (6.0, 0.1, 0.95, 0.08)}[kind]
-        color = _ramp(nt, _noise(nt, obj, scale, detail=8.0, roughness=0.6),
-                      _scaled(base, 1 - spread), _scaled(base, 1 + spread))
+        scale, spread, rough, bump = {
+            "plaster": (4.0, 0.08, 0.85, 0.04),
+            "concrete": (2.5, 0.16, 0.9, 0.12),
+            "asphalt": (3.0, 0.2, 0.95, 0.25),
+            "fabric": (6.0, 0.1, 0.95, 0.08),
+        }[kind]
+        color = _ramp(
+            nt, _noise(nt, obj, scale, detail=8.0, roughness=0.6), _scaled(base, 1 - spread), _scaled(base, 1 + spread)
+        )
         fine = {"plaster": 60.0, "concrete": 90.0, "asphalt": 220.0, "fabric": 400.0}[kind]
         height = _noise(nt, obj, fine, detail=2.0)
         if kind in ("asphalt", "concrete"):  # grit: small light and dark specks
-            color = _mix_rgb(nt, _math(nt, "MULTIPLY", _math(nt, "GREATER_THAN", height, 0.62), 0.5), color,
-                             _scaled(base, 1.5))
+            color = _mix_rgb(
+                nt, _math(nt, "MULTIPLY", _math(nt, "GREATER_THAN", height, 0.62), 0.5), color, _scaled(base, 1.5)
+            )
         return color, rough, height, bump
     uv = _surface_uv(nt, obj)
     if kind == "brick":
-        color, fac = _bricks(nt, uv, _scaled(base, 1.0), _scaled(base, 0.72), (0.5, 0.48, 0.45, 1.0),
-                             0.24, 0.075, 0.012)
+        color, fac = _bricks(
+            nt, uv, _scaled(base, 1.0), _scaled(base, 0.72), (0.5, 0.48, 0.45, 1.0), 0.24, 0.075, 0.012
+        )
         color = _mix_rgb(nt, 0.35, color, _ramp(nt, _noise(nt, obj, 30.0), _scaled(base, 0.7), _scaled(base, 1.2)))
         return color, 0.85, _math(nt, "SUBTRACT", 1.0, fac), 0.35
     if kind == "tiles":
-        color, fac = _bricks(nt, uv, _scaled(base, 1.0), _scaled(base, 0.93), _scaled(base, 0.55),
-                             0.3, 0.3, 0.004, offset=0.0)
+        color, fac = _bricks(
+            nt, uv, _scaled(base, 1.0), _scaled(base, 0.93), _scaled(base, 0.55), 0.3, 0.3, 0.004, offset=0.0
+        )
         return color, 0.25, _math(nt, "SUBTRACT", 1.0, fac), 0.25
     # wood: boards with their own shade, grain along the board
     color, fac = _bricks(nt, uv, _scaled(base, 1.0), _scaled(base, 0.72), _scaled(base, 0.35), 1.2, 0.14, 0.003)
@@ -588,8 +604,10 @@ def flow_aovs(nt, gated=lambda sock: sock):
     moving = nt.nodes.new("ShaderNodeAttribute")
     moving.attribute_type = "OBJECT"
     moving.attribute_name = contract.PROP_MOVING
-    for attr_name, aovs in ((contract.ATTR_POS_NEXT, contract.AOV_POS_NEXT),
-                            (contract.ATTR_POS_PREV, contract.AOV_POS_PREV)):
+    for attr_name, aovs in (
+        (contract.ATTR_POS_NEXT, contract.AOV_POS_NEXT),
+        (contract.ATTR_POS_PREV, contract.AOV_POS_PREV),
+    ):
         attr = nt.nodes.new("ShaderNodeAttribute")
         attr.attribute_type = "GEOMETRY"
         attr.attribute_name = attr_name
@@ -677,8 +695,12 @@ def label_alpha_gate(nt):
     attr.attribute_name = ATTR_ALPHA
     holes = None  # sum over cards of [face uses card k] * [alpha below cutoff]
     for k, card in enumerate(cards, start=1):
-        m = {"alpha_mode": "mask", "alpha_map": card["path"], "alpha_channel": card["channel"],
-             "opacity": card["opacity"]}
+        m = {
+            "alpha_mode": "mask",
+            "alpha_map": card["path"],
+            "alpha_channel": card["channel"],
+            "opacity": card["opacity"],
+        }
         alpha = alpha_value(nt, m, "")
         below = _math(nt, "LESS_THAN", alpha, card["cutoff"] - 1e-6)
         uses = _math(nt, "COMPARE", attr.outputs["Fac"], float(k))
@@ -695,8 +717,16 @@ SCENE_TEMPLATES = {}  # per render job: absolute scene file -> [(source object n
 def scene_default_material():
     mat = bpy.data.materials.get("thfm_scene_default")
     if mat is None:
-        mat = make_material({"name": "thfm_scene_default", "base_color": (0.6, 0.6, 0.6), "roughness": 0.7,
-                             "metallic": 0.0, "specular": 0.5}, "")
+        mat = make_material(
+            {
+                "name": "thfm_scene_default",
+                "base_color": (0.6, 0.6, 0.6),
+                "roughness": 0.7,
+                "metallic": 0.0,
+                "specular": 0.5,
+            },
+            "",
+        )
         mat["thfm_fg"] = 1
     return mat
 
@@ -715,7 +745,7 @@ def prepare_scene_materials(ob):
     for mat in {m for m in me.materials} | {s.material for s in ob.material_slots if s.material}:
         if mat.get("thfm_fg"):
             continue
-        for node in (mat.node_tree.nodes if mat.node_tree else ()):  # textures of the scene file
+        for node in mat.node_tree.nodes if mat.node_tree else ():  # textures of the scene file
             if node.type == "TEX_IMAGE" and node.image is not None and node.image.source == "FILE":
                 check_image(node.image, f"texture of scene material {mat.name}")
         if mat.node_tree is None:
@@ -781,8 +811,10 @@ def add_flow_attributes(built):
 
 def set_flow_attributes(b, frame, num_frames):
     attrs = b.ob.data.attributes
-    for name, other in ((contract.ATTR_POS_NEXT, min(frame + 1, num_frames - 1)),
-                        (contract.ATTR_POS_PREV, max(frame - 1, 0))):
+    for name, other in (
+        (contract.ATTR_POS_NEXT, min(frame + 1, num_frames - 1)),
+        (contract.ATTR_POS_PREV, max(frame - 1, 0)),
+    ):
         attrs[name].data.foreach_set("vector", np.ascontiguousarray(b.world_vertices(other), np.float32).ravel())
 
 
@@ -792,6 +824,7 @@ def set_flow_attributes(b, frame, num_frames):
 # motion of every moving object as two shape keys (its vertices at t - s/2 and t + s/2 in its frame-t
 # object space) keyed 1 -> 0 -> 1 around the frame. The label call then uses the unkeyed camera and
 # the shape keys at 0 - the very state a render without blur has - with scene motion blur off.
+
 
 def _quat(m):
     """Unit quaternion (w, x, y, z) of a 3x3 rotation (Shepperd)."""
@@ -835,8 +868,11 @@ def camera_matrix(r, t):
 def shutter_times(frame, num_frames, shutter):
     """(subframe, neighbour frame, fraction towards it) at shutter open, centre and close."""
     half = shutter / 2.0
-    return [(frame - half, max(frame - 1, 0), half), (frame, frame, 0.0),
-            (frame + half, min(frame + 1, num_frames - 1), half)]
+    return [
+        (frame - half, max(frame - 1, 0), half),
+        (frame, frame, 0.0),
+        (frame + half, min(frame + 1, num_frames - 1), half),
+    ]
 
 
 def keyframe_camera(cam_blur, cam_ob, matrices, frame, num_frames, shutter):
@@ -956,8 +992,16 @@ def build_objects(doc, arrays, root):
                     labels = (z["face_part"], np.zeros((len(f), 3, 2), np.float32), np.zeros((len(verts), 3)))
         else:
             raise contract.JobInputError(f"unknown object kind {kind!r}", "use a kind the description documents")
-        me = build_mesh(o["name"], verts, f, corner_uv=corner_uv, face_material=face_material, labels=labels,
-                        smooth=o["shade_smooth"] and kind != "box" and kind != "plane", vertex_normals=vnormals)
+        me = build_mesh(
+            o["name"],
+            verts,
+            f,
+            corner_uv=corner_uv,
+            face_material=face_material,
+            labels=labels,
+            smooth=o["shade_smooth"] and kind != "box" and kind != "plane",
+            vertex_normals=vnormals,
+        )
         for m in o["materials"]:
             me.materials.append(make_material(m, root))
         attach_alpha_ids(me, face_material, me.materials)  # alpha cards -> label override
@@ -971,8 +1015,10 @@ def build_objects(doc, arrays, root):
         pose = arrays[o["pose"]["npz"]]
         anim = arrays[o["vertex_animation_key"]] if o.get("vertex_animation_key") else None
         if anim is not None and anim.shape[1] != len(verts):
-            raise contract.JobInputError(f"{o['name']}: vertex animation has {anim.shape[1]} vertices, "
-                                         f"the mesh {len(verts)}", "bake the animation from the same mesh file")
+            raise contract.JobInputError(
+                f"{o['name']}: vertex animation has {anim.shape[1]} vertices, the mesh {len(verts)}",
+                "bake the animation from the same mesh file",
+            )
         built.append(Built(ob, pose, anim, np.asarray(verts, np.float64)))
     return built
 
@@ -1004,12 +1050,20 @@ def build_world(w, root):
         sky.sky_type = w["sky_model"]
         el, az = math.radians(w["sun_elevation_deg"]), math.radians(w["sun_azimuth_deg"])
         # Cycles puts the sun at azimuth sun_rotation + 90 deg (from +X, counter-clockwise)
-        settings = {"sun_elevation": el, "sun_rotation": az - math.pi / 2, "sun_disc": w["sun_disc"],
-                    "sun_size": math.radians(w["sun_size_deg"]), "sun_intensity": w["sun_intensity"],
-                    "altitude": w["altitude_m"], "air_density": w["air_density"],
-                    "aerosol_density": w["aerosol_density"], "ozone_density": w["ozone_density"],
-                    "turbidity": w["turbidity"], "ground_albedo": w["ground_albedo"],
-                    "sun_direction": (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))}
+        settings = {
+            "sun_elevation": el,
+            "sun_rotation": az - math.pi / 2,
+            "sun_disc": w["sun_disc"],
+            "sun_size": math.radians(w["sun_size_deg"]),
+            "sun_intensity": w["sun_intensity"],
+            "altitude": w["altitude_m"],
+            "air_density": w["air_density"],
+            "aerosol_density": w["aerosol_density"],
+            "ozone_density": w["ozone_density"],
+            "turbidity": w["turbidity"],
+            "ground_albedo": w["ground_albedo"],
+            "sun_direction": (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)),
+        }
         for k, v in settings.items():
             if hasattr(sky, k):
                 try:
@@ -1188,22 +1242,37 @@ def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_s
 
     def rgb(name, mods):
         passes = {"combined"} | ({"albedo"} if "albedo" in mods else set())
-        return {"name": name, "passes": passes, "samples": samples, "denoise": denoise and "rgb" in mods,
-                "override": False, "aovs": (contract.AOV_FG,) if "mask" in mods else (),
-                "motion_blur": motion_blur}
+        return {
+            "name": name,
+            "passes": passes,
+            "samples": samples,
+            "denoise": denoise and "rgb" in mods,
+            "override": False,
+            "aovs": (contract.AOV_FG,) if "mask" in mods else (),
+            "motion_blur": motion_blur,
+        }
 
     def labels(name, mods):
         passes = {p for p, m in (("depth", "depth"), ("normal", "normal")) if m in mods}
         aovs = ()
         if mods & {"part", "canonical"}:
             passes.add("index")
-            aovs = (contract.AOV_PART,) + (contract.AOV_PART_UV if "part" in mods else ()) + \
-                (contract.AOV_CANONICAL if "canonical" in mods else ())
+            aovs = (
+                (contract.AOV_PART,)
+                + (contract.AOV_PART_UV if "part" in mods else ())
+                + (contract.AOV_CANONICAL if "canonical" in mods else ())
+            )
         if "flow" in mods:
             passes.add("depth")  # flow needs to know which pixels see a surface
             aovs += contract.FLOW_AOVS
-        return {"name": name, "passes": passes, "samples": label_samples, "denoise": False, "override": True,
-                "aovs": aovs}
+        return {
+            "name": name,
+            "passes": passes,
+            "samples": label_samples,
+            "denoise": False,
+            "override": True,
+            "aovs": aovs,
+        }
 
     if mode in ("single", "rgb_only"):
         call = []
@@ -1228,8 +1297,18 @@ def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_s
             spec["passes"] = set(spec["passes"]) | {"combined"}
             calls.append([spec])
         elif m == "mask":
-            calls.append([{"name": "mask", "passes": set(), "samples": samples, "denoise": False,
-                           "override": True, "aovs": (contract.AOV_FG,)}])
+            calls.append(
+                [
+                    {
+                        "name": "mask",
+                        "passes": set(),
+                        "samples": samples,
+                        "denoise": False,
+                        "override": True,
+                        "aovs": (contract.AOV_FG,),
+                    }
+                ]
+            )
         else:
             calls.append([labels(m, {m})])
     return calls
@@ -1319,8 +1398,15 @@ def render(job):
     flow = "flow" in modalities and job.mode == "single"
     shutter = float(r.get("motion_blur_shutter", 0.0))
     blur = shutter > 0 and job.mode == "single" and "rgb" in modalities
-    calls = layer_plan(job.mode, modalities, int(r["samples"]), bool(r["denoise"]), int(job.label_samples),
-                       job.per_modality_shading, motion_blur=blur)
+    calls = layer_plan(
+        job.mode,
+        modalities,
+        int(r["samples"]),
+        bool(r["denoise"]),
+        int(job.label_samples),
+        job.per_modality_shading,
+        motion_blur=blur,
+    )
     if blur:  # the blurred RGB and the labels at the shutter centre are rendered apart (see motion blur)
         calls = [[spec] for spec in calls[0]]
     override = label_material(flow=flow)
@@ -1379,8 +1465,15 @@ def render(job):
             check_saved(path)
             save_s += time.perf_counter() - t2
             files.append(path)
-        rec = {"frame": frame, "files": files, "seconds": time.perf_counter() - t0, "render_seconds": render_s,
-               "save_seconds": save_s, "cpu_seconds": time.process_time() - c0, "renders": len(calls)}
+        rec = {
+            "frame": frame,
+            "files": files,
+            "seconds": time.perf_counter() - t0,
+            "render_seconds": render_s,
+            "save_seconds": save_s,
+            "cpu_seconds": time.process_time() - c0,
+            "renders": len(calls),
+        }
         timings.append(rec)
         contract.progress(rec)
 
@@ -1391,8 +1484,9 @@ def render(job):
         "mode": job.mode,
         "per_modality_shading": job.per_modality_shading if job.mode == "per_modality" else None,
         "modalities": modalities,
-        "layers": [[{**spec, "passes": sorted(spec["passes"]), "aovs": list(spec["aovs"])} for spec in call]
-                   for call in calls],
+        "layers": [
+            [{**spec, "passes": sorted(spec["passes"]), "aovs": list(spec["aovs"])} for spec in call] for call in calls
+        ],
         "exr_codec": job.exr_codec,
         "setup_seconds": t_setup,
         "frames": timings,

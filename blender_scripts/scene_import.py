@@ -61,13 +61,28 @@ def disable_autoexec():
     """Never let a loaded file run Python; returns the settings as they are now."""
     fp = bpy.context.preferences.filepaths
     fp.use_scripts_auto_execute = False
-    return {"use_scripts_auto_execute": bool(fp.use_scripts_auto_execute),
-            "autoexec_fail": bool(bpy.app.autoexec_fail)}
+    return {"use_scripts_auto_execute": bool(fp.use_scripts_auto_execute), "autoexec_fail": bool(bpy.app.autoexec_fail)}
 
 
 # --------------------------------------------------------------------------- .blend
-_ANIMATED = ("objects", "meshes", "curves", "materials", "node_groups", "shape_keys", "lights", "cameras",
-             "textures", "images", "armatures", "lattices", "metaballs", "volumes", "pointclouds", "hair_curves")
+_ANIMATED = (
+    "objects",
+    "meshes",
+    "curves",
+    "materials",
+    "node_groups",
+    "shape_keys",
+    "lights",
+    "cameras",
+    "textures",
+    "images",
+    "armatures",
+    "lattices",
+    "metaballs",
+    "volumes",
+    "pointclouds",
+    "hair_curves",
+)
 
 
 def _ids():
@@ -151,8 +166,11 @@ def _fbx_material(m):
 def _realize_instances(objs, collection):
     """Empties instancing a collection -> real objects (recursively), linked into `collection`."""
     made = []
-    stack = [(o, Matrix(o.matrix_world)) for o in objs
-             if o.instance_type == "COLLECTION" and o.instance_collection is not None]
+    stack = [
+        (o, Matrix(o.matrix_world))
+        for o in objs
+        if o.instance_type == "COLLECTION" and o.instance_collection is not None
+    ]
     depth = 0
     while stack and depth < 10000:
         depth += 1
@@ -200,8 +218,10 @@ def import_scene_file(path, names=None):
         raise
     except Exception as exc:  # the importers raise RuntimeError on bad files
         msg = " ".join(str(exc).split())[:300]
-        raise SceneImportError(f"{path}: Blender could not import it ({msg})",
-                               "re-export it from its authoring tool as .blend, binary FBX 7.x or glTF 2.0") from None
+        raise SceneImportError(
+            f"{path}: Blender could not import it ({msg})",
+            "re-export it from its authoring tool as .blend, binary FBX 7.x or glTF 2.0",
+        ) from None
     for o in objs:
         if o.name not in scene.collection.objects and not o.users_collection:
             scene.collection.objects.link(o)

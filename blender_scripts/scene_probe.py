@@ -84,10 +84,17 @@ def describe(src, ob, depsgraph):
     norms = np.where(norms > 0, norms, 1.0)
     centre_local = (local.min(0) + local.max(0)) / 2
     half = (local.max(0) - local.min(0)) / 2 * norms
-    return {"name": src, "aabb_min": lo.tolist(), "aabb_max": hi.tolist(),
-            "obb_center": (cols @ centre_local + mw[:3, 3]).tolist(), "obb_axes": (cols / norms).T.tolist(),
-            "obb_half_extents": half.tolist(), "vertices": int(len(v)), "triangles": int(len(tri)),
-            "materials": [m for m in mats if m]}, (v, tri)
+    return {
+        "name": src,
+        "aabb_min": lo.tolist(),
+        "aabb_max": hi.tolist(),
+        "obb_center": (cols @ centre_local + mw[:3, 3]).tolist(),
+        "obb_axes": (cols / norms).T.tolist(),
+        "obb_half_extents": half.tolist(),
+        "vertices": int(len(v)),
+        "triangles": int(len(tri)),
+        "materials": [m for m in mats if m],
+    }, (v, tri)
 
 
 def height_map(v, tri, cell, layers):
@@ -133,8 +140,14 @@ def probe(job):
     files = scene_files(inp)
     if not files:
         fail(f"scene folder {inp} holds no .blend/.fbx/.glb/.gltf file", "put the kit's piece files in it")
-    doc = {"format_version": 1, "input": inp, "kind": "folder" if folder else "file",
-           "blender_version": bpy.app.version_string, "files": [], "heightmap": None}
+    doc = {
+        "format_version": 1,
+        "input": inp,
+        "kind": "folder" if folder else "file",
+        "blender_version": bpy.app.version_string,
+        "files": [],
+        "heightmap": None,
+    }
     arrays = {}
     entries = []
     texts = 0
@@ -160,15 +173,30 @@ def probe(job):
                 origin, z, n = height_map(v, tri, cell, layers)
                 arrays[key + "_z"] = z
                 arrays[key + "_n"] = n
-                entries.append({"file": rel, "object": src, "key": key, "origin": [float(x) for x in origin],
-                                "shape": list(z.shape[1:])})
-        doc["files"].append({"file": rel, "format": os.path.splitext(rel)[1].lower().lstrip("."),
-                             "importer": importer_name(full), "seconds": time.perf_counter() - t0,
-                             "objects": objects})
+                entries.append(
+                    {
+                        "file": rel,
+                        "object": src,
+                        "key": key,
+                        "origin": [float(x) for x in origin],
+                        "shape": list(z.shape[1:]),
+                    }
+                )
+        doc["files"].append(
+            {
+                "file": rel,
+                "format": os.path.splitext(rel)[1].lower().lstrip("."),
+                "importer": importer_name(full),
+                "seconds": time.perf_counter() - t0,
+                "objects": objects,
+            }
+        )
     safety = dict(safety or {})
-    safety.update(blend_loader="bpy.data.libraries.load(link=False): objects only, never wm.open_mainfile",
-                  texts_loaded=texts, use_scripts_auto_execute=bool(
-                      bpy.context.preferences.filepaths.use_scripts_auto_execute))
+    safety.update(
+        blend_loader="bpy.data.libraries.load(link=False): objects only, never wm.open_mainfile",
+        texts_loaded=texts,
+        use_scripts_auto_execute=bool(bpy.context.preferences.filepaths.use_scripts_auto_execute),
+    )
     doc["safety"] = safety
     if cell is not None:
         doc["heightmap"] = {"cell": cell, "layers": layers, "file": "heightmap.npz", "entries": entries}

@@ -48,9 +48,12 @@ class Checkpointer:
         return list(self.manager.all_steps())
 
     def save(self, step: int, state: dict, consts: Any, meta: dict, data_iter=None, force: bool = True) -> bool:
-        args = {"params": ocp.args.StandardSave(state["params"]), "consts": ocp.args.StandardSave(consts),
-                "train": ocp.args.StandardSave({k: state[k] for k in ("opt_state", "step", "rng", "skips")}),
-                "meta": ocp.args.JsonSave(meta)}
+        args = {
+            "params": ocp.args.StandardSave(state["params"]),
+            "consts": ocp.args.StandardSave(consts),
+            "train": ocp.args.StandardSave({k: state[k] for k in ("opt_state", "step", "rng", "skips")}),
+            "meta": ocp.args.JsonSave(meta),
+        }
         if data_iter is not None:
             save_cls, _ = _grain_args()
             args["data"] = save_cls(data_iter)
@@ -58,11 +61,12 @@ class Checkpointer:
 
     def restore(self, step: int, abstract_state: dict, abstract_consts: Any, data_iter=None) -> tuple[dict, Any, dict]:
         """-> (state, consts, meta); ``data_iter`` (a grain DatasetIterator) is restored in place."""
-        args = {"params": ocp.args.StandardRestore(abstract_state["params"]),
-                "consts": ocp.args.StandardRestore(abstract_consts),
-                "train": ocp.args.StandardRestore({k: abstract_state[k] for k in ("opt_state", "step", "rng",
-                                                                                   "skips")}),
-                "meta": ocp.args.JsonRestore()}
+        args = {
+            "params": ocp.args.StandardRestore(abstract_state["params"]),
+            "consts": ocp.args.StandardRestore(abstract_consts),
+            "train": ocp.args.StandardRestore({k: abstract_state[k] for k in ("opt_state", "step", "rng", "skips")}),
+            "meta": ocp.args.JsonRestore(),
+        }
         if data_iter is not None:
             _, restore_cls = _grain_args()
             args["data"] = restore_cls(data_iter)
@@ -90,7 +94,10 @@ def resolve(path: str | Path) -> tuple[Path, int | None]:
     if (path / "checkpoints").is_dir() and not any(p.name.isdigit() for p in path.iterdir()):
         path = path / "checkpoints"  # a run_dir
     if not path.is_dir():
-        raise MissingFileError(f"checkpoint {path} not found", "give a run's checkpoints folder (RUN/checkpoints) or one step's folder (RUN/checkpoints/STEP)")
+        raise MissingFileError(
+            f"checkpoint {path} not found",
+            "give a run's checkpoints folder (RUN/checkpoints) or one step's folder (RUN/checkpoints/STEP)",
+        )
     return path, None
 
 
@@ -123,15 +130,20 @@ def load_for_inference(path: str | Path, device=None):
     meta = ckpt.restore_meta(step)
     model_cfg = THFMConfig.from_dict(meta["model"])
     prompts_shape = tuple(meta["prompts_shape"])
-    abstract = build_thfm(model_cfg, np.zeros(prompts_shape, np.float32), abstract=True,
-                          scan_layers=meta["runtime"]["scan_layers"])
+    abstract = build_thfm(
+        model_cfg, np.zeros(prompts_shape, np.float32), abstract=True, scan_layers=meta["runtime"]["scan_layers"]
+    )
     _, abs_params, abs_consts = nnx.split(abstract, nnx.Param, ...)
     dev = device or jax.devices()[0]
     sh = jax.sharding.SingleDeviceSharding(dev)
     to_abs = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh)  # noqa: E731
     abs_params = jax.tree.map(to_abs, nnx.to_pure_dict(abs_params))
     abs_consts = jax.tree.map(to_abs, nnx.to_pure_dict(abs_consts))
-    r = ckpt.manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abs_params),
-                                                           consts=ocp.args.StandardRestore(abs_consts)))
+    r = ckpt.manager.restore(
+        step,
+        args=ocp.args.Composite(
+            params=ocp.args.StandardRestore(abs_params), consts=ocp.args.StandardRestore(abs_consts)
+        ),
+    )
     ckpt.close()
     return model_cfg, r["params"], r["consts"], meta, step

@@ -38,9 +38,11 @@ def _user_errors(fn):
         except ValidationError as exc:
             e = exc.errors()[0]
             loc = ".".join(str(x) for x in e.get("loc", ()))
-            raise ConfigError(f"train config: {loc}: {e.get('msg')}" + (f" ({len(exc.errors())} errors)"
-                                                                         if len(exc.errors()) > 1 else ""),
-                              "see model/train/config.py for every field and its range") from None
+            raise ConfigError(
+                f"train config: {loc}: {e.get('msg')}"
+                + (f" ({len(exc.errors())} errors)" if len(exc.errors()) > 1 else ""),
+                "see model/train/config.py for every field and its range",
+            ) from None
         except (FileNotFoundError, ValueError, KeyError) as exc:
             raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
@@ -88,9 +90,17 @@ def cmd_evaluate(args) -> int:
         out = report
     else:
         options = {"body_model": args.body_model} if args.body_model else {}
-        result = run_benchmark(args.benchmark, args.data, checkpoint=args.checkpoint, limit=args.limit,
-                               vae_weights=args.vae, keypoint_convention=args.keypoint_convention,
-                               model_size=args.model_size, progress=not args.no_progress, **options)
+        result = run_benchmark(
+            args.benchmark,
+            args.data,
+            checkpoint=args.checkpoint,
+            limit=args.limit,
+            vae_weights=args.vae,
+            keypoint_convention=args.keypoint_convention,
+            model_size=args.model_size,
+            progress=not args.no_progress,
+            **options,
+        )
         print(result.table)
         print(f"{args.benchmark}: {len(result.samples)} samples in {result.seconds:.1f} s")
         out = result.to_dict()
@@ -106,10 +116,13 @@ def cmd_evaluate(args) -> int:
 def add_evaluate_parser(sub) -> argparse.ArgumentParser:
     from model.benchmarks import NAMES
 
-    p = sub.add_parser("evaluate", help="score a THFM checkpoint on one of the paper's benchmarks",
-                       description="Runs the paper's protocol for a benchmark on the dataset as it ships (see "
-                                   "`--layout`) and prints the paper's table with its published numbers. "
-                                   "`--benchmark shards` scores a held-out shard set instead (JSON).")
+    p = sub.add_parser(
+        "evaluate",
+        help="score a THFM checkpoint on one of the paper's benchmarks",
+        description="Runs the paper's protocol for a benchmark on the dataset as it ships (see "
+        "`--layout`) and prints the paper's table with its published numbers. "
+        "`--benchmark shards` scores a held-out shard set instead (JSON).",
+    )
     p.add_argument("--benchmark", required=True, choices=(*NAMES, "shards"))
     p.add_argument("--data", type=Path, help="the dataset folder (layout: --layout)")
     p.add_argument("--checkpoint", help="run checkpoint folder (latest step) or one step's folder")
@@ -118,8 +131,11 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N samples (a smoke test, not the protocol)")
     p.add_argument("--json", type=Path, help="also write the results (per group and per sample) as JSON")
     p.add_argument("--vae", default=None, help="VAE weights (default: the checkpoint's)")
-    p.add_argument("--keypoint-convention", choices=("smpl24", "h36m17", "coco17"),
-                   help="the checkpoint's joint convention when it does not record it")
+    p.add_argument(
+        "--keypoint-convention",
+        choices=("smpl24", "h36m17", "coco17"),
+        help="the checkpoint's joint convention when it does not record it",
+    )
     p.add_argument("--model-size", help="refuse a checkpoint of another model size (e.g. wan21_1_3b)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -127,20 +143,30 @@ def add_evaluate_parser(sub) -> argparse.ArgumentParser:
 
 
 def add_train_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("train", help="train THFM (JAX) on preprocessed shards",
-                       description="Train THFM from a YAML job (jobs/train_*.yaml); resumes from the latest "
-                                   "checkpoint in the run's checkpoint folder.")
+    p = sub.add_parser(
+        "train",
+        help="train THFM (JAX) on preprocessed shards",
+        description="Train THFM from a YAML job (jobs/train_*.yaml); resumes from the latest "
+        "checkpoint in the run's checkpoint folder.",
+    )
     p.add_argument("--config", required=True, type=Path, help="train config YAML (see jobs/)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config field, dotted keys, YAML values (repeatable): --set steps=100")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config field, dotted keys, YAML values (repeatable): --set steps=100",
+    )
     p.set_defaults(func=cmd_train)
     return p
 
 
 def add_predict_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("predict", help="run a THFM checkpoint on a clip and write the predicted modality",
-                       description="VIDEO: a video file, a folder of frames, a .npy (T,H,W,3) array, or a shard "
-                                   "folder (with --record).")
+    p = sub.add_parser(
+        "predict",
+        help="run a THFM checkpoint on a clip and write the predicted modality",
+        description="VIDEO: a video file, a folder of frames, a .npy (T,H,W,3) array, or a shard "
+        "folder (with --record).",
+    )
     p.add_argument("video", help="input clip (video file, frame folder, .npy, or shard folder)")
     p.add_argument("--task", required=True, choices=TASK_CHOICES)
     p.add_argument("--checkpoint", required=True, help="run checkpoint folder (latest step) or one step's folder")

@@ -106,15 +106,22 @@ def inspect_shards(root: str | Path) -> DataSpec:
             break
         rec = next(records, None)
     pre = shards.index.get("preprocess") or {}
-    return DataSpec(root=str(root), latent_shape=(t_lat, h, w, c), num_frames=int(kp.shape[0]),
-                    num_keypoints=int(kp.shape[1]), vae_id=first.vae_id,
-                    task_counts={k: int(v) for k, v in shards.index.get("tasks", {}).items()},
-                    num_records=int(shards.index["num_records"]), pixel_shape=pixel_shape,
-                    keypoint_convention=pre.get("keypoint_convention"))
+    return DataSpec(
+        root=str(root),
+        latent_shape=(t_lat, h, w, c),
+        num_frames=int(kp.shape[0]),
+        num_keypoints=int(kp.shape[1]),
+        vae_id=first.vae_id,
+        task_counts={k: int(v) for k, v in shards.index.get("tasks", {}).items()},
+        num_records=int(shards.index["num_records"]),
+        pixel_shape=pixel_shape,
+        keypoint_convention=pre.get("keypoint_convention"),
+    )
 
 
-def load_prompt_table(root: str | Path | None, text_dim: int | None = None, path: str | Path | None = None,
-                      tokens: int = 8) -> tuple[dict[str, np.ndarray], dict]:
+def load_prompt_table(
+    root: str | Path | None, text_dim: int | None = None, path: str | Path | None = None, tokens: int = 8
+) -> tuple[dict[str, np.ndarray], dict]:
     """The shard set's ``prompts.npz`` (or ``path``); without one, the deterministic built-in table of
     ``text_dim`` (provenance says so)."""
     from model.prompts import UMT5_DIM, PromptTable, builtin_table
@@ -124,7 +131,10 @@ def load_prompt_table(root: str | Path | None, text_dim: int | None = None, path
         table = PromptTable.load(cand)
         return dict(table.embeddings), dict(table.provenance, path=str(cand))
     if path:
-        raise MissingFileError(f"prompt table {path} not found", "give the prompts.npz of a shard folder, or omit it for the built-in prompts")
+        raise MissingFileError(
+            f"prompt table {path} not found",
+            "give the prompts.npz of a shard folder, or omit it for the built-in prompts",
+        )
     table = builtin_table(dim=text_dim or UMT5_DIM, tokens=tokens)
     return dict(table.embeddings), dict(table.provenance, path=None)
 
@@ -134,10 +144,12 @@ def record_to_example(rec: Record, spec: DataSpec, pixels: bool = False) -> dict
     t_lat, h, w, c = spec.latent_shape
     rgb = np.asarray(rec.arrays["rgb_latents"], np.float32).transpose(1, 2, 3, 0)
     if rgb.shape != (t_lat, h, w, c):
-        raise ValueError(f"record {rec.video_id}/{rec.task}: rgb_latents {rgb.shape} (channels-last) differs from the "
-                         f"shard set's {spec.latent_shape}; all clips of one run must share one size")
+        raise ValueError(
+            f"record {rec.video_id}/{rec.task}: rgb_latents {rgb.shape} (channels-last) differs from the "
+            f"shard set's {spec.latent_shape}; all clips of one run must share one size"
+        )
     tgt = rec.arrays["target_latents"]
-    target = (np.asarray(tgt, np.float32).transpose(1, 2, 3, 0) if tgt.size else np.zeros_like(rgb))
+    target = np.asarray(tgt, np.float32).transpose(1, 2, 3, 0) if tgt.size else np.zeros_like(rgb)
     tk = (spec.num_frames, spec.num_keypoints)
 
     def kp(name, d):
@@ -153,8 +165,15 @@ def record_to_example(rec: Record, spec: DataSpec, pixels: bool = False) -> dict
     kp3d, v3 = kp("keypoints_3d", 3)
     if rec.task not in TASK_INDEX:
         raise ValueError(f"record {rec.video_id}: unknown task {rec.task!r}")
-    ex = {"rgb": rgb, "target": target, "task_id": np.int32(TASK_INDEX[rec.task]), "kp2d": kp2d, "kp3d": kp3d,
-          "kp2d_valid": v2, "kp3d_valid": v3}
+    ex = {
+        "rgb": rgb,
+        "target": target,
+        "task_id": np.int32(TASK_INDEX[rec.task]),
+        "kp2d": kp2d,
+        "kp3d": kp3d,
+        "kp2d_valid": v2,
+        "kp3d_valid": v3,
+    }
     if pixels:
         ex.update(pixel_example(rec, spec))
     return ex
@@ -163,8 +182,10 @@ def record_to_example(rec: Record, spec: DataSpec, pixels: bool = False) -> dict
 def pixel_example(rec: Record, spec: DataSpec) -> dict[str, np.ndarray]:
     """``pixels`` (T, H, W, 3) float16 and ``valid`` (T, H, W) uint8 of a record (zeros for keypoint tasks)."""
     if spec.pixel_shape is None:
-        raise ValueError(f"{spec.root}: the shards hold no pixel ground truth, which stage 2 is supervised with; "
-                         "preprocess again with pixel targets on (the default)")
+        raise ValueError(
+            f"{spec.root}: the shards hold no pixel ground truth, which stage 2 is supervised with; "
+            "preprocess again with pixel targets on (the default)"
+        )
     shape = spec.pixel_shape
     if rec.task not in DENSE_TASKS:
         return {"pixels": np.zeros((*shape, 3), np.float16), "valid": np.zeros(shape, np.uint8)}
@@ -172,8 +193,9 @@ def pixel_example(rec: Record, spec: DataSpec) -> dict[str, np.ndarray]:
     if not truth:
         raise ValueError(f"record {rec.video_id}/{rec.task} has no pixel ground truth (made without pixel targets)")
     if truth["valid"].shape != shape:
-        raise ValueError(f"record {rec.video_id}/{rec.task}: pixel truth {truth['valid'].shape} differs from the "
-                         f"shard set's {shape}")
+        raise ValueError(
+            f"record {rec.video_id}/{rec.task}: pixel truth {truth['valid'].shape} differs from the shard set's {shape}"
+        )
     return {"pixels": truth["target"].astype(np.float16), "valid": truth["valid"].astype(np.uint8)}
 
 
@@ -181,15 +203,28 @@ def acceptance(weights: Mapping[str, float], counts: Mapping[str, int]) -> dict[
     """Per-task keep probability so that kept records follow ``weights`` (see module doc)."""
     rates = {t: float(w) / counts[t] for t, w in weights.items() if w > 0 and counts.get(t, 0) > 0}
     if not rates:
-        raise ValueError(f"no records for the configured tasks {sorted(t for t, w in weights.items() if w > 0)}; "
-                         f"the shard set has {dict(counts)}")
+        raise ValueError(
+            f"no records for the configured tasks {sorted(t for t, w in weights.items() if w > 0)}; "
+            f"the shard set has {dict(counts)}"
+        )
     top = max(rates.values())
     return {t: r / top for t, r in rates.items()}
 
 
-def make_dataset(spec: DataSpec, *, batch_size: int, seed: int, weights: Mapping[str, float],
-                 shuffle: bool = True, shard_index: int = 0, shard_count: int = 1, num_threads: int = 2,
-                 prefetch: int = 4, repeat: bool = True, pixels: bool = False):
+def make_dataset(
+    spec: DataSpec,
+    *,
+    batch_size: int,
+    seed: int,
+    weights: Mapping[str, float],
+    shuffle: bool = True,
+    shard_index: int = 0,
+    shard_count: int = 1,
+    num_threads: int = 2,
+    prefetch: int = 4,
+    repeat: bool = True,
+    pixels: bool = False,
+):
     """The per-host grain IterDataset of batches (see the module doc); ``pixels``: with pixel ground truth."""
     if pixels and not spec.has_pixels:
         pixel_example(None, spec)  # raises the one-line error
@@ -216,8 +251,9 @@ def make_dataset(spec: DataSpec, *, batch_size: int, seed: int, weights: Mapping
     return grain.experimental.ThreadPrefetchIterDataset(ds, prefetch_buffer_size=2)
 
 
-def eval_examples(root: str | Path, spec: DataSpec | None = None, tasks: Sequence[str] | None = None,
-                  limit: int | None = None):
+def eval_examples(
+    root: str | Path, spec: DataSpec | None = None, tasks: Sequence[str] | None = None, limit: int | None = None
+):
     """Records of a (held-out) shard set in file order as (Record, example) pairs (no pixel truth in the
     example; decode it from the record with :func:`model.pixels.decode_truth`)."""
     spec = spec or inspect_shards(root)
@@ -243,9 +279,19 @@ def synthetic_maps(channels: int, num_keypoints: int, seed: int = 1234) -> dict[
     return maps
 
 
-def synthetic_record(i: int, task: str, *, num_frames: int = 9, height: int = 32, width: int = 32, channels: int = 16,
-                     num_keypoints: int = 5, seed: int = 0, maps: Mapping[str, np.ndarray] | None = None,
-                     pixel_targets: bool = True) -> Record:
+def synthetic_record(
+    i: int,
+    task: str,
+    *,
+    num_frames: int = 9,
+    height: int = 32,
+    width: int = 32,
+    channels: int = 16,
+    num_keypoints: int = 5,
+    seed: int = 0,
+    maps: Mapping[str, np.ndarray] | None = None,
+    pixel_targets: bool = True,
+) -> Record:
     """One structured record: random RGB latents (a per-clip offset plus noise); the dense target is
     ``tanh(rgb @ M_task)``; keypoints are fixed functions of the per-latent-frame channel means. The
     pixel ground truth is the target latents decoded with the parameter-free codec (depth tasks: a
@@ -264,8 +310,9 @@ def synthetic_record(i: int, task: str, *, num_frames: int = 9, height: int = 32
     t = num_frames
     arrays = {
         "rgb_latents": rgb.transpose(3, 0, 1, 2).astype(np.float16),
-        "target_latents": (target.transpose(3, 0, 1, 2).astype(np.float16) if target is not None
-                           else np.zeros((0,), np.float16)),
+        "target_latents": (
+            target.transpose(3, 0, 1, 2).astype(np.float16) if target is not None else np.zeros((0,), np.float16)
+        ),
         "keypoints_2d": kp2d.astype(np.float32),
         "keypoints_3d": kp3d.astype(np.float32),
         "keypoints_visibility": np.zeros((t, num_keypoints), np.uint8),
@@ -277,8 +324,14 @@ def synthetic_record(i: int, task: str, *, num_frames: int = 9, height: int = 32
     if pixel_targets and target is not None:
         arrays.update(_synthetic_truth(task, arrays["target_latents"]))
 
-    return Record(video_id=f"synth{i:06d}", task=task, prompt_id=task, vae_id=CODEC_ID,
-                  source_checksums=json.dumps({"synthetic": f"seed={seed}"}), arrays=arrays)
+    return Record(
+        video_id=f"synth{i:06d}",
+        task=task,
+        prompt_id=task,
+        vae_id=CODEC_ID,
+        source_checksums=json.dumps({"synthetic": f"seed={seed}"}),
+        arrays=arrays,
+    )
 
 
 def _synthetic_truth(task: str, target_latents: np.ndarray) -> dict[str, np.ndarray]:
@@ -294,26 +347,62 @@ def _synthetic_truth(task: str, target_latents: np.ndarray) -> dict[str, np.ndar
     return px.encode_truth(task, video, valid)
 
 
-def write_synthetic_shards(root: str | Path, *, num_videos: int = 16, tasks: Sequence[str] = TASKS,
-                           num_frames: int = 9, height: int = 32, width: int = 32, channels: int = 16,
-                           num_keypoints: int = 5, text_dim: int = 32, prompt_tokens: int = 4,
-                           records_per_shard: int = 32, seed: int = 0, pixel_targets: bool = True) -> DataSpec:
+def write_synthetic_shards(
+    root: str | Path,
+    *,
+    num_videos: int = 16,
+    tasks: Sequence[str] = TASKS,
+    num_frames: int = 9,
+    height: int = 32,
+    width: int = 32,
+    channels: int = 16,
+    num_keypoints: int = 5,
+    text_dim: int = 32,
+    prompt_tokens: int = 4,
+    records_per_shard: int = 32,
+    seed: int = 0,
+    pixel_targets: bool = True,
+) -> DataSpec:
     """A structured synthetic shard set (with ``prompts.npz`` from the built-in table of ``text_dim``)."""
     from model.prompts import builtin_table
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     maps = synthetic_maps(channels, num_keypoints)
-    recs = [synthetic_record(i, task, num_frames=num_frames, height=height, width=width, channels=channels,
-                             num_keypoints=num_keypoints, seed=seed, maps=maps, pixel_targets=pixel_targets)
-            for i in range(num_videos) for task in tasks]
+    recs = [
+        synthetic_record(
+            i,
+            task,
+            num_frames=num_frames,
+            height=height,
+            width=width,
+            channels=channels,
+            num_keypoints=num_keypoints,
+            seed=seed,
+            maps=maps,
+            pixel_targets=pixel_targets,
+        )
+        for i in range(num_videos)
+        for task in tasks
+    ]
     for s in range(0, len(recs), records_per_shard):
-        write_shard(root, f"shard-{s // records_per_shard:05d}", recs[s:s + records_per_shard])
+        write_shard(root, f"shard-{s // records_per_shard:05d}", recs[s : s + records_per_shard])
     build_index(root, {"synthetic": True})
     builtin_table(dim=text_dim, tokens=prompt_tokens).save(root / PROMPTS_FILE)
     return inspect_shards(root)
 
 
-__all__ = ["DataSpec", "inspect_shards", "load_prompt_table", "record_to_example", "pixel_example", "acceptance",
-           "make_dataset",
-           "eval_examples", "write_synthetic_shards", "synthetic_record", "uniform_hash", "KEYPOINT_TASKS"]
+__all__ = [
+    "DataSpec",
+    "inspect_shards",
+    "load_prompt_table",
+    "record_to_example",
+    "pixel_example",
+    "acceptance",
+    "make_dataset",
+    "eval_examples",
+    "write_synthetic_shards",
+    "synthetic_record",
+    "uniform_hash",
+    "KEYPOINT_TASKS",
+]

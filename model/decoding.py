@@ -29,8 +29,10 @@ class LatentDecoder:
 
     def check(self, data_vae_id: str, what: str = "the shards") -> None:
         if data_vae_id != self.vae_id:
-            raise ValueError(f"{what} were encoded with vae_id {data_vae_id!r} but the decoder is {self.vae_id!r}; "
-                             "give the matching VAE weights (vae.weights) - decoding with another codec is garbage")
+            raise ValueError(
+                f"{what} were encoded with vae_id {data_vae_id!r} but the decoder is {self.vae_id!r}; "
+                "give the matching VAE weights (vae.weights) - decoding with another codec is garbage"
+            )
 
     def decode_fn(self, state) -> Callable:
         codec = nnx.merge(self._graphdef, state) if self._is_module else self.codec

@@ -81,8 +81,9 @@ def _unit(video: np.ndarray) -> np.ndarray:
     return np.clip((np.asarray(video, np.float64).mean(-1) + 1.0) / 2.0, 0.0, 1.0)
 
 
-def dense_metrics(task: str, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None,
-                  depth: np.ndarray | None = None) -> dict[str, float]:
+def dense_metrics(
+    task: str, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None, depth: np.ndarray | None = None
+) -> dict[str, float]:
     """Metrics of one clip; ``pred``/``gt`` videos (T, H, W, 3) in [-1, 1]; ``valid`` (T, H, W) the pixels
     with ground truth (pixel truth); ``depth`` (T, H, W) metric depth of the depth tasks' pixel truth."""
     if task in ("depth", "human_depth"):
@@ -97,13 +98,19 @@ def dense_metrics(task: str, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray
         aligned = s_ * p[v] + b
         err = aligned - g[v]
         rel = g[v] >= 0.1
-        ndisp = {"rmse": float(np.sqrt(np.mean(err**2))),
-                 "absrel": float(np.mean(np.abs(err[rel]) / g[v][rel])) if rel.any() else float("nan")}
+        ndisp = {
+            "rmse": float(np.sqrt(np.mean(err**2))),
+            "absrel": float(np.mean(np.abs(err[rel]) / g[v][rel])) if rel.any() else float("nan"),
+        }
         if depth is None:
             return {**ndisp, "units": "normalised disparity"}
         vm = (depth > 0) & (valid if valid is not None else True)
-        return {**M.depth_errors(p, depth, vm, space="disparity"), "units": "m",
-                "rmse_ndisp": ndisp["rmse"], "absrel_ndisp": ndisp["absrel"]}
+        return {
+            **M.depth_errors(p, depth, vm, space="disparity"),
+            "units": "m",
+            "rmse_ndisp": ndisp["rmse"],
+            "absrel_ndisp": ndisp["absrel"],
+        }
     if task == "mask":
         p, g = _unit(pred), _unit(gt)
         per_frame = [M.matte_errors(p[t], g[t]) for t in range(p.shape[0])]
@@ -162,15 +169,28 @@ def load_model(checkpoint):
 
     model_cfg, params, consts, meta, _ = load_for_inference(checkpoint)
     dtype = jnp.dtype(meta["runtime"]["dtype"])
-    abstract = build_thfm(model_cfg, np.zeros(meta["prompts_shape"], np.float32), abstract=True, dtype=dtype,
-                          scan_layers=meta["runtime"]["scan_layers"])
+    abstract = build_thfm(
+        model_cfg,
+        np.zeros(meta["prompts_shape"], np.float32),
+        abstract=True,
+        dtype=dtype,
+        scan_layers=meta["runtime"]["scan_layers"],
+    )
     graphdef = nnx.graphdef(abstract)
     return graphdef, params, consts, meta
 
 
-def evaluate(checkpoint, shard_dir, *, train_shard_dir: str | None = None, tasks: Sequence[str] = DEFAULT_TASKS,
-             clips: int = 8, mean_records: int = 64, vae_weights: str | None = None,
-             latents_normalized: bool | None = None) -> dict:
+def evaluate(
+    checkpoint,
+    shard_dir,
+    *,
+    train_shard_dir: str | None = None,
+    tasks: Sequence[str] = DEFAULT_TASKS,
+    clips: int = 8,
+    mean_records: int = 64,
+    vae_weights: str | None = None,
+    latents_normalized: bool | None = None,
+) -> dict:
     """Evaluate a checkpoint on the held-out shard set ``shard_dir`` (see the module doc)."""
     graphdef, params, consts, meta = load_model(checkpoint)
     forward = make_forward(graphdef)
@@ -182,8 +202,11 @@ def evaluate(checkpoint, shard_dir, *, train_shard_dir: str | None = None, tasks
     norm = meta["vae"]["latents_normalized"] if latents_normalized is None else latents_normalized
     decoder = LatentDecoder(weights, norm)
     decoder.check(spec.vae_id, f"held-out shards {shard_dir}")
-    decode = jax.jit(decoder.decode_fn(decoder.state)) if decoder.state is None else \
-        (lambda z: decoder.decode_fn(decoder.state)(z))
+    decode = (
+        jax.jit(decoder.decode_fn(decoder.state))
+        if decoder.state is None
+        else (lambda z: decoder.decode_fn(decoder.state)(z))
+    )
 
     def dec(lat):  # (T', H', W', C) -> (T, H, W, 3) numpy
         return np.asarray(decode(jnp.asarray(lat)[None]))[0]
@@ -204,15 +227,22 @@ def evaluate(checkpoint, shard_dir, *, train_shard_dir: str | None = None, tasks
         for task in tasks:
             acc, n = None, 0
             for rec, ex in eval_examples(train_root, tspec, tasks=(task,), limit=mean_records):
-                x = (truth(rec, ex)[0] if task in DENSE_EVAL else
-                     ex["kp2d" if task == "keypoints_2d" else "kp3d"].astype(np.float64))
+                x = (
+                    truth(rec, ex)[0]
+                    if task in DENSE_EVAL
+                    else ex["kp2d" if task == "keypoints_2d" else "kp3d"].astype(np.float64)
+                )
                 acc = x.astype(np.float64) if acc is None else acc + x
                 n += 1
             if n:
                 means[task] = acc / n
 
-    report: dict = {"checkpoint": str(checkpoint), "shard_dir": str(shard_dir), "mean_from": str(train_root),
-                    "ground_truth": "pixels" if spec.has_pixels else "decoded target latents"}
+    report: dict = {
+        "checkpoint": str(checkpoint),
+        "shard_dir": str(shard_dir),
+        "mean_from": str(train_root),
+        "ground_truth": "pixels" if spec.has_pixels else "decoded target latents",
+    }
     for task in tasks:
         rows = {"model": [], "predict_input": [], "predict_mean": []}
         n = 0

@@ -64,5 +64,12 @@ def l2_loss(pred, target, valid=None):
     return _masked_mean(jnp.sum((pred - target) ** 2, axis=-1), valid)
 
 
-DENSE_LOSSES = {"normals": normals_loss, "human_normals": normals_loss, "depth": depth_ssi_loss,
-                "human_depth": depth_ssi_loss, "mask": l2_loss, "iuv": l2_loss, "canonical": l2_loss}
+DENSE_LOSSES = {
+    "normals": normals_loss,
+    "human_normals": normals_loss,
+    "depth": depth_ssi_loss,
+    "human_depth": depth_ssi_loss,
+    "mask": l2_loss,
+    "iuv": l2_loss,
+    "canonical": l2_loss,
+}

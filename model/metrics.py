@@ -31,9 +31,13 @@ def normal_errors(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = N
     g = gt / np.linalg.norm(gt, axis=-1, keepdims=True)
     ang = np.degrees(np.arccos(np.clip((p * g).sum(-1), -1.0, 1.0)))
     ang = ang[valid] if valid is not None else ang.ravel()
-    return {"mean": float(ang.mean()), "median": float(np.median(ang)),
-            "within_11.25": float((ang < 11.25).mean() * 100), "within_22.5": float((ang < 22.5).mean() * 100),
-            "within_30": float((ang < 30).mean() * 100)}
+    return {
+        "mean": float(ang.mean()),
+        "median": float(np.median(ang)),
+        "within_11.25": float((ang < 11.25).mean() * 100),
+        "within_22.5": float((ang < 22.5).mean() * 100),
+        "within_30": float((ang < 30).mean() * 100),
+    }
 
 
 # ------------------------------------------------------------------ depth
@@ -46,8 +50,13 @@ def align_scale_shift(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     return float(s), float(b)
 
 
-def depth_errors(pred: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray | None = None,
-                 space: str = "disparity", depth_cap: float | None = None) -> dict[str, float]:
+def depth_errors(
+    pred: np.ndarray,
+    gt_depth: np.ndarray,
+    valid: np.ndarray | None = None,
+    space: str = "disparity",
+    depth_cap: float | None = None,
+) -> dict[str, float]:
     """RMSE (metres) and AbsRel of the aligned prediction against metric depth.
 
     space="disparity": pred is aligned to 1/gt and inverted; space="depth": aligned to gt. As in
@@ -75,7 +84,7 @@ def gauss_derivative_filter(sigma: float = 1.4, epsilon: float = 1e-2) -> tuple[
     ceil(sigma sqrt(-2 ln(sqrt(2 pi) sigma epsilon))), each normalised to unit L2 norm."""
     half = int(np.ceil(sigma * np.sqrt(-2.0 * np.log(np.sqrt(2.0 * np.pi) * sigma * epsilon))))
     r = np.arange(-half, half + 1, dtype=np.float64)
-    g = np.exp(-r**2 / (2 * sigma**2)) / (sigma * np.sqrt(2 * np.pi))
+    g = np.exp(-(r**2) / (2 * sigma**2)) / (sigma * np.sqrt(2 * np.pi))
     dg = -r * g / sigma**2
     fx = g[:, None] * dg[None, :]  # rows: gaussian, columns: its derivative
     fx /= np.sqrt((fx**2).sum())
@@ -109,8 +118,12 @@ def matte_errors(pred: np.ndarray, gt: np.ndarray, sigma: float = 1.4, step: flo
     """
     pred = pred.astype(np.float64)
     gt = gt.astype(np.float64)
-    return {"mse": float(np.mean((pred - gt) ** 2)), "mad": float(np.mean(np.abs(pred - gt))),
-            "grad": grad_error(pred, gt, sigma), "conn": connectivity_error(pred, gt, step) / 1000.0}
+    return {
+        "mse": float(np.mean((pred - gt) ** 2)),
+        "mad": float(np.mean(np.abs(pred - gt))),
+        "grad": grad_error(pred, gt, sigma),
+        "conn": connectivity_error(pred, gt, step) / 1000.0,
+    }
 
 
 def connectivity_error(pred: np.ndarray, gt: np.ndarray, step: float = 0.1) -> float:

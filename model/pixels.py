@@ -93,8 +93,8 @@ def decode(blob: np.ndarray | bytes) -> np.ndarray:
     if data[:8] != MAGIC:
         raise ValueError("not a pixel blob (bad magic)")
     (hlen,) = struct.unpack_from("<I", data, 8)
-    header = json.loads(data[12:12 + hlen])
-    body = data[12 + hlen:]
+    header = json.loads(data[12 : 12 + hlen])
+    body = data[12 + hlen :]
     raw = _codec().decompress(body, header["raw_bytes"], asbytes=True) if header["raw_bytes"] else b""
     shape = tuple(header["shape"])
     dtype = np.dtype(header["dtype"])

@@ -84,8 +84,16 @@ def write_video(frames: np.ndarray, out_path: str | Path, fps: float = 24.0) -> 
         t, h, w, _ = frames.shape
         with warnings.catch_warnings():  # JAX warns about os.fork; ffmpeg is a plain exec'd child
             warnings.simplefilter("ignore", RuntimeWarning)
-            writer = imageio_ffmpeg.write_frames(str(out_path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                                                 macro_block_size=1, quality=8, ffmpeg_log_level="error")
+            writer = imageio_ffmpeg.write_frames(
+                str(out_path),
+                (w, h),
+                fps=fps,
+                codec="libx264",
+                pix_fmt_out="yuv420p",
+                macro_block_size=1,
+                quality=8,
+                ffmpeg_log_level="error",
+            )
             writer.send(None)
         for f in frames:
             writer.send(np.ascontiguousarray(f))
@@ -107,10 +115,10 @@ def fit_clip(frames: np.ndarray, num_frames: int, height: int, width: int) -> np
     target = width / height
     if w / h > target:
         cw = int(round(h * target))
-        frames = frames[:, :, (w - cw) // 2:(w - cw) // 2 + cw]
+        frames = frames[:, :, (w - cw) // 2 : (w - cw) // 2 + cw]
     else:
         ch = int(round(w / target))
-        frames = frames[:, (h - ch) // 2:(h - ch) // 2 + ch]
+        frames = frames[:, (h - ch) // 2 : (h - ch) // 2 + ch]
     frames = frames[:num_frames]
     if frames.shape[0] < num_frames:
         frames = np.concatenate([frames, np.repeat(frames[-1:], num_frames - frames.shape[0], 0)])
@@ -135,7 +143,7 @@ def draw_keypoints(frames: np.ndarray, kp2d: np.ndarray, radius: int = 2) -> np.
         for x, y in kp2d[i]:
             cx, cy = int(round(x * (w - 1))), int(round(y * (h - 1)))
             if 0 <= cx < w and 0 <= cy < h:
-                out[i, max(cy - radius, 0):cy + radius + 1, max(cx - radius, 0):cx + radius + 1] = (255, 0, 0)
+                out[i, max(cy - radius, 0) : cy + radius + 1, max(cx - radius, 0) : cx + radius + 1] = (255, 0, 0)
     return out
 
 
@@ -153,9 +161,17 @@ def with_truth(rgb: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarr
     return np.concatenate([header, np.concatenate([rgb, truth, pred], axis=2)], axis=1)
 
 
-def predict(source: Any, task: str, checkpoint: str | Path, out_path: str | Path | None = None, *,
-            record_index: int = 0, vae_weights: str | None = None, fps: float | None = None,
-            truth: bool = False) -> dict:
+def predict(
+    source: Any,
+    task: str,
+    checkpoint: str | Path,
+    out_path: str | Path | None = None,
+    *,
+    record_index: int = 0,
+    vae_weights: str | None = None,
+    fps: float | None = None,
+    truth: bool = False,
+) -> dict:
     """Predict ``task`` for one clip with a THFM checkpoint and write it (see the module doc). ``truth``
     (a shard record of this task): write input | ground truth | prediction side by side (and
     ``<out>.png``, the middle frame) instead of the prediction alone."""
@@ -176,8 +192,9 @@ def predict(source: Any, task: str, checkpoint: str | Path, out_path: str | Path
     elif isinstance(source, (str, Path)) and Path(source, "index.json").is_file():
         from thfm_synth.shards.store import ShardSet
 
-        record = next((r for i, r in enumerate(ShardSet.open(source).records("array_record")) if i == record_index),
-                      None)
+        record = next(
+            (r for i, r in enumerate(ShardSet.open(source).records("array_record")) if i == record_index), None
+        )
         if record is None:
             raise IndexError(f"{source}: no record {record_index}")
     else:
@@ -209,8 +226,11 @@ def predict(source: Any, task: str, checkpoint: str | Path, out_path: str | Path
             if record is None or record.task != task:
                 raise ValueError(f"truth=True needs a shard record of task {task!r}")
             target = np.asarray(record.arrays["target_latents"], np.float32).transpose(1, 2, 3, 0)
-            frames_out = with_truth(to_uint8(np.asarray(decode(jnp.asarray(rgb)[None]))[0], "rgb"),
-                                    to_uint8(np.asarray(decode(jnp.asarray(target)[None]))[0], task), frames_out)
+            frames_out = with_truth(
+                to_uint8(np.asarray(decode(jnp.asarray(rgb)[None]))[0], "rgb"),
+                to_uint8(np.asarray(decode(jnp.asarray(target)[None]))[0], task),
+                frames_out,
+            )
             from PIL import Image
 
             from thfm_synth.atomic import atomic_path
@@ -228,6 +248,12 @@ def predict(source: Any, task: str, checkpoint: str | Path, out_path: str | Path
         base = to_uint8(np.asarray(decode(jnp.asarray(rgb)[None]))[0], "rgb")
         frames_out = draw_keypoints(base, kp2d)
     written = write_video(frames_out, out_path, fps or src_fps)
-    result.update({"video": str(written), "format": "mp4" if written.suffix == ".mp4" else "png-frames",
-                   "frames": int(frames_out.shape[0]), "size": [int(frames_out.shape[1]), int(frames_out.shape[2])]})
+    result.update(
+        {
+            "video": str(written),
+            "format": "mp4" if written.suffix == ".mp4" else "png-frames",
+            "frames": int(frames_out.shape[0]),
+            "size": [int(frames_out.shape[1]), int(frames_out.shape[2])],
+        }
+    )
     return result

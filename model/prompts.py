@@ -36,8 +36,9 @@ class PromptTable:
     def save(self, path: str | Path) -> None:
         buf = io.BytesIO()
         arrays = {f"emb_{task}": e for task, e in self.embeddings.items()}
-        np.savez(buf, provenance=np.frombuffer(json.dumps(self.provenance, sort_keys=True).encode(), np.uint8),
-                 **arrays)
+        np.savez(
+            buf, provenance=np.frombuffer(json.dumps(self.provenance, sort_keys=True).encode(), np.uint8), **arrays
+        )
         write_bytes(path, buf.getvalue(), "prompt table")
 
     @classmethod
@@ -67,14 +68,18 @@ def umt5_table(model_dir: str | Path, max_tokens: int = 512) -> PromptTable:
         import torch
         from transformers import AutoTokenizer, UMT5EncoderModel
     except ImportError:
-        raise UserError("embedding prompts with umT5 needs `transformers`",
-                        "pip install transformers into the main environment, or omit the text encoder") from None
+        raise UserError(
+            "embedding prompts with umT5 needs `transformers`",
+            "pip install transformers into the main environment, or omit the text encoder",
+        ) from None
     try:
         tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         enc = UMT5EncoderModel.from_pretrained(model_dir, local_files_only=True).eval()
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load umT5 from {model_dir}: {exc}".splitlines()[0],
-                        "point at a folder with config.json, weights and tokenizer files") from None
+        raise UserError(
+            f"cannot load umT5 from {model_dir}: {exc}".splitlines()[0],
+            "point at a folder with config.json, weights and tokenizer files",
+        ) from None
     emb = {}
     with torch.no_grad():
         for task, text in PROMPTS.items():
@@ -88,5 +93,13 @@ def umt5_table(model_dir: str | Path, max_tokens: int = 512) -> PromptTable:
         digest.update(f.name.encode() + b"\0")
         with open(f, "rb") as fh:
             digest.update(hashlib.file_digest(fh, "sha256").digest())
-    return PromptTable(emb, {"encoder": "umt5", "model_dir": str(model_dir), "weights_digest": digest.hexdigest(),
-                             "dim": int(next(iter(emb.values())).shape[1]), "prompts": PROMPTS})
+    return PromptTable(
+        emb,
+        {
+            "encoder": "umt5",
+            "model_dir": str(model_dir),
+            "weights_digest": digest.hexdigest(),
+            "dim": int(next(iter(emb.values())).shape[1]),
+            "prompts": PROMPTS,
+        },
+    )

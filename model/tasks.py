@@ -45,8 +45,17 @@ target itself quantised to uint8 for the others, plus the validity mask.
 
 from __future__ import annotations
 
-TASKS: tuple[str, ...] = ("depth", "human_depth", "normals", "human_normals", "mask", "iuv", "canonical",
-                          "keypoints_2d", "keypoints_3d")
+TASKS: tuple[str, ...] = (
+    "depth",
+    "human_depth",
+    "normals",
+    "human_normals",
+    "mask",
+    "iuv",
+    "canonical",
+    "keypoints_2d",
+    "keypoints_3d",
+)
 KEYPOINT_TASKS: tuple[str, ...] = ("keypoints_2d", "keypoints_3d")
 DENSE_TASKS: tuple[str, ...] = tuple(t for t in TASKS if t not in KEYPOINT_TASKS)
 TASK_INDEX: dict[str, int] = {t: i for i, t in enumerate(TASKS)}
@@ -57,8 +66,15 @@ DEPTH_TASKS: tuple[str, ...] = ("depth", "human_depth")
 HUMAN_ONLY_TASKS: tuple[str, ...] = ("human_depth", "human_normals")
 
 # The rendered modality each dense task is made from (render/outputs.py names).
-TASK_MODALITY: dict[str, str] = {"depth": "depth", "human_depth": "depth", "normals": "normal",
-                                 "human_normals": "normal", "mask": "mask", "iuv": "iuv", "canonical": "canonical"}
+TASK_MODALITY: dict[str, str] = {
+    "depth": "depth",
+    "human_depth": "depth",
+    "normals": "normal",
+    "human_normals": "normal",
+    "mask": "mask",
+    "iuv": "iuv",
+    "canonical": "canonical",
+}
 
 # One fixed prompt per task (the task is chosen only by its prompt embedding).
 PROMPTS: dict[str, str] = {
@@ -74,10 +90,17 @@ PROMPTS: dict[str, str] = {
 }
 
 # What a background (invalid) pixel of each dense task holds, in [-1, 1] (see the module doc).
-BACKGROUND_VALUE: dict[str, float] = {"depth": -1.0, "human_depth": -1.0, "normals": 0.0, "human_normals": 0.0,
-                                      "mask": -1.0, "iuv": -1.0, "canonical": -1.0}
+BACKGROUND_VALUE: dict[str, float] = {
+    "depth": -1.0,
+    "human_depth": -1.0,
+    "normals": 0.0,
+    "human_normals": 0.0,
+    "mask": -1.0,
+    "iuv": -1.0,
+    "canonical": -1.0,
+}
 
-assert set(PROMPTS) == set(TASKS) and TASKS[len(DENSE_TASKS):] == KEYPOINT_TASKS
+assert set(PROMPTS) == set(TASKS) and TASKS[len(DENSE_TASKS) :] == KEYPOINT_TASKS
 
 
 def check_tasks(tasks, what: str = "tasks") -> tuple[str, ...]:
@@ -89,5 +112,15 @@ def check_tasks(tasks, what: str = "tasks") -> tuple[str, ...]:
     return tasks
 
 
-__all__ = ["TASKS", "DENSE_TASKS", "KEYPOINT_TASKS", "TASK_INDEX", "DEPTH_TASKS", "HUMAN_ONLY_TASKS",
-           "TASK_MODALITY", "PROMPTS", "BACKGROUND_VALUE", "check_tasks"]
+__all__ = [
+    "TASKS",
+    "DENSE_TASKS",
+    "KEYPOINT_TASKS",
+    "TASK_INDEX",
+    "DEPTH_TASKS",
+    "HUMAN_ONLY_TASKS",
+    "TASK_MODALITY",
+    "PROMPTS",
+    "BACKGROUND_VALUE",
+    "check_tasks",
+]

@@ -59,6 +59,7 @@ from model.tasks import DENSE_TASKS, KEYPOINT_TASKS, TASK_INDEX, TASKS  # noqa: 
 from model.wan import CONFIGS, DATA_SIZED, WanTransformer3D, WanTransformerConfig, dit_flops, load_wan_transformer
 from model.wan.layers import F32, LayerNorm, linear
 from model.wan.rope import rope_split, rope_tables
+
 KP3D_DEPTH_OFFSET = 4.0  # metres; initial depth of predicted 3D keypoints
 ROPE_THETA = 10000.0
 
@@ -83,21 +84,32 @@ class THFMConfig:
         return self.kp_head_hidden or self.dit.inner_dim
 
     def to_dict(self) -> dict:
-        d = {"dit": self.dit.to_diffusers_dict(), "num_frames": self.num_frames,
-             "num_keypoints": self.num_keypoints, "timestep": self.timestep, "kp_head_hidden": self.kp_head_hidden}
+        d = {
+            "dit": self.dit.to_diffusers_dict(),
+            "num_frames": self.num_frames,
+            "num_keypoints": self.num_keypoints,
+            "timestep": self.timestep,
+            "kp_head_hidden": self.kp_head_hidden,
+        }
         if self.token_mask:  # only when on, so configs (and checkpoints) from before the option compare equal
             d["token_mask"] = True
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "THFMConfig":
-        return cls(dit=WanTransformerConfig.from_diffusers_dict(d["dit"]), num_frames=int(d["num_frames"]),
-                   num_keypoints=int(d["num_keypoints"]), timestep=float(d.get("timestep", 999.0)),
-                   kp_head_hidden=d.get("kp_head_hidden"), token_mask=bool(d.get("token_mask", False)))
+        return cls(
+            dit=WanTransformerConfig.from_diffusers_dict(d["dit"]),
+            num_frames=int(d["num_frames"]),
+            num_keypoints=int(d["num_keypoints"]),
+            timestep=float(d.get("timestep", 999.0)),
+            kp_head_hidden=d.get("kp_head_hidden"),
+            token_mask=bool(d.get("token_mask", False)),
+        )
 
 
-def dit_config(size: str, *, latent_channels: int = 16, text_dim: int | None = None,
-               overrides: Mapping[str, Any] | None = None) -> WanTransformerConfig:
+def dit_config(
+    size: str, *, latent_channels: int = 16, text_dim: int | None = None, overrides: Mapping[str, Any] | None = None
+) -> WanTransformerConfig:
     """The DiT config for a model size: ``tiny`` / ``small`` (WAN_TINY / WAN_SMALL with the data's
     latent channels and prompt dim), ``wan21_1_3b`` / ``wan21_14b`` (exact WAN configs; text_dim must
     be 4096), or ``custom`` (WAN_TINY with ``overrides``)."""
@@ -105,8 +117,12 @@ def dit_config(size: str, *, latent_channels: int = 16, text_dim: int | None = N
         raise ValueError(f"model size must be custom or one of {sorted(CONFIGS)}, got {size!r}")
     base = CONFIGS["tiny"] if size == "custom" else CONFIGS[size]
     if size in DATA_SIZED:
-        base = base.replace(in_channels=latent_channels, out_channels=latent_channels,
-                            text_dim=text_dim or base.text_dim, rope_max_seq_len=1024)
+        base = base.replace(
+            in_channels=latent_channels,
+            out_channels=latent_channels,
+            text_dim=text_dim or base.text_dim,
+            rope_max_seq_len=1024,
+        )
     if overrides:
         base = base.replace(**dict(overrides))
     return base
@@ -116,14 +132,17 @@ class PromptEmbeddings(nnx.Variable):
     """Task prompt embeddings ``(n_tasks, S, text_dim)`` (not trained; saved with the params)."""
 
 
-def prompt_array(table: Mapping[str, np.ndarray], text_dim: int, length: int | None = None,
-                 tasks: tuple[str, ...] = TASKS) -> np.ndarray:
+def prompt_array(
+    table: Mapping[str, np.ndarray], text_dim: int, length: int | None = None, tasks: tuple[str, ...] = TASKS
+) -> np.ndarray:
     """Stack a ``{task: (L, D)}`` prompt table into ``(len(tasks), S, D)`` (zero padded to ``S``; row i is
     ``tasks[i]``). Tasks missing from the table get all-zero context (and must not be trained on)."""
     dims = {int(np.shape(e)[-1]) for e in table.values()}
     if dims != {text_dim}:
-        raise ValueError(f"prompt embeddings have dim {sorted(dims)} but the DiT expects text_dim={text_dim}; "
-                         "embed the prompts for this model (umT5 for WAN 2.1) or use a matching model size")
+        raise ValueError(
+            f"prompt embeddings have dim {sorted(dims)} but the DiT expects text_dim={text_dim}; "
+            "embed the prompts for this model (umT5 for WAN 2.1) or use a matching model size"
+        )
     s = length or max(int(np.shape(e)[0]) for e in table.values())
     out = np.zeros((len(tasks), s, text_dim), np.float32)
     row = {t: i for i, t in enumerate(tasks)}
@@ -155,7 +174,7 @@ def rope_from_positions(head_dim: int, positions) -> tuple[jax.Array, jax.Array]
     parts = []
     for axis, dim in enumerate(rope_split(head_dim)):
         freqs = 1.0 / (ROPE_THETA ** (np.arange(0, dim, 2, dtype=np.float64) / dim))
-        parts.append(positions[:, axis:axis + 1] * jnp.asarray(freqs, F32)[None, :])
+        parts.append(positions[:, axis : axis + 1] * jnp.asarray(freqs, F32)[None, :])
     ang = jnp.concatenate(parts, axis=-1)
     return jnp.cos(ang), jnp.sin(ang)
 
@@ -165,8 +184,15 @@ class KeypointHead(nnx.Module):
         self.num_keypoints = num_keypoints
         self.norm = LayerNorm(dim, 1e-6, elementwise_affine=True, param_dtype=param_dtype)
         self.fc1 = linear(dim, hidden, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
-        self.fc2 = nnx.Linear(hidden, num_keypoints * 5, use_bias=True, dtype=dtype, param_dtype=param_dtype,
-                              kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
+        self.fc2 = nnx.Linear(
+            hidden,
+            num_keypoints * 5,
+            use_bias=True,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            kernel_init=nnx.initializers.normal(0.02),
+            rngs=rngs,
+        )
 
     def __call__(self, x):
         """x (B, T, dim) -> kp2d (B, T, K, 2), kp3d (B, T, K, 3), float32."""
@@ -180,15 +206,32 @@ class KeypointHead(nnx.Module):
 class THFM(nnx.Module):
     """See the module docstring. ``dit`` may be passed (e.g. loaded from WAN 2.1 weights)."""
 
-    def __init__(self, config: THFMConfig, prompts: np.ndarray, *, rngs: nnx.Rngs, dtype=F32, param_dtype=F32,
-                 scan_layers: bool = True, remat: bool = False, attention_impl: str | None = "auto",
-                 dit: WanTransformer3D | None = None):
+    def __init__(
+        self,
+        config: THFMConfig,
+        prompts: np.ndarray,
+        *,
+        rngs: nnx.Rngs,
+        dtype=F32,
+        param_dtype=F32,
+        scan_layers: bool = True,
+        remat: bool = False,
+        attention_impl: str | None = "auto",
+        dit: WanTransformer3D | None = None,
+    ):
         self.config = config
         self.dtype = dtype
         cfg = config.dit
         if dit is None:
-            dit = WanTransformer3D(cfg, rngs=rngs, dtype=dtype, param_dtype=param_dtype, scan_layers=scan_layers,
-                                   remat=remat, attention_impl=attention_impl)
+            dit = WanTransformer3D(
+                cfg,
+                rngs=rngs,
+                dtype=dtype,
+                param_dtype=param_dtype,
+                scan_layers=scan_layers,
+                remat=remat,
+                attention_impl=attention_impl,
+            )
         elif dit.config != cfg:
             raise ValueError("the given DiT's config differs from THFMConfig.dit")
         self.dit = dit
@@ -200,8 +243,9 @@ class THFM(nnx.Module):
         dim = cfg.inner_dim
         self.kp_tokens = nnx.Param(0.02 * jax.random.normal(rngs.params(), (config.num_frames, dim), param_dtype))
         self.kp_spatial = nnx.Param(jnp.full((config.num_frames, 2), 0.5, param_dtype))
-        self.kp_head = KeypointHead(dim, config.hidden, config.num_keypoints, rngs=rngs, dtype=dtype,
-                                    param_dtype=param_dtype)
+        self.kp_head = KeypointHead(
+            dim, config.hidden, config.num_keypoints, rngs=rngs, dtype=dtype, param_dtype=param_dtype
+        )
 
     def keypoint_rope(self, latent_frames: int, grid_hw: tuple[int, int]):
         pos = keypoint_positions(self.config.num_frames, latent_frames, grid_hw, self.kp_spatial[...])
@@ -252,14 +296,23 @@ class THFM(nnx.Module):
         return {"latents": latents, "keypoints_2d": kp2d, "keypoints_3d": kp3d}
 
 
-def build_thfm(config: THFMConfig, prompts: np.ndarray, *, seed: int = 0, dtype=F32, param_dtype=F32,
-               scan_layers: bool = True, remat: bool = False, attention_impl: str | None = "auto",
-               pretrained: str | None = None, abstract: bool = False) -> THFM:
+def build_thfm(
+    config: THFMConfig,
+    prompts: np.ndarray,
+    *,
+    seed: int = 0,
+    dtype=F32,
+    param_dtype=F32,
+    scan_layers: bool = True,
+    remat: bool = False,
+    attention_impl: str | None = "auto",
+    pretrained: str | None = None,
+    abstract: bool = False,
+) -> THFM:
     """Random-init THFM, or with the DiT loaded from WAN 2.1 weights (``pretrained``: diffusers or
     original Wan-AI safetensors file/folder; the THFM-only params are random). ``abstract=True``
     gives an ``nnx.eval_shape`` model (shapes only, for checkpoint restore)."""
-    kw = dict(dtype=dtype, param_dtype=param_dtype, scan_layers=scan_layers, remat=remat,
-              attention_impl=attention_impl)
+    kw = dict(dtype=dtype, param_dtype=param_dtype, scan_layers=scan_layers, remat=remat, attention_impl=attention_impl)
 
     def make(dit=None):
         return THFM(config, prompts, rngs=nnx.Rngs(seed), dit=dit, **kw)
@@ -272,8 +325,9 @@ def build_thfm(config: THFMConfig, prompts: np.ndarray, *, seed: int = 0, dtype=
     return make()
 
 
-def thfm_flops(config: THFMConfig, batch: int, latent_frames: int, latent_height: int, latent_width: int,
-               text_len: int) -> dict[str, float]:
+def thfm_flops(
+    config: THFMConfig, batch: int, latent_frames: int, latent_height: int, latent_width: int, text_len: int
+) -> dict[str, float]:
     """Forward FLOPs of THFM: :func:`model.wan.dit_flops` for the video tokens, corrected for the
     ``T`` appended keypoint tokens (per-token matmuls scale with N = L + T, self-attention with N^2),
     plus the keypoint head. A training step is 3x this (the trainer's MFU convention)."""
@@ -285,7 +339,7 @@ def thfm_flops(config: THFMConfig, batch: int, latent_frames: int, latent_height
     b, d, s = batch, cfg.inner_dim, text_len
     f["self_attn_proj"] *= r
     # with the token mask the video queries skip the T keypoint keys: L^2 + T*N instead of N^2
-    f["self_attn_core"] *= (n_video ** 2 + config.num_frames * n) / n_video ** 2 if config.token_mask else r * r
+    f["self_attn_core"] *= (n_video**2 + config.num_frames * n) / n_video**2 if config.token_mask else r * r
     f["ffn"] *= r
     text_kv = cfg.num_layers * 2 * b * s * d * d * 2
     f["cross_attn_proj"] = (f["cross_attn_proj"] - text_kv) * r + text_kv

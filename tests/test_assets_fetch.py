@@ -19,8 +19,16 @@ from http_testserver import serve
 
 HEADER = "path\tbytes\tsha256\turl\tlicence\tnote\n"
 # Notes written by hand beside the shared copy: no public source; the fetcher writes its own (url `generated`)
-HAND_WRITTEN = {"README.md", "mocap/cmu/README.md", "hdri/LICENSE.md", "scenes/LICENSE.md", "characters/LICENSE.md",
-                "makehuman/README.md", "makehuman/MANIFEST.tsv", "makehuman/MANIFEST.json"}
+HAND_WRITTEN = {
+    "README.md",
+    "mocap/cmu/README.md",
+    "hdri/LICENSE.md",
+    "scenes/LICENSE.md",
+    "characters/LICENSE.md",
+    "makehuman/README.md",
+    "makehuman/MANIFEST.tsv",
+    "makehuman/MANIFEST.json",
+}
 
 
 def _sha(data: bytes) -> str:
@@ -37,8 +45,10 @@ def source(tmp_path):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(rng.bytes(size))
     with serve(root) as (url, handler):
-        rows = [f"{rel}\t{size}\t{_sha((root / rel).read_bytes())}\t{url}/{urllib.parse.quote(rel)}\tCC0-1.0\tnote {i}"
-                for i, (rel, size) in enumerate(files.items())]
+        rows = [
+            f"{rel}\t{size}\t{_sha((root / rel).read_bytes())}\t{url}/{urllib.parse.quote(rel)}\tCC0-1.0\tnote {i}"
+            for i, (rel, size) in enumerate(files.items())
+        ]
         rows.append("hdri/LICENSE.md\t-\t-\tgenerated\tCC0-1.0\tTest HDRIs")
         listing = tmp_path / "list.tsv"
         listing.write_text("# a test list\n" + HEADER + "\n".join(rows) + "\n")
@@ -111,9 +121,11 @@ def test_a_corrupt_file_is_refused_with_a_one_line_error_and_nothing_half_writte
 def test_bad_lists_and_selections_are_one_line_errors(source, tmp_path):
     _, listing, _ = source
     bad = tmp_path / "bad.tsv"
-    for body, match in (("../x.bin\t3\t" + "0" * 64 + "\thttp://h/x\tCC0-1.0\tn", "line 2: .* not a relative path"),
-                        ("x.bin\tthree\t" + "0" * 64 + "\thttp://h/x\tCC0-1.0\tn", "line 2: expected a size"),
-                        ("x.bin\t3\tCC0-1.0", "line 2: 3 tab-separated fields")):
+    for body, match in (
+        ("../x.bin\t3\t" + "0" * 64 + "\thttp://h/x\tCC0-1.0\tn", "line 2: .* not a relative path"),
+        ("x.bin\tthree\t" + "0" * 64 + "\thttp://h/x\tCC0-1.0\tn", "line 2: expected a size"),
+        ("x.bin\t3\tCC0-1.0", "line 2: 3 tab-separated fields"),
+    ):
         bad.write_text(HEADER + body + "\n")
         with pytest.raises(UserError, match=match) as info:
             testassets.read_list(bad)
@@ -174,8 +186,23 @@ def test_fetched_assets_scan_like_the_shared_ones(shared_assets, tmp_path):
 
     dest = tmp_path / "fetched"
     with serve(shared_assets) as (url, _):
-        proc = run_cli("assets", "fetch", "test-assets", "--dest", dest, "--base-url", url, "--only", "mocap/cmu/0[29]_0*",
-                       "--only", "hdri/venice*", "--only", "characters", "--only", "scenes")
+        proc = run_cli(
+            "assets",
+            "fetch",
+            "test-assets",
+            "--dest",
+            dest,
+            "--base-url",
+            url,
+            "--only",
+            "mocap/cmu/0[29]_0*",
+            "--only",
+            "hdri/venice*",
+            "--only",
+            "characters",
+            "--only",
+            "scenes",
+        )
     assert proc.returncode == 0, proc.stderr
     assert "0 failed" in proc.stdout and f"export {testassets.ENV}={dest}" in proc.stdout
     fetched = {e.id: e for _, e in scan(dest, tmp_path).manifest.entries()}
@@ -191,8 +218,7 @@ def test_many_failures_stop_early_instead_of_one_line_per_file(tmp_path, capsys)
     """No network (here: nothing listening on the port) ends after `max_failures` lines, not one per file."""
     from thfm_synth.download import Download, download_all
 
-    items = [Download(path=f"x/{i}.bin", url=f"http://127.0.0.1:9/{i}.bin", sha256="0" * 64, size=10)
-             for i in range(6)]
+    items = [Download(path=f"x/{i}.bin", url=f"http://127.0.0.1:9/{i}.bin", sha256="0" * 64, size=10) for i in range(6)]
     s = download_all(items, tmp_path / "d", workers=1, timeout=2, progress=False, max_failures=2)
     assert len(s.failed) == 2 and s.not_tried == 4 and s.downloaded == 0
     assert "2 failed, 4 not tried (stopped after 2 failures)" in s.lines()[0]

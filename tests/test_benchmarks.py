@@ -35,6 +35,7 @@ def alpha_oracle(perturb=None):
         if perturb is not None:
             perturb(sample, a)
         return dense_from_alpha(a)
+
     return predict
 
 
@@ -49,6 +50,7 @@ def test_ppm100_perfect_and_perturbed(tmp_path):
 
     def plus(sample, a):  # a 4x4 block of background gains alpha 51/255 = 0.2 (on the 8-bit grid)
         a[0, 0:4, 0:4] += 0.2
+
     res = run_benchmark("ppm100", tmp_path, predictor=alpha_oracle(plus), progress=False)
     n = 24 * 32
     assert res.groups["all"]["mad"] == pytest.approx(16 * 0.2 / n)
@@ -93,6 +95,7 @@ def test_videomatte_dtssd_follows_rvm(tmp_path):
 
     def flicker(sample, a):  # frame 2 of each clip: +0.2 on a 4x4 background block
         a[2, 0:4, 0:4] += 0.2
+
     res = run_benchmark("videomatte", tmp_path, predictor=alpha_oracle(flicker), progress=False).groups["all"]
     n = 18 * 32
     per = np.sqrt(16 * 0.04 / n)  # frames 2 and 3 see the change (+0.2, then -0.2)
@@ -131,13 +134,19 @@ def test_hi4d_normals_perfect_and_rotated(tmp_path):
             assert task == "human_normals"
             got[sample.key] = sample
             return sample.truth["normals"] @ r.T
+
         return predict
 
     res = run_benchmark("hi4d", tmp_path, predictor=oracle(0.0), progress=False).groups["all"]
     assert res["mean"] == pytest.approx(0, abs=1e-6) and res["within_11.25"] == 100.0
     s = got["pair28/hug05/000000"]
     valid = s.truth["valid"]
-    assert set(got) == {f"{p}/hug05/000000" for p in ("pair28", "pair32", "pair37")} and s.frames.shape == (2, 32, 24, 3)
+    assert set(got) == {f"{p}/hug05/000000" for p in ("pair28", "pair32", "pair37")} and s.frames.shape == (
+        2,
+        32,
+        24,
+        3,
+    )
     # the rendered plane: its normal in camera 4's frame is -z (it faces the camera), only inside the mask
     assert valid[:, :, 12:].sum() == 0 and valid[:, :, :12].sum() > 200
     assert np.allclose(s.truth["normals"][valid], [0, 0, -1], atol=1e-6)
@@ -162,6 +171,7 @@ def test_goliath_depth_crops_and_alignment(tmp_path):
             elif kind == "constant":
                 disp = np.full_like(disp, 0.5)
             return np.repeat((disp * 2 - 1)[None, ..., None], 3, -1)
+
         return predict
 
     res = run_benchmark("goliath", tmp_path, predictor=oracle("affine"), progress=False)
@@ -202,8 +212,9 @@ def test_body_model_forward_kinematics(tmp_path):
     knee[4 * 3] = 1.0
     bent = m.joints(knee[None], np.zeros(10))[0]
     moved = np.nonzero(np.abs(bent - bd.REST24).sum(1) > 1e-9)[0].tolist()
-    assert moved == [7, 10] and np.allclose(np.linalg.norm(bent[7] - bent[4]),
-                                            np.linalg.norm(bd.REST24[7] - bd.REST24[4]))
+    assert moved == [7, 10] and np.allclose(
+        np.linalg.norm(bent[7] - bent[4]), np.linalg.norm(bd.REST24[7] - bd.REST24[4])
+    )
     # betas change the skeleton through the shape directions
     assert not np.allclose(m.joints(np.zeros((1, 72)), np.ones(10))[0], zero - [1, 2, 3])
 
@@ -217,7 +228,7 @@ def umeyama_error(x, y):
     s = np.eye(3)
     s[2, 2] = np.sign(np.linalg.det(u) * np.linalg.det(vt))
     r = u @ s @ vt
-    c = np.trace(np.diag(d) @ s) / (xc ** 2).sum(1).mean()
+    c = np.trace(np.diag(d) @ s) / (xc**2).sum(1).mean()
     aligned = c * xc @ r.T + my
     return np.linalg.norm(aligned - y, axis=1).mean()
 
@@ -230,6 +241,7 @@ def kp_oracle(dx_mm=0.0, frame=None, joint=10):
             sl = slice(None) if frame is None else frame
             j[sl, joint, 0] += dx_mm / 1000.0
         return j
+
     return predict
 
 
@@ -262,8 +274,9 @@ def test_keypoint_benchmarks_perfect_and_perturbed(name, tmp_path):
     assert g["mpjpe"] == pytest.approx(seqs * 0.024 / j / valid_frames)
     # PA-MPJPE of the moved frame, by Umeyama's closed form (an implementation independent of model.metrics)
     got = {}
-    run_benchmark(name, data, predictor=lambda smp, t: got.setdefault(smp.key, smp.truth["joints"]), progress=False,
-                  **opts)
+    run_benchmark(
+        name, data, predictor=lambda smp, t: got.setdefault(smp.key, smp.truth["joints"]), progress=False, **opts
+    )
     gt = next(iter(got.values()))[frame]
     moved = gt.copy()
     moved[joint, 0] += 0.024
@@ -332,6 +345,7 @@ def test_annotation_pickles_cannot_run_code(tmp_path):
     class Evil:
         def __reduce__(self):
             import os
+
             return (os.system, ("echo pwned",))
 
     (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"smpl": Evil()}))
@@ -363,11 +377,29 @@ def tiny_checkpoint(tmp_path_factory):
     from model.train import train
 
     root = tmp_path_factory.mktemp("bench_ckpt")
-    write_synthetic_shards(root / "shards", num_videos=4, num_frames=9, height=32, width=32, num_keypoints=5,
-                           text_dim=32, pixel_targets=False)
-    train({"data": {"shard_dir": str(root / "shards"), "tasks": ["mask", "keypoints_3d"], "num_threads": 1},
-           "batch_size": 2, "steps": 2, "run_dir": str(root / "run"), "checkpoint_every": 2, "log_every": 1,
-           "peak_flops_per_device": 1e11, "async_checkpointing": False}, quiet=True)
+    write_synthetic_shards(
+        root / "shards",
+        num_videos=4,
+        num_frames=9,
+        height=32,
+        width=32,
+        num_keypoints=5,
+        text_dim=32,
+        pixel_targets=False,
+    )
+    train(
+        {
+            "data": {"shard_dir": str(root / "shards"), "tasks": ["mask", "keypoints_3d"], "num_threads": 1},
+            "batch_size": 2,
+            "steps": 2,
+            "run_dir": str(root / "run"),
+            "checkpoint_every": 2,
+            "log_every": 1,
+            "peak_flops_per_device": 1e11,
+            "async_checkpointing": False,
+        },
+        quiet=True,
+    )
     return root / "run" / "checkpoints"
 
 
@@ -376,8 +408,20 @@ def test_cli_scores_a_checkpoint_and_names_mismatches(tiny_checkpoint, tmp_path,
 
     bd.photomatte85(tmp_path / "pm")
     out = tmp_path / "res.json"
-    code = main(["evaluate", "--benchmark", "photomatte85", "--data", str(tmp_path / "pm"), "--checkpoint",
-                 str(tiny_checkpoint), "--json", str(out), "--no-progress"])
+    code = main(
+        [
+            "evaluate",
+            "--benchmark",
+            "photomatte85",
+            "--data",
+            str(tmp_path / "pm"),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--json",
+            str(out),
+            "--no-progress",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0 and "Soft foreground segmentation on PhotoMatte85" in text and "THFM (paper)" in text
     assert "this checkpoint (checkpoints, tiny, task mask)" in text
@@ -386,20 +430,24 @@ def test_cli_scores_a_checkpoint_and_names_mismatches(tiny_checkpoint, tmp_path,
     assert all(np.isfinite(res["groups"]["all"][k]) and res["groups"]["all"][k] >= 0 for k in ("mad", "mse"))
     # a benchmark whose task the checkpoint was not trained for
     bd.hi4d(tmp_path / "hi4d")
-    assert main(["evaluate", "--benchmark", "hi4d", "--data", str(tmp_path / "hi4d"), "--checkpoint",
-                 str(tiny_checkpoint)]) == 1
+    assert (
+        main(
+            ["evaluate", "--benchmark", "hi4d", "--data", str(tmp_path / "hi4d"), "--checkpoint", str(tiny_checkpoint)]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip()
     assert "trained for tasks ['mask', 'keypoints_3d']" in err and "'human_normals'" in err and "\n" not in err
     # another model size, and keypoints of another convention
     with pytest.raises(CheckpointMismatch, match="model size 'tiny'.*'wan21_1_3b'"):
-        run_benchmark("photomatte85", tmp_path / "pm", checkpoint=tiny_checkpoint, model_size="wan21_1_3b",
-                      progress=False)
+        run_benchmark(
+            "photomatte85", tmp_path / "pm", checkpoint=tiny_checkpoint, model_size="wan21_1_3b", progress=False
+        )
     bd.h36m(tmp_path / "h")
     with pytest.raises(CheckpointMismatch, match="predicts 5 keypoints"):
         run_benchmark("h36m", tmp_path / "h", checkpoint=tiny_checkpoint, progress=False)
     with pytest.raises(CheckpointMismatch, match="coco17 keypoints .*h36m14"):
-        run_benchmark("h36m", tmp_path / "h", checkpoint=tiny_checkpoint, keypoint_convention="coco17",
-                      progress=False)
+        run_benchmark("h36m", tmp_path / "h", checkpoint=tiny_checkpoint, keypoint_convention="coco17", progress=False)
     # the layout help names the files and where to get the data
     assert main(["evaluate", "--benchmark", "h36m", "--layout"]) == 0
     assert "D3_Positions_mono" in capsys.readouterr().out

@@ -10,11 +10,23 @@ from thfm_synth.plan.planner import make_plan
 from thfm_synth.render.scene.camera import SubjectTrack, camera_track, framing_region, in_frame_fraction, min_jerk
 
 TEMPLATE = {  # a 1.75 m standing figure facing -Y, metres
-    "Hips": (0, 0, 0.95), "LeftUpLeg": (0.1, 0, 0.92), "LeftLeg": (0.1, 0, 0.5), "LeftFoot": (0.1, 0, 0.08),
-    "LeftToeBase": (0.1, -0.12, 0.02), "RightUpLeg": (-0.1, 0, 0.92), "RightLeg": (-0.1, 0, 0.5),
-    "RightFoot": (-0.1, 0, 0.08), "RightToeBase": (-0.1, -0.12, 0.02), "Spine1": (0, 0, 1.3),
-    "Neck": (0, 0, 1.5), "Head": (0, 0, 1.62), "LeftArm": (0.2, 0, 1.45), "LeftForeArm": (0.25, 0, 1.18),
-    "LeftHand": (0.28, 0, 0.92), "RightArm": (-0.2, 0, 1.45), "RightForeArm": (-0.25, 0, 1.18),
+    "Hips": (0, 0, 0.95),
+    "LeftUpLeg": (0.1, 0, 0.92),
+    "LeftLeg": (0.1, 0, 0.5),
+    "LeftFoot": (0.1, 0, 0.08),
+    "LeftToeBase": (0.1, -0.12, 0.02),
+    "RightUpLeg": (-0.1, 0, 0.92),
+    "RightLeg": (-0.1, 0, 0.5),
+    "RightFoot": (-0.1, 0, 0.08),
+    "RightToeBase": (-0.1, -0.12, 0.02),
+    "Spine1": (0, 0, 1.3),
+    "Neck": (0, 0, 1.5),
+    "Head": (0, 0, 1.62),
+    "LeftArm": (0.2, 0, 1.45),
+    "LeftForeArm": (0.25, 0, 1.18),
+    "LeftHand": (0.28, 0, 0.92),
+    "RightArm": (-0.2, 0, 1.45),
+    "RightForeArm": (-0.25, 0, 1.18),
     "RightHand": (-0.28, 0, 0.92),
 }
 
@@ -65,8 +77,15 @@ def _spec(specs, **changes):
 def test_subject_fills_the_planned_fraction_when_standing(specs):
     subject = walking_subject(speed=0.0)
     subject = SubjectTrack(subject.joints * np.array([1, 1, 1]), subject.names)
-    spec = _spec(specs, camera_trajectory="static", camera_framing="full_body", subject_fill=0.7,
-                 camera_elevation_deg=0.0, camera_roll_deg=0.0, focal_length_mm=50.0)
+    spec = _spec(
+        specs,
+        camera_trajectory="static",
+        camera_framing="full_body",
+        subject_fill=0.7,
+        camera_elevation_deg=0.0,
+        camera_roll_deg=0.0,
+        focal_length_mm=50.0,
+    )
     cam = camera_track(spec, subject)
     uv, _ = project(cam.k, cam.r[0], cam.t[0], subject.joints[0])
     feet_to_head_px = uv[:, 1].max() - uv[:, 1].min()
@@ -109,6 +128,7 @@ def test_min_jerk_profile():
 
 # ----------------------------------------------------------------------------- azimuth reference
 
+
 def turning_subject(n=81, fps=24.0, start_deg=30.0, turn_deg=120.0, head_offset_deg=0.0) -> SubjectTrack:
     """A subject standing in place and turning about Z by `turn_deg` over the clip, with a
     rigid face (nose 10 cm ahead of the head, eyes, ears) turned `head_offset_deg` from the body."""
@@ -116,8 +136,9 @@ def turning_subject(n=81, fps=24.0, start_deg=30.0, turn_deg=120.0, head_offset_
     base = np.array([TEMPLATE[k] for k in names], dtype=float)
     yaw = np.radians(start_deg + turn_deg * min_jerk(np.linspace(0, 1, n)))
     head = base[names.index("Head")]
-    face_rest = head + np.array([[0, -0.10, 0.04], [0.03, -0.08, 0.07], [-0.03, -0.08, 0.07], [0.075, 0, 0.05],
-                                 [-0.075, 0, 0.05]])
+    face_rest = head + np.array(
+        [[0, -0.10, 0.04], [0.03, -0.08, 0.07], [-0.03, -0.08, 0.07], [0.075, 0, 0.05], [-0.075, 0, 0.05]]
+    )
 
     def rz(a):
         return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
@@ -153,8 +174,15 @@ def test_azimuth_is_measured_from_the_subjects_facing(specs, heading):
     for traj in ("static", "orbit", "dolly_in", "dolly_out", "pan_follow", "handheld"):
         for framing in ("full_body", "upper_body"):
             for azimuth in (-40.0, 0.0, 35.0, 120.0):
-                spec = _spec(specs, camera_trajectory=traj, camera_framing=framing, camera_azimuth_deg=azimuth,
-                             orbit_deg=60.0, dolly_ratio=1.5, camera_azimuth_reference="subject")
+                spec = _spec(
+                    specs,
+                    camera_trajectory=traj,
+                    camera_framing=framing,
+                    camera_azimuth_deg=azimuth,
+                    orbit_deg=60.0,
+                    dolly_ratio=1.5,
+                    camera_azimuth_reference="subject",
+                )
                 cam = camera_track(spec, subject)
                 centre, _, _ = framing_region(subject, framing)
                 got = _first_azimuth(cam, centre[0], forward)
@@ -166,11 +194,21 @@ def test_face_framing_aims_at_the_face_and_follows_it(specs):
 
     subject = turning_subject(turn_deg=150.0, head_offset_deg=25.0)
     for traj in ("orbit", "dolly_in", "dolly_out", "handheld", "static", "pan_follow"):
-        spec = _spec(specs, camera_trajectory=traj, camera_framing="face", camera_azimuth_deg=-20.0, orbit_deg=0.0,
-                     dolly_ratio=1.5, shake_deg=1.0, shake_hz=1.0, camera_azimuth_reference="subject")
+        spec = _spec(
+            specs,
+            camera_trajectory=traj,
+            camera_framing="face",
+            camera_azimuth_deg=-20.0,
+            orbit_deg=0.0,
+            dolly_ratio=1.5,
+            shake_deg=1.0,
+            shake_hz=1.0,
+            camera_azimuth_reference="subject",
+        )
         cam = camera_track(spec, subject)
-        angle = facing.relative_azimuth(cam.centers, facing.face_centre(subject.face),
-                                        facing.face_forward(subject.face))
+        angle = facing.relative_azimuth(
+            cam.centers, facing.face_centre(subject.face), facing.face_forward(subject.face)
+        )
         assert angle[0] == pytest.approx(-20.0, abs=0.05), traj  # the face, not the body (25 deg apart)
         assert facing.face_in_view(cam.k, cam.r, cam.t, subject.face, spec.width, spec.height).mean() >= 0.95
         if traj in ("orbit", "dolly_in", "dolly_out", "handheld"):
@@ -187,16 +225,24 @@ def test_plans_before_the_azimuth_reference_keep_their_world_azimuth(specs):
     golden = {  # (trajectory, framing, plan row): centres at frames 0, 40, 80 and the distance scale
         ("static", "face", 3): ([[1.394049, 7.013388, 3.408098]] * 3, 6.152788),
         ("static", "full_body", 3): ([[1.223886, 8.664561, 3.049116]] * 3, 1.3225),
-        ("orbit", "face", 0): ([[0.812639, -0.382604, 1.865826], [2.800125, -0.660717, 1.865826],
-                                [4.499726, -1.003908, 1.865826]], 1.0),
-        ("orbit", "full_body", 0): ([[3.377504, -1.732677, 2.267382], [5.621244, -0.036325, 2.267382],
-                                     [6.240233, 1.292746, 2.267382]], 1.0),
+        ("orbit", "face", 0): (
+            [[0.812639, -0.382604, 1.865826], [2.800125, -0.660717, 1.865826], [4.499726, -1.003908, 1.865826]],
+            1.0,
+        ),
+        ("orbit", "full_body", 0): (
+            [[3.377504, -1.732677, 2.267382], [5.621244, -0.036325, 2.267382], [6.240233, 1.292746, 2.267382]],
+            1.0,
+        ),
         ("pan_follow", "face", 7): ([[1.819281, -2.073674, 1.597427]] * 3, 1.0),
         ("pan_follow", "full_body", 7): ([[0.085607, -8.010703, 0.752602]] * 3, 1.0),
-        ("handheld", "face", 2): ([[0.546846, -0.753507, 1.611101], [2.47915, -1.456808, 1.611101],
-                                   [4.411453, -2.160109, 1.611101]], 1.0),
-        ("handheld", "full_body", 2): ([[1.877436, -3.82596, 0.829774], [3.809739, -4.529261, 0.829774],
-                                        [5.742043, -5.232561, 0.829774]], 1.0),
+        ("handheld", "face", 2): (
+            [[0.546846, -0.753507, 1.611101], [2.47915, -1.456808, 1.611101], [4.411453, -2.160109, 1.611101]],
+            1.0,
+        ),
+        ("handheld", "full_body", 2): (
+            [[1.877436, -3.82596, 0.829774], [3.809739, -4.529261, 0.829774], [5.742043, -5.232561, 0.829774]],
+            1.0,
+        ),
     }
     for (traj, framing, row), (centres, scale) in golden.items():
         spec = dataclasses.replace(specs[row], camera_framing=framing, camera_azimuth_reference="world")
@@ -219,8 +265,11 @@ def test_the_camera_never_goes_under_the_ground(specs):
 
     subject = walking_subject()
     floor = subject.joints[..., 2].min()
-    low = [dataclasses.replace(s, camera_elevation_deg=-12.0, focal_length_mm=85.0, dolly_ratio=2.0)
-           for s in specs if s.camera_trajectory in ("dolly_out", "static", "orbit")][:12]
+    low = [
+        dataclasses.replace(s, camera_elevation_deg=-12.0, focal_length_mm=85.0, dolly_ratio=2.0)
+        for s in specs
+        if s.camera_trajectory in ("dolly_out", "static", "orbit")
+    ][:12]
     assert low
     for spec in low:
         cam = camera_track(spec, subject)

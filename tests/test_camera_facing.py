@@ -74,8 +74,9 @@ def test_every_motion_faces_the_camera_as_planned(planned):
         else:
             assert lo - 1.0 <= view["azimuth_first_deg"] <= hi + 1.0, what
             smpl = asm.joints_world["smpl24"]
-            head_vs_body = facing.wrap(facing.yaw_of(facing.face_forward(coco[:1, :5]))
-                                       - facing.yaw_of(facing.body_forward_smpl24(smpl[:1])))[0]
+            head_vs_body = facing.wrap(
+                facing.yaw_of(facing.face_forward(coco[:1, :5])) - facing.yaw_of(facing.body_forward_smpl24(smpl[:1]))
+            )[0]
             # the face is off the body's bearing by the head's own turn (plus <= 5 deg of parallax:
             # the azimuth is measured from the framed centre, the face angle from the face)
             tol = abs(head_vs_body) + 5.0

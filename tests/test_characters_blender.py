@@ -10,7 +10,12 @@ import pytest
 
 from thfm_synth.assets.characters import forward_kinematics, import_character, linear_blend_skinning, save_character
 from thfm_synth.assets.characters.anny_body import bake_anny
-from thfm_synth.assets.characters.skinning import local_rotations_from_world, matrix_to_quat, motion_skeleton, quat_to_matrix
+from thfm_synth.assets.characters.skinning import (
+    local_rotations_from_world,
+    matrix_to_quat,
+    motion_skeleton,
+    quat_to_matrix,
+)
 from thfm_synth.blender import contract
 from thfm_synth.blender.call import call
 
@@ -29,8 +34,11 @@ def _posecheck(tmp: Path, char_npz: Path, quats: np.ndarray, root: np.ndarray | 
     pose = tmp / "pose.npz"
     np.savez(pose, quats=quats, **({} if root is None else {"root": root}))
     out = tmp / "out.npz"
-    call(contract.SCRIPT_POSECHECK, contract.PosecheckJob(character=str(char_npz), pose=str(pose), out=str(out)),
-         timeout=240)
+    call(
+        contract.SCRIPT_POSECHECK,
+        contract.PosecheckJob(character=str(char_npz), pose=str(pose), out=str(out)),
+        timeout=240,
+    )
     assert out.is_file()
     with np.load(out, allow_pickle=False) as z:
         res = {k: z[k] for k in z.files}
@@ -60,9 +68,13 @@ def test_blender_pose_matches_numpy_lbs(tmp_path):
     assert err.max() < 1e-3, err.max()
     # the mesh carries the labels as attributes, one vertex group per joint, the material table
     rep = res["report"]
-    for name, domain, kind in (("thfm_part", "FACE", "INT"), ("thfm_part_uv", "CORNER", "FLOAT2"),
-                               ("thfm_canonical", "POINT", "FLOAT_VECTOR"), ("thfm_vertex_part", "POINT", "INT"),
-                               ("thfm_vertex_part_uv", "POINT", "FLOAT2")):
+    for name, domain, kind in (
+        ("thfm_part", "FACE", "INT"),
+        ("thfm_part_uv", "CORNER", "FLOAT2"),
+        ("thfm_canonical", "POINT", "FLOAT_VECTOR"),
+        ("thfm_vertex_part", "POINT", "INT"),
+        ("thfm_vertex_part_uv", "POINT", "FLOAT2"),
+    ):
         assert rep["attributes"][name] == [domain, kind]
     assert np.array_equal(res["part"], c.vertex_part)
     assert rep["vertex_groups"] == rep["bones"] == len(c.joint_names)
@@ -75,8 +87,9 @@ def test_world_deltas_convert_to_the_same_pose():
     posed = forward_kinematics(c, quats)
     deltas = posed[:, :3, :3] @ np.swapaxes(c.joint_rest_rotations.astype(np.float64), 1, 2)
     back = local_rotations_from_world(c, deltas)
-    assert np.allclose(np.abs(np.einsum("ij,ij->i", back, quats / np.linalg.norm(quats, axis=1, keepdims=True))),
-                       1.0, atol=1e-6)
+    assert np.allclose(
+        np.abs(np.einsum("ij,ij->i", back, quats / np.linalg.norm(quats, axis=1, keepdims=True))), 1.0, atol=1e-6
+    )
 
 
 @pytest.fixture(scope="module")

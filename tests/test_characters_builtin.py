@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from thfm_synth.assets.manifest import file_sha256, load_manifest
-from thfm_synth.assets.characters import (NUM_PARTS, bake_builtin, build_characters, load_character, save_character,
-                                   validate_character)
+from thfm_synth.assets.characters import (
+    NUM_PARTS,
+    bake_builtin,
+    build_characters,
+    load_character,
+    save_character,
+    validate_character,
+)
 from thfm_synth.assets.characters.anny_body import bake_anny
 from thfm_synth.assets.characters.format import ARRAY_KEYS, WEIGHT_QUANTUM, quantize_weights
 from thfm_synth.assets.characters.rigs import REQUIRED

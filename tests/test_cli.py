@@ -6,8 +6,21 @@ import pytest
 from conftest import run_cli
 from thfm_synth.render.imagefiles import read_png
 
-SUBCOMMANDS = ["plan", "render", "render-one", "preview", "preprocess", "shards", "report", "train", "predict",
-               "evaluate", "assets", "doctor", "demo"]
+SUBCOMMANDS = [
+    "plan",
+    "render",
+    "render-one",
+    "preview",
+    "preprocess",
+    "shards",
+    "report",
+    "train",
+    "predict",
+    "evaluate",
+    "assets",
+    "doctor",
+    "demo",
+]
 
 
 @pytest.mark.parametrize("cmd", SUBCOMMANDS)
@@ -16,13 +29,16 @@ def test_every_subcommand_has_help(cmd):
     assert proc.returncode == 0 and proc.stdout.startswith("usage: thfm-synth " + cmd)
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["plan", "--num-videos", "-3", "--out", "x.parquet"], "must be >= 1"),
-    (["plan", "--num-videos", "many", "--out", "x.parquet"], "expected a whole number"),
-    (["plan", "--preset", "nope"], "invalid choice"),
-    (["frobnicate"], "invalid choice"),
-    (["plan", "--seed", "-1", "--out", "x.parquet"], "must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["plan", "--num-videos", "-3", "--out", "x.parquet"], "must be >= 1"),
+        (["plan", "--num-videos", "many", "--out", "x.parquet"], "expected a whole number"),
+        (["plan", "--preset", "nope"], "invalid choice"),
+        (["frobnicate"], "invalid choice"),
+        (["plan", "--seed", "-1", "--out", "x.parquet"], "must be >= 0"),
+    ],
+)
 def test_bad_arguments_one_line_exit_2(args, needle):
     proc = run_cli(*args)
     assert proc.returncode == 2
@@ -57,10 +73,11 @@ def test_print_config_prints_the_resolved_preset():
 
 
 def test_missing_inputs_name_the_file_and_the_fix(tmp_path):
-    for args, needle in ((("render", "--status", tmp_path / "none"), "is not a render output folder"),
-                         (("train", "--config", tmp_path / "none.yaml"), "train config"),
-                         (("predict", tmp_path / "v.mp4", "--task", "depth", "--checkpoint", tmp_path / "ck"),
-                          "checkpoint")):
+    for args, needle in (
+        (("render", "--status", tmp_path / "none"), "is not a render output folder"),
+        (("train", "--config", tmp_path / "none.yaml"), "train config"),
+        (("predict", tmp_path / "v.mp4", "--task", "depth", "--checkpoint", tmp_path / "ck"), "checkpoint"),
+    ):
         proc = run_cli(*args)
         line = proc.stderr.strip().splitlines()[-1]
         assert proc.returncode == 1 and needle in line and "(fix: " in line, (args, proc.stderr[-500:])

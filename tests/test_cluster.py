@@ -34,8 +34,7 @@ def cluster():
     from ray.cluster_utils import Cluster
 
     dirs = [tempfile.mkdtemp(prefix="thfm-rc-", dir="/tmp") for _ in range(2)]
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
-                                                      "temp_dir": dirs[0]})
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "temp_dir": dirs[0]})
     node = c.add_node(num_cpus=1, temp_dir=dirs[1])
     c.wait_for_nodes()
     try:
@@ -84,8 +83,7 @@ def test_a_node_killed_mid_run_its_videos_land_once_on_the_other_node(cluster, t
     stale = out / ".claims" / "v000005"
     stale.write_text(json.dumps({"run_id": "dead", "host": "node-that-died", "pid": 1, "time": time.time() - 3600}))
     os.utime(stale, (time.time() - 3600,) * 2)
-    proc = start(out, "fake", "", n=6, frame_seconds=0.5, journal=str(journal), address=c.address,
-                 claim_stale_s=600)
+    proc = start(out, "fake", "", n=6, frame_seconds=0.5, journal=str(journal), address=c.address, claim_stale_s=600)
     raylet = _raylet_pid(node)
     victim = {}
 
@@ -120,8 +118,10 @@ def test_a_node_killed_mid_run_its_videos_land_once_on_the_other_node(cluster, t
     assert _video_files(local) == _video_files(out)
 
 
-TINY = ("preset: preview\nvideo: {width: 64, height: 64, num_frames: 5}\nrender: {samples: 1, denoise: false}\n"
-        "background: {kind_weights: {hdri: 0.0, scene: 0.0, sky: 1.0}}\n")
+TINY = (
+    "preset: preview\nvideo: {width: 64, height: 64, num_frames: 5}\nrender: {samples: 1, denoise: false}\n"
+    "background: {kind_weights: {hdri: 0.0, scene: 0.0, sky: 1.0}}\n"
+)
 
 
 def _comparable_metadata(path: Path) -> dict:
@@ -140,24 +140,37 @@ def test_render_and_preprocess_on_the_cluster_match_a_single_machine(cluster, tm
     runs = {"cluster": ["--address", c.address], "local": ["--workers", "2"]}
     for name, extra in runs.items():
         out = tmp_path / name
-        proc = run_cli("render", "--plan", plan, "--out", out / "render", "--cache", tmp_path / "cache", *extra,
-                       timeout=600)
+        proc = run_cli(
+            "render", "--plan", plan, "--out", out / "render", "--cache", tmp_path / "cache", *extra, timeout=600
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         if name == "local":  # a successful run prints our progress and summary, not Ray's start-up warnings
-            noise = [line for line in (proc.stdout + proc.stderr).splitlines()
-                     if "Token authentication" in line or "core_worker" in line or "WARNING" in line]
+            noise = [
+                line
+                for line in (proc.stdout + proc.stderr).splitlines()
+                if "Token authentication" in line or "core_worker" in line or "WARNING" in line
+            ]
             assert not noise, noise
             assert proc.stdout.startswith("render: 2 videos of 64x64, 5 frames")
-        proc = run_cli("preprocess", out / "render", "--out", out / "shards", "--prompt-dim", "32",
-                       *(["--address", c.address] if name == "cluster" else ["--workers", "0"]), timeout=600)
+        proc = run_cli(
+            "preprocess",
+            out / "render",
+            "--out",
+            out / "shards",
+            "--prompt-dim",
+            "32",
+            *(["--address", c.address] if name == "cluster" else ["--workers", "0"]),
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "Progress bars disabled" not in proc.stderr  # Ray Data's word about our own choice
     a, b = (_video_files(tmp_path / n / "render", skip=("metadata.json",)) for n in runs)
     assert a.keys() == b.keys()
     for key in a:
         if key.endswith("metadata.json"):
-            assert _comparable_metadata(tmp_path / "cluster" / "render" / key) == \
-                _comparable_metadata(tmp_path / "local" / "render" / key), key
+            assert _comparable_metadata(tmp_path / "cluster" / "render" / key) == _comparable_metadata(
+                tmp_path / "local" / "render" / key
+            ), key
         else:
             assert a[key] == b[key], key
     # the shards hold the same records; only the digest of metadata.json (render timings) in their
@@ -166,14 +179,16 @@ def test_render_and_preprocess_on_the_cluster_match_a_single_machine(cluster, tm
     from thfm_synth.shards.store import ShardSet
     from model.tasks import TASKS
 
-    local, remote = (list(ShardSet.open(tmp_path / n / "shards").records(fmt)) for n in runs
-                     for fmt in ("array_record",))
+    local, remote = (
+        list(ShardSet.open(tmp_path / n / "shards").records(fmt)) for n in runs for fmt in ("array_record",)
+    )
     assert len(local) == len(remote) == 2 * len(TASKS)  # one record per video and task
     for x, y in zip(local, remote):
         assert (x.video_id, x.task, x.vae_id) == (y.video_id, y.task, y.vae_id)
         assert all(x.arrays[k].tobytes() == y.arrays[k].tobytes() for k in ARRAYS)
         sx, sy = json.loads(x.source_checksums), json.loads(y.source_checksums)
-        assert {k: v for k, v in sx.items() if k != "metadata.json"} == \
-            {k: v for k, v in sy.items() if k != "metadata.json"}
+        assert {k: v for k, v in sx.items() if k != "metadata.json"} == {
+            k: v for k, v in sy.items() if k != "metadata.json"
+        }
     hosts = {json.loads(p.read_text())["host"] for p in (tmp_path / "cluster" / "render" / "videos").glob("*/DONE")}
     assert hosts == {socket.gethostname()}

@@ -18,16 +18,19 @@ def test_preview_preset_is_tiny():
     assert set(PRESETS) >= {"paper", "preview"}
 
 
-@pytest.mark.parametrize("override, field, hint", [
-    ({"video": {"width": 50}}, "video.width", ">= 64"),
-    ({"video": {"num_frames": 80}}, "video.num_frames", "4k+1"),
-    ({"camera": {"focal_length_mm": [-3, 85]}}, "camera.focal_length_mm", "[8, 300] mm"),
-    ({"camera": {"focal_length_mm": [85, 24]}}, "camera.focal_length_mm", "greater than max"),
-    ({"lighting": {"extra_lights": [0, 20]}}, "lighting", "<= 8"),
-    ({"num_videos": -1}, "num_videos", ">= 1"),
-    ({"background": {"kind_weights": {"hdri": 0, "scene": 0, "sky": 0}}}, "background.kind_weights", "> 0"),
-    ({"camera": {"trajectory_weights": {"zoom": 1}}}, "camera.trajectory_weights", "allowed"),
-])
+@pytest.mark.parametrize(
+    "override, field, hint",
+    [
+        ({"video": {"width": 50}}, "video.width", ">= 64"),
+        ({"video": {"num_frames": 80}}, "video.num_frames", "4k+1"),
+        ({"camera": {"focal_length_mm": [-3, 85]}}, "camera.focal_length_mm", "[8, 300] mm"),
+        ({"camera": {"focal_length_mm": [85, 24]}}, "camera.focal_length_mm", "greater than max"),
+        ({"lighting": {"extra_lights": [0, 20]}}, "lighting", "<= 8"),
+        ({"num_videos": -1}, "num_videos", ">= 1"),
+        ({"background": {"kind_weights": {"hdri": 0, "scene": 0, "sky": 0}}}, "background.kind_weights", "> 0"),
+        ({"camera": {"trajectory_weights": {"zoom": 1}}}, "camera.trajectory_weights", "allowed"),
+    ],
+)
 def test_invalid_values_name_the_field_and_the_allowed_range(override, field, hint):
     with pytest.raises(ConfigError) as err:
         load_config("paper", overrides=override)
@@ -64,14 +67,17 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_config(config_file=tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("override, field", [
-    ({"num_videos": True}, "num_videos"),  # was accepted as 1
-    ({"num_videos": "5"}, "num_videos"),
-    ({"video": {"width": 128.0}}, "video.width"),
-    ({"render": {"denoise": 1}}, "render.denoise"),
-    ({"camera": {"focal_length_mm": [True, 50]}}, "camera.focal_length_mm"),
-    ({"qa": {"visible_frames_min": "high"}}, "qa.visible_frames_min"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ({"num_videos": True}, "num_videos"),  # was accepted as 1
+        ({"num_videos": "5"}, "num_videos"),
+        ({"video": {"width": 128.0}}, "video.width"),
+        ({"render": {"denoise": 1}}, "render.denoise"),
+        ({"camera": {"focal_length_mm": [True, 50]}}, "camera.focal_length_mm"),
+        ({"qa": {"visible_frames_min": "high"}}, "qa.visible_frames_min"),
+    ],
+)
 def test_values_of_the_wrong_type_are_refused_not_coerced(override, field):
     with pytest.raises(ConfigError) as err:
         load_config("paper", overrides=override)
@@ -85,8 +91,11 @@ def test_an_unknown_field_suggests_the_nearest_and_says_how_to_fix_it():
     line = err.value.one_line()
     assert "unknown field num_video (did you mean num_videos?)" in line
     assert "allowed range" not in line and "remove or rename the field" in line
-    with pytest.raises(ConfigError, match=r"unknown field camera.focal_lenght_mm \(did you mean "
-                                          r"camera.focal_length_mm\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown field camera.focal_lenght_mm \(did you mean "
+        r"camera.focal_length_mm\?\)",
+    ):
         load_config("paper", overrides={"camera": {"focal_lenght_mm": [20, 30]}})
 
 

@@ -29,8 +29,13 @@ def cache(tmp_path_factory):
 def start(out: Path, renderer: str, cache: str, **kw) -> subprocess.Popen:
     args = {"out": str(out), "renderer": renderer, "cache": cache, **kw}
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.Popen([sys.executable, str(SCRIPT), json.dumps(args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), json.dumps(args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def finish(proc: subprocess.Popen, timeout: float = 400) -> dict:
@@ -40,8 +45,9 @@ def finish(proc: subprocess.Popen, timeout: float = 400) -> dict:
 
 
 def tree_state(root: Path) -> dict:
-    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def assert_complete(out: Path, ids, real: bool) -> None:
@@ -208,7 +214,11 @@ def test_a_killed_ray_worker_process_is_replaced_and_its_video_retried(tmp_path,
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_the_renderer_child_dies_with_its_worker(tmp_path):
     """A SIGKILLed worker (what ray.kill does) must not leave its Blender child rendering on."""
-    parent = subprocess.Popen([sys.executable, "-c", f"""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"""
 import sys, time
 from pathlib import Path
 from thfm_synth.blender.child import ServingChild
@@ -216,7 +226,11 @@ c = ServingChild([sys.executable, "-c", "import time; time.sleep(120)"], "sleep"
 c._start()
 print(c.proc.pid, flush=True)
 time.sleep(120)
-"""], stdout=subprocess.PIPE, text=True)
+""",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     child = int(parent.stdout.readline())
     os.kill(child, 0)  # alive
     parent.kill()

@@ -33,8 +33,10 @@ from thfm_synth.plan.planner import make_plan
 from conftest import run_cli
 
 HDRI = "hdri/venice_sunset_1k.hdr"
-TINY = ("preset: preview\nvideo: {width: 64, height: 64, num_frames: 1}\nrender: {samples: 1, denoise: false}\n"
-        "background: {kind_weights: {hdri: 1.0, scene: 0.0, sky: 0.0}}\n")
+TINY = (
+    "preset: preview\nvideo: {width: 64, height: 64, num_frames: 1}\nrender: {samples: 1, denoise: false}\n"
+    "background: {kind_weights: {hdri: 1.0, scene: 0.0, sky: 0.0}}\n"
+)
 
 
 def one_line(text: str) -> str:
@@ -44,9 +46,16 @@ def one_line(text: str) -> str:
 
 
 def hdri_manifest(folder: Path, hdr: Path, sha256: str | None = None, path: str | None = None) -> Path:
-    entry = {"id": "test-hdri", "path": hdr.relative_to(folder).as_posix() if path is None else path,
-             "sha256": sha256 or file_sha256(hdr), "licence": "CC0-1.0", "source": "test", "format": "hdr",
-             "width": 1024, "height": 512}
+    entry = {
+        "id": "test-hdri",
+        "path": hdr.relative_to(folder).as_posix() if path is None else path,
+        "sha256": sha256 or file_sha256(hdr),
+        "licence": "CC0-1.0",
+        "source": "test",
+        "format": "hdr",
+        "width": 1024,
+        "height": 512,
+    }
     out = folder / "hdri.yaml"
     out.write_text(yaml.safe_dump({"schema_version": 1, "name": "hdri-test", "hdris": [entry]}))
     return out
@@ -78,8 +87,10 @@ def test_a_manifest_entry_may_not_leave_its_root(hdri_lib):
     bad = hdri_manifest(folder, hdr, sha256=file_sha256(passwd), path="../../../../etc/passwd")
     with pytest.raises(ConfigError, match="leaves the manifest's root"):
         load_manifest(bad)
-    for args in (("assets", "validate", bad), ("plan", "--manifest", bad, "--num-videos", "1",
-                                               "--out", folder / "p.parquet")):
+    for args in (
+        ("assets", "validate", bad),
+        ("plan", "--manifest", bad, "--num-videos", "1", "--out", folder / "p.parquet"),
+    ):
         proc = run_cli(*args)
         assert proc.returncode != 0
         line = one_line(proc.stderr)
@@ -179,8 +190,9 @@ def test_render_one_records_the_digest_it_read_and_refuses_an_hdri_that_does_not
     proc = run_cli("assets", "validate", manifest)
     assert proc.returncode == 1 and "truncated" in proc.stdout
     plan = plan_file(folder, manifest)
-    proc = run_cli("render-one", "--plan", plan, "--index", "0", "--out", folder / "video2",
-                   "--cache", folder / "cache")
+    proc = run_cli(
+        "render-one", "--plan", plan, "--index", "0", "--out", folder / "video2", "--cache", folder / "cache"
+    )
     assert proc.returncode == 1
     line = one_line(proc.stderr)
     assert "HDRI" in line and "did not load" in line and hdr.name in line
@@ -204,8 +216,7 @@ def test_validate_decodes_every_file_in_full(tmp_path, shared_assets):
 
     exr = tmp_path / "x.exr"
     pixels = np.random.default_rng(0).uniform(0.1, 4.0, (64, 128, 3)).astype(np.float32)
-    with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
-                      {"RGB": pixels}) as f:
+    with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, {"RGB": pixels}) as f:
         f.write(str(exr))
     assert decode.decode_hdri(exr) == (128, 64)
     exr.write_bytes(exr.read_bytes()[: exr.stat().st_size // 2])
@@ -237,10 +248,13 @@ def test_glb_buffers_and_accessors_must_lie_within_the_file(tmp_path):
     import numpy as np
 
     verts = np.zeros((3, 3), np.float32).tobytes()
-    doc = {"asset": {"version": "2.0"}, "buffers": [{"byteLength": len(verts)}],
-           "bufferViews": [{"buffer": 0, "byteLength": len(verts)}],
-           "accessors": [{"bufferView": 0, "componentType": 5126, "type": "VEC3", "count": 3}],
-           "meshes": [{"primitives": [{"attributes": {"POSITION": 0}}]}]}
+    doc = {
+        "asset": {"version": "2.0"},
+        "buffers": [{"byteLength": len(verts)}],
+        "bufferViews": [{"buffer": 0, "byteLength": len(verts)}],
+        "accessors": [{"bufferView": 0, "componentType": 5126, "type": "VEC3", "count": 3}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0}}]}],
+    }
 
     def glb(d: dict, binary: bytes) -> bytes:
         js = json.dumps(d).encode()
@@ -282,6 +296,7 @@ def test_gzip_and_zstd_blend_files_are_recognised(tmp_path, shared_assets):
     gz = tmp_path / "gz.blend"
     gz.write_bytes(gzip.compress(plain))
     import zstandard as zstd
+
     zs = tmp_path / "zs.blend"
     zs.write_bytes(zstd.ZstdCompressor(level=3).compress(plain))
     for path in (gz, zs):
@@ -296,8 +311,9 @@ def test_gzip_and_zstd_blend_files_are_recognised(tmp_path, shared_assets):
 def test_blender5_zstd_header_is_read_without_a_zstd_decoder():
     # The first bytes of a .blend saved by Blender 5.0.1 (compression on): a zstd frame whose first
     # block stores its literals raw, so the header is read with the standard library alone.
-    head = bytes.fromhex("28b52ffd601905ed0600e40a424c454e44455231372d30317630353030"
-                         "52454e4400000000100008010000fa000000536365")
+    head = bytes.fromhex(
+        "28b52ffd601905ed0600e40a424c454e44455231372d3031763035303052454e4400000000100008010000fa000000536365"
+    )
     assert probes._zstd_literals_peek(head).startswith(b"BLENDER17-01v0500")
 
 
@@ -306,9 +322,11 @@ def test_a_scan_takes_a_blender5_compressed_blend_as_a_scene(tmp_path):
     from thfm_synth.blender.runtime import RenderRuntime
 
     script = tmp_path / "save.py"
-    script.write_text("import bpy, sys\nbpy.ops.wm.read_factory_settings(use_empty=True)\n"
-                      "bpy.ops.mesh.primitive_cube_add()\n"
-                      "bpy.ops.wm.save_as_mainfile(filepath=sys.argv[-1], compress=True)\n")
+    script.write_text(
+        "import bpy, sys\nbpy.ops.wm.read_factory_settings(use_empty=True)\n"
+        "bpy.ops.mesh.primitive_cube_add()\n"
+        "bpy.ops.wm.save_as_mainfile(filepath=sys.argv[-1], compress=True)\n"
+    )
     lib = tmp_path / "lib" / "room"
     lib.mkdir(parents=True)
     out = lib / "cube.blend"
@@ -342,8 +360,9 @@ def test_radiance_pixels_decode_exactly_flat_and_run_length_coded(tmp_path):
     coded.write_bytes(bytes(rle))
     expect = px.copy()
     expect[:, 8:] = px[:, 8:9]
-    assert np.allclose(decode.decode_radiance(coded),
-                       (expect[..., :3] + 0.5) * np.ldexp(1.0, expect[..., 3:].astype(int) - 136))
+    assert np.allclose(
+        decode.decode_radiance(coded), (expect[..., :3] + 0.5) * np.ldexp(1.0, expect[..., 3:].astype(int) - 136)
+    )
     for path in (flat, coded):
         path.write_bytes(path.read_bytes()[:-3])
         with pytest.raises(UserError, match="truncated"):

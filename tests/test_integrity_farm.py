@@ -31,8 +31,9 @@ def test_a_video_that_fails_qa_is_kept_recorded_and_listed(tmp_path):
     out = tmp_path / "out"
     result = finish(start(out, "fake", "", n=4, qa_fail_videos=["v000001"]))
     assert result["rendered"] == 4 and result["failed"] == 0 and result["qa_failed"] == ["v000001"]
-    assert any("QA failed 1 (kept, left out of preprocess): person_not_visible 1 - v000001" in ln
-               for ln in result["lines"])
+    assert any(
+        "QA failed 1 (kept, left out of preprocess): person_not_visible 1 - v000001" in ln for ln in result["lines"]
+    )
     rows = {r["video_id"]: r["status"] for r in pq.read_table(out / "videos.parquet").to_pylist()}
     assert rows == {"v000000": "done", "v000001": "qa_failed", "v000002": "done", "v000003": "done"}
     done = json.loads((out / "videos" / "v000001" / "DONE").read_text())
@@ -59,8 +60,9 @@ def test_failures_are_listed_by_kind_and_a_complete_folder_has_nothing_remaining
     result = finish(start(out, "fake", "", manifests=[str(manifest)], n=8))
     failures = pq.read_table(out / "failures.parquet").to_pylist()
     assert result["failed"] == len(failures) > 0
-    assert all(f["status"] == "bad_input" and "09_01.bvh" in f["reason"] and "expected sha256" in f["reason"]
-               for f in failures)
+    assert all(
+        f["status"] == "bad_input" and "09_01.bvh" in f["reason"] and "expected sha256" in f["reason"] for f in failures
+    )
     kinds = [ln for ln in result["lines"] if ln.strip().startswith("failed bad_input")]
     assert len(kinds) == 1 and f"failed bad_input {len(failures)}: " in kinds[0] and "09_01.bvh" in kinds[0]
     proc = run_cli("render", "--status", out)

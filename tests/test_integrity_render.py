@@ -27,8 +27,10 @@ from conftest import REPO, run_cli
 import test_preprocess_data as data
 
 pytestmark = pytest.mark.render
-CFG = ("preset: preview\nvideo: {width: 64, height: 64, num_frames: 5}\nrender: {samples: 1, denoise: false}\n"
-       "background: {kind_weights: {hdri: 0.0, scene: 0.0, sky: 1.0}}\n")
+CFG = (
+    "preset: preview\nvideo: {width: 64, height: 64, num_frames: 5}\nrender: {samples: 1, denoise: false}\n"
+    "background: {kind_weights: {hdri: 0.0, scene: 0.0, sky: 1.0}}\n"
+)
 
 
 def far_bvh(src: Path, dst: Path) -> None:
@@ -56,8 +58,12 @@ def test_a_clip_that_puts_the_person_out_of_any_view_is_refused(tmp_path, shared
     manifest.write_text(dump_manifest(scan(tmp_path / "lib", tmp_path).manifest))
     (tmp_path / "c.yaml").write_text(CFG)
     plan = tmp_path / "p.parquet"
-    assert run_cli("plan", "--config", tmp_path / "c.yaml", "--manifest", manifest, "--num-videos", "12",
-                   "--out", plan).returncode == 0
+    assert (
+        run_cli(
+            "plan", "--config", tmp_path / "c.yaml", "--manifest", manifest, "--num-videos", "12", "--out", plan
+        ).returncode
+        == 0
+    )
     index = next(i for i, s in enumerate(read_plan(plan)[0]) if s.motion_id == "mocap-02_01")
     out = tmp_path / "video"
     proc = run_cli("render-one", "--plan", plan, "--index", index, "--out", out, "--cache", tmp_path / "cache")
@@ -91,9 +97,13 @@ except BaseException as exc:
 def test_disk_full_inside_blender_is_a_disk_full_stop_not_a_crash(tmp_path):
     """A real Blender render whose raw EXRs go to a 64 kB tmpfs (mounted in a user namespace, no root):
     Blender writes empty files and says so only in its log; the render reports disk full."""
-    if shutil.which("unshare") is None or subprocess.run(
-            ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k none {tmp_path}"],
-            capture_output=True).returncode != 0:
+    if (
+        shutil.which("unshare") is None
+        or subprocess.run(
+            ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k none {tmp_path}"], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("unprivileged user namespaces with tmpfs mounts are not available here")
     (tmp_path / "c.yaml").write_text(CFG)
     out = tmp_path / "video"
@@ -102,10 +112,25 @@ def test_disk_full_inside_blender_is_a_disk_full_stop_not_a_crash(tmp_path):
     script = tmp_path / "disk_full.py"
     script.write_text(DISK_FULL_SCRIPT)
     args = json.dumps({"config": str(tmp_path / "c.yaml"), "out": str(out), "cache": str(tmp_path / "cache")})
-    proc = subprocess.run(["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o size=64k none "$1" && shift && '
-                           'exec "$@"', "sh", str(full), sys.executable, str(script), args],
-                          capture_output=True, text=True, timeout=600, cwd=REPO,
-                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [
+            "unshare",
+            "-rm",
+            "sh",
+            "-c",
+            'mount -t tmpfs -o size=64k none "$1" && shift && exec "$@"',
+            "sh",
+            str(full),
+            sys.executable,
+            str(script),
+            args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["raised"] == "BlenderDiskFull" and result["errno"] == 28, result
@@ -180,6 +205,8 @@ def test_preprocess_leaves_out_videos_that_failed_qa_unless_asked(rendered, tmp_
     assert summary.videos == 2 and summary.qa_failed_left_out == []
     rec = next(r for r in ShardSet.open(tmp_path / "b").records() if r.video_id == "v000000")
     sums = json.loads(rec.source_checksums)
-    assert sums["rgb/00000.png"] == json.loads((render / "videos" / "v000000" / "DONE").read_text())["files"][
-        "rgb/00000.png"]
+    assert (
+        sums["rgb/00000.png"]
+        == json.loads((render / "videos" / "v000000" / "DONE").read_text())["files"]["rgb/00000.png"]
+    )
     assert np.isfinite(rec.arrays["rgb_latents"].astype(np.float32)).all()

@@ -26,8 +26,17 @@ from conftest import run_cli
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory):
     root = tmp_path_factory.mktemp("shards") / "set"
-    write_synthetic_shards(root, num_videos=4, tasks=("depth", "mask"), num_frames=5, height=32, width=32,
-                           num_keypoints=5, text_dim=32, records_per_shard=4)
+    write_synthetic_shards(
+        root,
+        num_videos=4,
+        tasks=("depth", "mask"),
+        num_frames=5,
+        height=32,
+        width=32,
+        num_keypoints=5,
+        text_dim=32,
+        records_per_shard=4,
+    )
     return root
 
 
@@ -95,10 +104,24 @@ def test_train_stops_on_a_corrupt_record_with_one_line_and_no_run_folder(shards,
         flip_in_record(shards / f"shard-{i // 4:05d}.array_record", rec)
     run_dir = tmp_path / "run"
     cfg = tmp_path / "train.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "model": {"size": "tiny"}, "data": {"shard_dir": str(shards), "tasks": ["depth", "mask"],
-                                            "mixing": {"depth": 1, "mask": 1}, "num_threads": 1},
-        "batch_size": 2, "steps": 3, "run_dir": str(run_dir), "checkpoint_every": 2, "log_every": 1}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"size": "tiny"},
+                "data": {
+                    "shard_dir": str(shards),
+                    "tasks": ["depth", "mask"],
+                    "mixing": {"depth": 1, "mask": 1},
+                    "num_threads": 1,
+                },
+                "batch_size": 2,
+                "steps": 3,
+                "run_dir": str(run_dir),
+                "checkpoint_every": 2,
+                "log_every": 1,
+            }
+        )
+    )
     proc = run_cli("train", "--config", cfg, timeout=600)
     assert proc.returncode == 1, proc.stdout[-2000:]
     line = one_line(proc.stderr)

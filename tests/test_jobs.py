@@ -34,8 +34,13 @@ def test_wan13b_jobs_follow_the_paper():
 
 
 def test_every_job_takes_set_overrides():
-    for name in ("train_wan13b_stage1", "train_wan13b_stage2", "train_tiny_cpu", "train_tiny_cpu_stage2",
-                 "train_from_synth"):
+    for name in (
+        "train_wan13b_stage1",
+        "train_wan13b_stage2",
+        "train_tiny_cpu",
+        "train_tiny_cpu_stage2",
+        "train_from_synth",
+    ):
         cfg = load_config(JOBS / f"{name}.yaml", **{"steps": 7, "model.token_mask": True, "data.shard_dir": "x"})
         assert cfg.steps == 7 and cfg.model.token_mask and cfg.data.shard_dir == "x"
     job = load_job(JOBS / "preprocess_wan13b.yaml", {"workers": 3, "pixel_targets": False, "out": "elsewhere"})
@@ -52,8 +57,21 @@ def test_tiny_preprocess_job_on_real_renders(tmp_path_factory, tmp_path, capsys)
 
     rendered = data.rendered(tmp_path_factory)
     out = tmp_path / "shards"
-    code = main(["preprocess", "--config", str(JOBS / "preprocess_tiny_cpu.yaml"), "--set", f"render_dir={rendered}",
-                 "--set", f"out={out}", "--set", "pixel_targets=false", "--set", "tasks=[depth, mask, keypoints_3d]"])
+    code = main(
+        [
+            "preprocess",
+            "--config",
+            str(JOBS / "preprocess_tiny_cpu.yaml"),
+            "--set",
+            f"render_dir={rendered}",
+            "--set",
+            f"out={out}",
+            "--set",
+            "pixel_targets=false",
+            "--set",
+            "tasks=[depth, mask, keypoints_3d]",
+        ]
+    )
     assert code == 0 and "3 videos" in capsys.readouterr().out
     index = json.loads((out / "index.json").read_text())
     assert index["tasks"] == {"depth": 3, "keypoints_3d": 3, "mask": 3} and index["preprocess"]["width"] == 96
@@ -66,8 +84,12 @@ def test_tiny_preprocess_job_on_real_renders(tmp_path_factory, tmp_path, capsys)
 def test_tiny_stage1_then_stage2_jobs(tmp_path, monkeypatch, capsys):
     """The CPU jobs as the README runs them: stage 1 on synthetic shards, stage 2 from its checkpoint."""
     monkeypatch.chdir(tmp_path)  # the jobs' relative run folders land here
-    small = {"data.synthetic": "{num_videos: 6, num_frames: 9, height: 32, width: 32, num_keypoints: 5, text_dim: 32}",
-             "batch_size": 4, "checkpoint_every": 4, "log_every": 2}
+    small = {
+        "data.synthetic": "{num_videos: 6, num_frames: 9, height: 32, width: 32, num_keypoints: 5, text_dim: 32}",
+        "batch_size": 4,
+        "checkpoint_every": 4,
+        "log_every": 2,
+    }
     over = [a for k, v in small.items() for a in ("--set", f"{k}={v}")]
     assert main(["train", "--config", str(JOBS / "train_tiny_cpu.yaml"), "--set", "steps=4", *over]) == 0
     s1 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

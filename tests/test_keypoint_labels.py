@@ -12,13 +12,23 @@ import pytest
 
 from thfm_synth.assets.library import load_library
 from thfm_synth.assets.characters import character_npz, landmarks, load_character
-from thfm_synth.assets.characters.skinning import forward_kinematics, ground_surface, linear_blend_skinning, \
-    motion_skeleton
+from thfm_synth.assets.characters.skinning import (
+    forward_kinematics,
+    ground_surface,
+    linear_blend_skinning,
+    motion_skeleton,
+)
 from thfm_synth.config import load_config
 from thfm_synth.conventions import intrinsics, look_at, project
 from thfm_synth.assets.motion import footik, ground
-from thfm_synth.assets.motion.joints import COCO17_NAMES, COCO_HIP_RAISE, COCO_HIP_WIDTH, COCO_SHOULDER_RAISE, \
-    H36M17_NAMES, SMPL24_NAMES
+from thfm_synth.assets.motion.joints import (
+    COCO17_NAMES,
+    COCO_HIP_RAISE,
+    COCO_HIP_WIDTH,
+    COCO_SHOULDER_RAISE,
+    H36M17_NAMES,
+    SMPL24_NAMES,
+)
 from thfm_synth.assets.motion.resample import resample
 from thfm_synth.assets.motion.retarget import retarget
 from thfm_synth.assets.motion.window import cut_window
@@ -60,8 +70,11 @@ def rasterise(vertices, faces, k, r, t, width, height):
         keep = i + j <= m
         a, b = i[keep] / m, j[keep] / m
         sel = tri[steps == m]
-        pts = (sel[:, None, 0] + a[None, :, None] * (sel[:, None, 1] - sel[:, None, 0])
-               + b[None, :, None] * (sel[:, None, 2] - sel[:, None, 0])).reshape(-1, 3)
+        pts = (
+            sel[:, None, 0]
+            + a[None, :, None] * (sel[:, None, 1] - sel[:, None, 0])
+            + b[None, :, None] * (sel[:, None, 2] - sel[:, None, 0])
+        ).reshape(-1, 3)
         p, z = project(k, r, t, pts)
         x, y = np.floor(p[:, 0]).astype(int), np.floor(p[:, 1]).astype(int)
         ok = (x >= 0) & (x < width) & (y >= 0) & (y < height) & (z > 0)
@@ -114,7 +127,7 @@ def test_face_points_seen_from_behind_are_self_occluded_and_visible_from_the_fro
             if azimuth == 0:  # frontal: the nose, and at eye level the eyes (from 35 deg above, brows and
                 # upper lids may cover the pupils of deep-set eyes: then they are coded hidden, as the
                 # depth test above requires)
-                assert np.all(vis[:3 if elevation == 0 else 1] == VISIBLE), (cid, elevation, vis)
+                assert np.all(vis[: 3 if elevation == 0 else 1] == VISIBLE), (cid, elevation, vis)
             if azimuth == 180 and elevation == 0:
                 assert np.all(vis[:3] == SELF_OCCLUDED), (cid, vis)
             if elevation == 0:  # interior joints keep their 15 cm tolerance: the head joint shows from all round
@@ -134,6 +147,7 @@ def test_head_top_lies_inside_the_top_of_the_head(cid, library, cache):
     assert np.all(top[:2] > lo[:2]) and np.all(top[:2] < hi[:2])
     # it is the H36M head joint of the character's joint sets
     from thfm_synth.assets.motion.skeleton import rest_motion
+
     sets = character_joint_sets(c, rest_motion(motion_skeleton(c)))
     np.testing.assert_allclose(sets["h36m17"].positions[0, H36M17_NAMES.index("head")], top, atol=1e-6)
     # it projects inside the silhouette from every side and from above
@@ -164,8 +178,9 @@ def test_face_points_lie_on_the_skin(cid, library, cache):
 
 def test_coco_hips_and_shoulders_follow_the_annotation_convention(library, cache):
     c = _character(library, "anny-builtin-00", cache)
-    clip = retarget(cut_window(resample(load_motion(library.entry("builtin-squat"), library), 24.0), 0, 30),
-                    motion_skeleton(c))
+    clip = retarget(
+        cut_window(resample(load_motion(library.entry("builtin-squat"), library), 24.0), 0, 30), motion_skeleton(c)
+    )
     sets = character_joint_sets(c, clip)
     smpl = sets["smpl24"].positions
     coco = sets["coco17"].positions
@@ -179,6 +194,7 @@ def test_coco_hips_and_shoulders_follow_the_annotation_convention(library, cache
     np.testing.assert_allclose(np.linalg.norm(raise_, axis=1), COCO_HIP_RAISE * height, rtol=1e-9)
     pos, rot = clip.forward_kinematics()
     from thfm_synth.assets.motion import quat
+
     hips = sk.index["Hips"]
     up = quat.rotate(quat.mul(rot[:, hips], quat.conj(sk.rest_orientations[hips])), np.array([0.0, 0, 1]))
     np.testing.assert_allclose(raise_ / np.linalg.norm(raise_, axis=1, keepdims=True), up, atol=1e-9)
@@ -237,10 +253,16 @@ def test_a_walk_with_heel_strikes_keeps_a_foot_down(library, cache):
 
 
 def test_planned_video_uses_mesh_grounding(library, cache):
-    spec = dataclasses.replace(make_plan(load_config("paper"), library, 0, 1)[0], character_id="anny-builtin-00",
-                               motion_id="cmu-02_01", motion_start_frame=0, mirror=True)
+    spec = dataclasses.replace(
+        make_plan(load_config("paper"), library, 0, 1)[0],
+        character_id="anny-builtin-00",
+        motion_id="cmu-02_01",
+        motion_start_frame=0,
+        mirror=True,
+    )
     anim = animate(spec, library, cache)
-    verts = linear_blend_skinning(anim.character, forward_kinematics(anim.character, anim.clip.local_rotations,
-                                                                     anim.clip.root_translation))
+    verts = linear_blend_skinning(
+        anim.character, forward_kinematics(anim.character, anim.clip.local_rotations, anim.clip.root_translation)
+    )
     z = verts[..., 2].min(axis=1)
     assert z.min() > -0.005 and z.max() < 0.02

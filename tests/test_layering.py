@@ -9,8 +9,13 @@ from pathlib import Path
 
 from conftest import REPO
 
-MODEL_MAY_USE = {"thfm_synth.shards", "thfm_synth.errors", "thfm_synth.atomic", "thfm_synth.digests",
-                 "thfm_synth.overrides"}
+MODEL_MAY_USE = {
+    "thfm_synth.shards",
+    "thfm_synth.errors",
+    "thfm_synth.atomic",
+    "thfm_synth.digests",
+    "thfm_synth.overrides",
+}
 STAGES = ("assets", "plan", "render", "preprocess", "shards", "blender")
 
 

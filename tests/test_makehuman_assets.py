@@ -75,8 +75,10 @@ def test_every_proxy_binds_each_vertex_of_its_mesh_within_hm08(shared_makehuman)
 
 def test_mhclo_details(tmp_path):
     p = tmp_path / "t.mhclo"
-    p.write_text("# c\nname t\nobj_file t.obj\nx_scale 1 2 0.5\nverts 0\nmaterial t.mhmat\n"
-                 "5 6 7 0.25 0.25 0.5 0.1 0.2 0.3\n9\n\ndelete_verts\n3 - 6 10\n12 -\n14 20\n")
+    p.write_text(
+        "# c\nname t\nobj_file t.obj\nx_scale 1 2 0.5\nverts 0\nmaterial t.mhmat\n"
+        "5 6 7 0.25 0.25 0.5 0.1 0.2 0.3\n9\n\ndelete_verts\n3 - 6 10\n12 -\n14 20\n"
+    )
     proxy = read_mhclo(p)
     assert proxy.material == "t.mhmat" and proxy.scale_refs[0] == (1, 2, 0.5) and proxy.scale_refs[1] is None
     assert proxy.ref_vertices.tolist() == [[5, 6, 7], [9, 9, 9]]
@@ -130,22 +132,31 @@ def test_fitted_garments_sit_on_the_skin(folder, bodies, shape):
         assert 2.0 < d.mean() < 25.0, (shape, key, d.mean())
         assert (d < -5).mean() < 0.05, (shape, key)  # sunk parts are where delete_verts hide the skin
     proxy = folder.proxy(folder.shoes["shoes01"])
-    d = signed_distance(fit_proxy(proxy, folder.mesh(proxy.obj_path), binding, hm08).vertices, body.vertices,
-                        body.faces) * 1000
+    d = (
+        signed_distance(
+            fit_proxy(proxy, folder.mesh(proxy.obj_path), binding, hm08).vertices, body.vertices, body.faces
+        )
+        * 1000
+    )
     assert 3.0 < d.mean() < 25.0
 
 
 def test_garments_are_skinned_and_labelled_from_their_bound_body_vertices(folder, bodies):
     b = bodies["default"]
     body = dress_input(b)
-    app = {"skin": {"asset": "young_african_male", "srgb": [120, 80, 60], "roughness": 0.5},
-           "eyes": {"asset": "brown"},
-           "hair": {"asset": "long01", "srgb": [60, 40, 30], "amount": 0.9},
-           "eyebrows": {"asset": "eyebrow003", "srgb": [40, 30, 20]},
-           "eyelashes": {"asset": "eyelashes02", "srgb": [20, 15, 10]},
-           "outfit": {"asset": "male_casualsuit03", "top": {"mode": "keep", "value": 1.0, "hue": 0.0},
-                      "bottom": {"mode": "dye", "srgb": [30, 40, 80], "amount": 1.0}},
-           "shoes": {"asset": "shoes04", "mode": "keep", "value": 1.0, "hue": 0.0}}
+    app = {
+        "skin": {"asset": "young_african_male", "srgb": [120, 80, 60], "roughness": 0.5},
+        "eyes": {"asset": "brown"},
+        "hair": {"asset": "long01", "srgb": [60, 40, 30], "amount": 0.9},
+        "eyebrows": {"asset": "eyebrow003", "srgb": [40, 30, 20]},
+        "eyelashes": {"asset": "eyelashes02", "srgb": [20, 15, 10]},
+        "outfit": {
+            "asset": "male_casualsuit03",
+            "top": {"mode": "keep", "value": 1.0, "hue": 0.0},
+            "bottom": {"mode": "dye", "srgb": [30, 40, 80], "amount": 1.0},
+        },
+        "shoes": {"asset": "shoes04", "mode": "keep", "value": 1.0, "hue": 0.0},
+    }
     dressing = dress(folder, app, body)
     names = [p.name for p in dressing.pieces]
     assert names == ["eyes", "teeth", "outfit", "shoes", "hair", "eyebrows", "eyelashes"]
@@ -153,16 +164,26 @@ def test_garments_are_skinned_and_labelled_from_their_bound_body_vertices(folder
     for k in range(body.skin_indices.shape[1]):
         np.add.at(dense, (np.arange(len(dense)), body.skin_indices[:, k]), body.skin_weights[:, k])
     nv = len(body.vertices)
-    vs, fs, si, sw, src, bi, bw, seg = [b.vertices], [b.faces], [b.skin_indices], [b.skin_weights], \
-        [np.full(nv, -1)], [np.zeros((nv, 9), np.int64)], [np.zeros((nv, 9))], [np.full(nv, -1)]
+    vs, fs, si, sw, src, bi, bw, seg = (
+        [b.vertices],
+        [b.faces],
+        [b.skin_indices],
+        [b.skin_weights],
+        [np.full(nv, -1)],
+        [np.zeros((nv, 9), np.int64)],
+        [np.zeros((nv, 9))],
+        [np.full(nv, -1)],
+    )
     off = nv
     for p in dressing.pieces:
         # weights: exactly the quantised blend of the bound body vertices' weights
         blend = sum(p.bind_weights[:, k, None] * dense[p.bind_indices[:, k]] for k in range(9))
-        qi, qw, _ = quantize_weights(np.broadcast_to(np.arange(body.num_joints), blend.shape), blend,
-                                     k=body.skin_indices.shape[1])
-        assert np.array_equal(p.skin_weights[:, :qw.shape[1]], qw) and np.array_equal(p.skin_indices[:, :qi.shape[1]],
-                                                                                        qi)
+        qi, qw, _ = quantize_weights(
+            np.broadcast_to(np.arange(body.num_joints), blend.shape), blend, k=body.skin_indices.shape[1]
+        )
+        assert np.array_equal(p.skin_weights[:, : qw.shape[1]], qw) and np.array_equal(
+            p.skin_indices[:, : qi.shape[1]], qi
+        )
         assert np.allclose(p.skin_weights.sum(axis=1), 1.0) and np.allclose(p.bind_weights.sum(axis=1), 1.0)
         assert (p.bind_weights >= 0).all() and (p.bind_indices < nv).all()
         vs.append(p.vertices)
@@ -175,15 +196,25 @@ def test_garments_are_skinned_and_labelled_from_their_bound_body_vertices(folder
         seg.append(np.full(len(p.vertices), SEGMENT_NAMES.index("head") if p.label_head else -1))
         off += len(p.vertices)
     cat = np.concatenate
-    labels = compute_labels(cat(vs), cat(fs), cat(si), cat(sw), b.skeleton.names, b.skeleton.parents, b.joint_heads,
-                            b.joint_tails, surface_source=cat(src), surface_bind=(cat(bi), cat(bw)),
-                            label_segment=cat(seg))
+    labels = compute_labels(
+        cat(vs),
+        cat(fs),
+        cat(si),
+        cat(sw),
+        b.skeleton.names,
+        b.skeleton.parents,
+        b.joint_heads,
+        b.joint_tails,
+        surface_source=cat(src),
+        surface_bind=(cat(bi), cat(bw)),
+        label_segment=cat(seg),
+    )
     body_part = labels.vertex_part[:nv]
     assert np.array_equal(body_part, b.labels.vertex_part)  # the body's own labels do not change
     off = nv
     for p in dressing.pieces:
-        part = labels.vertex_part[off:off + len(p.vertices)]
-        can = labels.vertex_canonical[off:off + len(p.vertices)]
+        part = labels.vertex_part[off : off + len(p.vertices)]
+        can = labels.vertex_canonical[off : off + len(p.vertices)]
         if p.label_head:  # hair, brows and lashes are the head, even long hair on the back
             assert set(np.unique(part)) <= {23, 24}
         else:  # the part of the body vertex each garment vertex is bound to most
@@ -193,8 +224,8 @@ def test_garments_are_skinned_and_labelled_from_their_bound_body_vertices(folder
         assert np.abs(can - expect).max() < 1e-6
         off += len(p.vertices)
     outfit = dressing.pieces[names.index("outfit")]
-    o = nv + sum(len(p.vertices) for p in dressing.pieces[:names.index("outfit")])
-    outfit_parts = set(np.unique(labels.vertex_part[o:o + len(outfit.vertices)]))
+    o = nv + sum(len(p.vertices) for p in dressing.pieces[: names.index("outfit")])
+    outfit_parts = set(np.unique(labels.vertex_part[o : o + len(outfit.vertices)]))
     assert {15, 16, 17, 18, 19, 20, 21, 22} <= outfit_parts  # long sleeves are the arms
     assert {1, 2, 7, 8, 9, 10} <= outfit_parts  # shirt is the torso, trousers the legs
     assert set(np.unique(outfit.face_material)) == {SLOT["top"], SLOT["bottom"]}
@@ -235,9 +266,19 @@ def test_800_people_are_all_different_and_cover_every_skin_type(folder):
         a = sample_makehuman_appearance(rng, sample_phenotype(rng), folder)
         top, bottom = a["outfit"]["top"], a["outfit"]["bottom"]
         # what a viewer tells apart: skin, outfit and its colours/print, shoes, hairstyle and colour
-        sigs.add((a["skin"]["asset"], a["outfit"]["asset"], top.get("colour", "own"),
-                  (top.get("pattern") or {}).get("type"), bottom.get("colour", "own"), a["shoes"]["asset"],
-                  a["shoes"].get("colour", "own"), a["hair"]["asset"], a["hair"]["colour"]))
+        sigs.add(
+            (
+                a["skin"]["asset"],
+                a["outfit"]["asset"],
+                top.get("colour", "own"),
+                (top.get("pattern") or {}).get("type"),
+                bottom.get("colour", "own"),
+                a["shoes"]["asset"],
+                a["shoes"].get("colour", "own"),
+                a["hair"]["asset"],
+                a["hair"]["colour"],
+            )
+        )
         types.append(a["skin"]["fitzpatrick"])
         tones.append(a["skin"]["tone"])
         outfits.add(a["outfit"]["asset"])

@@ -48,8 +48,10 @@ def _corrupt_cases(mh, app):
     return {
         "hm08": ({f"{outfit}.mhclo": ("\n".join(mhclo) + "\n").encode()}, "hm08"),
         "obj": ({f"{outfit}.obj": obj[: len(obj) // 2]}, ".obj"),
-        "texture": ({skin_tex.relative_to(mh).as_posix(): b"\x89PNG\r\n\x1a\nnot really a png" * 10},
-                    "cannot be read as an image"),
+        "texture": (
+            {skin_tex.relative_to(mh).as_posix(): b"\x89PNG\r\n\x1a\nnot really a png" * 10},
+            "cannot be read as an image",
+        ),
     }
 
 

@@ -74,10 +74,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.log.append(("POST", self.path, body["operation"], len(body["objects"])))
         assert self.headers["Accept"] == "application/vnd.git-lfs+json"
-        objs = [{"oid": o["oid"], "size": o["size"],
-                 "actions": {"download": {"href": f"http://127.0.0.1:{self.port}/lfs/{o['oid']}",
-                                          "header": {"Authorization": "RemoteAuth token"}}}}
-                for o in body["objects"]]
+        objs = [
+            {
+                "oid": o["oid"],
+                "size": o["size"],
+                "actions": {
+                    "download": {
+                        "href": f"http://127.0.0.1:{self.port}/lfs/{o['oid']}",
+                        "header": {"Authorization": "RemoteAuth token"},
+                    }
+                },
+            }
+            for o in body["objects"]
+        ]
         out = json.dumps({"transfer": "basic", "objects": objs}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/vnd.git-lfs+json")
@@ -102,8 +111,9 @@ def github():
 def test_fetches_raw_and_lfs_files_verifies_and_writes_a_manifest(github, tmp_path):
     url, handler = github
     seen = []
-    info = fetch_makehuman(tmp_path, raw_base=url, lfs_base=url, index=_index(),
-                           progress=lambda done, total: seen.append((done, total)))
+    info = fetch_makehuman(
+        tmp_path, raw_base=url, lfs_base=url, index=_index(), progress=lambda done, total: seen.append((done, total))
+    )
     assert info["files"] == 4 and info["downloaded"] == 4
     for f, (_, _, data, _) in FILES.items():
         assert (tmp_path / f).read_bytes() == data
@@ -137,8 +147,16 @@ def test_resumes_a_partial_lfs_download(github, tmp_path):
 
 def test_checksum_mismatch_and_missing_file_are_one_line_errors(github, tmp_path):
     url, _ = github
-    bad = [IndexEntry("3dobjs/base.obj", "makehuman", "makehuman/data/3dobjs/base.obj", len(FILES["3dobjs/base.obj"][2]),
-                      "0" * 64, False)]
+    bad = [
+        IndexEntry(
+            "3dobjs/base.obj",
+            "makehuman",
+            "makehuman/data/3dobjs/base.obj",
+            len(FILES["3dobjs/base.obj"][2]),
+            "0" * 64,
+            False,
+        )
+    ]
     with pytest.raises(UserError, match="checksum mismatch") as exc:
         fetch_makehuman(tmp_path, raw_base=url, lfs_base=url, index=bad)
     assert "\n" not in str(exc.value) and not (tmp_path / "3dobjs" / "base.obj").exists()
@@ -153,8 +171,12 @@ def test_checksum_mismatch_and_missing_file_are_one_line_errors(github, tmp_path
 def test_the_index_covers_the_folder_the_characters_use(shared_makehuman):
     index = read_index()
     files = {e.file for e in index}
-    for need in ("3dobjs/base.obj", "eyes/high-poly/high-poly.mhclo", "teeth/teeth_base/teeth_base.mhclo",
-                 "skins/textures/young_darkskinned_female_diffuse.png"):
+    for need in (
+        "3dobjs/base.obj",
+        "eyes/high-poly/high-poly.mhclo",
+        "teeth/teeth_base/teeth_base.mhclo",
+        "skins/textures/young_darkskinned_female_diffuse.png",
+    ):
         assert need in files
     local = {p.relative_to(shared_makehuman).as_posix() for p in shared_makehuman.rglob("*") if p.is_file()}
     assert files <= local | {"LICENSE-CC0.txt"}
@@ -166,15 +188,36 @@ def test_cli_fetch_makehuman(github, tmp_path):
     url, _ = github
     # the CLI fetches the packaged index; point it at a tiny one through the module's INDEX_FILE
     idx = tmp_path / "index.tsv"
-    idx.write_text("file\trepo\tpath\tsize\tsha256\tlfs\n" + "".join(
-        f"{e.file}\t{e.repo}\t{e.path}\t{e.size}\t{e.sha256}\t{int(e.lfs)}\n" for e in _index()))
+    idx.write_text(
+        "file\trepo\tpath\tsize\tsha256\tlfs\n"
+        + "".join(f"{e.file}\t{e.repo}\t{e.path}\t{e.size}\t{e.sha256}\t{int(e.lfs)}\n" for e in _index())
+    )
     import subprocess
     import sys
 
-    code = ("import sys; from pathlib import Path; import thfm_synth.assets.characters.makehuman.fetch as f; "
-            f"f.INDEX_FILE = Path({str(idx)!r}); "
-            "from thfm_synth.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.run([sys.executable, "-c", code, "assets", "fetch", "makehuman", "--dest", str(tmp_path / "mh"),
-                           "--base-url", url, "--lfs-url", url], capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys; from pathlib import Path; import thfm_synth.assets.characters.makehuman.fetch as f; "
+        f"f.INDEX_FILE = Path({str(idx)!r}); "
+        "from thfm_synth.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "assets",
+            "fetch",
+            "makehuman",
+            "--dest",
+            str(tmp_path / "mh"),
+            "--base-url",
+            url,
+            "--lfs-url",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "4 MakeHuman files verified" in proc.stdout and (tmp_path / "mh" / "MANIFEST.tsv").is_file()

@@ -47,15 +47,18 @@ def _head_camera(c, view_from_back: bool):
 def _render(path, c, tmp, alpha_mode=None):
     mats = _character_materials(AnimatedCharacter(path, c, None, {}))
     if alpha_mode is not None:
-        mats = [dataclasses.replace(m, alpha_mode=alpha_mode) if m.kind in ("hair", "brows", "lashes") else m
-                for m in mats]
+        mats = [
+            dataclasses.replace(m, alpha_mode=alpha_mode) if m.kind in ("hair", "brows", "lashes") else m for m in mats
+        ]
     cam = _head_camera(c, True)
     desc = SceneDescription(
-        camera=cam, objects=[Object(name="subject", kind="mesh_npz", mesh_path=str(path), materials=mats,
-                                    subject=True)],
+        camera=cam,
+        objects=[Object(name="subject", kind="mesh_npz", mesh_path=str(path), materials=mats, subject=True)],
         world=World(kind="color", color=(0.4, 0.42, 0.45), strength=1.0),
         lights=[Light(kind="area", position=(0.5, -2.0, 2.2), target=(0.0, 0.0, 1.6), power_w=300.0, size_m=1.0)],
-        render=RenderSettings(samples=16, denoise=False), seed=3)
+        render=RenderSettings(samples=16, denoise=False),
+        seed=3,
+    )
     desc.save(tmp / "scene")
     info = render(tmp / "scene", tmp / "out")
     frames = [outputs.decode_raw(read_exr(tmp / "out" / "raw" / f"{f:05d}.exr"), cam.r[f]) for f in range(2)]
@@ -115,10 +118,17 @@ def _card_npz(path, z_back=None):
         fuv += [[0, 1, 2], [0, 2, 3]]
     uv = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
     n = len(f)
-    np.savez(path, vertices=np.array(v, np.float32), faces=np.array(f, np.int32), uv=uv,
-             face_uv=np.array(fuv, np.int32), face_material=np.array([0, 0, 1, 1][:n], np.int16),
-             face_part=np.array([23, 23, 2, 2][:n], np.int32), corner_part_uv=np.full((n, 3, 2), 0.5, np.float32),
-             vertex_canonical=np.full((len(v), 3), 0.5, np.float32))
+    np.savez(
+        path,
+        vertices=np.array(v, np.float32),
+        faces=np.array(f, np.int32),
+        uv=uv,
+        face_uv=np.array(fuv, np.int32),
+        face_material=np.array([0, 0, 1, 1][:n], np.int16),
+        face_part=np.array([23, 23, 2, 2][:n], np.int32),
+        corner_part_uv=np.full((n, 3, 2), 0.5, np.float32),
+        vertex_canonical=np.full((len(v), 3), 0.5, np.float32),
+    )
 
 
 def test_alpha_card_matte_is_its_alpha_and_labels_start_at_half(tmp_path):
@@ -130,19 +140,42 @@ def test_alpha_card_matte_is_its_alpha_and_labels_start_at_half(tmp_path):
     ramp = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))
     rgba = np.stack([np.full_like(ramp, 200), np.full_like(ramp, 150), np.full_like(ramp, 90), ramp], -1)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "card.png")
-    card = Material(name="card", base_color=(0.5, 0.4, 0.2), texture=str(tmp_path / "card.png"), kind="hair",
-                    alpha_mode="blend", alpha_map=str(tmp_path / "card.png"))
+    card = Material(
+        name="card",
+        base_color=(0.5, 0.4, 0.2),
+        texture=str(tmp_path / "card.png"),
+        kind="hair",
+        alpha_mode="blend",
+        alpha_map=str(tmp_path / "card.png"),
+    )
     plain = Material(name="plain", base_color=(0.2, 0.3, 0.6))
     _card_npz(tmp_path / "one.npz")
     _card_npz(tmp_path / "two.npz", z_back=0.3)
     fx = 64.0 / 1.0 * 2.0  # the 1 m card fills the middle half of a 128 px frame at 2 m
-    cam = Camera(k=np.array([[fx, 0, 64], [0, fx, 32], [0, 0, 1]]),
-                 r=np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]), t=np.array([0.0, 0.5, 2.0]), width=128, height=64)
+    cam = Camera(
+        k=np.array([[fx, 0, 64], [0, fx, 32], [0, 0, 1]]),
+        r=np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]),
+        t=np.array([0.0, 0.5, 2.0]),
+        width=128,
+        height=64,
+    )
     for name, expect_behind in (("one", 0.0), ("two", 1.0)):
         desc = SceneDescription(
-            camera=cam, objects=[Object(name="card", kind="mesh_npz", mesh_path=str(tmp_path / f"{name}.npz"),
-                                        materials=[card, plain], subject=True, shade_smooth=False)],
-            world=World(kind="color", color=(0.3, 0.3, 0.3)), render=RenderSettings(samples=64, denoise=False), seed=1)
+            camera=cam,
+            objects=[
+                Object(
+                    name="card",
+                    kind="mesh_npz",
+                    mesh_path=str(tmp_path / f"{name}.npz"),
+                    materials=[card, plain],
+                    subject=True,
+                    shade_smooth=False,
+                )
+            ],
+            world=World(kind="color", color=(0.3, 0.3, 0.3)),
+            render=RenderSettings(samples=64, denoise=False),
+            seed=1,
+        )
         desc.save(tmp_path / name)
         render(tmp_path / name, tmp_path / f"{name}_out")
         fr = outputs.decode_raw(read_exr(tmp_path / f"{name}_out" / "raw" / "00000.exr"), cam.r[0])
@@ -161,5 +194,6 @@ def test_alpha_card_matte_is_its_alpha_and_labels_start_at_half(tmp_path):
         behind = fr.part[rows, cols][:, ~front[0]]
         assert np.all(behind == (2 if name == "two" else 0))
         d = fr.depth[rows, cols]
-        assert np.allclose(d[:, front[0]], 2.0, atol=1e-3) and np.allclose(d[:, ~front[0]], 2.3 if name == "two"
-                                                                             else 0.0, atol=1e-3)
+        assert np.allclose(d[:, front[0]], 2.0, atol=1e-3) and np.allclose(
+            d[:, ~front[0]], 2.3 if name == "two" else 0.0, atol=1e-3
+        )

@@ -48,12 +48,21 @@ def test_stage2_is_supervised_by_pixel_truth_under_its_validity_mask():
     valid = np.ones((b, t, h, w), np.uint8)
     valid[:, :, :, :4] = 0
     valid[2] = 0
-    batch = {"task_id": tasks, "target": jnp.asarray(rng.standard_normal(lat), jnp.float32),
-             "pixels": jnp.asarray(rng.uniform(-1, 1, (b, t, h, w, 3)), jnp.float16), "valid": jnp.asarray(valid),
-             "kp2d": jnp.zeros((b, t, 3, 2)), "kp3d": jnp.zeros((b, t, 3, 3)),
-             "kp2d_valid": jnp.ones((b, t, 3)), "kp3d_valid": jnp.ones((b, t, 3))}
-    out = {"latents": jnp.asarray(rng.standard_normal(lat), jnp.float32),
-           "keypoints_2d": jnp.zeros((b, t, 3, 2)), "keypoints_3d": jnp.full((b, t, 3, 3), 0.5)}
+    batch = {
+        "task_id": tasks,
+        "target": jnp.asarray(rng.standard_normal(lat), jnp.float32),
+        "pixels": jnp.asarray(rng.uniform(-1, 1, (b, t, h, w, 3)), jnp.float16),
+        "valid": jnp.asarray(valid),
+        "kp2d": jnp.zeros((b, t, 3, 2)),
+        "kp3d": jnp.zeros((b, t, 3, 3)),
+        "kp2d_valid": jnp.ones((b, t, 3)),
+        "kp3d_valid": jnp.ones((b, t, 3)),
+    }
+    out = {
+        "latents": jnp.asarray(rng.standard_normal(lat), jnp.float32),
+        "keypoints_2d": jnp.zeros((b, t, 3, 2)),
+        "keypoints_3d": jnp.full((b, t, 3, 3), 0.5),
+    }
     w_ = jnp.ones((len(TASKS),))
 
     def loss(o, bt):

@@ -8,8 +8,14 @@ from model import metrics as m
 
 def test_normal_errors_hand_case():
     gt = np.array([[0, 0, 1.0]] * 4)
-    pred = np.array([[0, 0, 1.0], [0, np.sin(np.radians(10)), np.cos(np.radians(10))],
-                     [0, np.sin(np.radians(20)), np.cos(np.radians(20))], [1.0, 0, 0]])
+    pred = np.array(
+        [
+            [0, 0, 1.0],
+            [0, np.sin(np.radians(10)), np.cos(np.radians(10))],
+            [0, np.sin(np.radians(20)), np.cos(np.radians(20))],
+            [1.0, 0, 0],
+        ]
+    )
     e = m.normal_errors(pred, gt)
     assert e["mean"] == pytest.approx((0 + 10 + 20 + 90) / 4)
     assert e["median"] == pytest.approx(15.0)
@@ -92,7 +98,7 @@ def test_grad_filter_and_error_hand_case():
     # an independent evaluation: explicit correlation over the edge-padded image
     flat = np.zeros_like(ramp)
     pad = np.pad(ramp, 4, mode="edge")
-    gx = np.array([[np.sum(fx * pad[y:y + 9, x:x + 9]) for x in range(20)] for y in range(12)])
-    gy = np.array([[np.sum(fy * pad[y:y + 9, x:x + 9]) for x in range(20)] for y in range(12)])
+    gx = np.array([[np.sum(fx * pad[y : y + 9, x : x + 9]) for x in range(20)] for y in range(12)])
+    gy = np.array([[np.sum(fy * pad[y : y + 9, x : x + 9]) for x in range(20)] for y in range(12)])
     assert m.grad_error(flat, ramp) == pytest.approx(np.sum(gx**2 + gy**2) / 1000)
     assert np.allclose(gy, 0) and gx[:, 4:16].std() < 1e-12  # interior: the ramp's constant slope

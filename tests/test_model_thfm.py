@@ -9,8 +9,19 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from model.thfm import (KEYPOINT_TASKS, TASK_INDEX, TASKS, THFM, THFMConfig, build_thfm, dit_config,
-                        keypoint_positions, prompt_array, rope_from_positions, thfm_flops)
+from model.thfm import (
+    KEYPOINT_TASKS,
+    TASK_INDEX,
+    TASKS,
+    THFM,
+    THFMConfig,
+    build_thfm,
+    dit_config,
+    keypoint_positions,
+    prompt_array,
+    rope_from_positions,
+    thfm_flops,
+)
 from model.wan import WanTransformer3D, dit_flops, save_wan_transformer
 from model.wan.rope import rope_tables
 from model.prompts import builtin_table
@@ -69,6 +80,7 @@ def test_forward_shapes_task_prompt_and_gradients_reach_keypoint_positions(model
             out = nnx.merge(graphdef, p, rest)(x, tasks)
             total = sum(jnp.sum(out[k] ** 2) for k in ("keypoints_2d", "keypoints_3d", "latents"))
             return total, out
+
         return jax.value_and_grad(loss, has_aux=True)(params)
 
     (_, out), grads = run(params, x, tasks)
@@ -111,8 +123,12 @@ def test_token_mask_hides_keypoint_tokens_from_dense_outputs(scan_layers):
     tasks = jnp.asarray([TASK_INDEX["depth"], TASK_INDEX["normals"]], jnp.int32)
     outs = {}
     for mask in (True, False):
-        cfg = THFMConfig(dit=dit_config("tiny", latent_channels=16, text_dim=TEXT_DIM), num_frames=T,
-                         num_keypoints=K, token_mask=mask)
+        cfg = THFMConfig(
+            dit=dit_config("tiny", latent_channels=16, text_dim=TEXT_DIM),
+            num_frames=T,
+            num_keypoints=K,
+            token_mask=mask,
+        )
         m = build_thfm(cfg, prompts, seed=0, scan_layers=scan_layers)
         graphdef, params, rest = nnx.split(m, nnx.Param, ...)
         fwd = jax.jit(lambda p, v: nnx.merge(graphdef, p, rest)(v, tasks))
@@ -121,14 +137,17 @@ def test_token_mask_hides_keypoint_tokens_from_dense_outputs(scan_layers):
         p2["kp_tokens"] = p2["kp_tokens"] + 3.0  # other keypoint tokens
         p2["kp_spatial"] = p2["kp_spatial"] * 0.0  # and other keypoint positions
         moved = fwd(p2, x)
-        outs[mask] = (np.abs(np.asarray(moved["latents"] - base["latents"])).max(),
-                      np.abs(np.asarray(fwd(params, x2)["keypoints_3d"] - base["keypoints_3d"])).max())
+        outs[mask] = (
+            np.abs(np.asarray(moved["latents"] - base["latents"])).max(),
+            np.abs(np.asarray(fwd(params, x2)["keypoints_3d"] - base["keypoints_3d"])).max(),
+        )
     (dense_on, kp_on), (dense_off, kp_off) = outs[True], outs[False]
     assert dense_on == 0.0, "with the token mask the video tokens must not see the keypoint tokens"
     assert dense_off > 1e-4, "without the mask the dense output depends on the keypoint tokens"
     assert kp_on > 1e-4 and kp_off > 1e-4  # keypoint tokens still attend to the video
-    cfg = THFMConfig(dit=dit_config("tiny", latent_channels=16, text_dim=TEXT_DIM), num_frames=T, num_keypoints=K,
-                     token_mask=True)
+    cfg = THFMConfig(
+        dit=dit_config("tiny", latent_channels=16, text_dim=TEXT_DIM), num_frames=T, num_keypoints=K, token_mask=True
+    )
     assert THFMConfig.from_dict(cfg.to_dict()).token_mask and "token_mask" not in make_cfg().to_dict()
     f_on, f_off = thfm_flops(cfg, 1, 3, 4, 6, 4), thfm_flops(make_cfg(), 1, 3, 4, 6, 4)
     assert f_on["self_attn_core"] < f_off["self_attn_core"]

@@ -32,9 +32,20 @@ CFG = WAN_TINY
 
 def original_config_json(cfg):
     """An original Wan-AI style config.json for cfg."""
-    return {"_class_name": "WanModel", "model_type": "t2v", "dim": cfg.inner_dim, "num_heads": cfg.num_attention_heads,
-            "ffn_dim": cfg.ffn_dim, "freq_dim": cfg.freq_dim, "in_dim": cfg.in_channels, "out_dim": cfg.out_channels,
-            "num_layers": cfg.num_layers, "text_dim": cfg.text_dim, "eps": cfg.eps, "text_len": 512}
+    return {
+        "_class_name": "WanModel",
+        "model_type": "t2v",
+        "dim": cfg.inner_dim,
+        "num_heads": cfg.num_attention_heads,
+        "ffn_dim": cfg.ffn_dim,
+        "freq_dim": cfg.freq_dim,
+        "in_dim": cfg.in_channels,
+        "out_dim": cfg.out_channels,
+        "num_layers": cfg.num_layers,
+        "text_dim": cfg.text_dim,
+        "eps": cfg.eps,
+        "text_len": 512,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +142,10 @@ def test_rename_table_agrees_with_diffusers_converter(ref):
 
 
 def test_comfy_prefix_and_bf16_file(ref, tmp_path):
-    sd = {"model.diffusion_model." + k: v.to(torch.bfloat16).contiguous()
-          for k, v in to_original_state_dict(ref.state_dict()).items()}
+    sd = {
+        "model.diffusion_model." + k: v.to(torch.bfloat16).contiguous()
+        for k, v in to_original_state_dict(ref.state_dict()).items()
+    }
     path = tmp_path / "wan_comfy_bf16.safetensors"
     safetensors_torch.save_file(sd, str(path))
     model = load_wan_transformer(path, CFG)
@@ -144,8 +157,9 @@ def test_comfy_prefix_and_bf16_file(ref, tmp_path):
 @pytest.mark.parametrize("layout", ["diffusers", "original"])
 @pytest.mark.parametrize("scan_layers", [True, False])
 def test_save_then_load_round_trip(ref, layout, scan_layers, tmp_path):
-    model = load_params(nnx.eval_shape(lambda: WanTransformer3D(CFG, rngs=nnx.Rngs(0), scan_layers=scan_layers)),
-                        ref.state_dict())
+    model = load_params(
+        nnx.eval_shape(lambda: WanTransformer3D(CFG, rngs=nnx.Rngs(0), scan_layers=scan_layers)), ref.state_dict()
+    )
     path = save_wan_transformer(model, tmp_path / "ckpt.safetensors", layout=layout)
     back = load_wan_transformer(path, scan_layers=not scan_layers)  # config.json written beside it
     a, b = diffusers_state_dict(model), diffusers_state_dict(back)
@@ -162,7 +176,7 @@ def test_random_init_has_the_diffusers_parameter_set(ref):
     want = ref.state_dict()
     assert {k: v.shape for k, v in sd.items()} == {k: tuple(v.shape) for k, v in want.items()}
     assert not np.array_equal(sd["blocks.0.attn1.to_q.weight"], sd["blocks.1.attn1.to_q.weight"])
-    std = float(np.std(sd["blocks.0.scale_shift_table"]) * CFG.inner_dim ** 0.5)
+    std = float(np.std(sd["blocks.0.scale_shift_table"]) * CFG.inner_dim**0.5)
     assert 0.5 < std < 1.5
 
 
@@ -246,14 +260,36 @@ def test_file_level_errors(ref, tmp_path, diffusers_dir):
 
 # ------------------------------------------------------------------------------------ configs
 WAN21_1_3B_DIFFUSERS_CONFIG = {  # Wan-AI/Wan2.1-T2V-1.3B-Diffusers transformer/config.json
-    "_class_name": "WanTransformer3DModel", "_diffusers_version": "0.33.0.dev0", "added_kv_proj_dim": None,
-    "attention_head_dim": 128, "cross_attn_norm": True, "eps": 1e-06, "ffn_dim": 8960, "freq_dim": 256,
-    "image_dim": None, "in_channels": 16, "num_attention_heads": 12, "num_layers": 30, "out_channels": 16,
-    "patch_size": [1, 2, 2], "qk_norm": "rms_norm_across_heads", "rope_max_seq_len": 1024, "text_dim": 4096,
+    "_class_name": "WanTransformer3DModel",
+    "_diffusers_version": "0.33.0.dev0",
+    "added_kv_proj_dim": None,
+    "attention_head_dim": 128,
+    "cross_attn_norm": True,
+    "eps": 1e-06,
+    "ffn_dim": 8960,
+    "freq_dim": 256,
+    "image_dim": None,
+    "in_channels": 16,
+    "num_attention_heads": 12,
+    "num_layers": 30,
+    "out_channels": 16,
+    "patch_size": [1, 2, 2],
+    "qk_norm": "rms_norm_across_heads",
+    "rope_max_seq_len": 1024,
+    "text_dim": 4096,
 }
 WAN21_1_3B_ORIGINAL_CONFIG = {  # Wan-AI/Wan2.1-T2V-1.3B config.json
-    "_class_name": "WanModel", "_diffusers_version": "0.30.0", "dim": 1536, "eps": 1e-06, "ffn_dim": 8960,
-    "freq_dim": 256, "in_dim": 16, "model_type": "t2v", "num_heads": 12, "num_layers": 30, "out_dim": 16,
+    "_class_name": "WanModel",
+    "_diffusers_version": "0.30.0",
+    "dim": 1536,
+    "eps": 1e-06,
+    "ffn_dim": 8960,
+    "freq_dim": 256,
+    "in_dim": 16,
+    "model_type": "t2v",
+    "num_heads": 12,
+    "num_layers": 30,
+    "out_dim": 16,
     "text_len": 512,
 }
 

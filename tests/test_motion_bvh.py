@@ -25,7 +25,7 @@ def test_every_cmu_clip_parses(clip_id):
     # the synthetic T-pose frame 0 is detected and dropped
     assert c.num_frames == header.num_frames - 1
     assert c.source_start == pytest.approx(header.frame_time)
-    assert c.skeleton.names[: 1] == ("Hips",) and c.skeleton.num_joints == CMU_JOINTS + 7  # + End Sites
+    assert c.skeleton.names[:1] == ("Hips",) and c.skeleton.num_joints == CMU_JOINTS + 7  # + End Sites
     pos, _ = c.forward_kinematics()
     # world frame: Z up, metres; head above hips, feet near the floor
     head = pos[:, c.skeleton.index["Head"], 2]
@@ -109,7 +109,7 @@ def test_other_channel_orders_and_subsets_give_the_same_motion():
 
     text = _normalise_newlines(_text())
     parsed = _parse_header(text, "x")
-    values = np.array(text[parsed.data_offset:].split(), dtype=float).reshape(parsed.num_frames, -1)
+    values = np.array(text[parsed.data_offset :].split(), dtype=float).reshape(parsed.num_frames, -1)
     src_joints = [j for j in parsed.joints if not j.is_end_site]
     ends = {j.parent: j.offset for j in parsed.joints if j.is_end_site}
     index_of = {id(j): k for k, j in enumerate(parsed.joints)}
@@ -125,10 +125,10 @@ def test_other_channel_orders_and_subsets_give_the_same_motion():
     for n, j in enumerate(src_joints):
         full = index_of[id(j)]
         if j.parent < 0:
-            pos, rot = values[:, col:col + 3], values[:, col + 3:col + 6]
+            pos, rot = values[:, col : col + 3], values[:, col + 3 : col + 6]
             col += 6
         else:
-            pos, rot = None, values[:, col:col + 3]
+            pos, rot = None, values[:, col : col + 3]
             col += 3
         r = Rotation.from_euler("ZYX", rot, degrees=True)  # file order Zrotation Yrotation Xrotation
         zero = np.allclose(rot, 0.0)
@@ -159,7 +159,7 @@ def test_tpose_detection_keeps_real_first_frames():
     lines = text.split("\n")
     i = next(k for k, line in enumerate(lines) if line.startswith("Frame Time"))
     n = int(lines[i - 1].split()[1])
-    without = "\n".join(lines[: i - 1] + [f"Frames: {n - 1}", lines[i]] + lines[i + 2:])
+    without = "\n".join(lines[: i - 1] + [f"Frames: {n - 1}", lines[i]] + lines[i + 2 :])
     auto = parse_bvh(without, "no-tpose.bvh")
     assert auto.num_frames == n - 1 and auto.source_start == 0.0
     assert parse_bvh(text, "x", skip_tpose=False).num_frames == n

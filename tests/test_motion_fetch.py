@@ -34,8 +34,9 @@ def test_index_matches_the_local_copies():
 def test_download_verify_and_records(server, tmp_path):
     url, handler = server
     seen = []
-    records = fetch_cmu(tmp_path, url, ["09_05", "02_03.bvh"], layout=FLAT_LAYOUT, on_record=seen.append,
-                        with_activity=True)
+    records = fetch_cmu(
+        tmp_path, url, ["09_05", "02_03.bvh"], layout=FLAT_LAYOUT, on_record=seen.append, with_activity=True
+    )
     assert [r.id for r in records] == ["cmu-09_05", "cmu-02_03"] and seen == records
     for r in records:
         clip = r.id.removeprefix("cmu-")

@@ -9,7 +9,15 @@ from motion_testdata import clip, needs_cmu
 from thfm_synth.assets.motion import quat
 from thfm_synth.assets.motion.builtin_motions import builtin_motion
 from thfm_synth.assets.motion.joints import (
-    COCO17_NAMES, FACE_NAMES, H36M17_NAMES, SMPL24_NAMES, coco17, h36m17, joint_sets, regress_face, smpl24,
+    COCO17_NAMES,
+    FACE_NAMES,
+    H36M17_NAMES,
+    SMPL24_NAMES,
+    coco17,
+    h36m17,
+    joint_sets,
+    regress_face,
+    smpl24,
 )
 from thfm_synth.assets.motion.retarget import retarget
 from thfm_synth.assets.motion.skeleton import canonical_skeleton, forward_kinematics, rest_motion
@@ -37,8 +45,13 @@ def test_rest_pose_anatomy():
             assert p[0] > 0.05 and smpl["right_" + n[5:]][0] == pytest.approx(-p[0])
     spine_z = [smpl[n][2] for n in ("pelvis", "spine1", "spine2", "spine3", "neck", "head")]
     assert np.all(np.diff(spine_z) > 0)
-    assert smpl["left_collar"][0] < smpl["left_shoulder"][0] < smpl["left_elbow"][0] < smpl["left_wrist"][0] \
+    assert (
+        smpl["left_collar"][0]
+        < smpl["left_shoulder"][0]
+        < smpl["left_elbow"][0]
+        < smpl["left_wrist"][0]
         < smpl["left_hand"][0]
+    )
     assert smpl["left_foot"][1] < smpl["left_ankle"][1]  # toes point forward (-Y)
     # face: nose in front of the head, eyes above the nose, ears to the side, all near the head
     assert coco["nose"][1] < smpl["head"][1] - 0.05
@@ -67,10 +80,11 @@ def test_vertex_regressor_face_points():
     verts = np.random.default_rng(0).normal(size=(4, 50, 3))
     reg = np.zeros((5, 50))
     for k in range(5):
-        reg[k, 10 * k:10 * k + 10] = 0.1  # each point is the mean of ten vertices
+        reg[k, 10 * k : 10 * k + 10] = 0.1  # each point is the mean of ten vertices
     face = regress_face(verts, reg)
     np.testing.assert_allclose(face[:, 2], verts[:, 20:30].mean(axis=1))
     from scipy.sparse import csr_matrix
+
     np.testing.assert_allclose(regress_face(verts, csr_matrix(reg)), face)
     sets = joint_sets(walk, face_points=face)
     assert sets["coco17"].face_source == "regressor"

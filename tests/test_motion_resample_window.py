@@ -14,7 +14,13 @@ from thfm_synth.assets.motion.builtin_motions import builtin_motion
 from thfm_synth.assets.motion.resample import resample, resampled_frame_count
 from thfm_synth.assets.motion.skeleton import MotionClip, rest_motion
 from thfm_synth.assets.motion.window import (
-    activity, activity_profile, choose_window, choose_window_from_profile, cut_window, select_window, window_indices,
+    activity,
+    activity_profile,
+    choose_window,
+    choose_window_from_profile,
+    cut_window,
+    select_window,
+    window_indices,
 )
 
 
@@ -42,8 +48,9 @@ def test_resampling_is_slerp_and_lerp(fps):
         ours = Rotation.from_quat(quat.to_xyzw(r.local_rotations[:, j]))
         assert (ref.inv() * ours).magnitude().max() < 1e-7
     for k in range(3):
-        np.testing.assert_allclose(r.root_translation[:, k], np.interp(times_out, times_in, c.root_translation[:, k]),
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            r.root_translation[:, k], np.interp(times_out, times_in, c.root_translation[:, k]), atol=1e-12
+        )
 
 
 def test_resample_upsampling_and_identity():
@@ -73,14 +80,18 @@ def test_choose_window_prefers_motion():
     still = rest_motion(builtin_motion("builtin-walk", 2).skeleton, num_frames=200, fps=24.0)
     walk = resample(builtin_motion("builtin-walk", num_frames=481), 24.0)  # 97 frames
     # 200 still frames, then walking: a standing actor would waste the sample
-    joined = MotionClip(walk.skeleton, 24.0, np.concatenate([still.root_translation, walk.root_translation]),
-                        np.concatenate([still.local_rotations, walk.local_rotations]))
+    joined = MotionClip(
+        walk.skeleton,
+        24.0,
+        np.concatenate([still.root_translation, walk.root_translation]),
+        np.concatenate([still.local_rotations, walk.local_rotations]),
+    )
     a = activity(joined)
     assert a[:190].max() < 0.01 and a[210:].min() > 0.5
     for u in np.linspace(0, 0.999, 25):
         start = choose_window(joined, 81, u)
         assert 0 <= start <= joined.num_frames - 81
-        assert a[start:start + 81].mean() > 0.5 * a[200:281].mean()
+        assert a[start : start + 81].mean() > 0.5 * a[200:281].mean()
         window = cut_window(joined, start, 81)
         assert window.num_frames == 81 and window.flags == ()
     assert choose_window(joined, 81, 0.3) == choose_window(joined, 81, 0.3)  # deterministic

@@ -64,10 +64,12 @@ def test_variant_target_really_differs():
     assert "LHipJoint" not in tgt.names and "Neck1" not in tgt.names and "SpineMid" in tgt.names
     assert "LeftHandFinger1" in tgt.names and "LeftHandIndex1" not in tgt.names
     assert not np.allclose(tgt.rest_orientations, quat.IDENTITY)
+
     def arm_dir(sk, side):
         p = sk.rest_positions
         d = p[sk.index[f"{side}ForeArm"]] - p[sk.index[f"{side}Arm"]]
         return d / np.linalg.norm(d)
+
     # A-pose: arm 45 degrees below horizontal in the target, ~horizontal in the source
     assert arm_dir(tgt, "Left")[2] == pytest.approx(-np.sin(np.radians(45)), abs=1e-6)
     assert abs(arm_dir(src, "Left")[2]) < 0.05
@@ -128,8 +130,9 @@ def test_same_skeleton_with_other_bone_frames_reproduces_full_rotations():
 def test_target_with_an_extra_root_bone_and_other_scale():
     """FBX rigs often put an unmapped 'Root' bone on the floor above the Hips."""
     src = clip("07_01")
-    base = derive_skeleton(src.skeleton, name="big", scale={n: 1.2 for n in src.skeleton.names}, frames_seed=5,
-                           floor_height=0.01)
+    base = derive_skeleton(
+        src.skeleton, name="big", scale={n: 1.2 for n in src.skeleton.names}, frames_seed=5, floor_height=0.01
+    )
     names = ("Root",) + base.names
     parents = np.concatenate([[-1], base.parents + 1])
     parents[1] = 0

@@ -9,8 +9,15 @@ from scipy.spatial.transform import Rotation, Slerp
 from motion_testdata import clip, needs_cmu
 from thfm_synth.assets.motion import quat
 from thfm_synth.assets.motion.skeleton import (
-    CANONICAL_JOINTS, CMU_MB_TO_CANONICAL, Skeleton, canonical_name, canonical_skeleton, forward_kinematics,
-    local_from_global, mirror_name, rest_motion,
+    CANONICAL_JOINTS,
+    CMU_MB_TO_CANONICAL,
+    Skeleton,
+    canonical_name,
+    canonical_skeleton,
+    forward_kinematics,
+    local_from_global,
+    mirror_name,
+    rest_motion,
 )
 
 RNG = np.random.default_rng(3)
@@ -40,12 +47,16 @@ def test_quaternion_helpers_agree_with_scipy():
     euler = RNG.uniform(-180, 180, size=(50, 3))
     np.testing.assert_allclose(
         quat.to_matrix(quat.from_euler_channels(euler, "ZYX")),
-        Rotation.from_euler("ZYX", euler, degrees=True).as_matrix(), atol=1e-12)
+        Rotation.from_euler("ZYX", euler, degrees=True).as_matrix(),
+        atol=1e-12,
+    )
     u, w = RNG.normal(size=(50, 3)), RNG.normal(size=(50, 3))
     q = quat.between(u, w)
     np.testing.assert_allclose(
-        quat.rotate(q, u / np.linalg.norm(u, axis=1, keepdims=True)), w / np.linalg.norm(w, axis=1, keepdims=True),
-        atol=1e-12)
+        quat.rotate(q, u / np.linalg.norm(u, axis=1, keepdims=True)),
+        w / np.linalg.norm(w, axis=1, keepdims=True),
+        atol=1e-12,
+    )
     assert np.allclose(quat.rotate(quat.between(u, -u), u), -u)  # antiparallel case
 
 

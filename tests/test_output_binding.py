@@ -22,6 +22,7 @@ from thfm_synth.plan.planner import make_plan, plan_meta, read_plan, write_plan
 
 from conftest import run_cli
 
+
 def planned(n, seed=0, manifests=(), **over):
     cfg = load_config("preview", overrides=over)
     library = load_library(list(manifests))

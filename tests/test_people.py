@@ -85,8 +85,9 @@ def test_people_never_overlap_and_a_crowded_room_leaves_people_out(library, tmp_
     for p in placed:
         to_line, to_camera = sight_clearance(p.pelvis_xy, camera, start)
         assert to_line >= 2 * p.spec.body_radius_m - 1e-9 and to_camera >= 3 * p.spec.body_radius_m - 1e-9
-    assert sight_clearance(np.array([[2.0, 0.1]]), np.array([[4.0, 0.0]]), np.array([[0.0, 0.0]])) == \
-        pytest.approx((0.1, np.hypot(2.0, 0.1)))
+    assert sight_clearance(np.array([[2.0, 0.1]]), np.array([[4.0, 0.0]]), np.array([[0.0, 0.0]])) == pytest.approx(
+        (0.1, np.hypot(2.0, 0.1))
+    )
     # a room too small for four: whoever does not fit is recorded as left out
     room = build_set({"generator": "room", "size_m": [2.6, 2.6, 2.6], "furniture": 0}, 0)
     centre = (np.array(room.floor_min) + np.array(room.floor_max)) / 2
@@ -120,14 +121,17 @@ def test_a_video_of_three_people_partitions_the_mask_and_keeps_everyone(tmp_path
     from thfm_synth.render.video.annotations import read_annotations
 
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("preset: preview\nvideo: {width: 160, height: 96, num_frames: 5}\npeople: {count: [3, 3]}\n"
-                   "background: {kind_weights: {sky: 1.0}}\ncamera: {focal_length_mm: [20, 24], azimuth_deg: [-30, 30],"
-                   " framing_weights: {full_body: 1.0}}\n")
+    cfg.write_text(
+        "preset: preview\nvideo: {width: 160, height: 96, num_frames: 5}\npeople: {count: [3, 3]}\n"
+        "background: {kind_weights: {sky: 1.0}}\ncamera: {focal_length_mm: [20, 24], azimuth_deg: [-30, 30],"
+        " framing_weights: {full_body: 1.0}}\n"
+    )
     plan = tmp_path / "plan.parquet"
     assert run_cli("plan", "--config", cfg, "--num-videos", "1", "--seed", "5", "--out", plan).returncode == 0
     out = tmp_path / "v"
-    proc = run_cli("render-one", "--plan", plan, "--index", "0", "--out", out, "--cache", tmp_path / "cache",
-                   timeout=600)
+    proc = run_cli(
+        "render-one", "--plan", plan, "--index", "0", "--out", out, "--cache", tmp_path / "cache", timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["people"]["planned"] == 3 and meta["people"]["rendered"] == 3
@@ -139,7 +143,7 @@ def test_a_video_of_three_people_partitions_the_mask_and_keeps_everyone(tmp_path
     for f in range(5):
         fr = outputs.read_frame(out, f)
         assert fr.people.shape[-1] == 3
-        np.testing.assert_allclose(fr.people.sum(-1), fr.mask, atol=2 ** -10)  # the masks partition the union
+        np.testing.assert_allclose(fr.people.sum(-1), fr.mask, atol=2**-10)  # the masks partition the union
         full = fr.people > 1 - 1e-3
         for k in range(3):  # where person k covers a pixel fully, the label pixel is person k's
             assert np.all(fr.instance[full[..., k]] == inst[k])

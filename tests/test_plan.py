@@ -108,7 +108,7 @@ def test_character_motion_pairs_do_not_repeat_before_all_are_used(builtin_librar
     specs = make_plan(load_config("preview"), builtin_library, 5, 2 * kc * km)
     pairs = [(s.character_id, s.motion_id) for s in specs]
     assert len(set(pairs[: kc * km])) == kc * km
-    assert len(set(pairs[kc * km:])) == kc * km  # and again in the next epoch
+    assert len(set(pairs[kc * km :])) == kc * km  # and again in the next epoch
     # the property holds for co-prime and non-co-prime library sizes alike
     for kc, km in ((6, 4), (7, 5), (800, 200)):
         c, m = balance.character_motion_pairs(9, np.arange(kc * km), kc, km)
@@ -171,11 +171,16 @@ def test_render_refuses_to_resume_an_old_convention_folder_with_a_fresh_plan(tmp
     """Resuming a render folder planned before the azimuth reference: never silently re-aimed."""
     out = tmp_path / "out"
     out.mkdir()
-    assert run_cli("plan", "--preset", "preview", "--num-videos", "2", "--seed", "0",
-                   "--out", out / "plan.parquet").returncode == 0
+    assert (
+        run_cli(
+            "plan", "--preset", "preview", "--num-videos", "2", "--seed", "0", "--out", out / "plan.parquet"
+        ).returncode
+        == 0
+    )
     table = pq.read_table(out / "plan.parquet")
-    pq.write_table(table.drop(["camera_azimuth_reference"]).replace_schema_metadata(table.schema.metadata),
-                   out / "plan.parquet")
+    pq.write_table(
+        table.drop(["camera_azimuth_reference"]).replace_schema_metadata(table.schema.metadata), out / "plan.parquet"
+    )
     proc = run_cli("render", "--preset", "preview", "--num-videos", "2", "--seed", "0", "--out", out)
     assert proc.returncode == 1
     lines = [x for x in proc.stderr.strip().splitlines() if x]

@@ -79,6 +79,7 @@ def test_shard_plan_is_deterministic_and_bounded():
 
 # ----------------------------------------------------------------------------- real renders
 
+
 @pytest.mark.render
 def test_shard_set_has_the_models_shapes(shards):
     out, summary = shards
@@ -204,8 +205,9 @@ def test_records_round_trip_bit_exact_and_are_reproducible(shards, rendered):
     for a, b in zip(again, from_ar[:N]):
         same_record(a, b)
     # stage-1-only preprocessing: the same latents, no pixel truth, a fraction of the bytes
-    lean = video_records(video(rendered), PreprocessConfig(num_frames=9, fps=24, width=96, height=64,
-                                                           pixel_targets=False), DCTCodec())
+    lean = video_records(
+        video(rendered), PreprocessConfig(num_frames=9, fps=24, width=96, height=64, pixel_targets=False), DCTCodec()
+    )
     assert all(r.arrays["target_pixels"].size == 0 for r in lean)
     assert all(np.array_equal(a.arrays["target_latents"], b.arrays["target_latents"]) for a, b in zip(lean, again))
     # provenance: the sha256 of each source file, as recorded in the video's DONE file
@@ -241,8 +243,9 @@ def test_verify_names_the_record_holding_a_flipped_byte(shards, tmp_path):
     ar_bad = [p for p in rec_problems if "shard-00001.array_record record" in p]
     assert len(ar_bad) == 1 and "(v000001/" in ar_bad[0], res.data["problems"]
     pq_bad = [p for p in rec_problems if "shard-00002.parquet record" in p]
-    assert pq_bad == [p for p in pq_bad if f"record 3 (v000002/{TASKS[3]})" in p] and len(pq_bad) == 1, \
-        res.data["problems"]
+    assert pq_bad == [p for p in pq_bad if f"record 3 (v000002/{TASKS[3]})" in p] and len(pq_bad) == 1, res.data[
+        "problems"
+    ]
     assert len(rec_problems) == 2  # nothing else is blamed
     assert any("shard-00001.array_record: file sha256 differs" in p for p in res.data["problems"])
 
@@ -313,15 +316,23 @@ def test_parquet_is_readable_by_pyarrow_duckdb_and_hf_datasets(shards, tmp_path)
     glob = str(out / "*.parquet")
     counts = dict(con.execute(f"SELECT task, count(*) FROM read_parquet('{glob}') GROUP BY task").fetchall())
     assert counts == {t: 3 for t in TASKS}
-    blob, = con.execute(f"SELECT rgb_latents FROM read_parquet('{out / 'shard-00000.parquet'}') "
-                        "WHERE task = 'depth'").fetchone()
+    (blob,) = con.execute(
+        f"SELECT rgb_latents FROM read_parquet('{out / 'shard-00000.parquet'}') WHERE task = 'depth'"
+    ).fetchone()
     assert bytes(blob) == first.arrays["rgb_latents"].tobytes()
 
     datasets = pytest.importorskip("datasets", reason="HF datasets is not installed (pip install datasets)")
-    ds = datasets.load_dataset("parquet", data_files=sorted(str(p) for p in out.glob("*.parquet")), split="train",
-                               cache_dir=str(tmp_path / "hf"))
-    assert len(ds) == 3 * N and ds[0]["video_id"] == "v000000" and ds[0]["rgb_latents"] == first.arrays[
-        "rgb_latents"].tobytes()
+    ds = datasets.load_dataset(
+        "parquet",
+        data_files=sorted(str(p) for p in out.glob("*.parquet")),
+        split="train",
+        cache_dir=str(tmp_path / "hf"),
+    )
+    assert (
+        len(ds) == 3 * N
+        and ds[0]["video_id"] == "v000000"
+        and ds[0]["rgb_latents"] == first.arrays["rgb_latents"].tobytes()
+    )
 
 
 def test_preprocess_defaults_to_the_renders_own_video_settings(rendered, tmp_path):

@@ -23,8 +23,18 @@ _CACHE: dict[str, object] = {}
 def rendered(tmp_path_factory) -> Path:
     if "render" not in _CACHE:
         out = tmp_path_factory.mktemp("render") / "out"
-        proc = run_cli("render", "--preset", "preview", "--num-videos", str(NUM_VIDEOS), "--out", out,
-                       "--workers", "2", timeout=600)
+        proc = run_cli(
+            "render",
+            "--preset",
+            "preview",
+            "--num-videos",
+            str(NUM_VIDEOS),
+            "--out",
+            out,
+            "--workers",
+            "2",
+            timeout=600,
+        )
         if proc.returncode != 0:
             pytest.fail(f"test render failed:\n{proc.stdout}\n{proc.stderr}")
         _CACHE["render"] = out

@@ -29,19 +29,36 @@ def _tokenizer():
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     # T5 ids: pad 0, eos 1, unk 2
-    tok.train_from_iterator([*PROMPTS.values(), *EXTRA_TEXT],
-                            trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"]))
+    tok.train_from_iterator(
+        [*PROMPTS.values(), *EXTRA_TEXT], trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"])
+    )
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                   model_input_names=["input_ids", "attention_mask"])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_input_names=["input_ids", "attention_mask"],
+    )
 
 
 def _model(vocab_size: int, seed: int):
     from transformers import UMT5Config, UMT5EncoderModel
 
-    cfg = UMT5Config(vocab_size=vocab_size, d_model=D_MODEL, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-                     relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0,
-                     pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    cfg = UMT5Config(
+        vocab_size=vocab_size,
+        d_model=D_MODEL,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=16,
+        dropout_rate=0.0,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
     torch.manual_seed(seed)
     return UMT5EncoderModel(cfg).eval()
 
@@ -76,7 +93,7 @@ def test_umt5_table_matches_the_encoder_and_round_trips(umt5_dir, tmp_path):
 
     tasks = list(PROMPTS)
     for i, a in enumerate(tasks):
-        for b in tasks[i + 1:]:
+        for b in tasks[i + 1 :]:
             ea, eb = table.embeddings[a], table.embeddings[b]
             assert ea.shape != eb.shape or not np.allclose(ea, eb, atol=1e-3), (a, b)
 

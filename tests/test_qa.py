@@ -156,8 +156,9 @@ def test_physically_implausible_motion_fails():
     assert "implausible_joint_speed" in qa.QaReport([{}], motion=figs).summarize()["failures"]
     flying = walk.copy()
     flying[..., 2] += 10.0
-    assert "implausible_joint_height" in qa.QaReport([{}], motion=qa.motion_figures(flying, 24.0)).summarize()[
-        "failures"]
+    assert (
+        "implausible_joint_height" in qa.QaReport([{}], motion=qa.motion_figures(flying, 24.0)).summarize()["failures"]
+    )
     nan = walk.copy()
     nan[3, 4] = np.nan
     assert "joints_not_finite" in qa.QaReport([{}], motion=qa.motion_figures(nan, 24.0)).summarize()["failures"]
@@ -178,8 +179,12 @@ def test_a_background_that_did_not_load_fails():
         assert "background_not_loaded" in qa.QaReport([figs]).summarize()["failures"]
     dark = rgb.copy()
     dark[mask < 0.01] = 0  # a 3D scene's unlit corner may be pure black; an HDRI that loaded never is
-    assert qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.array([True]), rgb=dark,
-                          black_is_failure=False)["background_failed"] == 0.0
+    assert (
+        qa.check_frame(depth, normals, mask, k, r, t, joints, uv, np.array([True]), rgb=dark, black_is_failure=False)[
+            "background_failed"
+        ]
+        == 0.0
+    )
 
 
 def test_a_joint_counts_in_the_mask_within_one_pixel_not_two():
@@ -206,8 +211,8 @@ def test_a_few_fully_covered_pixels_without_a_surface_pass_many_or_a_nan_fail():
 
     inside = np.argwhere(mask >= 1.0)
     few, many, nan = depth.copy(), depth.copy(), depth.copy()
-    few[tuple(inside[:: 100].T)] = 0.0  # 1% of the subject: gaps between strands
-    many[tuple(inside[:: 5].T)] = 0.0  # 20%
+    few[tuple(inside[::100].T)] = 0.0  # 1% of the subject: gaps between strands
+    many[tuple(inside[::5].T)] = 0.0  # 20%
     nan[tuple(inside[0])] = np.nan
     figs, report = run(few)
     assert 0.005 < figs["depth_bad_in_subject"] < 0.02 and report["passed"], report

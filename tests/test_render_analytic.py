@@ -24,8 +24,18 @@ SUBJECT, PLANE = 2, 1
 
 
 def _render(tmp, seed=0, **kw):
-    desc, truth = analytic_scene(tmp / "scene", W, H, num_frames=FRAMES, samples=16, seed=seed, fx_over_fy=1.1,
-                                 principal_offset_px=(6.3, -3.7), subject_shift_per_frame=0.15, **kw)
+    desc, truth = analytic_scene(
+        tmp / "scene",
+        W,
+        H,
+        num_frames=FRAMES,
+        samples=16,
+        seed=seed,
+        fx_over_fy=1.1,
+        principal_offset_px=(6.3, -3.7),
+        subject_shift_per_frame=0.15,
+        **kw,
+    )
     info = render(tmp / "scene", tmp / "out", timeout=300)
     outputs.convert_render(tmp / "out", tmp / "data", desc.camera.r)
     return desc, truth, info

@@ -10,9 +10,20 @@ import pytest
 
 from thfm_synth.conventions import intrinsics, look_at
 from thfm_synth.render.analytic import labelled_sphere_arrays, write_npz
-from thfm_synth.render.description import (ARRAYS_NPZ, SCENE_JSON, Camera, DescriptionError, Light, Material,
-                                           Object, RenderSettings, SceneDescription, World, blackbody_rgb,
-                                           pose_matrix)
+from thfm_synth.render.description import (
+    ARRAYS_NPZ,
+    SCENE_JSON,
+    Camera,
+    DescriptionError,
+    Light,
+    Material,
+    Object,
+    RenderSettings,
+    SceneDescription,
+    World,
+    blackbody_rgb,
+    pose_matrix,
+)
 
 
 def _camera(n=3, w=64, h=48):
@@ -26,13 +37,22 @@ def _scene(tmp_path, n=3):
     poses = np.stack([pose_matrix(translation=(0.1 * i, 0, 0.3)) for i in range(n)])
     return SceneDescription(
         camera=_camera(n),
-        objects=[Object("ground", "plane", size=(10, 10, 0), materials=[Material("g", checker_color=(0, 0, 0))]),
-                 Object("person", "mesh_npz", pose=poses, mesh_path="meshes/ball.npz", subject=True,
-                        vertex_animation_key="verts"),
-                 Object("box", "box", pose=pose_matrix(np.eye(3), (1, 1, 0.5), 0.5), size=(1, 2, 1))],
+        objects=[
+            Object("ground", "plane", size=(10, 10, 0), materials=[Material("g", checker_color=(0, 0, 0))]),
+            Object(
+                "person",
+                "mesh_npz",
+                pose=poses,
+                mesh_path="meshes/ball.npz",
+                subject=True,
+                vertex_animation_key="verts",
+            ),
+            Object("box", "box", pose=pose_matrix(np.eye(3), (1, 1, 0.5), 0.5), size=(1, 2, 1)),
+        ],
         world=World(kind="sky", sky_model="PREETHAM", sun_elevation_deg=20.0),
         lights=[Light("area", position=(1, -2, 3), temperature_k=4500.0)],
-        render=RenderSettings(samples=8, device="optix"), seed=7,
+        render=RenderSettings(samples=8, device="optix"),
+        seed=7,
         extra_arrays={"verts": np.zeros((n, 642, 3), np.float32)},
         meta={"video_id": "v0001"},
     )
@@ -78,8 +98,12 @@ def test_a_copy_saved_elsewhere_still_finds_its_mesh(tmp_path):
 
 def test_camera_from_a_camera_track():
     """The description's camera is the track's, frame by frame: K from the lens, R|t unchanged."""
-    rs, ts = zip(*[look_at(np.array([2.0 * np.cos(a), 2.0 * np.sin(a), 1.5]), np.array([0.0, 0.0, 1.0]))
-                   for a in np.linspace(0, 1, 4)])
+    rs, ts = zip(
+        *[
+            look_at(np.array([2.0 * np.cos(a), 2.0 * np.sin(a), 1.5]), np.array([0.0, 0.0, 1.0]))
+            for a in np.linspace(0, 1, 4)
+        ]
+    )
 
     class Track:  # the fields of thfm_synth.render.scene.camera.CameraTrack the renderer uses
         k = intrinsics(35, 36, 832, 480)
@@ -99,20 +123,27 @@ def test_camera_from_a_camera_track():
         assert np.allclose(p[:2] / p[2], (416, 240))
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda d: setattr(d.objects[0], "kind", "torus"), "kind"),
-    (lambda d: setattr(d.objects[1], "name", "ground"), "unique"),
-    (lambda d: setattr(d.objects[1], "pose", np.eye(4)[None].repeat(2, 0)), "pose"),
-    (lambda d: setattr(d.objects[1], "mesh_path", "missing.npz"), "not found"),
-    (lambda d: setattr(d.objects[1], "vertex_animation_key", "nope"), "vertex animation"),
-    (lambda d: setattr(d.camera, "k", np.array([[[1.0, 0.5, 0], [0, 1, 0], [0, 0, 1]]] * 3)), "skew"),
-    (lambda d: setattr(d.camera, "r", d.camera.r * 2), "rotation"),
-    (lambda d: setattr(d.world, "kind", "hdri"), "hdri_path"),
-    (lambda d: setattr(d, "render", RenderSettings.model_construct(**{**d.render.model_dump(), "device": "metal"})),
-     "device"),
-    (lambda d: setattr(d, "seed", -1), "seed"),
-    (lambda d: setattr(d.objects[2], "instance", 1) or setattr(d.objects[0], "instance", 1), "unique"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda d: setattr(d.objects[0], "kind", "torus"), "kind"),
+        (lambda d: setattr(d.objects[1], "name", "ground"), "unique"),
+        (lambda d: setattr(d.objects[1], "pose", np.eye(4)[None].repeat(2, 0)), "pose"),
+        (lambda d: setattr(d.objects[1], "mesh_path", "missing.npz"), "not found"),
+        (lambda d: setattr(d.objects[1], "vertex_animation_key", "nope"), "vertex animation"),
+        (lambda d: setattr(d.camera, "k", np.array([[[1.0, 0.5, 0], [0, 1, 0], [0, 0, 1]]] * 3)), "skew"),
+        (lambda d: setattr(d.camera, "r", d.camera.r * 2), "rotation"),
+        (lambda d: setattr(d.world, "kind", "hdri"), "hdri_path"),
+        (
+            lambda d: setattr(
+                d, "render", RenderSettings.model_construct(**{**d.render.model_dump(), "device": "metal"})
+            ),
+            "device",
+        ),
+        (lambda d: setattr(d, "seed", -1), "seed"),
+        (lambda d: setattr(d.objects[2], "instance", 1) or setattr(d.objects[0], "instance", 1), "unique"),
+    ],
+)
 def test_invalid_descriptions_name_the_field(tmp_path, mutate, match):
     desc = _scene(tmp_path)
     mutate(desc)

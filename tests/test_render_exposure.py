@@ -32,8 +32,8 @@ def test_log_average_ignores_a_small_sun_disc():
 
 
 def test_gain_is_clamped_to_the_stop_range():
-    assert exposure.metering_gain([_grey(0.0)]) == pytest.approx(2.0 ** exposure.MAX_STOPS)
-    assert exposure.metering_gain([_grey(1e9)]) == pytest.approx(2.0 ** exposure.MIN_STOPS)
+    assert exposure.metering_gain([_grey(0.0)]) == pytest.approx(2.0**exposure.MAX_STOPS)
+    assert exposure.metering_gain([_grey(1e9)]) == pytest.approx(2.0**exposure.MIN_STOPS)
     assert exposure.metering_gain([]) == 1.0
 
 
@@ -56,8 +56,9 @@ def test_convert_render_applies_one_metered_gain_to_every_frame(tmp_path):
     for i, lin in enumerate(frames):
         files.append(str(render / f"{i:05d}.exr"))
         _raw(files[-1], lin)
-    (render / "render_info.json").write_text(json.dumps({"frames": [{"frame": i, "files": [f]}
-                                                                    for i, f in enumerate(files)]}))
+    (render / "render_info.json").write_text(
+        json.dumps({"frames": [{"frame": i, "files": [f]} for i, f in enumerate(files)]})
+    )
     rows = outputs.convert_render(render, tmp_path / "data", np.tile(np.eye(3), (3, 1, 1)), auto_exposure=True)
     gain = exposure.metering_gain(frames)
     assert {r["exposure_gain"] for r in rows} == {gain} and gain < 0.2

@@ -28,8 +28,9 @@ STORED = contract.STORED_MODALITIES
 
 
 def _render(tmp, shutter=0.0):
-    desc, truth = analytic_scene(tmp / "scene", W, H, num_frames=FRAMES, samples=4, denoise=False,
-                                 subject_shift_per_frame=SHIFT)
+    desc, truth = analytic_scene(
+        tmp / "scene", W, H, num_frames=FRAMES, samples=4, denoise=False, subject_shift_per_frame=SHIFT
+    )
     if shutter:
         desc.render = desc.render.model_copy(update={"motion_blur_shutter": shutter})
         desc.save(tmp / "scene")
@@ -91,7 +92,7 @@ def test_flow_equals_the_projection_of_the_moving_geometry(scene):
     # stored as half floats: within half precision of the exact values
     stored, valid = outputs.read_flow(outputs.path_of(scene[0].source.parent / "data", "flow", f))
     ok = hit & np.isfinite(fwd).all(-1)
-    assert np.abs(stored[..., :2][ok] - fwd[ok]).max() <= 2 ** -10 * max(1.0, np.abs(fwd[ok]).max())
+    assert np.abs(stored[..., :2][ok] - fwd[ok]).max() <= 2**-10 * max(1.0, np.abs(fwd[ok]).max())
 
 
 def _segment_clearance(c, points, spheres):
@@ -216,12 +217,24 @@ def test_a_config_asks_for_the_optional_modalities_end_to_end(tmp_path):
     from thfm_synth.tools.report.card import write_report
 
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("preset: preview\nvideo: {width: 128, height: 80, num_frames: 5}\n"
-                   "render: {optical_flow: true, albedo: true, write_linear_exr: true, motion_blur_shutter: 0.4}\n"
-                   "background: {kind_weights: {sky: 1.0}}\n")
+    cfg.write_text(
+        "preset: preview\nvideo: {width: 128, height: 80, num_frames: 5}\n"
+        "render: {optical_flow: true, albedo: true, write_linear_exr: true, motion_blur_shutter: 0.4}\n"
+        "background: {kind_weights: {sky: 1.0}}\n"
+    )
     assert run_cli("plan", "--config", cfg, "--num-videos", "1", "--out", tmp_path / "plan.parquet").returncode == 0
-    proc = run_cli("render-one", "--plan", tmp_path / "plan.parquet", "--index", "0", "--out", tmp_path / "v",
-                   "--cache", tmp_path / "cache", timeout=600)
+    proc = run_cli(
+        "render-one",
+        "--plan",
+        tmp_path / "plan.parquet",
+        "--index",
+        "0",
+        "--out",
+        tmp_path / "v",
+        "--cache",
+        tmp_path / "cache",
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     v = tmp_path / "v"
     for mod in ("flow", "albedo", "rgb_linear"):

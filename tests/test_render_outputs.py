@@ -79,14 +79,14 @@ def test_write_then_read_every_modality(tmp_path):
     back = outputs.read_frame(tmp_path, 3)
     np.testing.assert_array_equal(back.rgb, fr.rgb)
     # depth: PXR24 keeps 15 mantissa bits
-    np.testing.assert_allclose(back.depth, fr.depth, rtol=2 ** -15, atol=0)
+    np.testing.assert_allclose(back.depth, fr.depth, rtol=2**-15, atol=0)
     assert np.all(back.depth[fr.depth == 0] == 0)
-    np.testing.assert_allclose(back.normal, fr.normal, atol=2 ** -11)
+    np.testing.assert_allclose(back.normal, fr.normal, atol=2**-11)
     np.testing.assert_allclose(back.mask, fr.mask, atol=1 / 65535)
     assert np.all(back.mask[fr.mask == 1] == 1) and np.all(back.mask[fr.mask == 0] == 0)
     np.testing.assert_array_equal(back.part, fr.part)
-    np.testing.assert_allclose(back.part_uv, fr.part_uv, atol=2 ** -11)
-    np.testing.assert_allclose(back.canonical, fr.canonical, atol=2 ** -11)
+    np.testing.assert_allclose(back.part_uv, fr.part_uv, atol=2**-11)
+    np.testing.assert_allclose(back.canonical, fr.canonical, atol=2**-11)
     np.testing.assert_array_equal(back.instance, fr.instance)
 
 
@@ -107,9 +107,14 @@ def test_exr_reader_reads_every_part_of_a_multipart_file(tmp_path):
     import OpenEXR
 
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
-    parts = [OpenEXR.Part({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
-                          {f"{layer}.{name}": OpenEXR.Channel(a + i)}, name=f"{layer}.{name}")
-             for i, (layer, name) in enumerate([("rgb", "fg.X"), ("labels", "Depth.Z")])]
+    parts = [
+        OpenEXR.Part(
+            {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+            {f"{layer}.{name}": OpenEXR.Channel(a + i)},
+            name=f"{layer}.{name}",
+        )
+        for i, (layer, name) in enumerate([("rgb", "fg.X"), ("labels", "Depth.Z")])
+    ]
     with OpenEXR.File(parts) as f:
         f.write(str(tmp_path / "multi.exr"))
     ch = read_exr(tmp_path / "multi.exr")

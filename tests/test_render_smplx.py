@@ -24,26 +24,50 @@ from thfm_synth.render.video.annotations import read_annotations
 
 pytestmark = [pytest.mark.render, pytest.mark.slow]
 # DensePose parts a joint's pixel may show (the joint lies inside that limb)
-JOINT_PARTS = {"head": {23, 24}, "left_wrist": {4, 19, 21}, "right_wrist": {3, 20, 22},
-               "left_knee": {8, 10, 12, 14}, "right_knee": {7, 9, 11, 13}, "left_elbow": {15, 17, 19, 21},
-               "right_elbow": {16, 18, 20, 22}, "left_ankle": {5, 12, 14}, "right_ankle": {6, 11, 13},
-               "spine3": {1, 2}, "pelvis": {1, 2, 7, 8, 9, 10}}
+JOINT_PARTS = {
+    "head": {23, 24},
+    "left_wrist": {4, 19, 21},
+    "right_wrist": {3, 20, 22},
+    "left_knee": {8, 10, 12, 14},
+    "right_knee": {7, 9, 11, 13},
+    "left_elbow": {15, 17, 19, 21},
+    "right_elbow": {16, 18, 20, 22},
+    "left_ankle": {5, 12, 14},
+    "right_ankle": {6, 11, 13},
+    "spine3": {1, 2},
+    "pelvis": {1, 2, 7, 8, 9, 10},
+}
 
 
 @pytest.fixture(scope="module")
 def rendered(smplx_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("smplx_render")
-    config = {"preset": "preview", "num_videos": 1,
-              "video": {"width": 64, "height": 96, "num_frames": 5},
-              "render": {"samples": 2, "denoise": False},
-              "background": {"kind_weights": {"hdri": 0, "scene": 0, "sky": 1}},
-              "camera": {"framing_weights": {"full_body": 1.0, "upper_body": 0.0, "face": 0.0},
-                         "trajectory_weights": {"static": 1.0}},
-              "characters": {"backend": "smplx", "smplx_model_dir": str(smplx_models)}}
+    config = {
+        "preset": "preview",
+        "num_videos": 1,
+        "video": {"width": 64, "height": 96, "num_frames": 5},
+        "render": {"samples": 2, "denoise": False},
+        "background": {"kind_weights": {"hdri": 0, "scene": 0, "sky": 1}},
+        "camera": {
+            "framing_weights": {"full_body": 1.0, "upper_body": 0.0, "face": 0.0},
+            "trajectory_weights": {"static": 1.0},
+        },
+        "characters": {"backend": "smplx", "smplx_model_dir": str(smplx_models)},
+    }
     (root / "smplx.yaml").write_text(yaml.safe_dump(config))
     out = root / "out"
-    proc = run_cli("render", "--config", root / "smplx.yaml", "--out", out, "--workers", "1",
-                   "--cache", root / "cache", timeout=900)
+    proc = run_cli(
+        "render",
+        "--config",
+        root / "smplx.yaml",
+        "--out",
+        out,
+        "--workers",
+        "1",
+        "--cache",
+        root / "cache",
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     video = next((out / "videos").iterdir())
     return root, out, video
@@ -60,16 +84,29 @@ def test_the_video_carries_smplx_ground_truth_and_passes_qa(rendered, smplx_mode
     # the stored camera-frame parameters give the body where the camera saw it: its joints, regressed
     # from that mesh, are the stored camera-frame joints
     gender = str(ann["smplx_gender"])
-    layer = smplx.SMPLX(str(smplx_models / f"SMPLX_{gender.upper()}.npz"), gender=gender, use_pca=False,
-                        flat_hand_mean=True, num_betas=10, num_expression_coeffs=10, dtype=torch.float64)
+    layer = smplx.SMPLX(
+        str(smplx_models / f"SMPLX_{gender.upper()}.npz"),
+        gender=gender,
+        use_pca=False,
+        flat_hand_mean=True,
+        num_betas=10,
+        num_expression_coeffs=10,
+        dtype=torch.float64,
+    )
     t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
     with torch.no_grad():
-        v = layer(betas=t(np.tile(ann["smplx_betas"], (5, 1))), expression=t(ann["smplx_expression"]),
-                  global_orient=t(ann["smplx_global_orient_cam"]), body_pose=t(ann["smplx_body_pose"].reshape(5, -1)),
-                  jaw_pose=t(ann["smplx_jaw_pose"]), leye_pose=t(ann["smplx_leye_pose"]),
-                  reye_pose=t(ann["smplx_reye_pose"]), left_hand_pose=t(ann["smplx_left_hand_pose"].reshape(5, -1)),
-                  right_hand_pose=t(ann["smplx_right_hand_pose"].reshape(5, -1)),
-                  transl=t(ann["smplx_transl_cam"])).vertices.numpy()
+        v = layer(
+            betas=t(np.tile(ann["smplx_betas"], (5, 1))),
+            expression=t(ann["smplx_expression"]),
+            global_orient=t(ann["smplx_global_orient_cam"]),
+            body_pose=t(ann["smplx_body_pose"].reshape(5, -1)),
+            jaw_pose=t(ann["smplx_jaw_pose"]),
+            leye_pose=t(ann["smplx_leye_pose"]),
+            reye_pose=t(ann["smplx_reye_pose"]),
+            left_hand_pose=t(ann["smplx_left_hand_pose"].reshape(5, -1)),
+            right_hand_pose=t(ann["smplx_right_hand_pose"].reshape(5, -1)),
+            transl=t(ann["smplx_transl_cam"]),
+        ).vertices.numpy()
     regressed = np.einsum("jv,fvk->fjk", layer.J_regressor.numpy(), v)
     assert np.abs(regressed - ann["joints3d_cam_smplx55"]).max() < 1e-5
 
@@ -120,8 +157,18 @@ def test_shards_and_card_carry_the_parameters(rendered, tmp_path):
 
     _, out, video = rendered
     shards = tmp_path / "shards"
-    preprocess(out, shards, num_frames=5, fps=24, width=64, height=96, workers=0, progress=False, prompt_dim=32,
-               tasks=("depth", "keypoints_3d"))
+    preprocess(
+        out,
+        shards,
+        num_frames=5,
+        fps=24,
+        width=64,
+        height=96,
+        workers=0,
+        progress=False,
+        prompt_dim=32,
+        tasks=("depth", "keypoints_3d"),
+    )
     ann = read_annotations(video / "annotations.npz")
     recs = list(ShardSet.open(shards).records("parquet", verify=True))
     assert len(recs) == 2
@@ -130,7 +177,7 @@ def test_shards_and_card_carry_the_parameters(rendered, tmp_path):
         assert info["model"] == "smplx" and rec.arrays["body_params"].shape == (5, 184)
         np.testing.assert_allclose(rec.arrays["body_betas"], ann["smplx_betas"], rtol=1e-6)
         start = dict((n, s) for n, s, _ in info["layout"])["transl_cam"]
-        np.testing.assert_allclose(rec.arrays["body_params"][:, start:start + 3], ann["smplx_transl_cam"], atol=1e-5)
+        np.testing.assert_allclose(rec.arrays["body_params"][:, start : start + 3], ann["smplx_transl_cam"], atol=1e-5)
     assert inspect.verify(shards).data["ok"]
     res = run_cli("shards", "show", shards, "--out", tmp_path / "show", "--task", "keypoints_3d")
     assert res.returncode == 0, res.stderr

@@ -52,7 +52,8 @@ def test_every_modality_of_every_frame_is_stored_and_described(sky_video):
     spec, _, out, stats = sky_video
     for mod in ("rgb",) + LABELS:
         assert sorted(p.name for p in (out / mod).iterdir()) == [
-            outputs.path_of(out, mod, f).name for f in range(spec.num_frames)]
+            outputs.path_of(out, mod, f).name for f in range(spec.num_frames)
+        ]
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["spec"]["video_id"] == spec.video_id and meta["render"]["blender_version"].startswith("5.0")
     assert set(meta["assets"]) == {spec.character_id, spec.motion_id, spec.background_id}
@@ -82,14 +83,27 @@ def test_joints_project_exactly_and_sit_inside_the_mask(sky_video):
 
 # The body segments each SMPL-24 joint joins (labels.SEGMENTS names; L/R = the subject's left/right)
 JOINT_SEGMENTS = {
-    "pelvis": ("torso", "upper_leg_L", "upper_leg_R"), "spine1": ("torso",), "spine2": ("torso",),
-    "spine3": ("torso",), "neck": ("torso", "head"), "head": ("head",),
-    **{f"{side}_{j}": segs for side, x in (("left", "L"), ("right", "R")) for j, segs in (
-        ("hip", ("torso", f"upper_leg_{x}")), ("knee", (f"upper_leg_{x}", f"lower_leg_{x}")),
-        ("ankle", (f"lower_leg_{x}", f"foot_{x}")), ("foot", (f"foot_{x}",)),
-        ("collar", ("torso", "head", f"upper_arm_{x}")), ("shoulder", ("torso", f"upper_arm_{x}")),
-        ("elbow", (f"upper_arm_{x}", f"lower_arm_{x}")), ("wrist", (f"lower_arm_{x}", f"hand_{x}")),
-        ("hand", (f"hand_{x}",)))},
+    "pelvis": ("torso", "upper_leg_L", "upper_leg_R"),
+    "spine1": ("torso",),
+    "spine2": ("torso",),
+    "spine3": ("torso",),
+    "neck": ("torso", "head"),
+    "head": ("head",),
+    **{
+        f"{side}_{j}": segs
+        for side, x in (("left", "L"), ("right", "R"))
+        for j, segs in (
+            ("hip", ("torso", f"upper_leg_{x}")),
+            ("knee", (f"upper_leg_{x}", f"lower_leg_{x}")),
+            ("ankle", (f"lower_leg_{x}", f"foot_{x}")),
+            ("foot", (f"foot_{x}",)),
+            ("collar", ("torso", "head", f"upper_arm_{x}")),
+            ("shoulder", ("torso", f"upper_arm_{x}")),
+            ("elbow", (f"upper_arm_{x}", f"lower_arm_{x}")),
+            ("wrist", (f"lower_arm_{x}", f"hand_{x}")),
+            ("hand", (f"hand_{x}",)),
+        )
+    },
 }
 
 
@@ -112,7 +126,7 @@ def test_visible_joints_land_on_the_body_parts_they_join(sky_video):
             if ann["visibility_smpl24"][f, j] != 0:
                 continue
             u, v = ann["joints2d_smpl24"][f, j].astype(int)
-            near = part[max(v - 1, 0):min(v + 2, h), max(u - 1, 0):min(u + 2, w)]
+            near = part[max(v - 1, 0) : min(v + 2, h), max(u - 1, 0) : min(u + 2, w)]
             seen += 1
             hits += bool(parts[name] & set(near.ravel().tolist()))
     print(f"{hits}/{seen} visible joints on a part they join")
@@ -132,7 +146,7 @@ def test_head_and_face_keypoints_agree_with_the_render(sky_video):
     checked = 0
     for f in range(spec.num_frames):
         fr = outputs.read_frame(out, f, ("mask", "depth"))
-        assert qa.sample(fr.mask, ann["joints2d_h36m17"][f][head:head + 1])[0] > 0.5, f
+        assert qa.sample(fr.mask, ann["joints2d_h36m17"][f][head : head + 1])[0] > 0.5, f
         for k, name in enumerate(COCO17_NAMES[:5]):
             if ann["visibility_coco17"][f, k] == 0:
                 u, v = ann["joints2d_coco17"][f, k]
@@ -161,8 +175,12 @@ def _unhidden_depth_residual(depth, interior, uv, z):
     corners = [(y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1)]
     ok = np.all([interior[c] for c in corners], axis=0)
     fx, fy = x - x0, y - y0
-    d = ((1 - fx) * (1 - fy) * depth[corners[0]] + fx * (1 - fy) * depth[corners[1]]
-         + (1 - fx) * fy * depth[corners[2]] + fx * fy * depth[corners[3]])
+    d = (
+        (1 - fx) * (1 - fy) * depth[corners[0]]
+        + fx * (1 - fy) * depth[corners[1]]
+        + (1 - fx) * fy * depth[corners[2]]
+        + fx * fy * depth[corners[3]]
+    )
     unhidden = ok & (z <= d + 0.01)
     return np.abs(d - z)[unhidden]
 
@@ -184,15 +202,15 @@ def test_labels_agree_with_each_other_and_with_the_mesh(sky_video, cfg, cache):
         # normals: unit, facing the camera, and agreeing with the depth map's own gradients
         n = fr.normal[interior]
         assert np.abs(np.linalg.norm(n, axis=-1) - 1).max() < 2e-3
-        assert np.median(qa.depth_normal_agreement(fr.depth, fr.normal, asm.description.camera.k[f],
-                                                   fr.mask)) < 10.0
+        assert np.median(qa.depth_normal_agreement(fr.depth, fr.normal, asm.description.camera.k[f], fr.mask)) < 10.0
         # dense semantics: a body part on every interior pixel, canonical coordinates in the unit cube
         assert np.all((fr.part[interior] >= 1) & (fr.part[interior] <= 24))
         assert fr.canonical[interior].min() >= 0 and fr.canonical[interior].max() <= 1
         # geometry: mesh vertices that the depth pass sees project onto the subject's coverage
         # (the label rays are pixel centres, the mask's first sample, so coverage there is > 0)
-        uv, z = project(asm.description.camera.k[f], asm.description.camera.r[f], asm.description.camera.t[f],
-                        asm.vertices[f])
+        uv, z = project(
+            asm.description.camera.k[f], asm.description.camera.r[f], asm.description.camera.t[f], asm.vertices[f]
+        )
         inside = (uv[:, 0] >= 0) & (uv[:, 0] < spec.width) & (uv[:, 1] >= 0) & (uv[:, 1] < spec.height)
         d = qa.sample(fr.depth, uv[inside])
         front = np.abs(d - z[inside]) < 0.01
@@ -216,8 +234,9 @@ def test_same_spec_same_label_bytes(sky_video, cfg, cache, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["scene", "hdri"])
-def test_rooms_streets_and_hdris_render_with_the_subject_in_view(kind, cfg, cache, tmp_path, shared_manifest,
-                                                                shared_assets):
+def test_rooms_streets_and_hdris_render_with_the_subject_in_view(
+    kind, cfg, cache, tmp_path, shared_manifest, shared_assets
+):
     library = load_library([shared_manifest])
     spec = planned(cfg, library, kind)
     if kind == "scene" and library.entry(spec.background_id).format != "procedural":
@@ -259,8 +278,15 @@ def test_dim_hdri_with_strong_lamps_does_not_blow_the_person_out(cfg, cache, tmp
 
     library = load_library([shared_manifest])
     lamps = tuple(LightSpec("area", az, 35.0, 1.5, 700.0, 5500.0, 1.0) for az in (-40.0, 40.0))
-    spec = planned(cfg, library, "hdri", background_id="hdri-studio_small_03_1k", background_strength=0.05,
-                   lights=lamps, num_frames=3)
+    spec = planned(
+        cfg,
+        library,
+        "hdri",
+        background_id="hdri-studio_small_03_1k",
+        background_strength=0.05,
+        lights=lamps,
+        num_frames=3,
+    )
     render = cfg.render.model_copy(update={"write_linear_exr": True})
     render_video(spec, library, render, tmp_path, cache)
     meta = json.loads((tmp_path / "metadata.json").read_text())

@@ -16,8 +16,20 @@ from thfm_synth.testsetup import CHROMIUM_STEP, find_chromium
 
 import test_preprocess_data as data
 
-SECTIONS = ("counts", "licences", "histograms", "focal", "distance", "view", "azimuth", "face-angle", "pose-pca",
-            "pose-spread", "visibility", "gallery")
+SECTIONS = (
+    "counts",
+    "licences",
+    "histograms",
+    "focal",
+    "distance",
+    "view",
+    "azimuth",
+    "face-angle",
+    "pose-pca",
+    "pose-spread",
+    "visibility",
+    "gallery",
+)
 
 
 def chromium() -> str:
@@ -28,10 +40,23 @@ def chromium() -> str:
 
 
 def headless(html_path, tmp_path, *extra) -> subprocess.CompletedProcess:
-    args = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-extensions",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}", "--enable-logging=stderr", "--v=0",
-            "--virtual-time-budget=5000", *extra, html_path.resolve().as_uri()]
+    args = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        *extra,
+        html_path.resolve().as_uri(),
+    ]
     return subprocess.run(args, capture_output=True, text=True, timeout=120)
 
 
@@ -145,18 +170,25 @@ def test_card_shows_the_realised_azimuth_next_to_the_configured_range(tmp_path):
         smpl[:, i] += 0.1 * left
         smpl[:, j] -= 0.1 * left
     coco = np.zeros((2, 17, 3))
-    coco[:, :5] = smpl[:, :1] + np.array([0.1 * fwd, 0.08 * fwd + 0.03 * left, 0.08 * fwd - 0.03 * left,
-                                          0.07 * left, -0.07 * left])
+    coco[:, :5] = smpl[:, :1] + np.array(
+        [0.1 * fwd, 0.08 * fwd + 0.03 * left, 0.08 * fwd - 0.03 * left, 0.07 * left, -0.07 * left]
+    )
     for spec, azimuth in zip(specs, (-30.0, 10.0, 170.0)):
         d = tmp_path / "videos" / spec.video_id
         d.mkdir()
         b = a + np.radians(azimuth)
         eye = smpl[0, 0] + 3.0 * np.array([np.sin(b), -np.cos(b), 0.0])
         r, t = look_at(eye, smpl[0, 0])
-        arrays = {"K": np.tile(np.eye(3), (2, 1, 1)), "R": np.stack([r, r]), "t": np.stack([t, t]),
-                  "joints3d_world_smpl24": smpl, "joints3d_world_coco17": coco, "visibility_smpl24":
-                  np.zeros((2, 24), np.uint8), "joint_names_smpl24": np.array(SMPL24_NAMES),
-                  "joint_names_coco17": np.array(COCO17_NAMES)}
+        arrays = {
+            "K": np.tile(np.eye(3), (2, 1, 1)),
+            "R": np.stack([r, r]),
+            "t": np.stack([t, t]),
+            "joints3d_world_smpl24": smpl,
+            "joints3d_world_coco17": coco,
+            "visibility_smpl24": np.zeros((2, 24), np.uint8),
+            "joint_names_smpl24": np.array(SMPL24_NAMES),
+            "joint_names_coco17": np.array(COCO17_NAMES),
+        }
         write_annotations(d / "annotations.npz", arrays)
         row = spec.to_row()
         if azimuth == 170.0:
@@ -168,7 +200,7 @@ def test_card_shows_the_realised_azimuth_next_to_the_configured_range(tmp_path):
     # the face centre sits 6 cm ahead of the pelvis: under a degree of parallax at 3 m
     np.testing.assert_allclose(facts.face_angle, [-30.0, -30.0, 10.0, 10.0, 170.0, 170.0], atol=1.0)
     assert facts.azimuth_range == (-40.0, 40.0) and facts.world_azimuth_videos == 1
-    page = (tmp_path / "card.html")
+    page = tmp_path / "card.html"
     write_report(tmp_path, page)
     html = page.read_text()
     assert 'id="view"' in html and 'id="azimuth"' in html and 'id="face-angle"' in html
@@ -181,8 +213,13 @@ def test_card_explains_low_visibility_of_interior_joints():
     from thfm_synth.tools.report.card import Facts, render_html
     from thfm_synth.render.scene.visibility import SELF_TOL_M
 
-    facts = Facts(title="t", source="render", path="p", joint_names=["pelvis", "left_hip", "head", "left_ankle"],
-                  visible=np.array([0.25, 0.4, 1.0, 1.0]))
+    facts = Facts(
+        title="t",
+        source="render",
+        path="p",
+        joint_names=["pelvis", "left_hip", "head", "left_ankle"],
+        visible=np.array([0.25, 0.4, 1.0, 1.0]),
+    )
     page = render_html(facts)
     note = re.search(r'<p class="note" id="visibility-note">(.*?)</p>', page).group(1)
     assert f"at most {SELF_TOL_M * 100:.0f} cm in front of it" in note and "pelvis (the SMPL root" in note

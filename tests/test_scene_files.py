@@ -19,8 +19,16 @@ from thfm_synth.config import load_config
 from thfm_synth.errors import UserError
 from thfm_synth.plan.planner import make_plan
 from thfm_synth.render import outputs, runner
-from thfm_synth.render.description import (Camera, DescriptionError, Light, Object, RenderSettings,
-                                           SceneDescription, World, pose_matrix)
+from thfm_synth.render.description import (
+    Camera,
+    DescriptionError,
+    Light,
+    Object,
+    RenderSettings,
+    SceneDescription,
+    World,
+    pose_matrix,
+)
 from thfm_synth.conventions import intrinsics, look_at
 from thfm_synth.blender.runtime import RenderRuntime
 from thfm_synth.render.scene import scene_files as sf
@@ -49,15 +57,22 @@ def cfg():
 
 def spec_for(cfg, library, scene_id, **changes):
     spec = next(s for s in make_plan(cfg, library, 3, 60) if s.background_kind == "scene")
-    return dataclasses.replace(spec, background_id=scene_id, camera_framing="full_body",
-                               character_id="anny-builtin-00", motion_id="builtin-walk", **changes)
+    return dataclasses.replace(
+        spec,
+        background_id=scene_id,
+        camera_framing="full_body",
+        character_id="anny-builtin-00",
+        motion_id="builtin-walk",
+        **changes,
+    )
 
 
 def disc_points(pts: np.ndarray, radius: float, rings: int = 4, per_ring: int = 24) -> np.ndarray:
     """Points on discs of `radius` around each (x, y) point: (N * (1 + rings * per_ring), 2)."""
     ang = np.linspace(0, 2 * np.pi, per_ring, endpoint=False)
-    off = [np.zeros((1, 2))] + [r * np.stack([np.cos(ang), np.sin(ang)], 1)
-                                for r in np.linspace(radius / rings, radius, rings)]
+    off = [np.zeros((1, 2))] + [
+        r * np.stack([np.cos(ang), np.sin(ang)], 1) for r in np.linspace(radius / rings, radius, rings)
+    ]
     off = np.concatenate(off)
     return (pts[:, None, :] + off[None]).reshape(-1, 2)
 
@@ -87,20 +102,31 @@ def test_scene_file_objects_validate_and_round_trip(tmp_path):
     scene_file.write_bytes(b"BLENDER-v500")  # existence is all validation checks
     pose = pose_matrix(translation=(1.0, 2.0, 0.5), scale=6.0)
     desc = SceneDescription(
-        camera=Camera(k=intrinsics(50.0, 36.0, 64, 64), r=np.eye(3)[None], t=np.zeros((1, 3)), width=64,
-                      height=64),
-        objects=[Object("street", "scene_file", pose=pose, mesh_path=str(scene_file), materials=[],
-                        include_objects=["Street_Straight"], exclude_objects=["Lamp"])])
+        camera=Camera(k=intrinsics(50.0, 36.0, 64, 64), r=np.eye(3)[None], t=np.zeros((1, 3)), width=64, height=64),
+        objects=[
+            Object(
+                "street",
+                "scene_file",
+                pose=pose,
+                mesh_path=str(scene_file),
+                materials=[],
+                include_objects=["Street_Straight"],
+                exclude_objects=["Lamp"],
+            )
+        ],
+    )
     desc.save(tmp_path / "d")
     back = SceneDescription.load(tmp_path / "d")
     o = back.objects[0]
     assert o.kind == "scene_file" and o.include_objects == ["Street_Straight"] and o.exclude_objects == ["Lamp"]
     assert np.allclose(o.pose, pose) and o.mesh_path == str(scene_file) and o.instance == 1
-    bad = [dataclasses.replace(desc.objects[0], mesh_path=str(tmp_path / "set.obj")),
-           dataclasses.replace(desc.objects[0], subject=True),
-           dataclasses.replace(desc.objects[0], mesh_path=str(tmp_path / "missing.blend")),
-           dataclasses.replace(desc.objects[0], pose=np.zeros((4, 4))),
-           Object("ball", "sphere", include_objects=["x"])]
+    bad = [
+        dataclasses.replace(desc.objects[0], mesh_path=str(tmp_path / "set.obj")),
+        dataclasses.replace(desc.objects[0], subject=True),
+        dataclasses.replace(desc.objects[0], mesh_path=str(tmp_path / "missing.blend")),
+        dataclasses.replace(desc.objects[0], pose=np.zeros((4, 4))),
+        Object("ball", "sphere", include_objects=["x"]),
+    ]
     for obj in bad:
         with pytest.raises(DescriptionError):
             dataclasses.replace(desc, objects=[obj]).validate(root=tmp_path)
@@ -110,8 +136,13 @@ def test_scene_file_objects_validate_and_round_trip(tmp_path):
 @pytest.mark.render
 def test_probe_of_the_street_pack_blend_and_fbx(library, cache):
     entry = library.entry(STREET)
-    probe = sf.probe_scene(library.path_of(entry), entry.sha256, cache, cell=0.02,
-                           objects={"Streets_all.blend": ["Street_Straight", "Street_4Way"]})
+    probe = sf.probe_scene(
+        library.path_of(entry),
+        entry.sha256,
+        cache,
+        cell=0.02,
+        objects={"Streets_all.blend": ["Street_Straight", "Street_4Way"]},
+    )
     assert probe.safety["use_scripts_auto_execute"] is False and probe.safety["texts_loaded"] == 0
     names = sorted(o.name for o in probe.objects)
     assert len(names) == 20 and all(n.startswith("Street_") for n in names)
@@ -120,7 +151,9 @@ def test_probe_of_the_street_pack_blend_and_fbx(library, cache):
         assert np.allclose(size[:2], 2.0, atol=0.01) and o.triangles > 0, o
     straight = probe.heightmaps[("Streets_all.blend", "Street_Straight")]
     assert straight.z.shape[1:] == (100, 100) and set(probe.heightmaps) == {
-        ("Streets_all.blend", "Street_Straight"), ("Streets_all.blend", "Street_4Way")}
+        ("Streets_all.blend", "Street_Straight"),
+        ("Streets_all.blend", "Street_4Way"),
+    }
     top = straight.z[0]
     assert np.isfinite(top).mean() > 0.99
     assert np.allclose(np.percentile(top[np.isfinite(top)], [5, 95]), [0.10, 0.15], atol=0.002)  # road, pavement
@@ -164,7 +197,7 @@ def test_probe_of_the_kit_and_the_rooms_it_assembles(library, cache):
             assert b.lo[2] >= 0.1 - 1e-3, b.name
         boxes = [b for b in furniture if room.parts[b.part].role == "furniture" and b.name not in ("drawer 2", "plant")]
         for i, a in enumerate(boxes):  # furniture pieces do not interpenetrate (a TV may stand on its cabinet)
-            for b in boxes[i + 1:]:
+            for b in boxes[i + 1 :]:
                 overlap = np.minimum(a.hi, b.hi) - np.maximum(a.lo, b.lo)
                 assert overlap.min() <= 1e-3, (a.name, b.name)
         lv = sf.levels(room.grid, 2.0)
@@ -181,7 +214,8 @@ def test_blend_loading_never_runs_embedded_python(tmp_path, cache):
     runtime = RenderRuntime.detect()
     trap, marker = tmp_path / "trap.blend", tmp_path / "marker"
     make = tmp_path / "make_trap.py"
-    make.write_text(textwrap.dedent(f"""
+    make.write_text(
+        textwrap.dedent(f"""
         import bpy
         bpy.ops.wm.read_factory_settings(use_empty=True)
         bpy.ops.mesh.primitive_cube_add(size=1.0)
@@ -192,14 +226,15 @@ def test_blend_loading_never_runs_embedded_python(tmp_path, cache):
         txt.use_module = True  # "Register": run when the file is loaded with scripts allowed
         fc = cube.driver_add("location", 2)
         fc.driver.type = "SCRIPTED"
-        fc.driver.expression = "__import__('pathlib').Path({str(marker) + '.driver'!r}).write_text('ran') and 0.0"
+        fc.driver.expression = "__import__('pathlib').Path({str(marker) + ".driver"!r}).write_text('ran') and 0.0"
         mat = bpy.data.materials.new("TrapMat")
         cube.data.materials.append(mat)
         fc = mat.node_tree.nodes["Principled BSDF"].inputs["Roughness"].driver_add("default_value")
         fc.driver.type = "SCRIPTED"
-        fc.driver.expression = "__import__('pathlib').Path({str(marker) + '.mat'!r}).write_text('ran') and 0.5"
+        fc.driver.expression = "__import__('pathlib').Path({str(marker) + ".mat"!r}).write_text('ran') and 0.5"
         bpy.ops.wm.save_as_mainfile(filepath={str(trap)!r})
-    """))
+    """)
+    )
     assert runtime.run_file(make, timeout=120).returncode == 0 and trap.is_file()
     assert not marker.exists()
 
@@ -209,19 +244,25 @@ def test_blend_loading_never_runs_embedded_python(tmp_path, cache):
     assert probe.safety["use_scripts_auto_execute"] is False
     # 2. the renderer, importing it as a scene_file object - no marker
     cam_r, cam_t = look_at(np.array([3.0, -3.0, 2.0]), np.zeros(3))
-    desc = SceneDescription(camera=Camera(k=intrinsics(35.0, 36.0, 32, 32), r=cam_r[None], t=cam_t[None],
-                                          width=32, height=32),
-                            objects=[Object("trap", "scene_file", mesh_path=str(trap), materials=[])],
-                            world=World(kind="color", color=(0.2, 0.2, 0.2)), lights=[Light("sun", power_w=3.0)],
-                            render=RenderSettings(samples=1, denoise=False))
+    desc = SceneDescription(
+        camera=Camera(k=intrinsics(35.0, 36.0, 32, 32), r=cam_r[None], t=cam_t[None], width=32, height=32),
+        objects=[Object("trap", "scene_file", mesh_path=str(trap), materials=[])],
+        world=World(kind="color", color=(0.2, 0.2, 0.2)),
+        lights=[Light("sun", power_w=3.0)],
+        render=RenderSettings(samples=1, denoise=False),
+    )
     desc.save(tmp_path / "scene")
     info = runner.render(tmp_path / "scene", tmp_path / "render", modalities=("rgb", "depth"), runtime=runtime)
     assert len(info["frames"]) == 1
-    assert not marker.exists() and not Path(str(marker) + ".driver").exists() and not Path(str(marker) + ".mat").exists()
+    assert (
+        not marker.exists() and not Path(str(marker) + ".driver").exists() and not Path(str(marker) + ".mat").exists()
+    )
     # 3. control: the same file opened as a trusted main file runs both
     control = tmp_path / "control.py"
-    control.write_text(f"import bpy\nbpy.ops.wm.open_mainfile(filepath={str(trap)!r}, load_ui=False, "
-                       f"use_scripts=True)\nbpy.context.view_layer.update()\n")
+    control.write_text(
+        f"import bpy\nbpy.ops.wm.open_mainfile(filepath={str(trap)!r}, load_ui=False, "
+        f"use_scripts=True)\nbpy.context.view_layer.update()\n"
+    )
     assert runtime.run_file(control, timeout=120).returncode == 0
     assert marker.read_text() == "text block ran" and Path(str(marker) + ".driver").exists()
     assert Path(str(marker) + ".mat").exists()
@@ -329,7 +370,8 @@ def test_a_gltf_scene_as_is_walkable_ground_obstacles_and_cutaway(tmp_path, cach
 
     glb = tmp_path / "yard.glb"
     make = tmp_path / "make_glb.py"
-    make.write_text(textwrap.dedent(f"""
+    make.write_text(
+        textwrap.dedent(f"""
         import bpy
         bpy.ops.wm.read_factory_settings(use_empty=True)
         for name, size, loc in (("Ground", (10, 10, 0.2), (0, 0, -0.1)), ("Crate", (1, 1, 1), (2, 0, 0.5)),
@@ -339,16 +381,24 @@ def test_a_gltf_scene_as_is_walkable_ground_obstacles_and_cutaway(tmp_path, cach
             ob.name = name
             ob.scale = size
         bpy.ops.export_scene.gltf(filepath={str(glb)!r}, export_format="GLB")
-    """))
+    """)
+    )
     runtime = RenderRuntime.detect()
     assert runtime.run_file(make, timeout=120).returncode == 0 and glb.is_file()
-    entry = SceneEntry(id="test-yard", path=glb.name, sha256=file_sha256(glb), licence="CC0-1.0", source="test",
-                       format="glb", scene_type="generic")
+    entry = SceneEntry(
+        id="test-yard",
+        path=glb.name,
+        sha256=file_sha256(glb),
+        licence="CC0-1.0",
+        source="test",
+        format="glb",
+        scene_type="generic",
+    )
     scene = sf.load_file_scene(entry, glb, 0, cache)
     assert scene.kind == "as_is" and {b.name for b in scene.boxes} == {"Ground", "Crate", "Pillar"}
     crate = next(b for b in scene.boxes if b.name == "Crate")
     assert np.allclose(crate.lo, [1.5, -0.5, 0], atol=1e-4) and np.allclose(crate.hi, [2.5, 0.5, 1], atol=1e-4)
-    (z, area), = sf.levels(scene.grid, 2.0)  # the ground; the crate top (1 m2, < a fifth) is no level
+    ((z, area),) = sf.levels(scene.grid, 2.0)  # the ground; the crate top (1 m2, < a fifth) is no level
     assert z == pytest.approx(0.0, abs=1e-4) and area == pytest.approx(100 - 1 - 0.16, abs=1.0)
     walk = sf.walk_map(scene.grid, z, 2.0)
     assert not walk.lookup(walk.free, np.array([[2.0, 0.0], [-2.0, 2.0]])).any()

@@ -14,16 +14,25 @@ def make_record(i: int, task: str) -> Record:
     t, k = 9, 24
     arrays = {
         "rgb_latents": rng.standard_normal((16, 3, 4, 6)).astype(np.float16),
-        "target_latents": (rng.standard_normal((16, 3, 4, 6)).astype(np.float16) if task != "keypoints_2d"
-                           else np.zeros((0,), np.float16)),
+        "target_latents": (
+            rng.standard_normal((16, 3, 4, 6)).astype(np.float16)
+            if task != "keypoints_2d"
+            else np.zeros((0,), np.float16)
+        ),
         "keypoints_2d": rng.random((t, k, 2), dtype=np.float32),
         "keypoints_3d": rng.standard_normal((t, k, 3)).astype(np.float32),
         "keypoints_visibility": rng.integers(0, 4, (t, k)).astype(np.uint8),
         "camera_k": np.repeat(np.eye(3, dtype=np.float32)[None], t, 0),
         "camera_rt": rng.standard_normal((t, 3, 4)).astype(np.float32),
     }
-    return Record(video_id=f"v{i:06d}", task=task, prompt_id=task, vae_id="codec:test",
-                  source_checksums='{"rgb/000000.png": "ab"}', arrays=arrays)
+    return Record(
+        video_id=f"v{i:06d}",
+        task=task,
+        prompt_id=task,
+        vae_id="codec:test",
+        source_checksums='{"rgb/000000.png": "ab"}',
+        arrays=arrays,
+    )
 
 
 @pytest.fixture
@@ -126,7 +135,11 @@ def test_grain_reads_with_a_global_shuffle(shard_set):
     assert order != [(r.video_id, r.task) for r in recs]
     # records from both shards are interleaved in the first half: the shuffle is global
     first_half_videos = {v for v, _ in order[:12]}
-    assert first_half_videos & {"v000000", "v000001", "v000002"} and first_half_videos & {"v000003", "v000004", "v000005"}
+    assert first_half_videos & {"v000000", "v000001", "v000002"} and first_half_videos & {
+        "v000003",
+        "v000004",
+        "v000005",
+    }
     assert [(r.video_id, r.task) for r in (grain_dataset(root, seed=3)[i] for i in range(24))] == order
     hosts = [grain_dataset(root, seed=3, shard_index=h, shard_count=2) for h in range(2)]
     seen = [(r.video_id, r.task) for h in hosts for r in (h[i] for i in range(len(h)))]

@@ -31,8 +31,14 @@ def test_ls_lists_shards_sizes_and_partials(shards, tmp_path):
     res = inspect.ls(shards)
     rows = res.data["shards"]
     assert [r["name"] for r in rows] == ["shard-00000", "shard-00001", "shard-00002"]
-    assert all(r["done"] and r["records"] == len(TASKS) and r["videos"] == 1 and r["parquet_bytes"] > 0
-               and r["array_record_bytes"] > 0 for r in rows)
+    assert all(
+        r["done"]
+        and r["records"] == len(TASKS)
+        and r["videos"] == 1
+        and r["parquet_bytes"] > 0
+        and r["array_record_bytes"] > 0
+        for r in rows
+    )
     assert res.lines[-1].startswith(f"3 shards (3 done), {3 * len(TASKS)} records") and json.dumps(res.data)
     copy = tmp_path / "set"
     shutil.copytree(shards, copy)
@@ -67,8 +73,9 @@ def test_stats_per_task_and_channel_match_numpy(shards):
     assert d["records"] == 3 * len(TASKS) and set(d["tasks"]) == set(TASKS)
     assert d["bytes"]["videos"] == 3 and d["bytes"]["per_video_mean"] > 0
     assert d["bytes"]["per_record_mean"]["depth"] > d["bytes"]["per_record_mean"]["keypoints_2d"]
-    depth = [r.arrays["target_latents"].astype(np.float64) for r in ShardSet.open(shards).records()
-             if r.task == "depth"]
+    depth = [
+        r.arrays["target_latents"].astype(np.float64) for r in ShardSet.open(shards).records() if r.task == "depth"
+    ]
     flat = np.concatenate([a.reshape(16, -1) for a in depth], axis=1)
     got = d["tasks"]["depth"]["target_latents"]
     assert np.allclose(got["mean"], flat.mean(1)) and np.allclose(got["std"], flat.std(1))

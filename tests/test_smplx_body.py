@@ -60,18 +60,30 @@ def walking(bodies):
 
 def smplx_forward(model_dir, gender, params, frame_suffix):
     """The smplx package's forward pass with stored parameters (annotations.npz keys)."""
-    layer = smplx.SMPLX(str(model_dir / f"SMPLX_{gender.upper()}.npz"), gender=gender, use_pca=False,
-                        flat_hand_mean=True, num_betas=10, num_expression_coeffs=10, dtype=torch.float64)
+    layer = smplx.SMPLX(
+        str(model_dir / f"SMPLX_{gender.upper()}.npz"),
+        gender=gender,
+        use_pca=False,
+        flat_hand_mean=True,
+        num_betas=10,
+        num_expression_coeffs=10,
+        dtype=torch.float64,
+    )
     t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
     f = len(params[f"smplx_transl_{frame_suffix}"])
     with torch.no_grad():
-        out = layer(betas=t(np.broadcast_to(params["smplx_betas"], (f, 10))), expression=t(params["smplx_expression"]),
-                    global_orient=t(params[f"smplx_global_orient_{frame_suffix}"]),
-                    body_pose=t(params["smplx_body_pose"].reshape(f, -1)), jaw_pose=t(params["smplx_jaw_pose"]),
-                    leye_pose=t(params["smplx_leye_pose"]), reye_pose=t(params["smplx_reye_pose"]),
-                    left_hand_pose=t(params["smplx_left_hand_pose"].reshape(f, -1)),
-                    right_hand_pose=t(params["smplx_right_hand_pose"].reshape(f, -1)),
-                    transl=t(params[f"smplx_transl_{frame_suffix}"]))
+        out = layer(
+            betas=t(np.broadcast_to(params["smplx_betas"], (f, 10))),
+            expression=t(params["smplx_expression"]),
+            global_orient=t(params[f"smplx_global_orient_{frame_suffix}"]),
+            body_pose=t(params["smplx_body_pose"].reshape(f, -1)),
+            jaw_pose=t(params["smplx_jaw_pose"]),
+            leye_pose=t(params["smplx_leye_pose"]),
+            reye_pose=t(params["smplx_reye_pose"]),
+            left_hand_pose=t(params["smplx_left_hand_pose"].reshape(f, -1)),
+            right_hand_pose=t(params["smplx_right_hand_pose"].reshape(f, -1)),
+            transl=t(params[f"smplx_transl_{frame_suffix}"]),
+        )
     return out.vertices.numpy()
 
 
@@ -178,8 +190,9 @@ def test_retargeted_bone_directions_match_the_bvh(clip_id, bodies):
     assert np.median(err) < 2.0, f"median {np.median(err):.3f} deg"
     # every bone follows the BVH exactly, except the pelvis -> hip chords: they are rigid with the pelvis,
     # so their angle to the source is the difference of the two skeletons' rest anatomy, constant in time
-    hips = np.array([out.skeleton.names[a] == "Hips" and out.skeleton.names[b].endswith("UpLeg")
-                     for a, b, _, _ in pairs])
+    hips = np.array(
+        [out.skeleton.names[a] == "Hips" and out.skeleton.names[b].endswith("UpLeg") for a, b, _, _ in pairs]
+    )
     assert err[:, ~hips].max() < 0.1, f"max {err[:, ~hips].max():.3f} deg"
     assert np.ptp(err[:, hips], axis=0).max() < 0.1
 
@@ -241,8 +254,16 @@ def test_config_backend_and_manifest_entries(smplx_models, tmp_path):
         load_library(bodies=cfg.character.model_copy(update={"smplx_model_dir": str(tmp_path / "none")}))
     # a format: smplx entry in a user manifest: baked on first use, cached
     params = {"generator": "smplx", "seed": 9, "index": 0, "gender": "male", "texture_dir": None}
-    entry = CharacterEntry(id="my-smplx", path="models", sha256=builtin_sha256("characters", "my-smplx", params),
-                           licence=LICENCE, source="my SMPL-X files", params=params, format="smplx", rig="smplx")
+    entry = CharacterEntry(
+        id="my-smplx",
+        path="models",
+        sha256=builtin_sha256("characters", "my-smplx", params),
+        licence=LICENCE,
+        source="my SMPL-X files",
+        params=params,
+        format="smplx",
+        rig="smplx",
+    )
     link_models(smplx_models, tmp_path / "models")
     (tmp_path / "m.yaml").write_text(dump_manifest(Manifest(name="mine", characters=[entry])))
     assert validate(tmp_path / "m.yaml") == (1, [])
@@ -254,8 +275,13 @@ def test_config_backend_and_manifest_entries(smplx_models, tmp_path):
 
 
 def test_assembled_scene_carries_exact_parameters_and_regressor_joints(smplx_models, tmp_path):
-    cfg = load_config("preview", overrides={"characters": {"backend": "smplx", "smplx_model_dir": str(smplx_models)},
-                                            "video": {"width": 64, "height": 64, "num_frames": 5}})
+    cfg = load_config(
+        "preview",
+        overrides={
+            "characters": {"backend": "smplx", "smplx_model_dir": str(smplx_models)},
+            "video": {"width": 64, "height": 64, "num_frames": 5},
+        },
+    )
     lib = load_library(bodies=cfg.character)
     spec = next(s for s in make_plan(cfg, lib, 1, 30) if s.background_kind == "scene")
     asm = assemble(spec, lib, cfg.render, tmp_path)

@@ -13,8 +13,15 @@ import torch
 from conftest import run_cli
 from smplx_testmodel import build_arrays, write_model
 from thfm_synth.assets.characters.rigs import detect_rig, map_rig
-from thfm_synth.assets.characters.smplx_model import (PKL_TO_NPZ, SMPLX_JOINT_NAMES, SMPLX_PARENTS, available_genders,
-                                               find_model_file, load_model, rodrigues)
+from thfm_synth.assets.characters.smplx_model import (
+    PKL_TO_NPZ,
+    SMPLX_JOINT_NAMES,
+    SMPLX_PARENTS,
+    available_genders,
+    find_model_file,
+    load_model,
+    rodrigues,
+)
 from thfm_synth.errors import UserError
 
 
@@ -24,19 +31,34 @@ def smplx_dir(smplx_models):
 
 
 def smplx_layer(path, batch=1):
-    return smplx.SMPLX(str(path), gender="neutral", use_pca=False, flat_hand_mean=True, num_betas=10,
-                       num_expression_coeffs=10, dtype=torch.float64, batch_size=batch)
+    return smplx.SMPLX(
+        str(path),
+        gender="neutral",
+        use_pca=False,
+        flat_hand_mean=True,
+        num_betas=10,
+        num_expression_coeffs=10,
+        dtype=torch.float64,
+        batch_size=batch,
+    )
 
 
 def run_smplx(layer, betas, expression, pose, transl):
     t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
     f = len(pose)
     with torch.no_grad():
-        out = layer(betas=t(np.broadcast_to(betas, (f, 10))), expression=t(np.broadcast_to(expression, (f, 10))),
-                    global_orient=t(pose[:, 0]), body_pose=t(pose[:, 1:22].reshape(f, -1)), jaw_pose=t(pose[:, 22]),
-                    leye_pose=t(pose[:, 23]), reye_pose=t(pose[:, 24]),
-                    left_hand_pose=t(pose[:, 25:40].reshape(f, -1)), right_hand_pose=t(pose[:, 40:55].reshape(f, -1)),
-                    transl=t(transl))
+        out = layer(
+            betas=t(np.broadcast_to(betas, (f, 10))),
+            expression=t(np.broadcast_to(expression, (f, 10))),
+            global_orient=t(pose[:, 0]),
+            body_pose=t(pose[:, 1:22].reshape(f, -1)),
+            jaw_pose=t(pose[:, 22]),
+            leye_pose=t(pose[:, 23]),
+            reye_pose=t(pose[:, 24]),
+            left_hand_pose=t(pose[:, 25:40].reshape(f, -1)),
+            right_hand_pose=t(pose[:, 40:55].reshape(f, -1)),
+            transl=t(transl),
+        )
     return out.vertices.numpy(), out.joints.numpy()
 
 
@@ -45,9 +67,25 @@ def test_the_test_file_has_the_official_layout(smplx_dir):
         keys = set(z.files)
         shapes = {k: z[k].shape for k in keys}
         kin = z["kintree_table"]
-    assert {"v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "vt", "ft",
-            "hands_meanl", "hands_meanr", "hands_componentsl", "hands_componentsr", "lmk_faces_idx",
-            "lmk_bary_coords", "dynamic_lmk_faces_idx", "dynamic_lmk_bary_coords"} <= keys
+    assert {
+        "v_template",
+        "f",
+        "shapedirs",
+        "posedirs",
+        "J_regressor",
+        "weights",
+        "kintree_table",
+        "vt",
+        "ft",
+        "hands_meanl",
+        "hands_meanr",
+        "hands_componentsl",
+        "hands_componentsr",
+        "lmk_faces_idx",
+        "lmk_bary_coords",
+        "dynamic_lmk_faces_idx",
+        "dynamic_lmk_bary_coords",
+    } <= keys
     nv = shapes["v_template"][0]
     assert shapes["shapedirs"] == (nv, 3, 20) and shapes["posedirs"] == (nv, 3, 486)
     assert shapes["J_regressor"] == (55, nv) and shapes["weights"] == (nv, 55) and shapes["kintree_table"] == (2, 55)
@@ -132,8 +170,18 @@ def test_missing_or_wrong_model_folder_is_one_line_naming_the_files(tmp_path, sm
         load_model(broken)
     # the CLI: exit code 1, one line, nothing written
     out = tmp_path / "chars"
-    res = run_cli("assets", "build-characters", "--backend", "smplx", "--model-dir", tmp_path / "missing",
-                  "--count", "1", "--out", out)
+    res = run_cli(
+        "assets",
+        "build-characters",
+        "--backend",
+        "smplx",
+        "--model-dir",
+        tmp_path / "missing",
+        "--count",
+        "1",
+        "--out",
+        out,
+    )
     assert res.returncode == 1 and not out.exists()
     last = res.stderr.strip().splitlines()[-1]
     assert "SMPLX_NEUTRAL.npz, SMPLX_MALE.npz, SMPLX_FEMALE.npz" in last and "fix:" in last

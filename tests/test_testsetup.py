@@ -23,9 +23,12 @@ def test_chromium_is_installed_by_the_announced_set_up_step(tmp_path, monkeypatc
     bin_dir.mkdir()
     log = tmp_path / "apt.log"
     chmod = shutil.which("chmod")
-    _script(bin_dir / "apt-get", f'echo "$@" >> {log}\n'
-                                 f'case "$1" in install) printf "#!/bin/sh\\n" > {bin_dir}/chromium; '
-                                 f'{chmod} +x {bin_dir}/chromium;; esac\n')
+    _script(
+        bin_dir / "apt-get",
+        f'echo "$@" >> {log}\n'
+        f'case "$1" in install) printf "#!/bin/sh\\n" > {bin_dir}/chromium; '
+        f"{chmod} +x {bin_dir}/chromium;; esac\n",
+    )
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.delenv(testsetup.NO_INSTALL_ENV, raising=False)
@@ -53,11 +56,17 @@ def test_a_failed_install_says_why_and_the_browser_test_skips(tmp_path, monkeypa
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.delenv(testsetup.NO_INSTALL_ENV, raising=False)
     assert testsetup.ensure_chromium() is None
-    assert "exit 100: E: Unable to locate package chromium); the HTML card's browser test will skip" in \
-        capsys.readouterr().err
+    assert (
+        "exit 100: E: Unable to locate package chromium); the HTML card's browser test will skip"
+        in capsys.readouterr().err
+    )
 
 
 def test_no_test_installs_system_packages():
-    offenders = [p.name for p in (REPO / "tests").glob("*.py") if p.name != "test_testsetup.py"
-                 and re.search(r"""["'](apt-get|apt|dnf|yum|apk)["'],\s*["'](install|update)""", p.read_text())]
+    offenders = [
+        p.name
+        for p in (REPO / "tests").glob("*.py")
+        if p.name != "test_testsetup.py"
+        and re.search(r"""["'](apt-get|apt|dnf|yum|apk)["'],\s*["'](install|update)""", p.read_text())
+    ]
     assert offenders == []

@@ -29,9 +29,19 @@ jax.monitoring.register_event_duration_secs_listener(_count_compiles)
 
 
 def base_config(shards, run_dir, **kw):
-    d = {"data": {"shard_dir": str(shards), "num_threads": 1, "prefetch": 4}, "batch_size": 4, "steps": STEPS,
-         "lr": 2e-3, "warmup_fraction": 0.1, "run_dir": str(run_dir), "checkpoint_every": SAVE_AT,
-         "log_every": 1, "resume": True, "peak_flops_per_device": 1e11, "seed": 3}
+    d = {
+        "data": {"shard_dir": str(shards), "num_threads": 1, "prefetch": 4},
+        "batch_size": 4,
+        "steps": STEPS,
+        "lr": 2e-3,
+        "warmup_fraction": 0.1,
+        "run_dir": str(run_dir),
+        "checkpoint_every": SAVE_AT,
+        "log_every": 1,
+        "resume": True,
+        "peak_flops_per_device": 1e11,
+        "seed": 3,
+    }
     d.update(kw)
     return load_config(d)
 
@@ -117,8 +127,14 @@ def test_gradient_dropping_skips_a_huge_gradient_batch(trained):
 def test_stage2_from_the_stage1_checkpoint(trained, shards, tmp_path):
     """Stage 2 (losses on codec-decoded videos) initialised from the stage-1 params (model.init_from)."""
     _, _, run_dir = trained
-    cfg = base_config(shards, tmp_path / "run2", stage=2, steps=3, checkpoint_every=100,
-                      model={"init_from": str(run_dir / "checkpoints" / str(STEPS))})
+    cfg = base_config(
+        shards,
+        tmp_path / "run2",
+        stage=2,
+        steps=3,
+        checkpoint_every=100,
+        model={"init_from": str(run_dir / "checkpoints" / str(STEPS))},
+    )
     tr = Trainer(cfg, quiet=True)
     want = jax.device_get(trained[0].setup.abstract_state()["params"])  # shapes only
     got = jax.device_get(tr.state["params"])
@@ -180,8 +196,13 @@ def test_task_mixing_and_iterator_state(shards):
 
 
 def test_job_configs_load():
-    for job in ("train_tiny_cpu", "train_tiny_cpu_stage2", "train_from_synth", "train_wan13b_stage1",
-                "train_wan13b_stage2"):
+    for job in (
+        "train_tiny_cpu",
+        "train_tiny_cpu_stage2",
+        "train_from_synth",
+        "train_wan13b_stage1",
+        "train_wan13b_stage2",
+    ):
         cfg = load_config(f"jobs/{job}.yaml")
         assert cfg.lr > 0 and cfg.data.tasks
     big = load_config("jobs/train_wan13b_stage1.yaml")
@@ -211,8 +232,20 @@ def test_cli_wiring(trained, shards, tmp_path, capsys):
     with pytest.raises(UserError, match="not found"):
         args.func(args)
     _, _, run_dir = trained
-    args = parser.parse_args(["predict", str(shards), "--task", "mask", "--checkpoint", str(run_dir / "checkpoints"),
-                              "--out", str(tmp_path / "m.mp4"), "--record", "2"])
+    args = parser.parse_args(
+        [
+            "predict",
+            str(shards),
+            "--task",
+            "mask",
+            "--checkpoint",
+            str(run_dir / "checkpoints"),
+            "--out",
+            str(tmp_path / "m.mp4"),
+            "--record",
+            "2",
+        ]
+    )
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["task"] == "mask" and out["frames"] == 9
@@ -223,8 +256,13 @@ def test_lr_schedules():
 
     const = lr_schedule(1e-3, 10)
     cos = lr_schedule(1e-3, 10, "cosine", 110, 0.1)
-    for n, want_const, want_cos in ((0, 1e-4, 1e-4), (9, 1e-3, 1e-3), (59, 1e-3, 0.55e-3), (109, 1e-3, 1e-4),
-                                    (500, 1e-3, 1e-4)):
+    for n, want_const, want_cos in (
+        (0, 1e-4, 1e-4),
+        (9, 1e-3, 1e-3),
+        (59, 1e-3, 0.55e-3),
+        (109, 1e-3, 1e-4),
+        (500, 1e-3, 1e-4),
+    ):
         assert float(const(n)) == pytest.approx(want_const, rel=1e-5)
         assert float(cos(n)) == pytest.approx(want_cos, rel=1e-5)
     with pytest.raises(ValueError, match="lr_decay"):

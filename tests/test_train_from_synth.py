@@ -39,8 +39,20 @@ background: {kind_weights: {hdri: 0, scene: 0, sky: 1}}
 
 def _shards(root, name, seed, n):
     out = root / name
-    proc = run_cli("render", "--config", root / "data.yaml", "--seed", seed, "--num-videos", n, "--out", out,
-                   "--workers", "2", timeout=1200)
+    proc = run_cli(
+        "render",
+        "--config",
+        root / "data.yaml",
+        "--seed",
+        seed,
+        "--num-videos",
+        n,
+        "--out",
+        out,
+        "--workers",
+        "2",
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     proc = run_cli("preprocess", out, "--out", root / f"{name}_shards", *SIZE, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -58,11 +70,25 @@ def result(tmp_path_factory):
     (root / "data.yaml").write_text(CONFIG)
     train_shards, train_index, train_frames = _shards(root, "train", 1, N_TRAIN)
     held_shards, held_index, held_frames = _shards(root, "heldout", 2, N_HELD)
-    summary = train(REPO / "jobs" / "train_from_synth.yaml", quiet=True,
-                    **{"data.shard_dir": str(train_shards), "data.tasks": ["depth", "mask"],
-                       "run_dir": str(root / "run"), "resume": False, "steps": STEPS})
-    report = evaluate(root / "run" / "checkpoints", held_shards, train_shard_dir=str(train_shards),
-                      tasks=("depth", "mask"), clips=N_HELD, mean_records=N_TRAIN)
+    summary = train(
+        REPO / "jobs" / "train_from_synth.yaml",
+        quiet=True,
+        **{
+            "data.shard_dir": str(train_shards),
+            "data.tasks": ["depth", "mask"],
+            "run_dir": str(root / "run"),
+            "resume": False,
+            "steps": STEPS,
+        },
+    )
+    report = evaluate(
+        root / "run" / "checkpoints",
+        held_shards,
+        train_shard_dir=str(train_shards),
+        tasks=("depth", "mask"),
+        clips=N_HELD,
+        mean_records=N_TRAIN,
+    )
     return summary, report, (train_index, train_frames), (held_index, held_frames)
 
 

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 import model.vae as vae_pkg
-from model.vae.codec import (CODEC_ID, LOGVAR_DETERMINISTIC, SMOOTH_PSNR_FLOOR_DB, DCTCodec, basis, psnr,
-                             smooth_test_video)
+from model.vae.codec import (
+    CODEC_ID,
+    LOGVAR_DETERMINISTIC,
+    SMOOTH_PSNR_FLOOR_DB,
+    DCTCodec,
+    basis,
+    psnr,
+    smooth_test_video,
+)
 
 
 def test_make_codec_without_weights_is_the_dct_codec():

@@ -10,8 +10,15 @@ import pytest
 pytest.importorskip("flax")
 
 from model.vae.config import TINY_VAE_CONFIG, WAN21_VAE_CONFIG, WanVAEConfig  # noqa: E402
-from model.vae.loading import (WeightLoadError, detect_layout, diffusers_to_original, export_state_dict,  # noqa: E402
-                               load_wan_vae, original_to_diffusers, save_state_dict)
+from model.vae.loading import (
+    WeightLoadError,
+    detect_layout,
+    diffusers_to_original,
+    export_state_dict,  # noqa: E402
+    load_wan_vae,
+    original_to_diffusers,
+    save_state_dict,
+)
 from model.vae.wan_vae import RANDOM_INIT_ID, WanVAE  # noqa: E402
 
 H, W = 32, 48  # same clip shape as the parity tests, so the compiled chunk steps are shared
@@ -73,8 +80,10 @@ def test_original_layout_names_by_hand(tiny):
     assert "decoder.upsamples.15.residual.0.gamma" not in orig
 
 
-@pytest.mark.parametrize("layout,suffix", [("diffusers", ".safetensors"), ("original", ".pth"),
-                                           ("original", ".safetensors"), ("diffusers", ".pth")])
+@pytest.mark.parametrize(
+    "layout,suffix",
+    [("diffusers", ".safetensors"), ("original", ".pth"), ("original", ".safetensors"), ("diffusers", ".pth")],
+)
 def test_both_layouts_load_to_identical_outputs(tiny, clip, tmp_path, layout, suffix):
     if suffix == ".pth":
         pytest.importorskip("torch")
@@ -92,19 +101,37 @@ def test_diffusers_folder_uses_its_config_json(tiny, tmp_path):
     folder = tmp_path / "pipeline" / "vae"
     folder.mkdir(parents=True)
     save_state_dict(export_state_dict(tiny), folder / "diffusion_pytorch_model.safetensors")
-    (folder / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKLWan", "_diffusers_version": "0.33.0",
-                                                    **TINY_VAE_CONFIG.to_dict(), "is_residual": False,
-                                                    "patch_size": None, "scale_factor_temporal": 4}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "AutoencoderKLWan",
+                "_diffusers_version": "0.33.0",
+                **TINY_VAE_CONFIG.to_dict(),
+                "is_residual": False,
+                "patch_size": None,
+                "scale_factor_temporal": 4,
+            }
+        )
+    )
     loaded = load_wan_vae(tmp_path / "pipeline")  # pipeline root: finds vae/
     assert loaded.config == TINY_VAE_CONFIG
 
 
 def test_config_from_official_diffusers_json():
-    cfg = WanVAEConfig.from_dict({"_class_name": "AutoencoderKLWan", "attn_scales": [], "base_dim": 96,
-                                  "dim_mult": [1, 2, 4, 4], "dropout": 0.0, "num_res_blocks": 2,
-                                  "temperal_downsample": [False, True, True], "z_dim": 16,
-                                  "latents_mean": list(WAN21_VAE_CONFIG.latents_mean),
-                                  "latents_std": list(WAN21_VAE_CONFIG.latents_std)})
+    cfg = WanVAEConfig.from_dict(
+        {
+            "_class_name": "AutoencoderKLWan",
+            "attn_scales": [],
+            "base_dim": 96,
+            "dim_mult": [1, 2, 4, 4],
+            "dropout": 0.0,
+            "num_res_blocks": 2,
+            "temperal_downsample": [False, True, True],
+            "z_dim": 16,
+            "latents_mean": list(WAN21_VAE_CONFIG.latents_mean),
+            "latents_std": list(WAN21_VAE_CONFIG.latents_std),
+        }
+    )
     assert cfg == WAN21_VAE_CONFIG
     with pytest.raises(NotImplementedError, match="WAN 2.2"):
         WanVAEConfig.from_dict({"is_residual": True, "z_dim": 48})

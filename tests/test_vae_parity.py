@@ -57,8 +57,11 @@ def test_encode_decode_match_diffusers(models, frames, conv_impl):
     assert video.shape == ref_video.shape == (batch, 3, frames, H, W)
     # the comparison means something: outputs are O(1), varied, and mostly not clamped
     assert np.abs(ref_mean).max() > 0.5 and ref_video.std() > 0.2 and (np.abs(ref_video) < 1).mean() > 0.8
-    errs = {"mean": np.abs(mean - ref_mean).max(), "logvar": np.abs(logvar - ref_logvar).max(),
-            "decode": np.abs(video - ref_video).max()}
+    errs = {
+        "mean": np.abs(mean - ref_mean).max(),
+        "logvar": np.abs(logvar - ref_logvar).max(),
+        "decode": np.abs(video - ref_video).max(),
+    }
     assert max(errs.values()) <= TOL, errs
 
 

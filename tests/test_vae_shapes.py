@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from model.vae.codec import DCTCodec
-from model.vae.config import (TINY_VAE_CONFIG, WAN21_VAE_CONFIG, check_num_frames, latent_shape, num_latent_frames,
-                              num_video_frames)
+from model.vae.config import (
+    TINY_VAE_CONFIG,
+    WAN21_VAE_CONFIG,
+    check_num_frames,
+    latent_shape,
+    num_latent_frames,
+    num_video_frames,
+)
 
 
 @pytest.mark.parametrize("frames,latent", [(1, 1), (5, 2), (9, 3), (13, 4), (17, 5), (81, 21)])
@@ -73,12 +79,14 @@ def test_wan_vae_frame_rules_and_layouts():
     assert float(np.abs(np.asarray(out)).max()) <= 1.0
     # channels-last in and out gives the same numbers (the 9-frame prefix is enough)
     mean_cl, _ = vae.encode(np.transpose(video[:, :, :9], (0, 2, 3, 4, 1)), channels_last=True)
-    np.testing.assert_allclose(np.transpose(np.asarray(mean_cl), (0, 4, 1, 2, 3)), np.asarray(mean[:, :, :3]),
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        np.transpose(np.asarray(mean_cl), (0, 4, 1, 2, 3)), np.asarray(mean[:, :, :3]), rtol=0, atol=1e-6
+    )
     assert vae.decode(mean_cl, channels_last=True).shape == (1, 9, 32, 48, 3)
     # normalisation with the config's latents_mean/std round-trips
-    np.testing.assert_allclose(np.asarray(vae.denormalize_latents(vae.normalize_latents(mean))), np.asarray(mean),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(vae.denormalize_latents(vae.normalize_latents(mean))), np.asarray(mean), atol=1e-5
+    )
     with pytest.raises(ValueError, match="WanVAE.encode: got 10 frames"):
         vae.encode(video[:, :, :10])
     with pytest.raises(ValueError, match="multiples of 8"):

@@ -28,13 +28,16 @@ def prepare_parent(path: Path, what: str = "output") -> None:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise UserError(f"cannot write {what} {path}: a parent of it is a file, not a folder",
-                        "choose an output path inside a folder") from None
+        raise UserError(
+            f"cannot write {what} {path}: a parent of it is a file, not a folder",
+            "choose an output path inside a folder",
+        ) from None
     except PermissionError:
         raise UserError(f"cannot write {what} {path}: permission denied", "choose a writable output folder") from None
     if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write {what} {path}: folder {parent} is not writable",
-                        "choose a writable output folder")
+        raise UserError(
+            f"cannot write {what} {path}: folder {parent} is not writable", "choose a writable output folder"
+        )
 
 
 @contextlib.contextmanager
@@ -53,7 +56,9 @@ def atomic_path(path: str | os.PathLike, what: str = "output") -> Iterator[Path]
     except OSError as exc:
         _remove(tmp)
         if exc.errno == errno.ENOSPC:
-            raise DiskFullError(f"disk full while writing {path}", "free space or choose another output folder") from None
+            raise DiskFullError(
+                f"disk full while writing {path}", "free space or choose another output folder"
+            ) from None
         raise
     except BaseException:
         _remove(tmp)

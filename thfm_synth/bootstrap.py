@@ -126,11 +126,13 @@ class PipProgress:
             self.collected += 1
             self._phase("resolve", f"{self.what}: resolving and downloading packages")
             name = words[-1] if words[0] != "Requirement" else words[3]
-            self._status(f"{self.collected} packages, {self.downloaded / 1e6:,.0f} MB downloaded: {name.split('/')[-1]}")
+            self._status(
+                f"{self.collected} packages, {self.downloaded / 1e6:,.0f} MB downloaded: {name.split('/')[-1]}"
+            )
         elif words[0] in ("Downloading", "Using") and line.endswith(")") and "(" in line:
             cached = words[0] == "Using"
             name = words[2 if cached else 1].split("/")[-1]
-            size = line[line.rindex("(") + 1:-1].split()
+            size = line[line.rindex("(") + 1 : -1].split()
             try:
                 nbytes = float(size[0].replace(",", "")) * self.UNITS.get(size[1], 1.0)
             except (ValueError, IndexError):
@@ -143,8 +145,9 @@ class PipProgress:
             self._phase("build", f"{self.what}: building packages from source")
         elif line.startswith("Installing collected packages:"):
             count = len(line.split(":", 1)[1].split(","))
-            self._phase("install", f"{self.what}: installing {count} packages "
-                                   f"({self.downloaded / 1e6:,.0f} MB downloaded)")
+            self._phase(
+                "install", f"{self.what}: installing {count} packages ({self.downloaded / 1e6:,.0f} MB downloaded)"
+            )
         elif line.startswith("Successfully installed"):
             self._phase("done", f"{self.what}: installed {len(words) - 2} packages")
 
@@ -160,8 +163,14 @@ def _run_pip(python: Path, args: list[str], what: str) -> None:
     progress = PipProgress(what)
     tail: list[str] = []
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         try:
             for line in proc.stdout:
                 log.write(line)
@@ -175,12 +184,15 @@ def _run_pip(python: Path, args: list[str], what: str) -> None:
             progress.close()
     if code != 0:
         print("\n".join(tail), file=sys.stderr)
-        _fail(f"installing {what} failed (pip exit {code}, output above, all of it in {log_path}); "
-              f"fix the network/index access and rerun, or delete {venv} to start clean")
+        _fail(
+            f"installing {what} failed (pip exit {code}, output above, all of it in {log_path}); "
+            f"fix the network/index access and rerun, or delete {venv} to start clean"
+        )
 
 
-def _ensure(venv: Path, base_python: str, stamp_value: str, install_args: list[str], what: str,
-            holds: str = "") -> Path:
+def _ensure(
+    venv: Path, base_python: str, stamp_value: str, install_args: list[str], what: str, holds: str = ""
+) -> Path:
     python = venv_python(venv)
     with _locked(venv):
         stamp = venv / STAMP
@@ -193,8 +205,10 @@ def _ensure(venv: Path, base_python: str, stamp_value: str, install_args: list[s
             _say(f"creating {what} in {venv} (first run only)")
             proc = subprocess.run([base_python, "-m", "venv", str(venv)], capture_output=True, text=True)
             if proc.returncode != 0:
-                _fail(f"cannot create a virtual environment at {venv}: {proc.stderr.strip()} "
-                      f"(fix: install the venv module, e.g. `apt-get install python3-venv`)")
+                _fail(
+                    f"cannot create a virtual environment at {venv}: {proc.stderr.strip()} "
+                    f"(fix: install the venv module, e.g. `apt-get install python3-venv`)"
+                )
         _say(f"installing {what}" + (f": {holds}" if holds else ""))
         _run_pip(python, install_args, what)
         # The stamp is written last: an interrupted install is redone next time.
@@ -209,9 +223,15 @@ def ensure_main() -> Path:
         _fail(f"Python >= 3.11 is required, this is {sys.version.split()[0]} (fix: run with python3.11)")
     pyproject = (REPO / "pyproject.toml").read_bytes()
     stamp = _digest(pyproject, sys.version.encode())
-    return _ensure(main_venv(), sys.executable, stamp, ["-e", f"{REPO}[dev]"], "the main environment",
-                   "thfm-synth with numpy 2, JAX, Ray, PyTorch 2.13 (CPU), anny and the test tools; about 3.1 GB "
-                   "and 3-5 minutes the first time")
+    return _ensure(
+        main_venv(),
+        sys.executable,
+        stamp,
+        ["-e", f"{REPO}[dev]"],
+        "the main environment",
+        "thfm-synth with numpy 2, JAX, Ray, PyTorch 2.13 (CPU), anny and the test tools; about 3.1 GB "
+        "and 3-5 minutes the first time",
+    )
 
 
 def find_render_base_python() -> str | None:
@@ -227,12 +247,20 @@ def ensure_render() -> Path | None:
         return None
     base = find_render_base_python()
     if base is None:
-        _fail("the render environment needs Python 3.11 (bpy 5.0.1 is built for CPython 3.11 only); "
-              "fix: install python3.11, or set THFM_BLENDER=/path/to/blender to use your own Blender 5.x")
+        _fail(
+            "the render environment needs Python 3.11 (bpy 5.0.1 is built for CPython 3.11 only); "
+            "fix: install python3.11, or set THFM_BLENDER=/path/to/blender to use your own Blender 5.x"
+        )
     req = render_requirements()
     stamp = _digest(req.read_bytes(), b"3.11")
-    return _ensure(render_venv(), base, stamp, ["-r", str(req)], "the render environment",
-                   "Blender 5.0 as the bpy module with numpy 1.26; about 1 GB and 1-2 minutes the first time")
+    return _ensure(
+        render_venv(),
+        base,
+        stamp,
+        ["-r", str(req)],
+        "the render environment",
+        "Blender 5.0 as the bpy module with numpy 1.26; about 1 GB and 1-2 minutes the first time",
+    )
 
 
 def inside_main_venv() -> bool:

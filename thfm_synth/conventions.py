@@ -69,7 +69,9 @@ def project(k: np.ndarray, r: np.ndarray, t: np.ndarray, points_world: np.ndarra
     return uvw[..., :2] / uvw[..., 2:3], z
 
 
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> tuple[np.ndarray, np.ndarray]:
+def look_at(
+    eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0])
+) -> tuple[np.ndarray, np.ndarray]:
     """OpenCV world-to-camera (R, t) for a camera at `eye` looking at `target`, world Z up."""
     eye = np.asarray(eye, dtype=np.float64)
     z = np.asarray(target, dtype=np.float64) - eye

@@ -27,8 +27,7 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def folder_sha256(path: str | os.PathLike, file_digest: Callable[[Path], str] = file_sha256) -> str:
     path = Path(path)
-    lines = [f"{p.relative_to(path).as_posix()} {file_digest(p)}\n"
-             for p in sorted(path.rglob("*")) if p.is_file()]
+    lines = [f"{p.relative_to(path).as_posix()} {file_digest(p)}\n" for p in sorted(path.rglob("*")) if p.is_file()]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 

@@ -12,8 +12,26 @@ from thfm_synth import bootstrap
 from thfm_synth.errors import UserError
 from thfm_synth.blender.runtime import RenderRuntime
 
-MAIN_PACKAGES = ("numpy", "scipy", "pydantic", "pyyaml", "pyarrow", "tqdm", "jax", "flax", "optax", "orbax-checkpoint",
-                 "grain", "array-record", "ray", "torch", "anny", "openexr", "pillow", "imageio-ffmpeg")
+MAIN_PACKAGES = (
+    "numpy",
+    "scipy",
+    "pydantic",
+    "pyyaml",
+    "pyarrow",
+    "tqdm",
+    "jax",
+    "flax",
+    "optax",
+    "orbax-checkpoint",
+    "grain",
+    "array-record",
+    "ray",
+    "torch",
+    "anny",
+    "openexr",
+    "pillow",
+    "imageio-ffmpeg",
+)
 REINSTALL = "run `python3 -m thfm_synth doctor` from the repository (it re-installs what is missing)"
 
 
@@ -53,8 +71,10 @@ def _render(blender: str | None) -> list[Check]:
     except UserError as exc:
         return [Check("render: blender", False, exc.what, exc.fix or "")]
     where = "your Blender" if runtime.kind == "blender" else str(bootstrap.render_venv())
-    return [Check("render: environment", True, f"{where} (python {info['python']}, numpy {info['numpy']})"),
-            Check("render: blender", True, info["blender_version"])]
+    return [
+        Check("render: environment", True, f"{where} (python {info['python']}, numpy {info['numpy']})"),
+        Check("render: blender", True, info["blender_version"]),
+    ]
 
 
 def _disk(path: Path, min_free_gb: float) -> Check:
@@ -65,8 +85,14 @@ def _disk(path: Path, min_free_gb: float) -> Check:
 
 
 def run_checks(blender: str | None = None, out: Path = Path("."), min_free_gb: float = 5.0) -> list[Check]:
-    checks = [Check("main: python", sys.version_info >= (3, 11), f"{sys.version.split()[0]} at {sys.executable}",
-                    "use Python >= 3.11")]
+    checks = [
+        Check(
+            "main: python",
+            sys.version_info >= (3, 11),
+            f"{sys.version.split()[0]} at {sys.executable}",
+            "use Python >= 3.11",
+        )
+    ]
     checks += [_package(p) for p in MAIN_PACKAGES]
     checks.append(_jax())
     checks += _render(blender)

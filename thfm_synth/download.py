@@ -68,10 +68,19 @@ def verified(final: Path, sha256: str | None, size: int | None) -> bool:
     return sha256 is None or file_sha256(final) == sha256
 
 
-def download_file(url: str, final: str | os.PathLike, *, sha256: str | None = None, size: int | None = None,
-                  what: str = "", timeout: float = 60.0, on_bytes: Callable[[int], None] | None = None,
-                  hints: Hints = Hints(), cancel: threading.Event | None = None,
-                  headers: dict[str, str] | None = None) -> str:
+def download_file(
+    url: str,
+    final: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    what: str = "",
+    timeout: float = 60.0,
+    on_bytes: Callable[[int], None] | None = None,
+    hints: Hints = Hints(),
+    cancel: threading.Event | None = None,
+    headers: dict[str, str] | None = None,
+) -> str:
     """Fetch `url` into `final` through its `.part` sibling, resuming and verifying; returns the sha256.
 
     `what` names the file in errors ("CMU clip 02_01"); `on_bytes(n)` is told of every n bytes that
@@ -101,8 +110,9 @@ def download_file(url: str, final: str | os.PathLike, *, sha256: str | None = No
                 try:  # only now: a failed request leaves no empty folders behind
                     final.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
-                    raise UserError(f"cannot create the folder {final.parent}: {exc.strerror}",
-                                    "choose a writable folder") from None
+                    raise UserError(
+                        f"cannot create the folder {final.parent}: {exc.strerror}", "choose a writable folder"
+                    ) from None
                 with open(part, "ab" if offset else "wb") as fh:
                     written = offset
                     for chunk in iter(lambda: resp.read(_CHUNK), b""):
@@ -122,7 +132,9 @@ def download_file(url: str, final: str | os.PathLike, *, sha256: str | None = No
             elif exc.code == 404:
                 raise UserError(f"{url} does not exist (HTTP 404){label}", hints.missing) from None
             else:
-                raise UserError(f"downloading {url}{label} failed: HTTP {exc.code} {exc.reason}", hints.network) from None
+                raise UserError(
+                    f"downloading {url}{label} failed: HTTP {exc.code} {exc.reason}", hints.network
+                ) from None
         except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             kept = f" (partial data kept in {part} for resuming)" if part.is_file() and part.stat().st_size else ""
@@ -134,8 +146,11 @@ def download_file(url: str, final: str | os.PathLike, *, sha256: str | None = No
     if (sha256 is not None and got != sha256) or (size is not None and got_size != size):
         part.unlink()
         expected = f"sha256 {sha256}" if sha256 else f"{size:,} bytes"
-        raise UserError(f"{final}: checksum mismatch{label} from {url} (got sha256 {got}, {got_size:,} bytes; "
-                        f"expected {expected}); nothing was kept", hints.mismatch)
+        raise UserError(
+            f"{final}: checksum mismatch{label} from {url} (got sha256 {got}, {got_size:,} bytes; "
+            f"expected {expected}); nothing was kept",
+            hints.mismatch,
+        )
     os.replace(part, final)
     return got
 
@@ -144,8 +159,9 @@ def safe_relative(path: str) -> PurePosixPath:
     """A list's path as a relative path that stays inside the destination folder."""
     p = PurePosixPath(path)
     if not path or p.is_absolute() or ".." in p.parts or "\\" in path:
-        raise UserError(f"download path {path!r} is not a relative path inside the destination folder",
-                        "fix the download list")
+        raise UserError(
+            f"download path {path!r} is not a relative path inside the destination folder", "fix the download list"
+        )
     return p
 
 
@@ -163,13 +179,23 @@ class DownloadSummary:
         rate = self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
         files = f"{self.files} file" + ("s" if self.files != 1 else "")
         stopped = f", {self.not_tried} not tried (stopped after {len(self.failed)} failures)" if self.not_tried else ""
-        return [f"{files}: {self.downloaded} downloaded ({self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s, "
-                f"{rate:.1f} MB/s), {self.present} already present and verified, {len(self.failed)} failed{stopped}"]
+        return [
+            f"{files}: {self.downloaded} downloaded ({self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s, "
+            f"{rate:.1f} MB/s), {self.present} already present and verified, {len(self.failed)} failed{stopped}"
+        ]
 
 
-def download_all(items: Sequence[Download], dest: str | os.PathLike, *, workers: int = 4, timeout: float = 60.0,
-                 progress: bool = True, desc: str = "downloading", hints: Hints = Hints(),
-                 max_failures: int | None = 10) -> DownloadSummary:
+def download_all(
+    items: Sequence[Download],
+    dest: str | os.PathLike,
+    *,
+    workers: int = 4,
+    timeout: float = 60.0,
+    progress: bool = True,
+    desc: str = "downloading",
+    hints: Hints = Hints(),
+    max_failures: int | None = 10,
+) -> DownloadSummary:
     """Fetch every item into `dest` (files already there and verified are kept). Failures are listed in
     the summary, one line each, and printed as they happen; the other files carry on, up to
     `max_failures` failures (no network: ten lines, not one per file)."""
@@ -188,8 +214,15 @@ def download_all(items: Sequence[Download], dest: str | os.PathLike, *, workers:
     lock = threading.Lock()
     cancel = threading.Event()
     fetched = [0]
-    with tqdm(total=sum(item.size or 0 for item, _ in todo), unit="B", unit_scale=True, unit_divisor=1024,
-              desc=desc, disable=not progress or not todo, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=sum(item.size or 0 for item, _ in todo),
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        disable=not progress or not todo,
+        dynamic_ncols=True,
+    ) as bar:
 
         def on_bytes(n: int) -> None:
             with lock:
@@ -197,8 +230,17 @@ def download_all(items: Sequence[Download], dest: str | os.PathLike, *, workers:
                 bar.update(n)
 
         def one(item: Download, final: Path) -> None:
-            download_file(item.url, final, sha256=item.sha256, size=item.size, what=item.path, timeout=timeout,
-                          on_bytes=on_bytes, hints=hints, cancel=cancel)
+            download_file(
+                item.url,
+                final,
+                sha256=item.sha256,
+                size=item.size,
+                what=item.path,
+                timeout=timeout,
+                on_bytes=on_bytes,
+                hints=hints,
+                cancel=cancel,
+            )
 
         pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="download")
         try:
@@ -223,5 +265,12 @@ def download_all(items: Sequence[Download], dest: str | os.PathLike, *, workers:
             raise
         pool.shutdown(wait=True)
     done = sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
-    return DownloadSummary(files=len(items), downloaded=done, present=present, failed=failed, bytes=fetched[0],
-                           seconds=time.perf_counter() - t0, not_tried=len(todo) - done - len(failed))
+    return DownloadSummary(
+        files=len(items),
+        downloaded=done,
+        present=present,
+        failed=failed,
+        bytes=fetched[0],
+        seconds=time.perf_counter() - t0,
+        not_tried=len(todo) - done - len(failed),
+    )

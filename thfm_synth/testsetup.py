@@ -17,8 +17,10 @@ import time
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 NO_INSTALL_ENV = "THFM_TEST_NO_INSTALL"
-CHROMIUM_STEP = ("`python3 -m thfm_synth test` installs Debian's chromium for it when run as root "
-                 "(or install Chromium yourself: `apt-get install chromium`)")
+CHROMIUM_STEP = (
+    "`python3 -m thfm_synth test` installs Debian's chromium for it when run as root "
+    "(or install Chromium yourself: `apt-get install chromium`)"
+)
 
 
 def say(msg: str) -> None:
@@ -31,8 +33,12 @@ def find_chromium() -> str | None:
 
 
 def may_install_system_packages() -> bool:
-    return (os.environ.get(NO_INSTALL_ENV) != "1" and shutil.which("apt-get") is not None
-            and hasattr(os, "geteuid") and os.geteuid() == 0)
+    return (
+        os.environ.get(NO_INSTALL_ENV) != "1"
+        and shutil.which("apt-get") is not None
+        and hasattr(os, "geteuid")
+        and os.geteuid() == 0
+    )
 
 
 def ensure_chromium(install: bool = True) -> str | None:
@@ -40,15 +46,22 @@ def ensure_chromium(install: bool = True) -> str | None:
     if path := find_chromium():
         return path
     if not (install and may_install_system_packages()):
-        say("Chromium not found: the HTML card's browser test will skip (fix: `apt-get install chromium`, or "
-            "run this command as root without --no-install to have it installed)")
+        say(
+            "Chromium not found: the HTML card's browser test will skip (fix: `apt-get install chromium`, or "
+            "run this command as root without --no-install to have it installed)"
+        )
         return None
-    say("Chromium not found: installing Debian's chromium for the HTML card's browser test "
+    say(
+        "Chromium not found: installing Debian's chromium for the HTML card's browser test "
         f"(apt-get update; apt-get install -y chromium; a minute or two, once; --no-install or {NO_INSTALL_ENV}=1 "
-        "skips this)")
+        "skips this)"
+    )
     t0 = time.perf_counter()
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+    ):
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -59,8 +72,11 @@ def ensure_chromium(install: bool = True) -> str | None:
             say(f"`{' '.join(cmd)}` failed (exit {proc.returncode}: {tail[0]}); the HTML card's browser test will skip")
             return None
     path = find_chromium()
-    say(f"installed chromium in {time.perf_counter() - t0:.0f} s: {path}" if path else
-        "apt-get installed chromium but no binary is on PATH; the HTML card's browser test will skip")
+    say(
+        f"installed chromium in {time.perf_counter() - t0:.0f} s: {path}"
+        if path
+        else "apt-get installed chromium but no binary is on PATH; the HTML card's browser test will skip"
+    )
     return path
 
 
@@ -78,7 +94,10 @@ def announce_assets() -> None:
 
 def prepare(install: bool = True, quick: bool = False) -> None:
     """Everything `thfm-synth test` does before pytest: announce, and install what the suite needs."""
-    say("the quick subset (--quick) skips the tests marked slow" if quick else
-        "the full suite (what CI runs) takes about 20 min on 2 idle cores; --quick skips the slow tests")
+    say(
+        "the quick subset (--quick) skips the tests marked slow"
+        if quick
+        else "the full suite (what CI runs) takes about 20 min on 2 idle cores; --quick skips the slow tests"
+    )
     announce_assets()
     ensure_chromium(install)

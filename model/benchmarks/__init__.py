@@ -46,8 +46,10 @@ def registry() -> dict[str, Any]:
     from model.benchmarks.keypoints import EMDB, H36M, RICH
     from model.benchmarks.matting import PPM100, PhotoMatte85, VideoMatte
 
-    return {b.name: b for b in (Hi4DNormals(), GoliathDepth(), VideoMatte(), PhotoMatte85(), PPM100(), EMDB(),
-                                RICH(), H36M())}
+    return {
+        b.name: b
+        for b in (Hi4DNormals(), GoliathDepth(), VideoMatte(), PhotoMatte85(), PPM100(), EMDB(), RICH(), H36M())
+    }
 
 
 NAMES = ("hi4d", "goliath", "videomatte", "photomatte85", "ppm100", "emdb", "rich", "h36m")
@@ -66,10 +68,20 @@ class BenchmarkResult:
         return dataclasses.asdict(self)
 
 
-def run_benchmark(name: str, data: str | Path, *, checkpoint: str | Path | None = None, predictor=None,
-                  method: str | None = None, limit: int | None = None, progress: bool = True,
-                  vae_weights: str | None = None, keypoint_convention: str | None = None,
-                  model_size: str | None = None, **options) -> BenchmarkResult:
+def run_benchmark(
+    name: str,
+    data: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    predictor=None,
+    method: str | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    vae_weights: str | None = None,
+    keypoint_convention: str | None = None,
+    model_size: str | None = None,
+    **options,
+) -> BenchmarkResult:
     """Score a checkpoint (or any ``predictor(sample, task) -> prediction``) on a benchmark.
 
     ``options`` go to the benchmark's loader (e.g. ``body_model=DIR`` for emdb/rich). ``limit``
@@ -90,8 +102,9 @@ def run_benchmark(name: str, data: str | Path, *, checkpoint: str | Path | None 
     if predictor is None:
         if checkpoint is None:
             raise ValueError("give a checkpoint (or a predictor)")
-        model = ModelPredictor(checkpoint, vae_weights=vae_weights, keypoint_convention=keypoint_convention,
-                               model_size=model_size)
+        model = ModelPredictor(
+            checkpoint, vae_weights=vae_weights, keypoint_convention=keypoint_convention, model_size=model_size
+        )
         task = model.pick_task(bench.tasks)
         if bench.kind == "keypoints":
             bench.check_keypoints(model.keypoint_convention, model.num_keypoints, checkpoint)
@@ -122,15 +135,29 @@ def run_benchmark(name: str, data: str | Path, *, checkpoint: str | Path | None 
         if limit is not None and len(scored) >= limit:
             break
     groups = bench.aggregate(scored)
-    notes = list(bench.notes) + [f"{len(scored)} samples" + (f" (limited to {limit}: not the protocol)"
-                                                             if limit is not None else "")]
-    table = format_table(bench.title, bench.groups, bench.columns, [(method, groups)], notes,
-                         getattr(bench, "group_titles", None), bench.references)
-    return BenchmarkResult(name=name, task=task, groups=groups,
-                           samples=[{"key": s.key, "group": s.group,
-                                     **{k: v for k, v in m.items() if isinstance(v, (int, float))}} for s, m in scored],
-                           table=table,
-                           seconds=time.perf_counter() - t0)
+    notes = list(bench.notes) + [
+        f"{len(scored)} samples" + (f" (limited to {limit}: not the protocol)" if limit is not None else "")
+    ]
+    table = format_table(
+        bench.title,
+        bench.groups,
+        bench.columns,
+        [(method, groups)],
+        notes,
+        getattr(bench, "group_titles", None),
+        bench.references,
+    )
+    return BenchmarkResult(
+        name=name,
+        task=task,
+        groups=groups,
+        samples=[
+            {"key": s.key, "group": s.group, **{k: v for k, v in m.items() if isinstance(v, (int, float))}}
+            for s, m in scored
+        ],
+        table=table,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def layout_help(name: str) -> str:
@@ -144,5 +171,4 @@ def layout_help(name: str) -> str:
     return (mod.__doc__ or "").strip()
 
 
-__all__ = ["run_benchmark", "layout_help", "registry", "NAMES", "BenchmarkResult", "LayoutError",
-           "CheckpointMismatch"]
+__all__ = ["run_benchmark", "layout_help", "registry", "NAMES", "BenchmarkResult", "LayoutError", "CheckpointMismatch"]

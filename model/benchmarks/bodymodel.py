@@ -62,15 +62,21 @@ class BodyModel:
             parents = z["kintree_table"][0].astype(np.int64)
             parents[parents > len(parents)] = -1  # uint32 max marks the root
             parents[0] = -1
-            return cls(z["v_template"].astype(np.float64), z["shapedirs"].astype(np.float64),
-                       z["J_regressor"].astype(np.float64), parents, path.stem)
+            return cls(
+                z["v_template"].astype(np.float64),
+                z["shapedirs"].astype(np.float64),
+                z["J_regressor"].astype(np.float64),
+                parents,
+                path.stem,
+            )
 
     @property
     def num_joints(self) -> int:
         return len(self.parents)
 
-    def rest_joints(self, betas: np.ndarray, expression: np.ndarray | None = None, expr_offset: int = 300
-                    ) -> np.ndarray:
+    def rest_joints(
+        self, betas: np.ndarray, expression: np.ndarray | None = None, expr_offset: int = 300
+    ) -> np.ndarray:
         """(J, 3) joints of the shaped template (betas (n,), optional SMPL-X expression)."""
         betas = np.asarray(betas, np.float64).reshape(-1)
         n = min(len(betas), self.shapedirs.shape[-1])
@@ -78,18 +84,23 @@ class BodyModel:
         if expression is not None and self.shapedirs.shape[-1] > expr_offset:
             e = np.asarray(expression, np.float64).reshape(-1)
             m = min(len(e), self.shapedirs.shape[-1] - expr_offset)
-            v = v + self.shapedirs[..., expr_offset:expr_offset + m] @ e[:m]
+            v = v + self.shapedirs[..., expr_offset : expr_offset + m] @ e[:m]
         return self.j_regressor @ v
 
-    def joints(self, pose: np.ndarray, betas: np.ndarray, transl: np.ndarray | None = None,
-               expression: np.ndarray | None = None) -> np.ndarray:
+    def joints(
+        self,
+        pose: np.ndarray,
+        betas: np.ndarray,
+        transl: np.ndarray | None = None,
+        expression: np.ndarray | None = None,
+    ) -> np.ndarray:
         """pose (N, J', 3) axis-angle for the first J' joints in the model's order (the rest: identity),
         betas (n,) -> (N, J, 3) posed joints (world frame of the parameters)."""
         pose = np.asarray(pose, np.float64)
         pose = pose.reshape(pose.shape[0], -1, 3)
         n_frames, j = pose.shape[0], self.num_joints
         full = np.zeros((n_frames, j, 3))
-        full[:, :min(j, pose.shape[1])] = pose[:, :j]
+        full[:, : min(j, pose.shape[1])] = pose[:, :j]
         rot = rodrigues(full)  # (N, J, 3, 3)
         rest = self.rest_joints(betas, expression)
         g_rot = np.zeros((n_frames, j, 3, 3))
@@ -110,16 +121,20 @@ class BodyModel:
 def find_model(folder: str | Path | None, family: str, gender: str, benchmark: str) -> Path:
     """``folder/{SMPL,SMPLX}_{GENDER}.npz`` (falling back to NEUTRAL) or a one-line FileNotFoundError."""
     if folder is None:
-        raise FileNotFoundError(f"{benchmark}: its ground truth is {family} parameters; pass --body-model DIR with "
-                                f"{family}_NEUTRAL.npz (and _MALE/_FEMALE) from {family.lower()}.is.tue.mpg.de, see "
-                                "model/benchmarks/bodymodel.py")
+        raise FileNotFoundError(
+            f"{benchmark}: its ground truth is {family} parameters; pass --body-model DIR with "
+            f"{family}_NEUTRAL.npz (and _MALE/_FEMALE) from {family.lower()}.is.tue.mpg.de, see "
+            "model/benchmarks/bodymodel.py"
+        )
     folder = Path(folder)
     for g in (gender.upper(), "NEUTRAL"):
         p = folder / f"{family}_{g}.npz"
         if p.is_file():
             return p
-    raise FileNotFoundError(f"{benchmark}: {folder / f'{family}_{gender.upper()}.npz'} not found (nor "
-                            f"{family}_NEUTRAL.npz); see model/benchmarks/bodymodel.py for the expected files")
+    raise FileNotFoundError(
+        f"{benchmark}: {folder / f'{family}_{gender.upper()}.npz'} not found (nor "
+        f"{family}_NEUTRAL.npz); see model/benchmarks/bodymodel.py for the expected files"
+    )
 
 
 __all__ = ["BodyModel", "rodrigues", "find_model", "GENDERS"]

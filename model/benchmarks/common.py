@@ -34,8 +34,10 @@ class LayoutError(FileNotFoundError):
     """A benchmark folder in the wrong layout or incomplete (one line)."""
 
     def __init__(self, benchmark: str, missing: Path | str, layout: str):
-        super().__init__(f"{benchmark}: {missing} not found; expected the layout {layout} "
-                         f"(see `thfm-synth evaluate --benchmark {benchmark} --layout`)")
+        super().__init__(
+            f"{benchmark}: {missing} not found; expected the layout {layout} "
+            f"(see `thfm-synth evaluate --benchmark {benchmark} --layout`)"
+        )
 
 
 class CheckpointMismatch(ValueError):
@@ -85,8 +87,9 @@ def resize(video: np.ndarray, height: int, width: int) -> np.ndarray:
     video = np.asarray(video, np.float32)
     if video.shape[1:3] == (height, width):
         return video
-    out = jax.image.resize(jnp.asarray(video), (video.shape[0], height, width, video.shape[3]), "linear",
-                           antialias=True)
+    out = jax.image.resize(
+        jnp.asarray(video), (video.shape[0], height, width, video.shape[3]), "linear", antialias=True
+    )
     return np.asarray(out)
 
 
@@ -111,13 +114,17 @@ class Letterbox:
     def apply(self, video: np.ndarray) -> np.ndarray:
         """(T, h, w, C) float -> (T, H, W, C): resized into the box, the border replicated outwards."""
         inner = resize(video, *self.inner)
-        pad = ((0, 0), (self.top, self.dst[0] - self.inner[0] - self.top),
-               (self.left, self.dst[1] - self.inner[1] - self.left), (0, 0))
+        pad = (
+            (0, 0),
+            (self.top, self.dst[0] - self.inner[0] - self.top),
+            (self.left, self.dst[1] - self.inner[1] - self.left),
+            (0, 0),
+        )
         return np.pad(inner, pad, mode="edge")
 
     def invert(self, video: np.ndarray) -> np.ndarray:
         """(T, H, W, C) -> (T, h, w, C): the box cut out and resized back to the source size."""
-        box = video[:, self.top:self.top + self.inner[0], self.left:self.left + self.inner[1]]
+        box = video[:, self.top : self.top + self.inner[0], self.left : self.left + self.inner[1]]
         return resize(box, *self.src)
 
 
@@ -144,15 +151,23 @@ def infer_convention(meta: dict, override: str | None = None) -> str:
     k = int(meta["data"]["num_keypoints"])
     if k == 24:
         return "smpl24"
-    raise CheckpointMismatch(f"the checkpoint predicts {k} keypoints but does not record their convention; "
-                             "pass --keypoint-convention h36m17 or coco17")
+    raise CheckpointMismatch(
+        f"the checkpoint predicts {k} keypoints but does not record their convention; "
+        "pass --keypoint-convention h36m17 or coco17"
+    )
 
 
 class ModelPredictor:
     """A THFM checkpoint as a benchmark predictor (see the module doc)."""
 
-    def __init__(self, checkpoint, *, vae_weights: str | None = None, keypoint_convention: str | None = None,
-                 model_size: str | None = None):
+    def __init__(
+        self,
+        checkpoint,
+        *,
+        vae_weights: str | None = None,
+        keypoint_convention: str | None = None,
+        model_size: str | None = None,
+    ):
         import jax
         import jax.numpy as jnp
 
@@ -165,17 +180,21 @@ class ModelPredictor:
         except (FileNotFoundError, CheckpointMismatch):
             raise
         except Exception as exc:  # orbax: params of another shape / another architecture
-            raise CheckpointMismatch(f"{checkpoint}: cannot restore it with this version's THFM "
-                                     f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+            raise CheckpointMismatch(
+                f"{checkpoint}: cannot restore it with this version's THFM "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            ) from None
         self.tasks = checkpoint_tasks(self.meta)
         # the tasks it was trained on (every task has a prompt row; untrained rows are noise)
         self.trained = tuple(self.meta.get("train_config", {}).get("data", {}).get("tasks") or self.tasks)
         self.size = self.meta.get("train_config", {}).get("model", {}).get("size", "?")
         if model_size and model_size != self.size:
             dit = self.meta["model"]["dit"]
-            raise CheckpointMismatch(f"{checkpoint} is a THFM of model size {self.size!r} (DiT width "
-                                     f"{dit.get('num_attention_heads', 0) * dit.get('attention_head_dim', 0)}, "
-                                     f"{dit.get('num_layers')} layers), not the requested {model_size!r}")
+            raise CheckpointMismatch(
+                f"{checkpoint} is a THFM of model size {self.size!r} (DiT width "
+                f"{dit.get('num_attention_heads', 0) * dit.get('attention_head_dim', 0)}, "
+                f"{dit.get('num_layers')} layers), not the requested {model_size!r}"
+            )
         t_lat, hl, wl, _ = self.meta["data"]["latent_shape"]
         self.size_hw = (int(hl) * 8, int(wl) * 8)
         self.num_frames = int(self.meta["data"]["num_frames"])
@@ -202,8 +221,9 @@ class ModelPredictor:
 
     def row(self, task: str) -> int:
         if task not in self.tasks:
-            raise CheckpointMismatch(f"{self.checkpoint} was trained for tasks {list(self.tasks)}, which do not "
-                                     f"include {task!r}")
+            raise CheckpointMismatch(
+                f"{self.checkpoint} was trained for tasks {list(self.tasks)}, which do not include {task!r}"
+            )
         return self.tasks.index(task)
 
     def pick_task(self, preferred: Sequence[str]) -> str:
@@ -211,8 +231,10 @@ class ModelPredictor:
         for t in preferred:
             if t in self.tasks and t in self.trained:
                 return t
-        raise CheckpointMismatch(f"{self.checkpoint} was trained for tasks {list(self.trained)}; this benchmark needs "
-                                 f"one of {list(preferred)}")
+        raise CheckpointMismatch(
+            f"{self.checkpoint} was trained for tasks {list(self.trained)}; this benchmark needs "
+            f"one of {list(preferred)}"
+        )
 
     def _run(self, clip01: np.ndarray, task: str) -> dict:
         jnp = self._jnp
@@ -260,9 +282,15 @@ def _cell(value, col: Column) -> str:
     return col.fmt.format(value * col.scale)
 
 
-def format_table(title: str, groups: Sequence[str], columns: Sequence[Column], rows: Iterable[tuple[str, dict]],
-                 notes: Sequence[str] = (), group_titles: dict[str, str] | None = None,
-                 reference_rows: Iterable[Reference] = ()) -> str:
+def format_table(
+    title: str,
+    groups: Sequence[str],
+    columns: Sequence[Column],
+    rows: Iterable[tuple[str, dict]],
+    notes: Sequence[str] = (),
+    group_titles: dict[str, str] | None = None,
+    reference_rows: Iterable[Reference] = (),
+) -> str:
     """A plain-text table in the paper's layout: one row per method, column groups (e.g. crops)
     each with the metric columns; reference rows first (their values already in printed units)."""
     group_titles = group_titles or {}
@@ -283,8 +311,9 @@ def format_table(title: str, groups: Sequence[str], columns: Sequence[Column], r
     for name, res in rows:
         body.append([name] + [_cell(res.get(g, {}).get(c.key), c) for g in groups for c in columns])
     width = [max(len(r[i]) for r in body + [["method"] + heads]) for i in range(len(heads) + 1)]
-    line = lambda cells: "  ".join(x.ljust(width[0]) if i == 0 else x.rjust(width[i])  # noqa: E731
-                                   for i, x in enumerate(cells))
+    line = lambda cells: "  ".join(  # noqa: E731
+        x.ljust(width[0]) if i == 0 else x.rjust(width[i]) for i, x in enumerate(cells)
+    )
     out = [title, line(["method"] + heads), line(["-" * w for w in width])]
     out += [line(r) for r in body]
     out += list(notes)
@@ -325,12 +354,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".avif", ".webp")
 
 
 def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if Path(folder).is_dir() \
-        else []
+    return (
+        sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if Path(folder).is_dir() else []
+    )
 
 
-REFERENCE_SOURCE = ("THFM (paper) row: arXiv:2603.25892's numbers as listed by wizwand.com's benchmark index (the "
-                    "paper's own tables were not reachable here); — = not found in the sources available here")
+REFERENCE_SOURCE = (
+    "THFM (paper) row: arXiv:2603.25892's numbers as listed by wizwand.com's benchmark index (the "
+    "paper's own tables were not reachable here); — = not found in the sources available here"
+)
 
 
 class Benchmark:
@@ -354,8 +386,11 @@ class Benchmark:
         raise NotImplementedError
 
     def aggregate(self, scored: list[tuple[Sample, dict]]) -> dict[str, dict[str, float]]:
-        return {g: mean_over([m for s, m in scored if s.group == g]) for g in self.groups
-                if any(s.group == g for s, _ in scored)}
+        return {
+            g: mean_over([m for s, m in scored if s.group == g])
+            for g in self.groups
+            if any(s.group == g for s, _ in scored)
+        }
 
     def require(self, path: Path) -> Path:
         if not Path(path).exists():

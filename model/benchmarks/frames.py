@@ -72,8 +72,9 @@ class VideoFrames:
             if raw is None:
                 raise ValueError(f"{self.path} ends after {self._next_src} frames, {want + 1} are needed")
             if self._next_src % self.step == 0:
-                self._buf[self._next_src // self.step] = _shrink(np.frombuffer(raw, np.uint8).reshape(h, w, 3),
-                                                                 self.max_side)
+                self._buf[self._next_src // self.step] = _shrink(
+                    np.frombuffer(raw, np.uint8).reshape(h, w, 3), self.max_side
+                )
             self._next_src += 1
         if i not in self._buf:
             raise ValueError(f"{self.path}: frame {want} was requested after later frames (read forward only)")

@@ -93,11 +93,15 @@ def crop_boxes(mask: np.ndarray) -> dict[str, tuple[int, int, int, int]]:
 
     def grow(a0, a1, b0, b1, f):
         dy, dx = (a1 - a0) * f, (b1 - b0) * f
-        return (int(max(0, np.floor(a0 - dy))), int(min(h, np.ceil(a1 + dy))),
-                int(max(0, np.floor(b0 - dx))), int(min(w, np.ceil(b1 + dx))))
+        return (
+            int(max(0, np.floor(a0 - dy))),
+            int(min(h, np.ceil(a1 + dy))),
+            int(max(0, np.floor(b0 - dx))),
+            int(min(w, np.ceil(b1 + dx))),
+        )
 
     boxes = {"full": grow(y0, y1, x0, x1, 0.10), "upper": grow(y0, y0 + 0.5 * bh, x0, x1, 0.10)}
-    band = mask[y0:int(np.ceil(y0 + 0.15 * bh))]
+    band = mask[y0 : int(np.ceil(y0 + 0.15 * bh))]
     cols = np.nonzero(band.any(0))[0]
     fx0, fx1 = (cols.min(), cols.max() + 1) if len(cols) else (x0, x1)
     boxes["face"] = grow(y0, y0 + 0.15 * bh, fx0, fx1, 0.30)
@@ -127,11 +131,16 @@ class GoliathDepth(Benchmark):
     groups = CROPS
     group_titles = {"face": "Face", "upper": "UpperBody", "full": "FullBody"}
     columns = (Column("rmse", "RMSE", 1.0, "{:.3f}"), Column("absrel", "AbsRel", 1.0, "{:.3f}"))
-    references = (Reference("THFM (paper)", {"face": {"rmse": 0.021}, "upper": {"rmse": 0.028},
-                                             "full": {"rmse": 0.037}}, "wizwand.com"),)
+    references = (
+        Reference(
+            "THFM (paper)", {"face": {"rmse": 0.021}, "upper": {"rmse": 0.028}, "full": {"rmse": 0.037}}, "wizwand.com"
+        ),
+    )
     notes = (REFERENCE_SOURCE, "RMSE in metres, AbsRel, after least-squares scale and shift in disparity")
-    layout = ("DATA/<capture with 'Body' in its name>/{camera_calibration.json, image/cam<ID>.zip, "
-              "segmentation_fgbg/cam<ID>.zip, scan_mesh/scan_mesh.zip, frame_splits_list.csv} (Goliath as downloaded)")
+    layout = (
+        "DATA/<capture with 'Body' in its name>/{camera_calibration.json, image/cam<ID>.zip, "
+        "segmentation_fgbg/cam<ID>.zip, scan_mesh/scan_mesh.zip, frame_splits_list.csv} (Goliath as downloaded)"
+    )
 
     def captures(self, root: Path) -> list[Path]:
         caps = sorted(p for p in root.iterdir() if p.is_dir() and "Body" in p.name)
@@ -160,10 +169,18 @@ class GoliathDepth(Benchmark):
         frames = [f for f in test if f in have]
         if not frames:
             raise LayoutError(self.name, f"{scan_zip}:<test frame>.ply", self.layout)
-        pick = lambda xs, n: [xs[i] for i in np.unique(np.linspace(0, len(xs) - 1, min(n, len(xs))).round()  # noqa
-                                                      .astype(int))]
-        return ([str(c) for c in chosen.get("cameras", pick(cams, NUM_CAMERAS))],
-                [int(f) for f in chosen.get("frames", pick(frames, NUM_FRAMES))])
+        pick = lambda xs, n: [  # noqa: E731
+            xs[i]
+            for i in np.unique(
+                np.linspace(0, len(xs) - 1, min(n, len(xs)))
+                .round()  # noqa
+                .astype(int)
+            )
+        ]
+        return (
+            [str(c) for c in chosen.get("cameras", pick(cams, NUM_CAMERAS))],
+            [int(f) for f in chosen.get("frames", pick(frames, NUM_FRAMES))],
+        )
 
     def samples(self, root: Path, **options):
         self.unknown_options(options)
@@ -172,25 +189,39 @@ class GoliathDepth(Benchmark):
             calib = calibration(cap, self.name, self.layout)
             cams, frames = self.selection(root, cap, calib)
             for frame in frames:
-                v, f = read_ply(read_zip_member(cap / "scan_mesh" / "scan_mesh.zip", f"{frame:06d}.ply", self.name,
-                                                self.layout))
+                v, f = read_ply(
+                    read_zip_member(cap / "scan_mesh" / "scan_mesh.zip", f"{frame:06d}.ply", self.name, self.layout)
+                )
                 # a person's scan spans ~2 units in metres, ~2000 in millimetres (Goliath's unit)
                 scale = 1e-3 if np.linalg.norm(np.ptp(v, axis=0)) > 50 else 1.0
                 for cam in cams:
                     if cam not in calib:
                         raise LayoutError(self.name, f"camera {cam} in {cap / 'camera_calibration.json'}", self.layout)
-                    img = decode_image(read_zip_member(cap / "image" / f"cam{cam}.zip", f"cam{cam}/{frame:06d}.avif",
-                                                       self.name, self.layout))
-                    mask = decode_mask(read_zip_member(cap / "segmentation_fgbg" / f"cam{cam}.zip",
-                                                       f"cam{cam}/{frame:06d}.png", self.name, self.layout))
+                    img = decode_image(
+                        read_zip_member(
+                            cap / "image" / f"cam{cam}.zip", f"cam{cam}/{frame:06d}.avif", self.name, self.layout
+                        )
+                    )
+                    mask = decode_mask(
+                        read_zip_member(
+                            cap / "segmentation_fgbg" / f"cam{cam}.zip",
+                            f"cam{cam}/{frame:06d}.png",
+                            self.name,
+                            self.layout,
+                        )
+                    )
                     h, w = img.shape[:2]
                     k, _ = scaled_k(calib[cam], w)
                     rt = np.asarray(calib[cam]["T"], np.float64).T[:3, :4]
                     depth, _ = render_depth_normals(v, f, k, rt, h, w, scale=scale)
                     valid = mask & (depth > 0)
                     for crop, (y0, y1, x0, x1) in crop_boxes(mask).items():
-                        yield Sample(key=f"{cap.name}/cam{cam}/{frame:06d}/{crop}", frames=img[None, y0:y1, x0:x1],
-                                     truth={"depth": depth[y0:y1, x0:x1], "valid": valid[y0:y1, x0:x1]}, group=crop)
+                        yield Sample(
+                            key=f"{cap.name}/cam{cam}/{frame:06d}/{crop}",
+                            frames=img[None, y0:y1, x0:x1],
+                            truth={"depth": depth[y0:y1, x0:x1], "valid": valid[y0:y1, x0:x1]},
+                            group=crop,
+                        )
 
     def score(self, sample: Sample, pred: np.ndarray) -> dict:
         disp = np.clip((np.asarray(pred, np.float64)[0].mean(-1) + 1.0) / 2.0, 0.0, 1.0)

@@ -30,8 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-from model.benchmarks.common import (REFERENCE_SOURCE, Benchmark, Column, LayoutError, Reference, Sample,
-                                     image_files, read_gray, read_image)
+from model.benchmarks.common import (
+    REFERENCE_SOURCE,
+    Benchmark,
+    Column,
+    LayoutError,
+    Reference,
+    Sample,
+    image_files,
+    read_gray,
+    read_image,
+)
 from model.benchmarks.mesh import read_obj, render_depth_normals, undistort
 
 PAIRS = ("pair28", "pair32", "pair37")
@@ -48,8 +57,11 @@ def camera(npz: Path, cam: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             raise ValueError(f"{npz}: no camera {cam} (ids {ids})")
         i = ids.index(cam)
         k = z["intirnsics"][i] if "intirnsics" in z.files else z["intrinsics"][i]
-        return (np.asarray(k, np.float64), np.asarray(z["extrinsics"][i], np.float64)[:3, :4],
-                np.asarray(z["dist_coeffs"][i], np.float64))
+        return (
+            np.asarray(k, np.float64),
+            np.asarray(z["extrinsics"][i], np.float64)[:3, :4],
+            np.asarray(z["dist_coeffs"][i], np.float64),
+        )
 
 
 def angle_stats(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> dict:
@@ -59,8 +71,13 @@ def angle_stats(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> dict:
     p /= np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
     g /= np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), 1e-12)
     ang = np.degrees(np.arccos(np.clip((p * g).sum(-1), -1.0, 1.0)))
-    out = {"sum": float(ang.sum()), "n": float(len(ang)), "hist": np.histogram(ang, BINS, (0.0, 180.0))[0],
-           "min": float(ang.min()) if len(ang) else 180.0, "max": float(ang.max()) if len(ang) else 0.0}
+    out = {
+        "sum": float(ang.sum()),
+        "n": float(len(ang)),
+        "hist": np.histogram(ang, BINS, (0.0, 180.0))[0],
+        "min": float(ang.min()) if len(ang) else 180.0,
+        "max": float(ang.max()) if len(ang) else 0.0,
+    }
     for t in THRESHOLDS:
         out[f"below_{t:g}"] = float((ang < t).sum())
     return out
@@ -86,14 +103,19 @@ class Hi4DNormals(Benchmark):
     name = "hi4d"
     title = "Surface normal estimation on Hi4D (pairs 28, 32, 37; camera 4)"
     tasks = ("human_normals", "normals")
-    columns = (Column("mean", "Mean"), Column("median", "Median"),
-               Column("within_11.25", "11.25°", lower_is_better=False),
-               Column("within_22.5", "22.5°", lower_is_better=False),
-               Column("within_30", "30°", lower_is_better=False))
+    columns = (
+        Column("mean", "Mean"),
+        Column("median", "Median"),
+        Column("within_11.25", "11.25°", lower_is_better=False),
+        Column("within_22.5", "22.5°", lower_is_better=False),
+        Column("within_30", "30°", lower_is_better=False),
+    )
     references = (Reference("THFM (paper)", {"all": {"mean": 11.01}}, "wizwand.com"),)
     notes = (REFERENCE_SOURCE, "angular errors in degrees over the people's pixels; % of pixels within a threshold")
-    layout = ("DATA/pair28|pair32|pair37/<action>/{cameras/rgb_cameras.npz, images/4/000XXX.jpg, "
-              "seg/img_seg_mask/4/all/000XXX.png, frames/mesh-f00XXX.obj} (Hi4D as released)")
+    layout = (
+        "DATA/pair28|pair32|pair37/<action>/{cameras/rgb_cameras.npz, images/4/000XXX.jpg, "
+        "seg/img_seg_mask/4/all/000XXX.png, frames/mesh-f00XXX.obj} (Hi4D as released)"
+    )
 
     def samples(self, root: Path, chunk: int = 81, pairs=PAIRS, camera_id: int = CAMERA, **options):
         self.unknown_options(options)
@@ -109,11 +131,12 @@ class Hi4DNormals(Benchmark):
                     raise LayoutError(self.name, action / "images" / str(camera_id) / "000000.jpg", self.layout)
                 for s in range(0, len(images), chunk):
                     frames, normals, valid = [], [], []
-                    for img in images[s:s + chunk]:
+                    for img in images[s : s + chunk]:
                         fid = int(img.stem)
                         mesh = self.require(action / "frames" / f"mesh-f{fid:05d}.obj")
-                        mask_path = self.require(action / "seg" / "img_seg_mask" / str(camera_id) / "all" /
-                                                 f"{img.stem}.png")
+                        mask_path = self.require(
+                            action / "seg" / "img_seg_mask" / str(camera_id) / "all" / f"{img.stem}.png"
+                        )
                         rgb = undistort(read_image(img), k, dist, order=1)
                         mask = undistort(read_gray(mask_path), k, dist, order=0) > 0.5
                         h, w = rgb.shape[:2]
@@ -122,8 +145,11 @@ class Hi4DNormals(Benchmark):
                         frames.append(rgb)
                         normals.append(n)
                         valid.append(mask & (depth > 0))
-                    yield Sample(key=f"{pair}/{action.name}/{images[s].stem}", frames=np.stack(frames),
-                                 truth={"normals": np.stack(normals), "valid": np.stack(valid)})
+                    yield Sample(
+                        key=f"{pair}/{action.name}/{images[s].stem}",
+                        frames=np.stack(frames),
+                        truth={"normals": np.stack(normals), "valid": np.stack(valid)},
+                    )
 
     def score(self, sample: Sample, pred: np.ndarray) -> dict:
         return angle_stats(pred, sample.truth["normals"], sample.truth["valid"])

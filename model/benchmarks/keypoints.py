@@ -77,12 +77,23 @@ import numpy as np
 from model import metrics as M
 from model.benchmarks import safe_pickle
 from model.benchmarks.bodymodel import BodyModel, find_model
-from model.benchmarks.common import (REFERENCE_SOURCE, Benchmark, CheckpointMismatch, Column, LayoutError,
-                                     Reference, Sample, image_files)
+from model.benchmarks.common import (
+    REFERENCE_SOURCE,
+    Benchmark,
+    CheckpointMismatch,
+    Column,
+    LayoutError,
+    Reference,
+    Sample,
+    image_files,
+)
 from model.benchmarks.frames import ImageFrames, VideoFrames
 
-COLUMNS = (Column("mpjpe", "MPJPE", 1e3, "{:.1f}"), Column("pa_mpjpe", "PA-MPJPE", 1e3, "{:.1f}"),
-           Column("accel", "Accel", 1e3, "{:.1f}"))
+COLUMNS = (
+    Column("mpjpe", "MPJPE", 1e3, "{:.1f}"),
+    Column("pa_mpjpe", "PA-MPJPE", 1e3, "{:.1f}"),
+    Column("accel", "Accel", 1e3, "{:.1f}"),
+)
 MAX_SIDE = 1024
 
 H36M32_TO_17 = np.array([0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27])
@@ -92,7 +103,7 @@ SMPLX_TO_SMPL24 = np.array(list(range(22)) + [28, 43])  # body joints + left/rig
 
 
 def pelvis_align(joints: np.ndarray, left: int, right: int) -> np.ndarray:
-    return joints - 0.5 * (joints[:, left:left + 1] + joints[:, right:right + 1])
+    return joints - 0.5 * (joints[:, left : left + 1] + joints[:, right : right + 1])
 
 
 def sequence_errors(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, hips: tuple[int, int]) -> dict:
@@ -101,11 +112,16 @@ def sequence_errors(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, hips: t
     p, g = pelvis_align(pred, *hips), pelvis_align(gt, *hips)
     per = np.linalg.norm(p - g, axis=-1).mean(-1)  # (N,)
     pa = np.array([M.mpjpe(M.procrustes_align(p[i], g[i]), g[i]) if valid[i] else np.nan for i in range(len(p))])
-    acc = (np.diff(p, n=2, axis=0) - np.diff(g, n=2, axis=0))
+    acc = np.diff(p, n=2, axis=0) - np.diff(g, n=2, axis=0)
     acc_err = np.linalg.norm(acc, axis=-1).mean(-1) if len(acc) else np.zeros(0)
     keep = valid[:-2] & valid[1:-1] & valid[2:] if len(valid) > 2 else np.zeros(0, bool)
-    return {"mpjpe_sum": float(per[valid].sum()), "pa_mpjpe_sum": float(pa[valid].sum()), "frames": int(valid.sum()),
-            "accel_sum": float(acc_err[keep].sum()), "accel_n": int(keep.sum())}
+    return {
+        "mpjpe_sum": float(per[valid].sum()),
+        "pa_mpjpe_sum": float(pa[valid].sum()),
+        "frames": int(valid.sum()),
+        "accel_sum": float(acc_err[keep].sum()),
+        "accel_n": int(keep.sum()),
+    }
 
 
 class _Keypoints(Benchmark):
@@ -119,8 +135,10 @@ class _Keypoints(Benchmark):
     def check_keypoints(self, convention: str, num_keypoints: int, checkpoint) -> None:
         ok = {"smpl24": ("smpl24",), "h36m14": ("h36m17", "smpl24")}[self.joints]
         if convention not in ok:
-            raise CheckpointMismatch(f"{checkpoint} predicts {convention} keypoints ({num_keypoints} joints); the "
-                                     f"{self.name} benchmark scores {self.joints} joints, from {' or '.join(ok)}")
+            raise CheckpointMismatch(
+                f"{checkpoint} predicts {convention} keypoints ({num_keypoints} joints); the "
+                f"{self.name} benchmark scores {self.joints} joints, from {' or '.join(ok)}"
+            )
 
     def adapt_keypoints(self, kp: np.ndarray, convention: str) -> np.ndarray:
         if self.joints == "smpl24":
@@ -134,11 +152,16 @@ class _Keypoints(Benchmark):
         return sequence_errors(np.asarray(pred, np.float64), gt, valid, self.hips)
 
     def aggregate(self, scored):
-        tot = {k: sum(m[k] for _, m in scored) for k in ("mpjpe_sum", "pa_mpjpe_sum", "frames", "accel_sum",
-                                                         "accel_n")}
+        tot = {k: sum(m[k] for _, m in scored) for k in ("mpjpe_sum", "pa_mpjpe_sum", "frames", "accel_sum", "accel_n")}
         f, a = max(tot["frames"], 1), tot["accel_n"]
-        return {"all": {"mpjpe": tot["mpjpe_sum"] / f, "pa_mpjpe": tot["pa_mpjpe_sum"] / f,
-                        "accel": tot["accel_sum"] / a if a else float("nan"), "frames": float(tot["frames"])}}
+        return {
+            "all": {
+                "mpjpe": tot["mpjpe_sum"] / f,
+                "pa_mpjpe": tot["pa_mpjpe_sum"] / f,
+                "accel": tot["accel_sum"] / a if a else float("nan"),
+                "frames": float(tot["frames"]),
+            }
+        }
 
 
 def world_to_camera(joints: np.ndarray, rt: np.ndarray) -> np.ndarray:
@@ -184,8 +207,12 @@ class EMDB(_Keypoints):
             world = models[gender].joints(pose, smpl["betas"], smpl["trans"])[:, :24]
             cam = world_to_camera(world, np.asarray(data["camera"]["extrinsics"]))
             valid = np.asarray(data.get("good_frames_mask", np.ones(n, bool)), bool)
-            yield Sample(key=f"{subject}/{seq.name}", frames=ImageFrames(images[:n], MAX_SIDE),
-                         truth={"joints": cam, "valid": valid}, fps=30.0)
+            yield Sample(
+                key=f"{subject}/{seq.name}",
+                frames=ImageFrames(images[:n], MAX_SIDE),
+                truth={"joints": cam, "valid": valid},
+                fps=30.0,
+            )
 
 
 def rich_camera(xml_path: Path) -> np.ndarray:
@@ -198,15 +225,20 @@ def rich_camera(xml_path: Path) -> np.ndarray:
 class RICH(_Keypoints):
     name = "rich"
     title = "3D keypoints on RICH (test split, 24 joints)"
-    layout = ("DATA/{images/test/<SEQ>/cam_<CC>/<FFFFF>_<CC>.<ext>, bodies/test/<SEQ>/<FFFFF>/<SUBJECT>.pkl, "
-              "scan_calibration/<SCENE>/calibration/<CCC>.xml} (RICH as released)")
+    layout = (
+        "DATA/{images/test/<SEQ>/cam_<CC>/<FFFFF>_<CC>.<ext>, bodies/test/<SEQ>/<FFFFF>/<SUBJECT>.pkl, "
+        "scan_calibration/<SCENE>/calibration/<CCC>.xml} (RICH as released)"
+    )
     references = (Reference("THFM (paper)", {"all": {"pa_mpjpe": 34.7}}, "wizwand.com"),)
 
     def samples(self, root: Path, body_model: str | Path | None = None, **options):
         self.unknown_options(options)
         root = Path(root)
-        seqs = sorted(p for p in (root / "images" / "test").iterdir() if p.is_dir()) \
-            if (root / "images" / "test").is_dir() else []
+        seqs = (
+            sorted(p for p in (root / "images" / "test").iterdir() if p.is_dir())
+            if (root / "images" / "test").is_dir()
+            else []
+        )
         if not seqs:
             raise LayoutError(self.name, root / "images" / "test" / "<SEQ>", self.layout)
         genders = json.loads((root / "gender.json").read_text()) if (root / "gender.json").is_file() else {}
@@ -231,15 +263,23 @@ class RICH(_Keypoints):
                         continue
                     p = {k: np.asarray(v, np.float64) for k, v in safe_pickle.load(body).items()}
                     pose = np.concatenate([p["global_orient"].reshape(1, 3), p["body_pose"].reshape(1, -1)], axis=1)
-                    world = models[gender].joints(pose, p["betas"], p.get("transl", np.zeros(3)),
-                                                  expression=p.get("expression"))[:, SMPLX_TO_SMPL24]
+                    world = models[gender].joints(
+                        pose, p["betas"], p.get("transl", np.zeros(3)), expression=p.get("expression")
+                    )[:, SMPLX_TO_SMPL24]
                     joints.append(world_to_camera(world, rt)[0])
                     valid.append(True)
                 if not any(valid):
-                    raise LayoutError(self.name, root / "bodies" / "test" / seq.name / images[0].stem.split("_")[0] /
-                                      f"{subject}.pkl", self.layout)
-                yield Sample(key=f"{seq.name}/{cam_dir.name}", frames=ImageFrames(images, MAX_SIDE),
-                             truth={"joints": np.stack(joints), "valid": np.array(valid)}, fps=30.0)
+                    raise LayoutError(
+                        self.name,
+                        root / "bodies" / "test" / seq.name / images[0].stem.split("_")[0] / f"{subject}.pkl",
+                        self.layout,
+                    )
+                yield Sample(
+                    key=f"{seq.name}/{cam_dir.name}",
+                    frames=ImageFrames(images, MAX_SIDE),
+                    truth={"joints": np.stack(joints), "valid": np.array(valid)},
+                    fps=30.0,
+                )
 
 
 class H36M(_Keypoints):
@@ -250,8 +290,10 @@ class H36M(_Keypoints):
     camera = "54138969"
     subjects = ("S9", "S11")
     step = 2  # 50 fps videos fed at 25 fps
-    layout = ("DATA/S9|S11/{Videos/<Action>.54138969.mp4, MyPoseFeatures/D3_Positions_mono/<Action>.54138969.cdf} "
-              "(Human3.6M as unpacked)")
+    layout = (
+        "DATA/S9|S11/{Videos/<Action>.54138969.mp4, MyPoseFeatures/D3_Positions_mono/<Action>.54138969.cdf} "
+        "(Human3.6M as unpacked)"
+    )
     references = (Reference("THFM (paper)", {"all": {"pa_mpjpe": 27.7}}, "wizwand.com"),)
 
     def samples(self, root: Path, **options):
@@ -265,14 +307,29 @@ class H36M(_Keypoints):
             if not cdfs:
                 raise LayoutError(self.name, poses_dir / f"Directions.{self.camera}.cdf", self.layout)
             for cdf in cdfs:
-                video = root / subject / "Videos" / (cdf.name[:-len(".cdf")] + ".mp4")
+                video = root / subject / "Videos" / (cdf.name[: -len(".cdf")] + ".mp4")
                 self.require(video)
                 pose = np.asarray(cdflib.CDF(str(cdf)).varget("Pose"), np.float64).reshape(-1, 32, 3)
-                gt = pose[:, H36M32_TO_17][:, H36M17_TO_14][::self.step] / 1000.0  # mm -> m
+                gt = pose[:, H36M32_TO_17][:, H36M17_TO_14][:: self.step] / 1000.0  # mm -> m
                 frames = VideoFrames(video, count=len(gt), step=self.step, max_side=MAX_SIDE)
-                yield Sample(key=f"{subject}/{cdf.stem}", frames=frames,
-                             truth={"joints": gt, "valid": np.ones(len(gt), bool)}, fps=50.0 / self.step)
+                yield Sample(
+                    key=f"{subject}/{cdf.stem}",
+                    frames=frames,
+                    truth={"joints": gt, "valid": np.ones(len(gt), bool)},
+                    fps=50.0 / self.step,
+                )
 
 
-__all__ = ["EMDB", "RICH", "H36M", "sequence_errors", "pelvis_align", "world_to_camera", "rich_camera",
-           "H36M32_TO_17", "H36M17_TO_14", "SMPL24_TO_14", "SMPLX_TO_SMPL24"]
+__all__ = [
+    "EMDB",
+    "RICH",
+    "H36M",
+    "sequence_errors",
+    "pelvis_align",
+    "world_to_camera",
+    "rich_camera",
+    "H36M32_TO_17",
+    "H36M17_TO_14",
+    "SMPL24_TO_14",
+    "SMPLX_TO_SMPL24",
+]

@@ -55,8 +55,17 @@ from pathlib import Path
 import numpy as np
 
 from model import metrics as M
-from model.benchmarks.common import (REFERENCE_SOURCE, Benchmark, Column, LayoutError, Reference, Sample,
-                                     image_files, read_gray, read_image)
+from model.benchmarks.common import (
+    REFERENCE_SOURCE,
+    Benchmark,
+    Column,
+    LayoutError,
+    Reference,
+    Sample,
+    image_files,
+    read_gray,
+    read_image,
+)
 
 COLUMNS = (Column("mad", "MAD", 1e3), Column("mse", "MSE", 1e3), Column("grad", "Grad"), Column("conn", "Conn"))
 VIDEO_COLUMNS = COLUMNS + (Column("dtssd", "dtSSD", 1e2),)
@@ -78,8 +87,9 @@ class _ImageMatting(Benchmark):
 
     def score(self, sample: Sample, pred: np.ndarray) -> dict[str, float]:
         alpha = predicted_alpha(pred)
-        return frame_metrics(alpha, sample.truth["alpha"][None] if sample.truth["alpha"].ndim == 2
-                             else sample.truth["alpha"])[0]
+        return frame_metrics(
+            alpha, sample.truth["alpha"][None] if sample.truth["alpha"].ndim == 2 else sample.truth["alpha"]
+        )[0]
 
 
 class VideoMatte(Benchmark):
@@ -110,8 +120,12 @@ class VideoMatte(Benchmark):
                 if gt is None:
                     raise LayoutError(self.name, pha / f"{f.stem}.png", self.layout)
                 alphas.append(read_gray(gt))
-            yield Sample(key=clip.name, frames=np.stack([read_image(f) for f in frames]),
-                         truth={"alpha": np.stack(alphas)}, fps=30.0)
+            yield Sample(
+                key=clip.name,
+                frames=np.stack([read_image(f) for f in frames]),
+                truth={"alpha": np.stack(alphas)},
+                fps=30.0,
+            )
 
     def score(self, sample: Sample, pred: np.ndarray) -> dict[str, float]:
         alpha, gt = predicted_alpha(pred), sample.truth["alpha"].astype(np.float64)
@@ -124,8 +138,10 @@ class VideoMatte(Benchmark):
     def aggregate(self, scored):
         # RVM averages over all frames of all clips: weight each clip by its frame count
         n = np.array([m["frames"] for _, m in scored])
-        out = {k: float(np.sum([m[k] * w for (_, m), w in zip(scored, n)]) / n.sum())
-               for k in ("mad", "mse", "grad", "conn", "dtssd")}
+        out = {
+            k: float(np.sum([m[k] * w for (_, m), w in zip(scored, n)]) / n.sum())
+            for k in ("mad", "mse", "grad", "conn", "dtssd")
+        }
         return {"all": out}
 
 
@@ -146,12 +162,13 @@ def cover(img: np.ndarray, height: int, width: int) -> np.ndarray:
     nh, nw = max(height, round(h * s)), max(width, round(w * s))
     big = np.asarray(Image.fromarray(img).resize((nw, nh), Image.BILINEAR))
     y, x = (nh - height) // 2, (nw - width) // 2
-    return big[y:y + height, x:x + width]
+    return big[y : y + height, x : x + width]
 
 
 def composite(fgr: np.ndarray, alpha: np.ndarray, bgr: np.ndarray) -> np.ndarray:
     return (fgr.astype(np.float64) * alpha[..., None] + bgr.astype(np.float64) * (1 - alpha[..., None])).astype(
-        np.uint8)
+        np.uint8
+    )
 
 
 class PhotoMatte85(_ImageMatting):
@@ -178,8 +195,9 @@ class PhotoMatte85(_ImageMatting):
                 rgba = np.asarray(im.convert("RGBA"))
             alpha = rgba[..., 3].astype(np.float64) / 255.0
             h, w = alpha.shape
-            bgr = cover(read_image(backgrounds[i % len(backgrounds)]), h, w) if backgrounds else \
-                default_background(h, w)
+            bgr = (
+                cover(read_image(backgrounds[i % len(backgrounds)]), h, w) if backgrounds else default_background(h, w)
+            )
             yield Sample(key=f.stem, frames=composite(rgba[..., :3], alpha, bgr)[None], truth={"alpha": alpha})
 
 
@@ -201,8 +219,10 @@ class PPM100(_ImageMatting):
                 raise LayoutError(self.name, root / "matte" / f"{f.stem}.png", self.layout)
             img, alpha = read_image(f), read_gray(mattes[f.stem]).astype(np.float64)
             if alpha.shape != img.shape[:2]:
-                raise ValueError(f"{self.name}: {mattes[f.stem]} is {alpha.shape[1]}x{alpha.shape[0]}, its image "
-                                 f"{f} is {img.shape[1]}x{img.shape[0]}")
+                raise ValueError(
+                    f"{self.name}: {mattes[f.stem]} is {alpha.shape[1]}x{alpha.shape[0]}, its image "
+                    f"{f} is {img.shape[1]}x{img.shape[0]}"
+                )
             yield Sample(key=f.stem, frames=img[None], truth={"alpha": alpha})
 
 

@@ -29,8 +29,7 @@ NEAR = 1e-6
 
 def read_obj(source: str | Path | bytes) -> tuple[np.ndarray, np.ndarray]:
     """(vertices (V, 3) float64, faces (F, 3) int64) of an OBJ file (or its bytes)."""
-    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else Path(source).read_text(
-        errors="replace")
+    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else Path(source).read_text(errors="replace")
     verts, faces = [], []
     for line in text.splitlines():
         if line.startswith("v "):
@@ -45,9 +44,24 @@ def read_obj(source: str | Path | bytes) -> tuple[np.ndarray, np.ndarray]:
     return v, f
 
 
-_PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
-              "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-              "float": "f4", "float32": "f4", "double": "f8", "float64": "f8"}
+_PLY_TYPES = {
+    "char": "i1",
+    "int8": "i1",
+    "uchar": "u1",
+    "uint8": "u1",
+    "short": "i2",
+    "int16": "i2",
+    "ushort": "u2",
+    "uint16": "u2",
+    "int": "i4",
+    "int32": "i4",
+    "uint": "u4",
+    "uint32": "u4",
+    "float": "f4",
+    "float32": "f4",
+    "double": "f8",
+    "float64": "f8",
+}
 
 
 def read_ply(source: str | Path | bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +89,7 @@ def read_ply(source: str | Path | bytes) -> tuple[np.ndarray, np.ndarray]:
         for el in elements:
             if el["name"] == "vertex":
                 n_props = len(el["props"])
-                arr = np.asarray(tokens[pos:pos + n_props * el["count"]], np.float64).reshape(el["count"], n_props)
+                arr = np.asarray(tokens[pos : pos + n_props * el["count"]], np.float64).reshape(el["count"], n_props)
                 names = [p[0] for p in el["props"]]
                 verts = arr[:, [names.index("x"), names.index("y"), names.index("z")]]
                 pos += n_props * el["count"]
@@ -83,7 +97,7 @@ def read_ply(source: str | Path | bytes) -> tuple[np.ndarray, np.ndarray]:
                 tri = []
                 for _ in range(el["count"]):
                     k = int(tokens[pos])
-                    idx = [int(t) for t in tokens[pos + 1:pos + 1 + k]]
+                    idx = [int(t) for t in tokens[pos + 1 : pos + 1 + k]]
                     tri += [(idx[0], idx[j], idx[j + 1]) for j in range(1, k - 1)]
                     pos += 1 + k
                 faces = np.asarray(tri, np.int64).reshape(-1, 3)
@@ -106,10 +120,10 @@ def read_ply(source: str | Path | bytes) -> tuple[np.ndarray, np.ndarray]:
             # fast path: every face a triangle
             rec = np.dtype([("n", ct), ("i", it, (3,))])
             if len(raw) >= rec.itemsize * el["count"]:
-                arr = np.frombuffer(raw[:rec.itemsize * el["count"]], rec)
+                arr = np.frombuffer(raw[: rec.itemsize * el["count"]], rec)
                 if np.all(arr["n"] == 3):
                     faces = arr["i"].astype(np.int64)
-                    buf = io.BytesIO(raw[rec.itemsize * el["count"]:])
+                    buf = io.BytesIO(raw[rec.itemsize * el["count"] :])
                     continue
             tri, pos = [], 0
             for _ in range(el["count"]):
@@ -135,8 +149,9 @@ def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
-def rasterize(verts_cam: np.ndarray, faces: np.ndarray, k: np.ndarray, height: int, width: int,
-              max_candidates: int = 4_000_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rasterize(
+    verts_cam: np.ndarray, faces: np.ndarray, k: np.ndarray, height: int, width: int, max_candidates: int = 4_000_000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Z-buffer of a camera-frame mesh: (depth (H, W) with 0 = none, face id (H, W) with -1 = none,
     perspective-correct barycentrics (H, W, 3))."""
     verts_cam = np.asarray(verts_cam, np.float64)
@@ -152,8 +167,14 @@ def rasterize(verts_cam: np.ndarray, faces: np.ndarray, k: np.ndarray, height: i
     x1 = np.clip(np.floor(tri[..., 0].max(1)), 0, width - 1)
     y0 = np.clip(np.ceil(tri[..., 1].min(1)), 0, height - 1)
     y1 = np.clip(np.floor(tri[..., 1].max(1)), 0, height - 1)
-    inside = (tri[..., 0].max(1) >= 0) & (tri[..., 0].min(1) <= width - 1) & (tri[..., 1].max(1) >= 0) & \
-        (tri[..., 1].min(1) <= height - 1) & (x1 >= x0) & (y1 >= y0)
+    inside = (
+        (tri[..., 0].max(1) >= 0)
+        & (tri[..., 0].min(1) <= width - 1)
+        & (tri[..., 1].max(1) >= 0)
+        & (tri[..., 1].min(1) <= height - 1)
+        & (x1 >= x0)
+        & (y1 >= y0)
+    )
     fid_all, tri, x0, x1, y0, y1 = fid_all[inside], tri[inside], x0[inside], x1[inside], y0[inside], y1[inside]
     nx, ny = (x1 - x0 + 1).astype(np.int64), (y1 - y0 + 1).astype(np.int64)
     counts = nx * ny
@@ -199,8 +220,15 @@ def rasterize(verts_cam: np.ndarray, faces: np.ndarray, k: np.ndarray, height: i
     return zbuf.reshape(height, width), fbuf.reshape(height, width), bbuf.reshape(height, width, 3)
 
 
-def render_depth_normals(verts_world: np.ndarray, faces: np.ndarray, k: np.ndarray, rt: np.ndarray, height: int,
-                         width: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def render_depth_normals(
+    verts_world: np.ndarray,
+    faces: np.ndarray,
+    k: np.ndarray,
+    rt: np.ndarray,
+    height: int,
+    width: int,
+    scale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """(depth (H, W) in mesh units x ``scale``, 0 = none; normals (H, W, 3) OpenCV camera frame, 0 = none)
     of a world-frame mesh seen by a camera with intrinsics ``k`` and world-to-camera ``rt`` (3x4)."""
     rt = np.asarray(rt, np.float64)
@@ -227,22 +255,23 @@ def undistort(image: np.ndarray, k: np.ndarray, dist: np.ndarray, order: int = 1
 
     d = np.zeros(5)
     dist = np.asarray(dist, np.float64).reshape(-1)[:5]
-    d[:len(dist)] = dist
+    d[: len(dist)] = dist
     if not np.any(d):
         return image
     h, w = image.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     x, y = (xs - k[0, 2]) / k[0, 0], (ys - k[1, 2]) / k[1, 1]
     r2 = x * x + y * y
-    radial = 1 + d[0] * r2 + d[1] * r2 ** 2 + d[4] * r2 ** 3
+    radial = 1 + d[0] * r2 + d[1] * r2**2 + d[4] * r2**3
     xd = x * radial + 2 * d[2] * x * y + d[3] * (r2 + 2 * x * x)
     yd = y * radial + d[2] * (r2 + 2 * y * y) + 2 * d[3] * x * y
     coords = [yd * k[1, 1] + k[1, 2], xd * k[0, 0] + k[0, 2]]
     src = np.asarray(image)
     if src.ndim == 2:
         return ndimage.map_coordinates(src, coords, order=order, mode="nearest").astype(src.dtype)
-    return np.stack([ndimage.map_coordinates(src[..., c], coords, order=order, mode="nearest")
-                     for c in range(src.shape[-1])], -1).astype(src.dtype)
+    return np.stack(
+        [ndimage.map_coordinates(src[..., c], coords, order=order, mode="nearest") for c in range(src.shape[-1])], -1
+    ).astype(src.dtype)
 
 
 __all__ = ["read_obj", "read_ply", "vertex_normals", "rasterize", "render_depth_normals", "undistort"]

@@ -15,11 +15,18 @@ import pickle
 from pathlib import Path
 
 ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"), ("collections", "OrderedDict"), ("builtins", "slice"),
-    ("builtins", "complex"), ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("collections", "OrderedDict"),
+    ("builtins", "slice"),
+    ("builtins", "complex"),
+    ("_codecs", "encode"),
 }
 
 
@@ -27,8 +34,10 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) in ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only containers and numpy arrays are "
-                                     "allowed in benchmark annotation pickles)")
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name} (only containers and numpy arrays are "
+            "allowed in benchmark annotation pickles)"
+        )
 
 
 def load(path: str | Path):

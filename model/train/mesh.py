@@ -23,7 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 AXES = ("data", "fsdp")
 BATCH_AXES = ("data", "fsdp")
-MIN_SHARD_SIZE = 2 ** 14  # params with fewer elements stay replicated
+MIN_SHARD_SIZE = 2**14  # params with fewer elements stay replicated
 
 _initialized = False
 
@@ -66,18 +66,25 @@ def make_mesh(data: int = -1, fsdp: int = 1, devices=None) -> Mesh:
     if data == -1:
         data = n // fsdp
     if data * fsdp != n:
-        raise ValueError(f"mesh data x fsdp = {data} x {fsdp} = {data * fsdp} but there are {n} devices "
-                         "(use data: -1 to take all devices left after fsdp)")
+        raise ValueError(
+            f"mesh data x fsdp = {data} x {fsdp} = {data * fsdp} but there are {n} devices "
+            "(use data: -1 to take all devices left after fsdp)"
+        )
     return Mesh(np.asarray(devices, dtype=object).reshape(data, fsdp), AXES)
 
 
-def param_spec(path: tuple, shape: tuple[int, ...], fsdp: int, stacked_prefix: tuple | None = ("dit", "blocks"),
-               min_size: int = MIN_SHARD_SIZE) -> P:
+def param_spec(
+    path: tuple,
+    shape: tuple[int, ...],
+    fsdp: int,
+    stacked_prefix: tuple | None = ("dit", "blocks"),
+    min_size: int = MIN_SHARD_SIZE,
+) -> P:
     """PartitionSpec of one param: its largest axis divisible by ``fsdp`` is sharded over 'fsdp'."""
     if fsdp <= 1 or int(np.prod(shape, dtype=np.int64)) < min_size:
         return P()
     keys = tuple(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in path)
-    first = 1 if stacked_prefix is not None and keys[:len(stacked_prefix)] == stacked_prefix else 0
+    first = 1 if stacked_prefix is not None and keys[: len(stacked_prefix)] == stacked_prefix else 0
     best = None
     for ax in range(first, len(shape)):
         if shape[ax] % fsdp == 0 and (best is None or shape[ax] > shape[best]):
@@ -94,7 +101,8 @@ def param_shardings(mesh: Mesh, params, scan_layers: bool = True, min_size: int 
     fsdp = mesh.shape["fsdp"]
     prefix = ("dit", "blocks") if scan_layers else None
     return jax.tree_util.tree_map_with_path(
-        lambda path, x: NamedSharding(mesh, param_spec(path, tuple(x.shape), fsdp, prefix, min_size)), params)
+        lambda path, x: NamedSharding(mesh, param_spec(path, tuple(x.shape), fsdp, prefix, min_size)), params
+    )
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

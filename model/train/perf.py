@@ -20,10 +20,23 @@ import numpy as np
 
 # Dense bf16 tensor-core/MXU peaks (FLOP/s per device), matched against device_kind (first hit wins).
 PEAK_BF16 = (
-    ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12),
-    ("B200", 2250e12), ("A100", 312e12), ("L40S", 362e12), ("A10G", 70e12), ("L4", 121e12),
-    ("TPU v6 lite", 918e12), ("TPU v6e", 918e12), ("TPU v5 lite", 197e12), ("TPU v5e", 197e12),
-    ("TPU v5p", 459e12), ("TPU v5", 459e12), ("TPU v4", 275e12),
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),
+    ("H200", 989e12),
+    ("GH200", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("A10G", 70e12),
+    ("L4", 121e12),
+    ("TPU v6 lite", 918e12),
+    ("TPU v6e", 918e12),
+    ("TPU v5 lite", 197e12),
+    ("TPU v5e", 197e12),
+    ("TPU v5p", 459e12),
+    ("TPU v5", 459e12),
+    ("TPU v4", 275e12),
 )
 
 
@@ -56,7 +69,7 @@ def measure_peak(dtype, sizes=None, reps: int = 3) -> float:
         for _ in range(reps):
             t0 = time.perf_counter()
             jax.block_until_ready(chain(a, b))
-            best = max(best, 4 * 2 * n ** 3 / (time.perf_counter() - t0))
+            best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0))
     return best
 
 

@@ -57,15 +57,20 @@ def compute_dtype(name: str):
 
 
 def thfm_config(cfg: TrainConfig, spec: DataSpec, text_dim: int | None) -> THFMConfig:
-    dit = dit_config(cfg.model.size, latent_channels=spec.latent_channels, text_dim=text_dim,
-                     overrides=cfg.model.dit)
-    return THFMConfig(dit=dit, num_frames=spec.num_frames, num_keypoints=spec.num_keypoints,
-                      timestep=cfg.model.timestep, kp_head_hidden=cfg.model.kp_head_hidden,
-                      token_mask=cfg.model.token_mask)
+    dit = dit_config(cfg.model.size, latent_channels=spec.latent_channels, text_dim=text_dim, overrides=cfg.model.dit)
+    return THFMConfig(
+        dit=dit,
+        num_frames=spec.num_frames,
+        num_keypoints=spec.num_keypoints,
+        timestep=cfg.model.timestep,
+        kp_head_hidden=cfg.model.kp_head_hidden,
+        token_mask=cfg.model.token_mask,
+    )
 
 
-def lr_schedule(lr: float, warmup_steps: int, decay: str = "constant", total_steps: int | None = None,
-                final_fraction: float = 0.1) -> Callable:
+def lr_schedule(
+    lr: float, warmup_steps: int, decay: str = "constant", total_steps: int | None = None, final_fraction: float = 0.1
+) -> Callable:
     warmup = max(int(warmup_steps), 1)
     if decay not in ("constant", "cosine"):
         raise ValueError(f"lr_decay must be constant or cosine, got {decay!r}")
@@ -84,8 +89,9 @@ def lr_schedule(lr: float, warmup_steps: int, decay: str = "constant", total_ste
 
 def make_optimizer(cfg: TrainConfig):
     schedule = lr_schedule(cfg.lr, cfg.warmup_steps(), cfg.lr_decay, cfg.steps, cfg.lr_final_fraction)
-    tx = optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
-                     optax.adam(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps))
+    tx = optax.chain(
+        optax.clip_by_global_norm(cfg.clip_norm), optax.adam(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps)
+    )
     return tx, schedule
 
 
@@ -115,20 +121,29 @@ class TrainSetup:
 
     def abstract_state(self) -> dict:
         """ShapeDtypeStructs (with shardings) of the train state, for checkpoint restore."""
-        return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                            self._abstract, self.state_shardings)
+        return jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), self._abstract, self.state_shardings
+        )
 
 
-def setup_training(cfg: TrainConfig, spec: DataSpec, prompts: dict[str, np.ndarray], mesh: Mesh,
-                   *, init: bool = True, model_cfg: THFMConfig | None = None):
+def setup_training(
+    cfg: TrainConfig,
+    spec: DataSpec,
+    prompts: dict[str, np.ndarray],
+    mesh: Mesh,
+    *,
+    init: bool = True,
+    model_cfg: THFMConfig | None = None,
+):
     """Build the model definition, shardings and jitted step; with ``init`` also the initial state
     (random or ``model.pretrained``) and replicated consts. Returns (TrainSetup, state or None)."""
     dtype = compute_dtype(cfg.dtype)
     text_dim = int(next(iter(prompts.values())).shape[-1])
     model_cfg = model_cfg or thfm_config(cfg, spec, text_dim if cfg.model.size in DATA_SIZED else None)
     prompt_tab = prompt_array(prompts, model_cfg.dit.text_dim, cfg.data.text_len)
-    mkw = dict(dtype=dtype, scan_layers=cfg.model.scan_layers, remat=cfg.model.remat,
-               attention_impl=cfg.model.attention_impl)
+    mkw = dict(
+        dtype=dtype, scan_layers=cfg.model.scan_layers, remat=cfg.model.remat, attention_impl=cfg.model.attention_impl
+    )
 
     abstract_model = build_thfm(model_cfg, prompt_tab, seed=cfg.seed, abstract=True, **mkw)
     graphdef, abs_params, abs_consts = nnx.split(abstract_model, nnx.Param, ...)
@@ -139,8 +154,13 @@ def setup_training(cfg: TrainConfig, spec: DataSpec, prompts: dict[str, np.ndarr
     abs_opt = jax.eval_shape(tx.init, abs_params)
     opt_sh = optax.tree_map_params(tx, lambda _, s: s, abs_opt, p_sh, transform_non_params=lambda _: rep)
     state_sh = {"params": p_sh, "opt_state": opt_sh, "step": rep, "rng": rep, "skips": rep}
-    abstract = {"params": abs_params, "opt_state": abs_opt, "step": jax.ShapeDtypeStruct((), jnp.int32),
-                "rng": jax.ShapeDtypeStruct((2,), jnp.uint32), "skips": jax.ShapeDtypeStruct((), jnp.int32)}
+    abstract = {
+        "params": abs_params,
+        "opt_state": abs_opt,
+        "step": jax.ShapeDtypeStruct((), jnp.int32),
+        "rng": jax.ShapeDtypeStruct((2,), jnp.uint32),
+        "skips": jax.ShapeDtypeStruct((), jnp.int32),
+    }
     consts_sh = jax.tree.map(lambda _: rep, abs_consts)
     b_sh = batch_sharding(mesh)
 
@@ -180,32 +200,49 @@ def setup_training(cfg: TrainConfig, spec: DataSpec, prompts: dict[str, np.ndarr
         metrics = {"loss": loss, "grad_norm": gnorm, "skipped": skip, "lr": schedule(applied), **aux}
         return new_state, metrics
 
-    step_fn = jax.jit(train_step, in_shardings=(state_sh, consts_sh, vae_sh, b_sh), out_shardings=(state_sh, rep),
-                      donate_argnums=(0,))
+    step_fn = jax.jit(
+        train_step, in_shardings=(state_sh, consts_sh, vae_sh, b_sh), out_shardings=(state_sh, rep), donate_argnums=(0,)
+    )
 
-    setup = TrainSetup(cfg=cfg, model_cfg=model_cfg, mesh=mesh, graphdef=graphdef, tx=tx, schedule=schedule,
-                       state_shardings=state_sh, consts=None, consts_shardings=consts_sh, batch_sharding=b_sh,
-                       decoder=decoder, step_fn=step_fn, traces=traces, dtype=dtype, _abstract=abstract)
+    setup = TrainSetup(
+        cfg=cfg,
+        model_cfg=model_cfg,
+        mesh=mesh,
+        graphdef=graphdef,
+        tx=tx,
+        schedule=schedule,
+        state_shardings=state_sh,
+        consts=None,
+        consts_shardings=consts_sh,
+        batch_sharding=b_sh,
+        decoder=decoder,
+        step_fn=step_fn,
+        traces=traces,
+        dtype=dtype,
+        _abstract=abstract,
+    )
     setup.consts = jax.device_put(abs_consts_values(prompt_tab, abs_consts), consts_sh)
     state = None
     if init:
-        state = init_state(setup, prompt_tab, pretrained=cfg.model.pretrained, mkw=mkw,
-                           init_from=cfg.model.init_from)
+        state = init_state(setup, prompt_tab, pretrained=cfg.model.pretrained, mkw=mkw, init_from=cfg.model.init_from)
     return setup, state
 
 
 def abs_consts_values(prompt_tab: np.ndarray, abs_consts: dict) -> dict:
     """The consts tree (only the prompt table today) filled with values."""
+
     def fill(path, x):
         names = [getattr(k, "key", None) for k in path]
         if names and names[-1] == "prompts":
             return jnp.asarray(prompt_tab, x.dtype)
         raise ValueError(f"unexpected non-param variable {names} in THFM")
+
     return jax.tree_util.tree_map_with_path(fill, abs_consts)
 
 
-def init_state(setup: TrainSetup, prompt_tab: np.ndarray, *, pretrained: str | None, mkw: dict,
-               init_from: str | None = None) -> dict:
+def init_state(
+    setup: TrainSetup, prompt_tab: np.ndarray, *, pretrained: str | None, mkw: dict, init_from: str | None = None
+) -> dict:
     cfg = setup.cfg
     p_sh = setup.state_shardings["params"]
     if init_from:
@@ -217,16 +254,21 @@ def init_state(setup: TrainSetup, prompt_tab: np.ndarray, *, pretrained: str | N
         model = build_thfm(setup.model_cfg, prompt_tab, seed=cfg.seed, pretrained=pretrained, **mkw)
         params = jax.device_put(_pure(nnx.state(model, nnx.Param)), p_sh)
     else:
+
         def make():
             m = THFM(setup.model_cfg, prompt_tab, rngs=nnx.Rngs(cfg.seed), **mkw)
             return _pure(nnx.state(m, nnx.Param))
+
         params = jax.jit(make, out_shardings=p_sh)()
     opt_state = jax.jit(setup.tx.init, out_shardings=setup.state_shardings["opt_state"])(params)
     rep = replicated(setup.mesh)
-    return {"params": params, "opt_state": opt_state,
-            "step": jax.device_put(jnp.zeros((), jnp.int32), rep),
-            "rng": jax.device_put(jax.random.PRNGKey(cfg.seed), rep),
-            "skips": jax.device_put(jnp.zeros((), jnp.int32), rep)}
+    return {
+        "params": params,
+        "opt_state": opt_state,
+        "step": jax.device_put(jnp.zeros((), jnp.int32), rep),
+        "rng": jax.device_put(jax.random.PRNGKey(cfg.seed), rep),
+        "skips": jax.device_put(jnp.zeros((), jnp.int32), rep),
+    }
 
 
 def num_params(params) -> int:

@@ -45,8 +45,10 @@ def prepare_data(cfg: TrainConfig) -> DataSpec:
     root = Path(cfg.data.shard_dir)
     if not (root / "index.json").is_file():
         if cfg.data.synthetic is None:
-            raise FileNotFoundError(f"{root} is not a shard set (no index.json); run `thfm-synth demo` / preprocess "
-                                    "first, point data.shard_dir at a shard set, or set data.synthetic")
+            raise FileNotFoundError(
+                f"{root} is not a shard set (no index.json); run `thfm-synth demo` / preprocess "
+                "first, point data.shard_dir at a shard set, or set data.synthetic"
+            )
         if jax.process_count() > 1:
             raise ValueError("data.synthetic is for single-process runs; write the shards once beforehand")
         write_synthetic_shards(root, **cfg.data.synthetic)
@@ -65,8 +67,10 @@ class Trainer:
         self.prompts, self.prompt_provenance = load_prompt_table(cfg.data.shard_dir, text_dim, cfg.data.prompts)
         missing = [t for t in cfg.data.tasks if t not in self.prompts]
         if missing:
-            raise ValueError(f"the prompt table ({self.prompt_provenance.get('path') or 'built-in'}) has no prompt for "
-                             f"tasks {missing}; regenerate prompts.npz or drop them from data.tasks")
+            raise ValueError(
+                f"the prompt table ({self.prompt_provenance.get('path') or 'built-in'}) has no prompt for "
+                f"tasks {missing}; regenerate prompts.npz or drop them from data.tasks"
+            )
         self.mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, devices)
         n_dev, n_proc = self.mesh.devices.size, jax.process_count()
         if cfg.batch_size % n_dev or cfg.batch_size % n_proc:
@@ -76,18 +80,32 @@ class Trainer:
         self.ckpt = Checkpointer(cfg.checkpoint_path, keep=cfg.keep_checkpoints, async_save=cfg.async_checkpointing)
         latest = self.ckpt.latest_step() if cfg.resume else None
         self.setup, state = setup_training(cfg, self.spec, self.prompts, self.mesh, init=latest is None)
-        ds = make_dataset(self.spec, batch_size=self.local_batch, seed=cfg.seed, weights=cfg.data.weights(),
-                          shuffle=cfg.data.shuffle, shard_index=jax.process_index(), shard_count=n_proc,
-                          num_threads=cfg.data.num_threads, prefetch=cfg.data.prefetch, pixels=cfg.stage == 2)
+        ds = make_dataset(
+            self.spec,
+            batch_size=self.local_batch,
+            seed=cfg.seed,
+            weights=cfg.data.weights(),
+            shuffle=cfg.data.shuffle,
+            shard_index=jax.process_index(),
+            shard_count=n_proc,
+            num_threads=cfg.data.num_threads,
+            prefetch=cfg.data.prefetch,
+            pixels=cfg.stage == 2,
+        )
         self.data_iter = iter(ds)
         self.resumed_from = None
         if latest is not None:
-            abs_consts = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                                      self.setup.consts, self.setup.consts_shardings)
+            abs_consts = jax.tree.map(
+                lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                self.setup.consts,
+                self.setup.consts_shardings,
+            )
             state, consts, meta = self.ckpt.restore(latest, self.setup.abstract_state(), abs_consts, self.data_iter)
             if meta.get("model") != self.setup.model_cfg.to_dict():
-                raise ValueError(f"{cfg.checkpoint_path}: checkpoint {latest} is of another model architecture; "
-                                 "use a new run_dir/checkpoint_dir or resume: false")
+                raise ValueError(
+                    f"{cfg.checkpoint_path}: checkpoint {latest} is of another model architecture; "
+                    "use a new run_dir/checkpoint_dir or resume: false"
+                )
             self.setup.consts = consts
             self.resumed_from = latest
         self.state = state
@@ -104,28 +122,44 @@ class Trainer:
 
     def meta(self) -> dict:
         s = self.setup
-        return {"model": s.model_cfg.to_dict(), "train_config": json.loads(self.cfg.model_dump_json()),
-                "data": {"shard_dir": str(self.spec.root), "latent_shape": list(self.spec.latent_shape),
-                         "num_frames": self.spec.num_frames, "num_keypoints": self.spec.num_keypoints,
-                         "vae_id": self.spec.vae_id, "task_counts": self.spec.task_counts,
-                         "keypoint_convention": self.spec.keypoint_convention,
-                         "pixel_shape": list(self.spec.pixel_shape) if self.spec.pixel_shape else None},
-                "vae": {"weights": self.cfg.vae.weights, "latents_normalized": self.cfg.vae.latents_normalized},
-                "prompts_shape": list(jax.tree.leaves(s.consts)[0].shape),
-                "prompt_provenance": {k: v for k, v in self.prompt_provenance.items() if k != "prompts"},
-                "runtime": {"scan_layers": self.cfg.model.scan_layers, "dtype": str(np.dtype(s.dtype))},
-                "tasks": list(TASKS)}
+        return {
+            "model": s.model_cfg.to_dict(),
+            "train_config": json.loads(self.cfg.model_dump_json()),
+            "data": {
+                "shard_dir": str(self.spec.root),
+                "latent_shape": list(self.spec.latent_shape),
+                "num_frames": self.spec.num_frames,
+                "num_keypoints": self.spec.num_keypoints,
+                "vae_id": self.spec.vae_id,
+                "task_counts": self.spec.task_counts,
+                "keypoint_convention": self.spec.keypoint_convention,
+                "pixel_shape": list(self.spec.pixel_shape) if self.spec.pixel_shape else None,
+            },
+            "vae": {"weights": self.cfg.vae.weights, "latents_normalized": self.cfg.vae.latents_normalized},
+            "prompts_shape": list(jax.tree.leaves(s.consts)[0].shape),
+            "prompt_provenance": {k: v for k, v in self.prompt_provenance.items() if k != "prompts"},
+            "runtime": {"scan_layers": self.cfg.model.scan_layers, "dtype": str(np.dtype(s.dtype))},
+            "tasks": list(TASKS),
+        }
 
     def _log(self, rec: dict, fh) -> None:
         if fh is not None:
             fh.write(json.dumps(rec) + "\n")
             fh.flush()
         if not self.quiet:
-            parts = [f"step {rec['step']}/{self.cfg.steps}", f"loss {rec['loss']:.5f}", f"gnorm {rec['grad_norm']:.3g}",
-                     f"skips {rec['skips']}", f"lr {rec['lr']:.2e}"]
+            parts = [
+                f"step {rec['step']}/{self.cfg.steps}",
+                f"loss {rec['loss']:.5f}",
+                f"gnorm {rec['grad_norm']:.3g}",
+                f"skips {rec['skips']}",
+                f"lr {rec['lr']:.2e}",
+            ]
             if rec.get("steps_per_s") is not None:
-                parts += [f"{rec['steps_per_s']:.2f} steps/s", f"{rec['tokens_per_s']:.0f} tok/s",
-                          f"MFU {100 * rec['mfu']:.2f}%"]
+                parts += [
+                    f"{rec['steps_per_s']:.2f} steps/s",
+                    f"{rec['tokens_per_s']:.0f} tok/s",
+                    f"MFU {100 * rec['mfu']:.2f}%",
+                ]
             self._say("[train] " + " | ".join(parts))
         if self._bar is not None:
             self._bar.set_postfix_str(f"loss {rec['loss']:.4f}", refresh=False)
@@ -147,11 +181,14 @@ class Trainer:
             cfg.log_path.parent.mkdir(parents=True, exist_ok=True)
             fh = open(cfg.log_path, "a")
         if not self.quiet:
-            print(f"[train] THFM {cfg.model.size}: {num_params(state['params']) / 1e6:.2f} M params, mesh "
-                  f"{dict(self.mesh.shape)} on {jax.device_count()} {jax.devices()[0].platform} device(s), "
-                  f"{jax.process_count()} process(es), dtype {np.dtype(s.dtype)}, stage {cfg.stage}, latents "
-                  f"{self.spec.latent_shape}, batch {cfg.batch_size}, steps {start}->{cfg.steps}"
-                  + (f" (resumed from {self.resumed_from})" if self.resumed_from is not None else ""), flush=True)
+            print(
+                f"[train] THFM {cfg.model.size}: {num_params(state['params']) / 1e6:.2f} M params, mesh "
+                f"{dict(self.mesh.shape)} on {jax.device_count()} {jax.devices()[0].platform} device(s), "
+                f"{jax.process_count()} process(es), dtype {np.dtype(s.dtype)}, stage {cfg.stage}, latents "
+                f"{self.spec.latent_shape}, batch {cfg.batch_size}, steps {start}->{cfg.steps}"
+                + (f" (resumed from {self.resumed_from})" if self.resumed_from is not None else ""),
+                flush=True,
+            )
         meta = self.meta()
         losses: dict[int, float] = {}
         pending: list[tuple[int, dict]] = []
@@ -163,8 +200,9 @@ class Trainer:
         if self.progress:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=cfg.steps, initial=start, unit="step", desc="train", mininterval=1.0,
-                             dynamic_ncols=True)
+            self._bar = tqdm(
+                total=cfg.steps, initial=start, unit="step", desc="train", mininterval=1.0, dynamic_ncols=True
+            )
         try:
             for step in range(start, cfg.steps):
                 t0 = time.perf_counter()
@@ -192,14 +230,22 @@ class Trainer:
                     k, m = fetched[-1]
                     rate = window_steps / (now - window_t0) if window_steps else None
                     cnt = np.asarray(m["task_count"])
-                    rec = {"step": k, "loss": float(m["loss"]), "grad_norm": float(m["grad_norm"]),
-                           "skipped": bool(m["skipped"]), "skips": skips_total, "lr": float(m["lr"]),
-                           "task_loss": {t: float(m["task_loss_sum"][i] / cnt[i]) for i, t in enumerate(TASKS)
-                                         if cnt[i] > 0},
-                           "steps_per_s": rate,
-                           "tokens_per_s": rate * self.tokens_per_step if rate else None,
-                           "mfu": rate * self.step_flops / (self.peak * self.mesh.devices.size) if rate else None,
-                           "data_wait_s": data_wait, "time": time.time()}
+                    rec = {
+                        "step": k,
+                        "loss": float(m["loss"]),
+                        "grad_norm": float(m["grad_norm"]),
+                        "skipped": bool(m["skipped"]),
+                        "skips": skips_total,
+                        "lr": float(m["lr"]),
+                        "task_loss": {
+                            t: float(m["task_loss_sum"][i] / cnt[i]) for i, t in enumerate(TASKS) if cnt[i] > 0
+                        },
+                        "steps_per_s": rate,
+                        "tokens_per_s": rate * self.tokens_per_step if rate else None,
+                        "mfu": rate * self.step_flops / (self.peak * self.mesh.devices.size) if rate else None,
+                        "data_wait_s": data_wait,
+                        "time": time.time(),
+                    }
                     if k == start + 1:
                         rec["compile_s"] = compile_s
                     self._log(rec, fh)
@@ -220,25 +266,42 @@ class Trainer:
         timed_steps = cfg.steps - start - 1
         loop_rate = timed_steps / (wall - (compile_s or 0.0)) if timed_steps > 0 and compile_s is not None else None
         summary = {
-            "steps": cfg.steps, "start_step": start, "resumed_from": self.resumed_from,
-            "losses": [losses[k] for k in sorted(losses)], "loss_steps": sorted(losses),
-            "final_loss": losses[max(losses)] if losses else None, "skips": skips_total,
-            "compile_s": compile_s, "traces": s.traces[0], "wall_s": wall,
-            "steps_per_s": loop_rate, "tokens_per_s": loop_rate * self.tokens_per_step if loop_rate else None,
+            "steps": cfg.steps,
+            "start_step": start,
+            "resumed_from": self.resumed_from,
+            "losses": [losses[k] for k in sorted(losses)],
+            "loss_steps": sorted(losses),
+            "final_loss": losses[max(losses)] if losses else None,
+            "skips": skips_total,
+            "compile_s": compile_s,
+            "traces": s.traces[0],
+            "wall_s": wall,
+            "steps_per_s": loop_rate,
+            "tokens_per_s": loop_rate * self.tokens_per_step if loop_rate else None,
             "mfu": loop_rate * self.step_flops / (self.peak * self.mesh.devices.size) if loop_rate else None,
-            "step_flops": self.step_flops, "tokens_per_step": self.tokens_per_step,
-            "peak_flops_per_device": self.peak, "peak_source": self.peak_source,
-            "num_params": num_params(state["params"]), "mesh": dict(self.mesh.shape),
-            "devices": jax.device_count(), "processes": jax.process_count(),
-            "checkpoint_dir": str(cfg.checkpoint_path), "checkpoint_steps": self.ckpt.all_steps(),
-            "log_file": str(cfg.log_path), "last_log": last_rec,
+            "step_flops": self.step_flops,
+            "tokens_per_step": self.tokens_per_step,
+            "peak_flops_per_device": self.peak,
+            "peak_source": self.peak_source,
+            "num_params": num_params(state["params"]),
+            "mesh": dict(self.mesh.shape),
+            "devices": jax.device_count(),
+            "processes": jax.process_count(),
+            "checkpoint_dir": str(cfg.checkpoint_path),
+            "checkpoint_steps": self.ckpt.all_steps(),
+            "log_file": str(cfg.log_path),
+            "last_log": last_rec,
         }
         if cfg.data.eval_shard_dir:
             from model.evaluate import evaluate
 
-            summary["eval"] = evaluate(self.cfg.checkpoint_path, cfg.data.eval_shard_dir,
-                                       train_shard_dir=cfg.data.shard_dir, clips=cfg.data.eval_clips,
-                                       vae_weights=cfg.vae.weights)
+            summary["eval"] = evaluate(
+                self.cfg.checkpoint_path,
+                cfg.data.eval_shard_dir,
+                train_shard_dir=cfg.data.shard_dir,
+                clips=cfg.data.eval_clips,
+                vae_weights=cfg.vae.weights,
+            )
         if _is_main():
             Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
             (Path(cfg.run_dir) / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -251,8 +314,9 @@ class Trainer:
             close()
 
 
-def train(config: Any, *, devices=None, quiet: bool = False, progress: bool | None = None,
-          **overrides: Any) -> dict[str, Any]:
+def train(
+    config: Any, *, devices=None, quiet: bool = False, progress: bool | None = None, **overrides: Any
+) -> dict[str, Any]:
     """Train THFM from a YAML path / dict / TrainConfig (dotted-key ``overrides``); returns the summary
     (also written to ``<run_dir>/summary.json``). quiet: no log lines; progress: the console bar
     (default: unless quiet)."""

@@ -15,12 +15,31 @@ Without weights you get the DCT codec, never a randomly initialised VAE.
 from __future__ import annotations
 
 from .codec import CODEC_ID, DCTCodec, VideoCodec
-from .config import (TINY_VAE_CONFIG, WAN21_VAE_CONFIG, WanVAEConfig, check_num_frames, latent_shape,
-                     num_latent_frames, num_video_frames)
+from .config import (
+    TINY_VAE_CONFIG,
+    WAN21_VAE_CONFIG,
+    WanVAEConfig,
+    check_num_frames,
+    latent_shape,
+    num_latent_frames,
+    num_video_frames,
+)
 
-__all__ = ["CODEC_ID", "DCTCodec", "VideoCodec", "TINY_VAE_CONFIG", "WAN21_VAE_CONFIG", "WanVAEConfig",
-           "check_num_frames", "latent_shape", "num_latent_frames", "num_video_frames", "make_codec", "WanVAE",
-           "load_wan_vae"]
+__all__ = [
+    "CODEC_ID",
+    "DCTCodec",
+    "VideoCodec",
+    "TINY_VAE_CONFIG",
+    "WAN21_VAE_CONFIG",
+    "WanVAEConfig",
+    "check_num_frames",
+    "latent_shape",
+    "num_latent_frames",
+    "num_video_frames",
+    "make_codec",
+    "WanVAE",
+    "load_wan_vae",
+]
 
 
 def make_codec(weights=None, config: WanVAEConfig | None = None) -> VideoCodec:

@@ -41,11 +41,22 @@ SMOOTH_PSNR_FLOOR_DB = 33.0
 
 # (colour, temporal frequency, vertical frequency, horizontal frequency); colour 0 luma, 1-2 chroma.
 COEFFS: tuple[tuple[int, int, int, int], ...] = (
-    (0, 0, 0, 0), (0, 0, 0, 1), (0, 0, 1, 0), (0, 0, 1, 1), (0, 0, 0, 2), (0, 0, 2, 0),
-    (0, 1, 0, 0), (0, 1, 0, 1), (0, 1, 1, 0),
+    (0, 0, 0, 0),
+    (0, 0, 0, 1),
+    (0, 0, 1, 0),
+    (0, 0, 1, 1),
+    (0, 0, 0, 2),
+    (0, 0, 2, 0),
+    (0, 1, 0, 0),
+    (0, 1, 0, 1),
+    (0, 1, 1, 0),
     (0, 2, 0, 0),
-    (1, 0, 0, 0), (1, 0, 0, 1), (1, 0, 1, 0),
-    (2, 0, 0, 0), (2, 0, 0, 1), (2, 0, 1, 0),
+    (1, 0, 0, 0),
+    (1, 0, 0, 1),
+    (1, 0, 1, 0),
+    (2, 0, 0, 0),
+    (2, 0, 0, 1),
+    (2, 0, 1, 0),
 )
 COLOUR = np.array([[1, 1, 1], [1, 0, -1], [1, -2, 1]], np.float64) / np.sqrt([[3.0], [2.0], [6.0]])
 
@@ -80,11 +91,11 @@ def _encode_cl(x):
     b, t, h, w, _ = x.shape
     hb, wb = h // SPATIAL_FACTOR, w // SPATIAL_FACTOR
     first = x[:, :1].reshape(b, 1, hb, SPATIAL_FACTOR, wb, SPATIAL_FACTOR, 3)
-    z0 = jnp.einsum("bgiyjxc,kcgyx->bgijk", first, _B1, precision=_HI) / math.sqrt(SPATIAL_FACTOR ** 2)
+    z0 = jnp.einsum("bgiyjxc,kcgyx->bgijk", first, _B1, precision=_HI) / math.sqrt(SPATIAL_FACTOR**2)
     if t == 1:
         return z0
     rest = x[:, 1:].reshape(b, (t - 1) // 4, 4, hb, SPATIAL_FACTOR, wb, SPATIAL_FACTOR, 3)
-    zr = jnp.einsum("bgtiyjxc,kctyx->bgijk", rest, _B4, precision=_HI) / math.sqrt(4 * SPATIAL_FACTOR ** 2)
+    zr = jnp.einsum("bgtiyjxc,kctyx->bgijk", rest, _B4, precision=_HI) / math.sqrt(4 * SPATIAL_FACTOR**2)
     return jnp.concatenate([z0, zr], axis=1)
 
 
@@ -162,9 +173,16 @@ class DCTCodec:
         return (Z_DIM, num_latent_frames(num_frames), height // SPATIAL_FACTOR, width // SPATIAL_FACTOR)
 
     def describe(self) -> dict:
-        return {"vae_id": self.vae_id, "kind": "dct-codec", "z_dim": Z_DIM, "temporal_factor": TEMPORAL_FACTOR,
-                "spatial_factor": SPATIAL_FACTOR, "layout": "(B, C, T, H, W) in [-1, 1]",
-                "parameters": 0, "smooth_psnr_floor_db": SMOOTH_PSNR_FLOOR_DB}
+        return {
+            "vae_id": self.vae_id,
+            "kind": "dct-codec",
+            "z_dim": Z_DIM,
+            "temporal_factor": TEMPORAL_FACTOR,
+            "spatial_factor": SPATIAL_FACTOR,
+            "layout": "(B, C, T, H, W) in [-1, 1]",
+            "parameters": 0,
+            "smooth_psnr_floor_db": SMOOTH_PSNR_FLOOR_DB,
+        }
 
 
 # ---------------------------------------------------------------------- evaluation helpers
@@ -173,11 +191,12 @@ class DCTCodec:
 def psnr(a, b, peak_to_peak: float = 2.0) -> float:
     """PSNR in dB of two videos in [-1, 1] (peak-to-peak 2)."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * math.log10(peak_to_peak ** 2 / mse)
+    return float("inf") if mse == 0 else 10.0 * math.log10(peak_to_peak**2 / mse)
 
 
-def smooth_test_video(num_frames: int = 17, height: int = 64, width: int = 96, batch: int = 1,
-                      seed: int = 0) -> np.ndarray:
+def smooth_test_video(
+    num_frames: int = 17, height: int = 64, width: int = 96, batch: int = 1, seed: int = 0
+) -> np.ndarray:
     """(B, 3, T, H, W) in [-0.9, 0.9]: a few low-frequency coloured waves drifting slowly (periods of
     ~1-2 image widths, a few pixels per frame) - the kind of content the codec is meant to keep."""
     rng = np.random.default_rng(seed)

@@ -18,12 +18,40 @@ SPATIAL_FACTOR = 8
 
 # diffusers' defaults for AutoencoderKLWan (the statistics of the official WAN 2.1 latents).
 WAN21_LATENTS_MEAN = (
-    -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
-    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+    -0.7571,
+    -0.7089,
+    -0.9113,
+    0.1075,
+    -0.1745,
+    0.9653,
+    -0.1517,
+    1.5508,
+    0.4134,
+    -0.0715,
+    0.5517,
+    -0.3632,
+    -0.1922,
+    -0.9497,
+    0.2503,
+    -0.2921,
 )
 WAN21_LATENTS_STD = (
-    2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
-    3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+    2.8184,
+    1.4541,
+    2.3275,
+    2.6558,
+    1.2196,
+    1.7708,
+    2.6052,
+    2.0743,
+    3.2687,
+    2.1526,
+    2.8652,
+    1.5579,
+    1.6382,
+    1.1253,
+    2.8251,
+    1.9160,
 )
 
 
@@ -52,11 +80,15 @@ class WanVAEConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "temperal_downsample", tuple(bool(b) for b in self.temperal_downsample))
         if len(self.temperal_downsample) != len(self.dim_mult) - 1:
-            raise ValueError(f"temperal_downsample needs {len(self.dim_mult) - 1} entries (one per downsampling "
-                             f"stage), got {len(self.temperal_downsample)}")
+            raise ValueError(
+                f"temperal_downsample needs {len(self.dim_mult) - 1} entries (one per downsampling "
+                f"stage), got {len(self.temperal_downsample)}"
+            )
         if len(self.latents_mean) != self.z_dim or len(self.latents_std) != self.z_dim:
-            raise ValueError(f"latents_mean/latents_std need z_dim={self.z_dim} entries, got "
-                             f"{len(self.latents_mean)}/{len(self.latents_std)}")
+            raise ValueError(
+                f"latents_mean/latents_std need z_dim={self.z_dim} entries, got "
+                f"{len(self.latents_mean)}/{len(self.latents_std)}"
+            )
 
     # ------------------------------------------------------------------ derived factors
 
@@ -93,8 +125,10 @@ class WanVAEConfig:
         if d.get("scale_factor_temporal") is not None and "temperal_downsample" in d:
             want = 2 ** sum(bool(b) for b in d["temperal_downsample"])
             if d["scale_factor_temporal"] != want:
-                raise ValueError(f"scale_factor_temporal={d['scale_factor_temporal']} disagrees with "
-                                 f"temperal_downsample (factor {want})")
+                raise ValueError(
+                    f"scale_factor_temporal={d['scale_factor_temporal']} disagrees with "
+                    f"temperal_downsample (factor {want})"
+                )
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -131,18 +165,22 @@ def num_video_frames(num_latent: int, temporal_factor: int = TEMPORAL_FACTOR) ->
 def check_num_frames(num_frames: int, temporal_factor: int = TEMPORAL_FACTOR, *, who: str = "video codec") -> None:
     if num_frames < 1 or (num_frames - 1) % temporal_factor:
         lo = 1 + ((max(num_frames, 1) - 1) // temporal_factor) * temporal_factor
-        raise ValueError(f"{who}: got {num_frames} frames, but the causal codec needs 1 + {temporal_factor}k frames "
-                         f"(e.g. {lo} or {lo + temporal_factor}; 81 -> 21 latent frames)")
+        raise ValueError(
+            f"{who}: got {num_frames} frames, but the causal codec needs 1 + {temporal_factor}k frames "
+            f"(e.g. {lo} or {lo + temporal_factor}; 81 -> 21 latent frames)"
+        )
 
 
 def check_spatial(height: int, width: int, spatial_factor: int = SPATIAL_FACTOR, *, who: str = "video codec") -> None:
     if height % spatial_factor or width % spatial_factor or height < 1 or width < 1:
-        raise ValueError(f"{who}: height and width must be positive multiples of {spatial_factor}, "
-                         f"got {height}x{width}")
+        raise ValueError(
+            f"{who}: height and width must be positive multiples of {spatial_factor}, got {height}x{width}"
+        )
 
 
-def video_channels_last(x, channels_last: bool, *, who: str, temporal_factor: int = TEMPORAL_FACTOR,
-                        spatial_factor: int = SPATIAL_FACTOR):
+def video_channels_last(
+    x, channels_last: bool, *, who: str, temporal_factor: int = TEMPORAL_FACTOR, spatial_factor: int = SPATIAL_FACTOR
+):
     """A checked (B, T, H, W, 3) view of a codec's input video given as (B, 3, T, H, W) or channels-last."""
     if x.ndim != 5:
         raise ValueError(f"{who}: expected a 5-D video batch, got shape {tuple(x.shape)}")
@@ -167,8 +205,14 @@ def latents_channels_last(z, channels_last: bool, z_dim: int, *, who: str):
     return z
 
 
-def latent_shape(num_frames: int, height: int, width: int, z_dim: int = 16, temporal_factor: int = TEMPORAL_FACTOR,
-                 spatial_factor: int = SPATIAL_FACTOR) -> tuple[int, int, int, int]:
+def latent_shape(
+    num_frames: int,
+    height: int,
+    width: int,
+    z_dim: int = 16,
+    temporal_factor: int = TEMPORAL_FACTOR,
+    spatial_factor: int = SPATIAL_FACTOR,
+) -> tuple[int, int, int, int]:
     """(C, T', H', W') of one clip's latents."""
     check_spatial(height, width, spatial_factor)
     return (z_dim, num_latent_frames(num_frames, temporal_factor), height // spatial_factor, width // spatial_factor)

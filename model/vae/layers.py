@@ -125,8 +125,13 @@ class CausalConv3d(nnx.Module):
             y = _conv3d_as_2d(x, kernel, self.stride[1:], self.spatial_pad)
         else:
             y = jax.lax.conv_general_dilated(
-                x, kernel, window_strides=self.stride, padding=((0, 0), *self.spatial_pad),
-                dimension_numbers=("NTHWC", "THWIO", "NTHWC"), precision=_precision(x.dtype))
+                x,
+                kernel,
+                window_strides=self.stride,
+                padding=((0, 0), *self.spatial_pad),
+                dimension_numbers=("NTHWC", "THWIO", "NTHWC"),
+                precision=_precision(x.dtype),
+            )
         return y + self.bias[...].astype(y.dtype)
 
     def cached(self, x: jax.Array, cache: FeatCache) -> jax.Array:
@@ -156,9 +161,15 @@ def _conv3d_as_2d(x, kernel, stride, padding):
     tn = t - kt + 1
     y = None
     for dt in range(kt):
-        xs = x[:, dt:dt + tn].reshape(b * tn, h, w, c)
-        ys = jax.lax.conv_general_dilated(xs, kernel[dt], window_strides=stride, padding=padding,
-                                          dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_precision(x.dtype))
+        xs = x[:, dt : dt + tn].reshape(b * tn, h, w, c)
+        ys = jax.lax.conv_general_dilated(
+            xs,
+            kernel[dt],
+            window_strides=stride,
+            padding=padding,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=_precision(x.dtype),
+        )
         y = ys if y is None else y + ys
     return y.reshape(b, tn, *y.shape[1:])
 
@@ -167,7 +178,7 @@ def _last_frames(prev: jax.Array, x: jax.Array) -> jax.Array:
     """The last ``CACHE_T`` frames of ``concat(prev, x)`` along time (diffusers' cache_x rule)."""
     if x.shape[1] >= CACHE_T:
         return x[:, -CACHE_T:]
-    return jnp.concatenate([prev[:, x.shape[1] - CACHE_T:].astype(x.dtype), x], axis=1)
+    return jnp.concatenate([prev[:, x.shape[1] - CACHE_T :].astype(x.dtype), x], axis=1)
 
 
 class Conv2d(nnx.Module):
@@ -176,13 +187,18 @@ class Conv2d(nnx.Module):
     def __init__(self, cin: int, cout: int, kernel_size: int, stride: int = 1, padding=0, *, rngs: nnx.Rngs):
         self.stride = (stride, stride)
         self.padding = ((padding, padding), (padding, padding)) if isinstance(padding, int) else padding
-        self.kernel = nnx.Param(_init(rngs, (kernel_size, kernel_size, cin, cout), cin * kernel_size ** 2))
-        self.bias = nnx.Param(_init(rngs, (cout,), cin * kernel_size ** 2))
+        self.kernel = nnx.Param(_init(rngs, (kernel_size, kernel_size, cin, cout), cin * kernel_size**2))
+        self.bias = nnx.Param(_init(rngs, (cout,), cin * kernel_size**2))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = jax.lax.conv_general_dilated(
-            x, self.kernel[...].astype(x.dtype), window_strides=self.stride, padding=self.padding,
-            dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_precision(x.dtype))
+            x,
+            self.kernel[...].astype(x.dtype),
+            window_strides=self.stride,
+            padding=self.padding,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=_precision(x.dtype),
+        )
         return y + self.bias[...].astype(y.dtype)
 
 
@@ -202,7 +218,7 @@ class RMSNorm(nnx.Module):
     """diffusers ``WanRMS_norm`` (no bias): ``F.normalize(x, dim=C) * sqrt(C) * gamma``, in fp32."""
 
     def __init__(self, dim: int):
-        self.scale = dim ** 0.5
+        self.scale = dim**0.5
         self.gamma = nnx.Param(jnp.ones((dim,), F32))
 
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -73,8 +73,9 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         return _read_safetensors(p)
     if p.suffix in TORCH_SUFFIXES:
         return _read_torch(p)
-    raise WeightLoadError(f"{p}: unknown weights format {p.suffix!r} (expected .safetensors or "
-                          f"{'/'.join(TORCH_SUFFIXES)})")
+    raise WeightLoadError(
+        f"{p}: unknown weights format {p.suffix!r} (expected .safetensors or {'/'.join(TORCH_SUFFIXES)})"
+    )
 
 
 def _read_safetensors(p: Path) -> dict[str, np.ndarray]:
@@ -131,10 +132,13 @@ def file_digest(path: str | Path, n: int = 12) -> str:
 
 _RESNET_SUBKEYS = {  # original ResidualBlock names -> diffusers WanResidualBlock names
     "residual.0.gamma": "norm1.gamma",
-    "residual.2.weight": "conv1.weight", "residual.2.bias": "conv1.bias",
+    "residual.2.weight": "conv1.weight",
+    "residual.2.bias": "conv1.bias",
     "residual.3.gamma": "norm2.gamma",
-    "residual.6.weight": "conv2.weight", "residual.6.bias": "conv2.bias",
-    "shortcut.weight": "conv_shortcut.weight", "shortcut.bias": "conv_shortcut.bias",
+    "residual.6.weight": "conv2.weight",
+    "residual.6.bias": "conv2.bias",
+    "shortcut.weight": "conv_shortcut.weight",
+    "shortcut.bias": "conv_shortcut.bias",
 }
 _RESNET_SUBKEYS_INV = {v: k for k, v in _RESNET_SUBKEYS.items()}
 
@@ -144,12 +148,14 @@ def _module_prefixes(cfg: WanVAEConfig) -> list[tuple[str, str, bool]]:
     pairs: list[tuple[str, str, bool]] = [("conv1", "quant_conv", False), ("conv2", "post_quant_conv", False)]
     n = len(cfg.dim_mult)
     for side in ("encoder", "decoder"):
-        pairs += [(f"{side}.conv1", f"{side}.conv_in", False),
-                  (f"{side}.middle.0", f"{side}.mid_block.resnets.0", True),
-                  (f"{side}.middle.1", f"{side}.mid_block.attentions.0", False),
-                  (f"{side}.middle.2", f"{side}.mid_block.resnets.1", True),
-                  (f"{side}.head.0", f"{side}.norm_out", False),
-                  (f"{side}.head.2", f"{side}.conv_out", False)]
+        pairs += [
+            (f"{side}.conv1", f"{side}.conv_in", False),
+            (f"{side}.middle.0", f"{side}.mid_block.resnets.0", True),
+            (f"{side}.middle.1", f"{side}.mid_block.attentions.0", False),
+            (f"{side}.middle.2", f"{side}.mid_block.resnets.1", True),
+            (f"{side}.head.0", f"{side}.norm_out", False),
+            (f"{side}.head.2", f"{side}.conv_out", False),
+        ]
     # encoder: both layouts use one flat list with the same indices
     j, scale = 0, 1.0
     for i in range(n):
@@ -170,8 +176,10 @@ def _module_prefixes(cfg: WanVAEConfig) -> list[tuple[str, str, bool]]:
             pairs.append((f"decoder.upsamples.{j}", f"decoder.up_blocks.{i}.resnets.{r}", True))
             j += 1
             if scale in cfg.attn_scales:
-                raise NotImplementedError(f"attn_scales={list(cfg.attn_scales)} puts attention in the original "
-                                          "decoder, which diffusers' WAN 2.1 decoder (and this port) lacks")
+                raise NotImplementedError(
+                    f"attn_scales={list(cfg.attn_scales)} puts attention in the original "
+                    "decoder, which diffusers' WAN 2.1 decoder (and this port) lacks"
+                )
         if i != n - 1:
             pairs.append((f"decoder.upsamples.{j}", f"decoder.up_blocks.{i}.upsamplers.0", False))
             j += 1
@@ -179,8 +187,9 @@ def _module_prefixes(cfg: WanVAEConfig) -> list[tuple[str, str, bool]]:
     return pairs
 
 
-def _rename(sd: dict[str, np.ndarray], table: dict[str, tuple[str, bool]], sub: dict[str, str],
-            origin: str) -> dict[str, np.ndarray]:
+def _rename(
+    sd: dict[str, np.ndarray], table: dict[str, tuple[str, bool]], sub: dict[str, str], origin: str
+) -> dict[str, np.ndarray]:
     out = {}
     for key, value in sd.items():
         parts = key.split(".")
@@ -200,15 +209,17 @@ def _rename(sd: dict[str, np.ndarray], table: dict[str, tuple[str, bool]], sub: 
     return out
 
 
-def original_to_diffusers(sd: dict[str, np.ndarray], cfg: WanVAEConfig = WAN21_VAE_CONFIG,
-                          origin: str = "state dict") -> dict[str, np.ndarray]:
+def original_to_diffusers(
+    sd: dict[str, np.ndarray], cfg: WanVAEConfig = WAN21_VAE_CONFIG, origin: str = "state dict"
+) -> dict[str, np.ndarray]:
     """Rename an original ``Wan2.1_VAE.pth`` state dict to diffusers keys (values untouched)."""
     table = {o: (d, r) for o, d, r in _module_prefixes(cfg)}
     return _rename(sd, table, _RESNET_SUBKEYS, origin)
 
 
-def diffusers_to_original(sd: dict[str, np.ndarray], cfg: WanVAEConfig = WAN21_VAE_CONFIG,
-                          origin: str = "state dict") -> dict[str, np.ndarray]:
+def diffusers_to_original(
+    sd: dict[str, np.ndarray], cfg: WanVAEConfig = WAN21_VAE_CONFIG, origin: str = "state dict"
+) -> dict[str, np.ndarray]:
     """Inverse of :func:`original_to_diffusers`."""
     table = {d: (o, r) for o, d, r in _module_prefixes(cfg)}
     return _rename(sd, table, _RESNET_SUBKEYS_INV, origin)
@@ -221,8 +232,10 @@ def detect_layout(keys, origin: str = "state dict") -> str:
     if "encoder.conv1.weight" in keys or "conv1.weight" in keys:
         return ORIGINAL
     sample = ", ".join(sorted(keys)[:3])
-    raise WeightLoadError(f"{origin}: not a WAN 2.1 VAE checkpoint (no encoder.conv_in.weight / encoder.conv1.weight; "
-                          f"first keys: {sample})")
+    raise WeightLoadError(
+        f"{origin}: not a WAN 2.1 VAE checkpoint (no encoder.conv_in.weight / encoder.conv1.weight; "
+        f"first keys: {sample})"
+    )
 
 
 # ---------------------------------------------------------------------- diffusers keys <-> nnx params
@@ -293,8 +306,10 @@ def export_state_dict(model: WanVAE, layout: str = DIFFUSERS) -> dict[str, np.nd
     if layout not in (DIFFUSERS, ORIGINAL):
         raise ValueError(f"layout must be {DIFFUSERS!r} or {ORIGINAL!r}, got {layout!r}")
     params = _params(model)
-    sd = {key: np.ascontiguousarray(_to_torch(np.asarray(_value(params[path]), np.float32), kind))
-          for key, (path, kind) in _param_table(params).items()}
+    sd = {
+        key: np.ascontiguousarray(_to_torch(np.asarray(_value(params[path]), np.float32), kind))
+        for key, (path, kind) in _param_table(params).items()
+    }
     return diffusers_to_original(sd, model.config) if layout == ORIGINAL else sd
 
 
@@ -314,8 +329,7 @@ def save_state_dict(sd: dict[str, np.ndarray], path: str | Path) -> Path:
     return p
 
 
-def apply_state_dict(model: WanVAE, sd: dict[str, np.ndarray], origin: str = "state dict",
-                     dtype=jnp.float32) -> WanVAE:
+def apply_state_dict(model: WanVAE, sd: dict[str, np.ndarray], origin: str = "state dict", dtype=jnp.float32) -> WanVAE:
     """Put a diffusers-keyed torch-layout state dict into ``model`` (in place); strict on keys and shapes."""
     params = _params(model)
     table = _param_table(params)

@@ -35,8 +35,18 @@ import numpy as np
 from flax import nnx
 
 from .config import WAN21_VAE_CONFIG, WanVAEConfig, latent_shape, latents_channels_last, video_channels_last
-from .layers import (AttentionBlock, CausalConv3d, FeatCache, MidBlock, Resample, ResidualBlock, RMSNorm,
-                     UpBlock, module_list, resolve_conv_impl)
+from .layers import (
+    AttentionBlock,
+    CausalConv3d,
+    FeatCache,
+    MidBlock,
+    Resample,
+    ResidualBlock,
+    RMSNorm,
+    UpBlock,
+    module_list,
+    resolve_conv_impl,
+)
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 RANDOM_INIT_ID = "wan2.1-vae:UNTRAINED-random-init"
@@ -117,8 +127,10 @@ class WanVAE(nnx.Module):
     def __init__(self, config: WanVAEConfig = WAN21_VAE_CONFIG, *, rngs: nnx.Rngs, vae_id: str = RANDOM_INIT_ID):
         if config.temporal_factor != 4 or config.spatial_factor != 8:
             # The chunk schedule (1, 4, 4, ...) is diffusers' and assumes these factors.
-            raise NotImplementedError(f"only temporal factor 4 / spatial factor 8 configs are supported, got "
-                                      f"{config.temporal_factor}/{config.spatial_factor}")
+            raise NotImplementedError(
+                f"only temporal factor 4 / spatial factor 8 configs are supported, got "
+                f"{config.temporal_factor}/{config.spatial_factor}"
+            )
         self.config = config
         self.vae_id = vae_id
         self.z_dim = config.z_dim
@@ -151,14 +163,15 @@ class WanVAE(nnx.Module):
         -> ``(mean, logvar)``, each (B, z_dim, 1 + k, H/8, W/8) (channels-last: (B, 1 + k, H/8, W/8, z_dim)),
         float32. ``conv_impl``: see :meth:`model.vae.layers.CausalConv3d.__call__`."""
         conv_impl = resolve_conv_impl(conv_impl)
-        x = video_channels_last(jnp.asarray(video), channels_last, who="WanVAE.encode", temporal_factor=4,
-                                spatial_factor=8).astype(dtype)
+        x = video_channels_last(
+            jnp.asarray(video), channels_last, who="WanVAE.encode", temporal_factor=4, spatial_factor=8
+        ).astype(dtype)
         t = x.shape[1]
         g_enc, s_enc, g_q, s_q = self._split("encoder", "quant_conv")
         out, cache = _encode_step(g_enc, g_q, conv_impl, s_enc, s_q, x[:, :1], None)
         outs = [out]
         for i in range(1, 1 + (t - 1) // 4):
-            out, cache = _encode_step(g_enc, g_q, conv_impl, s_enc, s_q, x[:, 1 + 4 * (i - 1):1 + 4 * i], cache)
+            out, cache = _encode_step(g_enc, g_q, conv_impl, s_enc, s_q, x[:, 1 + 4 * (i - 1) : 1 + 4 * i], cache)
             outs.append(out)
         enc = jnp.concatenate(outs, axis=1).astype(jnp.float32)
         mean, logvar = jnp.split(enc, 2, axis=-1)
@@ -176,7 +189,7 @@ class WanVAE(nnx.Module):
         out, cache = _decode_step(g_pq, g_dec, conv_impl, s_pq, s_dec, z[:, :1], None)
         outs = [out]
         for i in range(1, z.shape[1]):
-            out, cache = _decode_step(g_pq, g_dec, conv_impl, s_pq, s_dec, z[:, i:i + 1], cache)
+            out, cache = _decode_step(g_pq, g_dec, conv_impl, s_pq, s_dec, z[:, i : i + 1], cache)
             outs.append(out)
         video = jnp.clip(jnp.concatenate(outs, axis=1).astype(jnp.float32), -1.0, 1.0)
         if not channels_last:
@@ -207,14 +220,23 @@ class WanVAE(nnx.Module):
         return latent_shape(num_frames, height, width, self.z_dim)
 
     def describe(self) -> dict:
-        return {"vae_id": self.vae_id, "kind": "wan2.1-vae", "z_dim": self.z_dim, "temporal_factor": 4,
-                "spatial_factor": 8, "layout": "(B, C, T, H, W) in [-1, 1]", "config": self.config.to_dict()}
+        return {
+            "vae_id": self.vae_id,
+            "kind": "wan2.1-vae",
+            "z_dim": self.z_dim,
+            "temporal_factor": 4,
+            "spatial_factor": 8,
+            "layout": "(B, C, T, H, W) in [-1, 1]",
+            "config": self.config.to_dict(),
+        }
 
 
 def _stats(cfg: WanVAEConfig, channels_last: bool):
     shape = (cfg.z_dim,) if channels_last else (cfg.z_dim, 1, 1, 1)
-    return (jnp.asarray(np.reshape(cfg.latents_mean, shape), jnp.float32),
-            jnp.asarray(np.reshape(cfg.latents_std, shape), jnp.float32))
+    return (
+        jnp.asarray(np.reshape(cfg.latents_mean, shape), jnp.float32),
+        jnp.asarray(np.reshape(cfg.latents_std, shape), jnp.float32),
+    )
 
 
 def _encode_chunk(encoder, quant_conv, x, cache, conv_impl="auto"):

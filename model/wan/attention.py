@@ -58,8 +58,19 @@ def attention(q, k, v, impl: str):
 
 
 class WanAttention(nnx.Module):
-    def __init__(self, dim: int, heads: int, dim_head: int, eps: float, *, added_kv_proj_dim: int | None = None,
-                 rngs: nnx.Rngs, dtype=F32, param_dtype=F32, attention_impl: str | None = "auto"):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        dim_head: int,
+        eps: float,
+        *,
+        added_kv_proj_dim: int | None = None,
+        rngs: nnx.Rngs,
+        dtype=F32,
+        param_dtype=F32,
+        attention_impl: str | None = "auto",
+    ):
         inner = heads * dim_head
         self.heads = heads
         self.dtype = dtype
@@ -100,8 +111,13 @@ class WanAttention(nnx.Module):
 
         if kv_split is not None and context is x:
             s = int(kv_split)
-            out = jnp.concatenate([attention(q[:, :s], k[:, :s], v[:, :s], self.attention_impl),
-                                   attention(q[:, s:], k, v, self.attention_impl)], axis=1)
+            out = jnp.concatenate(
+                [
+                    attention(q[:, :s], k[:, :s], v[:, :s], self.attention_impl),
+                    attention(q[:, s:], k, v, self.attention_impl),
+                ],
+                axis=1,
+            )
         else:
             out = attention(q, k, v, self.attention_impl)
         if ctx_img is not None:

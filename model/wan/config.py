@@ -48,15 +48,18 @@ class WanTransformerConfig:
         if len(self.patch_size) != 3:
             raise ValueError(f"patch_size must have 3 entries (t, h, w), got {self.patch_size}")
         if self.qk_norm != QK_NORM_ACROSS_HEADS:
-            raise ValueError(f"qk_norm={self.qk_norm!r} is not supported: WAN 2.1 uses {QK_NORM_ACROSS_HEADS!r} "
-                             "(diffusers ignores the field and always applies RMSNorm across heads)")
+            raise ValueError(
+                f"qk_norm={self.qk_norm!r} is not supported: WAN 2.1 uses {QK_NORM_ACROSS_HEADS!r} "
+                "(diffusers ignores the field and always applies RMSNorm across heads)"
+            )
         if self.pos_embed_seq_len is not None:
             raise NotImplementedError("pos_embed_seq_len (WAN FLF2V image position embedding) is not ported")
         if (self.image_dim is None) != (self.added_kv_proj_dim is None):
             raise ValueError("image_dim and added_kv_proj_dim must be set together (I2V) or both be None (T2V)")
         if self.attention_head_dim < 6 or self.attention_head_dim % 2:
-            raise ValueError("attention_head_dim must be even and >= 6 for the 3D RoPE split, "
-                             f"got {self.attention_head_dim}")
+            raise ValueError(
+                f"attention_head_dim must be even and >= 6 for the 3D RoPE split, got {self.attention_head_dim}"
+            )
 
     @property
     def inner_dim(self) -> int:
@@ -111,26 +114,53 @@ class WanTransformerConfig:
             return cls.from_diffusers_dict(d)
         if "num_heads" in d and "dim" in d:
             return cls.from_original_dict(d)
-        raise ValueError(f"{path}: not a WAN transformer config (neither diffusers' 'num_attention_heads' "
-                         "nor the original 'dim'/'num_heads' fields); pass config= explicitly")
+        raise ValueError(
+            f"{path}: not a WAN transformer config (neither diffusers' 'num_attention_heads' "
+            "nor the original 'dim'/'num_heads' fields); pass config= explicitly"
+        )
 
 
 # Wan-AI/Wan2.1-T2V-1.3B(-Diffusers)
 WAN21_1_3B = WanTransformerConfig(
-    num_attention_heads=12, attention_head_dim=128, in_channels=16, out_channels=16, text_dim=4096,
-    freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True, eps=1e-6,
+    num_attention_heads=12,
+    attention_head_dim=128,
+    in_channels=16,
+    out_channels=16,
+    text_dim=4096,
+    freq_dim=256,
+    ffn_dim=8960,
+    num_layers=30,
+    cross_attn_norm=True,
+    eps=1e-6,
 )
 
 # Wan-AI/Wan2.1-T2V-14B(-Diffusers)
 WAN21_14B = WanTransformerConfig(
-    num_attention_heads=40, attention_head_dim=128, in_channels=16, out_channels=16, text_dim=4096,
-    freq_dim=256, ffn_dim=13824, num_layers=40, cross_attn_norm=True, eps=1e-6,
+    num_attention_heads=40,
+    attention_head_dim=128,
+    in_channels=16,
+    out_channels=16,
+    text_dim=4096,
+    freq_dim=256,
+    ffn_dim=13824,
+    num_layers=40,
+    cross_attn_norm=True,
+    eps=1e-6,
 )
 
 # Tiny config for tests and CPU benchmarks (head dim 12 -> RoPE split t/h/w = 4/4/4).
 WAN_TINY = WanTransformerConfig(
-    num_attention_heads=2, attention_head_dim=12, in_channels=4, out_channels=4, text_dim=16,
-    freq_dim=16, ffn_dim=32, num_layers=2, cross_attn_norm=True, eps=1e-6, rope_max_seq_len=32,
+    num_attention_heads=2,
+    attention_head_dim=12,
+    in_channels=4,
+    out_channels=4,
+    text_dim=16,
+    freq_dim=16,
+    ffn_dim=32,
+    num_layers=2,
+    cross_attn_norm=True,
+    eps=1e-6,
+    rope_max_seq_len=32,
 )
 
 # Small config for train-from-synth runs on a laptop CPU (~0.8 M parameters): the smallest width at
@@ -138,8 +168,17 @@ WAN_TINY = WanTransformerConfig(
 # held-out clips (tests/test_train_from_synth.py); WAN_TINY's 24-wide tokens cannot even carry a
 # 2x2 patch of 16-channel latents.
 WAN_SMALL = WanTransformerConfig(
-    num_attention_heads=4, attention_head_dim=32, in_channels=16, out_channels=16, text_dim=64,
-    freq_dim=64, ffn_dim=256, num_layers=4, cross_attn_norm=True, eps=1e-6, rope_max_seq_len=1024,
+    num_attention_heads=4,
+    attention_head_dim=32,
+    in_channels=16,
+    out_channels=16,
+    text_dim=64,
+    freq_dim=64,
+    ffn_dim=256,
+    num_layers=4,
+    cross_attn_norm=True,
+    eps=1e-6,
+    rope_max_seq_len=1024,
 )
 
 CONFIGS = {"wan21_1_3b": WAN21_1_3B, "wan21_14b": WAN21_14B, "tiny": WAN_TINY, "small": WAN_SMALL}

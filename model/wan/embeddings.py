@@ -72,8 +72,18 @@ class WanImageEmbedding(nnx.Module):
 
 
 class WanTimeTextImageEmbedding(nnx.Module):
-    def __init__(self, dim: int, time_freq_dim: int, time_proj_dim: int, text_embed_dim: int,
-                 image_embed_dim: int | None = None, *, rngs, dtype=F32, param_dtype=F32):
+    def __init__(
+        self,
+        dim: int,
+        time_freq_dim: int,
+        time_proj_dim: int,
+        text_embed_dim: int,
+        image_embed_dim: int | None = None,
+        *,
+        rngs,
+        dtype=F32,
+        param_dtype=F32,
+    ):
         self.freq_dim = time_freq_dim
         self.dtype = dtype
         self.time_embedder = TimestepEmbedding(time_freq_dim, dim, rngs=rngs, param_dtype=param_dtype)
@@ -81,8 +91,9 @@ class WanTimeTextImageEmbedding(nnx.Module):
         self.text_embedder = TextProjection(text_embed_dim, dim, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
         self.has_image = image_embed_dim is not None
         if self.has_image:
-            self.image_embedder = WanImageEmbedding(image_embed_dim, dim, rngs=rngs, dtype=dtype,
-                                                    param_dtype=param_dtype)
+            self.image_embedder = WanImageEmbedding(
+                image_embed_dim, dim, rngs=rngs, dtype=dtype, param_dtype=param_dtype
+            )
 
     def __call__(self, timestep, context, context_image=None):
         """Returns ``temb`` (B, dim), ``timestep_proj`` (B, 6*dim), text context, image context."""

@@ -12,8 +12,15 @@ from .attention import I2V_TEXT_CONTEXT_LEN
 from .config import WanTransformerConfig
 
 
-def dit_flops(cfg: WanTransformerConfig, batch: int, latent_frames: int, latent_height: int, latent_width: int,
-              text_len: int = 512, image_len: int = 257) -> dict[str, float]:
+def dit_flops(
+    cfg: WanTransformerConfig,
+    batch: int,
+    latent_frames: int,
+    latent_height: int,
+    latent_width: int,
+    text_len: int = 512,
+    image_len: int = 257,
+) -> dict[str, float]:
     """Per-component forward FLOPs for latents of shape (batch, C, T, H, W); ``total`` is the sum.
 
     ``image_len`` is only used for I2V configs (where ``text_len`` is forced to 512 as in diffusers).
@@ -31,8 +38,8 @@ def dit_flops(cfg: WanTransformerConfig, batch: int, latent_frames: int, latent_
     if i2v:
         f["condition_embedder"] += 2 * b * image_len * (cfg.image_dim * cfg.image_dim + cfg.image_dim * d)
     per_layer = {
-        "self_attn_proj": 2 * b * tokens * d * d * 4,           # q, k, v, out
-        "self_attn_core": 4 * b * tokens * tokens * d,          # QK^T and PV over all heads
+        "self_attn_proj": 2 * b * tokens * d * d * 4,  # q, k, v, out
+        "self_attn_core": 4 * b * tokens * tokens * d,  # QK^T and PV over all heads
         "cross_attn_proj": 2 * b * tokens * d * d * 2 + 2 * b * s * d * d * 2,  # q, out; k, v on the text
         "cross_attn_core": 4 * b * tokens * s * d,
         "ffn": 2 * b * tokens * d * ffn * 2,

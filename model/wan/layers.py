@@ -84,14 +84,25 @@ class GELUProj(nnx.Module):
 class FeedForward(nnx.Module):
     """diffusers ``FeedForward``: ``net = [GELU(proj), Dropout, Linear]``."""
 
-    def __init__(self, dim: int, inner_dim: int, dim_out: int | None = None, *, approximate: bool, rngs,
-                 dtype=F32, param_dtype=F32):
+    def __init__(
+        self,
+        dim: int,
+        inner_dim: int,
+        dim_out: int | None = None,
+        *,
+        approximate: bool,
+        rngs,
+        dtype=F32,
+        param_dtype=F32,
+    ):
         dim_out = dim if dim_out is None else dim_out
-        self.net = module_list([
-            GELUProj(dim, inner_dim, approximate=approximate, rngs=rngs, dtype=dtype, param_dtype=param_dtype),
-            Identity(),
-            linear(inner_dim, dim_out, rngs=rngs, dtype=dtype, param_dtype=param_dtype),
-        ])
+        self.net = module_list(
+            [
+                GELUProj(dim, inner_dim, approximate=approximate, rngs=rngs, dtype=dtype, param_dtype=param_dtype),
+                Identity(),
+                linear(inner_dim, dim_out, rngs=rngs, dtype=dtype, param_dtype=param_dtype),
+            ]
+        )
 
     def __call__(self, x):
         for layer in self.net:
@@ -106,12 +117,11 @@ class PatchEmbed3D(nnx.Module):
     ``(B, T, H, W, C)`` with T/H/W divisible by the patch; output ``(B, T/pt, H/ph, W/pw, dim)``.
     """
 
-    def __init__(self, cin: int, dim: int, patch: tuple[int, int, int], *, rngs: nnx.Rngs, dtype=F32,
-                 param_dtype=F32):
+    def __init__(self, cin: int, dim: int, patch: tuple[int, int, int], *, rngs: nnx.Rngs, dtype=F32, param_dtype=F32):
         self.patch = tuple(patch)
         self.dtype = dtype
         fan_in = cin * patch[0] * patch[1] * patch[2]
-        bound = 1.0 / fan_in ** 0.5  # torch Conv default init range
+        bound = 1.0 / fan_in**0.5  # torch Conv default init range
         self.kernel = nnx.Param(jax.random.uniform(rngs.params(), (*patch, cin, dim), param_dtype, -bound, bound))
         self.bias = nnx.Param(jax.random.uniform(rngs.params(), (dim,), param_dtype, -bound, bound))
 

@@ -97,8 +97,13 @@ def _invert(d: Mapping[str, str]) -> dict[str, str]:
     return {v: k for k, v in d.items()}
 
 
-def _rename(key: str, top: Mapping[str, str], block: Mapping[str, str], top_param: Mapping[str, str],
-            block_param: Mapping[str, str]) -> str | None:
+def _rename(
+    key: str,
+    top: Mapping[str, str],
+    block: Mapping[str, str],
+    top_param: Mapping[str, str],
+    block_param: Mapping[str, str],
+) -> str | None:
     m = _BLOCK_RE.match(key)
     if m:
         prefix, rest, table, params = f"blocks.{m.group(1)}.", m.group(2), block, block_param
@@ -118,16 +123,26 @@ def original_to_diffusers_key(key: str) -> str | None:
     """``blocks.3.self_attn.q.weight`` -> ``blocks.3.attn1.to_q.weight``; None for unknown keys."""
     for p in KNOWN_PREFIXES:
         if key.startswith(p):
-            key = key[len(p):]
+            key = key[len(p) :]
             break
-    return _rename(key, ORIGINAL_TO_DIFFUSERS_TOP, ORIGINAL_TO_DIFFUSERS_BLOCK, ORIGINAL_TO_DIFFUSERS_PARAM_TOP,
-                   ORIGINAL_TO_DIFFUSERS_PARAM_BLOCK)
+    return _rename(
+        key,
+        ORIGINAL_TO_DIFFUSERS_TOP,
+        ORIGINAL_TO_DIFFUSERS_BLOCK,
+        ORIGINAL_TO_DIFFUSERS_PARAM_TOP,
+        ORIGINAL_TO_DIFFUSERS_PARAM_BLOCK,
+    )
 
 
 def diffusers_to_original_key(key: str) -> str | None:
     """Inverse of :func:`original_to_diffusers_key` (without prefixes); None for unknown keys."""
-    return _rename(key, _invert(ORIGINAL_TO_DIFFUSERS_TOP), _invert(ORIGINAL_TO_DIFFUSERS_BLOCK),
-                   _invert(ORIGINAL_TO_DIFFUSERS_PARAM_TOP), _invert(ORIGINAL_TO_DIFFUSERS_PARAM_BLOCK))
+    return _rename(
+        key,
+        _invert(ORIGINAL_TO_DIFFUSERS_TOP),
+        _invert(ORIGINAL_TO_DIFFUSERS_BLOCK),
+        _invert(ORIGINAL_TO_DIFFUSERS_PARAM_TOP),
+        _invert(ORIGINAL_TO_DIFFUSERS_PARAM_BLOCK),
+    )
 
 
 def detect_layout(keys: Iterable[str]) -> str:
@@ -139,8 +154,10 @@ def detect_layout(keys: Iterable[str]) -> str:
     if any(k.startswith(("time_embedding.", "head.head")) or ".self_attn." in k for k in stripped):
         return "original"
     sample = ", ".join(keys[:3])
-    raise WanCheckpointError(f"keys look like neither a diffusers nor an original WAN transformer checkpoint "
-                             f"(first keys: {sample}); is this the transformer (not the VAE/text encoder)?")
+    raise WanCheckpointError(
+        f"keys look like neither a diffusers nor an original WAN transformer checkpoint "
+        f"(first keys: {sample}); is this the transformer (not the VAE/text encoder)?"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,16 +179,21 @@ def _resolve_files(path: Path) -> tuple[list[Path], Path]:
         if not cands and (path / "transformer").is_dir():  # a diffusers pipeline folder
             return _resolve_files(path / "transformer")
         if not cands:
-            raise WanCheckpointError(f"{path}: no *.safetensors or *.safetensors.index.json in this directory; "
-                                     "point to the transformer folder (e.g. .../transformer) or the file itself")
+            raise WanCheckpointError(
+                f"{path}: no *.safetensors or *.safetensors.index.json in this directory; "
+                "point to the transformer folder (e.g. .../transformer) or the file itself"
+            )
         if cands[0].name.endswith(".index.json"):
             if len(cands) > 1:
-                raise WanCheckpointError(f"{path}: several index files ({', '.join(c.name for c in cands)}); "
-                                         "pass the one to load")
+                raise WanCheckpointError(
+                    f"{path}: several index files ({', '.join(c.name for c in cands)}); pass the one to load"
+                )
             return _resolve_files(cands[0])
         if len(cands) > 1:
-            raise WanCheckpointError(f"{path}: several .safetensors files and no index json "
-                                     f"({', '.join(c.name for c in cands[:4])}...); pass the file or the index")
+            raise WanCheckpointError(
+                f"{path}: several .safetensors files and no index json "
+                f"({', '.join(c.name for c in cands[:4])}...); pass the file or the index"
+            )
         return cands, cands[0]
     if not path.exists():
         raise WanCheckpointError(f"{path}: no such file or directory")
@@ -183,12 +205,16 @@ def _resolve_files(path: Path) -> tuple[list[Path], Path]:
         files = sorted({path.parent / f for f in weight_map.values()})
         missing = [f.name for f in files if not f.exists()]
         if missing:
-            raise WanCheckpointError(f"{path}: shard(s) {', '.join(missing)} listed in the index are missing; "
-                                     "download all shards next to the index")
+            raise WanCheckpointError(
+                f"{path}: shard(s) {', '.join(missing)} listed in the index are missing; "
+                "download all shards next to the index"
+            )
         return files, path
     if path.suffix != ".safetensors":
-        raise WanCheckpointError(f"{path}: expected a .safetensors file, an index .json or a directory "
-                                 "(convert .pth/.bin checkpoints to safetensors first)")
+        raise WanCheckpointError(
+            f"{path}: expected a .safetensors file, an index .json or a directory "
+            "(convert .pth/.bin checkpoints to safetensors first)"
+        )
     return [path], path
 
 
@@ -203,8 +229,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, _Tensor], Path]:
             raise WanCheckpointError(str(e)) from None
         for k in st.keys():
             if k in tensors:
-                raise WanCheckpointError(f"{f}: key '{k}' also appears in {tensors[k].source}; "
-                                         "shards must not overlap")
+                raise WanCheckpointError(f"{f}: key '{k}' also appears in {tensors[k].source}; shards must not overlap")
             tensors[k] = _Tensor(st.shape(k), (lambda st=st, k=k: st.get(k)), str(f))
     return tensors, name
 
@@ -229,8 +254,9 @@ def _to_diffusers_layout(tensors: dict[str, _Tensor], name: str) -> dict[str, tu
     for k, t in tensors.items():
         new = original_to_diffusers_key(k) or k
         if new in out:
-            raise WanCheckpointError(f"{name}: keys '{out[new][1]}' and '{k}' both map to '{new}'; "
-                                     "the checkpoint mixes key layouts")
+            raise WanCheckpointError(
+                f"{name}: keys '{out[new][1]}' and '{k}' both map to '{new}'; the checkpoint mixes key layouts"
+            )
         out[new] = (t, k)
     return out
 
@@ -305,12 +331,15 @@ def param_table(model: WanTransformer3D) -> dict[str, _Slot]:
 
 
 def _config_hint(cfg: WanTransformerConfig) -> str:
-    return (f"num_layers={cfg.num_layers}, dim={cfg.inner_dim}, ffn_dim={cfg.ffn_dim}, in/out_channels="
-            f"{cfg.in_channels}/{cfg.out_channels}, text_dim={cfg.text_dim}, image_dim={cfg.image_dim}")
+    return (
+        f"num_layers={cfg.num_layers}, dim={cfg.inner_dim}, ffn_dim={cfg.ffn_dim}, in/out_channels="
+        f"{cfg.in_channels}/{cfg.out_channels}, text_dim={cfg.text_dim}, image_dim={cfg.image_dim}"
+    )
 
 
-def load_params(model: WanTransformer3D, checkpoint: str | Path | Mapping[str, Any], *, strict: bool = True,
-                param_dtype=jnp.float32) -> WanTransformer3D:
+def load_params(
+    model: WanTransformer3D, checkpoint: str | Path | Mapping[str, Any], *, strict: bool = True, param_dtype=jnp.float32
+) -> WanTransformer3D:
     """Return ``model`` (possibly abstract, from ``nnx.eval_shape``) with its params replaced by the
     checkpoint's. ``checkpoint``: path (file, index json, directory) or an in-memory torch-layout
     state dict (torch tensors or numpy arrays). ``strict=False`` tolerates unexpected keys only.
@@ -323,25 +352,29 @@ def load_params(model: WanTransformer3D, checkpoint: str | Path | Mapping[str, A
     table = param_table(model)
     cfg = model.config
 
-    unexpected = [ck for k, (_, ck) in available.items()
-                  if k not in table and not any(p in k for p in IGNORED_KEY_PATTERNS)]
+    unexpected = [
+        ck for k, (_, ck) in available.items() if k not in table and not any(p in k for p in IGNORED_KEY_PATTERNS)
+    ]
     if unexpected and strict:
         raise WanCheckpointError(
             f"{name}: unexpected key '{unexpected[0]}' ({len(unexpected)} unexpected in total) for config "
-            f"({_config_hint(cfg)}); pass the checkpoint's config.json / the matching config, or strict=False")
+            f"({_config_hint(cfg)}); pass the checkpoint's config.json / the matching config, or strict=False"
+        )
     missing = [k for k in table if k not in available]
     if missing:
         k = missing[0]
         written = diffusers_to_original_key(k) if detect_layout(tensors) == "original" else k
         raise WanCheckpointError(
             f"{name}: missing key '{written}' ({len(missing)} missing in total) for config ({_config_hint(cfg)}); "
-            "the checkpoint is incomplete or for another WAN variant - pass the matching config")
+            "the checkpoint is incomplete or for another WAN variant - pass the matching config"
+        )
     for k, slot in table.items():
         t, ck = available[k]
         if tuple(t.shape) != slot.torch_shape:
             raise WanCheckpointError(
                 f"{t.source}: key '{ck}' has shape {tuple(t.shape)} but the model expects {slot.torch_shape} "
-                f"(config: {_config_hint(cfg)}); pass the config that matches the checkpoint")
+                f"(config: {_config_hint(cfg)}); pass the config that matches the checkpoint"
+            )
 
     # Build the new flat state: stacked block params are assembled layer by layer on the host.
     graphdef, state = nnx.split(model)
@@ -355,8 +388,9 @@ def load_params(model: WanTransformer3D, checkpoint: str | Path | Mapping[str, A
             new_items.append((path, var))
             continue
         entries = sorted(by_path[path], key=lambda e: -1 if e[0] is None else e[0])
-        arrays = [_torch_to_nnx(np.asarray(available[k][0].get(), dtype=np.float32), table[k].transform)
-                  for _, k in entries]
+        arrays = [
+            _torch_to_nnx(np.asarray(available[k][0].get(), dtype=np.float32), table[k].transform) for _, k in entries
+        ]
         arr = arrays[0] if entries[0][0] is None else np.stack(arrays)
         new_items.append((path, var.replace(jnp.asarray(arr, dtype=param_dtype))))
     return nnx.merge(graphdef, nnx.from_flat_state(new_items))
@@ -371,9 +405,17 @@ def find_config(path: str | Path) -> WanTransformerConfig | None:
     return WanTransformerConfig.from_json(cand) if cand.exists() else None
 
 
-def load_wan_transformer(path: str | Path, config: WanTransformerConfig | None = None, *, dtype=jnp.float32,
-                         param_dtype=jnp.float32, scan_layers: bool = True, remat: bool = False,
-                         attention_impl: str | None = "auto", strict: bool = True) -> WanTransformer3D:
+def load_wan_transformer(
+    path: str | Path,
+    config: WanTransformerConfig | None = None,
+    *,
+    dtype=jnp.float32,
+    param_dtype=jnp.float32,
+    scan_layers: bool = True,
+    remat: bool = False,
+    attention_impl: str | None = "auto",
+    strict: bool = True,
+) -> WanTransformer3D:
     """Build a :class:`WanTransformer3D` from a checkpoint without random-initialising it first.
 
     ``config`` defaults to the ``config.json`` beside the checkpoint (diffusers or original format).
@@ -381,11 +423,20 @@ def load_wan_transformer(path: str | Path, config: WanTransformerConfig | None =
     if config is None:
         config = find_config(path)
         if config is None:
-            raise WanCheckpointError(f"{path}: no config.json next to the checkpoint; pass config= "
-                                     "(e.g. model.wan.WAN21_1_3B)")
-    abstract = nnx.eval_shape(lambda: WanTransformer3D(config, rngs=nnx.Rngs(0), dtype=dtype,
-                                                       param_dtype=param_dtype, scan_layers=scan_layers,
-                                                       remat=remat, attention_impl=attention_impl))
+            raise WanCheckpointError(
+                f"{path}: no config.json next to the checkpoint; pass config= (e.g. model.wan.WAN21_1_3B)"
+            )
+    abstract = nnx.eval_shape(
+        lambda: WanTransformer3D(
+            config,
+            rngs=nnx.Rngs(0),
+            dtype=dtype,
+            param_dtype=param_dtype,
+            scan_layers=scan_layers,
+            remat=remat,
+            attention_impl=attention_impl,
+        )
+    )
     return load_params(abstract, path, strict=strict, param_dtype=param_dtype)
 
 
@@ -394,8 +445,10 @@ def load_wan_transformer(path: str | Path, config: WanTransformerConfig | None =
 # --------------------------------------------------------------------------------------------
 def diffusers_state_dict(model: WanTransformer3D) -> dict[str, np.ndarray]:
     """The model's params as a diffusers-layout state dict of float32 numpy arrays (torch layouts)."""
-    params = {path: np.asarray(jax.device_get(_value(var)), dtype=np.float32)
-              for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+    params = {
+        path: np.asarray(jax.device_get(_value(var)), dtype=np.float32)
+        for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))
+    }
     out = {}
     for k, slot in param_table(model).items():
         a = params[slot.path]

@@ -24,23 +24,29 @@ def _freqs_1d(dim: int, n: int, theta: float) -> np.ndarray:
     return np.outer(np.arange(n, dtype=np.float64), freqs)
 
 
-def rope_tables(head_dim: int, grid: tuple[int, int, int], max_seq_len: int = 1024,
-                theta: float = 10000.0) -> tuple[np.ndarray, np.ndarray]:
+def rope_tables(
+    head_dim: int, grid: tuple[int, int, int], max_seq_len: int = 1024, theta: float = 10000.0
+) -> tuple[np.ndarray, np.ndarray]:
     """cos/sin tables of shape ``(F*H*W, head_dim // 2)`` (one angle per rotated channel pair) in float32.
 
     Token order is frames-major, then rows, then columns (as the flattened patch grid).
     """
     f, h, w = grid
     if max(grid) > max_seq_len:
-        raise ValueError(f"patch grid {grid} exceeds rope_max_seq_len={max_seq_len} "
-                         "(diffusers would silently produce a shape error); raise rope_max_seq_len")
+        raise ValueError(
+            f"patch grid {grid} exceeds rope_max_seq_len={max_seq_len} "
+            "(diffusers would silently produce a shape error); raise rope_max_seq_len"
+        )
     dt, dh, dw = rope_split(head_dim)
     af, ah, aw = _freqs_1d(dt, f, theta), _freqs_1d(dh, h, theta), _freqs_1d(dw, w, theta)
-    ang = np.concatenate([
-        np.broadcast_to(af[:, None, None, :], (f, h, w, af.shape[-1])),
-        np.broadcast_to(ah[None, :, None, :], (f, h, w, ah.shape[-1])),
-        np.broadcast_to(aw[None, None, :, :], (f, h, w, aw.shape[-1])),
-    ], axis=-1).reshape(f * h * w, head_dim // 2)
+    ang = np.concatenate(
+        [
+            np.broadcast_to(af[:, None, None, :], (f, h, w, af.shape[-1])),
+            np.broadcast_to(ah[None, :, None, :], (f, h, w, ah.shape[-1])),
+            np.broadcast_to(aw[None, None, :, :], (f, h, w, aw.shape[-1])),
+        ],
+        axis=-1,
+    ).reshape(f * h * w, head_dim // 2)
     return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
 

@@ -35,29 +35,42 @@ from .rope import rope_tables
 
 
 class WanTransformerBlock(nnx.Module):
-    def __init__(self, cfg: WanTransformerConfig, *, rngs: nnx.Rngs, dtype=F32, param_dtype=F32,
-                 attention_impl: str | None = "auto"):
+    def __init__(
+        self,
+        cfg: WanTransformerConfig,
+        *,
+        rngs: nnx.Rngs,
+        dtype=F32,
+        param_dtype=F32,
+        attention_impl: str | None = "auto",
+    ):
         dim, heads = cfg.inner_dim, cfg.num_attention_heads
         kw = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
         self.norm1 = LayerNorm(dim, cfg.eps, elementwise_affine=False)
         self.attn1 = WanAttention(dim, heads, dim // heads, cfg.eps, attention_impl=attention_impl, **kw)
-        self.attn2 = WanAttention(dim, heads, dim // heads, cfg.eps, added_kv_proj_dim=cfg.added_kv_proj_dim,
-                                  attention_impl=attention_impl, **kw)
+        self.attn2 = WanAttention(
+            dim,
+            heads,
+            dim // heads,
+            cfg.eps,
+            added_kv_proj_dim=cfg.added_kv_proj_dim,
+            attention_impl=attention_impl,
+            **kw,
+        )
         if cfg.cross_attn_norm:
             self.norm2 = LayerNorm(dim, cfg.eps, elementwise_affine=True, param_dtype=param_dtype)
         else:
             self.norm2 = Identity()
         self.ffn = FeedForward(dim, cfg.ffn_dim, approximate=True, **kw)
         self.norm3 = LayerNorm(dim, cfg.eps, elementwise_affine=False)
-        self.scale_shift_table = nnx.Param(
-            jax.random.normal(rngs.params(), (1, 6, dim), param_dtype) / dim ** 0.5)
+        self.scale_shift_table = nnx.Param(jax.random.normal(rngs.params(), (1, 6, dim), param_dtype) / dim**0.5)
 
     def __call__(self, x, context, timestep_proj, rope, kv_split: int | None = None):
         """x (B, L, dim) compute dtype; timestep_proj (B, 6, dim); rope (cos, sin); kv_split: see
         ``WanAttention`` (self-attention block mask; None = full attention, as WAN)."""
         dtype = x.dtype
         mod = self.scale_shift_table[...].astype(F32) + timestep_proj.astype(F32)
-        shift, scale, gate, c_shift, c_scale, c_gate = (mod[:, i:i + 1] for i in range(6))
+        shift, scale, gate, c_shift, c_scale, c_gate = (mod[:, i : i + 1] for i in range(6))
 
         h = (self.norm1(x.astype(F32)) * (1 + scale) + shift).astype(dtype)
         x = (x.astype(F32) + self.attn1(h, None, rope, kv_split=kv_split) * gate).astype(dtype)
@@ -73,8 +86,17 @@ class WanTransformerBlock(nnx.Module):
 class WanTransformer3D(nnx.Module):
     """WAN 2.1 DiT. See the module docstring for layouts and precision."""
 
-    def __init__(self, config: WanTransformerConfig, *, rngs: nnx.Rngs, dtype=F32, param_dtype=F32,
-                 scan_layers: bool = True, remat: bool = False, attention_impl: str | None = "auto"):
+    def __init__(
+        self,
+        config: WanTransformerConfig,
+        *,
+        rngs: nnx.Rngs,
+        dtype=F32,
+        param_dtype=F32,
+        scan_layers: bool = True,
+        remat: bool = False,
+        attention_impl: str | None = "auto",
+    ):
         cfg = config
         self.config = cfg
         self.dtype = dtype
@@ -84,12 +106,12 @@ class WanTransformer3D(nnx.Module):
         kw = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
 
         self.patch_embedding = PatchEmbed3D(cfg.in_channels, dim, cfg.patch_size, **kw)
-        self.condition_embedder = WanTimeTextImageEmbedding(dim, cfg.freq_dim, 6 * dim, cfg.text_dim,
-                                                            cfg.image_dim, **kw)
+        self.condition_embedder = WanTimeTextImageEmbedding(
+            dim, cfg.freq_dim, 6 * dim, cfg.text_dim, cfg.image_dim, **kw
+        )
 
         def make_block(r):
-            return WanTransformerBlock(cfg, rngs=r, dtype=dtype, param_dtype=param_dtype,
-                                       attention_impl=attention_impl)
+            return WanTransformerBlock(cfg, rngs=r, dtype=dtype, param_dtype=param_dtype, attention_impl=attention_impl)
 
         if self.scan_layers:
             # One block whose params have a leading layer axis (each layer initialised independently).
@@ -105,13 +127,16 @@ class WanTransformer3D(nnx.Module):
 
         self.norm_out = LayerNorm(dim, cfg.eps, elementwise_affine=False)
         self.proj_out = linear(dim, cfg.out_channels * cfg.patch_volume, **kw)
-        self.scale_shift_table = nnx.Param(jax.random.normal(rngs.params(), (1, 2, dim), param_dtype) / dim ** 0.5)
+        self.scale_shift_table = nnx.Param(jax.random.normal(rngs.params(), (1, 2, dim), param_dtype) / dim**0.5)
 
     def _run_blocks(self, x, context, timestep_proj, rope, kv_split: int | None = None):
         if not self.scan_layers:
             for block in self.blocks:
-                fn = nnx.remat(lambda b, *a: b(*a, kv_split=kv_split)) if self.remat else \
-                    (lambda b, *a: b(*a, kv_split=kv_split))
+                fn = (
+                    nnx.remat(lambda b, *a: b(*a, kv_split=kv_split))
+                    if self.remat
+                    else (lambda b, *a: b(*a, kv_split=kv_split))
+                )
                 x = fn(block, x, context, timestep_proj, rope)
             return x
         graphdef, params = nnx.split(self.blocks)
@@ -124,23 +149,34 @@ class WanTransformer3D(nnx.Module):
         x, _ = jax.lax.scan(body, x, params)
         return x
 
-    def __call__(self, hidden_states, timestep, encoder_hidden_states, encoder_hidden_states_image=None, *,
-                 channels_last: bool = False):
+    def __call__(
+        self,
+        hidden_states,
+        timestep,
+        encoder_hidden_states,
+        encoder_hidden_states_image=None,
+        *,
+        channels_last: bool = False,
+    ):
         cfg = self.config
         x = hidden_states if channels_last else jnp.moveaxis(hidden_states, 1, -1)  # -> (B, T, H, W, C)
         b, t, h, w, c = x.shape
         pt, ph, pw = cfg.patch_size
         if c != cfg.in_channels:
-            raise ValueError(f"latents have {c} channels, config.in_channels={cfg.in_channels} "
-                             f"(layout {'(B,T,H,W,C)' if channels_last else '(B,C,T,H,W)'})")
+            raise ValueError(
+                f"latents have {c} channels, config.in_channels={cfg.in_channels} "
+                f"(layout {'(B,T,H,W,C)' if channels_last else '(B,C,T,H,W)'})"
+            )
         if t % pt or h % ph or w % pw:
             raise ValueError(f"latent T,H,W=({t},{h},{w}) must be divisible by patch_size {cfg.patch_size}")
         timestep = jnp.asarray(timestep)
         if timestep.ndim == 0:
             timestep = jnp.broadcast_to(timestep, (b,))
         if timestep.ndim != 1:
-            raise ValueError(f"timestep must have shape (B,), got {timestep.shape} (per-token timesteps "
-                             "of WAN 2.2 TI2V are not ported)")
+            raise ValueError(
+                f"timestep must have shape (B,), got {timestep.shape} (per-token timesteps "
+                "of WAN 2.2 TI2V are not ported)"
+            )
         grid = (t // pt, h // ph, w // pw)
         cos, sin = rope_tables(cfg.attention_head_dim, grid, cfg.rope_max_seq_len)
         rope = (jnp.asarray(cos), jnp.asarray(sin))
@@ -149,7 +185,8 @@ class WanTransformer3D(nnx.Module):
         x = x.reshape(b, -1, cfg.inner_dim)
 
         temb, timestep_proj, context, context_img = self.condition_embedder(
-            timestep, encoder_hidden_states, encoder_hidden_states_image)
+            timestep, encoder_hidden_states, encoder_hidden_states_image
+        )
         timestep_proj = timestep_proj.reshape(b, 6, cfg.inner_dim)
         if context_img is not None:
             context = jnp.concatenate([context_img, context], axis=1)

@@ -19,10 +19,26 @@ SKIES = (
     ("sky-hazy", {"sky_type": "HOSEK_WILKIE", "turbidity": 5.5, "ground_albedo": 0.3, "ground": "asphalt"}),
     ("sky-dusty", {"sky_type": "HOSEK_WILKIE", "turbidity": 8.0, "ground_albedo": 0.4, "ground": "sand"}),
     ("sky-preetham-soft", {"sky_type": "PREETHAM", "turbidity": 3.0, "ground_albedo": 0.3, "ground": "tiles"}),
-    ("sky-scatter-clean", {"sky_type": "MULTIPLE_SCATTERING", "air_density": 1.0, "aerosol_density": 1.0,
-                           "ozone_density": 1.0, "ground": "concrete"}),
-    ("sky-scatter-smog", {"sky_type": "MULTIPLE_SCATTERING", "air_density": 1.5, "aerosol_density": 5.0,
-                          "ozone_density": 1.0, "ground": "checker"}),
+    (
+        "sky-scatter-clean",
+        {
+            "sky_type": "MULTIPLE_SCATTERING",
+            "air_density": 1.0,
+            "aerosol_density": 1.0,
+            "ozone_density": 1.0,
+            "ground": "concrete",
+        },
+    ),
+    (
+        "sky-scatter-smog",
+        {
+            "sky_type": "MULTIPLE_SCATTERING",
+            "air_density": 1.5,
+            "aerosol_density": 5.0,
+            "ozone_density": 1.0,
+            "ground": "checker",
+        },
+    ),
 )
 SCENES = (
     ("room-living", {"generator": "room", "size_m": [6.0, 5.0, 2.7], "furniture": 5, "style": "living"}, "room"),
@@ -34,8 +50,15 @@ MOTION_TAGS = {"walk": ["walk"], "run": ["run"], "turn": ["turn", "walk"], "reac
 
 
 def _entry(kind: str, entry_id: str, params: dict, **fields) -> dict:
-    return dict(id=entry_id, path=None, sha256=builtin_sha256(kind, entry_id, params), licence="CC0-1.0",
-                source=SOURCE, params=params, **fields)
+    return dict(
+        id=entry_id,
+        path=None,
+        sha256=builtin_sha256(kind, entry_id, params),
+        licence="CC0-1.0",
+        source=SOURCE,
+        params=params,
+        **fields,
+    )
 
 
 def builtin_manifest() -> Manifest:
@@ -45,18 +68,39 @@ def builtin_manifest() -> Manifest:
     motions = []
     for kind, tags in MOTION_TAGS.items():
         clip = builtin_motion(f"builtin-{kind}")
-        motions.append(_entry("motions", f"builtin-{kind}", {"generator": "procedural", "motion": kind},
-                              format="builtin", fps=clip.fps, num_frames=int(clip.local_rotations.shape[0]),
-                              skeleton="cmu_mb", tags=tags,
-                              activity=[round(a, 4) for a in activity_profile(clip)]))
-    return Manifest.model_validate(dict(
-        schema_version=1, name="builtin",
-        description="The built-in library: needs no files, so the pipeline runs offline with no assets at all.",
-        characters=[_entry("characters", f"anny-builtin-{i:02d}", {"generator": "anny", "seed": i, "age_range": "adult"},
-                           format="anny", rig="cmu_mb") for i in range(NUM_BODIES)],
-        motions=motions,
-        scenes=[_entry("scenes", i, p, format="procedural", scene_type=t) for i, p, t in SCENES],
-        skies=[_entry("skies", i, p) for i, p in SKIES]))
+        motions.append(
+            _entry(
+                "motions",
+                f"builtin-{kind}",
+                {"generator": "procedural", "motion": kind},
+                format="builtin",
+                fps=clip.fps,
+                num_frames=int(clip.local_rotations.shape[0]),
+                skeleton="cmu_mb",
+                tags=tags,
+                activity=[round(a, 4) for a in activity_profile(clip)],
+            )
+        )
+    return Manifest.model_validate(
+        dict(
+            schema_version=1,
+            name="builtin",
+            description="The built-in library: needs no files, so the pipeline runs offline with no assets at all.",
+            characters=[
+                _entry(
+                    "characters",
+                    f"anny-builtin-{i:02d}",
+                    {"generator": "anny", "seed": i, "age_range": "adult"},
+                    format="anny",
+                    rig="cmu_mb",
+                )
+                for i in range(NUM_BODIES)
+            ],
+            motions=motions,
+            scenes=[_entry("scenes", i, p, format="procedural", scene_type=t) for i, p, t in SCENES],
+            skies=[_entry("skies", i, p) for i, p in SKIES],
+        )
+    )
 
 
 def smplx_characters(model_dir: str | Path, gender: str = "mixed", texture_dir: str | None = None) -> list:
@@ -67,18 +111,32 @@ def smplx_characters(model_dir: str | Path, gender: str = "mixed", texture_dir: 
 
     out = []
     for i in range(NUM_BODIES):
-        params = {"generator": "smplx", "seed": i, "index": 0, "gender": gender,
-                  "texture_dir": None if texture_dir is None else str(Path(texture_dir).resolve())}
-        out.append(CharacterEntry(id=f"smplx-builtin-{i:02d}", path=str(Path(model_dir).expanduser().resolve()),
-                                  sha256=builtin_sha256("characters", f"smplx-builtin-{i:02d}", params),
-                                  licence=LICENCE, source=f"SMPL-X body generated from the user's model files; "
-                                                          f"licence: {LICENCE_TEXT}",
-                                  params=params, format="smplx", rig="smplx"))
+        params = {
+            "generator": "smplx",
+            "seed": i,
+            "index": 0,
+            "gender": gender,
+            "texture_dir": None if texture_dir is None else str(Path(texture_dir).resolve()),
+        }
+        out.append(
+            CharacterEntry(
+                id=f"smplx-builtin-{i:02d}",
+                path=str(Path(model_dir).expanduser().resolve()),
+                sha256=builtin_sha256("characters", f"smplx-builtin-{i:02d}", params),
+                licence=LICENCE,
+                source=f"SMPL-X body generated from the user's model files; licence: {LICENCE_TEXT}",
+                params=params,
+                format="smplx",
+                rig="smplx",
+            )
+        )
     return out
 
 
-HEADER = ("# The built-in asset library. Generated by `python -m thfm_synth.assets.builtin`: do not edit.\n"
-          "# Schema: assets_manifest/README.md. Each sha256 is the digest of the canonical JSON of {kind, id, params}.\n")
+HEADER = (
+    "# The built-in asset library. Generated by `python -m thfm_synth.assets.builtin`: do not edit.\n"
+    "# Schema: assets_manifest/README.md. Each sha256 is the digest of the canonical JSON of {kind, id, params}.\n"
+)
 
 
 def builtin_yaml() -> str:

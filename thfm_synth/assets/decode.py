@@ -48,15 +48,23 @@ def decode_radiance(path: str | Path) -> np.ndarray:
     if not m:
         raise _bad(path, "Radiance HDR resolution line missing (truncated header?)")
     if m.group(2) != b"Y" or m.group(5) != b"X":
-        raise _bad(path, "Radiance HDR with rotated scanlines (+X/-X first) is not supported",
-                   "re-save it in the standard -Y H +X W orientation")
+        raise _bad(
+            path,
+            "Radiance HDR with rotated scanlines (+X/-X first) is not supported",
+            "re-save it in the standard -Y H +X W orientation",
+        )
     h, w = int(m.group(3)), int(m.group(6))
     pos = m.end()
     out = np.empty((h, w, 4), np.uint8)
     n = len(data)
     for y in range(h):
-        if pos + 4 <= n and data[pos] == 2 and data[pos + 1] == 2 and (data[pos + 2] << 8 | data[pos + 3]) == w \
-                and 8 <= w < 32768:
+        if (
+            pos + 4 <= n
+            and data[pos] == 2
+            and data[pos + 1] == 2
+            and (data[pos + 2] << 8 | data[pos + 3]) == w
+            and 8 <= w < 32768
+        ):
             pos += 4
             for c in range(4):
                 x = 0
@@ -70,14 +78,14 @@ def decode_radiance(path: str | Path) -> np.ndarray:
                         count -= 128
                         if count > w - x or pos >= n:
                             raise _bad(path, f"Radiance HDR scanline {y} is corrupt (run overflows the line)")
-                        row[x:x + count] = data[pos]
+                        row[x : x + count] = data[pos]
                         pos += 1
                     else:
                         if pos + count > n:
                             raise _bad(path, f"Radiance HDR data ends in scanline {y} of {h} (truncated)")
                         if count == 0 or count > w - x:
                             raise _bad(path, f"Radiance HDR scanline {y} of {h} is corrupt (bad run length)")
-                        row[x:x + count] = np.frombuffer(data, np.uint8, count, pos)
+                        row[x : x + count] = np.frombuffer(data, np.uint8, count, pos)
                         pos += count
                     x += count
         else:  # flat RGBE pixels (old-style run lengths, which no current writer makes, read as pixels)
@@ -153,14 +161,14 @@ def _fbx_node(data: bytes, pos: int, wide: bool, path: Path, depth: int = 0) -> 
     for _ in range(num_props):
         if p >= end:
             raise _bad(path, f"FBX node at byte {pos}: properties overrun the node (corrupt)")
-        t = data[p:p + 1]
+        t = data[p : p + 1]
         p += 1
         if t in _SCALAR:
             p += _SCALAR[t]
         elif t in _ARRAY_ITEM:
             count, encoding, length = struct.unpack_from("<III", data, p)
             p += 12
-            raw = data[p:p + length]
+            raw = data[p : p + length]
             if len(raw) != length:
                 raise _bad(path, f"FBX array at byte {p} is truncated")
             if encoding == 1:
@@ -237,7 +245,7 @@ def decode_gltf(path: str | Path) -> str:
         pos, doc_bytes = 12, None
         while pos + 8 <= len(data):
             length, kind = struct.unpack_from("<I4s", data, pos)
-            chunk = data[pos + 8:pos + 8 + length]
+            chunk = data[pos + 8 : pos + 8 + length]
             if len(chunk) != length:
                 raise _bad(path, f"GLB chunk at byte {pos} is truncated")
             if kind == b"JSON":
@@ -266,13 +274,12 @@ def decode_gltf(path: str | Path) -> str:
             except (ValueError, IndexError):
                 raise _bad(path, f"glTF buffer {i}: embedded data does not decode") from None
         else:
-            ref = (path.parent / uri)
+            ref = path.parent / uri
             if not ref.is_file():
                 raise _bad(path, f"glTF buffer {i}: file {ref} is missing", "copy the .bin file beside the .gltf")
             have = ref.stat().st_size
         if have < int(buf.get("byteLength", 0)):
-            raise _bad(path, f"glTF buffer {i} holds {have} bytes, byteLength says {buf.get('byteLength')} "
-                             f"(truncated)")
+            raise _bad(path, f"glTF buffer {i} holds {have} bytes, byteLength says {buf.get('byteLength')} (truncated)")
         sizes.append(int(buf.get("byteLength", 0)))
     views = doc.get("bufferViews", [])
     for i, v in enumerate(views):
@@ -295,8 +302,11 @@ def decode_gltf(path: str | Path) -> str:
     for i, img in enumerate(doc.get("images", [])):
         uri = img.get("uri")
         if uri and not uri.startswith("data:") and not (path.parent / uri).is_file():
-            raise _bad(path, f"glTF image {i}: texture file {path.parent / uri} is missing",
-                       "copy the textures beside the glTF file")
+            raise _bad(
+                path,
+                f"glTF image {i}: texture file {path.parent / uri} is missing",
+                "copy the textures beside the glTF file",
+            )
     return f"glTF, {len(doc.get('meshes', []))} meshes, {len(doc.get('accessors', []))} accessors"
 
 
@@ -319,8 +329,10 @@ def blend_bytes(path: str | Path) -> bytes:
         try:
             import zstandard
         except ImportError:
-            raise UserError(f"{path}: a zstd-compressed .blend needs the `zstandard` module to be checked in full",
-                            "install it into the main environment: pip install zstandard") from None
+            raise UserError(
+                f"{path}: a zstd-compressed .blend needs the `zstandard` module to be checked in full",
+                "install it into the main environment: pip install zstandard",
+            ) from None
         try:
             with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
                 return reader.read()
@@ -401,5 +413,8 @@ def check_clip(clip, path: str | Path) -> None:
     far = float(np.abs(root).max(initial=0.0))
     if far > MAX_ROOT_M:
         frame = int(np.abs(root).max(axis=1).argmax())
-        raise _bad(Path(path), f"BVH root is {far:.3g} m from the origin at frame {frame} (a broken clip; "
-                               f"limit {MAX_ROOT_M:g} m)", "repair or re-export the clip, or remove it")
+        raise _bad(
+            Path(path),
+            f"BVH root is {far:.3g} m from the origin at frame {frame} (a broken clip; limit {MAX_ROOT_M:g} m)",
+            "repair or re-export the clip, or remove it",
+        )

@@ -41,22 +41,31 @@ def verify_asset(library: Library, asset_id: str, digests: DigestCache) -> dict:
         # body is baked and posed, characters/smplx_model.py)
         actual = builtin_sha256(_kind_of(library, asset_id), entry.id, entry.params)
         if actual != entry.sha256:
-            raise AssetMismatch(f"built-in asset {entry.id!r} of {manifest}: params digest {actual} differs from "
-                                f"the manifest's sha256 {entry.sha256}", "regenerate the manifest entry")
+            raise AssetMismatch(
+                f"built-in asset {entry.id!r} of {manifest}: params digest {actual} differs from "
+                f"the manifest's sha256 {entry.sha256}",
+                "regenerate the manifest entry",
+            )
         return {"sha256": actual, "path": None if path is None else str(path)}
     if not Path(path).exists():
-        raise AssetMismatch(f"asset file {path} ({entry.id!r} of {manifest}) is missing",
-                            "restore the file, or fix the manifest's path/root")
+        raise AssetMismatch(
+            f"asset file {path} ({entry.id!r} of {manifest}) is missing",
+            "restore the file, or fix the manifest's path/root",
+        )
     try:
         actual = digests.content_sha256(path)
     except OSError as exc:
-        raise AssetMismatch(f"asset file {path} ({entry.id!r} of {manifest}) cannot be read ({exc.strerror})",
-                            "make it readable by the render workers") from None
+        raise AssetMismatch(
+            f"asset file {path} ({entry.id!r} of {manifest}) cannot be read ({exc.strerror})",
+            "make it readable by the render workers",
+        ) from None
     if actual != entry.sha256:
-        raise AssetMismatch(f"asset file {path} ({entry.id!r}) does not match its manifest {manifest}: expected "
-                            f"sha256 {entry.sha256}, read {actual}",
-                            "restore the original file, or re-scan the manifest if the change is intended "
-                            "(`thfm-synth assets scan`) and plan again")
+        raise AssetMismatch(
+            f"asset file {path} ({entry.id!r}) does not match its manifest {manifest}: expected "
+            f"sha256 {entry.sha256}, read {actual}",
+            "restore the original file, or re-scan the manifest if the change is intended "
+            "(`thfm-synth assets scan`) and plan again",
+        )
     return {"sha256": actual, "path": str(path)}
 
 

@@ -49,19 +49,23 @@ def _with_smplx_bodies(m: LoadedManifest, bodies) -> LoadedManifest:
     from thfm_synth.assets.characters.smplx_model import available_genders
 
     available_genders(bodies.smplx_model_dir)  # a missing or wrong folder: one line naming the files
-    manifest = m.manifest.model_copy(update={"characters": smplx_characters(
-        bodies.smplx_model_dir, bodies.smplx_gender, bodies.smplx_texture_dir)})
+    manifest = m.manifest.model_copy(
+        update={"characters": smplx_characters(bodies.smplx_model_dir, bodies.smplx_gender, bodies.smplx_texture_dir)}
+    )
     digest = hashlib.sha256(canonical_json(manifest.model_dump(mode="json"))).hexdigest()
     return LoadedManifest(manifest=manifest, file=m.file, digest=digest)
 
 
-def load_library(manifest_paths: list[str | Path] | tuple = (), builtin: bool = True,
-                 check_files: bool = True, bodies=None) -> Library:
+def load_library(
+    manifest_paths: list[str | Path] | tuple = (), builtin: bool = True, check_files: bool = True, bodies=None
+) -> Library:
     """bodies: the config's CharacterSettings (None: anny built-in bodies)."""
     paths = ([BUILTIN_MANIFEST] if builtin else []) + [Path(p) for p in manifest_paths]
     if not paths:
-        raise UserError("no asset library: the built-in library is off and no manifest was given",
-                        "pass --manifest FILE or set assets.builtin: true")
+        raise UserError(
+            "no asset library: the built-in library is off and no manifest was given",
+            "pass --manifest FILE or set assets.builtin: true",
+        )
     loaded = [load_manifest(p) for p in paths]
     if builtin and bodies is not None and getattr(bodies, "backend", "anny") == "smplx":
         loaded[0] = _with_smplx_bodies(loaded[0], bodies)
@@ -70,15 +74,19 @@ def load_library(manifest_paths: list[str | Path] | tuple = (), builtin: bool = 
         for kind, entry in m.manifest.entries():
             if entry.id in lib._owner:
                 other = lib._owner[entry.id].file
-                raise UserError(f"asset id {entry.id!r} appears in both {other} and {m.file}",
-                                "rename one of the entries so ids are unique")
+                raise UserError(
+                    f"asset id {entry.id!r} appears in both {other} and {m.file}",
+                    "rename one of the entries so ids are unique",
+                )
             if check_files and isinstance(entry, CharacterEntry) and entry.format == "smplx":
                 from thfm_synth.assets.characters.smplx_model import available_genders
 
                 available_genders(m.resolve(entry))  # names the expected model files if the folder is wrong
             elif check_files and entry.path is not None and not m.resolve(entry).exists():
-                raise UserError(f"asset {entry.id!r} of manifest {m.file}: file {m.resolve(entry)} is missing",
-                                "restore the file, fix its path, or re-scan with `thfm-synth assets scan`")
+                raise UserError(
+                    f"asset {entry.id!r} of manifest {m.file}: file {m.resolve(entry)} is missing",
+                    "restore the file, fix its path, or re-scan with `thfm-synth assets scan`",
+                )
             lib._owner[entry.id] = m
             lib.by_kind[kind].append(entry)
     for kind in KINDS:

@@ -55,8 +55,9 @@ class AssetEntry(BaseModel):
         if getattr(self, "format", None) == "smplx":
             return self
         if v is not None and (os.path.isabs(v) or os.path.normpath(v).split(os.sep)[0] == os.pardir or v == ""):
-            raise ValueError(f"path {v!r} leaves the manifest's root folder; entry paths are relative to `root` "
-                             f"and stay inside it")
+            raise ValueError(
+                f"path {v!r} leaves the manifest's root folder; entry paths are relative to `root` and stay inside it"
+            )
         return self
 
     @property
@@ -67,8 +68,9 @@ class AssetEntry(BaseModel):
 class CharacterEntry(AssetEntry):
     format: Literal["fbx", "glb", "gltf", "blend", "npz", "anny", "smplx"] = Field(
         description="file format; 'anny' = built-in parametric body generated from params; 'smplx' = SMPL-X body "
-                    "generated from params and the user's SMPL-X model files (path: their folder; sha256: digest of "
-                    "{kind, id, params} as for built-ins)")
+        "generated from params and the user's SMPL-X model files (path: their folder; sha256: digest of "
+        "{kind, id, params} as for built-ins)"
+    )
     rig: str = Field("auto", description="bone naming table: cmu_mb, mixamo, quaternius, biped, unreal, smplx, auto")
     height_m: float | None = Field(None, gt=0.3, lt=3.0, description="standing height, metres, if known")
 
@@ -144,9 +146,6 @@ def builtin_sha256(kind: str, entry_id: str, params: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json({"kind": kind, "id": entry_id, "params": params})).hexdigest()
 
 
-
-
-
 class LoadedManifest(BaseModel):
     """A manifest with the absolute location it was read from."""
 
@@ -176,24 +175,30 @@ def _format_validation(exc: ValidationError, where: str) -> str:
 def load_manifest(path: str | Path) -> LoadedManifest:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"asset manifest {path} not found",
-                        "give an existing manifest path, or build one with `thfm-synth assets scan DIR --out FILE`")
+        raise UserError(
+            f"asset manifest {path} not found",
+            "give an existing manifest path, or build one with `thfm-synth assets scan DIR --out FILE`",
+        )
     raw_bytes = path.read_bytes()
     try:
         raw = yaml.safe_load(raw_bytes)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"asset manifest {path}{line} is not valid YAML",
-                        "fix the syntax or re-create it with `thfm-synth assets scan`") from None
+        raise UserError(
+            f"asset manifest {path}{line} is not valid YAML",
+            "fix the syntax or re-create it with `thfm-synth assets scan`",
+        ) from None
     if not isinstance(raw, dict):
-        raise UserError(f"asset manifest {path} is empty or not a mapping",
-                        "see assets_manifest/README.md for the schema")
+        raise UserError(
+            f"asset manifest {path} is empty or not a mapping", "see assets_manifest/README.md for the schema"
+        )
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation(exc, f"asset manifest {path}"),
-                          "correct the entry (schema: assets_manifest/README.md)") from None
+        raise ConfigError(
+            _format_validation(exc, f"asset manifest {path}"), "correct the entry (schema: assets_manifest/README.md)"
+        ) from None
     digest = hashlib.sha256(canonical_json(manifest.model_dump(mode="json"))).hexdigest()
     return LoadedManifest(manifest=manifest, file=path.resolve(), digest=digest)
 

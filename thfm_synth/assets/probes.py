@@ -102,7 +102,7 @@ def model_info(path: Path) -> ModelInfo:
             if data[:4] != b"glTF":
                 raise UserError(f"{path} is not a GLB file (bad magic)", "re-export it as glTF binary")
             (json_len,) = struct.unpack_from("<I", data, 12)
-            doc = data[20:20 + json_len]
+            doc = data[20 : 20 + json_len]
         else:
             doc = data
         try:
@@ -113,7 +113,7 @@ def model_info(path: Path) -> ModelInfo:
         names = " ".join(n.get("name", "") for n in gltf.get("nodes", [])).encode()
         return ModelInfo(rigged, _guess_rig(names) if rigged else "auto")
     if suffix == ".blend":
-        head = blend_head(path, data[:1 << 16])
+        head = blend_head(path, data[: 1 << 16])
         if not head.startswith(b"BLENDER"):
             raise UserError(f"{path} is not a .blend file (bad header)", "re-save it from Blender")
         return ModelInfo(False, "auto")
@@ -131,13 +131,13 @@ def _zstd_literals_peek(data: bytes) -> bytes | None:
     pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[dict_flag] + ((1 if single else 0), 2, 4, 8)[fcs_flag]
     if pos + 3 > len(data):
         return None
-    block = int.from_bytes(data[pos:pos + 3], "little")
+    block = int.from_bytes(data[pos : pos + 3], "little")
     btype, bsize = (block >> 1) & 3, block >> 3
     pos += 3
     if btype == 0:  # raw block
-        return data[pos:pos + bsize]
+        return data[pos : pos + bsize]
     if btype == 1:  # RLE block
-        return data[pos:pos + 1] * bsize
+        return data[pos : pos + 1] * bsize
     if btype != 2:
         return None
     b0 = data[pos]
@@ -150,7 +150,7 @@ def _zstd_literals_peek(data: bytes) -> bytes | None:
         size, hlen = (b0 >> 4) + (data[pos + 1] << 4), 2
     else:
         size, hlen = (b0 >> 4) + (data[pos + 1] << 4) + (data[pos + 2] << 12), 3
-    lit = data[pos + hlen:pos + hlen + size] if ltype == 0 else data[pos + hlen:pos + hlen + 1] * size
+    lit = data[pos + hlen : pos + hlen + size] if ltype == 0 else data[pos + hlen : pos + hlen + 1] * size
     return lit
 
 
@@ -163,8 +163,9 @@ def blend_head(path: Path, data: bytes) -> bytes:
         try:
             return zlib.decompressobj(wbits=31).decompress(data, 64)
         except zlib.error:
-            raise UserError(f"{path}: gzip-compressed .blend does not decompress (corrupt)",
-                            "re-save it from Blender") from None
+            raise UserError(
+                f"{path}: gzip-compressed .blend does not decompress (corrupt)", "re-save it from Blender"
+            ) from None
     if data.startswith(b"\x28\xb5\x2f\xfd"):
         try:
             import zstandard
@@ -177,7 +178,8 @@ def blend_head(path: Path, data: bytes) -> bytes:
         except Exception:  # zstandard.ZstdError: a truncated first frame still yields its start
             head = _zstd_literals_peek(data)
             if head is None:
-                raise UserError(f"{path}: zstd-compressed .blend does not decompress (corrupt)",
-                                "re-save it from Blender") from None
+                raise UserError(
+                    f"{path}: zstd-compressed .blend does not decompress (corrupt)", "re-save it from Blender"
+                ) from None
             return head
     return data[:64]

@@ -15,19 +15,70 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thfm_synth.assets.manifest import (UNKNOWN_LICENCE, CharacterEntry, HdriEntry, Manifest, MotionEntry,
-                                        SceneEntry, content_sha256)
+from thfm_synth.assets.manifest import (
+    UNKNOWN_LICENCE,
+    CharacterEntry,
+    HdriEntry,
+    Manifest,
+    MotionEntry,
+    SceneEntry,
+    content_sha256,
+)
 from thfm_synth.assets import probes
 from thfm_synth.errors import UserError
 
 MODEL_EXTS = {".fbx", ".glb", ".gltf", ".blend"}
 HDRI_EXTS = {".hdr", ".exr"}
-CMU_MB_JOINTS = {"Hips", "LHipJoint", "LeftUpLeg", "LeftLeg", "LeftFoot", "RHipJoint", "RightUpLeg", "RightLeg",
-                 "RightFoot", "LowerBack", "Spine", "Spine1", "Neck", "Head", "LeftShoulder", "LeftArm",
-                 "LeftForeArm", "LeftHand", "RightShoulder", "RightArm", "RightForeArm", "RightHand"}
-MOTION_TAGS = ("walk", "run", "jog", "jump", "dance", "turn", "reach", "squat", "sit", "climb", "punch", "kick",
-               "box", "swordplay", "basketball", "dribble", "throw", "stretch", "cartwheel", "pirouette", "balance",
-               "navigate", "stride", "wave")
+CMU_MB_JOINTS = {
+    "Hips",
+    "LHipJoint",
+    "LeftUpLeg",
+    "LeftLeg",
+    "LeftFoot",
+    "RHipJoint",
+    "RightUpLeg",
+    "RightLeg",
+    "RightFoot",
+    "LowerBack",
+    "Spine",
+    "Spine1",
+    "Neck",
+    "Head",
+    "LeftShoulder",
+    "LeftArm",
+    "LeftForeArm",
+    "LeftHand",
+    "RightShoulder",
+    "RightArm",
+    "RightForeArm",
+    "RightHand",
+}
+MOTION_TAGS = (
+    "walk",
+    "run",
+    "jog",
+    "jump",
+    "dance",
+    "turn",
+    "reach",
+    "squat",
+    "sit",
+    "climb",
+    "punch",
+    "kick",
+    "box",
+    "swordplay",
+    "basketball",
+    "dribble",
+    "throw",
+    "stretch",
+    "cartwheel",
+    "pirouette",
+    "balance",
+    "navigate",
+    "stride",
+    "wave",
+)
 LICENCE_PATTERNS = (  # first match wins; CMU terms before CC0 because CMU READMEs may cite other data
     ("CMU-Mocap-Terms", re.compile(r"mocap\.cs\.cmu\.edu", re.I)),
     ("CC0-1.0", re.compile(r"\bCC0\b|creative commons zero|public domain dedication", re.I)),
@@ -58,8 +109,10 @@ class _Notes:
 
     def files(self, folder: Path) -> list[Path]:
         if folder not in self._cache:
-            own = sorted((p for p in folder.iterdir() if p.is_file() and NOTE_NAMES.match(p.name)),
-                         key=lambda p: (not p.name.lower().startswith("licen"), p.name))
+            own = sorted(
+                (p for p in folder.iterdir() if p.is_file() and NOTE_NAMES.match(p.name)),
+                key=lambda p: (not p.name.lower().startswith("licen"), p.name),
+            )
             parent = [] if folder == self.top or self.top not in folder.parents else self.files(folder.parent)
             self._cache[folder] = own + parent
         return self._cache[folder]
@@ -93,9 +146,15 @@ def _motion(path: Path, common: dict, notes: _Notes) -> MotionEntry:
     # The full read drops a converter T-pose frame and gives the activity profile that
     # planning uses to pick windows with motion; frame counts then match the renderer's.
     clip = read_bvh(path)
-    return MotionEntry(**common, format="bvh", fps=clip.fps, num_frames=int(clip.local_rotations.shape[0]),
-                       skeleton=skeleton, tags=notes.tags(path),
-                       activity=tuple(round(a, 4) for a in activity_profile(clip)))
+    return MotionEntry(
+        **common,
+        format="bvh",
+        fps=clip.fps,
+        num_frames=int(clip.local_rotations.shape[0]),
+        skeleton=skeleton,
+        tags=notes.tags(path),
+        activity=tuple(round(a, 4) for a in activity_profile(clip)),
+    )
 
 
 def _scene_type(path: Path) -> str:
@@ -124,8 +183,15 @@ def scan(top: str | Path, manifest_dir: str | Path, name: str | None = None) -> 
         ids.add(aid)
         return aid
 
-    kits = sorted({p for p in top.rglob("*") if p.is_dir() and "kit" in p.name.lower()
-                   and sum(1 for f in p.iterdir() if f.suffix.lower() in MODEL_EXTS) >= 2})
+    kits = sorted(
+        {
+            p
+            for p in top.rglob("*")
+            if p.is_dir()
+            and "kit" in p.name.lower()
+            and sum(1 for f in p.iterdir() if f.suffix.lower() in MODEL_EXTS) >= 2
+        }
+    )
     for path in sorted(top.rglob("*")):
         if not path.is_file() or path.name.startswith("."):
             continue
@@ -137,8 +203,13 @@ def scan(top: str | Path, manifest_dir: str | Path, name: str | None = None) -> 
         rel = path.relative_to(top).as_posix()
         try:
             licence, note = notes.licence(path)
-            common = dict(id=new_id(path), path=rel, sha256=content_sha256(path), licence=licence,
-                          source=f"{top.name}/{rel}" + (f" (provenance: {note})" if note else ""))
+            common = dict(
+                id=new_id(path),
+                path=rel,
+                sha256=content_sha256(path),
+                licence=licence,
+                source=f"{top.name}/{rel}" + (f" (provenance: {note})" if note else ""),
+            )
             if suffix == ".bvh":
                 entries["motions"].append(_motion(path, common, notes))
             elif suffix in HDRI_EXTS:
@@ -157,14 +228,22 @@ def scan(top: str | Path, manifest_dir: str | Path, name: str | None = None) -> 
     for kit in kits:
         rel = kit.relative_to(top).as_posix()
         licence, note = notes.licence(next(p for p in sorted(kit.iterdir()) if p.is_file()))
-        entries["scenes"].append(SceneEntry(
-            id=new_id(kit), path=rel, sha256=content_sha256(kit), licence=licence,
-            source=f"{top.name}/{rel}" + (f" (provenance: {note})" if note else ""), format="kit",
-            scene_type=_scene_type(kit)))
+        entries["scenes"].append(
+            SceneEntry(
+                id=new_id(kit),
+                path=rel,
+                sha256=content_sha256(kit),
+                licence=licence,
+                source=f"{top.name}/{rel}" + (f" (provenance: {note})" if note else ""),
+                format="kit",
+                scene_type=_scene_type(kit),
+            )
+        )
     for kind in entries:
         entries[kind].sort(key=lambda e: e.id)
     # Relative, never absolute: a committed manifest must not record the machine it was made on.
     root = Path(os.path.relpath(given, manifest_dir)).as_posix()
-    manifest = Manifest(name=name or _slug(top.name), description=f"scanned from {root} (relative to this file)",
-                        root=root, **entries)
+    manifest = Manifest(
+        name=name or _slug(top.name), description=f"scanned from {root} (relative to this file)", root=root, **entries
+    )
     return ScanResult(manifest, skipped)

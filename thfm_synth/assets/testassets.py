@@ -40,13 +40,15 @@ COLUMNS = ("path", "bytes", "sha256", "url", "licence", "note")
 LICENCE_TEXT = {
     "CMU-Mocap-Terms": (
         "Motion data from the CMU Graphics Lab Motion Capture Database, http://mocap.cs.cmu.edu: "
-        "\"This dataset of motions is free for all uses.\" You may include the data in commercially sold "
-        "products but may not resell the data directly, even in converted form. Acknowledgement: \"The data "
+        '"This dataset of motions is free for all uses." You may include the data in commercially sold '
+        'products but may not resell the data directly, even in converted form. Acknowledgement: "The data '
         "used in this project was obtained from mocap.cs.cmu.edu. The database was created with funding from "
-        "NSF EIA-0196217.\" The BVH conversion (B. Hahne, 2010) adds no restrictions."),
+        'NSF EIA-0196217." The BVH conversion (B. Hahne, 2010) adds no restrictions.'
+    ),
     "CC0-1.0": (
         "CC0 1.0 Universal (CC0 1.0) Public Domain Dedication, "
-        "https://creativecommons.org/publicdomain/zero/1.0/: no rights reserved, no attribution required."),
+        "https://creativecommons.org/publicdomain/zero/1.0/: no rights reserved, no attribution required."
+    ),
 }
 
 
@@ -75,10 +77,11 @@ def find_test_assets() -> Path | None:
 
 def missing_reason() -> str:
     """The skip reason of a test that needs the test assets: where it looked and exactly what to run."""
-    looked = ", ".join(str(p) + (" (incomplete: a fetch did not finish)" if p.is_dir() else "")
-                       for p in candidates())
-    return (f"test assets not found (looked in {looked}); fetch them with `{FETCH_COMMAND}` "
-            f"(about 165 MB, into {default_dest()}) or set {ENV}=DIR to a folder holding them")
+    looked = ", ".join(str(p) + (" (incomplete: a fetch did not finish)" if p.is_dir() else "") for p in candidates())
+    return (
+        f"test assets not found (looked in {looked}); fetch them with `{FETCH_COMMAND}` "
+        f"(about 165 MB, into {default_dest()}) or set {ENV}=DIR to a folder holding them"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +104,9 @@ def read_list(path: str | os.PathLike = LIST) -> list[ListedFile]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise UserError(f"cannot read the test-asset list {path}: {exc.strerror}", "give an existing --list file") \
-            from None
+        raise UserError(
+            f"cannot read the test-asset list {path}: {exc.strerror}", "give an existing --list file"
+        ) from None
     rows: list[ListedFile] = []
     header_seen = False
     for number, line in enumerate(lines, 1):
@@ -111,14 +115,18 @@ def read_list(path: str | os.PathLike = LIST) -> list[ListedFile]:
         fields = line.split("\t")
         if not header_seen:
             if tuple(fields) != COLUMNS:
-                raise UserError(f"{path} line {number}: expected the header {' '.join(COLUMNS)} (tab-separated)",
-                                "start the list with that header line")
+                raise UserError(
+                    f"{path} line {number}: expected the header {' '.join(COLUMNS)} (tab-separated)",
+                    "start the list with that header line",
+                )
             header_seen = True
             continue
         where = f"{path} line {number}"
         if len(fields) != len(COLUMNS):
-            raise UserError(f"{where}: {len(fields)} tab-separated fields, expected {len(COLUMNS)}",
-                            "give path, bytes, sha256, url, licence and note")
+            raise UserError(
+                f"{where}: {len(fields)} tab-separated fields, expected {len(COLUMNS)}",
+                "give path, bytes, sha256, url, licence and note",
+            )
         p, size, sha, url, licence, note = fields
         try:
             safe_relative(p)
@@ -128,8 +136,9 @@ def read_list(path: str | os.PathLike = LIST) -> list[ListedFile]:
             rows.append(ListedFile(p, None, None, url, licence, note))
             continue
         if not size.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", sha) or not re.match(r"https?://", url):
-            raise UserError(f"{where}: expected a size in bytes, a 64-hex sha256 and an http(s) URL for {p}",
-                            "correct the row")
+            raise UserError(
+                f"{where}: expected a size in bytes, a 64-hex sha256 and an http(s) URL for {p}", "correct the row"
+            )
         rows.append(ListedFile(p, int(size), sha, url, licence, note))
     if not header_seen:
         raise UserError(f"{path} holds no test-asset list", f"start it with the header {' '.join(COLUMNS)}")
@@ -145,11 +154,17 @@ def select(rows: Sequence[ListedFile], only: Iterable[str] = ()) -> list[ListedF
     if not only:
         return list(rows)
     # notes are kept: each is written when a file of its folder is there
-    chosen = [r for r in rows if r.generated or any(fnmatch.fnmatchcase(r.path, pat) or
-                                                    r.path.startswith(pat.rstrip("/") + "/") for pat in only)]
+    chosen = [
+        r
+        for r in rows
+        if r.generated
+        or any(fnmatch.fnmatchcase(r.path, pat) or r.path.startswith(pat.rstrip("/") + "/") for pat in only)
+    ]
     if all(r.generated for r in chosen):
-        raise UserError(f"--only {' '.join(only)} matches no file of the test-asset list",
-                        "give a folder (mocap, hdri, scenes, characters, makehuman) or a glob like 'mocap/cmu/02_*'")
+        raise UserError(
+            f"--only {' '.join(only)} matches no file of the test-asset list",
+            "give a folder (mocap, hdri, scenes, characters, makehuman) or a glob like 'mocap/cmu/02_*'",
+        )
     return chosen
 
 
@@ -167,12 +182,19 @@ def downloads(rows: Sequence[ListedFile], base_url: str | None = None) -> list[D
 def note_text(note: ListedFile, rows: Sequence[ListedFile]) -> str:
     """A generated README/LICENSE note: licence statement and one table row per file in its folder."""
     folder = PurePosixPath(note.path).parent
-    inside = [r for r in rows if not r.generated and (folder == PurePosixPath(".") or
-                                                      PurePosixPath(r.path).is_relative_to(folder))]
-    out = [f"# {note.note}", "",
-           "Written by `thfm-synth assets fetch test-assets` from the repository's `assets_manifest/test_assets.tsv`: "
-           "every file listed below was downloaded from its source (or a mirror of it) and verified against its "
-           "sha256.", ""]
+    inside = [
+        r
+        for r in rows
+        if not r.generated and (folder == PurePosixPath(".") or PurePosixPath(r.path).is_relative_to(folder))
+    ]
+    out = [
+        f"# {note.note}",
+        "",
+        "Written by `thfm-synth assets fetch test-assets` from the repository's `assets_manifest/test_assets.tsv`: "
+        "every file listed below was downloaded from its source (or a mirror of it) and verified against its "
+        "sha256.",
+        "",
+    ]
     if note.licence in LICENCE_TEXT:
         out += ["## Licence", "", LICENCE_TEXT[note.licence], ""]
     out += ["## Files", "", "| file | bytes | sha256 | licence | source | note |", "|---|---|---|---|---|---|"]
@@ -192,25 +214,41 @@ class FetchResult:
         return self.summary.lines() + [f"{len(self.notes)} provenance notes written; test assets in {self.dest}"]
 
 
-def fetch_test_assets(dest: str | os.PathLike | None = None, *, list_path: str | os.PathLike = LIST,
-                      base_url: str | None = None, only: Iterable[str] = (), workers: int = 4,
-                      timeout: float = 60.0, progress: bool = True) -> FetchResult:
+def fetch_test_assets(
+    dest: str | os.PathLike | None = None,
+    *,
+    list_path: str | os.PathLike = LIST,
+    base_url: str | None = None,
+    only: Iterable[str] = (),
+    workers: int = 4,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> FetchResult:
     """Download (or verify what is already there) the test assets into `dest` (default: `default_dest()`).
     Failed files are listed in the result's summary; every file that is there is verified."""
     from thfm_synth.atomic import write_text
 
     dest = Path(dest) if dest is not None else default_dest()
     rows = select(read_list(list_path), only)
-    hints = Hints(network="check the network connection (or --base-url), then run the same command again: "
-                          "verified files are kept and partial downloads resume",
-                  missing="the source moved: update assets_manifest/test_assets.tsv, or fetch from a mirror with "
-                          "--base-url",
-                  mismatch="the source changed the file or the connection corrupted it; run the same command again "
-                           "to download it afresh, or fetch from a mirror with --base-url")
-    summary = download_all(downloads(rows, base_url), dest, workers=workers, timeout=timeout, progress=progress,
-                           desc="test assets", hints=hints)
-    present = [r for r in rows if not r.generated and r.path not in summary.failed
-               and verified(dest / r.path, None, r.size)]  # downloads only ever place verified files
+    hints = Hints(
+        network="check the network connection (or --base-url), then run the same command again: "
+        "verified files are kept and partial downloads resume",
+        missing="the source moved: update assets_manifest/test_assets.tsv, or fetch from a mirror with --base-url",
+        mismatch="the source changed the file or the connection corrupted it; run the same command again "
+        "to download it afresh, or fetch from a mirror with --base-url",
+    )
+    summary = download_all(
+        downloads(rows, base_url),
+        dest,
+        workers=workers,
+        timeout=timeout,
+        progress=progress,
+        desc="test assets",
+        hints=hints,
+    )
+    present = [
+        r for r in rows if not r.generated and r.path not in summary.failed and verified(dest / r.path, None, r.size)
+    ]  # downloads only ever place verified files
     notes = []
     for note in (r for r in rows if r.generated):
         folder = PurePosixPath(note.path).parent
@@ -222,8 +260,9 @@ def fetch_test_assets(dest: str | os.PathLike | None = None, *, list_path: str |
     everything = read_list(list_path)
     if not check_layout(dest, everything):
         count = sum(not r.generated for r in everything)
-        write_text(marker, f"{count} listed files verified; list sha256 {file_sha256(Path(list_path))}\n",
-                   "completion marker")
+        write_text(
+            marker, f"{count} listed files verified; list sha256 {file_sha256(Path(list_path))}\n", "completion marker"
+        )
     else:
         marker.unlink(missing_ok=True)
     return FetchResult(dest, summary, notes)
@@ -233,4 +272,6 @@ def check_layout(dest: str | os.PathLike, rows: Sequence[ListedFile] | None = No
     """Listed files missing from `dest` or of another size (and sha256, with `hashes`); [] when complete."""
     dest = Path(dest)
     rows = read_list() if rows is None else rows
-    return [r.path for r in rows if not r.generated and not verified(dest / r.path, r.sha256 if hashes else None, r.size)]
+    return [
+        r.path for r in rows if not r.generated and not verified(dest / r.path, r.sha256 if hashes else None, r.size)
+    ]

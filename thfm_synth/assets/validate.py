@@ -28,8 +28,10 @@ def validate(manifest_path: str | Path, check_hashes: bool = True, decode: bool 
             from thfm_synth.assets.characters.smplx_model import available_genders
 
             if entry.sha256 != builtin_sha256(kind, entry.id, entry.params):
-                problems.append(f"{where}: sha256 of a smplx entry must be the digest of its params "
-                                f"(expected {builtin_sha256(kind, entry.id, entry.params)[:12]}...) - fix: regenerate it")
+                problems.append(
+                    f"{where}: sha256 of a smplx entry must be the digest of its params "
+                    f"(expected {builtin_sha256(kind, entry.id, entry.params)[:12]}...) - fix: regenerate it"
+                )
             try:
                 available_genders(loaded.resolve(entry))
             except UserError as exc:
@@ -38,8 +40,10 @@ def validate(manifest_path: str | Path, check_hashes: bool = True, decode: bool 
         if entry.path is None:
             expected = builtin_sha256(kind, entry.id, entry.params)
             if entry.sha256 != expected:
-                problems.append(f"{where}: built-in sha256 does not match its params (expected {expected[:12]}...) "
-                                f"- fix: regenerate the entry")
+                problems.append(
+                    f"{where}: built-in sha256 does not match its params (expected {expected[:12]}...) "
+                    f"- fix: regenerate the entry"
+                )
             continue
         path = loaded.resolve(entry)
         if not path.exists():
@@ -48,8 +52,10 @@ def validate(manifest_path: str | Path, check_hashes: bool = True, decode: bool 
         if check_hashes:
             actual = content_sha256(path)
             if actual != entry.sha256:
-                problems.append(f"{path}: sha256 mismatch, manifest {entry.sha256[:12]}... file {actual[:12]}... "
-                                f"({where}) - fix: restore the original file, or re-scan if the change is intended")
+                problems.append(
+                    f"{path}: sha256 mismatch, manifest {entry.sha256[:12]}... file {actual[:12]}... "
+                    f"({where}) - fix: restore the original file, or re-scan if the change is intended"
+                )
         try:
             if kind == "motions":
                 probes.bvh_info(path)
@@ -58,8 +64,10 @@ def validate(manifest_path: str | Path, check_hashes: bool = True, decode: bool 
             elif kind == "hdris":
                 size = full.decode_hdri(path) if decode else probes.hdri_size(path)
                 if size != (entry.width, entry.height):
-                    problems.append(f"{path}: HDRI is {size[0]}x{size[1]}, the manifest says {entry.width}x"
-                                    f"{entry.height} ({where}) - fix: re-scan the manifest")
+                    problems.append(
+                        f"{path}: HDRI is {size[0]}x{size[1]}, the manifest says {entry.width}x"
+                        f"{entry.height} ({where}) - fix: re-scan the manifest"
+                    )
             elif kind == "characters" and entry.format == "npz":
                 from thfm_synth.assets.characters import load_character, validate_character
 
@@ -77,8 +85,10 @@ def validate(manifest_path: str | Path, check_hashes: bool = True, decode: bool 
                             continue
                         if ref.get("sha256") is None:  # format 1: an absolute path outside the library
                             if not Path(ref["path"]).is_file():
-                                problems.append(f"{path}: texture {ref['path']} is missing ({where}) - fix: "
-                                                "import the character again (its textures then live in the library)")
+                                problems.append(
+                                    f"{path}: texture {ref['path']} is missing ({where}) - fix: "
+                                    "import the character again (its textures then live in the library)"
+                                )
                             continue
                         resolve_texture(path, ref, verify=check_hashes)
             elif kind in ("characters", "scenes") and path.is_file():
@@ -86,7 +96,9 @@ def validate(manifest_path: str | Path, check_hashes: bool = True, decode: bool 
                 if decode:
                     full.decode_model(path)
                 if kind == "characters" and not info.rigged:
-                    problems.append(f"{path}: character has no skinned armature ({where}) - fix: export it with its rig")
+                    problems.append(
+                        f"{path}: character has no skinned armature ({where}) - fix: export it with its rig"
+                    )
             elif kind == "scenes" and path.is_dir() and decode:  # a kit: every model file in it
                 for part in sorted(path.rglob("*")):
                     if part.is_file() and part.suffix.lower() in (".fbx", ".glb", ".gltf", ".blend"):

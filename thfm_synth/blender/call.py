@@ -82,8 +82,15 @@ def _tail(text: str, lines: int = 3) -> str:
     return " | ".join(kept)[:600] or "no output"
 
 
-def call(script: str, job: contract.Job, *, runtime: RenderRuntime | None = None, job_dir: str | Path | None = None,
-         timeout: float | None = None, env: dict[str, str] | None = None) -> dict:
+def call(
+    script: str,
+    job: contract.Job,
+    *,
+    runtime: RenderRuntime | None = None,
+    job_dir: str | Path | None = None,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+) -> dict:
     """Run blender_scripts/`script` on `job` in a fresh child; returns the script's result dict.
 
     job_dir: where job.json and result.json go (a temporary folder when None).
@@ -93,16 +100,22 @@ def call(script: str, job: contract.Job, *, runtime: RenderRuntime | None = None
         d = Path(d)
         path = write_job(d, script, job)
         try:
-            proc = subprocess.run(runtime.command(script, [str(path)]), capture_output=True, text=True,
-                                  timeout=timeout, env=runtime.child_env(env))
+            proc = subprocess.run(
+                runtime.command(script, [str(path)]),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=runtime.child_env(env),
+            )
         except subprocess.TimeoutExpired:
             raise BlenderTimeout(f"{script} took longer than {timeout:.0f} s and was stopped") from None
         result = read_result(d)
         if result is None:
             if proc.returncode == contract.EXIT_DISK_FULL:
                 raise BlenderDiskFull(f"{script} could not write its result")
-            raise BlenderCrash(f"{script} ended (exit {proc.returncode}) without a result: "
-                               f"{_tail(proc.stderr or proc.stdout)}")
+            raise BlenderCrash(
+                f"{script} ended (exit {proc.returncode}) without a result: {_tail(proc.stderr or proc.stdout)}"
+            )
         return unwrap(result, script)
 
 

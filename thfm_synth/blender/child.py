@@ -50,8 +50,15 @@ class ChildCrashed(BlenderCrash):
 class ServingChild:
     """A child started with `command` (which must speak the protocol in serve mode)."""
 
-    def __init__(self, command: list[str], script: str, log_path: Path, restart_every: int = 8,
-                 env: dict | None = None, cpus: list[int] | None = None):
+    def __init__(
+        self,
+        command: list[str],
+        script: str,
+        log_path: Path,
+        restart_every: int = 8,
+        env: dict | None = None,
+        cpus: list[int] | None = None,
+    ):
         self.command = command
         self.script = script
         self.cpus = cpus  # pin the child to these cores (see render/farm/blender.py for why)
@@ -75,8 +82,15 @@ class ServingChild:
     def _start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                                     env=self.env, start_new_session=True, preexec_fn=_child_setup(self.cpus))
+        self.proc = subprocess.Popen(
+            self.command,
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+            preexec_fn=_child_setup(self.cpus),
+        )
         log.close()
         self.jobs_done = 0
         self.starts += 1

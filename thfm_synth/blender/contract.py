@@ -66,8 +66,19 @@ DEFAULT_RENDER_MODALITIES = ("rgb", "mask", "depth", "normal", "part", "canonica
 RENDER_MODES = ("single", "per_modality", "rgb_only")  # per_modality and rgb_only: benchmark baselines
 PER_MODALITY_SHADINGS = ("label", "full")
 # Stored per frame in a video folder (thfm_synth/render/outputs.py owns the file formats).
-STORED_MODALITIES = ("rgb", "depth", "normal", "mask", "iuv", "canonical", "instance", "flow", "albedo",
-                     "rgb_linear", "people")
+STORED_MODALITIES = (
+    "rgb",
+    "depth",
+    "normal",
+    "mask",
+    "iuv",
+    "canonical",
+    "instance",
+    "flow",
+    "albedo",
+    "rgb_linear",
+    "people",
+)
 STORED_LABEL_MODALITIES = ("depth", "normal", "mask", "iuv", "canonical", "instance")
 OPTIONAL_STORED_MODALITIES = ("flow", "albedo", "rgb_linear", "people")  # written when asked / when present
 DEVICES = ("cpu", "cuda", "optix")
@@ -111,6 +122,8 @@ def person_aovs(n: int) -> tuple[str, ...]:
 
 def ch_person(k: int) -> str:
     return channel(LAYER_RGB, aov_person(k), "X")
+
+
 AOVS = (AOV_FG, *LABEL_AOVS)
 LAYER_RGB = "rgb"  # N samples, denoised; the fg AOV
 LAYER_LABELS = "labels"  # 1 sample (the pixel-centre ray), label material override
@@ -187,12 +200,14 @@ class RenderJob(Job):
         if self.mode not in RENDER_MODES:
             raise ValueError(f"RenderJob: mode {self.mode!r} not in {RENDER_MODES}")
         if self.per_modality_shading not in PER_MODALITY_SHADINGS:
-            raise ValueError(f"RenderJob: per_modality_shading {self.per_modality_shading!r} "
-                             f"not in {PER_MODALITY_SHADINGS}")
+            raise ValueError(
+                f"RenderJob: per_modality_shading {self.per_modality_shading!r} not in {PER_MODALITY_SHADINGS}"
+            )
         bad = [m for m in self.modalities if m not in RENDER_MODALITIES]
         if bad or not self.modalities:
-            raise ValueError(f"RenderJob: modalities {self.modalities} must be a non-empty subset of "
-                             f"{RENDER_MODALITIES}")
+            raise ValueError(
+                f"RenderJob: modalities {self.modalities} must be a non-empty subset of {RENDER_MODALITIES}"
+            )
         if self.device is not None and self.device not in DEVICES:
             raise ValueError(f"RenderJob: device {self.device!r} not in {DEVICES}")
         if int(self.label_samples) < 1 or int(self.threads) < 0:
@@ -240,9 +255,14 @@ class CharacterPreviewJob(Job):
     labels: bool = False
 
 
-JOBS = {SCRIPT_PROBE: ProbeJob, SCRIPT_RENDER: RenderJob, SCRIPT_SCENE_PROBE: SceneProbeJob,
-        SCRIPT_CHARACTER_IMPORT: CharacterImportJob, SCRIPT_POSECHECK: PosecheckJob,
-        SCRIPT_CHARACTER_PREVIEW: CharacterPreviewJob}
+JOBS = {
+    SCRIPT_PROBE: ProbeJob,
+    SCRIPT_RENDER: RenderJob,
+    SCRIPT_SCENE_PROBE: SceneProbeJob,
+    SCRIPT_CHARACTER_IMPORT: CharacterImportJob,
+    SCRIPT_POSECHECK: PosecheckJob,
+    SCRIPT_CHARACTER_PREVIEW: CharacterPreviewJob,
+}
 
 
 # --------------------------------------------------------------------------- the protocol itself
@@ -313,9 +333,11 @@ def run_job(job_path: str, script: str, handler, job_type=None) -> dict:
         with open(job_path) as fh:
             doc = json.load(fh)
         if doc.get("script") != script or doc.get("contract") != CONTRACT_VERSION:
-            raise JobInputError(f"{job_path} is a job for {doc.get('script')!r} (contract {doc.get('contract')}), "
-                                f"not for {script} (contract {CONTRACT_VERSION})",
-                                "the main environment and blender_scripts/ are from different versions: reinstall")
+            raise JobInputError(
+                f"{job_path} is a job for {doc.get('script')!r} (contract {doc.get('contract')}), "
+                f"not for {script} (contract {CONTRACT_VERSION})",
+                "the main environment and blender_scripts/ are from different versions: reinstall",
+            )
         job = (job_type or JOBS[script]).from_dict(doc["job"])
         result = {"ok": True, "result": handler(job), "warnings": list(WARNINGS)}
     except KeyboardInterrupt:
@@ -336,7 +358,7 @@ def script_main(script: str, handler, argv: list | None = None, job_type=None) -
     """A script's entry point: `SCRIPT -- JOB_FILE` runs one job, `SCRIPT -- --serve` reads
     one JSON line {"job": JOB_FILE} per job from stdin until it closes."""
     argv = list(sys.argv if argv is None else argv)
-    args = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = argv[argv.index("--") + 1 :] if "--" in argv else []
     if args == [SERVE_FLAG]:
         for line in sys.stdin:
             if line.strip():

@@ -36,13 +36,17 @@ class RenderRuntime:
         if blender:
             exe = Path(blender)
             if not (exe.is_file() and os.access(exe, os.X_OK)):
-                raise UserError(f"Blender binary {exe} not found or not executable",
-                                "pass --blender with the path of a Blender 5.x executable")
+                raise UserError(
+                    f"Blender binary {exe} not found or not executable",
+                    "pass --blender with the path of a Blender 5.x executable",
+                )
             return cls(exe, "blender")
         python = bootstrap.venv_python(bootstrap.render_venv())
         if not python.exists():
-            raise UserError(f"render environment {bootstrap.render_venv()} is missing",
-                            "run `python3 -m thfm_synth doctor` to create it, or pass --blender PATH")
+            raise UserError(
+                f"render environment {bootstrap.render_venv()} is missing",
+                "run `python3 -m thfm_synth doctor` to create it, or pass --blender PATH",
+            )
         return cls(python, "bpy")
 
     def command(self, script: str | os.PathLike, args: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -50,8 +54,17 @@ class RenderRuntime:
         with `args` after `--`."""
         path = Path(script) if Path(script).is_absolute() else SCRIPTS / script
         if self.kind == "blender":
-            return [str(self.executable), "--background", "--factory-startup", "--python-exit-code", "1",
-                    "--python", str(path), "--", *map(str, args)]
+            return [
+                str(self.executable),
+                "--background",
+                "--factory-startup",
+                "--python-exit-code",
+                "1",
+                "--python",
+                str(path),
+                "--",
+                *map(str, args),
+            ]
         return [str(self.executable), str(path), "--", *map(str, args)]
 
     @staticmethod
@@ -62,12 +75,18 @@ class RenderRuntime:
         env.update(extra or {})
         return env
 
-    def run_file(self, path: str | os.PathLike, args: list[str] | tuple[str, ...] = (),
-                 timeout: float | None = None) -> subprocess.CompletedProcess:
+    def run_file(
+        self, path: str | os.PathLike, args: list[str] | tuple[str, ...] = (), timeout: float | None = None
+    ) -> subprocess.CompletedProcess:
         """Run an ad-hoc bpy script file (tests make their own test files this way); the scripts
         of blender_scripts/ are called with jobs through `thfm_synth.blender.call` instead."""
-        return subprocess.run(self.command(Path(path).resolve(), args), capture_output=True, text=True,
-                              timeout=timeout, env=self.child_env())
+        return subprocess.run(
+            self.command(Path(path).resolve(), args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.child_env(),
+        )
 
     def probe(self, timeout: float = 120) -> dict:
         """Blender version, Python and numpy of the render child (raises UserError if it fails)."""
@@ -78,6 +97,7 @@ class RenderRuntime:
         except UserError:
             raise
         except RuntimeError as exc:
-            raise UserError(f"the render child ({self.executable}) did not start Blender: {str(exc)[:300]}",
-                            "delete .venv-render and rerun `python3 -m thfm_synth doctor`, or pass --blender PATH"
-                            ) from None
+            raise UserError(
+                f"the render child ({self.executable}) did not start Blender: {str(exc)[:300]}",
+                "delete .venv-render and rerun `python3 -m thfm_synth doctor`, or pass --blender PATH",
+            ) from None

@@ -101,8 +101,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return f"invalid config {source}: " + "; ".join(parts) + more
 
 
-def load_config(preset: str | None = None, config_file: str | Path | None = None,
-                overrides: dict[str, Any] | None = None) -> DatasetConfig:
+def load_config(
+    preset: str | None = None, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> DatasetConfig:
     """Preset (default `paper`) <- config file (its own `preset:` key picks the base) <- overrides."""
     data: dict[str, Any] = {}
     source = f"preset {preset or 'paper'}"
@@ -113,17 +114,22 @@ def load_config(preset: str | None = None, config_file: str | Path | None = None
         source = str(config_file)
         base = file_data.pop("preset", None)
         if base is not None and preset is not None and base != preset:
-            raise ConfigError(f"config file {config_file} says preset {base!r} but --preset {preset!r} was given",
-                              "drop one of them")
+            raise ConfigError(
+                f"config file {config_file} says preset {base!r} but --preset {preset!r} was given", "drop one of them"
+            )
         preset = preset or base
         assets = file_data.get("assets")
         manifests = assets.get("manifests") if isinstance(assets, dict) else None
         if manifests:  # paths in a config file are relative to that file, and stay inside its folder
             if not isinstance(manifests, list) or not all(isinstance(m, str) for m in manifests):
-                raise ConfigError(f"config file {config_file}: assets.manifests must be a list of file paths",
-                                  "write e.g. `assets: {manifests: [my_assets.yaml]}`")
-            file_data["assets"]["manifests"] = [confined_path(config_file.parent, m, f"config file {config_file}",
-                                                              "assets.manifests entry") for m in manifests]
+                raise ConfigError(
+                    f"config file {config_file}: assets.manifests must be a list of file paths",
+                    "write e.g. `assets: {manifests: [my_assets.yaml]}`",
+                )
+            file_data["assets"]["manifests"] = [
+                confined_path(config_file.parent, m, f"config file {config_file}", "assets.manifests entry")
+                for m in manifests
+            ]
         for section in ("character", "characters"):
             chars = file_data.get(section)
             for key in ("smplx_model_dir", "smplx_texture_dir"):
@@ -135,10 +141,12 @@ def load_config(preset: str | None = None, config_file: str | Path | None = None
         return DatasetConfig.model_validate(data)
     except ValidationError as exc:
         unknown = exc.errors()[0]["type"] == "extra_forbidden"
-        raise ConfigError(format_validation_error(exc, source),
-                          "remove or rename the field (every field: `thfm-synth plan --print-config`)" if unknown else
-                          "give a value of the field's type in the allowed range "
-                          "(see `thfm-synth plan --print-config`)") from None
+        raise ConfigError(
+            format_validation_error(exc, source),
+            "remove or rename the field (every field: `thfm-synth plan --print-config`)"
+            if unknown
+            else "give a value of the field's type in the allowed range (see `thfm-synth plan --print-config`)",
+        ) from None
 
 
 def confined_path(folder: Path, relative: str, where: str, what: str) -> str:
@@ -146,9 +154,10 @@ def confined_path(folder: Path, relative: str, where: str, what: str) -> str:
     ..): a file a config or manifest names must live beside it, so a copied or shared folder cannot
     reach into the rest of the machine."""
     if os.path.isabs(relative) or os.path.normpath(relative).split(os.sep)[0] == os.pardir:
-        raise ConfigError(f"{where}: {what} {relative!r} leaves the folder {folder}",
-                          "keep the file in that folder (or below it), or pass it on the command line "
-                          "(--manifest FILE)")
+        raise ConfigError(
+            f"{where}: {what} {relative!r} leaves the folder {folder}",
+            "keep the file in that folder (or below it), or pass it on the command line (--manifest FILE)",
+        )
     return str((folder / relative).resolve())
 
 

@@ -48,20 +48,25 @@ class PlanMeta:
         return json.dumps(self.__dict__, sort_keys=True).encode()
 
 
-def make_plan(cfg: DatasetConfig, library: Library, seed: int, num_videos: int,
-              progress: bool = False) -> list[VideoSpec]:
+def make_plan(
+    cfg: DatasetConfig, library: Library, seed: int, num_videos: int, progress: bool = False
+) -> list[VideoSpec]:
     if num_videos < 1:
         raise UserError(f"--num-videos must be >= 1, got {num_videos}", "ask for at least one video")
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}", "use a non-negative integer seed")
     characters, motions = library.by_kind["characters"], library.by_kind["motions"]
     if not characters or not motions:
-        raise UserError("the asset library has no characters or no motions",
-                        "enable the built-in library or add a manifest with both")
+        raise UserError(
+            "the asset library has no characters or no motions",
+            "enable the built-in library or add a manifest with both",
+        )
     kinds = [k for k in BACKGROUND_KINDS if cfg.background.kind_weights[k] > 0 and library.by_kind[LIBRARY_KIND[k]]]
     if not kinds:
-        raise UserError("no background is available for the configured background.kind_weights",
-                        "add HDRIs/scenes with --manifest, or give the sky a weight > 0")
+        raise UserError(
+            "no background is available for the configured background.kind_weights",
+            "add HDRIs/scenes with --manifest, or give the sky a weight > 0",
+        )
 
     idx = np.arange(num_videos, dtype=np.int64)
     char_i, motion_i = balance.character_motion_pairs(seed, idx, len(characters), len(motions))
@@ -76,8 +81,9 @@ def make_plan(cfg: DatasetConfig, library: Library, seed: int, num_videos: int,
 
     specs = []
     for i in tqdm(range(num_videos), desc="planning", unit="video", disable=not progress, leave=False):
-        specs.append(sample_video(cfg, seed, i, characters[char_i[i]].id, motions[motion_i[i]],
-                                  kinds[kind_seq[i]], bg_id[i]))
+        specs.append(
+            sample_video(cfg, seed, i, characters[char_i[i]].id, motions[motion_i[i]], kinds[kind_seq[i]], bg_id[i])
+        )
     if cfg.people.count[1] > 1:
         specs = add_people(cfg, seed, specs, characters, motions)
     return specs
@@ -103,9 +109,16 @@ def add_people(cfg: DatasetConfig, seed: int, specs: list[VideoSpec], characters
 
 
 def plan_meta(cfg: DatasetConfig, library: Library, seed: int, num_videos: int) -> PlanMeta:
-    return PlanMeta(PLAN_FORMAT_VERSION, seed, num_videos, cfg.model_dump(mode="json"), config_digest(cfg),
-                    library.manifest_digests(), __version__,
-                    {m.manifest.name: str(m.file) for m in library.manifests})
+    return PlanMeta(
+        PLAN_FORMAT_VERSION,
+        seed,
+        num_videos,
+        cfg.model_dump(mode="json"),
+        config_digest(cfg),
+        library.manifest_digests(),
+        __version__,
+        {m.manifest.name: str(m.file) for m in library.manifests},
+    )
 
 
 def write_plan(path: str | Path, specs: list[VideoSpec], meta: PlanMeta) -> None:
@@ -132,8 +145,11 @@ def plan_library(meta: PlanMeta) -> Library:
         now = library.manifest_digests().get(name)
         if now != digest:
             where = meta.manifest_files.get(name, BUILTIN_MANIFEST if name == "builtin" else name)
-            raise UserError(f"asset manifest {where} changed since the plan was made (digest {digest[:12]} -> "
-                            f"{(now or 'missing')[:12]})", "restore the manifest, or plan again")
+            raise UserError(
+                f"asset manifest {where} changed since the plan was made (digest {digest[:12]} -> "
+                f"{(now or 'missing')[:12]})",
+                "restore the manifest, or plan again",
+            )
     return library
 
 
@@ -149,8 +165,10 @@ def read_plan(path: str | Path) -> tuple[list[VideoSpec], PlanMeta]:
         table = pq.read_table(path)
         meta = PlanMeta(**json.loads(table.schema.metadata[META_KEY]))
     except (pa.ArrowInvalid, KeyError, TypeError, ValueError, OSError):
-        raise UserError(f"{path} is not a thfm-synth plan (unreadable Parquet or missing plan metadata)",
-                        "re-create it with `thfm-synth plan`") from None
+        raise UserError(
+            f"{path} is not a thfm-synth plan (unreadable Parquet or missing plan metadata)",
+            "re-create it with `thfm-synth plan`",
+        ) from None
     return [VideoSpec.from_row(r) for r in table.to_pylist()], meta
 
 
@@ -161,9 +179,11 @@ def refuse_re_aiming(existing: list[VideoSpec], path: str | Path, specs: list[Vi
     old = {s.camera_azimuth_reference for s in existing}
     new = {s.camera_azimuth_reference for s in specs}
     if old and old != new:
-        raise UserError(f"{path} was planned with camera_azimuth_reference={'/'.join(sorted(old))} (an older plan); "
-                        f"planning again would aim its missing videos with {'/'.join(sorted(new))}",
-                        f"resume it with --plan {path}, or render the new plan into a new --out folder")
+        raise UserError(
+            f"{path} was planned with camera_azimuth_reference={'/'.join(sorted(old))} (an older plan); "
+            f"planning again would aim its missing videos with {'/'.join(sorted(new))}",
+            f"resume it with --plan {path}, or render the new plan into a new --out folder",
+        )
 
 
 @dataclass(frozen=True)
@@ -177,8 +197,10 @@ class PlanSummary:
         rate = self.num_videos / max(self.seconds, 1e-9)
         out = [f"planned {self.num_videos} videos in {self.seconds:.2f} s ({rate:,.0f} videos/s)"]
         if self.dropped_kinds:
-            out.append(f"  note: no {'/'.join(self.dropped_kinds)} assets in the library: those background kinds "
-                       f"were left out (add them with --manifest)")
+            out.append(
+                f"  note: no {'/'.join(self.dropped_kinds)} assets in the library: those background kinds "
+                f"were left out (add them with --manifest)"
+            )
         for name, counts in self.usage.items():
             vals = sorted(counts.values())
             out.append(f"  {name}: {len(counts)} distinct, uses per asset {vals[0]}..{vals[-1]}")
@@ -197,8 +219,9 @@ def summarize(specs: list[VideoSpec], seconds: float, cfg: DatasetConfig | None 
     return PlanSummary(len(specs), seconds, usage, dropped if len(specs) >= len(wanted) else ())
 
 
-def timed_plan(cfg: DatasetConfig, library: Library, seed: int, num_videos: int,
-               progress: bool = False) -> tuple[list[VideoSpec], PlanSummary]:
+def timed_plan(
+    cfg: DatasetConfig, library: Library, seed: int, num_videos: int, progress: bool = False
+) -> tuple[list[VideoSpec], PlanSummary]:
     t0 = time.perf_counter()
     specs = make_plan(cfg, library, seed, num_videos, progress)
     return specs, summarize(specs, time.perf_counter() - t0, cfg)

@@ -20,8 +20,10 @@ def frame_indices(src_frames: int, src_fps: float, dst_frames: int, dst_fps: flo
     idx = np.round(np.arange(dst_frames) * (src_fps / dst_fps)).astype(np.int64)
     if idx[-1] >= src_frames:
         need = int(idx[-1]) + 1
-        raise UserError(f"{what} has {src_frames} frames at {src_fps:g} fps; {dst_frames} frames at {dst_fps:g} fps "
-                        f"need {need}", "render longer videos or lower the model's frame count")
+        raise UserError(
+            f"{what} has {src_frames} frames at {src_fps:g} fps; {dst_frames} frames at {dst_fps:g} fps need {need}",
+            "render longer videos or lower the model's frame count",
+        )
     return idx
 
 
@@ -82,7 +84,7 @@ def _area_axis(x: np.ndarray, axis: int, scale: float, offset: float, n_dst: int
     idx, w = _band(x.shape[axis], scale, offset, n_dst)
     shape = [1] * x.ndim
     shape[axis] = n_dst
-    out = np.zeros(x.shape[:axis] + (n_dst,) + x.shape[axis + 1:], np.float32)
+    out = np.zeros(x.shape[:axis] + (n_dst,) + x.shape[axis + 1 :], np.float32)
     for k in range(idx.shape[0]):
         out += np.take(x, idx[k], axis=axis) * w[k].astype(np.float32).reshape(shape)
     return out

@@ -36,8 +36,11 @@ class PreprocessJob(BaseModel):
     vae: str | None = Field(None, description="WAN 2.1 VAE weights (file or folder); null: the parameter-free codec")
     text_encoder: str | None = Field(None, description="local umT5 folder for the prompt embeddings; null: built-in")
     prompt_dim: int | None = Field(None, ge=1, description="width of the built-in prompt table (default 4096)")
-    pixel_targets: bool = Field(True, description="store each dense record's pixel ground truth and validity mask "
-                                                  "(stage 2 needs them; off: stage-1-sized shards)")
+    pixel_targets: bool = Field(
+        True,
+        description="store each dense record's pixel ground truth and validity mask "
+        "(stage 2 needs them; off: stage-1-sized shards)",
+    )
     max_shard_mb: float = Field(1000.0, gt=0, description="shard size bound, MB")
     workers: int | None = Field(None, ge=0, description="encoder actors (0: in this process, no Ray; null: all)")
     address: str | None = Field(None, description="Ray cluster address (auto, ray://host:10001); null: a local Ray")
@@ -55,13 +58,25 @@ class PreprocessJob(BaseModel):
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`preprocess` (render_dir and out_dir passed separately)."""
         d = self.model_dump()
-        return {"num_frames": d["num_frames"], "fps": d["fps"], "width": d["width"], "height": d["height"],
-                "tasks": tuple(d["tasks"]), "vae_weights": d["vae"], "text_encoder": d["text_encoder"],
-                "prompt_dim": d["prompt_dim"], "pixel_targets": d["pixel_targets"],
-                "max_shard_bytes": int(d["max_shard_mb"] * 1e6), "workers": d["workers"], "address": d["address"],
-                "cpus_per_worker": d["cpus_per_worker"], "gpus_per_worker": d["gpus_per_worker"],
-                "keypoint_convention": d["keypoint_convention"], "latent_dtype": d["latent_dtype"],
-                "progress": d["progress"]}
+        return {
+            "num_frames": d["num_frames"],
+            "fps": d["fps"],
+            "width": d["width"],
+            "height": d["height"],
+            "tasks": tuple(d["tasks"]),
+            "vae_weights": d["vae"],
+            "text_encoder": d["text_encoder"],
+            "prompt_dim": d["prompt_dim"],
+            "pixel_targets": d["pixel_targets"],
+            "max_shard_bytes": int(d["max_shard_mb"] * 1e6),
+            "workers": d["workers"],
+            "address": d["address"],
+            "cpus_per_worker": d["cpus_per_worker"],
+            "gpus_per_worker": d["gpus_per_worker"],
+            "keypoint_convention": d["keypoint_convention"],
+            "latent_dtype": d["latent_dtype"],
+            "progress": d["progress"],
+        }
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -85,8 +100,9 @@ def load_job(path: str | Path, overrides: dict[str, Any] | None = None) -> Prepr
     except ValidationError as exc:
         e = exc.errors()[0]
         loc = ".".join(str(x) for x in e.get("loc", ())) or "job"
-        raise ConfigError(f"{path}: {loc}: {e.get('msg')}", "see thfm_synth/preprocess/job.py for every field") \
-            from None
+        raise ConfigError(
+            f"{path}: {loc}: {e.get('msg')}", "see thfm_synth/preprocess/job.py for every field"
+        ) from None
     for field in ("vae", "text_encoder"):  # weights may be given relative to the job file
         v = getattr(job, field)
         if v and not Path(v).exists() and (path.parent / v).exists():

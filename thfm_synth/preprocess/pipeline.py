@@ -61,8 +61,9 @@ def _qa_passed(video_dir: Path) -> bool:
     return bool(meta.get("qa", {}).get("passed", True))
 
 
-def find_videos(render_dir: str | Path, include_qa_failed: bool = False,
-                skipped: list[str] | None = None) -> list[VideoSource]:
+def find_videos(
+    render_dir: str | Path, include_qa_failed: bool = False, skipped: list[str] | None = None
+) -> list[VideoSource]:
     """Finished videos under a render output root, a videos/ folder or one video folder, sorted by id.
     Videos that failed QA are left out (their ids appended to `skipped`) unless `include_qa_failed`."""
     root = Path(render_dir)
@@ -74,16 +75,20 @@ def find_videos(render_dir: str | Path, include_qa_failed: bool = False,
         videos = root / "videos" if (root / "videos").is_dir() else root
         dirs = sorted(p for p in videos.iterdir() if p.is_dir() and (p / DONE).is_file())
         if not dirs:
-            raise UserError(f"no finished videos in {videos} (folders with a DONE file)",
-                            "render first (`thfm-synth render --out DIR`) or wait for the render to finish")
+            raise UserError(
+                f"no finished videos in {videos} (folders with a DONE file)",
+                "render first (`thfm-synth render --out DIR`) or wait for the render to finish",
+            )
     if not include_qa_failed:
         failed = [d for d in dirs if not _qa_passed(d)]
         if skipped is not None:
             skipped += [d.name for d in failed]
         dirs = [d for d in dirs if d not in failed]
         if not dirs:
-            raise UserError(f"every video in {root} failed QA ({len(failed)}; see their metadata.json qa)",
-                            "fix the cause and re-render them, or pass --include-qa-failed to use them anyway")
+            raise UserError(
+                f"every video in {root} failed QA ({len(failed)}; see their metadata.json qa)",
+                "fix the cause and re-render them, or pass --include-qa-failed to use them anyway",
+            )
     out = [VideoSource.open(d) for d in dirs]
     ids = [v.video_id for v in out]
     if len(set(ids)) != len(ids):
@@ -95,7 +100,7 @@ def plan_shards(video_ids: list[str], bytes_per_video: int, max_shard_bytes: int
     """Consecutive videos per shard, at most `max_shard_bytes` each (at least one video per shard)."""
     per = max(1, int(max_shard_bytes // max(bytes_per_video, 1)))
     ids = sorted(video_ids)
-    return [(f"shard-{i // per:05d}", ids[i:i + per]) for i in range(0, len(ids), per)]
+    return [(f"shard-{i // per:05d}", ids[i : i + per]) for i in range(0, len(ids), per)]
 
 
 # ----------------------------------------------------------------------------- summary
@@ -131,15 +136,22 @@ class PreprocessSummary:
 
     def lines(self) -> list[str]:
         tasks = ", ".join(f"{t} {n}" for t, n in self.records_per_task.items())
-        return [f"preprocessed {self.videos_processed} videos in {self.seconds:.1f} s "
-                f"({self.videos_per_second:.2f} videos/s); shards: {self.shards_written} written, "
-                f"{self.shards_skipped} already done" + (f", {self.partial_files_removed} partial files removed"
-                                                         if self.partial_files_removed else ""),
-                f"shard set {self.out_dir}: {self.videos} videos, {self.records} records ({tasks}), "
-                f"{self.shards} shards, {self.bytes / 1e6:.1f} MB (Parquet + ArrayRecord), codec {self.vae_id}"] + (
-                    [f"left out {len(self.qa_failed_left_out)} videos that failed QA "
-                     f"({', '.join(self.qa_failed_left_out[:5])}{' ...' if len(self.qa_failed_left_out) > 5 else ''}"
-                     f"; --include-qa-failed uses them)"] if self.qa_failed_left_out else [])
+        return [
+            f"preprocessed {self.videos_processed} videos in {self.seconds:.1f} s "
+            f"({self.videos_per_second:.2f} videos/s); shards: {self.shards_written} written, "
+            f"{self.shards_skipped} already done"
+            + (f", {self.partial_files_removed} partial files removed" if self.partial_files_removed else ""),
+            f"shard set {self.out_dir}: {self.videos} videos, {self.records} records ({tasks}), "
+            f"{self.shards} shards, {self.bytes / 1e6:.1f} MB (Parquet + ArrayRecord), codec {self.vae_id}",
+        ] + (
+            [
+                f"left out {len(self.qa_failed_left_out)} videos that failed QA "
+                f"({', '.join(self.qa_failed_left_out[:5])}{' ...' if len(self.qa_failed_left_out) > 5 else ''}"
+                f"; --include-qa-failed uses them)"
+            ]
+            if self.qa_failed_left_out
+            else []
+        )
 
 
 # ----------------------------------------------------------------------------- the per-video work
@@ -194,8 +206,15 @@ def _init_ray(address: str | None, workers: int | None):
     return ray, True
 
 
-def _rows_ray(items: list[dict], cfg: PreprocessConfig, vae_weights: str | None, workers: int | None,
-              address: str | None, cpus_per_worker: float, gpus_per_worker: float) -> Iterator[dict]:
+def _rows_ray(
+    items: list[dict],
+    cfg: PreprocessConfig,
+    vae_weights: str | None,
+    workers: int | None,
+    address: str | None,
+    cpus_per_worker: float,
+    gpus_per_worker: float,
+) -> Iterator[dict]:
     ray, started = _init_ray(address, workers)
     try:
         yield from _ray_dataset(ray, items, cfg, vae_weights, workers, address, cpus_per_worker, gpus_per_worker)
@@ -223,8 +242,12 @@ def _ray_dataset(ray, items, cfg, vae_weights, workers, address, cpus_per_worker
         path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
         remote_args["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.flat_map(VideoEncoder, fn_constructor_kwargs={"cfg": cfg.to_dict(), "vae_weights": vae_weights},
-                     compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))), **remote_args)
+    ds = ds.flat_map(
+        VideoEncoder,
+        fn_constructor_kwargs={"cfg": cfg.to_dict(), "vae_weights": vae_weights},
+        compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))),
+        **remote_args,
+    )
     yield from ds.iter_rows()
 
 
@@ -253,34 +276,52 @@ def _check_resume(out: Path, plan: dict) -> None:
     if not path.is_file():
         stray = sorted(p.name for p in out.glob("shard-*.json"))
         if stray:
-            raise UserError(f"{out} holds shards ({stray[0]}, ...) but no {PLAN_FILE}",
-                            "use an empty output folder")
+            raise UserError(f"{out} holds shards ({stray[0]}, ...) but no {PLAN_FILE}", "use an empty output folder")
         return
     old = json.loads(path.read_text())
     for key, what in (("config", "settings"), ("vae", "codec"), ("shards", "set of videos or shard size")):
         if old.get(key) != plan.get(key):
-            raise UserError(f"{out} was preprocessed with another {what} (see {path})",
-                            "use a new output folder, or the same render folder and settings as before")
+            raise UserError(
+                f"{out} was preprocessed with another {what} (see {path})",
+                "use a new output folder, or the same render folder and settings as before",
+            )
 
 
 def render_video_settings(videos: list[VideoSource]) -> dict:
     """The frame count, fps and size the videos were rendered with (they must all agree)."""
     found = {(v.num_frames, v.fps, v.width, v.height) for v in videos}
     if len(found) != 1:
-        raise UserError(f"the rendered videos differ in frames/fps/size ({sorted(found)[:3]} ...)",
-                        "pass --num-frames, --fps, --width and --height to resample them all to one setting")
-    (n, fps, w, h), = found
+        raise UserError(
+            f"the rendered videos differ in frames/fps/size ({sorted(found)[:3]} ...)",
+            "pass --num-frames, --fps, --width and --height to resample them all to one setting",
+        )
+    ((n, fps, w, h),) = found
     return {"num_frames": n, "fps": fps, "width": w, "height": h}
 
 
-def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int | None = None,
-               fps: float | None = None, width: int | None = None, height: int | None = None, tasks: tuple[str, ...] | list[str] = TASKS,
-               vae_weights: str | Path | None = None, text_encoder: str | Path | None = None,
-               max_shard_bytes: int = 1 << 30, address: str | None = None, workers: int | None = None,
-               progress: bool = True, keypoint_convention: str = "smpl24", latent_dtype: str = "float16",
-               prompt_dim: int | None = None, cpus_per_worker: float = 1.0,
-               gpus_per_worker: float = 0.0, pixel_targets: bool = True,
-               include_qa_failed: bool = False) -> PreprocessSummary:
+def preprocess(
+    render_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    num_frames: int | None = None,
+    fps: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    tasks: tuple[str, ...] | list[str] = TASKS,
+    vae_weights: str | Path | None = None,
+    text_encoder: str | Path | None = None,
+    max_shard_bytes: int = 1 << 30,
+    address: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    keypoint_convention: str = "smpl24",
+    latent_dtype: str = "float16",
+    prompt_dim: int | None = None,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    pixel_targets: bool = True,
+    include_qa_failed: bool = False,
+) -> PreprocessSummary:
     """Rendered videos -> a shard set in `out_dir` (see the module doc). Resumable; returns the summary.
 
     `workers`: parallel encoder actors (default: the CPUs of the local Ray, or of the cluster at
@@ -297,8 +338,13 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int |
     videos = find_videos(render_dir, include_qa_failed, qa_skipped)
     asked = {"num_frames": num_frames, "fps": fps, "width": width, "height": height}
     video = {**render_video_settings(videos), **{k: v for k, v in asked.items() if v is not None}}
-    cfg = PreprocessConfig(**video, tasks=tuple(tasks), keypoint_convention=keypoint_convention,
-                           latent_dtype=latent_dtype, pixel_targets=pixel_targets)
+    cfg = PreprocessConfig(
+        **video,
+        tasks=tuple(tasks),
+        keypoint_convention=keypoint_convention,
+        latent_dtype=latent_dtype,
+        pixel_targets=pixel_targets,
+    )
     for v in videos:  # fail before any work on a video that is too short
         v.frame_indices(cfg)
     vae = _vae_ref(vae_weights)
@@ -308,9 +354,14 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int |
     lat = latent_shape(cfg.num_frames, cfg.height, cfg.width)
     per_video = estimate_video_bytes(cfg, lat, NUM_KEYPOINTS[cfg.keypoint_convention])
     shards = plan_shards([v.video_id for v in videos], per_video, max_shard_bytes)
-    plan = {"config": cfg.to_dict(), "vae": vae, "shards": [[n, ids] for n, ids in shards],
-            "max_shard_bytes": int(max_shard_bytes), "estimated_bytes_per_video": per_video,
-            "render_dir": str(Path(render_dir).resolve())}
+    plan = {
+        "config": cfg.to_dict(),
+        "vae": vae,
+        "shards": [[n, ids] for n, ids in shards],
+        "max_shard_bytes": int(max_shard_bytes),
+        "estimated_bytes_per_video": per_video,
+        "render_dir": str(Path(render_dir).resolve()),
+    }
     out.mkdir(parents=True, exist_ok=True)
     _check_resume(out, plan)
     write_text(out / PLAN_FILE, json.dumps(plan, indent=1), "preprocess plan")
@@ -325,9 +376,19 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int |
     table = _prompt_table(text_encoder, prompt_dim)
     written: list[str] = []
     if items:
-        rows = (_rows_local(items, cfg, str(vae_weights) if vae_weights else None) if workers == 0 else
-                _rows_ray(items, cfg, str(vae_weights) if vae_weights else None, workers, address, cpus_per_worker,
-                          gpus_per_worker))
+        rows = (
+            _rows_local(items, cfg, str(vae_weights) if vae_weights else None)
+            if workers == 0
+            else _rows_ray(
+                items,
+                cfg,
+                str(vae_weights) if vae_weights else None,
+                workers,
+                address,
+                cpus_per_worker,
+                gpus_per_worker,
+            )
+        )
         written = _write_shards(out, todo, rows, cfg, vae, progress, len(items))
     table.save(out / PROMPTS_FILE)
 
@@ -335,20 +396,44 @@ def preprocess(render_dir: str | Path, out_dir: str | Path, *, num_frames: int |
     vae_ids = sorted({m.get("vae_id", "") for m in metas})
     if len(vae_ids) != 1:
         raise UserError(f"{out}: shards made by different codecs {vae_ids}", "use a new output folder")
-    extra = {"preprocess": cfg.to_dict(), "vae_id": vae_ids[0], "prompts": table.provenance | {"file": PROMPTS_FILE},
-             "render_dir": plan["render_dir"], "num_videos": len(videos),
-             "latent_shape": list(lat), "num_keypoints": NUM_KEYPOINTS[cfg.keypoint_convention]}
+    extra = {
+        "preprocess": cfg.to_dict(),
+        "vae_id": vae_ids[0],
+        "prompts": table.provenance | {"file": PROMPTS_FILE},
+        "render_dir": plan["render_dir"],
+        "num_videos": len(videos),
+        "latent_shape": list(lat),
+        "num_keypoints": NUM_KEYPOINTS[cfg.keypoint_convention],
+    }
     index = build_index(out, extra)
     nbytes = sum(f["bytes"] for s in index["shards"] for f in s["files"].values())
     return PreprocessSummary(
-        out_dir=str(out), videos=len(videos), videos_processed=len(items), records_per_task=index["tasks"],
-        shards=len(shards), shards_written=len(written), shards_skipped=len(shards) - len(written),
-        partial_files_removed=removed, bytes=nbytes, seconds=time.perf_counter() - t0, vae_id=vae_ids[0],
-        estimated_bytes_per_video=per_video, shard_names_written=written, qa_failed_left_out=qa_skipped)
+        out_dir=str(out),
+        videos=len(videos),
+        videos_processed=len(items),
+        records_per_task=index["tasks"],
+        shards=len(shards),
+        shards_written=len(written),
+        shards_skipped=len(shards) - len(written),
+        partial_files_removed=removed,
+        bytes=nbytes,
+        seconds=time.perf_counter() - t0,
+        vae_id=vae_ids[0],
+        estimated_bytes_per_video=per_video,
+        shard_names_written=written,
+        qa_failed_left_out=qa_skipped,
+    )
 
 
-def _write_shards(out: Path, todo: list[tuple[str, list[str]]], rows: Iterator[dict], cfg: PreprocessConfig,
-                  vae: str, progress: bool, total: int) -> list[str]:
+def _write_shards(
+    out: Path,
+    todo: list[tuple[str, list[str]]],
+    rows: Iterator[dict],
+    cfg: PreprocessConfig,
+    vae: str,
+    progress: bool,
+    total: int,
+) -> list[str]:
     """Consume the ordered record rows; write each shard when its last record has arrived."""
     from tqdm import tqdm
 
@@ -364,15 +449,21 @@ def _write_shards(out: Path, todo: list[tuple[str, list[str]]], rows: Iterator[d
         got = [buf[i].video_id for i in range(0, len(buf), per_video)]
         if got != ids or len(buf) != per_video * len(ids):
             raise RuntimeError(f"{current}: expected records of {ids}, got {got} ({len(buf)} records)")
-        write_shard(out, current, buf, extra={"videos": ids, "vae_id": buf[0].vae_id, "vae_ref": vae,
-                                              "preprocess": cfg.to_dict()})
+        write_shard(
+            out,
+            current,
+            buf,
+            extra={"videos": ids, "vae_id": buf[0].vae_id, "vae_ref": vae, "preprocess": cfg.to_dict()},
+        )
         written.append(current)
 
     try:
         for row in rows:
             if row["error"]:
-                raise UserError(f"preprocessing video {row['video_id']} failed: {row['error']}",
-                                "fix or re-render that video, then rerun (finished shards are kept)")
+                raise UserError(
+                    f"preprocessing video {row['video_id']} failed: {row['error']}",
+                    "fix or re-render that video, then rerun (finished shards are kept)",
+                )
             if row["shard"] != current:
                 if current is not None:
                     flush()

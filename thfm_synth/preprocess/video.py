@@ -62,20 +62,23 @@ class PreprocessConfig:
         object.__setattr__(self, "fps", float(self.fps))
         bad = [t for t in self.tasks if t not in TASKS]
         if bad or not self.tasks or len(set(self.tasks)) != len(self.tasks):
-            raise UserError(f"unknown or repeated tasks {bad or list(self.tasks)}",
-                            f"choose from {', '.join(TASKS)}")
+            raise UserError(f"unknown or repeated tasks {bad or list(self.tasks)}", f"choose from {', '.join(TASKS)}")
         if self.num_frames < 1 or (self.num_frames - 1) % 4:
             lo = 1 + max(self.num_frames - 1, 0) // 4 * 4
-            raise UserError(f"num_frames={self.num_frames}: the video codec needs 1 + 4k frames",
-                            f"use e.g. {lo} or {lo + 4} (81 -> 21 latent frames)")
+            raise UserError(
+                f"num_frames={self.num_frames}: the video codec needs 1 + 4k frames",
+                f"use e.g. {lo} or {lo + 4} (81 -> 21 latent frames)",
+            )
         if self.width % 8 or self.height % 8 or self.width < 8 or self.height < 8:
-            raise UserError(f"resolution {self.width}x{self.height}: width and height must be multiples of 8",
-                            "use e.g. 832x480")
+            raise UserError(
+                f"resolution {self.width}x{self.height}: width and height must be multiples of 8", "use e.g. 832x480"
+            )
         if self.fps <= 0:
             raise UserError(f"fps={self.fps} must be positive")
         if self.keypoint_convention not in CONVENTIONS:
-            raise UserError(f"keypoint convention {self.keypoint_convention!r} unknown",
-                            f"choose from {', '.join(CONVENTIONS)}")
+            raise UserError(
+                f"keypoint convention {self.keypoint_convention!r} unknown", f"choose from {', '.join(CONVENTIONS)}"
+            )
         if self.latent_dtype not in ("float16", "float32"):
             raise UserError(f"latent dtype {self.latent_dtype!r} unsupported", "use float16 or float32")
 
@@ -106,12 +109,19 @@ class VideoSource:
         meta = read_video_metadata(path)
         spec = meta["spec"]
         frames = int(meta.get("stats", {}).get("frames", spec["num_frames"]))
-        return cls(str(spec.get("video_id", path.name)), str(path), frames, float(spec["fps"]), int(spec["width"]),
-                   int(spec["height"]))
+        return cls(
+            str(spec.get("video_id", path.name)),
+            str(path),
+            frames,
+            float(spec["fps"]),
+            int(spec["width"]),
+            int(spec["height"]),
+        )
 
     def frame_indices(self, cfg: PreprocessConfig) -> np.ndarray:
-        return geo.frame_indices(self.num_frames, self.fps, cfg.num_frames, cfg.fps,
-                                 what=f"video {self.video_id} ({self.path})")
+        return geo.frame_indices(
+            self.num_frames, self.fps, cfg.num_frames, cfg.fps, what=f"video {self.video_id} ({self.path})"
+        )
 
 
 def verify_sources(video: VideoSource, names: list[str], done: dict[str, str]) -> None:
@@ -124,13 +134,16 @@ def verify_sources(video: VideoSource, names: list[str], done: dict[str, str]) -
             continue  # reported by the reader, naming the missing frame
         expected = done.get(name)
         if expected is None:
-            raise UserError(f"video {video.video_id}: {path} is not listed in its DONE file",
-                            f"re-render the video (delete {root} and rerun `thfm-synth render`)")
+            raise UserError(
+                f"video {video.video_id}: {path} is not listed in its DONE file",
+                f"re-render the video (delete {root} and rerun `thfm-synth render`)",
+            )
         actual = file_sha256(path)
         if actual != expected:
-            raise UserError(f"video {video.video_id}: {path} changed after it was rendered (DONE sha256 {expected}, "
-                            f"file {actual})", f"restore the file, or re-render the video (delete {root} and rerun "
-                                               f"`thfm-synth render`)")
+            raise UserError(
+                f"video {video.video_id}: {path} changed after it was rendered (DONE sha256 {expected}, file {actual})",
+                f"restore the file, or re-render the video (delete {root} and rerun `thfm-synth render`)",
+            )
 
 
 def source_checksums(video: VideoSource) -> dict[str, str]:
@@ -140,8 +153,11 @@ def source_checksums(video: VideoSource) -> dict[str, str]:
     if done.is_file():
         return dict(json.loads(done.read_text()).get("files", {}))
     root = Path(video.path)
-    return {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith(("_", ".")) and p.suffix in (".png", ".exr", ".npz", ".json")}
+    return {
+        p.relative_to(root).as_posix(): file_sha256(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(("_", ".")) and p.suffix in (".png", ".exr", ".npz", ".json")
+    }
 
 
 @dataclass
@@ -164,8 +180,10 @@ class Clip:
             if i != last_i:
                 path = outputs.path_of(self.video.path, modality, i)
                 if not path.is_file():
-                    raise UserError(f"video {self.video.video_id}: {path} is missing",
-                                    "re-render the video (its folder is incomplete)")
+                    raise UserError(
+                        f"video {self.video.video_id}: {path} is missing",
+                        "re-render the video (its folder is incomplete)",
+                    )
                 last, last_i = fn(outputs.read_frame(self.video.path, i, (modality,))), i
             out.append(last)
         return np.stack(out)
@@ -182,8 +200,9 @@ class Clip:
             elif name == "normal":
                 cache[name] = self._resized("normal", lambda f: near(f.normal))
             elif name in ("part", "uv"):
-                iuv = self._resized("iuv", lambda f: near(np.concatenate(
-                    [f.part[..., None].astype(np.float32), f.part_uv], axis=-1)))
+                iuv = self._resized(
+                    "iuv", lambda f: near(np.concatenate([f.part[..., None].astype(np.float32), f.part_uv], axis=-1))
+                )
                 cache["part"], cache["uv"] = np.round(iuv[..., 0]).astype(np.uint8), iuv[..., 1:]
             elif name == "canonical":
                 cache[name] = self._resized("canonical", lambda f: near(f.canonical))
@@ -240,8 +259,9 @@ class Clip:
         mods = ["rgb"] + ([TASK_MODALITY[task]] if task in TASK_MODALITY else [])
         if task.startswith("human_"):
             mods.append("iuv")  # the subject's pixels
-        return ["annotations.npz", "metadata.json"] + [outputs.path_of("", m, i).as_posix()
-                                                       for m in mods for i in sorted(set(self.indices.tolist()))]
+        return ["annotations.npz", "metadata.json"] + [
+            outputs.path_of("", m, i).as_posix() for m in mods for i in sorted(set(self.indices.tolist()))
+        ]
 
     def record_checksums(self, task: str) -> str:
         """JSON {file: sha256} of the files a record of `task` is made from."""
@@ -286,8 +306,11 @@ def _keypoints(ann: dict, prefix: str, c: str, idx: np.ndarray, crop, cfg: Prepr
     vis = ann[f"{prefix}visibility_{c}"][sel].astype(np.uint8).copy()
     outside = (uv[..., 0] < 0) | (uv[..., 0] >= cfg.width) | (uv[..., 1] < 0) | (uv[..., 1] >= cfg.height)
     vis[outside] = OUTSIDE
-    return (tg.keypoints_2d_normalised(uv, cfg.width, cfg.height), ann[f"{prefix}joints3d_cam_{c}"][sel].astype(np.float32),
-            vis)
+    return (
+        tg.keypoints_2d_normalised(uv, cfg.width, cfg.height),
+        ann[f"{prefix}joints3d_cam_{c}"][sel].astype(np.float32),
+        vis,
+    )
 
 
 def encode(codec, video: np.ndarray, dtype: str) -> np.ndarray:
@@ -314,8 +337,17 @@ def video_records(video: VideoSource | str | Path, cfg: PreprocessConfig, codec)
             arrays["target_latents"] = encode(codec, target, cfg.latent_dtype)
             if cfg.pixel_targets:
                 arrays.update(px.encode_truth(task, stored, valid))
-        out.append(Record(video_id=clip.video.video_id, task=task, prompt_id=task, vae_id=codec.vae_id,
-                          source_checksums=clip.record_checksums(task), arrays=arrays, body_model=clip.body_model))
+        out.append(
+            Record(
+                video_id=clip.video.video_id,
+                task=task,
+                prompt_id=task,
+                vae_id=codec.vae_id,
+                source_checksums=clip.record_checksums(task),
+                arrays=arrays,
+                body_model=clip.body_model,
+            )
+        )
     clip.release()
     return out
 
@@ -334,5 +366,9 @@ def estimate_video_bytes(cfg: PreprocessConfig, latent_shape: tuple[int, ...], n
     fixed = t * k * (2 + 3) * 4 + t * k + t * (9 + 12) * 4 + HEADER_BYTES
     checks = 100 * (2 + 2 * cfg.num_frames)  # source_checksums JSON
     pixels = t * cfg.height * cfg.width * 3 * PIXEL_BYTES_FRACTION if cfg.pixel_targets else 0
-    return int(sum(lat * (2 if task in DENSE_TASKS else 1) + fixed + checks
-                   + (pixels if task in DENSE_TASKS else 0) for task in cfg.tasks))
+    return int(
+        sum(
+            lat * (2 if task in DENSE_TASKS else 1) + fixed + checks + (pixels if task in DENSE_TASKS else 0)
+            for task in cfg.tasks
+        )
+    )

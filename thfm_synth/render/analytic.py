@@ -18,8 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from thfm_synth.conventions import intrinsics, look_at
-from thfm_synth.render.description import (Camera, Light, Material, Object, RenderSettings, SceneDescription,
-                                           World, pose_matrix)
+from thfm_synth.render.description import (
+    Camera,
+    Light,
+    Material,
+    Object,
+    RenderSettings,
+    SceneDescription,
+    World,
+    pose_matrix,
+)
 from thfm_synth.render.meshes import icosphere
 
 
@@ -110,12 +118,15 @@ def mannequin_arrays(levels: int = 4) -> dict[str, np.ndarray]:
     can = (v - lo) / (hi - lo)
     f = np.concatenate(faces)
     return {
-        "vertices": v.astype(np.float32), "faces": f.astype(np.int32),
-        "uv": can[:, :2].astype(np.float32), "face_uv": f.astype(np.int32),
+        "vertices": v.astype(np.float32),
+        "faces": f.astype(np.int32),
+        "uv": can[:, :2].astype(np.float32),
+        "face_uv": f.astype(np.int32),
         "face_part": np.concatenate(parts).astype(np.uint8),
         "corner_part_uv": np.concatenate(puv).astype(np.float32),
         "vertex_canonical": can.astype(np.float32),
-        "canonical_min": lo.astype(np.float32), "canonical_max": hi.astype(np.float32),
+        "canonical_min": lo.astype(np.float32),
+        "canonical_max": hi.astype(np.float32),
     }
 
 
@@ -128,10 +139,18 @@ class SphereGT:
     instance: int
 
 
-def analytic_scene(folder: str | Path, width: int = 160, height: int = 96, num_frames: int = 1,
-                   samples: int = 16, seed: int = 0, denoise: bool = True,
-                   fx_over_fy: float = 1.0, principal_offset_px: tuple[float, float] = (0.0, 0.0),
-                   subject_shift_per_frame: float = 0.0) -> tuple[SceneDescription, list[list[SphereGT]]]:
+def analytic_scene(
+    folder: str | Path,
+    width: int = 160,
+    height: int = 96,
+    num_frames: int = 1,
+    samples: int = 16,
+    seed: int = 0,
+    denoise: bool = True,
+    fx_over_fy: float = 1.0,
+    principal_offset_px: tuple[float, float] = (0.0, 0.0),
+    subject_shift_per_frame: float = 0.0,
+) -> tuple[SceneDescription, list[list[SphereGT]]]:
     """A labelled subject sphere (mesh_npz, r = 0.5, resting on z = 0) and a plain primitive sphere
     on a 20 m ground plane (z = 0), lit by a sun and a uniform sky; the camera circles 5 deg per
     frame. With `subject_shift_per_frame` the subject moves along +X by baked vertex animation.
@@ -164,26 +183,53 @@ def analytic_scene(folder: str | Path, width: int = 160, height: int = 96, num_f
     desc = SceneDescription(
         camera=Camera(k=k, r=np.array(rs), t=np.array(ts), width=width, height=height),
         objects=[
-            Object("ground", "plane", size=(20.0, 20.0, 0.0), instance=1,
-                   materials=[Material("ground", (0.45, 0.45, 0.45), roughness=0.8, checker_color=(0.15, 0.15, 0.15),
-                                       checker_scale=40.0)]),
-            Object("subject", "mesh_npz", pose=pose_matrix(translation=centre), mesh_path="subject_sphere.npz",
-                   vertex_animation_key=anim_key, subject=True, instance=2,
-                   materials=[Material("skin", (0.7, 0.35, 0.25), roughness=0.4)]),
-            Object("ball", "sphere", pose=pose_matrix(translation=ball.centre), radius=ball.radius, instance=3,
-                   materials=[Material("ball", (0.1, 0.3, 0.8), roughness=0.2)]),
+            Object(
+                "ground",
+                "plane",
+                size=(20.0, 20.0, 0.0),
+                instance=1,
+                materials=[
+                    Material(
+                        "ground",
+                        (0.45, 0.45, 0.45),
+                        roughness=0.8,
+                        checker_color=(0.15, 0.15, 0.15),
+                        checker_scale=40.0,
+                    )
+                ],
+            ),
+            Object(
+                "subject",
+                "mesh_npz",
+                pose=pose_matrix(translation=centre),
+                mesh_path="subject_sphere.npz",
+                vertex_animation_key=anim_key,
+                subject=True,
+                instance=2,
+                materials=[Material("skin", (0.7, 0.35, 0.25), roughness=0.4)],
+            ),
+            Object(
+                "ball",
+                "sphere",
+                pose=pose_matrix(translation=ball.centre),
+                radius=ball.radius,
+                instance=3,
+                materials=[Material("ball", (0.1, 0.3, 0.8), roughness=0.2)],
+            ),
         ],
         world=World(kind="color", color=(0.4, 0.5, 0.7), strength=1.0),
         lights=[Light("sun", position=(3.0, -2.0, 6.0), target=(0.0, 0.0, 0.0), power_w=3.0, size_m=2.0)],
-        render=RenderSettings(samples=samples, denoise=denoise), seed=seed,
+        render=RenderSettings(samples=samples, denoise=denoise),
+        seed=seed,
         extra_arrays=extra,
     )
     desc.save(folder)
     return desc, truth
 
 
-def pixel_rays(k: np.ndarray, r: np.ndarray, t: np.ndarray, width: int, height: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pixel_rays(
+    k: np.ndarray, r: np.ndarray, t: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Camera centre (3,), world ray directions (H,W,3) with camera-frame z = 1, camera-frame rays (H,W,3)."""
     u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
     pix = np.stack([u, v, np.ones_like(u)], axis=-1)
@@ -192,8 +238,17 @@ def pixel_rays(k: np.ndarray, r: np.ndarray, t: np.ndarray, width: int, height: 
     return -r.T @ t, d_cam @ r, d_cam
 
 
-def raycast(k, r, t, width, height, spheres: list[SphereGT], plane_z: float | None = 0.0,
-            plane_half_size: float = 10.0, plane_instance: int = 1) -> dict[str, np.ndarray]:
+def raycast(
+    k,
+    r,
+    t,
+    width,
+    height,
+    spheres: list[SphereGT],
+    plane_z: float | None = 0.0,
+    plane_half_size: float = 10.0,
+    plane_instance: int = 1,
+) -> dict[str, np.ndarray]:
     """Exact depth (camera z, 0 = miss), camera-frame unit normal, world hit point and instance per pixel."""
     c, d, _ = pixel_rays(k, r, t, width, height)
     best = np.full((height, width), np.inf)
@@ -226,9 +281,17 @@ def raycast(k, r, t, width, height, spheres: list[SphereGT], plane_z: float | No
     return {"depth": depth, "normal": normal @ r.T, "point": hit, "instance": inst}
 
 
-def mannequin_scene(folder: str | Path, width: int = 832, height: int = 480, num_frames: int = 3,
-                    samples: int = 16, seed: int = 0, hdri: str | Path | None = None,
-                    denoise: bool = True, framing: str = "full_body") -> SceneDescription:
+def mannequin_scene(
+    folder: str | Path,
+    width: int = 832,
+    height: int = 480,
+    num_frames: int = 3,
+    samples: int = 16,
+    seed: int = 0,
+    hdri: str | Path | None = None,
+    denoise: bool = True,
+    framing: str = "full_body",
+) -> SceneDescription:
     """A representative frame for size and speed measurements: the labelled mannequin on a
     textured ground under an HDRI (or a procedural sky when `hdri` is None), the camera orbiting
     2 degrees per frame. framing "full_body": the figure fills ~70% of the image height (about
@@ -244,22 +307,47 @@ def mannequin_scene(folder: str | Path, width: int = 832, height: int = 480, num
         r, t = look_at(eye, np.array([0.0, 0.0, target_z]))
         rs.append(r)
         ts.append(t)
-    world = (World(kind="hdri", hdri_path=str(Path(hdri).resolve()), rotation_deg=30.0) if hdri else
-             World(kind="sky", sky_model="MULTIPLE_SCATTERING", sun_elevation_deg=35.0, sun_azimuth_deg=-60.0,
-                   strength=0.3))
+    world = (
+        World(kind="hdri", hdri_path=str(Path(hdri).resolve()), rotation_deg=30.0)
+        if hdri
+        else World(
+            kind="sky", sky_model="MULTIPLE_SCATTERING", sun_elevation_deg=35.0, sun_azimuth_deg=-60.0, strength=0.3
+        )
+    )
     desc = SceneDescription(
         camera=Camera(k=k, r=np.array(rs), t=np.array(ts), width=width, height=height),
         objects=[
-            Object("ground", "plane", size=(30.0, 30.0, 0.0),
-                   materials=[Material("ground", (0.35, 0.33, 0.3), roughness=0.9, checker_color=(0.2, 0.19, 0.17),
-                                       checker_scale=60.0)]),
-            Object("person", "mesh_npz", mesh_path="mannequin.npz", subject=True,
-                   materials=[Material("cloth", (0.5, 0.25, 0.15), roughness=0.6)]),
+            Object(
+                "ground",
+                "plane",
+                size=(30.0, 30.0, 0.0),
+                materials=[
+                    Material(
+                        "ground", (0.35, 0.33, 0.3), roughness=0.9, checker_color=(0.2, 0.19, 0.17), checker_scale=60.0
+                    )
+                ],
+            ),
+            Object(
+                "person",
+                "mesh_npz",
+                mesh_path="mannequin.npz",
+                subject=True,
+                materials=[Material("cloth", (0.5, 0.25, 0.15), roughness=0.6)],
+            ),
         ],
         world=world,
-        lights=[Light("area", position=(2.0, -3.0, 3.5), target=(0.0, 0.0, 1.0), power_w=300.0, size_m=1.0,
-                      temperature_k=5500.0)],
-        render=RenderSettings(samples=samples, denoise=denoise), seed=seed,
+        lights=[
+            Light(
+                "area",
+                position=(2.0, -3.0, 3.5),
+                target=(0.0, 0.0, 1.0),
+                power_w=300.0,
+                size_m=1.0,
+                temperature_k=5500.0,
+            )
+        ],
+        render=RenderSettings(samples=samples, denoise=denoise),
+        seed=seed,
     )
     desc.save(folder)
     return desc

@@ -114,7 +114,11 @@ class Camera:
             raise DescriptionError(f"camera size {self.width}x{self.height} must be positive")
         if not (np.all(np.isfinite(self.k)) and np.all(np.isfinite(self.r)) and np.all(np.isfinite(self.t))):
             raise DescriptionError("camera arrays hold non-finite values")
-        if np.any(np.abs(self.k[:, 0, 1]) > 1e-9) or np.any(self.k[:, 2] != [0.0, 0.0, 1.0]) or np.any(self.k[:, 1, 0] != 0):
+        if (
+            np.any(np.abs(self.k[:, 0, 1]) > 1e-9)
+            or np.any(self.k[:, 2] != [0.0, 0.0, 1.0])
+            or np.any(self.k[:, 1, 0] != 0)
+        ):
             raise DescriptionError("camera K must be [[fx,0,cx],[0,fy,cy],[0,0,1]] (no skew)")
         if np.any(self.k[:, 0, 0] <= 0) or np.any(self.k[:, 1, 1] <= 0):
             raise DescriptionError("camera focal lengths must be positive")
@@ -304,8 +308,9 @@ class SceneDescription:
                 raise DescriptionError(f"object {o.name}: needs at least one material")
             for m in o.materials:
                 if m.surface is not None and m.surface not in contract.SURFACES:
-                    raise DescriptionError(f"object {o.name}: material {m.name} surface {m.surface!r} is not one "
-                                           f"of {contract.SURFACES}")
+                    raise DescriptionError(
+                        f"object {o.name}: material {m.name} surface {m.surface!r} is not one of {contract.SURFACES}"
+                    )
             if o.kind == "sphere" and not (o.radius > 0 and 0 <= o.subdivisions <= 8):
                 raise DescriptionError(f"object {o.name}: sphere needs radius > 0 and 0 <= subdivisions <= 8")
             if o.kind in ("plane", "box") and min(o.size[: 2 if o.kind == "plane" else 3]) <= 0:
@@ -319,13 +324,15 @@ class SceneDescription:
                 if o.vertex_animation_key is not None:
                     arr = self.extra_arrays.get(o.vertex_animation_key)
                     if arr is None or arr.ndim != 3 or arr.shape[0] != f or arr.shape[2] != 3:
-                        raise DescriptionError(f"object {o.name}: vertex animation "
-                                               f"{o.vertex_animation_key!r} must be an ({f},V,3) array")
+                        raise DescriptionError(
+                            f"object {o.name}: vertex animation {o.vertex_animation_key!r} must be an ({f},V,3) array"
+                        )
             elif o.vertex_animation_key is not None:
                 raise DescriptionError(f"object {o.name}: only mesh_npz objects take a vertex animation")
             if o.person and (not o.subject or not 1 <= o.person <= contract.MAX_PEOPLE):
-                raise DescriptionError(f"object {o.name}: person {o.person} must be a subject numbered "
-                                       f"1..{contract.MAX_PEOPLE}")
+                raise DescriptionError(
+                    f"object {o.name}: person {o.person} must be a subject numbered 1..{contract.MAX_PEOPLE}"
+                )
             if o.kind == "scene_file":
                 self._validate_scene_file(o, root)
             elif o.include_objects is not None or o.exclude_objects:
@@ -382,11 +389,19 @@ class SceneDescription:
         self.validate(root=folder)
         folder.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {
-            "camera_k": self.camera.k, "camera_r": self.camera.r, "camera_t": self.camera.t,
+            "camera_k": self.camera.k,
+            "camera_r": self.camera.r,
+            "camera_t": self.camera.t,
         }
-        cam = {"k": {"npz": "camera_k"}, "r": {"npz": "camera_r"}, "t": {"npz": "camera_t"},
-               "width": self.camera.width, "height": self.camera.height,
-               "clip_start": self.camera.clip_start, "clip_end": self.camera.clip_end}
+        cam = {
+            "k": {"npz": "camera_k"},
+            "r": {"npz": "camera_r"},
+            "t": {"npz": "camera_t"},
+            "width": self.camera.width,
+            "height": self.camera.height,
+            "clip_start": self.camera.clip_start,
+            "clip_end": self.camera.clip_end,
+        }
         objects = []
         for i, o in enumerate(self.objects):
             d = _plain(o)
@@ -430,13 +445,21 @@ class SceneDescription:
         folder = Path(folder)
         doc = json.loads((folder / SCENE_JSON).read_text())
         if doc.get("format_version") != FORMAT_VERSION:
-            raise DescriptionError(f"{folder / SCENE_JSON}: format_version {doc.get('format_version')} "
-                                   f"is not {FORMAT_VERSION}")
+            raise DescriptionError(
+                f"{folder / SCENE_JSON}: format_version {doc.get('format_version')} is not {FORMAT_VERSION}"
+            )
         with np.load(folder / ARRAYS_NPZ, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         c = doc["camera"]
-        camera = Camera(k=arrays[c["k"]["npz"]], r=arrays[c["r"]["npz"]], t=arrays[c["t"]["npz"]],
-                        width=c["width"], height=c["height"], clip_start=c["clip_start"], clip_end=c["clip_end"])
+        camera = Camera(
+            k=arrays[c["k"]["npz"]],
+            r=arrays[c["r"]["npz"]],
+            t=arrays[c["t"]["npz"]],
+            width=c["width"],
+            height=c["height"],
+            clip_start=c["clip_start"],
+            clip_end=c["clip_end"],
+        )
         objects = []
         for d in doc["objects"]:
             d = dict(d)

@@ -46,8 +46,9 @@ def luminance(linear: np.ndarray) -> np.ndarray:
     return np.asarray(linear, np.float64)[..., :3] @ REC709
 
 
-def metering_gain(frames: Iterable[np.ndarray], key: float = KEY,
-                  masks: Iterable[np.ndarray | None] | None = None) -> float:
+def metering_gain(
+    frames: Iterable[np.ndarray], key: float = KEY, masks: Iterable[np.ndarray | None] | None = None
+) -> float:
     """The exposure gain that maps the log-average luminance of ``frames`` (scene-linear
     (H, W, 3) arrays) to ``key``, clamped to the stop range; 1.0 when no pixel is finite.
 
@@ -82,7 +83,7 @@ def metering_gain(frames: Iterable[np.ndarray], key: float = KEY,
         bright = float(np.percentile(np.concatenate(highs), HIGHLIGHT_PERCENTILE))
         if bright > 0:
             gain = min(gain, HIGHLIGHT_WHITE / bright)
-    return float(max(gain, 2.0 ** MIN_STOPS))
+    return float(max(gain, 2.0**MIN_STOPS))
 
 
 def meter_frame_indices(n: int, count: int = METER_FRAMES) -> list[int]:

@@ -52,8 +52,9 @@ def _sky_targets(k0, r0, k1, r1, width, height):
     return uv, d1[..., 2]
 
 
-def flow_vectors(pos_other: np.ndarray, hit: np.ndarray, cam: tuple, cam_other: tuple | None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def flow_vectors(
+    pos_other: np.ndarray, hit: np.ndarray, cam: tuple, cam_other: tuple | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(flow (H,W,2) px, target depth (H,W) in the other camera (inf for sky), in-frame (H,W) bool).
 
     pos_other: (H,W,3) world positions at the other frame (used where `hit`); cam, cam_other:
@@ -69,14 +70,16 @@ def flow_vectors(pos_other: np.ndarray, hit: np.ndarray, cam: tuple, cam_other: 
     z = np.where(hit, z, np.where(zs > 0, np.inf, -1.0))
     u, v = pixel_centres(w, h)
     flow = uv - np.stack([u, v], -1)
-    inside = (z > 0) & np.isfinite(uv).all(-1) & (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & \
-        (uv[..., 1] < h)
+    inside = (
+        (z > 0) & np.isfinite(uv).all(-1) & (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)
+    )
     flow = np.where(inside[..., None] | (hit[..., None] & np.isfinite(flow)), flow, 0.0)
     return flow.astype(np.float32), z, inside
 
 
-def visible_in(target_flow: np.ndarray, target_z: np.ndarray, inside: np.ndarray, depth_other: np.ndarray
-               ) -> np.ndarray:
+def visible_in(
+    target_flow: np.ndarray, target_z: np.ndarray, inside: np.ndarray, depth_other: np.ndarray
+) -> np.ndarray:
     """Valid flow: inside the other image and not hidden there (see the module doc). depth 0 = sky."""
     h, w = inside.shape
     u, v = pixel_centres(w, h)
@@ -88,7 +91,7 @@ def visible_in(target_flow: np.ndarray, target_z: np.ndarray, inside: np.ndarray
     disp = np.where(depth_other > 0, 1.0 / np.where(depth_other > 0, depth_other, 1.0), 0.0)  # sky: 0
     ax = np.clip(q[..., 0] - 0.5 - x0, 0.0, 1.0)
     ay = np.clip(q[..., 1] - 0.5 - y0, 0.0, 1.0)
-    d = ((1 - ay) * ((1 - ax) * disp[y0, x0] + ax * disp[y0, x1]) + ay * ((1 - ax) * disp[y1, x0] + ax * disp[y1, x1]))
+    d = (1 - ay) * ((1 - ax) * disp[y0, x0] + ax * disp[y0, x1]) + ay * ((1 - ax) * disp[y1, x0] + ax * disp[y1, x1])
     with np.errstate(divide="ignore"):
         surface = np.where(d > 0, 1.0 / d, np.inf)
     return inside & (target_z <= surface * (1 + REL_TOL) + ABS_TOL_M)

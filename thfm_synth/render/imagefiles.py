@@ -11,6 +11,7 @@ import os
 import numpy as np
 from PIL import Image
 
+
 def write_png(path: str | os.PathLike, arr: np.ndarray, compress_level: int = 6) -> int:
     """Lossless PNG of an (H,W) uint8/uint16 or (H,W,3|4) uint8 array (Pillow); returns bytes written."""
     arr = np.ascontiguousarray(arr)
@@ -49,8 +50,9 @@ def read_exr(path: str | os.PathLike) -> dict[str, np.ndarray]:
 EXR_COMPRESSION = ("NONE", "ZIP", "ZIPS", "PIZ", "PXR24", "RLE")  # lossless, except PXR24 (float32 -> 24 bit)
 
 
-def write_exr(path: str | os.PathLike, channels: dict[str, np.ndarray], compression: str = "ZIP",
-              header: dict | None = None) -> int:
+def write_exr(
+    path: str | os.PathLike, channels: dict[str, np.ndarray], compression: str = "ZIP", header: dict | None = None
+) -> int:
     """Write one single-part scanline EXR. float32 arrays stay FLOAT, float16 arrays are HALF."""
     OpenEXR = _openexr()
     comp = getattr(OpenEXR, f"{compression}_COMPRESSION")

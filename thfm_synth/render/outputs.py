@@ -128,8 +128,9 @@ def face_the_camera(n: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.where(away[..., None], turned, n)
 
 
-def decode_raw(channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarray, gain: float = 1.0,
-               k: np.ndarray | None = None) -> Frame:
+def decode_raw(
+    channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarray, gain: float = 1.0, k: np.ndarray | None = None
+) -> Frame:
     """Blender's EXR channels (or the file) -> a Frame. `r`, `k`: this frame's world-to-camera rotation
     and intrinsics (`k` turns normals that face away to face the camera; None leaves them as rendered);
     `gain`: exposure applied to the RGB before the sRGB encoding (`rgb_linear` stays unscaled)."""
@@ -190,8 +191,19 @@ def _u16(x: np.ndarray) -> np.ndarray:
     return np.floor(np.clip(x, 0.0, 1.0) * U16 + 0.5).astype(np.uint16)
 
 
-_EXT = {"rgb": "png", "depth": "exr", "normal": "exr", "mask": "png", "iuv": "exr", "canonical": "exr",
-        "instance": "png", "flow": "exr", "albedo": "exr", "rgb_linear": "exr", "people": "exr"}
+_EXT = {
+    "rgb": "png",
+    "depth": "exr",
+    "normal": "exr",
+    "mask": "png",
+    "iuv": "exr",
+    "canonical": "exr",
+    "instance": "png",
+    "flow": "exr",
+    "albedo": "exr",
+    "rgb_linear": "exr",
+    "people": "exr",
+}
 FLOW_CHANNELS = ("fx", "fy", "bx", "by")
 FLOW_VALID_CHANNELS = ("fv", "bv")
 
@@ -200,9 +212,15 @@ def path_of(root: str | os.PathLike, modality: str, frame: int) -> Path:
     return Path(root) / modality / f"{frame:05d}.{_EXT[modality]}"
 
 
-def write_frame(root: str | os.PathLike, frame_index: int, fr: Frame, modalities=MODALITIES,
-                depth_compression: str = "PXR24", label_compression: str = "ZIP",
-                png_level: int = 6) -> dict[str, int]:
+def write_frame(
+    root: str | os.PathLike,
+    frame_index: int,
+    fr: Frame,
+    modalities=MODALITIES,
+    depth_compression: str = "PXR24",
+    label_compression: str = "ZIP",
+    png_level: int = 6,
+) -> dict[str, int]:
     """Store the frame's modalities under `root`; returns bytes written per modality.
 
     Each file is written to a temporary name and renamed, so readers never see half a file.
@@ -245,9 +263,14 @@ def write_frame(root: str | os.PathLike, frame_index: int, fr: Frame, modalities
         put("instance", lambda p: write_png(p, inst, png_level))
     if "flow" in modalities and fr.flow is not None:
         valid = fr.flow_valid if fr.flow_valid is not None else np.zeros(fr.flow.shape[:2] + (2,), bool)
-        put("flow", lambda p: write_exr(p, {**half(fr.flow, FLOW_CHANNELS),
-                                            **half(valid.astype(np.float32), FLOW_VALID_CHANNELS)},
-                                        label_compression))
+        put(
+            "flow",
+            lambda p: write_exr(
+                p,
+                {**half(fr.flow, FLOW_CHANNELS), **half(valid.astype(np.float32), FLOW_VALID_CHANNELS)},
+                label_compression,
+            ),
+        )
     if "albedo" in modalities and fr.albedo is not None:
         put("albedo", lambda p: write_exr(p, half(fr.albedo, "RGB"), label_compression))
     if "rgb_linear" in modalities and fr.rgb_linear is not None:
@@ -333,9 +356,15 @@ def read_frame(root: str | os.PathLike, frame_index: int, modalities=C.STORED_MO
     return fr
 
 
-def convert_render(render_out: str | os.PathLike, dataset_root: str | os.PathLike, camera,
-                   modalities=MODALITIES, delete_raw: bool = False, auto_exposure: bool = False,
-                   **write_kw) -> list[dict]:
+def convert_render(
+    render_out: str | os.PathLike,
+    dataset_root: str | os.PathLike,
+    camera,
+    modalities=MODALITIES,
+    delete_raw: bool = False,
+    auto_exposure: bool = False,
+    **write_kw,
+) -> list[dict]:
     """Convert every frame listed in `render_out/render_info.json`; returns per-frame byte counts
     and the exposure gain used.
 
@@ -355,8 +384,7 @@ def convert_render(render_out: str | os.PathLike, dataset_root: str | os.PathLik
     if auto_exposure and raws:
         metered = [read_exr(raws[i][0]) for i in exposure.meter_frame_indices(len(raws))]
         metered = [ch for ch in metered if _linear_rgb(ch) is not None]
-        gain = exposure.metering_gain((_linear_rgb(ch) for ch in metered),
-                                      masks=(ch.get(C.CH_FG) for ch in metered))
+        gain = exposure.metering_gain((_linear_rgb(ch) for ch in metered), masks=(ch.get(C.CH_FG) for ch in metered))
     frames = [int(rec["frame"]) for rec in info["frames"]]
     want_flow = "flow" in modalities and cam_k is not None and cam_t is not None
     cams = {f: (cam_k[f], cam_r[f], cam_t[f]) for f in range(len(cam_r))} if want_flow else {}
@@ -376,8 +404,11 @@ def convert_render(render_out: str | os.PathLike, dataset_root: str | os.PathLik
             fwd, z_f, in_f = flow_mod.flow_vectors(fr.pos_next, hit, cams[frame], cams.get(frame + 1))
             bwd, z_b, in_b = flow_mod.flow_vectors(fr.pos_prev, hit, cams[frame], cams.get(frame - 1))
             fr.flow = np.concatenate([fwd, bwd], -1)
-            valid_b = (flow_mod.visible_in(bwd, z_b, in_b, prev[1]) if prev is not None and prev[0] == frame - 1
-                       else np.zeros_like(in_b))
+            valid_b = (
+                flow_mod.visible_in(bwd, z_b, in_b, prev[1])
+                if prev is not None and prev[0] == frame - 1
+                else np.zeros_like(in_b)
+            )
             fr.flow_valid = np.stack([np.zeros_like(in_f), valid_b], -1)
             for f0, fr0, fwd_args in pending:  # the frame before waited for this depth
                 if f0 == frame - 1:

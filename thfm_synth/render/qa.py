@@ -106,7 +106,7 @@ def _normals_from_points(p: np.ndarray) -> np.ndarray:
 def erode(mask: np.ndarray, iterations: int) -> np.ndarray:
     m = mask.copy()
     for _ in range(iterations):
-        m[1:-1, 1:-1] = (m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:])
+        m[1:-1, 1:-1] = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
         m[0], m[-1], m[:, 0], m[:, -1] = False, False, False, False
     return m
 
@@ -144,10 +144,12 @@ def silhouette_pairs(depth: np.ndarray, mask: np.ndarray) -> tuple[int, int, int
     depth = np.where(depth > 0, depth, np.inf)
     inside, outside = mask > 0.99, mask < 0.01
     pairs = steps = violations = 0
-    for a, b, da, db in ((inside[:, :-1], outside[:, 1:], depth[:, :-1], depth[:, 1:]),
-                         (inside[:, 1:], outside[:, :-1], depth[:, 1:], depth[:, :-1]),
-                         (inside[:-1], outside[1:], depth[:-1], depth[1:]),
-                         (inside[1:], outside[:-1], depth[1:], depth[:-1])):
+    for a, b, da, db in (
+        (inside[:, :-1], outside[:, 1:], depth[:, :-1], depth[:, 1:]),
+        (inside[:, 1:], outside[:, :-1], depth[:, 1:], depth[:, :-1]),
+        (inside[:-1], outside[1:], depth[:-1], depth[1:]),
+        (inside[1:], outside[:-1], depth[1:], depth[:-1]),
+    ):
         pair = a & b
         da, db = da[pair], db[pair]
         with np.errstate(invalid="ignore"):
@@ -194,8 +196,7 @@ def label_invariants(depth, normals, mask, part=None, canonical=None) -> dict[st
         # the stored depth: 0 = no surface; anything not finite or negative is never a valid label
         "depth_bad_in_subject": float((d == 0).mean()) if fg.any() else 0.0,
         "depth_nonfinite_in_subject": int((~np.isfinite(d) | (d < 0)).sum()),
-        "normal_unit_err": float(np.abs(np.linalg.norm(normals[surface], axis=-1) - 1).max())
-        if surface.any() else 0.0,
+        "normal_unit_err": float(np.abs(np.linalg.norm(normals[surface], axis=-1) - 1).max()) if surface.any() else 0.0,
     }
     if part is not None:
         out["part_out_of_range"] = int(((part < 0) | (part > 24)).sum())
@@ -241,8 +242,13 @@ def motion_figures(joints_world: np.ndarray, fps: float) -> dict:
     finite = bool(np.isfinite(j).all())
     out = {"joints_finite": finite}
     if not finite or j.size == 0:
-        return {**out, "root_speed_max_mps": float("inf"), "joint_speed_max_mps": float("inf"),
-                "joint_height_min_m": float("-inf"), "joint_height_max_m": float("inf")}
+        return {
+            **out,
+            "root_speed_max_mps": float("inf"),
+            "joint_speed_max_mps": float("inf"),
+            "joint_height_min_m": float("-inf"),
+            "joint_height_max_m": float("inf"),
+        }
     speed = np.linalg.norm(np.diff(j, axis=0), axis=-1) * float(fps) if len(j) > 1 else np.zeros((0, j.shape[1]))
     out["root_speed_max_mps"] = float(speed[:, 0].max()) if speed.size else 0.0
     out["joint_speed_max_mps"] = float(speed.max()) if speed.size else 0.0
@@ -309,8 +315,10 @@ class QaReport:
             failures.append("silhouette_depth_order")
         if agg.get("silhouette_on_depth_edge", 1) < th["silhouette_on_depth_edge_min"]:
             failures.append("mask_off_depth_edge")
-        if (agg.get("depth_bad_in_subject", 0) > th["depth_bad_in_subject_max"]
-                or agg.get("depth_nonfinite_in_subject", 0) > 0):
+        if (
+            agg.get("depth_bad_in_subject", 0) > th["depth_bad_in_subject_max"]
+            or agg.get("depth_nonfinite_in_subject", 0) > 0
+        ):
             failures.append("depth_invalid_in_subject")
         if agg.get("normal_unit_err", 0) > th["normal_unit_err_max"]:
             failures.append("normals_not_unit")
@@ -323,8 +331,10 @@ class QaReport:
             lo, hi = th["joint_height_m"]
             if not m["joints_finite"]:
                 failures.append("joints_not_finite")
-            elif (m["root_speed_max_mps"] > th["root_speed_max_mps"]
-                  or m["joint_speed_max_mps"] > th["joint_speed_max_mps"]):
+            elif (
+                m["root_speed_max_mps"] > th["root_speed_max_mps"]
+                or m["joint_speed_max_mps"] > th["joint_speed_max_mps"]
+            ):
                 failures.append("implausible_joint_speed")
             if m["joints_finite"] and (m["joint_height_min_m"] < lo or m["joint_height_max_m"] > hi):
                 failures.append("implausible_joint_height")
@@ -332,8 +342,21 @@ class QaReport:
         return {"passed": not failures, "failures": failures, "figures": agg, "thresholds": th}
 
 
-def check_frame(depth, normals, mask, k, r, t, joints_world, joints_2d, visible,
-                part=None, canonical=None, rgb=None, black_is_failure: bool = True) -> dict:
+def check_frame(
+    depth,
+    normals,
+    mask,
+    k,
+    r,
+    t,
+    joints_world,
+    joints_2d,
+    visible,
+    part=None,
+    canonical=None,
+    rgb=None,
+    black_is_failure: bool = True,
+) -> dict:
     """Figures of one frame. Stored depth uses 0 for "no surface"; here that means infinitely far.
     `rgb` (uint8, optional) adds the background check (`background_failed`)."""
     stored = depth

@@ -11,23 +11,44 @@ from thfm_synth.blender.child import ServingChild
 from thfm_synth.blender.runtime import RenderRuntime
 
 
-def render_job(scene_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: list[int] | None = None,
-               modalities=contract.DEFAULT_RENDER_MODALITIES, mode: str = "single", device: str | None = None,
-               label_samples: int = 1, per_modality_shading: str = "label", exr_codec: str = "ZIP",
-               threads: int = 0) -> contract.RenderJob:
+def render_job(
+    scene_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    frames: list[int] | None = None,
+    modalities=contract.DEFAULT_RENDER_MODALITIES,
+    mode: str = "single",
+    device: str | None = None,
+    label_samples: int = 1,
+    per_modality_shading: str = "label",
+    exr_codec: str = "ZIP",
+    threads: int = 0,
+) -> contract.RenderJob:
     """The job for blender_scripts/render_scene.py (absolute paths: the child has its own cwd)."""
-    job = contract.RenderJob(scene=str(Path(scene_dir).resolve()), out=str(Path(out_dir).resolve()),
-                             frames=None if frames is None else [int(f) for f in frames],
-                             modalities=list(modalities), mode=mode, label_samples=int(label_samples),
-                             exr_codec=exr_codec, per_modality_shading=per_modality_shading, device=device,
-                             threads=int(threads))
+    job = contract.RenderJob(
+        scene=str(Path(scene_dir).resolve()),
+        out=str(Path(out_dir).resolve()),
+        frames=None if frames is None else [int(f) for f in frames],
+        modalities=list(modalities),
+        mode=mode,
+        label_samples=int(label_samples),
+        exr_codec=exr_codec,
+        per_modality_shading=per_modality_shading,
+        device=device,
+        threads=int(threads),
+    )
     job.check()
     return job
 
 
-def render(scene_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: list[int] | None = None,
-           timeout: float | None = None, runtime: RenderRuntime | None = None, child: ServingChild | None = None,
-           **job_options) -> dict:
+def render(
+    scene_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    frames: list[int] | None = None,
+    timeout: float | None = None,
+    runtime: RenderRuntime | None = None,
+    child: ServingChild | None = None,
+    **job_options,
+) -> dict:
     """Render the description in `scene_dir` into `out_dir`; returns render_info.json as a dict.
 
     frames: None (all) or a list of indices. Each frame is one Cycles render (mode "single");

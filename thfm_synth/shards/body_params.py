@@ -20,13 +20,23 @@ import json
 import numpy as np
 
 PARAM_LAYOUT: tuple[tuple[str, int], ...] = (
-    ("global_orient_cam", 3), ("transl_cam", 3), ("global_orient_world", 3), ("transl_world", 3),
-    ("body_pose", 63), ("jaw_pose", 3), ("leye_pose", 3), ("reye_pose", 3),
-    ("left_hand_pose", 45), ("right_hand_pose", 45), ("expression", 10),
+    ("global_orient_cam", 3),
+    ("transl_cam", 3),
+    ("global_orient_world", 3),
+    ("transl_world", 3),
+    ("body_pose", 63),
+    ("jaw_pose", 3),
+    ("leye_pose", 3),
+    ("reye_pose", 3),
+    ("left_hand_pose", 45),
+    ("right_hand_pose", 45),
+    ("expression", 10),
 )
-USAGE = ("smplx.SMPLX(model_path, gender=gender, use_pca=False, flat_hand_mean=True, num_betas=10, "
-         "num_expression_coeffs=10) with body_betas and the *_cam (or *_world) orientation and translation gives "
-         "the body mesh in the camera (world) frame")
+USAGE = (
+    "smplx.SMPLX(model_path, gender=gender, use_pca=False, flat_hand_mean=True, num_betas=10, "
+    "num_expression_coeffs=10) with body_betas and the *_cam (or *_world) orientation and translation gives "
+    "the body mesh in the camera (world) frame"
+)
 
 
 def layout() -> list[list]:
@@ -47,11 +57,20 @@ def pack(ann: dict, frames: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
     for name, size in PARAM_LAYOUT:
         a = np.asarray(ann[f"smplx_{name}"], np.float64)[frames]
         cols.append(a.reshape(len(frames), size))
-    info = {"model": "smplx", "gender": str(ann["smplx_gender"]), "model_file": str(ann["smplx_model_file"]),
-            "model_sha256": str(ann["smplx_model_sha256"]), "num_vertices": int(ann["smplx_num_vertices"]),
-            "layout": layout(), "usage": USAGE}
-    return (json.dumps(info, sort_keys=True), np.concatenate(cols, axis=1).astype(np.float32),
-            np.asarray(ann["smplx_betas"], np.float32))
+    info = {
+        "model": "smplx",
+        "gender": str(ann["smplx_gender"]),
+        "model_file": str(ann["smplx_model_file"]),
+        "model_sha256": str(ann["smplx_model_sha256"]),
+        "num_vertices": int(ann["smplx_num_vertices"]),
+        "layout": layout(),
+        "usage": USAGE,
+    }
+    return (
+        json.dumps(info, sort_keys=True),
+        np.concatenate(cols, axis=1).astype(np.float32),
+        np.asarray(ann["smplx_betas"], np.float32),
+    )
 
 
 def unpack(body_model: str, params: np.ndarray) -> dict[str, np.ndarray]:
@@ -59,7 +78,7 @@ def unpack(body_model: str, params: np.ndarray) -> dict[str, np.ndarray]:
     info = json.loads(body_model)
     out = {}
     for name, start, size in info["layout"]:
-        a = np.asarray(params)[:, start:start + size]
+        a = np.asarray(params)[:, start : start + size]
         out[name] = a.reshape(len(a), -1, 3) if name.endswith("_pose") and size > 3 else a
     return out
 
@@ -71,17 +90,20 @@ def describe(body_model: str, params: np.ndarray, betas: np.ndarray, frame: int 
     info = json.loads(body_model)
     p = unpack(body_model, params)
     fmt = lambda a: "[" + ", ".join(f"{x:+.3f}" for x in np.asarray(a).ravel()) + "]"  # noqa: E731
-    lines = [f"body model: {info['model']} ({info['gender']}, {info['model_file']} sha256 "
-             f"{info['model_sha256'][:12]}, {info['num_vertices']} vertices), {len(params)} frames x "
-             f"{params.shape[1]} parameters",
-             f"  betas {fmt(betas)}"]
+    lines = [
+        f"body model: {info['model']} ({info['gender']}, {info['model_file']} sha256 "
+        f"{info['model_sha256'][:12]}, {info['num_vertices']} vertices), {len(params)} frames x "
+        f"{params.shape[1]} parameters",
+        f"  betas {fmt(betas)}",
+    ]
     if len(params):
         f = min(frame, len(params) - 1)
-        lines += [f"  frame {f}: global_orient_cam {fmt(p['global_orient_cam'][f])} transl_cam "
-                  f"{fmt(p['transl_cam'][f])} (m)",
-                  f"  frame {f}: global_orient_world {fmt(p['global_orient_world'][f])} transl_world "
-                  f"{fmt(p['transl_world'][f])} (m)",
-                  f"  frame {f}: body_pose (21 x 3, rad) |max| {np.abs(p['body_pose'][f]).max():.3f}, hands |max| "
-                  f"{max(np.abs(p['left_hand_pose'][f]).max(), np.abs(p['right_hand_pose'][f]).max()):.3f}, "
-                  f"expression {fmt(p['expression'][f][:3])}..."]
+        lines += [
+            f"  frame {f}: global_orient_cam {fmt(p['global_orient_cam'][f])} transl_cam {fmt(p['transl_cam'][f])} (m)",
+            f"  frame {f}: global_orient_world {fmt(p['global_orient_world'][f])} transl_world "
+            f"{fmt(p['transl_world'][f])} (m)",
+            f"  frame {f}: body_pose (21 x 3, rad) |max| {np.abs(p['body_pose'][f]).max():.3f}, hands |max| "
+            f"{max(np.abs(p['left_hand_pose'][f]).max(), np.abs(p['right_hand_pose'][f]).max()):.3f}, "
+            f"expression {fmt(p['expression'][f][:3])}...",
+        ]
     return lines

@@ -60,8 +60,9 @@ class VerifiedArrayRecordSource:
         return f"VerifiedArrayRecordSource({len(self.paths)} shards, {self._len} records)"
 
 
-def grain_dataset(root: str | Path, seed: int, shuffle: bool = True, shard_index: int = 0, shard_count: int = 1,
-                  decode: bool = True):
+def grain_dataset(
+    root: str | Path, seed: int, shuffle: bool = True, shard_index: int = 0, shard_count: int = 1, decode: bool = True
+):
     """A grain.MapDataset over every record of a shard set (checksums verified on read).
 
     The shuffle is global (a permutation of all records across all shards, keyed by seed);

@@ -33,14 +33,32 @@ from model.tasks import TASKS
 SCHEMA_VERSION = 2
 MAGIC = b"THFMREC1"
 SCALARS = ("schema_version", "video_id", "task", "prompt_id", "vae_id", "source_checksums", "body_model")
-ARRAYS = ("rgb_latents", "target_latents", "keypoints_2d", "keypoints_3d", "keypoints_visibility",
-          "camera_k", "camera_rt", "target_pixels", "pixel_valid", "body_params", "body_betas",
-          "people_keypoints_2d", "people_keypoints_3d", "people_keypoints_visibility")
+ARRAYS = (
+    "rgb_latents",
+    "target_latents",
+    "keypoints_2d",
+    "keypoints_3d",
+    "keypoints_visibility",
+    "camera_k",
+    "camera_rt",
+    "target_pixels",
+    "pixel_valid",
+    "body_params",
+    "body_betas",
+    "people_keypoints_2d",
+    "people_keypoints_3d",
+    "people_keypoints_visibility",
+)
 CORE_ARRAYS = ARRAYS[:7]
 PIXEL_ARRAYS = ("target_pixels", "pixel_valid")
 OPTIONAL_SCALARS = ("body_model",)
-OPTIONAL_ARRAYS = ("body_params", "body_betas", "people_keypoints_2d", "people_keypoints_3d",
-                   "people_keypoints_visibility")
+OPTIONAL_ARRAYS = (
+    "body_params",
+    "body_betas",
+    "people_keypoints_2d",
+    "people_keypoints_3d",
+    "people_keypoints_visibility",
+)
 # the arrays each schema version holds (a v1 record, from before pixel ground truth, reads with the
 # two pixel arrays empty and is checksummed over its own arrays); optional arrays join when set
 SCHEMA_ARRAYS = {1: CORE_ARRAYS, 2: CORE_ARRAYS + PIXEL_ARRAYS}
@@ -59,20 +77,20 @@ FIELD_DOCS = {
     "camera_k": "(T, 3, 3) float32: intrinsics after resizing, pixels",
     "camera_rt": "(T, 3, 4) float32: world-to-camera [R|t], OpenCV",
     "target_pixels": "uint8 blob (model/pixels.py): the task's pixel ground truth at model resolution - metric depth "
-                     "(T, H, W) float16 metres for depth tasks, else the [-1, 1] target as uint8 (T, H, W, 3); "
-                     "empty for keypoint tasks or without pixel targets",
+    "(T, H, W) float16 metres for depth tasks, else the [-1, 1] target as uint8 (T, H, W, 3); "
+    "empty for keypoint tasks or without pixel targets",
     "pixel_valid": "uint8 blob (model/pixels.py): (T, H, W) bool, the pixels that carry ground truth "
-                   "(not sky / not the person for human-only tasks); empty like target_pixels",
+    "(not sky / not the person for human-only tasks); empty like target_pixels",
     "body_model": "str: JSON of the body model (smplx: gender, model file sha256, layout of body_params); '' if none",
     "body_params": "(T, P) float32: SMPL-X parameters per frame (camera and world frames; layout in body_model); "
-                   "empty if none",
+    "empty if none",
     "body_betas": "(10,) float32: SMPL-X shape; empty if none",
     "people_keypoints_2d": "(P, T, K, 2) float32: every person's joints (the subject first; videos with several "
-                           "people), like keypoints_2d; empty with one person",
+    "people), like keypoints_2d; empty with one person",
     "people_keypoints_3d": "(P, T, K, 3) float32: every person's joints in the camera frame, metres; empty with one "
-                           "person",
+    "person",
     "people_keypoints_visibility": "(P, T, K) uint8: codes as keypoints_visibility, 4 = hidden by another person; "
-                                   "empty with one person",
+    "empty with one person",
 }
 
 
@@ -149,8 +167,9 @@ class Record:
             meta[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes}
             blobs.append(a.tobytes())
             offset += a.nbytes
-        header = json.dumps({"fields": self.scalars(), "arrays": meta, "sha256": self.checksum()},
-                            sort_keys=True).encode()
+        header = json.dumps(
+            {"fields": self.scalars(), "arrays": meta, "sha256": self.checksum()}, sort_keys=True
+        ).encode()
         return MAGIC + struct.pack("<I", len(header)) + header + b"".join(blobs)
 
     @classmethod
@@ -159,13 +178,13 @@ class Record:
             raise RecordError("not a thfm-synth record (bad magic)")
         (hlen,) = struct.unpack_from("<I", data, 8)
         try:
-            header = json.loads(data[12:12 + hlen])
+            header = json.loads(data[12 : 12 + hlen])
         except ValueError:
             raise RecordError("record header is not valid JSON") from None
-        body = memoryview(data)[12 + hlen:]
+        body = memoryview(data)[12 + hlen :]
         arrays = {}
         for name, m in header["arrays"].items():
-            raw = body[m["offset"]:m["offset"] + m["nbytes"]]
+            raw = body[m["offset"] : m["offset"] + m["nbytes"]]
             if len(raw) != m["nbytes"]:
                 raise RecordError(f"array {name} is truncated")
             # zero-copy: a read-only view into `data` (kept alive by the array's base)
@@ -178,7 +197,7 @@ class Record:
     @staticmethod
     def stored_checksum(data: bytes) -> str:
         (hlen,) = struct.unpack_from("<I", data, 8)
-        return json.loads(data[12:12 + hlen])["sha256"]
+        return json.loads(data[12 : 12 + hlen])["sha256"]
 
     # ---------------------------------------------------------------- Parquet row
 
@@ -194,8 +213,11 @@ class Record:
 
     @classmethod
     def from_row(cls, row: dict, verify: bool = False) -> "Record":
-        arrays = {name: _view(row[name], row[f"{name}_dtype"], row[f"{name}_shape"])
-                  for name in ARRAYS if row.get(name) is not None}
+        arrays = {
+            name: _view(row[name], row[f"{name}_dtype"], row[f"{name}_shape"])
+            for name in ARRAYS
+            if row.get(name) is not None
+        }
         rec = cls(**{k: row[k] for k in SCALARS if k in row}, arrays=arrays)
         if verify and rec.checksum() != row["record_sha256"]:
             raise RecordError(f"checksum mismatch in record {rec.video_id}/{rec.task}")

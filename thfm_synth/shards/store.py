@@ -33,8 +33,16 @@ import pyarrow.parquet as pq
 from thfm_synth.assets.manifest import file_sha256
 from thfm_synth.atomic import atomic_path, write_text
 from thfm_synth.errors import UserError
-from thfm_synth.shards.record import (ARRAYS, FIELD_DOCS, OPTIONAL_ARRAYS, OPTIONAL_SCALARS, SCALARS, SCHEMA_VERSION,
-                                     Record, RecordError)
+from thfm_synth.shards.record import (
+    ARRAYS,
+    FIELD_DOCS,
+    OPTIONAL_ARRAYS,
+    OPTIONAL_SCALARS,
+    SCALARS,
+    SCHEMA_VERSION,
+    Record,
+    RecordError,
+)
 
 FORMATS = ("parquet", "array_record")
 INDEX = "index.json"
@@ -50,9 +58,17 @@ UNCOMPRESSED_COLUMNS = ("rgb_latents", "target_latents", "target_pixels", "pixel
 def parquet_schema() -> pa.Schema:
     """Scalars, arrays (blob, dtype, shape), record_sha256; the optional fields come last, so the
     columns of older shards keep their positions."""
+
     def arrays(names):
-        return [f for name in names for f in (pa.field(name, pa.large_binary()), pa.field(f"{name}_dtype", pa.string()),
-                                              pa.field(f"{name}_shape", pa.list_(pa.int64())))]
+        return [
+            f
+            for name in names
+            for f in (
+                pa.field(name, pa.large_binary()),
+                pa.field(f"{name}_dtype", pa.string()),
+                pa.field(f"{name}_shape", pa.list_(pa.int64())),
+            )
+        ]
 
     core_scalars = [k for k in SCALARS if k not in OPTIONAL_SCALARS]
     fields = [pa.field(k, pa.int64() if k == "schema_version" else pa.string()) for k in core_scalars]
@@ -83,8 +99,9 @@ def write_shard(out_dir: str | Path, name: str, records: Iterable[Record], extra
         # no min/max statistics (they would copy whole arrays into the footer) and no dictionary for the blobs
         stats = [f.name for f in parquet_schema() if f.type != pa.large_binary()]
         compression = {f.name: "none" if f.name in UNCOMPRESSED_COLUMNS else "zstd" for f in parquet_schema()}
-        pw = pq.ParquetWriter(pq_tmp, parquet_schema(), compression=compression, write_statistics=stats,
-                              use_dictionary=stats)
+        pw = pq.ParquetWriter(
+            pq_tmp, parquet_schema(), compression=compression, write_statistics=stats, use_dictionary=stats
+        )
         try:
             for rec in records:
                 row = rec.to_row()
@@ -97,9 +114,14 @@ def write_shard(out_dir: str | Path, name: str, records: Iterable[Record], extra
             pw.close()
             ar.close()
     meta = {
-        "name": name, "schema_version": SCHEMA_VERSION, "num_records": len(checksums), "tasks": dict(tasks),
-        "files": {fmt: {"path": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)}
-                  for fmt, p in (("parquet", pq_path), ("array_record", ar_path))},
+        "name": name,
+        "schema_version": SCHEMA_VERSION,
+        "num_records": len(checksums),
+        "tasks": dict(tasks),
+        "files": {
+            fmt: {"path": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)}
+            for fmt, p in (("parquet", pq_path), ("array_record", ar_path))
+        },
         "record_sha256": checksums,
         "records": names,
         **(extra or {}),
@@ -116,8 +138,11 @@ def build_index(out_dir: str | Path, extra: dict | None = None) -> dict:
         tasks.update(m["tasks"])
     content = hashlib.sha256("".join(h for m in metas for h in m["record_sha256"]).encode()).hexdigest()
     index = {
-        "schema_version": SCHEMA_VERSION, "num_shards": len(metas), "num_records": sum(m["num_records"] for m in metas),
-        "tasks": dict(sorted(tasks.items())), "content_sha256": content,
+        "schema_version": SCHEMA_VERSION,
+        "num_shards": len(metas),
+        "num_records": sum(m["num_records"] for m in metas),
+        "tasks": dict(sorted(tasks.items())),
+        "content_sha256": content,
         "fields": FIELD_DOCS,
         "shards": [{k: m[k] for k in ("name", "num_records", "tasks", "files")} for m in metas],
         **(extra or {}),
@@ -132,15 +157,17 @@ class CorruptRecord(UserError):
 
     def __init__(self, path: Path, index: int, label: str | None, detail: str):
         name = Path(path).name.split(".")[0]
-        super().__init__(f"shard {path} record {index}" + (f" ({label})" if label else "") + f": {detail}",
-                         f"`thfm-synth shards verify {Path(path).parent}` lists every damaged record; to repair, "
-                         f"delete {name}.json and rerun the same `thfm-synth preprocess` command (it rewrites "
-                         f"only that shard)")
+        super().__init__(
+            f"shard {path} record {index}" + (f" ({label})" if label else "") + f": {detail}",
+            f"`thfm-synth shards verify {Path(path).parent}` lists every damaged record; to repair, "
+            f"delete {name}.json and rerun the same `thfm-synth preprocess` command (it rewrites "
+            f"only that shard)",
+        )
 
 
 def _detail(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return (lines[0][:200] if lines else type(exc).__name__)
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 class _Labels:
@@ -199,8 +226,9 @@ class ShardSet:
         root = Path(root)
         path = root / INDEX
         if not path.is_file():
-            raise UserError(f"{root} is not a shard set ({INDEX} missing)",
-                            "point at a folder made by `thfm-synth preprocess`")
+            raise UserError(
+                f"{root} is not a shard set ({INDEX} missing)", "point at a folder made by `thfm-synth preprocess`"
+            )
         return cls(root, json.loads(path.read_text()))
 
     def paths(self, fmt: str) -> list[Path]:
@@ -236,8 +264,9 @@ class ShardSet:
                     reader.close()
 
 
-def records_from_table(table: pa.Table, verify: bool = True, path: Path | None = None, first: int = 0,
-                       labels: _Labels | None = None) -> Iterator[Record]:
+def records_from_table(
+    table: pa.Table, verify: bool = True, path: Path | None = None, first: int = 0, labels: _Labels | None = None
+) -> Iterator[Record]:
     """Records of a Parquet table, the array blobs read straight from Arrow's buffers (one copy).
     `path`/`first`: the shard file and the number of the table's first record (for error messages)."""
     import numpy as np
@@ -252,12 +281,13 @@ def records_from_table(table: pa.Table, verify: bool = True, path: Path | None =
                 arr = cols[name]
                 offsets = np.frombuffer(arr.buffers()[1], np.int64, count=2, offset=8 * (arr.offset + i))
                 data = arr.buffers()[2]
-                row[name] = memoryview(data)[int(offsets[0]):int(offsets[1])] if data is not None else b""
+                row[name] = memoryview(data)[int(offsets[0]) : int(offsets[1])] if data is not None else b""
             yield Record.from_row(row, verify=verify)
         except (RecordError, ValueError, KeyError, TypeError) as exc:
             where = Path(path) if path is not None else Path("<table>")
-            raise CorruptRecord(where, first + i, (labels or _Labels(where))(first + i) if path else None,
-                                _detail(exc)) from None
+            raise CorruptRecord(
+                where, first + i, (labels or _Labels(where))(first + i) if path else None, _detail(exc)
+            ) from None
 
 
 def _label(meta: dict, i: int, fallback: str = "?") -> str:
@@ -313,8 +343,9 @@ def verify(root: str | Path) -> tuple[int, list[str]]:
                     try:
                         data = reader.read([i])[0]
                         rec = Record.from_bytes(data)
-                        ok = (rec.checksum() == Record.stored_checksum(data) == expected[i]
-                              and f"{rec.video_id}/{rec.task}" == _label(meta, i, f"{rec.video_id}/{rec.task}"))
+                        ok = rec.checksum() == Record.stored_checksum(data) == expected[
+                            i
+                        ] and f"{rec.video_id}/{rec.task}" == _label(meta, i, f"{rec.video_id}/{rec.task}")
                         label = _label(meta, i, f"{rec.video_id}/{rec.task}")
                     except Exception:
                         ok = False

@@ -18,9 +18,31 @@ from thfm_synth.render import outputs
 from thfm_synth.render.imagefiles import write_png
 from thfm_synth.render.video.annotations import read_annotations, read_video_metadata
 
-SMPL24_BONES = ((0, 1), (0, 2), (0, 3), (1, 4), (2, 5), (3, 6), (4, 7), (5, 8), (6, 9), (7, 10), (8, 11), (9, 12),
-                (12, 13), (12, 14), (12, 15), (13, 16), (14, 17), (16, 18), (17, 19), (18, 20), (19, 21), (20, 22),
-                (21, 23))
+SMPL24_BONES = (
+    (0, 1),
+    (0, 2),
+    (0, 3),
+    (1, 4),
+    (2, 5),
+    (3, 6),
+    (4, 7),
+    (5, 8),
+    (6, 9),
+    (7, 10),
+    (8, 11),
+    (9, 12),
+    (12, 13),
+    (12, 14),
+    (12, 15),
+    (13, 16),
+    (14, 17),
+    (16, 18),
+    (17, 19),
+    (18, 20),
+    (19, 21),
+    (20, 22),
+    (21, 23),
+)
 VIS_COLOURS = np.array([[40, 220, 60], [0, 0, 0], [250, 210, 30], [230, 40, 40]], np.uint8)
 
 
@@ -68,8 +90,9 @@ def flow_colours(flow: np.ndarray, valid: np.ndarray, scale: float) -> np.ndarra
     return (rgb * np.where(valid, 1.0, 0.5)[..., None] * 255).astype(np.uint8)
 
 
-def tiles(fr: outputs.Frame, joints2d: np.ndarray, vis: np.ndarray, disp_range: tuple[float, float],
-          flow_scale: float = 1.0) -> np.ndarray:
+def tiles(
+    fr: outputs.Frame, joints2d: np.ndarray, vis: np.ndarray, disp_range: tuple[float, float], flow_scale: float = 1.0
+) -> np.ndarray:
     h, w = fr.rgb.shape[:2]
     rgb = fr.rgb.copy()
     r = max(1, w // 200)
@@ -86,7 +109,7 @@ def tiles(fr: outputs.Frame, joints2d: np.ndarray, vis: np.ndarray, disp_range: 
     n = fr.normal * np.array([1.0, -1.0, -1.0])
     normal = np.where((np.abs(fr.normal).sum(-1) > 0)[..., None], (n * 0.5 + 0.5) * 255, 0).astype(np.uint8)
     if fr.people is not None:  # several people: each person's coverage in its own colour
-        mask = (np.clip(fr.people @ PALETTE[1:fr.people.shape[-1] + 1], 0, 1) * 255).astype(np.uint8)
+        mask = (np.clip(fr.people @ PALETTE[1 : fr.people.shape[-1] + 1], 0, 1) * 255).astype(np.uint8)
     else:
         mask = np.repeat((fr.mask * 255).astype(np.uint8)[..., None], 3, -1)
     shade = 0.55 + 0.45 * fr.part_uv.mean(-1, keepdims=True)
@@ -104,8 +127,9 @@ def tiles(fr: outputs.Frame, joints2d: np.ndarray, vis: np.ndarray, disp_range: 
     return np.concatenate(rows, axis=0)
 
 
-def make_preview(video_dir: str | Path, out_mp4: str | Path | None = None, out_png: str | Path | None = None,
-                 sheet_frames: int = 4) -> tuple[Path | None, Path]:
+def make_preview(
+    video_dir: str | Path, out_mp4: str | Path | None = None, out_png: str | Path | None = None, sheet_frames: int = 4
+) -> tuple[Path | None, Path]:
     video_dir = Path(video_dir)
     meta = read_video_metadata(video_dir)
     ann = read_annotations(video_dir / "annotations.npz")
@@ -116,8 +140,9 @@ def make_preview(video_dir: str | Path, out_mp4: str | Path | None = None, out_p
     speeds = [np.linalg.norm(fr.flow[..., :2], axis=-1)[fr.flow_valid[..., 0]] for fr in frames if fr.flow is not None]
     speeds = np.concatenate(speeds) if speeds else np.zeros(0)
     scale = float(np.percentile(speeds, 99)) if len(speeds) else 1.0
-    grids = [tiles(fr, ann["joints2d_smpl24"][f], ann["visibility_smpl24"][f], rng, scale)
-             for f, fr in enumerate(frames)]
+    grids = [
+        tiles(fr, ann["joints2d_smpl24"][f], ann["visibility_smpl24"][f], rng, scale) for f, fr in enumerate(frames)
+    ]
     out_png = Path(out_png or video_dir / "preview.png")
     pick = np.unique(np.linspace(0, n - 1, min(sheet_frames, n)).round().astype(int))
     write_png(out_png, np.concatenate([grids[i] for i in pick], axis=0))
@@ -127,9 +152,16 @@ def make_preview(video_dir: str | Path, out_mp4: str | Path | None = None, out_p
     except ImportError:
         return None, out_png
     h, w = grids[0].shape[:2]
-    writer = imageio_ffmpeg.write_frames(str(out_mp4), (w, h), fps=float(meta["spec"]["fps"]), codec="libx264",
-                                         pix_fmt_out="yuv420p", macro_block_size=2, quality=8,
-                                         output_params=["-loglevel", "error"])
+    writer = imageio_ffmpeg.write_frames(
+        str(out_mp4),
+        (w, h),
+        fps=float(meta["spec"]["fps"]),
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=2,
+        quality=8,
+        output_params=["-loglevel", "error"],
+    )
     writer.send(None)
     for g in grids:
         writer.send(np.ascontiguousarray(g))

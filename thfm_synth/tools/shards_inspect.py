@@ -61,10 +61,15 @@ def ls(root: str | Path) -> Result:
     for name in names:
         meta_path = root / f"{name}.json"
         files = {fmt: root / f"{name}.{fmt}" for fmt in ("parquet", "array_record")}
-        row = {"name": name, "done": meta_path.is_file(),
-               "parquet_bytes": files["parquet"].stat().st_size if files["parquet"].is_file() else None,
-               "array_record_bytes": files["array_record"].stat().st_size if files["array_record"].is_file() else None,
-               "records": None, "tasks": {}, "videos": None}
+        row = {
+            "name": name,
+            "done": meta_path.is_file(),
+            "parquet_bytes": files["parquet"].stat().st_size if files["parquet"].is_file() else None,
+            "array_record_bytes": files["array_record"].stat().st_size if files["array_record"].is_file() else None,
+            "records": None,
+            "tasks": {},
+            "videos": None,
+        }
         if row["done"]:
             meta = json.loads(meta_path.read_text())
             row.update(records=meta["num_records"], tasks=meta["tasks"], videos=len(meta.get("videos", [])) or None)
@@ -73,13 +78,17 @@ def ls(root: str | Path) -> Result:
     lines = [f"{'shard':<14}{'records':>8}{'videos':>8}{'parquet':>14}{'array_record':>15}  tasks"]
     for r in rows:
         tasks = " ".join(f"{t}:{n}" for t, n in sorted(r["tasks"].items())) if r["done"] else "PARTIAL (no .json)"
-        lines.append(f"{r['name']:<14}{r['records'] if r['records'] is not None else '-':>8}"
-                     f"{r['videos'] or '-':>8}{_mb(r['parquet_bytes'] or 0):>14}{_mb(r['array_record_bytes'] or 0):>15}"
-                     f"  {tasks}")
+        lines.append(
+            f"{r['name']:<14}{r['records'] if r['records'] is not None else '-':>8}"
+            f"{r['videos'] or '-':>8}{_mb(r['parquet_bytes'] or 0):>14}{_mb(r['array_record_bytes'] or 0):>15}"
+            f"  {tasks}"
+        )
     total = sum((r["parquet_bytes"] or 0) + (r["array_record_bytes"] or 0) for r in rows)
-    lines.append(f"{len(rows)} shards ({sum(r['done'] for r in rows)} done), "
-                 f"{sum(r['records'] or 0 for r in rows)} records, {_mb(total)}"
-                 + ("" if indexed else f"; no {INDEX}: the shard set is unfinished"))
+    lines.append(
+        f"{len(rows)} shards ({sum(r['done'] for r in rows)} done), "
+        f"{sum(r['records'] or 0 for r in rows)} records, {_mb(total)}"
+        + ("" if indexed else f"; no {INDEX}: the shard set is unfinished")
+    )
     return Result({"shards": rows, "indexed": indexed, "bytes": total}, lines)
 
 
@@ -90,8 +99,10 @@ def _prompt_info(root: Path) -> dict | None:
     from model.prompts import PromptTable
 
     table = PromptTable.load(path)
-    return {"provenance": table.provenance,
-            "embeddings": {t: list(e.shape) for t, e in sorted(table.embeddings.items())}}
+    return {
+        "provenance": table.provenance,
+        "embeddings": {t: list(e.shape) for t, e in sorted(table.embeddings.items())},
+    }
 
 
 def video_bytes(records) -> dict:
@@ -100,7 +111,7 @@ def video_bytes(records) -> dict:
     for rec in records:
         out["records"] += 1
         for name, a in rec.arrays.items():
-            kind = ("latents" if name.endswith("_latents") else "pixels" if name in PIXEL_ARRAYS else "other")
+            kind = "latents" if name.endswith("_latents") else "pixels" if name in PIXEL_ARRAYS else "other"
             out[kind] += int(np.asarray(a).nbytes)
     out["total"] = out["latents"] + out["pixels"] + out["other"]
     return out
@@ -122,12 +133,16 @@ def _size_lines(shards: ShardSet, per: dict) -> list[str]:
     n = idx.get("num_videos") or None
     lines = []
     if n:
-        lines.append(f"shard size per video: {_mb(files / n)} on disk (Parquet + ArrayRecord, {idx['num_shards']} "
-                     f"shards, {_mb(files)} for {n} videos)")
-    lines.append(f"arrays of one video ({per['video_id']}, {per['records']} records, one format): {_mb(per['total'])}"
-                 f" = latents {_mb(per['latents'])} + pixel ground truth {_mb(per['pixels'])}"
-                 f" + keypoints/cameras {_mb(per['other'])}"
-                 + ("" if per["pixels"] else " (no pixel ground truth: stage-1 shards)"))
+        lines.append(
+            f"shard size per video: {_mb(files / n)} on disk (Parquet + ArrayRecord, {idx['num_shards']} "
+            f"shards, {_mb(files)} for {n} videos)"
+        )
+    lines.append(
+        f"arrays of one video ({per['video_id']}, {per['records']} records, one format): {_mb(per['total'])}"
+        f" = latents {_mb(per['latents'])} + pixel ground truth {_mb(per['pixels'])}"
+        f" + keypoints/cameras {_mb(per['other'])}"
+        + ("" if per["pixels"] else " (no pixel ground truth: stage-1 shards)")
+    )
     return lines
 
 
@@ -136,32 +151,52 @@ def info(root: str | Path) -> Result:
     shards = ShardSet.open(root)
     idx = shards.index
     first = next(iter(shards.records("array_record")), None)
-    shapes = ({n: {"dtype": first.arrays[n].dtype.str, "shape": list(first.arrays[n].shape)} for n in ARRAYS}
-              if first is not None else {})
+    shapes = (
+        {n: {"dtype": first.arrays[n].dtype.str, "shape": list(first.arrays[n].shape)} for n in ARRAYS}
+        if first is not None
+        else {}
+    )
     schema = [{"name": f.name, "type": str(f.type)} for f in parquet_schema()]
     prompts = _prompt_info(shards.root)
     per_video = _first_video_bytes(shards) if first is not None else None
-    data = {"root": str(shards.root), "schema_version": idx["schema_version"], "num_shards": idx["num_shards"],
-            "bytes_per_video": per_video,
-            "num_records": idx["num_records"], "num_videos": idx.get("num_videos"), "tasks": idx["tasks"],
-            "vae_id": idx.get("vae_id") or (first.vae_id if first else None), "preprocess": idx.get("preprocess"),
-            "render_dir": idx.get("render_dir"), "content_sha256": idx.get("content_sha256"),
-            "fields": FIELD_DOCS, "parquet_schema": schema, "first_record": shapes, "prompts": prompts}
-    lines = [f"shard set {shards.root}: {idx['num_records']} records in {idx['num_shards']} shards"
-             + (f" from {idx['num_videos']} videos" if idx.get("num_videos") else ""),
-             "records per task: " + ", ".join(f"{t} {n}" for t, n in idx["tasks"].items()),
-             f"codec (vae_id): {data['vae_id']}"]
+    data = {
+        "root": str(shards.root),
+        "schema_version": idx["schema_version"],
+        "num_shards": idx["num_shards"],
+        "bytes_per_video": per_video,
+        "num_records": idx["num_records"],
+        "num_videos": idx.get("num_videos"),
+        "tasks": idx["tasks"],
+        "vae_id": idx.get("vae_id") or (first.vae_id if first else None),
+        "preprocess": idx.get("preprocess"),
+        "render_dir": idx.get("render_dir"),
+        "content_sha256": idx.get("content_sha256"),
+        "fields": FIELD_DOCS,
+        "parquet_schema": schema,
+        "first_record": shapes,
+        "prompts": prompts,
+    }
+    lines = [
+        f"shard set {shards.root}: {idx['num_records']} records in {idx['num_shards']} shards"
+        + (f" from {idx['num_videos']} videos" if idx.get("num_videos") else ""),
+        "records per task: " + ", ".join(f"{t} {n}" for t, n in idx["tasks"].items()),
+        f"codec (vae_id): {data['vae_id']}",
+    ]
     if data["preprocess"]:
         p = data["preprocess"]
-        lines.append(f"clips: {p['num_frames']} frames at {p['fps']:g} fps, {p['width']}x{p['height']}, "
-                     f"keypoints {p['keypoint_convention']}, latents {p['latent_dtype']}")
+        lines.append(
+            f"clips: {p['num_frames']} frames at {p['fps']:g} fps, {p['width']}x{p['height']}, "
+            f"keypoints {p['keypoint_convention']}, latents {p['latent_dtype']}"
+        )
     if data["render_dir"]:
         lines.append(f"rendered videos: {data['render_dir']}")
     if prompts:
         prov = prompts["provenance"]
-        lines.append(f"prompts ({PROMPTS_FILE}): encoder {prov.get('encoder')}, dim {prov.get('dim')}"
-                     + (f", tokens {prov['tokens']}" if "tokens" in prov else "")
-                     + (f", weights digest {prov['weights_digest'][:16]}" if prov.get("weights_digest") else ""))
+        lines.append(
+            f"prompts ({PROMPTS_FILE}): encoder {prov.get('encoder')}, dim {prov.get('dim')}"
+            + (f", tokens {prov['tokens']}" if "tokens" in prov else "")
+            + (f", weights digest {prov['weights_digest'][:16]}" if prov.get("weights_digest") else "")
+        )
     else:
         lines.append(f"prompts: no {PROMPTS_FILE}")
     if per_video:
@@ -197,8 +232,14 @@ class _Moments:
     def result(self) -> dict:
         mean = self.s / self.n
         std = np.sqrt(np.maximum(self.s2 / self.n - mean * mean, 0.0))
-        return {"records": self.records, "values_per_channel": int(self.n), "mean": mean.tolist(),
-                "std": std.tolist(), "min": self.lo.tolist(), "max": self.hi.tolist()}
+        return {
+            "records": self.records,
+            "values_per_channel": int(self.n),
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+            "min": self.lo.tolist(),
+            "max": self.hi.tolist(),
+        }
 
 
 def stats(root: str | Path, tasks: list[str] | None = None, max_records: int | None = None) -> Result:
@@ -229,17 +270,23 @@ def stats(root: str | Path, tasks: list[str] | None = None, max_records: int | N
             if len(kp):
                 slot.setdefault(name, _Moments()).add(kp.T)
     data = {t: {k: m.result() for k, m in v.items()} for t, v in sorted(acc.items())}
-    size = {"per_video_mean": float(np.mean(list(per_video.values()))) if per_video else 0.0,
-            "videos": len(per_video), "per_record_mean": {t: float(np.mean(v)) for t, v in sorted(sizes.items())}}
-    lines = [f"value statistics of {seen} records (per channel: mean / std / min / max)",
-             f"stored arrays per video: {_mb(size['per_video_mean'])} (mean of {size['videos']} videos); per record: "
-             + ", ".join(f"{t} {_mb(v)}" for t, v in size["per_record_mean"].items())]
+    size = {
+        "per_video_mean": float(np.mean(list(per_video.values()))) if per_video else 0.0,
+        "videos": len(per_video),
+        "per_record_mean": {t: float(np.mean(v)) for t, v in sorted(sizes.items())},
+    }
+    lines = [
+        f"value statistics of {seen} records (per channel: mean / std / min / max)",
+        f"stored arrays per video: {_mb(size['per_video_mean'])} (mean of {size['videos']} videos); per record: "
+        + ", ".join(f"{t} {_mb(v)}" for t, v in size["per_record_mean"].items()),
+    ]
     for task, parts in data.items():
         for what, r in parts.items():
             lines.append(f"{task} {what} ({r['records']} records, {r['values_per_channel']:,} values per channel):")
             for c in range(len(r["mean"])):
-                lines.append(f"  ch{c:<3} {r['mean'][c]:>9.4f} {r['std'][c]:>9.4f} {r['min'][c]:>9.4f} "
-                             f"{r['max'][c]:>9.4f}")
+                lines.append(
+                    f"  ch{c:<3} {r['mean'][c]:>9.4f} {r['std'][c]:>9.4f} {r['min'][c]:>9.4f} {r['max'][c]:>9.4f}"
+                )
     return Result({"records": seen, "tasks": data, "bytes": size}, lines)
 
 
@@ -249,8 +296,10 @@ def stats(root: str | Path, tasks: list[str] | None = None, max_records: int | N
 def verify(root: str | Path) -> Result:
     """Re-check every file sha256 and record checksum in both formats; `data['ok']` is the verdict."""
     checked, problems = verify_store(root)
-    lines = problems + [f"checked {checked} records (Parquet and ArrayRecord): "
-                        + ("all checksums match" if not problems else f"{len(problems)} problems")]
+    lines = problems + [
+        f"checked {checked} records (Parquet and ArrayRecord): "
+        + ("all checksums match" if not problems else f"{len(problems)} problems")
+    ]
     return Result({"checked": checked, "problems": problems, "ok": not problems}, lines)
 
 
@@ -263,12 +312,16 @@ def _codec_for(vae_id: str, vae_weights: str | Path | None):
     if vae_id == CODEC_ID:
         return make_codec(None)
     if not vae_weights:
-        raise UserError(f"the records were encoded by {vae_id}; decoding them needs those VAE weights",
-                        "pass the WAN 2.1 VAE weights (--vae-weights)")
+        raise UserError(
+            f"the records were encoded by {vae_id}; decoding them needs those VAE weights",
+            "pass the WAN 2.1 VAE weights (--vae-weights)",
+        )
     codec = make_codec(vae_weights)
     if codec.vae_id != vae_id:
-        raise UserError(f"VAE weights {vae_weights} are {codec.vae_id}, the records were encoded by {vae_id}",
-                        "pass the weights the shard set was made with")
+        raise UserError(
+            f"VAE weights {vae_weights} are {codec.vae_id}, the records were encoded by {vae_id}",
+            "pass the weights the shard set was made with",
+        )
     return codec
 
 
@@ -335,8 +388,16 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> Path | None:
     except ImportError:
         return None
     h, w = frames.shape[1:3]
-    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=float(fps), codec="libx264", pix_fmt_out="yuv420p",
-                                         macro_block_size=2, quality=8, output_params=["-loglevel", "error"])
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (w, h),
+        fps=float(fps),
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=2,
+        quality=8,
+        output_params=["-loglevel", "error"],
+    )
     writer.send(None)
     for f in frames:
         writer.send(np.ascontiguousarray(f))
@@ -381,8 +442,11 @@ def _source_clip(shards: ShardSet, rec: Record, render_dir: str | Path | None):
     from thfm_synth.preprocess.video import PreprocessConfig, load_clip
 
     cfg = shards.index.get("preprocess")
-    base = Path(render_dir) if render_dir else (Path(shards.index["render_dir"]) if shards.index.get("render_dir")
-                                                else None)
+    base = (
+        Path(render_dir)
+        if render_dir
+        else (Path(shards.index["render_dir"]) if shards.index.get("render_dir") else None)
+    )
     if base is None or cfg is None:
         return None
     for cand in (base / "videos" / rec.video_id, base / rec.video_id, base):
@@ -396,9 +460,17 @@ def _source_clip(shards: ShardSet, rec: Record, render_dir: str | Path | None):
     return None
 
 
-def show(root: str | Path, out_dir: str | Path | None = None, *, index: int | None = None,
-         video_id: str | None = None, task: str | None = None, render_dir: str | Path | None = None,
-         vae_weights: str | Path | None = None, sheet_frames: int = 4) -> Result:
+def show(
+    root: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    index: int | None = None,
+    video_id: str | None = None,
+    task: str | None = None,
+    render_dir: str | Path | None = None,
+    vae_weights: str | Path | None = None,
+    sheet_frames: int = 4,
+) -> Result:
     """Decode one record and write `<video>_<task>.mp4` and `.png` to `out_dir` (default ./shards-show).
 
     The record: `index` (global number in file order, default 0) or the first match of `video_id`
@@ -435,11 +507,21 @@ def show(root: str | Path, out_dir: str | Path | None = None, *, index: int | No
     fps = (shards.index.get("preprocess") or {}).get("fps", 24.0)
     mp4 = _write_mp4(out / f"{stem}.mp4", grid, fps)
     names = [n for n, _ in panels]
-    data = {"record": i, "video_id": rec.video_id, "task": rec.task, "png": str(png),
-            "mp4": str(mp4) if mp4 else None, "panels": names, "source_found": clip is not None,
-            "frames": int(t), "vae_id": rec.vae_id}
-    lines = [f"record {i} ({rec.video_id}/{rec.task}) decoded with {rec.vae_id}: {' | '.join(names)}",
-             f"wrote {png}" + (f" and {mp4}" if mp4 else " (no MP4: imageio-ffmpeg missing)")]
+    data = {
+        "record": i,
+        "video_id": rec.video_id,
+        "task": rec.task,
+        "png": str(png),
+        "mp4": str(mp4) if mp4 else None,
+        "panels": names,
+        "source_found": clip is not None,
+        "frames": int(t),
+        "vae_id": rec.vae_id,
+    }
+    lines = [
+        f"record {i} ({rec.video_id}/{rec.task}) decoded with {rec.vae_id}: {' | '.join(names)}",
+        f"wrote {png}" + (f" and {mp4}" if mp4 else " (no MP4: imageio-ffmpeg missing)"),
+    ]
     if rec.body_model:  # SMPL-X ground truth of the record
         from thfm_synth.shards import body_params
 
@@ -455,8 +537,15 @@ def show(root: str | Path, out_dir: str | Path | None = None, *, index: int | No
 # ----------------------------------------------------------------------------- export
 
 
-def export(root: str | Path, out_dir: str | Path, *, count: int = 4, indices: list[int] | None = None,
-           tasks: list[str] | None = None, vae_weights: str | Path | None = None) -> Result:
+def export(
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    count: int = 4,
+    indices: list[int] | None = None,
+    tasks: list[str] | None = None,
+    vae_weights: str | Path | None = None,
+) -> Result:
     """Write a sample of records, one folder `<index>_<video>_<task>/` each:
 
         record.json              scalar fields, array dtypes/shapes, checksum
@@ -503,14 +592,24 @@ def export(root: str | Path, out_dir: str | Path, *, count: int = 4, indices: li
             vis = visualise(rec.task, tgt)
             for f in range(len(tgt)):
                 write_png(d / "target" / f"{f:05d}.png", vis[f])
-                write_exr(d / "target" / f"{f:05d}.exr", {c: tgt[f, ..., j].astype(np.float32)
-                                                          for j, c in enumerate("XYZ")})
+                write_exr(
+                    d / "target" / f"{f:05d}.exr", {c: tgt[f, ..., j].astype(np.float32) for j, c in enumerate("XYZ")}
+                )
         for name in ARRAYS:
             np.save(d / f"{name}.npy", rec.arrays[name], allow_pickle=False)
-        (d / "record.json").write_text(json.dumps(
-            {**rec.scalars(), "source_checksums": _maybe_json(rec.source_checksums), "record_sha256": rec.checksum(),
-             "arrays": {n: {"dtype": rec.arrays[n].dtype.str, "shape": list(rec.arrays[n].shape)} for n in ARRAYS}},
-            indent=1))
+        (d / "record.json").write_text(
+            json.dumps(
+                {
+                    **rec.scalars(),
+                    "source_checksums": _maybe_json(rec.source_checksums),
+                    "record_sha256": rec.checksum(),
+                    "arrays": {
+                        n: {"dtype": rec.arrays[n].dtype.str, "shape": list(rec.arrays[n].shape)} for n in ARRAYS
+                    },
+                },
+                indent=1,
+            )
+        )
         written.append({"index": int(i), "video_id": rec.video_id, "task": rec.task, "dir": str(d)})
     lines = [f"exported {len(written)} records to {out}:"] + [f"  {w['dir']}" for w in written]
     return Result({"records": written, "out_dir": str(out)}, lines)

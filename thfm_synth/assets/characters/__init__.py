@@ -111,8 +111,21 @@ from thfm_synth.assets.characters.rigs import CANONICAL_JOINTS, RIG_TABLES, map_
 from thfm_synth.assets.characters.skinning import forward_kinematics, linear_blend_skinning, local_rotations_from_world
 
 __all__ = [
-    "CANONICAL_JOINTS", "Character", "NUM_PARTS", "PART_NAMES", "RIG_TABLES", "bake_builtin", "build_characters",
+    "CANONICAL_JOINTS",
+    "Character",
+    "NUM_PARTS",
+    "PART_NAMES",
+    "RIG_TABLES",
+    "bake_builtin",
+    "build_characters",
     "character_npz",
-    "compute_labels", "forward_kinematics", "import_character", "linear_blend_skinning", "load_character",
-    "local_rotations_from_world", "map_rig", "save_character", "validate_character",
+    "compute_labels",
+    "forward_kinematics",
+    "import_character",
+    "linear_blend_skinning",
+    "load_character",
+    "local_rotations_from_world",
+    "map_rig",
+    "save_character",
+    "validate_character",
 ]

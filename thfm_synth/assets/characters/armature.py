@@ -78,8 +78,15 @@ def _ancestors(i: int, parents: np.ndarray) -> list[int]:
     return out
 
 
-def build_skeleton(source_names: list[str], parents: np.ndarray, heads: np.ndarray, tails: np.ndarray,
-                   rotations: np.ndarray, weighted: np.ndarray, mapping: RigMapping) -> Armature:
+def build_skeleton(
+    source_names: list[str],
+    parents: np.ndarray,
+    heads: np.ndarray,
+    tails: np.ndarray,
+    rotations: np.ndarray,
+    weighted: np.ndarray,
+    mapping: RigMapping,
+) -> Armature:
     n = len(source_names)
     parents = np.asarray(parents, np.int64).copy()
     weighted = np.asarray(weighted, bool)
@@ -149,9 +156,16 @@ def build_skeleton(source_names: list[str], parents: np.ndarray, heads: np.ndarr
         else:
             s = source_names[o]
             names.append(f"x:{s}" if s in canon or s in names else s)
-    rots, new_tails = orthonormal_rest(np.asarray(heads)[order], np.asarray(tails)[order],
-                                       np.asarray(rotations)[order])
+    rots, new_tails = orthonormal_rest(np.asarray(heads)[order], np.asarray(tails)[order], np.asarray(rotations)[order])
     dropped = [source_names[i] for i in range(n) if not keep[i]]
-    return Armature(names=names, source_names=[source_names[o] for o in order], parents=new_parents,
-                    heads=np.asarray(heads, np.float64)[order], tails=new_tails, rotations=rots,
-                    old_index=np.array(order, np.int64), reparented=reparented, dropped=dropped)
+    return Armature(
+        names=names,
+        source_names=[source_names[o] for o in order],
+        parents=new_parents,
+        heads=np.asarray(heads, np.float64)[order],
+        tails=new_tails,
+        rotations=rots,
+        old_index=np.array(order, np.int64),
+        reparented=reparented,
+        dropped=dropped,
+    )

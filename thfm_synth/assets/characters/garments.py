@@ -87,8 +87,15 @@ def _chain_param(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, fir
     return np.where(first, t1, l1 + t2) / (l1 + l2)
 
 
-def body_frame(vertices: np.ndarray, faces: np.ndarray, segment: np.ndarray, joint_names: list[str],
-               joint_heads: np.ndarray, joint_tails: np.ndarray, main: np.ndarray) -> BodyFrame:
+def body_frame(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    segment: np.ndarray,
+    joint_names: list[str],
+    joint_heads: np.ndarray,
+    joint_tails: np.ndarray,
+    main: np.ndarray,
+) -> BodyFrame:
     v = np.asarray(vertices, np.float64)
     jh = {n: np.asarray(joint_heads[i], np.float64) for i, n in enumerate(joint_names)}
     jt = {n: np.asarray(joint_tails[i], np.float64) for i, n in enumerate(joint_names)}
@@ -97,12 +104,14 @@ def body_frame(vertices: np.ndarray, faces: np.ndarray, segment: np.ndarray, joi
     leg_s = np.full(nv, np.nan)
     for side, x in (("Left", "L"), ("Right", "R")):
         sel = np.isin(segment, [SEG[f"upper_arm_{x}"], SEG[f"lower_arm_{x}"], SEG[f"hand_{x}"]])
-        arm_s[sel] = _chain_param(v[sel], jh[f"{side}Arm"], jh[f"{side}ForeArm"], jh[f"{side}Hand"],
-                                  segment[sel] == SEG[f"upper_arm_{x}"])
+        arm_s[sel] = _chain_param(
+            v[sel], jh[f"{side}Arm"], jh[f"{side}ForeArm"], jh[f"{side}Hand"], segment[sel] == SEG[f"upper_arm_{x}"]
+        )
         arm_s[sel & (segment == SEG[f"hand_{x}"])] = np.maximum(arm_s[sel & (segment == SEG[f"hand_{x}"])], 1.0)
         sel = np.isin(segment, [SEG[f"upper_leg_{x}"], SEG[f"lower_leg_{x}"], SEG[f"foot_{x}"]])
-        leg_s[sel] = _chain_param(v[sel], jh[f"{side}UpLeg"], jh[f"{side}Leg"], jh[f"{side}Foot"],
-                                  segment[sel] == SEG[f"upper_leg_{x}"])
+        leg_s[sel] = _chain_param(
+            v[sel], jh[f"{side}UpLeg"], jh[f"{side}Leg"], jh[f"{side}Foot"], segment[sel] == SEG[f"upper_leg_{x}"]
+        )
         foot = sel & (segment == SEG[f"foot_{x}"])
         leg_s[foot] = np.maximum(leg_s[foot], 1.0)
     hips, neck = jh["Hips"], jh["Neck"]
@@ -111,19 +120,42 @@ def body_frame(vertices: np.ndarray, faces: np.ndarray, segment: np.ndarray, joi
     # head centre ~ at ear level: a little above the head joint, midway front-to-back of the skull
     skull = (np.asarray(segment) == SEG["head"]) & np.asarray(main, bool) & (v[:, 2] >= jh["Head"][2])
     crown = float(v[skull, 2].max())
-    hc = np.array([jh["Head"][0], 0.5 * (v[skull, 1].min() + v[skull, 1].max()),
-                   jh["Head"][2] + 0.12 * (crown - jh["Head"][2])])
+    hc = np.array(
+        [jh["Head"][0], 0.5 * (v[skull, 1].min() + v[skull, 1].max()), jh["Head"][2] + 0.12 * (crown - jh["Head"][2])]
+    )
     rel = v - hc
     dist = np.maximum(np.linalg.norm(rel, axis=1), 1e-9)
     el = np.degrees(np.arcsin(np.clip(rel[:, 2] / dist, -1, 1)))
     az = np.degrees(np.abs(np.arctan2(rel[:, 0], -rel[:, 1])))
-    return BodyFrame(v, np.asarray(faces, np.int64), vertex_normals(v, faces), np.asarray(segment), arm_s, leg_s,
-                     torso_h, el, az, {**jh, **{f"{k}.tail": t for k, t in jt.items()}}, np.asarray(main, bool))
+    return BodyFrame(
+        v,
+        np.asarray(faces, np.int64),
+        vertex_normals(v, faces),
+        np.asarray(segment),
+        arm_s,
+        leg_s,
+        torso_h,
+        el,
+        az,
+        {**jh, **{f"{k}.tail": t for k, t in jt.items()}},
+        np.asarray(main, bool),
+    )
 
 
-def _shell(name: str, material: int, frame: BodyFrame, region: np.ndarray, thickness: np.ndarray | float,
-           uv: np.ndarray, face_uv: np.ndarray, skin_indices: np.ndarray, skin_weights: np.ndarray,
-           opaque: bool = True, extra_offset: np.ndarray | None = None, smooth: int = 0) -> GarmentPiece | None:
+def _shell(
+    name: str,
+    material: int,
+    frame: BodyFrame,
+    region: np.ndarray,
+    thickness: np.ndarray | float,
+    uv: np.ndarray,
+    face_uv: np.ndarray,
+    skin_indices: np.ndarray,
+    skin_weights: np.ndarray,
+    opaque: bool = True,
+    extra_offset: np.ndarray | None = None,
+    smooth: int = 0,
+) -> GarmentPiece | None:
     region = region & frame.main
     fsel = np.flatnonzero(region[frame.faces].all(axis=1))
     if len(fsel) == 0:
@@ -160,11 +192,19 @@ def _shell(name: str, material: int, frame: BodyFrame, region: np.ndarray, thick
         gap = np.einsum("ij,ij->i", verts - frame.vertices[used], n)
         want = 0.5 * thick[used] * scale[used]
         verts += np.maximum(want - gap, 0.0)[:, None] * n
-    return GarmentPiece(name=name, material=material, vertices=verts, faces=remap[faces],
-                        uv=np.asarray(uv), face_uv=np.asarray(face_uv)[fsel],
-                        skin_indices=np.asarray(skin_indices)[used], skin_weights=np.asarray(skin_weights)[used],
-                        surface_source=used, covers=region if opaque else None,
-                        info={"kind": "shell", "vertices": int(len(used)), "faces": int(len(fsel))})
+    return GarmentPiece(
+        name=name,
+        material=material,
+        vertices=verts,
+        faces=remap[faces],
+        uv=np.asarray(uv),
+        face_uv=np.asarray(face_uv)[fsel],
+        skin_indices=np.asarray(skin_indices)[used],
+        skin_weights=np.asarray(skin_weights)[used],
+        surface_source=used,
+        covers=region if opaque else None,
+        info={"kind": "shell", "vertices": int(len(used)), "faces": int(len(fsel))},
+    )
 
 
 def _seg_in(frame: BodyFrame, *names: str) -> np.ndarray:
@@ -208,9 +248,19 @@ def _ring_smooth(w: np.ndarray, half_width: int) -> np.ndarray:
     return acc / (2 * half_width + 1)
 
 
-def skirt_piece(frame: BodyFrame, material: int, hem_s: float, flare: float, thickness: float,
-                skin_indices: np.ndarray, skin_weights: np.ndarray, num_joints: int, waist_h: float,
-                n_around: int = 64, n_rings: int = 14) -> GarmentPiece:
+def skirt_piece(
+    frame: BodyFrame,
+    material: int,
+    hem_s: float,
+    flare: float,
+    thickness: float,
+    skin_indices: np.ndarray,
+    skin_weights: np.ndarray,
+    num_joints: int,
+    waist_h: float,
+    n_around: int = 64,
+    n_rings: int = 14,
+) -> GarmentPiece:
     """A flared tube from the waist (torso_h = waist_h) down to leg position hem_s."""
     v = frame.vertices
     jh = frame.joints
@@ -224,8 +274,9 @@ def skirt_piece(frame: BodyFrame, material: int, hem_s: float, flare: float, thi
         d = hem_s * (l1 + l2)
         zs.append(a[2] + (b[2] - a[2]) * d / l1 if d <= l1 else b[2] + (c[2] - b[2]) * (d - l1) / l2)
     z_hem = float(np.mean(zs))
-    trunk = frame.main & ~_seg_in(frame, "upper_arm_L", "upper_arm_R", "lower_arm_L", "lower_arm_R",
-                                  "hand_L", "hand_R", "head")
+    trunk = frame.main & ~_seg_in(
+        frame, "upper_arm_L", "upper_arm_R", "lower_arm_L", "lower_arm_R", "hand_L", "hand_R", "head"
+    )
     pts = v[trunk]
     near_top = pts[np.abs(pts[:, 2] - z_top) < 0.02]
     cx, cy = near_top[:, 0].mean(), near_top[:, 1].mean()
@@ -261,15 +312,18 @@ def skirt_piece(frame: BodyFrame, material: int, hem_s: float, flare: float, thi
     v01 = r_i * n_around + (a_i + 1) % n_around
     v10 = v00 + n_around
     v11 = v01 + n_around
-    faces = np.concatenate([np.stack([v00, v10, v11], -1).reshape(-1, 3),
-                            np.stack([v00, v11, v01], -1).reshape(-1, 3)])
+    faces = np.concatenate([np.stack([v00, v10, v11], -1).reshape(-1, 3), np.stack([v00, v11, v01], -1).reshape(-1, 3)])
     # UVs: a seam at phi = 0 needs a duplicated column
     uu, vv = np.meshgrid(np.linspace(0, 1, n_around + 1), np.linspace(1, 0, n_rings), indexing="xy")
     uv = np.stack([uu, vv], -1).reshape(-1, 2)
     uv_of = lambda r, a: r * (n_around + 1) + a  # noqa: E731
     a_next = a_i + 1
-    f_uv = np.concatenate([np.stack([uv_of(r_i, a_i), uv_of(r_i + 1, a_i), uv_of(r_i + 1, a_next)], -1).reshape(-1, 3),
-                           np.stack([uv_of(r_i, a_i), uv_of(r_i + 1, a_next), uv_of(r_i, a_next)], -1).reshape(-1, 3)])
+    f_uv = np.concatenate(
+        [
+            np.stack([uv_of(r_i, a_i), uv_of(r_i + 1, a_i), uv_of(r_i + 1, a_next)], -1).reshape(-1, 3),
+            np.stack([uv_of(r_i, a_i), uv_of(r_i + 1, a_next), uv_of(r_i, a_next)], -1).reshape(-1, 3),
+        ]
+    )
     # weights: nearest trunk vertex, averaged around each ring
     tree = cKDTree(pts)
     trunk_idx = np.flatnonzero(trunk)
@@ -283,14 +337,37 @@ def skirt_piece(frame: BodyFrame, material: int, hem_s: float, flare: float, thi
     k = skin_indices.shape[1]
     top_k = np.argsort(-dense, axis=1)[:, :k]
     wk = np.take_along_axis(dense, top_k, 1)
-    return GarmentPiece(name="skirt", material=material, vertices=verts, faces=faces, uv=uv, face_uv=f_uv,
-                        skin_indices=top_k, skin_weights=wk, surface_source=src, covers=None,
-                        info={"kind": "skirt", "z_top": round(z_top, 4), "z_hem": round(z_hem, 4),
-                              "vertices": int(len(verts)), "faces": int(len(faces))})
+    return GarmentPiece(
+        name="skirt",
+        material=material,
+        vertices=verts,
+        faces=faces,
+        uv=uv,
+        face_uv=f_uv,
+        skin_indices=top_k,
+        skin_weights=wk,
+        surface_source=src,
+        covers=None,
+        info={
+            "kind": "skirt",
+            "z_top": round(z_top, 4),
+            "z_hem": round(z_hem, 4),
+            "vertices": int(len(verts)),
+            "faces": int(len(faces)),
+        },
+    )
 
 
-def hull_piece(name: str, material: int, frame: BodyFrame, region: np.ndarray, thickness: float, sole_m: float,
-               skin_indices: np.ndarray, skin_weights: np.ndarray) -> GarmentPiece | None:
+def hull_piece(
+    name: str,
+    material: int,
+    frame: BodyFrame,
+    region: np.ndarray,
+    thickness: float,
+    sole_m: float,
+    skin_indices: np.ndarray,
+    skin_weights: np.ndarray,
+) -> GarmentPiece | None:
     """A closed convex shell around a region (shoes: no toes show through), skinned by nearest vertex."""
     region = region & frame.main
     idx = np.flatnonzero(region)
@@ -314,10 +391,19 @@ def hull_piece(name: str, material: int, frame: BodyFrame, region: np.ndarray, t
     verts[:, 2] -= sole_m * down
     lo, hi = verts.min(axis=0), verts.max(axis=0)
     uv = ((verts[:, :2] - lo[:2]) / np.maximum(hi[:2] - lo[:2], 1e-9)).astype(np.float32)
-    return GarmentPiece(name=name, material=material, vertices=verts, faces=faces, uv=uv, face_uv=faces.copy(),
-                        skin_indices=np.asarray(skin_indices)[hv_src], skin_weights=np.asarray(skin_weights)[hv_src],
-                        surface_source=hv_src, covers=region,
-                        info={"kind": "hull", "vertices": int(len(verts)), "faces": int(len(faces))})
+    return GarmentPiece(
+        name=name,
+        material=material,
+        vertices=verts,
+        faces=faces,
+        uv=uv,
+        face_uv=faces.copy(),
+        skin_indices=np.asarray(skin_indices)[hv_src],
+        skin_weights=np.asarray(skin_weights)[hv_src],
+        surface_source=hv_src,
+        covers=region,
+        info={"kind": "hull", "vertices": int(len(verts)), "faces": int(len(faces))},
+    )
 
 
 def sole_offset(frame: BodyFrame, region: np.ndarray, sole_m: float) -> np.ndarray:
@@ -328,49 +414,124 @@ def sole_offset(frame: BodyFrame, region: np.ndarray, sole_m: float) -> np.ndarr
     return off
 
 
-def build_garments(app: dict, frame: BodyFrame, uv: np.ndarray, face_uv: np.ndarray, skin_indices: np.ndarray,
-                   skin_weights: np.ndarray, joint_names: list[str],
-                   material_index: dict[str, int]) -> list[GarmentPiece]:
+def build_garments(
+    app: dict,
+    frame: BodyFrame,
+    uv: np.ndarray,
+    face_uv: np.ndarray,
+    skin_indices: np.ndarray,
+    skin_weights: np.ndarray,
+    joint_names: list[str],
+    material_index: dict[str, int],
+) -> list[GarmentPiece]:
     """Every garment piece of the appearance `app` (see appearance.sample_appearance)."""
     pieces: list[GarmentPiece | None] = []
     dominant = np.asarray(skin_indices)[:, 0]
     clav = np.isin(dominant, [joint_names.index(n) for n in ("LeftShoulder", "RightShoulder") if n in joint_names])
     waist_h = 0.3
     bottom = app["bottom"]
-    pieces.append(_shell("bottom", material_index["bottom"], frame,
-                         bottom_region(frame, bottom["leg"], waist_h), bottom["thickness_m"], uv, face_uv,
-                         skin_indices, skin_weights))
+    pieces.append(
+        _shell(
+            "bottom",
+            material_index["bottom"],
+            frame,
+            bottom_region(frame, bottom["leg"], waist_h),
+            bottom["thickness_m"],
+            uv,
+            face_uv,
+            skin_indices,
+            skin_weights,
+        )
+    )
     if bottom["type"] == "skirt":
         from thfm_synth.assets.characters.appearance import SKIRT_LENGTHS
+
         hem = SKIRT_LENGTHS[bottom["skirt_length"]]
-        pieces.append(skirt_piece(frame, material_index["bottom"], hem, bottom["flare"], bottom["thickness_m"],
-                                  skin_indices, skin_weights, len(joint_names), waist_h=waist_h - 0.05))
+        pieces.append(
+            skirt_piece(
+                frame,
+                material_index["bottom"],
+                hem,
+                bottom["flare"],
+                bottom["thickness_m"],
+                skin_indices,
+                skin_weights,
+                len(joint_names),
+                waist_h=waist_h - 0.05,
+            )
+        )
     top = app["top"]
-    pieces.append(_shell("top", material_index["top"], frame,
-                         top_region(frame, top["sleeve"], top["hem"], top["type"] == "tank", clav),
-                         top["thickness_m"], uv, face_uv, skin_indices, skin_weights))
+    pieces.append(
+        _shell(
+            "top",
+            material_index["top"],
+            frame,
+            top_region(frame, top["sleeve"], top["hem"], top["type"] == "tank", clav),
+            top["thickness_m"],
+            uv,
+            face_uv,
+            skin_indices,
+            skin_weights,
+        )
+    )
     shoes = app["shoes"]
     if shoes["type"] != "barefoot":
         # the foot (below the ankle joint) as a convex shell; a boot adds a shaft shell up the shin
         foot = shoe_region(frame, 0.985)
         for x in ("L", "R"):
             side = foot & _seg_in(frame, f"lower_leg_{x}", f"foot_{x}")
-            pieces.append(hull_piece("shoes", material_index["shoes"], frame, side, shoes["thickness_m"],
-                                     shoes["sole_m"], skin_indices, skin_weights))
+            pieces.append(
+                hull_piece(
+                    "shoes",
+                    material_index["shoes"],
+                    frame,
+                    side,
+                    shoes["thickness_m"],
+                    shoes["sole_m"],
+                    skin_indices,
+                    skin_weights,
+                )
+            )
         if shoes["ankle"] < 0.95:
             shaft = shoe_region(frame, shoes["ankle"]) & ~_seg_in(frame, "foot_L", "foot_R")
-            pieces.append(_shell("shoes", material_index["shoes"], frame, shaft, shoes["thickness_m"], uv, face_uv,
-                                 skin_indices, skin_weights))
+            pieces.append(
+                _shell(
+                    "shoes",
+                    material_index["shoes"],
+                    frame,
+                    shaft,
+                    shoes["thickness_m"],
+                    uv,
+                    face_uv,
+                    skin_indices,
+                    skin_weights,
+                )
+            )
     from thfm_synth.assets.characters.appearance import HAIR
+
     hair = HAIR[app["hair"]["style"]]
     headwear = app["headwear"]["type"]
     if hair is not None:
         front, side, back, thick = hair
         region = hair_region(frame, front, side, back, down_back=app["hair"]["style"] == "long")
-        pieces.append(_shell("hair", material_index["hair"], frame, region, thick, uv, face_uv, skin_indices,
-                             skin_weights, smooth=6))
+        pieces.append(
+            _shell(
+                "hair", material_index["hair"], frame, region, thick, uv, face_uv, skin_indices, skin_weights, smooth=6
+            )
+        )
     if headwear == "beanie":
         under = hair[3] if hair is not None else 0.0
-        pieces.append(_shell("headwear", material_index["headwear"], frame, hair_region(frame, 44.0, 22.0, -8.0),
-                             under + 0.008, uv, face_uv, skin_indices, skin_weights))
+        pieces.append(
+            _shell(
+                "headwear",
+                material_index["headwear"],
+                frame,
+                hair_region(frame, 44.0, 22.0, -8.0),
+                under + 0.008,
+                uv,
+                face_uv,
+                skin_indices,
+                skin_weights,
+            )
+        )
     return [p for p in pieces if p is not None]

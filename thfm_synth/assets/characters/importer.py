@@ -44,8 +44,14 @@ SUPPORTED = (".fbx", ".glb", ".gltf")
 
 # a file whose height is off by a unit: the factor (metres per file "metre") that fits, in this order;
 # the first one giving a plausible height wins, so the character keeps its real height
-UNIT_GUESSES = (("centimetres", 0.01), ("decimetres", 0.1), ("millimetres", 0.001), ("inches", 0.0254),
-                ("a scale 10x too small", 10.0), ("a scale 100x too small", 100.0))
+UNIT_GUESSES = (
+    ("centimetres", 0.01),
+    ("decimetres", 0.1),
+    ("millimetres", 0.001),
+    ("inches", 0.0254),
+    ("a scale 10x too small", 10.0),
+    ("a scale 100x too small", 100.0),
+)
 
 
 def guess_unit(height: float) -> tuple[str, float] | None:
@@ -61,16 +67,20 @@ def run_import_child(path: Path, raw_npz: Path, texture_dir: Path, timeout: floa
     from thfm_synth.blender import contract
     from thfm_synth.blender.call import BlenderBadInput, BlenderCrash, call
 
-    job = contract.CharacterImportJob(path=str(Path(path).resolve()), raw_npz=str(Path(raw_npz).resolve()),
-                                      texture_dir=str(Path(texture_dir).resolve()))
+    job = contract.CharacterImportJob(
+        path=str(Path(path).resolve()),
+        raw_npz=str(Path(raw_npz).resolve()),
+        texture_dir=str(Path(texture_dir).resolve()),
+    )
     try:
         return call(contract.SCRIPT_CHARACTER_IMPORT, job, timeout=timeout)
     except BlenderBadInput as exc:
         raise UserError(f"{path} {exc.what}", exc.fix) from None
     except BlenderCrash as exc:
-        raise UserError(f"{path}: the Blender import child failed: {str(exc)[:300]}",
-                        "check the file opens in Blender 5.0; run `python3 -m thfm_synth doctor` if Blender itself "
-                        "fails") from None
+        raise UserError(
+            f"{path}: the Blender import child failed: {str(exc)[:300]}",
+            "check the file opens in Blender 5.0; run `python3 -m thfm_synth doctor` if Blender itself fails",
+        ) from None
 
 
 def _axis_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -104,26 +114,31 @@ def _frame_rotation(heads: dict[str, np.ndarray]) -> np.ndarray:
     return r_yaw @ r_up
 
 
-def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: float | None = None,
-                       scratch: Path | None = None) -> Character:
+def character_from_raw(
+    raw: dict, source: str, rig: str = "auto", height_m: float | None = None, scratch: Path | None = None
+) -> Character:
     names = [str(s) for s in raw["bone_names"]]
     wb = np.asarray(raw["weight_bones"], np.int64)
     wv = np.asarray(raw["weight_values"], np.float64)
     weighted = np.zeros(len(names), bool)
     weighted[np.unique(wb[(wb >= 0) & (wv > 0)])] = True
     mapping = map_rig(names, rig, source=source)
-    skel = build_skeleton(names, raw["bone_parents"], raw["bone_heads"], raw["bone_tails"], raw["bone_rotations"],
-                          weighted, mapping)
+    skel = build_skeleton(
+        names, raw["bone_parents"], raw["bone_heads"], raw["bone_tails"], raw["bone_rotations"], weighted, mapping
+    )
     new_of_old = np.full(len(names) + 1, 0, np.int64)
     new_of_old[skel.old_index] = np.arange(len(skel.names))
     valid = (wb >= 0) & (wv > 0)
-    s_idx, s_w, unweighted = quantize_weights(np.where(valid, new_of_old[np.where(valid, wb, 0)], 0),
-                                              np.where(valid, wv, 0.0))
+    s_idx, s_w, unweighted = quantize_weights(
+        np.where(valid, new_of_old[np.where(valid, wb, 0)], 0), np.where(valid, wv, 0.0)
+    )
     verts = np.asarray(raw["vertices"], np.float64)
     n_unweighted = int(unweighted.sum())
     if n_unweighted == len(verts):
-        raise UserError(f"{source}: no vertex carries a skin weight of a deforming bone",
-                        "skin the mesh to the armature (e.g. Blender: Parent > With Automatic Weights) and re-export")
+        raise UserError(
+            f"{source}: no vertex carries a skin weight of a deforming bone",
+            "skin the mesh to the armature (e.g. Blender: Parent > With Automatic Weights) and re-export",
+        )
     if n_unweighted:
         tree = cKDTree(verts[~unweighted])
         _, nn = tree.query(verts[unweighted])
@@ -147,9 +162,13 @@ def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: floa
     else:
         unit = guess_unit(height)
         scale = unit[1] if unit else DEFAULT_HEIGHT_M / height
-        rescaled = {"from_m": round(height, 4), "to_m": round(height * scale, 4), "unit": unit[0] if unit else None,
-                    "reason": f"height outside {PLAUSIBLE_HEIGHT_M} m after the file's unit scale"
-                              + (f"; read as {unit[0]}" if unit else f"; no unit fits, set to {DEFAULT_HEIGHT_M} m")}
+        rescaled = {
+            "from_m": round(height, 4),
+            "to_m": round(height * scale, 4),
+            "unit": unit[0] if unit else None,
+            "reason": f"height outside {PLAUSIBLE_HEIGHT_M} m after the file's unit scale"
+            + (f"; read as {unit[0]}" if unit else f"; no unit fits, set to {DEFAULT_HEIGHT_M} m"),
+        }
     shift = np.array([-heads[0, 0], -heads[0, 1], -verts[:, 2].min()]) * scale
     verts = verts * scale + shift
     heads = heads * scale + shift
@@ -162,8 +181,11 @@ def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: floa
     labels = compute_labels(verts, tri, s_idx, s_w, skel.names, skel.parents, heads, tails)
     materials, textures = [], {}
     for m in json.loads(str(raw["materials_json"])):
-        fields = {"base_color": [round(float(x), 5) for x in m["base_color"]],
-                  "roughness": float(m["roughness"]), "metallic": float(m["metallic"])}
+        fields = {
+            "base_color": [round(float(x), 5) for x in m["base_color"]],
+            "roughness": float(m["roughness"]),
+            "metallic": float(m["metallic"]),
+        }
         if m.get("texture"):
             # into the content-addressed store beside the npz (textures.py): relative, digest-covered
             ref = texture_ref(m["texture"])
@@ -173,22 +195,47 @@ def character_from_raw(raw: dict, source: str, rig: str = "auto", height_m: floa
         materials.append(material(m["name"], "source", **fields))
     info = json.loads(str(raw["info_json"]))
     angle = float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1))))
-    meta = {"source_file": source, "rig": mapping.rig, "rig_map": {s: c for s, c in mapping.to_canonical.items()},
-            "skeleton": {"reparented": skel.reparented, "dropped": skel.dropped},
-            "unweighted_filled": n_unweighted, "rotation_to_world": rot.round(6).tolist(),
-            "rotation_deg": round(angle, 3), "scale": scale, "rescaled": rescaled,
-            "height_m": round(float(verts[:, 2].max()), 4), "has_uv": bool(raw["has_uv"]), "import": info}
+    meta = {
+        "source_file": source,
+        "rig": mapping.rig,
+        "rig_map": {s: c for s, c in mapping.to_canonical.items()},
+        "skeleton": {"reparented": skel.reparented, "dropped": skel.dropped},
+        "unweighted_filled": n_unweighted,
+        "rotation_to_world": rot.round(6).tolist(),
+        "rotation_deg": round(angle, 3),
+        "scale": scale,
+        "rescaled": rescaled,
+        "height_m": round(float(verts[:, 2].max()), 4),
+        "has_uv": bool(raw["has_uv"]),
+        "import": info,
+    }
     return Character(
-        vertices=verts.astype(np.float32), faces=tri.astype(np.int32), uv=uv.astype(np.float32),
-        face_uv=face_uv.astype(np.int32), joint_names=skel.names, joint_source_names=skel.source_names,
-        joint_parents=skel.parents, joint_heads=heads.astype(np.float32), joint_tails=tails.astype(np.float32),
-        joint_rest_rotations=rots.astype(np.float32), skin_indices=s_idx, skin_weights=s_w,
-        vertex_garment=np.zeros(len(verts), np.int16), face_material=np.asarray(raw["tri_material"], np.int16),
-        vertex_part=labels.vertex_part, vertex_part_uv=labels.vertex_part_uv,
-        vertex_canonical=labels.vertex_canonical, canonical_min=labels.canonical_min,
-        canonical_max=labels.canonical_max, face_part=labels.face_part, corner_part_uv=labels.corner_part_uv,
+        vertices=verts.astype(np.float32),
+        faces=tri.astype(np.int32),
+        uv=uv.astype(np.float32),
+        face_uv=face_uv.astype(np.int32),
+        joint_names=skel.names,
+        joint_source_names=skel.source_names,
+        joint_parents=skel.parents,
+        joint_heads=heads.astype(np.float32),
+        joint_tails=tails.astype(np.float32),
+        joint_rest_rotations=rots.astype(np.float32),
+        skin_indices=s_idx,
+        skin_weights=s_w,
+        vertex_garment=np.zeros(len(verts), np.int16),
+        face_material=np.asarray(raw["tri_material"], np.int16),
+        vertex_part=labels.vertex_part,
+        vertex_part_uv=labels.vertex_part_uv,
+        vertex_canonical=labels.vertex_canonical,
+        canonical_min=labels.canonical_min,
+        canonical_max=labels.canonical_max,
+        face_part=labels.face_part,
+        corner_part_uv=labels.corner_part_uv,
         materials=materials or [material("default", "source", base_color=[0.6, 0.6, 0.6])],
-        garments=[], meta=meta, textures=textures)
+        garments=[],
+        meta=meta,
+        textures=textures,
+    )
 
 
 def _channel_image(src: str, channel: str, scratch: Path | None) -> str:
@@ -209,6 +256,7 @@ def _channel_image(src: str, channel: str, scratch: Path | None) -> str:
 def _map_fields(maps: dict, textures: dict, scratch: Path | None) -> dict:
     """Schema fields (materials.py) for the normal, roughness, metallic and alpha maps the
     import child found, and subsurface; alpha follows the alpha-card label rule (blend, 0.5)."""
+
     def ref_of(src):
         ref = texture_ref(src)
         textures[ref["sha256"]] = src
@@ -237,8 +285,9 @@ def _map_fields(maps: dict, textures: dict, scratch: Path | None) -> dict:
     return out
 
 
-def import_character(path: str | Path, out_npz: str | Path, rig: str = "auto", height_m: float | None = None,
-                     timeout: float = 300) -> Character:
+def import_character(
+    path: str | Path, out_npz: str | Path, rig: str = "auto", height_m: float | None = None, timeout: float = 300
+) -> Character:
     """Import a rigged FBX/GLB/glTF character and write its baked npz (returns the Character)."""
     path = Path(path)
     out_npz = Path(out_npz)

@@ -73,12 +73,30 @@ import numpy as np
 
 PART_NAMES: tuple[str, ...] = (
     "background",
-    "torso_back", "torso_front", "hand_right", "hand_left", "foot_left", "foot_right",
-    "upper_leg_right_back", "upper_leg_left_back", "upper_leg_right_front", "upper_leg_left_front",
-    "lower_leg_right_back", "lower_leg_left_back", "lower_leg_right_front", "lower_leg_left_front",
-    "upper_arm_left_front", "upper_arm_right_front", "upper_arm_left_back", "upper_arm_right_back",
-    "lower_arm_left_front", "lower_arm_right_front", "lower_arm_left_back", "lower_arm_right_back",
-    "head_right", "head_left",
+    "torso_back",
+    "torso_front",
+    "hand_right",
+    "hand_left",
+    "foot_left",
+    "foot_right",
+    "upper_leg_right_back",
+    "upper_leg_left_back",
+    "upper_leg_right_front",
+    "upper_leg_left_front",
+    "lower_leg_right_back",
+    "lower_leg_left_back",
+    "lower_leg_right_front",
+    "lower_leg_left_front",
+    "upper_arm_left_front",
+    "upper_arm_right_front",
+    "upper_arm_left_back",
+    "upper_arm_right_back",
+    "lower_arm_left_front",
+    "lower_arm_right_front",
+    "lower_arm_left_back",
+    "lower_arm_right_back",
+    "head_right",
+    "head_left",
 )
 NUM_PARTS = 24
 
@@ -86,27 +104,49 @@ NUM_PARTS = 24
 SEGMENTS: dict[str, tuple[int, int, str]] = {
     "torso": (2, 1, "front"),
     "head": (24, 23, "left"),
-    "upper_arm_L": (15, 17, "front"), "upper_arm_R": (16, 18, "front"),
-    "lower_arm_L": (19, 21, "front"), "lower_arm_R": (20, 22, "front"),
-    "hand_L": (4, 4, "none"), "hand_R": (3, 3, "none"),
-    "upper_leg_L": (10, 8, "front"), "upper_leg_R": (9, 7, "front"),
-    "lower_leg_L": (14, 12, "front"), "lower_leg_R": (13, 11, "front"),
-    "foot_L": (5, 5, "none"), "foot_R": (6, 6, "none"),
+    "upper_arm_L": (15, 17, "front"),
+    "upper_arm_R": (16, 18, "front"),
+    "lower_arm_L": (19, 21, "front"),
+    "lower_arm_R": (20, 22, "front"),
+    "hand_L": (4, 4, "none"),
+    "hand_R": (3, 3, "none"),
+    "upper_leg_L": (10, 8, "front"),
+    "upper_leg_R": (9, 7, "front"),
+    "lower_leg_L": (14, 12, "front"),
+    "lower_leg_R": (13, 11, "front"),
+    "foot_L": (5, 5, "none"),
+    "foot_R": (6, 6, "none"),
 }
 SEGMENT_NAMES = tuple(SEGMENTS)
 
 BONE_SEGMENT: dict[str, str] = {
-    "Hips": "torso", "LHipJoint": "torso", "RHipJoint": "torso", "LowerBack": "torso", "Spine": "torso",
-    "Spine1": "torso", "LeftShoulder": "torso", "RightShoulder": "torso",
-    "Neck": "head", "Neck1": "head", "Head": "head",
+    "Hips": "torso",
+    "LHipJoint": "torso",
+    "RHipJoint": "torso",
+    "LowerBack": "torso",
+    "Spine": "torso",
+    "Spine1": "torso",
+    "LeftShoulder": "torso",
+    "RightShoulder": "torso",
+    "Neck": "head",
+    "Neck1": "head",
+    "Head": "head",
 }
 for _S, _X in (("Left", "L"), ("Right", "R")):
-    BONE_SEGMENT.update({
-        f"{_S}Arm": f"upper_arm_{_X}", f"{_S}ForeArm": f"lower_arm_{_X}", f"{_S}Hand": f"hand_{_X}",
-        f"{_S}FingerBase": f"hand_{_X}", f"{_S}HandIndex1": f"hand_{_X}", f"{_X}Thumb": f"hand_{_X}",
-        f"{_S}UpLeg": f"upper_leg_{_X}", f"{_S}Leg": f"lower_leg_{_X}", f"{_S}Foot": f"foot_{_X}",
-        f"{_S}ToeBase": f"foot_{_X}",
-    })
+    BONE_SEGMENT.update(
+        {
+            f"{_S}Arm": f"upper_arm_{_X}",
+            f"{_S}ForeArm": f"lower_arm_{_X}",
+            f"{_S}Hand": f"hand_{_X}",
+            f"{_S}FingerBase": f"hand_{_X}",
+            f"{_S}HandIndex1": f"hand_{_X}",
+            f"{_X}Thumb": f"hand_{_X}",
+            f"{_S}UpLeg": f"upper_leg_{_X}",
+            f"{_S}Leg": f"lower_leg_{_X}",
+            f"{_S}Foot": f"foot_{_X}",
+            f"{_S}ToeBase": f"foot_{_X}",
+        }
+    )
 
 FACING = np.array([0.0, -1.0, 0.0])
 LEFT = np.array([1.0, 0.0, 0.0])
@@ -221,11 +261,20 @@ def canonical_coordinates(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return c.astype(np.float32), lo.astype(np.float32), hi.astype(np.float32)
 
 
-def compute_labels(vertices: np.ndarray, faces: np.ndarray, skin_indices: np.ndarray, skin_weights: np.ndarray,
-                   joint_names: list[str], joint_parents: np.ndarray, joint_heads: np.ndarray,
-                   joint_tails: np.ndarray, surface_source: np.ndarray | None = None,
-                   surface_bind: tuple[np.ndarray, np.ndarray] | None = None,
-                   label_segment: np.ndarray | None = None, canonical_from: np.ndarray | None = None) -> Labels:
+def compute_labels(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    skin_indices: np.ndarray,
+    skin_weights: np.ndarray,
+    joint_names: list[str],
+    joint_parents: np.ndarray,
+    joint_heads: np.ndarray,
+    joint_tails: np.ndarray,
+    surface_source: np.ndarray | None = None,
+    surface_bind: tuple[np.ndarray, np.ndarray] | None = None,
+    label_segment: np.ndarray | None = None,
+    canonical_from: np.ndarray | None = None,
+) -> Labels:
     """Labels of every vertex (rules in the module doc).
 
     surface_source[v]: the body vertex under garment vertex v (its dominant bound vertex), -1
@@ -272,8 +321,9 @@ def compute_labels(vertices: np.ndarray, faces: np.ndarray, skin_indices: np.nda
         tmin, tmax = (float(t_body.min()), float(t_body.max())) if len(body_sel) else (0.0, 1.0)
         if tmax - tmin < 1e-6:
             tmax = tmin + 1e-6
-        charts[seg] = dict(origin=o, axis=d, ref=c, binormal=b, tmin=tmin, tmax=tmax, kind=kind,
-                           parts=(first_part, second_part))
+        charts[seg] = dict(
+            origin=o, axis=d, ref=c, binormal=b, tmin=tmin, tmax=tmax, kind=kind, parts=(first_part, second_part)
+        )
         if not len(sel):
             continue
         t, r = _radial(label_pos[sel], o, d)
@@ -321,7 +371,14 @@ def compute_labels(vertices: np.ndarray, faces: np.ndarray, skin_indices: np.nda
     lo, hi = vertices[box_from].min(axis=0), vertices[box_from].max(axis=0)
     body_can = np.clip((vertices - lo) / np.maximum(hi - lo, 1e-9), 0.0, 1.0)
     canonical = np.einsum("vk,vki->vi", b_w, body_can[b_idx]).clip(0.0, 1.0).astype(np.float32)
-    return Labels(vertex_part=part, vertex_part_uv=uv.astype(np.float32), vertex_canonical=canonical,
-                  canonical_min=lo.astype(np.float32), canonical_max=hi.astype(np.float32),
-                  face_part=face_part, corner_part_uv=corner_uv.astype(np.float32), vertex_segment=vseg,
-                  charts=charts)
+    return Labels(
+        vertex_part=part,
+        vertex_part_uv=uv.astype(np.float32),
+        vertex_canonical=canonical,
+        canonical_min=lo.astype(np.float32),
+        canonical_max=hi.astype(np.float32),
+        face_part=face_part,
+        corner_part_uv=corner_uv.astype(np.float32),
+        vertex_segment=vseg,
+        charts=charts,
+    )

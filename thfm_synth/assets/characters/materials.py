@@ -73,11 +73,30 @@ ALPHA_MODES = ("opaque", "mask", "blend")
 TEXTURE_KEYS = ("base_color_map", "normal_map", "roughness_map", "metallic_map", "alpha_map")
 
 DEFAULTS = {
-    "base_color": [0.8, 0.8, 0.8], "base_color_map": None, "tint": [1.0, 1.0, 1.0], "recolor": None,
-    "hsv": [0.0, 1.0, 1.0], "pattern": None, "normal_map": None, "normal_strength": 1.0, "roughness": 0.5,
-    "roughness_map": None, "roughness_is_gloss": False, "metallic": 0.0, "metallic_map": None, "specular": 0.5,
-    "ior": 1.45, "alpha_mode": "opaque", "alpha_map": None, "alpha_channel": "a", "alpha_cutoff": 0.5,
-    "opacity": 1.0, "subsurface": None, "sheen": None, "coat": None, "double_sided": True,
+    "base_color": [0.8, 0.8, 0.8],
+    "base_color_map": None,
+    "tint": [1.0, 1.0, 1.0],
+    "recolor": None,
+    "hsv": [0.0, 1.0, 1.0],
+    "pattern": None,
+    "normal_map": None,
+    "normal_strength": 1.0,
+    "roughness": 0.5,
+    "roughness_map": None,
+    "roughness_is_gloss": False,
+    "metallic": 0.0,
+    "metallic_map": None,
+    "specular": 0.5,
+    "ior": 1.45,
+    "alpha_mode": "opaque",
+    "alpha_map": None,
+    "alpha_channel": "a",
+    "alpha_cutoff": 0.5,
+    "opacity": 1.0,
+    "subsurface": None,
+    "sheen": None,
+    "coat": None,
+    "double_sided": True,
 }
 
 
@@ -103,11 +122,15 @@ def normalise(m: dict) -> dict:
     if legacy_texture and out["base_color_map"] is None:
         out["base_color_map"] = {"path": str(legacy_texture), "sha256": None}
     if isinstance(out["subsurface"], (int, float)):
-        out["subsurface"] = {"weight": float(out["subsurface"]), "radius": [0.01, 0.004, 0.002], "color": None} \
-            if out["subsurface"] > 0 else None
+        out["subsurface"] = (
+            {"weight": float(out["subsurface"]), "radius": [0.01, 0.004, 0.002], "color": None}
+            if out["subsurface"] > 0
+            else None
+        )
     if isinstance(out["sheen"], (int, float)):
-        out["sheen"] = {"weight": float(out["sheen"]), "roughness": 0.5, "tint": [1.0, 1.0, 1.0]} \
-            if out["sheen"] > 0 else None
+        out["sheen"] = (
+            {"weight": float(out["sheen"]), "roughness": 0.5, "tint": [1.0, 1.0, 1.0]} if out["sheen"] > 0 else None
+        )
     if out["kind"] not in KINDS:
         out["kind"] = "source"
     return out

@@ -28,8 +28,12 @@ from thfm_synth.assets.characters.format import Character
 from thfm_synth.assets.characters.garments import vertex_normals
 
 CLOTH = ("outfit", "shoes", "top", "bottom", "skirt", "headwear")
-VIEWS = {"front": np.array([0.0, -1.0, 0.0]), "back": np.array([0.0, 1.0, 0.0]),
-         "left": np.array([1.0, 0.0, 0.0]), "right": np.array([-1.0, 0.0, 0.0])}
+VIEWS = {
+    "front": np.array([0.0, -1.0, 0.0]),
+    "back": np.array([0.0, 1.0, 0.0]),
+    "left": np.array([1.0, 0.0, 0.0]),
+    "right": np.array([-1.0, 0.0, 0.0]),
+}
 
 
 @dataclass
@@ -87,8 +91,9 @@ def _splat(pts: np.ndarray, depth: np.ndarray, label: np.ndarray, shape) -> tupl
     return zbuf, lbuf
 
 
-def pokethrough(c: Character, posed: np.ndarray, pixel_m: float = 0.008, reach_m: float = 0.05,
-                views=tuple(VIEWS)) -> PokeResult:
+def pokethrough(
+    c: Character, posed: np.ndarray, pixel_m: float = 0.008, reach_m: float = 0.05, views=tuple(VIEWS)
+) -> PokeResult:
     """Poke-through counts of `posed` ((F, V, 3) vertices of character `c`) from `views`."""
     posed = np.asarray(posed, np.float64)
     if posed.ndim == 2:

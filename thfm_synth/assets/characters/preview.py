@@ -45,8 +45,10 @@ def character_files(folder: str | Path, count: int) -> list[Path]:
     if not files:
         files = sorted(folder.glob("*.npz"))
     if not files:
-        raise UserError(f"{folder} holds no baked characters (*.npz)",
-                        "bake some first: thfm-synth assets build-characters --count 24 --out DIR")
+        raise UserError(
+            f"{folder} holds no baked characters (*.npz)",
+            "bake some first: thfm-synth assets build-characters --count 24 --out DIR",
+        )
     return files[:count]
 
 
@@ -88,8 +90,15 @@ def _camera(view: int, target: np.ndarray, height: float, width_px: int, height_
 
 
 def _description(chars, files, width, height, samples, denoise):
-    from thfm_synth.render.description import (Camera, Material, Object, RenderSettings, SceneDescription, World,
-                                               pose_matrix)
+    from thfm_synth.render.description import (
+        Camera,
+        Material,
+        Object,
+        RenderSettings,
+        SceneDescription,
+        World,
+        pose_matrix,
+    )
     from thfm_synth.render.scene.assemble import _character_materials
     from thfm_synth.render.scene.animate import AnimatedCharacter
 
@@ -115,16 +124,33 @@ def _description(chars, files, width, height, samples, denoise):
         key = f"c{ci}_vertices"
         extra[key] = anim
         stub = AnimatedCharacter(Path(path).resolve(), c, None, {})
-        objects.append(Object(name=f"character_{ci}", kind="mesh_npz", mesh_path=str(Path(path).resolve()),
-                              vertex_animation_key=key, materials=_character_materials(stub), subject=True))
-    ground = Object(name="ground", kind="plane", size=(400.0, 400.0, 0.0),
-                    materials=[Material(name="ground", base_color=(0.33, 0.32, 0.3), roughness=0.8)],
-                    pose=pose_matrix(translation=(SPACING_M * (len(chars) - 1) / 2,) * 2 + (0.0,)))
+        objects.append(
+            Object(
+                name=f"character_{ci}",
+                kind="mesh_npz",
+                mesh_path=str(Path(path).resolve()),
+                vertex_animation_key=key,
+                materials=_character_materials(stub),
+                subject=True,
+            )
+        )
+    ground = Object(
+        name="ground",
+        kind="plane",
+        size=(400.0, 400.0, 0.0),
+        materials=[Material(name="ground", base_color=(0.33, 0.32, 0.3), roughness=0.8)],
+        pose=pose_matrix(translation=(SPACING_M * (len(chars) - 1) / 2,) * 2 + (0.0,)),
+    )
     world = World(kind="sky", sky_model="MULTIPLE_SCATTERING", sun_elevation_deg=35.0, sun_azimuth_deg=-115.0)
-    desc = SceneDescription(camera=Camera(k=np.stack(ks), r=np.stack(rs), t=np.stack(ts), width=width, height=height),
-                            objects=objects + [ground], world=world,
-                            render=RenderSettings(samples=samples, denoise=denoise), seed=7,
-                            extra_arrays=extra, meta={"purpose": "character contact sheet"})
+    desc = SceneDescription(
+        camera=Camera(k=np.stack(ks), r=np.stack(rs), t=np.stack(ts), width=width, height=height),
+        objects=objects + [ground],
+        world=world,
+        render=RenderSettings(samples=samples, denoise=denoise),
+        seed=7,
+        extra_arrays=extra,
+        meta={"purpose": "character contact sheet"},
+    )
     return desc, tiles
 
 
@@ -134,13 +160,24 @@ def _label(c: Character) -> str:
     skin = app.get("skin", {})
     outfit = (app.get("outfit") or {}).get("asset") or (app.get("top") or {}).get("type", "")
     hair = (app.get("hair") or {}).get("asset") or (app.get("hair") or {}).get("style", "")
-    return (f"{c.meta.get('id', '?')}  {ph.get('sex', '?')} {ph.get('age_years', 0):.0f}y  "
-            f"F{skin.get('fitzpatrick', '?')} {skin.get('asset', '')}  {outfit}  {hair or 'no hair'}")
+    return (
+        f"{c.meta.get('id', '?')}  {ph.get('sex', '?')} {ph.get('age_years', 0):.0f}y  "
+        f"F{skin.get('fitzpatrick', '?')} {skin.get('asset', '')}  {outfit}  {hair or 'no hair'}"
+    )
 
 
-def preview_characters(folder: str | Path, out_png: str | Path, count: int = 24, width: int = 256,
-                       height: int = 384, samples: int = 16, denoise: bool = True, per_row: int = 4,
-                       progress=None, runtime=None) -> dict:
+def preview_characters(
+    folder: str | Path,
+    out_png: str | Path,
+    count: int = 24,
+    width: int = 256,
+    height: int = 384,
+    samples: int = 16,
+    denoise: bool = True,
+    per_row: int = 4,
+    progress=None,
+    runtime=None,
+) -> dict:
     """Render the contact sheet (see module doc); returns {"characters", "tiles", "seconds", "gain"}."""
     import time
 
@@ -158,7 +195,7 @@ def preview_characters(folder: str | Path, out_png: str | Path, count: int = 24,
     work = Path(tempfile.mkdtemp(prefix="thfm-preview-"))
     try:
         for b in range(0, len(chars), BATCH):
-            desc, tiles = _description(chars[b:b + BATCH], files[b:b + BATCH], width, height, samples, denoise)
+            desc, tiles = _description(chars[b : b + BATCH], files[b : b + BATCH], width, height, samples, denoise)
             scene = desc.save(work / f"scene{b}")
             out = work / f"out{b}"
             render(scene, out, modalities=("rgb", "mask"), mode="single", runtime=runtime)
@@ -193,7 +230,12 @@ def preview_characters(folder: str | Path, out_png: str | Path, count: int = 24,
     out_png = Path(out_png)
     with atomic_path(out_png, "contact sheet") as tmp:
         sheet.save(tmp, format="PNG")
-    info = {"characters": len(chars), "tiles": len(tiles_all), "seconds": round(time.perf_counter() - t0, 1),
-            "gain": gain, "files": [str(f) for f in files]}
+    info = {
+        "characters": len(chars),
+        "tiles": len(tiles_all),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "gain": gain,
+        "files": [str(f) for f in files],
+    }
     out_png.with_suffix(".json").write_text(json.dumps(info, indent=1))
     return info

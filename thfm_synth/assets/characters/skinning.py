@@ -25,26 +25,55 @@ def quat_to_matrix(q: np.ndarray) -> np.ndarray:
     q = np.asarray(q, np.float64)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-    ], -2)
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
 
 
 def matrix_to_quat(m: np.ndarray) -> np.ndarray:
     """(..., 3, 3) rotation matrices -> (..., 4) w,x,y,z quaternions with w >= 0."""
     m = np.asarray(m, np.float64)
     tr = np.trace(m, axis1=-2, axis2=-1)
-    cands = np.stack([
-        np.stack([1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-        np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + 2 * m[..., 0, 0] - tr, m[..., 0, 1] + m[..., 1, 0],
-                  m[..., 0, 2] + m[..., 2, 0]], -1),
-        np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 + 2 * m[..., 1, 1] - tr,
-                  m[..., 1, 2] + m[..., 2, 1]], -1),
-        np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1],
-                  1 + 2 * m[..., 2, 2] - tr], -1),
-    ], -2)
+    cands = np.stack(
+        [
+            np.stack(
+                [1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1
+            ),
+            np.stack(
+                [
+                    m[..., 2, 1] - m[..., 1, 2],
+                    1 + 2 * m[..., 0, 0] - tr,
+                    m[..., 0, 1] + m[..., 1, 0],
+                    m[..., 0, 2] + m[..., 2, 0],
+                ],
+                -1,
+            ),
+            np.stack(
+                [
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 0, 1] + m[..., 1, 0],
+                    1 + 2 * m[..., 1, 1] - tr,
+                    m[..., 1, 2] + m[..., 2, 1],
+                ],
+                -1,
+            ),
+            np.stack(
+                [
+                    m[..., 1, 0] - m[..., 0, 1],
+                    m[..., 0, 2] + m[..., 2, 0],
+                    m[..., 1, 2] + m[..., 2, 1],
+                    1 + 2 * m[..., 2, 2] - tr,
+                ],
+                -1,
+            ),
+        ],
+        -2,
+    )
     diag = np.stack([tr, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], -1)
     best = np.argmax(diag, axis=-1)
     q = np.take_along_axis(cands, best[..., None, None], axis=-2)[..., 0, :]
@@ -117,13 +146,18 @@ def motion_skeleton(c: Character, name: str | None = None):
     parents = np.asarray(c.joint_parents)
     offsets = heads.copy()
     offsets[1:] = heads[1:] - heads[parents[1:]]
-    return Skeleton(tuple(c.joint_names), parents, offsets, matrix_to_quat(c.joint_rest_rotations),
-                    name or str(c.meta.get("id", "character")))
+    return Skeleton(
+        tuple(c.joint_names),
+        parents,
+        offsets,
+        matrix_to_quat(c.joint_rest_rotations),
+        name or str(c.meta.get("id", "character")),
+    )
 
 
-
-def skin_vertices(c: Character, posed: np.ndarray, vertex_index: np.ndarray | None = None,
-                  chunk: int = 16) -> np.ndarray:
+def skin_vertices(
+    c: Character, posed: np.ndarray, vertex_index: np.ndarray | None = None, chunk: int = 16
+) -> np.ndarray:
     """(F, V', 3) skinned vertices (all, or `vertex_index`) for posed bone matrices (F, J, 4, 4),
     in frame chunks so memory stays small (linear_blend_skinning holds (F, V, K, 3, 4))."""
     s = skinning_matrices(c, posed)[..., :3, :]  # (F, J, 3, 4)
@@ -135,11 +169,11 @@ def skin_vertices(c: Character, posed: np.ndarray, vertex_index: np.ndarray | No
     used = [np.flatnonzero(w[:, k] > 0) for k in range(idx.shape[1])]  # padded influences skipped
     out = np.empty((s.shape[0], len(v), 3))
     for a in range(0, s.shape[0], chunk):
-        part = s[a:a + chunk]
+        part = s[a : a + chunk]
         acc = np.zeros((part.shape[0], len(v), 3))
         for k, nz in enumerate(used):
             acc[:, nz] += w[nz, k, None] * np.einsum("fvij,vj->fvi", part[:, idx[nz, k]], vh[nz])
-        out[a:a + chunk] = acc
+        out[a : a + chunk] = acc
     return out
 
 

@@ -41,9 +41,18 @@ from thfm_synth.assets.characters.format import Character, quantize_weights
 from thfm_synth.assets.characters.garments import body_frame, build_garments
 from thfm_synth.assets.characters.labels import canonical_coordinates, compute_labels
 from thfm_synth.assets.characters.rigs import map_rig
-from thfm_synth.assets.characters.smplx_model import (GENDERS, LICENCE, LICENCE_TEXT, NUM_BETAS, NUM_EXPRESSION,
-                                               SMPLX_JOINT_NAMES, SMPLX_PARENTS, SmplxModel, available_genders,
-                                               load_model)
+from thfm_synth.assets.characters.smplx_model import (
+    GENDERS,
+    LICENCE,
+    LICENCE_TEXT,
+    NUM_BETAS,
+    NUM_EXPRESSION,
+    SMPLX_JOINT_NAMES,
+    SMPLX_PARENTS,
+    SmplxModel,
+    available_genders,
+    load_model,
+)
 from thfm_synth.errors import UserError
 
 GENERATOR_VERSION = 1
@@ -67,8 +76,10 @@ def smplx_version() -> str:
 
 
 def source_text(model: SmplxModel) -> str:
-    return (f"SMPL-X model file {model.path.name} (sha256 {model.sha256[:16]}), supplied by the user; "
-            f"thfm-synth SMPL-X body generator v{GENERATOR_VERSION}")
+    return (
+        f"SMPL-X model file {model.path.name} (sha256 {model.sha256[:16]}), supplied by the user; "
+        f"thfm-synth SMPL-X body generator v{GENERATOR_VERSION}"
+    )
 
 
 def sample_phenotype(rng: np.random.Generator, genders: tuple[str, ...], gender: str = "mixed") -> dict:
@@ -79,16 +90,23 @@ def sample_phenotype(rng: np.random.Generator, genders: tuple[str, ...], gender:
     sex = gender if gender != "mixed" else ("female" if u < 0.46 else "male" if u < 0.92 else "neutral")
     model_gender = sex if sex in genders else ("neutral" if "neutral" in genders else None)
     if model_gender is None:
-        raise UserError(f"the SMPL-X model folder has no {sex} or neutral model file (it has: {', '.join(genders)})",
-                        f"add SMPLX_{sex.upper()}.npz or SMPLX_NEUTRAL.npz, or choose --gender {genders[0]}")
+        raise UserError(
+            f"the SMPL-X model folder has no {sex} or neutral model file (it has: {', '.join(genders)})",
+            f"add SMPLX_{sex.upper()}.npz or SMPLX_NEUTRAL.npz, or choose --gender {genders[0]}",
+        )
     age = float(rng.uniform(18.0, 78.0))
     mean, sd = HEIGHT[sex]
     height = float(np.clip(rng.normal(mean, sd), 1.45, 2.02))
     bmi = float(np.clip(np.exp(rng.normal(np.log(24.5), 0.15)), 17.0, 40.0))
-    return {"sex": sex, "model_gender": model_gender, "age_years": round(age, 3),
-            "gender": {"female": 0.9, "male": 0.1, "neutral": 0.5}[sex],
-            "height_target_m": round(height, 4), "bmi_target": round(bmi, 3),
-            "weight_target_kg": round(bmi * height * height, 3)}
+    return {
+        "sex": sex,
+        "model_gender": model_gender,
+        "age_years": round(age, 3),
+        "gender": {"female": 0.9, "male": 0.1, "neutral": 0.5}[sex],
+        "height_target_m": round(height, 4),
+        "bmi_target": round(bmi, 3),
+        "weight_target_kg": round(bmi * height * height, 3),
+    }
 
 
 def mesh_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
@@ -103,8 +121,9 @@ def measures(model: SmplxModel, betas: np.ndarray, expression: np.ndarray) -> np
     return np.array([v[:, 1].max() - v[:, 1].min(), DENSITY_KG_M3 * mesh_volume(v, model.faces)])
 
 
-def fit_betas(model: SmplxModel, start: np.ndarray, expression: np.ndarray, height_m: float,
-              mass_kg: float, iterations: int = 12) -> tuple[np.ndarray, np.ndarray]:
+def fit_betas(
+    model: SmplxModel, start: np.ndarray, expression: np.ndarray, height_m: float, mass_kg: float, iterations: int = 12
+) -> tuple[np.ndarray, np.ndarray]:
     """Betas near `start` with the target height and mass (minimum-norm Gauss-Newton steps); (betas, reached)."""
     beta = np.clip(np.asarray(start, np.float64), -BETA_LIMIT, BETA_LIMIT)
     target = np.array([height_m, mass_kg])
@@ -140,8 +159,9 @@ def joint_tails(heads: np.ndarray, parents: np.ndarray, vertices: np.ndarray, do
         if n in pick:
             tails[j] = heads[idx[pick[n]]]
         elif n == "head":
-            head_v = vertices[np.isin(dominant, [idx["head"], idx["jaw"], idx["left_eye_smplhf"],
-                                                 idx["right_eye_smplhf"]])]
+            head_v = vertices[
+                np.isin(dominant, [idx["head"], idx["jaw"], idx["left_eye_smplhf"], idx["right_eye_smplhf"]])
+            ]
             crown = head_v[:, 2].max() if len(head_v) else heads[j, 2] + 0.2
             tails[j] = [heads[j, 0], heads[j, 1], max(crown, heads[j, 2] + 0.05)]
         elif len(children[j]) == 1:
@@ -187,13 +207,21 @@ def _texture_files(texture_dir: str | Path) -> list[Path]:
     d = Path(texture_dir).expanduser()
     files = sorted(p for p in d.iterdir() if p.suffix.lower() in TEXTURE_SUFFIXES) if d.is_dir() else []
     if not files:
-        raise UserError(f"SMPL-X texture folder {d} has no image files ({', '.join(TEXTURE_SUFFIXES)})",
-                        "point --texture-dir at a folder of SMPL-X UV textures (e.g. BEDLAM's)")
+        raise UserError(
+            f"SMPL-X texture folder {d} has no image files ({', '.join(TEXTURE_SUFFIXES)})",
+            "point --texture-dir at a folder of SMPL-X UV textures (e.g. BEDLAM's)",
+        )
     return files
 
 
-def bake_smplx(model_dir: str | Path, seed: int, index: int, gender: str = "mixed",
-               texture_dir: str | Path | None = None, character_id: str | None = None) -> Character:
+def bake_smplx(
+    model_dir: str | Path,
+    seed: int,
+    index: int,
+    gender: str = "mixed",
+    texture_dir: str | Path | None = None,
+    character_id: str | None = None,
+) -> Character:
     """Sample, shape, dress, label and skin SMPL-X character `index` of `seed` (deterministic)."""
     rng = np.random.default_rng([int(seed), int(index)])
     phen = sample_phenotype(rng, available_genders(model_dir), gender)
@@ -205,8 +233,10 @@ def bake_smplx(model_dir: str | Path, seed: int, index: int, gender: str = "mixe
     hand_curl = float(rng.uniform(0.6, 1.0))
     textures = _texture_files(texture_dir) if texture_dir is not None else None
     if textures is not None and model.vt is None:
-        raise UserError(f"{model.path} has no texture coordinates (vt/ft), so UV textures cannot be used",
-                        "use the official SMPL-X .npz model files, or leave --texture-dir out")
+        raise UserError(
+            f"{model.path} has no texture coordinates (vt/ft), so UV textures cannot be used",
+            "use the official SMPL-X .npz model files, or leave --texture-dir out",
+        )
     app = appearance_mod.sample_appearance(rng, phen)
     texture = str(textures[int(rng.integers(len(textures)))].resolve()) if textures is not None else None
 
@@ -231,12 +261,22 @@ def bake_smplx(model_dir: str | Path, seed: int, index: int, gender: str = "mixe
     rots, tails = orthonormal_rest(heads, tails, np.tile(np.eye(3), (len(names), 1, 1)))
     s_idx, s_w, unweighted = quantize_weights(np.tile(np.arange(len(names)), (nvb, 1)), model.weights)
     if unweighted.any():
-        raise UserError(f"{model.path}: {int(unweighted.sum())} vertices have no skin weight",
-                        "use the official SMPL-X model files")
+        raise UserError(
+            f"{model.path}: {int(unweighted.sum())} vertices have no skin weight", "use the official SMPL-X model files"
+        )
 
     if texture is not None:  # the texture paints skin, eyes and clothes: one material, no garments
-        mats = [{"name": "skin", "kind": "skin", "base_color": [0.8, 0.8, 0.8], "roughness": 0.6, "metallic": 0.0,
-                 "texture": texture, "pattern": None}]
+        mats = [
+            {
+                "name": "skin",
+                "kind": "skin",
+                "base_color": [0.8, 0.8, 0.8],
+                "roughness": 0.6,
+                "metallic": 0.0,
+                "texture": texture,
+                "pattern": None,
+            }
+        ]
         pieces = []
         body_fmat = np.zeros(len(faces), np.int16)
         app = {"texture": texture}
@@ -261,7 +301,7 @@ def bake_smplx(model_dir: str | Path, seed: int, index: int, gender: str = "mixe
             qi, qw, _ = quantize_weights(qi[:, :k], qw[:, :k])
         qi2 = np.zeros((len(qi), k), np.int64)
         qw2 = np.zeros((len(qw), k), np.float32)
-        qi2[:, :qi.shape[1]], qw2[:, :qw.shape[1]] = qi, qw
+        qi2[:, : qi.shape[1]], qw2[:, : qw.shape[1]] = qi, qw
         all_v.append(p.vertices)
         all_f.append(p.faces + v_off)
         if p.uv is uv:
@@ -295,30 +335,71 @@ def bake_smplx(model_dir: str | Path, seed: int, index: int, gender: str = "mixe
     world_from_model = np.eye(4)
     world_from_model[:3, :3] = m
     world_from_model[:3, 3] = shift + lift
-    params = {"generator": "smplx", "generator_version": GENERATOR_VERSION, "seed": int(seed), "index": int(index),
-              "gender": gender, "phenotype": phen, "appearance": app,
-              "betas": [round(float(b), 6) for b in betas], "expression": [round(float(e), 6) for e in expression],
-              "hand_curl": round(hand_curl, 4)}
+    params = {
+        "generator": "smplx",
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "index": int(index),
+        "gender": gender,
+        "phenotype": phen,
+        "appearance": app,
+        "betas": [round(float(b), 6) for b in betas],
+        "expression": [round(float(e), 6) for e in expression],
+        "hand_curl": round(hand_curl, 4),
+    }
     # the exact values used for the mesh (the rounded copies above are for people reading the manifest)
-    smplx_meta = {"model_file": str(model.path), "model_sha256": model.sha256, "gender": model.gender,
-                  "num_body_vertices": nvb, "num_joints": len(names), "betas": betas.tolist(),
-                  "expression": expression.tolist(), "hand_pose": (model.hands_mean * hand_curl).tolist(),
-                  "world_from_model": world_from_model.tolist(), "model_info": model.info,
-                  "smplx_package": smplx_version()}
-    meta = {"id": character_id or f"smplx-{seed}-{index:05d}", "generator": "smplx", "source": source_text(model),
-            "licence": LICENCE, "licence_text": LICENCE_TEXT, "rig": RIG, "params": params,
-            "height_m": round(float(V[:, 2].max()), 4),
-            "body_height_m": round(float(verts[:, 2].max() - verts[:, 2].min()), 4),
-            "skeleton": {"reparented": [], "dropped": []}, "hidden_body_faces": int((~keep_f).sum()),
-            "has_uv": model.vt is not None, "smplx": smplx_meta}
+    smplx_meta = {
+        "model_file": str(model.path),
+        "model_sha256": model.sha256,
+        "gender": model.gender,
+        "num_body_vertices": nvb,
+        "num_joints": len(names),
+        "betas": betas.tolist(),
+        "expression": expression.tolist(),
+        "hand_pose": (model.hands_mean * hand_curl).tolist(),
+        "world_from_model": world_from_model.tolist(),
+        "model_info": model.info,
+        "smplx_package": smplx_version(),
+    }
+    meta = {
+        "id": character_id or f"smplx-{seed}-{index:05d}",
+        "generator": "smplx",
+        "source": source_text(model),
+        "licence": LICENCE,
+        "licence_text": LICENCE_TEXT,
+        "rig": RIG,
+        "params": params,
+        "height_m": round(float(V[:, 2].max()), 4),
+        "body_height_m": round(float(verts[:, 2].max() - verts[:, 2].min()), 4),
+        "skeleton": {"reparented": [], "dropped": []},
+        "hidden_body_faces": int((~keep_f).sum()),
+        "has_uv": model.vt is not None,
+        "smplx": smplx_meta,
+    }
     json.dumps(meta)  # fail here, not in the writer, if anything is not JSON-able
     return Character(
-        vertices=V.astype(np.float32), faces=F[keep_f].astype(np.int32), uv=np.concatenate(all_uv).astype(np.float32),
-        face_uv=np.concatenate(all_fuv)[keep_f].astype(np.int32), joint_names=names,
-        joint_source_names=list(SMPLX_JOINT_NAMES), joint_parents=parents, joint_heads=heads.astype(np.float32),
-        joint_tails=tails.astype(np.float32), joint_rest_rotations=rots.astype(np.float32),
-        skin_indices=SI.astype(np.int16), skin_weights=SW.astype(np.float32),
-        vertex_garment=np.concatenate(garment_id), face_material=np.concatenate(fmat)[keep_f],
-        vertex_part=labels.vertex_part, vertex_part_uv=labels.vertex_part_uv, vertex_canonical=canonical,
-        canonical_min=cmin, canonical_max=cmax, face_part=labels.face_part[keep_f],
-        corner_part_uv=labels.corner_part_uv[keep_f], materials=mats, garments=garments, meta=meta)
+        vertices=V.astype(np.float32),
+        faces=F[keep_f].astype(np.int32),
+        uv=np.concatenate(all_uv).astype(np.float32),
+        face_uv=np.concatenate(all_fuv)[keep_f].astype(np.int32),
+        joint_names=names,
+        joint_source_names=list(SMPLX_JOINT_NAMES),
+        joint_parents=parents,
+        joint_heads=heads.astype(np.float32),
+        joint_tails=tails.astype(np.float32),
+        joint_rest_rotations=rots.astype(np.float32),
+        skin_indices=SI.astype(np.int16),
+        skin_weights=SW.astype(np.float32),
+        vertex_garment=np.concatenate(garment_id),
+        face_material=np.concatenate(fmat)[keep_f],
+        vertex_part=labels.vertex_part,
+        vertex_part_uv=labels.vertex_part_uv,
+        vertex_canonical=canonical,
+        canonical_min=cmin,
+        canonical_max=cmax,
+        face_part=labels.face_part[keep_f],
+        corner_part_uv=labels.corner_part_uv[keep_f],
+        materials=mats,
+        garments=garments,
+        meta=meta,
+    )

@@ -46,17 +46,44 @@ import numpy as np
 from thfm_synth.errors import UserError
 
 SMPLX_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "jaw", "left_eye_smplhf", "right_eye_smplhf",
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "jaw",
+    "left_eye_smplhf",
+    "right_eye_smplhf",
     *(f"left_{f}{k}" for f in ("index", "middle", "pinky", "ring", "thumb") for k in (1, 2, 3)),
     *(f"right_{f}{k}" for f in ("index", "middle", "pinky", "ring", "thumb") for k in (1, 2, 3)),
 )
 SMPLX_PARENTS = np.array(
     [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15]
-    + [p for base in (20, 21) for k in range(5) for p in (base, 25 + 15 * (base - 20) + 3 * k,
-                                                          26 + 15 * (base - 20) + 3 * k)], np.int64)
+    + [
+        p
+        for base in (20, 21)
+        for k in range(5)
+        for p in (base, 25 + 15 * (base - 20) + 3 * k, 26 + 15 * (base - 20) + 3 * k)
+    ],
+    np.int64,
+)
 NUM_JOINTS = 55
 BODY_JOINTS = slice(1, 22)  # body_pose: 21 joints
 JAW, LEYE, REYE = 22, 23, 24
@@ -74,14 +101,18 @@ GENDERS = ("neutral", "male", "female")
 MODEL_FILES = {g: f"SMPLX_{g.upper()}.npz" for g in GENDERS}
 REQUIRED_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table")
 LICENCE = "LicenseRef-SMPL-X-NC"
-LICENCE_TEXT = ("SMPL-X model licence (non-commercial scientific research only; model files supplied by the user, "
-                "https://smpl-x.is.tue.mpg.de/modellicense.html)")
+LICENCE_TEXT = (
+    "SMPL-X model licence (non-commercial scientific research only; model files supplied by the user, "
+    "https://smpl-x.is.tue.mpg.de/modellicense.html)"
+)
 
 #: Run once, in your own Python environment (it unpickles the official .pkl, which is what this
 #: project refuses to do), next to the .pkl files: writes SMPLX_<GENDER>.npz for each one.
-PKL_TO_NPZ = ("python -c \"import glob,pickle,numpy as n;[n.savez(p[:-4]+'.npz',**{k:(v.toarray() "
-              "if hasattr(v,'toarray') else n.asarray(v)) for k,v in pickle.load(open(p,'rb'),encoding='latin1')"
-              ".items() if k not in('joint2num','part2num')}) for p in glob.glob('SMPLX_*.pkl')]\"")
+PKL_TO_NPZ = (
+    "python -c \"import glob,pickle,numpy as n;[n.savez(p[:-4]+'.npz',**{k:(v.toarray() "
+    "if hasattr(v,'toarray') else n.asarray(v)) for k,v in pickle.load(open(p,'rb'),encoding='latin1')"
+    ".items() if k not in('joint2num','part2num')}) for p in glob.glob('SMPLX_*.pkl')]\""
+)
 
 # Vertex ids of the COCO face points on the official SMPL-X topology (as the smplx package's
 # vertex_ids['smplx']): nose, left eye, right eye, left ear, right ear.
@@ -98,7 +129,8 @@ def _pkl_error(pkl: Path) -> UserError:
         f"{pkl}: SMPL-X .pkl model files are not loaded: unpickling a file can execute arbitrary code, so this "
         f"project reads the .npz model files only (numpy, allow_pickle=False)",
         f"download the .npz model files from https://smpl-x.is.tue.mpg.de, or convert your .pkl files once in your "
-        f"own Python environment, in their folder: {PKL_TO_NPZ}")
+        f"own Python environment, in their folder: {PKL_TO_NPZ}",
+    )
 
 
 def model_candidates(model_dir: str | Path) -> list[Path]:
@@ -119,13 +151,16 @@ def find_model_file(model_dir: str | Path, gender: str) -> Path:
         if path.suffix == ".pkl":
             raise _pkl_error(path)
         if path.suffix != ".npz":
-            raise UserError(f"{path} is not an SMPL-X model file (.npz)",
-                            f"point at the folder holding {_expected_files_text()}")
+            raise UserError(
+                f"{path} is not an SMPL-X model file (.npz)", f"point at the folder holding {_expected_files_text()}"
+            )
         return path
     if not path.is_dir():
-        raise UserError(f"SMPL-X model folder {path} not found (it must hold {_expected_files_text()})",
-                        "pass the folder of your SMPL-X model files (from https://smpl-x.is.tue.mpg.de; "
-                        "nothing is downloaded for you)")
+        raise UserError(
+            f"SMPL-X model folder {path} not found (it must hold {_expected_files_text()})",
+            "pass the folder of your SMPL-X model files (from https://smpl-x.is.tue.mpg.de; "
+            "nothing is downloaded for you)",
+        )
     name = MODEL_FILES[gender]
     for d in model_candidates(path):
         if (d / name).is_file():
@@ -134,10 +169,11 @@ def find_model_file(model_dir: str | Path, gender: str) -> Path:
         if (d / (name[:-4] + ".pkl")).is_file():
             raise _pkl_error(d / (name[:-4] + ".pkl"))
     present = sorted(p.name[:40] for d in model_candidates(path) if d.is_dir() for p in d.iterdir())[:6]
-    raise UserError(f"SMPL-X model folder {path} has no {name} (expected {_expected_files_text()}; "
-                    f"found: {', '.join(present) or 'nothing'})",
-                    "pass the folder that holds the SMPL-X .npz model files (the `models/smplx` folder of the "
-                    "official download)")
+    raise UserError(
+        f"SMPL-X model folder {path} has no {name} (expected {_expected_files_text()}; "
+        f"found: {', '.join(present) or 'nothing'})",
+        "pass the folder that holds the SMPL-X .npz model files (the `models/smplx` folder of the official download)",
+    )
 
 
 def available_genders(model_dir: str | Path) -> tuple[str, ...]:
@@ -224,15 +260,22 @@ class SmplxModel:
     def shaped(self, betas: np.ndarray, expression: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(v_shaped (V, 3), rest joints J (55, 3)) for one body shape and expression."""
         b = np.zeros(self.shapedirs.shape[-1])
-        b[:len(betas)] = betas
+        b[: len(betas)] = betas
         e = np.zeros(self.exprdirs.shape[-1])
-        e[:len(expression)] = expression
+        e[: len(expression)] = expression
         v = self.v_template + self.shapedirs @ b + self.exprdirs @ e
         return v, self.j_regressor @ v
 
-    def forward(self, betas: np.ndarray, expression: np.ndarray, rotations: np.ndarray, transl: np.ndarray,
-                extra_points: np.ndarray | None = None, extra_weights: np.ndarray | None = None,
-                extra_offsets_from: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def forward(
+        self,
+        betas: np.ndarray,
+        expression: np.ndarray,
+        rotations: np.ndarray,
+        transl: np.ndarray,
+        extra_points: np.ndarray | None = None,
+        extra_weights: np.ndarray | None = None,
+        extra_offsets_from: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
         """Posed vertices for F frames: `rotations` (F, 55, 3, 3) (joint 0 = global orientation), `transl` (F, 3).
 
         Returns {"vertices" (F, V, 3), "joints" (F, 55, 3) (LBS joints, as smplx returns),
@@ -246,8 +289,13 @@ class SmplxModel:
         v_shaped, joints = self.shaped(betas, expression)
         transforms, posed_joints = rigid_transforms(rot, joints, self.parents)
         t = np.asarray(transl, np.float64).reshape(nf, 1, 3)
-        out = {"vertices": np.empty((nf, self.num_vertices, 3)), "joints": posed_joints + t,
-               "transforms": transforms, "v_shaped": v_shaped, "rest_joints": joints}
+        out = {
+            "vertices": np.empty((nf, self.num_vertices, 3)),
+            "joints": posed_joints + t,
+            "transforms": transforms,
+            "v_shaped": v_shaped,
+            "rest_joints": joints,
+        }
         if extra_points is not None:
             out["extra"] = np.empty((nf,) + np.shape(extra_points))
             src = None if extra_offsets_from is None else np.asarray(extra_offsets_from, np.int64)
@@ -310,10 +358,14 @@ def _array(z, key: str, path: Path) -> np.ndarray:
     try:
         a = z[key]
     except ValueError:  # an object array: it would need unpickling
-        raise UserError(f"{path}: member {key!r} is a pickled object, not a numeric array",
-                        "use the official SMPL-X .npz model files") from None
+        raise UserError(
+            f"{path}: member {key!r} is a pickled object, not a numeric array",
+            "use the official SMPL-X .npz model files",
+        ) from None
     if a.dtype.kind not in "fiub":
-        raise UserError(f"{path}: member {key!r} has dtype {a.dtype}, not numeric", "use the official SMPL-X .npz files")
+        raise UserError(
+            f"{path}: member {key!r} has dtype {a.dtype}, not numeric", "use the official SMPL-X .npz files"
+        )
     return a
 
 
@@ -335,13 +387,17 @@ def load_model_file(path: str | Path, gender: str, sha256: str | None = None) ->
     if path.suffix == ".pkl":
         raise _pkl_error(path)
     if not path.is_file():
-        raise UserError(f"SMPL-X model file {path} not found",
-                        "set THFM_SMPLX_MODEL_DIR to the folder holding your SMPL-X .npz model files")
+        raise UserError(
+            f"SMPL-X model file {path} not found",
+            "set THFM_SMPLX_MODEL_DIR to the folder holding your SMPL-X .npz model files",
+        )
     model = _load_cached(str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns, gender)
     if sha256 is not None and model.sha256 != sha256:
-        raise UserError(f"SMPL-X model file {path} (sha256 {model.sha256[:12]}) is not the file the character was "
-                        f"baked with (sha256 {sha256[:12]})",
-                        "restore the original model file, or bake the characters again")
+        raise UserError(
+            f"SMPL-X model file {path} (sha256 {model.sha256[:12]}) is not the file the character was "
+            f"baked with (sha256 {sha256[:12]})",
+            "restore the original model file, or bake the characters again",
+        )
     return model
 
 
@@ -349,15 +405,19 @@ def _load(path: Path, gender: str) -> SmplxModel:
     members = _npz_members(path)
     missing = [k for k in REQUIRED_KEYS if k not in members]
     if missing:
-        raise UserError(f"{path} is not an SMPL-X model file: it lacks {', '.join(missing)}",
-                        f"point at the official SMPL-X .npz model files ({_expected_files_text()})")
+        raise UserError(
+            f"{path} is not an SMPL-X model file: it lacks {', '.join(missing)}",
+            f"point at the official SMPL-X .npz model files ({_expected_files_text()})",
+        )
     with np.load(path, allow_pickle=False) as z:
         a = {k: _array(z, k, path) for k in REQUIRED_KEYS}
         opt = {k: _array(z, k, path) for k in ("hands_meanl", "hands_meanr", "vt", "ft") if k in members}
 
     def bad(what: str) -> UserError:
-        return UserError(f"{path} is not a valid SMPL-X model file: {what}",
-                         "use the official SMPL-X .npz model files (re-download or re-convert them)")
+        return UserError(
+            f"{path} is not a valid SMPL-X model file: {what}",
+            "use the official SMPL-X .npz model files (re-download or re-convert them)",
+        )
 
     v = np.asarray(a["v_template"], np.float64)
     nv = len(v)
@@ -380,9 +440,9 @@ def _load(path: Path, gender: str) -> SmplxModel:
         raise bad(f"shapedirs has shape {sd.shape}, expected ({nv}, 3, >= {NUM_BETAS + NUM_EXPRESSION})")
     # the split smplx makes: 10 + 10 components (v1.1 files) or 300 + 100 (2020 files)
     if sd.shape[2] < SHAPE_SPACE_DIM + EXPRESSION_SPACE_DIM:
-        betas_dirs, expr_dirs = sd[:, :, :NUM_BETAS], sd[:, :, 10:10 + NUM_EXPRESSION]
+        betas_dirs, expr_dirs = sd[:, :, :NUM_BETAS], sd[:, :, 10 : 10 + NUM_EXPRESSION]
     else:
-        betas_dirs, expr_dirs = sd[:, :, :NUM_BETAS], sd[:, :, SHAPE_SPACE_DIM:SHAPE_SPACE_DIM + NUM_EXPRESSION]
+        betas_dirs, expr_dirs = sd[:, :, :NUM_BETAS], sd[:, :, SHAPE_SPACE_DIM : SHAPE_SPACE_DIM + NUM_EXPRESSION]
     pd = np.asarray(a["posedirs"], np.float64)
     if pd.shape != (nv, 3, NUM_POSE_BASIS):
         raise bad(f"posedirs has shape {pd.shape}, expected ({nv}, 3, {NUM_POSE_BASIS})")
@@ -394,15 +454,31 @@ def _load(path: Path, gender: str) -> SmplxModel:
         raise bad("weights must be (V, 55) with rows summing to 1")
     hands = np.zeros((2, 15, 3))
     if "hands_meanl" in opt and "hands_meanr" in opt:
-        hands = np.stack([np.asarray(opt["hands_meanl"], np.float64).reshape(15, 3),
-                          np.asarray(opt["hands_meanr"], np.float64).reshape(15, 3)])
+        hands = np.stack(
+            [
+                np.asarray(opt["hands_meanl"], np.float64).reshape(15, 3),
+                np.asarray(opt["hands_meanr"], np.float64).reshape(15, 3),
+            ]
+        )
     vt = ft = None
     if "vt" in opt and "ft" in opt:
         vt, ft = np.asarray(opt["vt"], np.float64), np.asarray(opt["ft"], np.int64)
         if vt.ndim != 2 or vt.shape[1] != 2 or ft.shape != faces.shape or ft.min() < 0 or ft.max() >= len(vt):
             vt = ft = None
-    return SmplxModel(path=path, sha256=file_digest(path), gender=gender, v_template=v, faces=faces,
-                      shapedirs=betas_dirs.copy(), exprdirs=expr_dirs.copy(),
-                      posedirs=np.ascontiguousarray(pd.reshape(-1, NUM_POSE_BASIS).T), j_regressor=jr, weights=w,
-                      parents=parents, hands_mean=hands, vt=vt, ft=ft,
-                      info={"shape_components": int(sd.shape[2]), "num_vertices": nv, "num_faces": len(faces)})
+    return SmplxModel(
+        path=path,
+        sha256=file_digest(path),
+        gender=gender,
+        v_template=v,
+        faces=faces,
+        shapedirs=betas_dirs.copy(),
+        exprdirs=expr_dirs.copy(),
+        posedirs=np.ascontiguousarray(pd.reshape(-1, NUM_POSE_BASIS).T),
+        j_regressor=jr,
+        weights=w,
+        parents=parents,
+        hands_mean=hands,
+        vt=vt,
+        ft=ft,
+        info={"shape_components": int(sd.shape[2]), "num_vertices": nv, "num_faces": len(faces)},
+    )

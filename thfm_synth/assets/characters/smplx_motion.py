@@ -31,9 +31,22 @@ from pathlib import Path
 import numpy as np
 
 from thfm_synth.assets.characters.format import Character
-from thfm_synth.assets.characters.smplx_model import (BODY_JOINTS, FACE_VERTEX_IDS, JAW, LEFT_HAND, LEYE, NUM_JOINTS, REYE,
-                                               RIGHT_HAND, SMPL24_FROM_SMPLX, SMPLX_JOINT_NAMES, SmplxModel, axis_angle,
-                                               load_model_file, rodrigues)
+from thfm_synth.assets.characters.smplx_model import (
+    BODY_JOINTS,
+    FACE_VERTEX_IDS,
+    JAW,
+    LEFT_HAND,
+    LEYE,
+    NUM_JOINTS,
+    REYE,
+    RIGHT_HAND,
+    SMPL24_FROM_SMPLX,
+    SMPLX_JOINT_NAMES,
+    SmplxModel,
+    axis_angle,
+    load_model_file,
+    rodrigues,
+)
 from thfm_synth.errors import UserError
 from thfm_synth.assets.motion import quat
 from thfm_synth.assets.motion.joints import SMPL24_NAMES
@@ -55,9 +68,10 @@ def character_model(character: Character) -> SmplxModel:
     if override:
         path = Path(override).expanduser() / path.name
     if not path.is_file() and not override:
-        raise UserError(f"SMPL-X character {character.meta.get('id')!r} needs its model file {path}, which is missing",
-                        f"set {MODEL_DIR_ENV} to the folder that holds {path.name} (sha256 "
-                        f"{info['model_sha256'][:12]}...)")
+        raise UserError(
+            f"SMPL-X character {character.meta.get('id')!r} needs its model file {path}, which is missing",
+            f"set {MODEL_DIR_ENV} to the folder that holds {path.name} (sha256 {info['model_sha256'][:12]}...)",
+        )
     return load_model_file(path, info["gender"], info["model_sha256"])
 
 
@@ -78,7 +92,7 @@ class SmplxMotion:
         return self.model.shaped(self.betas, self.expression)[1][0]
 
     def body_vertices(self) -> np.ndarray:
-        return self.vertices[:, :self.num_body_vertices]
+        return self.vertices[:, : self.num_body_vertices]
 
     def regressor_joints(self, body_vertices: np.ndarray) -> dict[str, np.ndarray]:
         """{"smplx55": (F, 55, 3), "smpl24": (F, 24, 3)}: the model's J_regressor applied to posed vertices."""
@@ -111,27 +125,40 @@ class SmplxMotion:
         cam = self.parameters(r_c, t_c, "cam")
         aa = axis_angle(self.rotations)
         return {
-            "smplx_gender": np.array(self.model.gender), "smplx_model_file": np.array(self.model.path.name),
+            "smplx_gender": np.array(self.model.gender),
+            "smplx_model_file": np.array(self.model.path.name),
             "smplx_model_sha256": np.array(self.model.sha256),
             "smplx_num_vertices": np.array(self.num_body_vertices, np.int64),
             "smplx_betas": np.asarray(self.betas, np.float64),
             "smplx_expression": np.tile(np.asarray(self.expression, np.float64), (nf, 1)),
-            **world, **cam,
-            "smplx_body_pose": aa[:, BODY_JOINTS], "smplx_jaw_pose": aa[:, JAW], "smplx_leye_pose": aa[:, LEYE],
-            "smplx_reye_pose": aa[:, REYE], "smplx_left_hand_pose": aa[:, LEFT_HAND],
+            **world,
+            **cam,
+            "smplx_body_pose": aa[:, BODY_JOINTS],
+            "smplx_jaw_pose": aa[:, JAW],
+            "smplx_leye_pose": aa[:, LEYE],
+            "smplx_reye_pose": aa[:, REYE],
+            "smplx_left_hand_pose": aa[:, LEFT_HAND],
             "smplx_right_hand_pose": aa[:, RIGHT_HAND],
         }
 
     def metadata(self) -> dict:
-        return {"model": "smplx", "model_file": self.model.path.name, "model_sha256": self.model.sha256,
-                "gender": self.model.gender, "num_betas": len(self.betas), "num_expression": len(self.expression),
-                "num_body_vertices": self.num_body_vertices,
-                "usage": "smplx.SMPLX(model_path, gender=smplx_gender, use_pca=False, flat_hand_mean=True, "
-                         "num_betas=10, num_expression_coeffs=10) with the *_world (or *_cam) orientation and "
-                         "translation reproduces the rendered body vertices (the first smplx_num_vertices of the "
-                         "mesh) in that frame",
-                "joints": {"smplx55": "J_regressor @ posed mesh (SMPL-X joint order)",
-                           "smpl24": "J_regressor @ posed mesh: SMPL-X joints 0-21, left_index1, right_index1"}}
+        return {
+            "model": "smplx",
+            "model_file": self.model.path.name,
+            "model_sha256": self.model.sha256,
+            "gender": self.model.gender,
+            "num_betas": len(self.betas),
+            "num_expression": len(self.expression),
+            "num_body_vertices": self.num_body_vertices,
+            "usage": "smplx.SMPLX(model_path, gender=smplx_gender, use_pca=False, flat_hand_mean=True, "
+            "num_betas=10, num_expression_coeffs=10) with the *_world (or *_cam) orientation and "
+            "translation reproduces the rendered body vertices (the first smplx_num_vertices of the "
+            "mesh) in that frame",
+            "joints": {
+                "smplx55": "J_regressor @ posed mesh (SMPL-X joint order)",
+                "smpl24": "J_regressor @ posed mesh: SMPL-X joints 0-21, left_index1, right_index1",
+            },
+        }
 
 
 def _set_rest_detail(character: Character, clip: MotionClip, hand_pose: np.ndarray, m: np.ndarray) -> MotionClip:
@@ -157,8 +184,11 @@ def smplx_motion(character: Character, clip: MotionClip) -> tuple[MotionClip, Sm
     model = character_model(character)
     nvb = int(info["num_body_vertices"])
     if model.num_vertices != nvb:
-        raise UserError(f"SMPL-X character {character.meta.get('id')!r} has {nvb} body vertices, the model file "
-                        f"{model.path} {model.num_vertices}", "bake the character again with this model file")
+        raise UserError(
+            f"SMPL-X character {character.meta.get('id')!r} has {nvb} body vertices, the model file "
+            f"{model.path} {model.num_vertices}",
+            "bake the character again with this model file",
+        )
     w_from_m = np.asarray(info["world_from_model"], np.float64)
     m, s = w_from_m[:3, :3], w_from_m[:3, 3]
     betas, expression = np.asarray(info["betas"]), np.asarray(info["expression"])

@@ -42,8 +42,9 @@ def texture_ref(src: str | Path) -> dict:
     src = Path(src)
     ext = src.suffix.lower()
     if ext not in EXTENSIONS:
-        raise UserError(f"texture {src}: unsupported image type {ext or '(none)'}",
-                        f"convert it to one of {', '.join(EXTENSIONS)}")
+        raise UserError(
+            f"texture {src}: unsupported image type {ext or '(none)'}", f"convert it to one of {', '.join(EXTENSIONS)}"
+        )
     sha = _digest(src)
     return {"path": f"{STORE}/{sha}{ext}", "sha256": sha}
 
@@ -69,15 +70,19 @@ def store_textures(folder: str | Path, sources: dict[str, str | Path]) -> list[P
                 shutil.copyfile(src, tmp)
                 got = _digest(tmp)
                 if got != sha:
-                    raise UserError(f"texture {src} changed while it was copied (sha256 {got}, expected {sha})",
-                                    "make sure nothing writes to the asset folder, then build again")
+                    raise UserError(
+                        f"texture {src} changed while it was copied (sha256 {got}, expected {sha})",
+                        "make sure nothing writes to the asset folder, then build again",
+                    )
                 os.replace(tmp, dest)
             finally:
                 if tmp.exists():
                     tmp.unlink()
         except OSError as exc:
-            raise UserError(f"cannot store texture {src} in {dest.parent}: {exc.strerror}",
-                            "choose a writable output folder with free space") from None
+            raise UserError(
+                f"cannot store texture {src} in {dest.parent}: {exc.strerror}",
+                "choose a writable output folder with free space",
+            ) from None
         out.append(dest)
     return out
 
@@ -86,13 +91,16 @@ def resolve_texture(npz_path: str | Path, ref: dict, verify: bool = True) -> Pat
     """Absolute path of a texture reference of the character at `npz_path`, digest checked."""
     npz_path = Path(npz_path)
     path = (npz_path.parent / ref["path"]).resolve()
-    fix = (f"copy the character folder together with its {STORE}/ folder, or bake the character again "
-           f"(delete {npz_path.name})")
+    fix = (
+        f"copy the character folder together with its {STORE}/ folder, or bake the character again "
+        f"(delete {npz_path.name})"
+    )
     if not path.is_file():
         raise UserError(f"texture {path} of character {npz_path} is missing", fix)
     if verify and _digest(path) != ref["sha256"]:
-        raise UserError(f"texture {path} of character {npz_path} does not match its sha256 {ref['sha256'][:16]}...",
-                        fix)
+        raise UserError(
+            f"texture {path} of character {npz_path} does not match its sha256 {ref['sha256'][:16]}...", fix
+        )
     return path
 
 
@@ -127,9 +135,10 @@ def check_image(path: str | Path, decode: bool = False, size: int = 256) -> None
             _CHECKED[sha] = (im.width, im.height, len(im.getbands()))
             small = im.convert("RGBA").resize((size, size), Image.Resampling.BOX)
     except Exception as exc:  # noqa: BLE001 - any decoder failure means the same thing
-        raise UserError(f"texture {path} cannot be read as an image ({type(exc).__name__}: {exc})",
-                        "restore the file from the MakeHuman asset release "
-                        "(thfm-synth assets fetch makehuman --dest DIR)") from None
+        raise UserError(
+            f"texture {path} cannot be read as an image ({type(exc).__name__}: {exc})",
+            "restore the file from the MakeHuman asset release (thfm-synth assets fetch makehuman --dest DIR)",
+        ) from None
     a = np.asarray(small, np.float32) / 255.0
     rgb = a[..., :3]
     a[..., :3] = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)

@@ -59,6 +59,7 @@ def builtin_motion(motion_id: str, num_frames: int = NUM_FRAMES, fps: float = FP
 
 # ---------------------------------------------------------------- skeleton geometry
 
+
 @functools.lru_cache(maxsize=1)
 def _geometry() -> dict:
     sk = canonical_skeleton()
@@ -78,7 +79,8 @@ def _geometry() -> dict:
         "heel": np.array([0.0, 0.05, -float(rest["LeftFoot"][2])]),
         "hip": {s: off[f"{'L' if s == 'Left' else 'R'}HipJoint"] + off[f"{s}UpLeg"] for s, _ in _SIDES},
         "shoulder": {s: off[f"{s}Shoulder"] + off[f"{s}Arm"] for s, _ in _SIDES},
-        "spine": off["Spine"], "chest": off["Spine1"],
+        "spine": off["Spine"],
+        "chest": off["Spine1"],
         "pelvis_height": float(rest["Hips"][2]),
     }
 
@@ -97,6 +99,7 @@ def _rot_about(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
 
 def _aim(rest_dir: np.ndarray, rest_ref: np.ndarray, direction: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Rotation taking rest_dir to direction and rest_ref as close as possible to ref."""
+
     def basis(d: np.ndarray, r: np.ndarray) -> np.ndarray:
         e1 = d / np.linalg.norm(d, axis=-1, keepdims=True)
         r = r - np.sum(r * e1, axis=-1, keepdims=True) * e1
@@ -135,6 +138,7 @@ def _heading_vectors(psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------- pose assembly
 
+
 @dataclasses.dataclass
 class _Pose:
     """Per-frame targets; `to_clip` solves legs and arms and builds local rotations."""
@@ -156,8 +160,13 @@ class _Pose:
         nf = self.pelvis.shape[0]
         pelvis = self.pelvis.copy()
         pelvis[:, 2] = _reachable_height(pelvis, self.pelvis_rot, self.ankle, fps)
-        glob = {"Hips": self.pelvis_rot, "Spine": self.spine_rot, "Spine1": self.chest_rot,
-                "Neck1": quat.slerp(self.chest_rot, self.head_rot, 0.5), "Head": self.head_rot}
+        glob = {
+            "Hips": self.pelvis_rot,
+            "Spine": self.spine_rot,
+            "Spine1": self.chest_rot,
+            "Neck1": quat.slerp(self.chest_rot, self.head_rot, 0.5),
+            "Head": self.head_rot,
+        }
         down, fwd = -_Z, -_Y
         for side, sx in _SIDES:
             hip = pelvis + quat.rotate(self.pelvis_rot, g["hip"][side])
@@ -218,8 +227,9 @@ def _reachable_height(pelvis: np.ndarray, pelvis_rot: np.ndarray, ankles: dict, 
     return gaussian_filter1d(eroded, sigma, mode="nearest", truncate=w / sigma)
 
 
-def _arm_angles(chest_rot: np.ndarray, side: str, flex: np.ndarray, abduct: np.ndarray,
-                elbow: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
+def _arm_angles(
+    chest_rot: np.ndarray, side: str, flex: np.ndarray, abduct: np.ndarray, elbow: np.ndarray
+) -> tuple[str, np.ndarray, np.ndarray]:
     """Upper arm hanging from the chest, flexed forward, abducted outward; elbow flexion."""
     sx = 1.0 if side == "Left" else -1.0
     hang = quat.from_axis_angle(_Y, np.radians(90.0) * sx)  # T-pose arm -> hanging down
@@ -229,6 +239,7 @@ def _arm_angles(chest_rot: np.ndarray, side: str, flex: np.ndarray, abduct: np.n
 
 
 # ---------------------------------------------------------------- locomotion
+
 
 @dataclasses.dataclass(frozen=True)
 class _Gait:
@@ -256,14 +267,54 @@ class _Gait:
     elbow_swing: float  # elbow flexion amplitude, rad
 
 
-_WALK = _Gait(speed=1.3, period=1.1, duty=0.62, step_width=0.16, crouch=0.01, bob=0.02, bob_sign=1.0,
-              sway=0.02, yaw=np.radians(5), roll=np.radians(3), lean=np.radians(4), heel_pitch=np.radians(15),
-              toe_pitch=np.radians(55), heel_end=0.15, flat_end=0.55, lift=0.06, lift_peak=0.45, plant=0.4,
-              arm_swing=np.radians(16), arm_flex=np.radians(3), elbow=np.radians(18), elbow_swing=np.radians(8))
-_RUN = _Gait(speed=2.8, period=0.70, duty=0.36, step_width=0.08, crouch=0.05, bob=0.035, bob_sign=-1.0,
-             sway=0.01, yaw=np.radians(8), roll=np.radians(4), lean=np.radians(9), heel_pitch=np.radians(6),
-             toe_pitch=np.radians(40), heel_end=0.12, flat_end=0.45, lift=0.30, lift_peak=0.35, plant=0.5,
-             arm_swing=np.radians(30), arm_flex=np.radians(8), elbow=np.radians(85), elbow_swing=np.radians(15))
+_WALK = _Gait(
+    speed=1.3,
+    period=1.1,
+    duty=0.62,
+    step_width=0.16,
+    crouch=0.01,
+    bob=0.02,
+    bob_sign=1.0,
+    sway=0.02,
+    yaw=np.radians(5),
+    roll=np.radians(3),
+    lean=np.radians(4),
+    heel_pitch=np.radians(15),
+    toe_pitch=np.radians(55),
+    heel_end=0.15,
+    flat_end=0.55,
+    lift=0.06,
+    lift_peak=0.45,
+    plant=0.4,
+    arm_swing=np.radians(16),
+    arm_flex=np.radians(3),
+    elbow=np.radians(18),
+    elbow_swing=np.radians(8),
+)
+_RUN = _Gait(
+    speed=2.8,
+    period=0.70,
+    duty=0.36,
+    step_width=0.08,
+    crouch=0.05,
+    bob=0.035,
+    bob_sign=-1.0,
+    sway=0.01,
+    yaw=np.radians(8),
+    roll=np.radians(4),
+    lean=np.radians(9),
+    heel_pitch=np.radians(6),
+    toe_pitch=np.radians(40),
+    heel_end=0.12,
+    flat_end=0.45,
+    lift=0.30,
+    lift_peak=0.35,
+    plant=0.5,
+    arm_swing=np.radians(30),
+    arm_flex=np.radians(8),
+    elbow=np.radians(85),
+    elbow_swing=np.radians(15),
+)
 _TURN_WALK = dataclasses.replace(_WALK, speed=1.1, period=1.15)
 
 
@@ -271,15 +322,18 @@ def _straight(speed: float) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarr
     def path(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xy = np.stack([np.zeros_like(t), -speed * t], axis=-1)  # facing -Y
         return xy, np.zeros_like(t)
+
     return path
 
 
 def _turning_path(speed: float) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Straight, a 180 degree left turn (1.5-5 s), straight, a 90 degree right turn (6-7.5 s)."""
+
     def rate(t: np.ndarray) -> np.ndarray:
         def box(a: float, b: float) -> np.ndarray:  # smooth 0 -> 1 -> 0 over [a, b]
             ramp = 0.4
             return _minjerk((t - a) / ramp) * (1 - _minjerk((t - (b - ramp)) / ramp))
+
         return np.pi / 3.1 * box(1.5, 5.0) - (np.pi / 2) / 1.1 * box(6.0, 7.5)
 
     def path(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -288,10 +342,15 @@ def _turning_path(speed: float) -> Callable[[np.ndarray], tuple[np.ndarray, np.n
         psi = np.concatenate([[0.0], np.cumsum((rate(dense[1:]) + rate(dense[:-1])) / 2 * np.diff(dense))])
         psi -= np.interp(0.0, dense, psi)
         fwd, _ = _heading_vectors(psi)
-        xy = np.concatenate([[[0.0, 0.0]], np.cumsum((fwd[1:, :2] + fwd[:-1, :2]) / 2 * np.diff(dense)[:, None],
-                                                      axis=0)]) * speed
+        xy = (
+            np.concatenate(
+                [[[0.0, 0.0]], np.cumsum((fwd[1:, :2] + fwd[:-1, :2]) / 2 * np.diff(dense)[:, None], axis=0)]
+            )
+            * speed
+        )
         xy -= np.array([np.interp(0.0, dense, xy[:, 0]), np.interp(0.0, dense, xy[:, 1])])
         return np.stack([np.interp(t, dense, xy[:, 0]), np.interp(t, dense, xy[:, 1])], -1), np.interp(t, dense, psi)
+
     return path
 
 
@@ -344,7 +403,7 @@ def _locomotion(t: np.ndarray, gait: _Gait, path_fn) -> _Pose:
         # with zero vertical speed and finite acceleration
         a_ = max(2.0, 2.0 * gait.lift_peak / (1.0 - gait.lift_peak))
         b_ = a_ * (1.0 - gait.lift_peak) / gait.lift_peak
-        lift_shape = s_sw ** a_ * (1 - s_sw) ** b_ / (gait.lift_peak ** a_ * (1 - gait.lift_peak) ** b_)
+        lift_shape = s_sw**a_ * (1 - s_sw) ** b_ / (gait.lift_peak**a_ * (1 - gait.lift_peak) ** b_)
         sw_ankle = off_[0] + (on_[0] - off_[0]) * m[:, None] + _Z * (gait.lift * lift_shape)[:, None]
         sw_theta = off_[3] + (on_[3] - off_[3]) * _minjerk(s_sw)
         sw_psi = p0 + (p1 - p0) * m
@@ -366,12 +425,13 @@ def _locomotion(t: np.ndarray, gait: _Gait, path_fn) -> _Pose:
     turn_lean = -np.arctan(gait.speed * omega / 9.81) * 0.7  # lean into turns
     yaw_osc = -gait.yaw * np.cos(2 * np.pi * phase)  # left hip forward at left heel strike
     roll = gait.roll * np.cos(mid) + turn_lean
-    pelvis_rot = quat.mul(quat.mul(_rz(psi + yaw_osc), _rx(np.full_like(t, gait.lean * 0.5))),
-                          _rot_about(-_Y, roll))
-    spine_rot = quat.mul(quat.mul(_rz(psi + 0.3 * yaw_osc), _rx(np.full_like(t, gait.lean * 0.8))),
-                         _rot_about(-_Y, 0.5 * turn_lean))
-    chest_rot = quat.mul(quat.mul(_rz(psi - 0.6 * yaw_osc), _rx(np.full_like(t, gait.lean))),
-                         _rot_about(-_Y, 0.3 * turn_lean))
+    pelvis_rot = quat.mul(quat.mul(_rz(psi + yaw_osc), _rx(np.full_like(t, gait.lean * 0.5))), _rot_about(-_Y, roll))
+    spine_rot = quat.mul(
+        quat.mul(_rz(psi + 0.3 * yaw_osc), _rx(np.full_like(t, gait.lean * 0.8))), _rot_about(-_Y, 0.5 * turn_lean)
+    )
+    chest_rot = quat.mul(
+        quat.mul(_rz(psi - 0.6 * yaw_osc), _rx(np.full_like(t, gait.lean))), _rot_about(-_Y, 0.3 * turn_lean)
+    )
     head_rot = quat.mul(_rz(psi + 0.25 * omega), _rx(np.full_like(t, -0.3 * gait.lean)))
     arms = {}
     for side, _ in _SIDES:
@@ -384,6 +444,7 @@ def _locomotion(t: np.ndarray, gait: _Gait, path_fn) -> _Pose:
 
 
 # ---------------------------------------------------------------- standing motions
+
 
 def _keyframes(t: np.ndarray, keys: list[tuple[float, np.ndarray]]) -> np.ndarray:
     """Minimum-jerk blend between (time, value) keys, holding before/after."""
@@ -431,8 +492,12 @@ def _squat(t: np.ndarray) -> _Pose:
     spine_rot = _rx(np.radians(33) * depth)
     chest_rot = _rx(np.radians(38) * depth)
     head_rot = _rx(np.radians(5) * depth)
-    arms = {side: _arm_angles(chest_rot, side, np.radians(10 + 75 * depth), np.full(nf, np.radians(6)),
-                              np.full(nf, np.radians(10))) for side, _ in _SIDES}
+    arms = {
+        side: _arm_angles(
+            chest_rot, side, np.radians(10 + 75 * depth), np.full(nf, np.radians(6)), np.full(nf, np.radians(10))
+        )
+        for side, _ in _SIDES
+    }
     return _Pose(pelvis, pelvis_rot, spine_rot, chest_rot, head_rot, ankles, feet, toes, poles, arms)
 
 

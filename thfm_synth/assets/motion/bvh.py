@@ -34,8 +34,12 @@ from thfm_synth.assets.motion.skeleton import END_SUFFIX, MotionClip, Skeleton
 CMU_SCALE = 0.056444
 
 _CHANNELS = {
-    "xposition": ("P", 0), "yposition": ("P", 1), "zposition": ("P", 2),
-    "xrotation": ("R", "X"), "yrotation": ("R", "Y"), "zrotation": ("R", "Z"),
+    "xposition": ("P", 0),
+    "yposition": ("P", 1),
+    "zposition": ("P", 2),
+    "xrotation": ("R", "X"),
+    "yrotation": ("R", "Y"),
+    "zrotation": ("R", "Z"),
 }
 _TOKEN = re.compile(r"[{}]|[^\s{}]+")
 _FIX_HIERARCHY = "repair or re-export the BVH file; its HIERARCHY section is malformed"
@@ -118,8 +122,9 @@ def _parse_header(text: str, path: str) -> _Parsed:
         tokens.extend((w, ln) for w in words)
     if not tokens or tokens[0][0].upper() != "HIERARCHY":
         where = tokens[0][1] if tokens else 1
-        raise UserError(f"{path}: line {where}: not a BVH file (it must start with HIERARCHY)",
-                        "pass a BVH motion file")
+        raise UserError(
+            f"{path}: line {where}: not a BVH file (it must start with HIERARCHY)", "pass a BVH motion file"
+        )
     joints = _parse_hierarchy(tokens, path, last_line=motion_line or len(lines))
     if motion_line is None:
         raise UserError(f"{path}: line {len(lines)}: file ends before the MOTION section", _FIX_TRUNCATED)
@@ -142,29 +147,39 @@ def _parse_header(text: str, path: str) -> _Parsed:
     joined = " ".join(words)
     m = re.fullmatch(r"frames\s*:?\s*(\S+)", joined, flags=re.IGNORECASE)
     if not m:
-        raise UserError(f"{path}: line {frames_line}: expected 'Frames: <count>', found {joined!r}",
-                        "write the frame count as 'Frames: N' after MOTION")
+        raise UserError(
+            f"{path}: line {frames_line}: expected 'Frames: <count>', found {joined!r}",
+            "write the frame count as 'Frames: N' after MOTION",
+        )
     try:
         num_frames = int(m.group(1))
     except ValueError:
-        raise UserError(f"{path}: line {frames_line}: frame count {m.group(1)!r} is not a whole number",
-                        "write the frame count as 'Frames: N' after MOTION") from None
+        raise UserError(
+            f"{path}: line {frames_line}: frame count {m.group(1)!r} is not a whole number",
+            "write the frame count as 'Frames: N' after MOTION",
+        ) from None
     if num_frames < 1:
-        raise UserError(f"{path}: line {frames_line}: the file declares {num_frames} frames",
-                        "export the motion with at least one frame")
+        raise UserError(
+            f"{path}: line {frames_line}: the file declares {num_frames} frames",
+            "export the motion with at least one frame",
+        )
     words, time_line = next_words()
     joined = " ".join(words)
     m = re.fullmatch(r"frame\s*time\s*:?\s*(\S+)", joined, flags=re.IGNORECASE)
     if not m:
-        raise UserError(f"{path}: line {time_line}: expected 'Frame Time: <seconds>', found {joined!r}",
-                        "write 'Frame Time: <seconds per frame>' after the Frames line")
+        raise UserError(
+            f"{path}: line {time_line}: expected 'Frame Time: <seconds>', found {joined!r}",
+            "write 'Frame Time: <seconds per frame>' after the Frames line",
+        )
     try:
         frame_time = float(m.group(1))
     except ValueError:
         frame_time = float("nan")
     if not np.isfinite(frame_time) or frame_time <= 0:
-        raise UserError(f"{path}: line {time_line}: frame time {m.group(1)!r} is not a positive number of seconds",
-                        "set 'Frame Time:' to the seconds per frame, e.g. 0.0083333 for 120 fps")
+        raise UserError(
+            f"{path}: line {time_line}: frame time {m.group(1)!r} is not a positive number of seconds",
+            "set 'Frame Time:' to the seconds per frame, e.g. 0.0083333 for 120 fps",
+        )
     return _Parsed(joints, num_frames, frame_time, frames_line, ln + 1, offset)
 
 
@@ -174,8 +189,9 @@ def _parse_hierarchy(tokens: list[tuple[str, int]], path: str, last_line: int) -
 
     def peek() -> tuple[str, int]:
         if pos >= len(tokens):
-            raise UserError(f"{path}: line {last_line}: the HIERARCHY ends early (a '}}' or a block is missing)",
-                            _FIX_HIERARCHY)
+            raise UserError(
+                f"{path}: line {last_line}: the HIERARCHY ends early (a '}}' or a block is missing)", _FIX_HIERARCHY
+            )
         return tokens[pos]
 
     def take(expected: str | None = None) -> tuple[str, int]:
@@ -210,14 +226,18 @@ def _parse_hierarchy(tokens: list[tuple[str, int]], path: str, last_line: int) -
             try:
                 n = int(tok)
             except ValueError:
-                raise UserError(f"{path}: line {tl}: CHANNELS count {tok!r} is not a whole number",
-                                _FIX_HIERARCHY) from None
+                raise UserError(
+                    f"{path}: line {tl}: CHANNELS count {tok!r} is not a whole number", _FIX_HIERARCHY
+                ) from None
             names = []
             for _ in range(n):
                 ch, chl = take()
                 if ch.lower() not in _CHANNELS:
-                    raise UserError(f"{path}: line {chl}: unknown channel {ch!r} of joint {name!r} "
-                                    f"(CHANNELS {n} needs {n} names from Xposition..Zrotation)", _FIX_HIERARCHY)
+                    raise UserError(
+                        f"{path}: line {chl}: unknown channel {ch!r} of joint {name!r} "
+                        f"(CHANNELS {n} needs {n} names from Xposition..Zrotation)",
+                        _FIX_HIERARCHY,
+                    )
                 names.append(ch.lower())
             if len(set(names)) != len(names):
                 raise UserError(f"{path}: line {cl}: joint {name!r} lists a channel twice", _FIX_HIERARCHY)
@@ -245,8 +265,10 @@ def _parse_hierarchy(tokens: list[tuple[str, int]], path: str, last_line: int) -
                 take("Site")
                 block(f"{name}{END_SUFFIX}", index, el, True)
             else:
-                raise UserError(f"{path}: line {ln}: expected JOINT, End Site or '}}' in joint {name!r}, "
-                                f"found {tok!r}", _FIX_HIERARCHY)
+                raise UserError(
+                    f"{path}: line {ln}: expected JOINT, End Site or '}}' in joint {name!r}, found {tok!r}",
+                    _FIX_HIERARCHY,
+                )
 
     tok, ln = take("ROOT")
     root, rl = take()
@@ -256,15 +278,18 @@ def _parse_hierarchy(tokens: list[tuple[str, int]], path: str, last_line: int) -
     if pos < len(tokens):
         tok, ln = tokens[pos]
         what = "a second skeleton (ROOT)" if tok.upper() == "ROOT" else f"unexpected {tok!r}"
-        raise UserError(f"{path}: line {ln}: {what} after the skeleton; expected MOTION",
-                        "keep one skeleton per BVH file" if tok.upper() == "ROOT" else _FIX_HIERARCHY)
+        raise UserError(
+            f"{path}: line {ln}: {what} after the skeleton; expected MOTION",
+            "keep one skeleton per BVH file" if tok.upper() == "ROOT" else _FIX_HIERARCHY,
+        )
     # End Sites are named after their joint; keep names unique if a writer reuses one.
     seen: set[str] = set()
     for i, j in enumerate(joints):
         if j.name in seen:
             if not j.is_end_site:
-                raise UserError(f"{path}: line {j.line}: joint name {j.name!r} is used twice",
-                                "give every JOINT a unique name")
+                raise UserError(
+                    f"{path}: line {j.line}: joint name {j.name!r} is used twice", "give every JOINT a unique name"
+                )
             k = 2
             while f"{j.name}{k}" in seen:
                 k += 1
@@ -319,14 +344,16 @@ def read_bvh(path: str | os.PathLike, scale: float = CMU_SCALE, skip_tpose: bool
     return parse_bvh(_read_text(path), source=str(path), scale=scale, skip_tpose=skip_tpose)
 
 
-def parse_bvh(text: str, source: str = "<string>", scale: float = CMU_SCALE,
-              skip_tpose: bool | str = "auto") -> MotionClip:
+def parse_bvh(
+    text: str, source: str = "<string>", scale: float = CMU_SCALE, skip_tpose: bool | str = "auto"
+) -> MotionClip:
     """`read_bvh` on text already in memory (`source` names it in errors)."""
     if not (np.isfinite(scale) and scale > 0):
         raise UserError(f"BVH scale {scale!r} for {source} must be a positive number", "pass scale > 0")
     if skip_tpose not in (True, False, "auto"):
-        raise UserError(f"skip_tpose={skip_tpose!r} for {source} is not one of True, False, 'auto'",
-                        "pass True, False or 'auto'")
+        raise UserError(
+            f"skip_tpose={skip_tpose!r} for {source} is not one of True, False, 'auto'", "pass True, False or 'auto'"
+        )
     text = _normalise_newlines(text)
     parsed = _parse_header(text, source)
     joints = parsed.joints
@@ -340,12 +367,18 @@ def parse_bvh(text: str, source: str = "<string>", scale: float = CMU_SCALE,
     if drop:
         frames = frames[1:]
     skeleton, trans, rots = _to_world(joints, frames, scale, source)
-    return MotionClip(skeleton, frame_rate(parsed.frame_time), trans, rots, source=source,
-                      source_start=parsed.frame_time if drop else 0.0)
+    return MotionClip(
+        skeleton,
+        frame_rate(parsed.frame_time),
+        trans,
+        rots,
+        source=source,
+        source_start=parsed.frame_time if drop else 0.0,
+    )
 
 
 def _motion_values(text: str, parsed: _Parsed, num_channels: int, source: str) -> np.ndarray:
-    data = text[parsed.data_offset:] if parsed.data_offset < len(text) else ""
+    data = text[parsed.data_offset :] if parsed.data_offset < len(text) else ""
     expected = parsed.num_frames * num_channels
     try:
         values = np.array(data.split(), dtype=np.float64)
@@ -360,8 +393,10 @@ def _motion_values(text: str, parsed: _Parsed, num_channels: int, source: str) -
                 except ValueError:
                     ok = False
                 if not ok:
-                    raise UserError(f"{source}: line {ln}: MOTION value {tok!r} is not a finite number",
-                                    "repair or re-export the BVH file")
+                    raise UserError(
+                        f"{source}: line {ln}: MOTION value {tok!r} is not a finite number",
+                        "repair or re-export the BVH file",
+                    )
     if values.size == expected:
         return values
     lines = data.split("\n")
@@ -431,8 +466,9 @@ def is_synthetic_tpose(joints: list[BvhJoint], frames: np.ndarray) -> bool:
 _C_QUAT = quat.from_matrix(BVH_TO_WORLD)
 
 
-def _to_world(joints: list[BvhJoint], frames: np.ndarray, scale: float,
-              source: str) -> tuple[Skeleton, np.ndarray, np.ndarray]:
+def _to_world(
+    joints: list[BvhJoint], frames: np.ndarray, scale: float, source: str
+) -> tuple[Skeleton, np.ndarray, np.ndarray]:
     nf = frames.shape[0]
     nj = len(joints)
     offsets = np.array([j.offset for j in joints], dtype=np.float64) * scale

@@ -27,8 +27,7 @@ from thfm_synth.errors import UserError
 from thfm_synth.assets.motion.bvh import read_bvh
 
 DEFAULT_BASE_URL = (
-    "https://raw.githubusercontent.com/chrystianosaraujo/motion-viewer/"
-    "6d7ca60c300f123528be0fd0939cf7a584a13f65/data"
+    "https://raw.githubusercontent.com/chrystianosaraujo/motion-viewer/6d7ca60c300f123528be0fd0939cf7a584a13f65/data"
 )
 #: Path of a clip below base_url; `{subject}` is the part before the underscore.
 DEFAULT_LAYOUT = "{subject}/{clip}.bvh"
@@ -49,51 +48,123 @@ def _c(clip: str, sha: str, size: int, tags: str, description: str) -> CmuClip:
 
 
 CMU_INDEX: tuple[CmuClip, ...] = (
-    _c("01_14", "37ec5288a1221ac103219d2bcd427845d1ee0a4848a3413d67f5a509815336e2", 1778220, "climb jump",
-       "playground - climb, jump down, dangle, legs push off against"),
+    _c(
+        "01_14",
+        "37ec5288a1221ac103219d2bcd427845d1ee0a4848a3413d67f5a509815336e2",
+        1778220,
+        "climb jump",
+        "playground - climb, jump down, dangle, legs push off against",
+    ),
     _c("02_01", "b2558c5701c98f3382ae242860eebcecfce817fa53ca879bfea753a36390d2bc", 259564, "walk", "walk"),
     _c("02_03", "8a67fae01bea08a7a75057ce806eafe3deb1b3d45d82ef7126fb7bea70d08ef0", 134655, "run", "run/jog"),
-    _c("02_04", "49d09ed98ad70fe9ece8aa42ea17437ee73094c86398476707036cd74683a17d", 365800, "jump",
-       "jump, balance"),
-    _c("02_05", "7a54afb840cce9ba4c5d7b339b2a71656d35a506b05be3a619ee5fbfaba10003", 1398391, "punch",
-       "punch/strike"),
-    _c("02_09", "cdbfd48440f91439dd879af3c4fedb87919829967741f257dc105ccec75ecbb3", 788861, "sports",
-       "swordplay"),
-    _c("03_01", "7a565cd2a543518c062a32d01a8559c0bc42cd85d9fb74e122aa3ded9c3bd6ce", 327869, "walk uneven-terrain",
-       "walk on uneven terrain"),
-    _c("05_02", "bd70b2bd823fbe81d7006575e7f9a8d9811935f4042fc2812d01d3344c630694", 854937, "dance",
-       "dance - expressive arms, pirouette"),
-    _c("05_03", "8d58553dc00c6a41602a8a2c613e9e4a997dc7cb4c1465a75ad4cf2cb5551a74", 333982, "dance",
-       "dance - sideways arabesque, turn step, folding arms"),
-    _c("05_06", "6b312a5bf78e09c619cc3af95ac3d9ef60f45f5a4bf6035078242b0c0835c5e5", 682543, "dance",
-       "dance - cartwheel-like start, pirouettes, jete"),
-    _c("05_10", "d2e5dbcc44f47a647bae77b89b5b8c6ab7d32acc564f7f155c3b6ee4e96de905", 622647, "dance",
-       "dance - glissade devant, glissade derriere, attitude/arabesque"),
-    _c("05_13", "43b69e1c0d1d5370a263a63e57cd53da810147932acd235314534d799d37e643", 837160, "dance",
-       "dance - small jetes, pirouette"),
-    _c("05_16", "e36737318343d742b6fef4c8c402728eba4f4dad224f9a0fddbceb710933dd68", 404557, "dance",
-       "dance - coupe dessous, jete en tourant"),
-    _c("06_02", "4afaa8c4fb2f05eb81cc0e8680868b5bacc61051a289ffe5a2a8515fa3addac4", 547902, "sports basketball",
-       "basketball - forward dribble"),
-    _c("06_06", "86c28f93b22625bbf75bb92d1142aa11ebfc3528c34eca0e0fc7a8b248b35e8c", 308276, "sports basketball",
-       "basketball - backward dribble"),
-    _c("06_08", "ade7c85e44684ea5bbab333527fba038671ab52b1dae9bc15cf31fbecf3380d9", 263025, "sports basketball",
-       "basketball - sideways dribble"),
-    _c("06_14", "61fdaed868cadbc5781eb6727a228fe3b3dd57a7dfe243b783232b14e130c2b3", 366611, "sports basketball",
-       "basketball - crossover dribble, shoot"),
-    _c("06_15", "8d1a3da69c8f1c4c2e330cddff8e867b0e8f4768248edd73cb04efd3413fcf34", 418919, "sports basketball",
-       "basketball - dribble, shoot"),
+    _c("02_04", "49d09ed98ad70fe9ece8aa42ea17437ee73094c86398476707036cd74683a17d", 365800, "jump", "jump, balance"),
+    _c("02_05", "7a54afb840cce9ba4c5d7b339b2a71656d35a506b05be3a619ee5fbfaba10003", 1398391, "punch", "punch/strike"),
+    _c("02_09", "cdbfd48440f91439dd879af3c4fedb87919829967741f257dc105ccec75ecbb3", 788861, "sports", "swordplay"),
+    _c(
+        "03_01",
+        "7a565cd2a543518c062a32d01a8559c0bc42cd85d9fb74e122aa3ded9c3bd6ce",
+        327869,
+        "walk uneven-terrain",
+        "walk on uneven terrain",
+    ),
+    _c(
+        "05_02",
+        "bd70b2bd823fbe81d7006575e7f9a8d9811935f4042fc2812d01d3344c630694",
+        854937,
+        "dance",
+        "dance - expressive arms, pirouette",
+    ),
+    _c(
+        "05_03",
+        "8d58553dc00c6a41602a8a2c613e9e4a997dc7cb4c1465a75ad4cf2cb5551a74",
+        333982,
+        "dance",
+        "dance - sideways arabesque, turn step, folding arms",
+    ),
+    _c(
+        "05_06",
+        "6b312a5bf78e09c619cc3af95ac3d9ef60f45f5a4bf6035078242b0c0835c5e5",
+        682543,
+        "dance",
+        "dance - cartwheel-like start, pirouettes, jete",
+    ),
+    _c(
+        "05_10",
+        "d2e5dbcc44f47a647bae77b89b5b8c6ab7d32acc564f7f155c3b6ee4e96de905",
+        622647,
+        "dance",
+        "dance - glissade devant, glissade derriere, attitude/arabesque",
+    ),
+    _c(
+        "05_13",
+        "43b69e1c0d1d5370a263a63e57cd53da810147932acd235314534d799d37e643",
+        837160,
+        "dance",
+        "dance - small jetes, pirouette",
+    ),
+    _c(
+        "05_16",
+        "e36737318343d742b6fef4c8c402728eba4f4dad224f9a0fddbceb710933dd68",
+        404557,
+        "dance",
+        "dance - coupe dessous, jete en tourant",
+    ),
+    _c(
+        "06_02",
+        "4afaa8c4fb2f05eb81cc0e8680868b5bacc61051a289ffe5a2a8515fa3addac4",
+        547902,
+        "sports basketball",
+        "basketball - forward dribble",
+    ),
+    _c(
+        "06_06",
+        "86c28f93b22625bbf75bb92d1142aa11ebfc3528c34eca0e0fc7a8b248b35e8c",
+        308276,
+        "sports basketball",
+        "basketball - backward dribble",
+    ),
+    _c(
+        "06_08",
+        "ade7c85e44684ea5bbab333527fba038671ab52b1dae9bc15cf31fbecf3380d9",
+        263025,
+        "sports basketball",
+        "basketball - sideways dribble",
+    ),
+    _c(
+        "06_14",
+        "61fdaed868cadbc5781eb6727a228fe3b3dd57a7dfe243b783232b14e130c2b3",
+        366611,
+        "sports basketball",
+        "basketball - crossover dribble, shoot",
+    ),
+    _c(
+        "06_15",
+        "8d1a3da69c8f1c4c2e330cddff8e867b0e8f4768248edd73cb04efd3413fcf34",
+        418919,
+        "sports basketball",
+        "basketball - dribble, shoot",
+    ),
     _c("07_01", "cdfa9eb68a9e5a684a401fd8776be6a477272f9174cb80dd14e5dad6b736d82b", 241149, "walk", "walk"),
     _c("07_04", "214f247a78c37e65450d38bfd1c2bb63c0d69a39d76cf20db99d4ec18e9d9532", 341928, "walk", "slow walk"),
     _c("08_01", "60b4226fab4b4413c5f0d656f2238ef04d434841ecb2c097c503b1a6f6d4b744", 211217, "walk", "walk"),
     _c("08_05", "fc53dd4d99d7bb17ba9c03c41915f63fdbbf20c977845810e3c97e8f9a91b407", 227799, "walk", "walk/stride"),
-    _c("08_07", "52e1f924091e8f4edf78be663c18be640ad398c67b2a02b432bdc1ca5bfb927c", 230908, "walk",
-       "walk, exaggerated stride"),
+    _c(
+        "08_07",
+        "52e1f924091e8f4edf78be663c18be640ad398c67b2a02b432bdc1ca5bfb927c",
+        230908,
+        "walk",
+        "walk, exaggerated stride",
+    ),
     _c("09_01", "ab916afe80c8808fc7b7febd0138ba651ddc394260a58c22e747a3eefb6b9007", 115681, "run", "run"),
     _c("09_05", "37e797f1107031c632925f877aeea48c0bdf41ce287ce301cd0e33c952dee0ef", 111662, "run", "run"),
     _c("09_11", "2d8422bfb7a06675eaf2cd1a8b73d17e0240cbeb7b1b8f1265f06075f3b7e021", 128215, "run", "run"),
-    _c("09_12", "65d575124a12f44f8aa4d2b9da1d2ea10a65ba24ce083c4ee152b42c727dcaa6", 1437689, "walk multi-directional",
-       "navigate - walk forward, backward, sideways"),
+    _c(
+        "09_12",
+        "65d575124a12f44f8aa4d2b9da1d2ea10a65ba24ce083c4ee152b42c727dcaa6",
+        1437689,
+        "walk multi-directional",
+        "navigate - walk forward, backward, sideways",
+    ),
 )
 
 
@@ -125,10 +196,19 @@ def _url(base_url: str, layout: str, clip: str) -> str:
 
 def _download(url: str, final: Path, entry: CmuClip, timeout: float) -> None:
     fix_net = f"check the network connection and --base-url, or copy the BVH files into {final.parent}"
-    download_file(url, final, sha256=entry.sha256, size=entry.size, what=f"CMU clip {entry.clip}", timeout=timeout,
-                  hints=Hints(network=fix_net, missing="check the clip id and --base-url",
-                              mismatch="the server sent a different file; check --base-url, then run again to "
-                                       "download it afresh"))
+    download_file(
+        url,
+        final,
+        sha256=entry.sha256,
+        size=entry.size,
+        what=f"CMU clip {entry.clip}",
+        timeout=timeout,
+        hints=Hints(
+            network=fix_net,
+            missing="check the clip id and --base-url",
+            mismatch="the server sent a different file; check --base-url, then run again to download it afresh",
+        ),
+    )
 
 
 def fetch_cmu(
@@ -166,9 +246,15 @@ def fetch_cmu(
 
             activity = tuple(activity_profile(motion))
         record = MotionRecord(
-            id=f"cmu-{clip}", path=str(final), sha256=entry.sha256 or file_sha256(final), fps=motion.fps,
-            num_frames=motion.num_frames, tags=("cmu",) + entry.tags, source_url=url,
-            description=entry.description, activity=activity,
+            id=f"cmu-{clip}",
+            path=str(final),
+            sha256=entry.sha256 or file_sha256(final),
+            fps=motion.fps,
+            num_frames=motion.num_frames,
+            tags=("cmu",) + entry.tags,
+            source_url=url,
+            description=entry.description,
+            activity=activity,
         )
         if on_record is not None:
             on_record(record)

@@ -99,8 +99,9 @@ def plant(skeleton: Skeleton, glob: np.ndarray, root: np.ndarray, lift: np.ndarr
         line = ankle - hip
         line /= np.maximum(np.linalg.norm(line, axis=1, keepdims=True), 1e-12)
         pole = (knee - hip) - np.einsum("fi,fi->f", knee - hip, line)[:, None] * line
-        toes = quat.rotate(glob[frames, an], quat.rotate(quat.conj(skeleton.rest_orientations[an]),
-                                                         np.array([0.0, -1.0, 0.0])))
+        toes = quat.rotate(
+            glob[frames, an], quat.rotate(quat.conj(skeleton.rest_orientations[an]), np.array([0.0, -1.0, 0.0]))
+        )
         weak = np.linalg.norm(pole, axis=1) < 1e-3
         pole[weak] = toes[weak]
         pole -= np.einsum("fi,fi->f", pole, axis)[:, None] * axis

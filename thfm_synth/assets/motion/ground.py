@@ -62,8 +62,9 @@ def heel_points(positions: np.ndarray, rotations: np.ndarray, skeleton: Skeleton
     return np.stack(out, axis=1)
 
 
-def _with_heels(positions: np.ndarray, skeleton: Skeleton,
-                rotations: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _with_heels(
+    positions: np.ndarray, skeleton: Skeleton, rotations: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(points (F, n, 3), left indices, right indices) of the foot points, heels appended."""
     left, right = foot_indices(skeleton)
     heels = None if rotations is None else heel_points(positions, rotations, skeleton)
@@ -102,10 +103,16 @@ def _foot_state(positions: np.ndarray, idx: np.ndarray, fps: float) -> tuple[np.
     return pts[rows, which, 2], speed[rows, which]
 
 
-def foot_contacts(positions: np.ndarray, skeleton: Skeleton, fps: float,
-                  speed: float = CONTACT_SPEED, tolerance: float = CONTACT_TOLERANCE,
-                  window_s: float = CONTACT_WINDOW_S, max_height: float = CONTACT_MAX_HEIGHT,
-                  rotations: np.ndarray | None = None) -> np.ndarray:
+def foot_contacts(
+    positions: np.ndarray,
+    skeleton: Skeleton,
+    fps: float,
+    speed: float = CONTACT_SPEED,
+    tolerance: float = CONTACT_TOLERANCE,
+    window_s: float = CONTACT_WINDOW_S,
+    max_height: float = CONTACT_MAX_HEIGHT,
+    rotations: np.ndarray | None = None,
+) -> np.ndarray:
     """(F, 2) booleans, left and right foot planted.
 
     A foot is planted when its lowest point is nearly still, no higher than
@@ -125,8 +132,13 @@ def foot_contacts(positions: np.ndarray, skeleton: Skeleton, fps: float,
     return np.stack(out, axis=1)
 
 
-def support_height(positions: np.ndarray, skeleton: Skeleton, fps: float,
-                   contacts: np.ndarray | None = None, rotations: np.ndarray | None = None) -> np.ndarray:
+def support_height(
+    positions: np.ndarray,
+    skeleton: Skeleton,
+    fps: float,
+    contacts: np.ndarray | None = None,
+    rotations: np.ndarray | None = None,
+) -> np.ndarray:
     """Height of what the subject stands on, per frame (F,).
 
     At contact frames it is the planted foot's lowest point; between contacts it is

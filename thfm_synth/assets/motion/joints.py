@@ -64,20 +64,68 @@ from thfm_synth.assets.motion import quat
 from thfm_synth.assets.motion.skeleton import END_SUFFIX, MotionClip, Skeleton
 
 SMPL24_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hand", "right_hand",
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hand",
+    "right_hand",
 )
 H36M17_NAMES = (
-    "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "spine",
-    "thorax", "neck_nose", "head", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder",
-    "right_elbow", "right_wrist",
+    "pelvis",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "spine",
+    "thorax",
+    "neck_nose",
+    "head",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
 )
 COCO17_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 FACE_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 #: Keypoints that lie on the skin (not inside the body): visibility tests them against the
@@ -92,13 +140,15 @@ _SOLE_M = 0.02
 
 #: Face points in the rest head frame (x = subject's left, -y = forward, z = up), in
 #: units of the head length L (skull base to crown, ~0.2 m for an adult).
-FACE_OFFSETS = np.array([
-    [0.0, -0.55, 0.25],  # nose tip: ~11 cm in front of and 5 cm above the skull base
-    [0.16, -0.45, 0.42],  # left eye
-    [-0.16, -0.45, 0.42],  # right eye
-    [0.38, -0.02, 0.30],  # left ear (tragus)
-    [-0.38, -0.02, 0.30],  # right ear
-])
+FACE_OFFSETS = np.array(
+    [
+        [0.0, -0.55, 0.25],  # nose tip: ~11 cm in front of and 5 cm above the skull base
+        [0.16, -0.45, 0.42],  # left eye
+        [-0.16, -0.45, 0.42],  # right eye
+        [0.38, -0.02, 0.30],  # left ear (tragus)
+        [-0.38, -0.02, 0.30],  # right ear
+    ]
+)
 _SPINE_FRACTIONS = {"spine1": 0.21, "spine2": 0.48, "spine3": 0.58}
 _DEFAULT_HEAD_LENGTH = 0.2
 
@@ -148,8 +198,9 @@ class _Posed:
     def side(self, prefix: str, part: str) -> np.ndarray:
         if part == "foot":
             return self.toe(prefix)
-        name = {"hip": "UpLeg", "knee": "Leg", "ankle": "Foot", "shoulder": "Arm",
-                "elbow": "ForeArm", "wrist": "Hand"}[part]
+        name = {"hip": "UpLeg", "knee": "Leg", "ankle": "Foot", "shoulder": "Arm", "elbow": "ForeArm", "wrist": "Hand"}[
+            part
+        ]
         return self.j(prefix + name)
 
     def toe(self, prefix: str) -> np.ndarray:
@@ -214,9 +265,21 @@ class _Posed:
     def body_height(self) -> float:
         """Standing height estimated from the rest skeleton (for bare skeletons)."""
         rest = self.sk.rest_positions
-        feet = [i for i in (self.idx(n) for n in ("LeftFoot", "RightFoot", "LeftToeBase", "RightToeBase",
-                                                  "LeftToeBase" + END_SUFFIX, "RightToeBase" + END_SUFFIX))
-                if i is not None]
+        feet = [
+            i
+            for i in (
+                self.idx(n)
+                for n in (
+                    "LeftFoot",
+                    "RightFoot",
+                    "LeftToeBase",
+                    "RightToeBase",
+                    "LeftToeBase" + END_SUFFIX,
+                    "RightToeBase" + END_SUFFIX,
+                )
+            )
+            if i is not None
+        ]
         h = self.idx("Head")
         if h is None or not feet:
             return 1.7
@@ -246,20 +309,28 @@ def smpl24(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray) -> 
     L, R = "Left", "Right"
     pts: dict[str, Callable[[], np.ndarray]] = {
         "pelvis": lambda: p.j("Hips"),
-        "spine1": lambda: p.spine("spine1"), "spine2": lambda: p.spine("spine2"),
-        "spine3": lambda: p.spine("spine3"), "neck": p.neck, "head": lambda: p.j("Head"),
+        "spine1": lambda: p.spine("spine1"),
+        "spine2": lambda: p.spine("spine2"),
+        "spine3": lambda: p.spine("spine3"),
+        "neck": p.neck,
+        "head": lambda: p.j("Head"),
     }
     for side, prefix in (("left", L), ("right", R)):
         for part in ("hip", "knee", "ankle", "foot", "shoulder", "elbow", "wrist"):
-            pts[f"{side}_{part}"] = (lambda pr=prefix, pa=part: p.side(pr, pa))
-        pts[f"{side}_collar"] = (lambda pr=prefix: p.collar(pr))
-        pts[f"{side}_hand"] = (lambda pr=prefix: p.hand(pr))
+            pts[f"{side}_{part}"] = lambda pr=prefix, pa=part: p.side(pr, pa)
+        pts[f"{side}_collar"] = lambda pr=prefix: p.collar(pr)
+        pts[f"{side}_hand"] = lambda pr=prefix: p.hand(pr)
     return JointSet("smpl24", SMPL24_NAMES, np.stack([pts[n]() for n in SMPL24_NAMES], axis=1))
 
 
-def h36m17(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray,
-           face_points: np.ndarray | None = None, head_top: np.ndarray | None = None,
-           face_source: str = "regressor") -> JointSet:
+def h36m17(
+    skeleton: Skeleton,
+    positions: np.ndarray,
+    rotations: np.ndarray,
+    face_points: np.ndarray | None = None,
+    head_top: np.ndarray | None = None,
+    face_source: str = "regressor",
+) -> JointSet:
     """head_top (F, 3): the head top of a character's mesh (characters/landmarks.py)."""
     p = _Posed(skeleton, positions, rotations)
     pelvis = 0.5 * (p.j("LeftUpLeg") + p.j("RightUpLeg"))
@@ -270,7 +341,10 @@ def h36m17(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray,
         if head_top.shape != (p.pos.shape[0], 3):
             raise ValueError(f"head_top must be (F, 3) = ({p.pos.shape[0]}, 3), got {head_top.shape}")
     pts = {
-        "pelvis": pelvis, "spine": 0.5 * (pelvis + thorax), "thorax": thorax, "neck_nose": face[:, 0],
+        "pelvis": pelvis,
+        "spine": 0.5 * (pelvis + thorax),
+        "thorax": thorax,
+        "neck_nose": face[:, 0],
         "head": p.head_top() if head_top is None else head_top,
     }
     for side, prefix in (("left", "Left"), ("right", "Right")):
@@ -279,9 +353,14 @@ def h36m17(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray,
     return JointSet("h36m17", H36M17_NAMES, np.stack([pts[n] for n in H36M17_NAMES], axis=1), how)
 
 
-def coco17(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray,
-           face_points: np.ndarray | None = None, body_height: float | None = None,
-           face_source: str = "regressor") -> JointSet:
+def coco17(
+    skeleton: Skeleton,
+    positions: np.ndarray,
+    rotations: np.ndarray,
+    face_points: np.ndarray | None = None,
+    body_height: float | None = None,
+    face_source: str = "regressor",
+) -> JointSet:
     """COCO-17 by the annotation convention (module docstring); body_height in metres."""
     p = _Posed(skeleton, positions, rotations)
     face, how = _face(p, face_points, face_source)
@@ -311,8 +390,13 @@ def regress_face(vertices: np.ndarray, regressor) -> np.ndarray:
     return out
 
 
-def joint_sets(clip: MotionClip, face_points: np.ndarray | None = None, head_top: np.ndarray | None = None,
-               body_height: float | None = None, face_source: str = "regressor") -> dict[str, JointSet]:
+def joint_sets(
+    clip: MotionClip,
+    face_points: np.ndarray | None = None,
+    head_top: np.ndarray | None = None,
+    body_height: float | None = None,
+    face_source: str = "regressor",
+) -> dict[str, JointSet]:
     """All three sets for a clip (one FK pass). A character passes its face points and head
     top (F, ., 3, from its mesh: scene/animate.py) and its standing height."""
     pos, rot = clip.forward_kinematics()

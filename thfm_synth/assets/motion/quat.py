@@ -53,9 +53,9 @@ def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     tx = 2.0 * (y * vz - z * vy)
     ty = 2.0 * (z * vx - x * vz)
     tz = 2.0 * (x * vy - y * vx)
-    return np.stack([vx + w * tx + (y * tz - z * ty),
-                     vy + w * ty + (z * tx - x * tz),
-                     vz + w * tz + (x * ty - y * tx)], axis=-1)
+    return np.stack(
+        [vx + w * tx + (y * tz - z * ty), vy + w * ty + (z * tx - x * tz), vz + w * tz + (x * ty - y * tx)], axis=-1
+    )
 
 
 def to_matrix(q: np.ndarray) -> np.ndarray:
@@ -63,9 +63,15 @@ def to_matrix(q: np.ndarray) -> np.ndarray:
     w, x, y, z = np.moveaxis(q, -1, 0)
     m = np.stack(
         [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
         ],
         axis=-1,
     )

@@ -44,8 +44,14 @@ from typing import Callable
 import numpy as np
 
 from thfm_synth.assets.motion import footik, ground, quat
-from thfm_synth.assets.motion.skeleton import MotionClip, Skeleton, canonical_name, local_from_global, mirror_name, \
-    positions_from_global
+from thfm_synth.assets.motion.skeleton import (
+    MotionClip,
+    Skeleton,
+    canonical_name,
+    local_from_global,
+    mirror_name,
+    positions_from_global,
+)
 
 _EPS_LEN = 1e-4  # bones shorter than 0.1 mm carry no direction
 
@@ -235,8 +241,18 @@ def mirror_clip(clip: MotionClip) -> MotionClip:
 SurfaceFn = Callable[[np.ndarray], np.ndarray]
 
 
-def _plant_feet(clip: MotionClip, target: Skeleton, glob: np.ndarray, root: np.ndarray, lows: np.ndarray,
-                scale: float, s_pos: np.ndarray, s_rot: np.ndarray, c: float, surface: SurfaceFn) -> np.ndarray:
+def _plant_feet(
+    clip: MotionClip,
+    target: Skeleton,
+    glob: np.ndarray,
+    root: np.ndarray,
+    lows: np.ndarray,
+    scale: float,
+    s_pos: np.ndarray,
+    s_rot: np.ndarray,
+    c: float,
+    surface: SurfaceFn,
+) -> np.ndarray:
     """Leg IK (footik.py) putting every planted foot's sole at its goal; returns local rotations
     and updates `root` in place. A foot the stretched leg cannot reach lowers the pelvis (the
     other leg then bends); anything left below the floor raises it."""
@@ -260,14 +276,22 @@ def _plant_feet(clip: MotionClip, target: Skeleton, glob: np.ndarray, root: np.n
         short = np.where(stance, now[:, :2] - goal, 0.0).max(axis=1)  # planted sole still too high
         if short.max() < 1e-3:
             break
-        drop += footik.correction_profile(np.stack([short > 1e-3] * 2, 1), np.stack([short] * 2, 1),
-                                          np.full((len(root), 2), np.inf), clip.fps)[:, 0]
+        drop += footik.correction_profile(
+            np.stack([short > 1e-3] * 2, 1), np.stack([short] * 2, 1), np.full((len(root), 2), np.inf), clip.fps
+        )[:, 0]
     root[:, 2] += np.maximum(c - now[:, 2], 0.0)
     return local
 
 
-def retarget(clip: MotionClip, target: Skeleton, *, mirror: bool = False, contact_height: float | None = None,
-             rmap: RetargetMap | None = None, surface: SurfaceFn | None = None) -> MotionClip:
+def retarget(
+    clip: MotionClip,
+    target: Skeleton,
+    *,
+    mirror: bool = False,
+    contact_height: float | None = None,
+    rmap: RetargetMap | None = None,
+    surface: SurfaceFn | None = None,
+) -> MotionClip:
     """The source clip's motion on `target` (same frames and fps).
 
     `mirror` swaps left and right first (augmentation). `contact_height` is where the
@@ -328,5 +352,4 @@ def retarget(clip: MotionClip, target: Skeleton, *, mirror: bool = False, contac
         local = _plant_feet(clip, target, glob, root, lows, s, s_pos, s_rot, c, surface)
 
     flags = clip.flags + (("mirrored",) if mirror else ())
-    return MotionClip(target, clip.fps, root, local, source=clip.source,
-                      source_start=clip.source_start, flags=flags)
+    return MotionClip(target, clip.fps, root, local, source=clip.source, source_start=clip.source_start, flags=flags)

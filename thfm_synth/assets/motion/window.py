@@ -70,8 +70,11 @@ def choose_window(clip_or_activity: MotionClip | Sequence[float] | np.ndarray, n
     Pass the clip at the fps you will render, or a per-frame activity at that fps.
     """
     _check(num_frames, u)
-    a = activity(clip_or_activity) if isinstance(clip_or_activity, MotionClip) else np.asarray(
-        clip_or_activity, dtype=np.float64)
+    a = (
+        activity(clip_or_activity)
+        if isinstance(clip_or_activity, MotionClip)
+        else np.asarray(clip_or_activity, dtype=np.float64)
+    )
     nf = a.shape[0]
     if nf <= num_frames:
         return 0
@@ -86,8 +89,15 @@ def choose_window(clip_or_activity: MotionClip | Sequence[float] | np.ndarray, n
     return int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), score.shape[0] - 1))
 
 
-def choose_window_from_profile(profile: Sequence[float], num_source_frames: int, source_fps: float,
-                               num_frames: int, u: float, fps: float = 24.0, bin_seconds: float = 1.0) -> int:
+def choose_window_from_profile(
+    profile: Sequence[float],
+    num_source_frames: int,
+    source_fps: float,
+    num_frames: int,
+    u: float,
+    fps: float = 24.0,
+    bin_seconds: float = 1.0,
+) -> int:
     """`choose_window` from a manifest's activity profile, for the clip resampled to `fps`.
 
     `num_source_frames`/`source_fps` describe the clip as the manifest lists it (after
@@ -100,8 +110,9 @@ def choose_window_from_profile(profile: Sequence[float], num_source_frames: int,
     return choose_window(np.asarray(profile, dtype=np.float64)[bins], num_frames, u)
 
 
-def window_indices(num_available: int, start: int, num_frames: int,
-                   short: str = "pingpong") -> tuple[np.ndarray, tuple[str, ...]]:
+def window_indices(
+    num_available: int, start: int, num_frames: int, short: str = "pingpong"
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """Source frame indices of the window, and the flags to record (empty if none)."""
     if short not in SHORT_POLICIES:
         raise ValueError(f"short policy must be one of {SHORT_POLICIES}, got {short!r}")
@@ -119,14 +130,16 @@ def window_indices(num_available: int, start: int, num_frames: int,
     return np.where(m < num_available, m, period - m), ("pingpong",)
 
 
-def cut_window(clip: MotionClip, start: int, num_frames: int = DEFAULT_NUM_FRAMES,
-               short: str = "pingpong") -> MotionClip:
+def cut_window(
+    clip: MotionClip, start: int, num_frames: int = DEFAULT_NUM_FRAMES, short: str = "pingpong"
+) -> MotionClip:
     """The N-frame window starting at `start` (from `choose_window`)."""
     idx, flags = window_indices(clip.num_frames, start, num_frames, short)
     return clip.take(idx, flags=flags)
 
 
-def select_window(clip: MotionClip, u: float, num_frames: int = DEFAULT_NUM_FRAMES,
-                  short: str = "pingpong") -> MotionClip:
+def select_window(
+    clip: MotionClip, u: float, num_frames: int = DEFAULT_NUM_FRAMES, short: str = "pingpong"
+) -> MotionClip:
     """choose_window + cut_window on a clip already at the render fps."""
     return cut_window(clip, choose_window(clip, num_frames, u), num_frames, short)

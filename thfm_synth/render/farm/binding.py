@@ -48,14 +48,20 @@ def rows_sha256(specs: list[VideoSpec]) -> str:
 
 def plan_sha256(specs: list[VideoSpec], meta: PlanMeta) -> str:
     """The digest of a whole plan: its rows, the resolved config, the seed and every manifest digest."""
-    return hashlib.sha256(_canon({"config": meta.config, "seed": meta.seed, "manifests": meta.manifests,
-                                  "rows": rows_sha256(specs)})).hexdigest()
+    return hashlib.sha256(
+        _canon({"config": meta.config, "seed": meta.seed, "manifests": meta.manifests, "rows": rows_sha256(specs)})
+    ).hexdigest()
 
 
 def binding_of(specs: list[VideoSpec], meta: PlanMeta) -> dict:
-    return {"plan_sha256": plan_sha256(specs, meta), "num_videos": len(specs), "seed": meta.seed,
-            "config_sha256": meta.config_sha256, "manifests": dict(sorted(meta.manifests.items())),
-            "first_video": specs[0].video_id if specs else None}
+    return {
+        "plan_sha256": plan_sha256(specs, meta),
+        "num_videos": len(specs),
+        "seed": meta.seed,
+        "config_sha256": meta.config_sha256,
+        "manifests": dict(sorted(meta.manifests.items())),
+        "first_video": specs[0].video_id if specs else None,
+    }
 
 
 def _flat(d, prefix="") -> dict:
@@ -119,8 +125,10 @@ def bind_output(out: str | Path, specs: list[VideoSpec], meta: PlanMeta) -> dict
             bound = binding_of(old_specs, old_meta)
         if bound is None or not plan_path.is_file():
             if (out / "videos").is_dir() and any((out / "videos").iterdir()):
-                raise UserError(f"{out} holds videos but no {PLAN} to say which plan made them",
-                                "use a new --out folder (or restore its plan.parquet)")
+                raise UserError(
+                    f"{out} holds videos but no {PLAN} to say which plan made them",
+                    "use a new --out folder (or restore its plan.parquet)",
+                )
             write_plan(plan_path, specs, meta)
             write_text(bind_path, json.dumps(new, indent=1, sort_keys=True), "output binding")
             return new
@@ -130,16 +138,20 @@ def bind_output(out: str | Path, specs: list[VideoSpec], meta: PlanMeta) -> dict
             return bound
         old_specs, old_meta = read_plan(plan_path)
         n_old = len(old_specs)
-        if (binding_of(old_specs, old_meta)["plan_sha256"] != bound["plan_sha256"]):
-            raise UserError(f"{plan_path} is not the plan {out} is bound to (it was replaced or edited)",
-                            "restore it, or use a new --out folder")
+        if binding_of(old_specs, old_meta)["plan_sha256"] != bound["plan_sha256"]:
+            raise UserError(
+                f"{plan_path} is not the plan {out} is bound to (it was replaced or edited)",
+                "restore it, or use a new --out folder",
+            )
         if len(specs) > n_old and plan_sha256(specs[:n_old], meta) == bound["plan_sha256"]:
             write_plan(plan_path, specs, meta)  # grown: every finished video is still what the plan says
             write_text(bind_path, json.dumps(new, indent=1, sort_keys=True), "output binding")
             return new
-        if len(specs) < n_old and plan_sha256(old_specs[:len(specs)], old_meta) == new["plan_sha256"]:
+        if len(specs) < n_old and plan_sha256(old_specs[: len(specs)], old_meta) == new["plan_sha256"]:
             return bound  # a prefix of the bound plan: render it, keep the binding
-        raise UserError(f"{out} is bound to another plan ({n_old} videos, plan sha256 {bound['plan_sha256'][:12]}): "
-                        f"{_difference(old_meta, old_specs, meta, specs)}",
-                        f"use a new --out folder for a different dataset, or continue this one with "
-                        f"`thfm-synth render --plan {plan_path} --out {out}`")
+        raise UserError(
+            f"{out} is bound to another plan ({n_old} videos, plan sha256 {bound['plan_sha256'][:12]}): "
+            f"{_difference(old_meta, old_specs, meta, specs)}",
+            f"use a new --out folder for a different dataset, or continue this one with "
+            f"`thfm-synth render --plan {plan_path} --out {out}`",
+        )

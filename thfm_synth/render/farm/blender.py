@@ -31,9 +31,19 @@ def core_share(worker_index: int, threads: int) -> list[int] | None:
 
 
 class BlenderVideoRenderer:
-    def __init__(self, log_path: Path, plan: str, cache_dir: str, blender: str | None = None,
-                 device: str | None = None, threads: int = 0, restart_every: int = 8,
-                 timeout_s: float = 6 * 3600, worker_index: int = 0, digest_cache: str | None = None):
+    def __init__(
+        self,
+        log_path: Path,
+        plan: str,
+        cache_dir: str,
+        blender: str | None = None,
+        device: str | None = None,
+        threads: int = 0,
+        restart_every: int = 8,
+        timeout_s: float = 6 * 3600,
+        worker_index: int = 0,
+        digest_cache: str | None = None,
+    ):
         _, meta = read_plan(plan)
         self.library = plan_library(meta)
         dataset = plan_config(meta)
@@ -44,30 +54,69 @@ class BlenderVideoRenderer:
         self.cache_dir = str(Path(cache_dir).resolve())  # workers may not share the driver's cwd
         self.threads = threads
         self.timeout_s = timeout_s
-        self.child = ServingChild.blender(contract.SCRIPT_RENDER, log_path, RenderRuntime.detect(blender),
-                                          restart_every=restart_every, cpus=core_share(worker_index, threads))
+        self.child = ServingChild.blender(
+            contract.SCRIPT_RENDER,
+            log_path,
+            RenderRuntime.detect(blender),
+            restart_every=restart_every,
+            cpus=core_share(worker_index, threads),
+        )
 
     @property
     def child_pid(self) -> int | None:
         return self.child.pid
 
     def render(self, spec_row: dict, out_dir: Path) -> dict:
-        return render_video(VideoSpec.from_row(spec_row), self.library, self.render_cfg, out_dir, self.cache_dir,
-                            child=self.child, timeout_s=self.timeout_s, threads=self.threads, qa_cfg=self.qa_cfg,
-                            digests=self.digests)
+        return render_video(
+            VideoSpec.from_row(spec_row),
+            self.library,
+            self.render_cfg,
+            out_dir,
+            self.cache_dir,
+            child=self.child,
+            timeout_s=self.timeout_s,
+            threads=self.threads,
+            qa_cfg=self.qa_cfg,
+            digests=self.digests,
+        )
 
     def close(self) -> None:
         self.child.stop()
 
 
-def blender_farm(out: Path, plan_path: Path, cache_dir: Path, *, workers: int, cpus_per_video: int = 1,
-                 blender: str | None = None, device: str | None = None, restart_every: int = 8,
-                 gpus_per_video: float = 0.0, max_retries: int = 2, address: str | None = None,
-                 progress: bool = True) -> FarmOptions:
+def blender_farm(
+    out: Path,
+    plan_path: Path,
+    cache_dir: Path,
+    *,
+    workers: int,
+    cpus_per_video: int = 1,
+    blender: str | None = None,
+    device: str | None = None,
+    restart_every: int = 8,
+    gpus_per_video: float = 0.0,
+    max_retries: int = 2,
+    address: str | None = None,
+    progress: bool = True,
+) -> FarmOptions:
     """The farm options that render `plan_path` into `out` with Blender workers (`render` and `demo`)."""
-    options = {"plan": str(Path(plan_path).resolve()), "cache_dir": str(Path(cache_dir).resolve()),
-               "blender": blender, "device": device, "threads": int(cpus_per_video), "restart_every": restart_every,
-               "digest_cache": str(OutputLayout(Path(out).resolve()).asset_digests)}
-    return FarmOptions(out=Path(out), renderer=f"{__name__}:{BlenderVideoRenderer.__name__}",
-                       renderer_options=options, workers=workers, cpus_per_video=cpus_per_video,
-                       gpus_per_video=gpus_per_video, max_retries=max_retries, address=address, progress=progress)
+    options = {
+        "plan": str(Path(plan_path).resolve()),
+        "cache_dir": str(Path(cache_dir).resolve()),
+        "blender": blender,
+        "device": device,
+        "threads": int(cpus_per_video),
+        "restart_every": restart_every,
+        "digest_cache": str(OutputLayout(Path(out).resolve()).asset_digests),
+    }
+    return FarmOptions(
+        out=Path(out),
+        renderer=f"{__name__}:{BlenderVideoRenderer.__name__}",
+        renderer_options=options,
+        workers=workers,
+        cpus_per_video=cpus_per_video,
+        gpus_per_video=gpus_per_video,
+        max_retries=max_retries,
+        address=address,
+        progress=progress,
+    )

@@ -52,8 +52,10 @@ def _guard_plan(layout: OutputLayout, plan_id: dict) -> None:
     if path.is_file():
         old = json.loads(path.read_text())
         if old != plan_id:
-            raise UserError(f"{layout.root} holds videos of another plan ({_plan_id_difference(old, plan_id)})",
-                            "use a new --out folder, or the same plan as before")
+            raise UserError(
+                f"{layout.root} holds videos of another plan ({_plan_id_difference(old, plan_id)})",
+                "use a new --out folder, or the same plan as before",
+            )
     else:
         path.write_text(json.dumps(plan_id, sort_keys=True))
 
@@ -118,9 +120,9 @@ def run_farm(specs: list[VideoSpec], plan_id: dict, opts: FarmOptions) -> RunSum
     remote_worker = ray.remote(Worker)
 
     def new_actor(slot: int):
-        actor = remote_worker.options(num_cpus=opts.cpus_per_video, num_gpus=opts.gpus_per_video,
-                                      max_restarts=0).remote(opts.renderer, opts.renderer_options,
-                                                             str(layout.root), slot)
+        actor = remote_worker.options(
+            num_cpus=opts.cpus_per_video, num_gpus=opts.gpus_per_video, max_restarts=0
+        ).remote(opts.renderer, opts.renderer_options, str(layout.root), slot)
         starting[actor.__ray_ready__.remote()] = slot
         return actor
 
@@ -150,8 +152,10 @@ def run_farm(specs: list[VideoSpec], plan_id: dict, opts: FarmOptions) -> RunSum
                         start_failures += 1
                         last_start_error = _error_text(exc)
                         if start_failures > 3 * opts.workers:
-                            raise UserError(f"render workers fail to start: {last_start_error}",
-                                            "see the message; `thfm-synth doctor` checks the environment") from None
+                            raise UserError(
+                                f"render workers fail to start: {last_start_error}",
+                                "see the message; `thfm-synth doctor` checks the environment",
+                            ) from None
                         actors[slot] = new_actor(slot)
             while free and queue:
                 spec = queue.pop(0)
@@ -182,10 +186,17 @@ def run_farm(specs: list[VideoSpec], plan_id: dict, opts: FarmOptions) -> RunSum
                 replaced = False
                 try:
                     outcome = ray.get(fut)
-                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                        ray.exceptions.OutOfMemoryError, ray.exceptions.NodeDiedError) as exc:
-                    outcome = {"status": "worker_died", "reason": f"worker process died: {type(exc).__name__}",
-                               "traceback": str(exc)[:4000]}
+                except (
+                    ray.exceptions.RayActorError,
+                    ray.exceptions.WorkerCrashedError,
+                    ray.exceptions.OutOfMemoryError,
+                    ray.exceptions.NodeDiedError,
+                ) as exc:
+                    outcome = {
+                        "status": "worker_died",
+                        "reason": f"worker process died: {type(exc).__name__}",
+                        "traceback": str(exc)[:4000],
+                    }
                     try:
                         ray.kill(actors[slot], no_restart=True)
                     except Exception:  # noqa: BLE001 - already gone with its node
@@ -207,19 +218,28 @@ def run_farm(specs: list[VideoSpec], plan_id: dict, opts: FarmOptions) -> RunSum
                     claimed.discard(spec.video_id)
                     bar.update(1)
                 elif status == "disk_full":
-                    raise DiskFullError(f"disk full while writing under {layout.root} ({outcome['reason']})",
-                                        "free space or move --out to a bigger disk, then rerun: finished videos "
-                                        "are kept")
+                    raise DiskFullError(
+                        f"disk full while writing under {layout.root} ({outcome['reason']})",
+                        "free space or move --out to a bigger disk, then rerun: finished videos are kept",
+                    )
                 elif status in RETRY and attempt <= opts.max_retries:
                     summary.retries += 1
                     queue.insert(0, spec)  # keep the claim, try again next
                 else:
-                    failures.append({"video_id": spec.video_id, "attempts": attempt, "status": status,
-                                     "reason": outcome.get("reason", ""), "traceback": outcome.get("traceback", ""),
-                                     "time": time.time()})
+                    failures.append(
+                        {
+                            "video_id": spec.video_id,
+                            "attempts": attempt,
+                            "status": status,
+                            "reason": outcome.get("reason", ""),
+                            "traceback": outcome.get("traceback", ""),
+                            "time": time.time(),
+                        }
+                    )
                     summary.failed += 1
                     summary.failure_reasons.setdefault(status, []).append(
-                        f"{spec.video_id}: {outcome.get('reason', '')}")
+                        f"{spec.video_id}: {outcome.get('reason', '')}"
+                    )
                     layout.release(spec.video_id, run_id)
                     claimed.discard(spec.video_id)
                     bar.update(1)

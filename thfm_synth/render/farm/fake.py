@@ -32,10 +32,20 @@ class FakeRenderJob(contract.Job):
 
 
 class FakeVideoRenderer:
-    def __init__(self, log_path: Path, frame_seconds: float = 0.05, restart_every: int = 8,
-                 manifests: tuple[str, ...] = (), builtin: bool = True, timeout_s: float = 120.0,
-                 journal: str | None = None, disk_full_video: str | None = None, worker_index: int = 0,
-                 digest_cache: str | None = None, qa_fail_videos: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        log_path: Path,
+        frame_seconds: float = 0.05,
+        restart_every: int = 8,
+        manifests: tuple[str, ...] = (),
+        builtin: bool = True,
+        timeout_s: float = 120.0,
+        journal: str | None = None,
+        disk_full_video: str | None = None,
+        worker_index: int = 0,
+        digest_cache: str | None = None,
+        qa_fail_videos: tuple[str, ...] = (),
+    ):
         from thfm_synth.assets.library import load_library
         from thfm_synth.digests import DigestCache
 
@@ -46,8 +56,9 @@ class FakeVideoRenderer:
         self.timeout_s = timeout_s
         self.journal = journal  # a file every finished render appends its video id to (tests count renders)
         self.disk_full_video = disk_full_video  # simulate ENOSPC while writing this video
-        self.child = ServingChild([sys.executable, "-m", SCRIPT, "--", contract.SERVE_FLAG], SCRIPT, log_path,
-                                  restart_every)
+        self.child = ServingChild(
+            [sys.executable, "-m", SCRIPT, "--", contract.SERVE_FLAG], SCRIPT, log_path, restart_every
+        )
 
     @property
     def child_pid(self) -> int | None:
@@ -67,13 +78,19 @@ class FakeVideoRenderer:
             import errno
 
             raise OSError(errno.ENOSPC, "No space left on device", str(out_dir))
-        job = FakeRenderJob(spec=spec_row, out=str(Path(out_dir).resolve()), frame_seconds=self.frame_seconds,
-                            journal=self.journal)
+        job = FakeRenderJob(
+            spec=spec_row, out=str(Path(out_dir).resolve()), frame_seconds=self.frame_seconds, journal=self.journal
+        )
         result = self.child.run(job, out_dir / "_job", self.timeout_s)
         shutil.rmtree(out_dir / "_job", ignore_errors=True)  # as the real renderer: the job's files are not output
         qa_ok = spec_row["video_id"] not in self.qa_fail_videos
-        return {"frames": result["frames"], "render_seconds": result["seconds"], "child_pid": result["pid"],
-                "qa_passed": qa_ok, "qa_failures": [] if qa_ok else ["person_not_visible"]}
+        return {
+            "frames": result["frames"],
+            "render_seconds": result["seconds"],
+            "child_pid": result["pid"],
+            "qa_passed": qa_ok,
+            "qa_failures": [] if qa_ok else ["person_not_visible"],
+        }
 
     def close(self) -> None:
         self.child.stop()

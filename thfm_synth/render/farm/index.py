@@ -13,18 +13,35 @@ import pyarrow.parquet as pq
 from thfm_synth.atomic import atomic_path
 from thfm_synth.render.farm.folders import DONE, OutputLayout
 
-VIDEOS_SCHEMA = pa.schema([
-    ("video_id", pa.string()), ("status", pa.string()), ("attempts", pa.int64()), ("render_seconds", pa.float64()),
-    ("frames", pa.int64()), ("bytes", pa.int64()), ("files", pa.string()), ("host", pa.string()),
-    ("run_id", pa.string()), ("spec", pa.string()), ("finished_at", pa.float64()),
-    # realised view (metadata.json "view"; null for videos rendered before it was recorded): camera
-    # azimuth from the subject's facing at the first frame, fraction of frames the face is towards it
-    ("azimuth_deg", pa.float64()), ("face_towards_camera", pa.float64()),
-])
-FAILURES_SCHEMA = pa.schema([
-    ("video_id", pa.string()), ("attempts", pa.int64()), ("status", pa.string()), ("reason", pa.string()),
-    ("traceback", pa.string()), ("time", pa.float64()),
-])
+VIDEOS_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("status", pa.string()),
+        ("attempts", pa.int64()),
+        ("render_seconds", pa.float64()),
+        ("frames", pa.int64()),
+        ("bytes", pa.int64()),
+        ("files", pa.string()),
+        ("host", pa.string()),
+        ("run_id", pa.string()),
+        ("spec", pa.string()),
+        ("finished_at", pa.float64()),
+        # realised view (metadata.json "view"; null for videos rendered before it was recorded): camera
+        # azimuth from the subject's facing at the first frame, fraction of frames the face is towards it
+        ("azimuth_deg", pa.float64()),
+        ("face_towards_camera", pa.float64()),
+    ]
+)
+FAILURES_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("attempts", pa.int64()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("traceback", pa.string()),
+        ("time", pa.float64()),
+    ]
+)
 
 
 def _write(path: Path, rows: list[dict], schema: pa.Schema) -> None:
@@ -44,14 +61,23 @@ def done_records(layout: OutputLayout) -> list[dict]:
         meta_path = layout.video_dir(vid) / "metadata.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         spec, view = meta.get("spec", {}), meta.get("view") or {}
-        out.append({"video_id": vid, "status": "done" if qa_passed(info) else "qa_failed",
-                    "attempts": int(info.get("attempt", 1)),
-                    "render_seconds": float(info.get("seconds", 0.0)),
-                    "frames": int(info.get("stats", {}).get("frames", 0)), "bytes": int(info.get("bytes", 0)),
-                    "files": json.dumps(info.get("files", {}), sort_keys=True), "host": info.get("host", ""),
-                    "run_id": info.get("run_id", ""), "spec": json.dumps(spec, sort_keys=True),
-                    "finished_at": float(info.get("finished_at", 0.0)),
-                    "azimuth_deg": view.get("azimuth_first_deg"), "face_towards_camera": view.get("face_towards_camera")})
+        out.append(
+            {
+                "video_id": vid,
+                "status": "done" if qa_passed(info) else "qa_failed",
+                "attempts": int(info.get("attempt", 1)),
+                "render_seconds": float(info.get("seconds", 0.0)),
+                "frames": int(info.get("stats", {}).get("frames", 0)),
+                "bytes": int(info.get("bytes", 0)),
+                "files": json.dumps(info.get("files", {}), sort_keys=True),
+                "host": info.get("host", ""),
+                "run_id": info.get("run_id", ""),
+                "spec": json.dumps(spec, sort_keys=True),
+                "finished_at": float(info.get("finished_at", 0.0)),
+                "azimuth_deg": view.get("azimuth_first_deg"),
+                "face_towards_camera": view.get("face_towards_camera"),
+            }
+        )
     return out
 
 
@@ -99,13 +125,17 @@ class RunSummary:
     def lines(self) -> list[str]:
         if self.status_view:
             remaining = self.planned - self.rendered - self.failed
-            out = [f"done {self.rendered} of {self.planned} planned videos (QA failed {len(self.qa_failed)}), "
-                   f"failed {self.failed}, in progress {self.elsewhere}, remaining {max(remaining, 0)}"]
+            out = [
+                f"done {self.rendered} of {self.planned} planned videos (QA failed {len(self.qa_failed)}), "
+                f"failed {self.failed}, in progress {self.elsewhere}, remaining {max(remaining, 0)}"
+            ]
         else:
             remaining = self.planned - self.rendered - self.skipped - self.failed
-            out = [f"rendered {self.rendered}, skipped {self.skipped} (already done), failed {self.failed}, "
-                   f"QA failed {len(self.qa_failed)}, in progress elsewhere {self.elsewhere}, retries {self.retries}"
-                   + (" - INTERRUPTED (rerun the same command to continue)" if self.interrupted else "")]
+            out = [
+                f"rendered {self.rendered}, skipped {self.skipped} (already done), failed {self.failed}, "
+                f"QA failed {len(self.qa_failed)}, in progress elsewhere {self.elsewhere}, retries {self.retries}"
+                + (" - INTERRUPTED (rerun the same command to continue)" if self.interrupted else "")
+            ]
         out += self.reason_lines()
         if self.seconds_per_video:
             total = sum(self.seconds_per_video)
@@ -115,12 +145,14 @@ class RunSummary:
             cpu_h = per_video * self.cpus_per_video / 3600
             eta_h = max(remaining, 0) * per_video / max(self.parallel, 1) / 3600
             whole_core_h = per_video * self.planned * self.cpus_per_video / 3600
-            out += [f"{rate:,.1f} videos/hour, {per_frame:.2f} s/frame, {cpu_h * 3600:.1f} CPU-seconds "
-                    f"({cpu_h:.4f} CPU-hours) per video in {self.wall_seconds:.1f} s wall"
-                    + (" (all runs: first video's start to last video's end)" if self.status_view else ""),
-                    f"remaining {max(remaining, 0)} videos: about {eta_h:.2f} h at this parallelism "
-                    f"({self.parallel} workers); the whole plan ({self.planned:,} videos) at this rate: "
-                    f"{whole_core_h:,.1f} core-hours"]
+            out += [
+                f"{rate:,.1f} videos/hour, {per_frame:.2f} s/frame, {cpu_h * 3600:.1f} CPU-seconds "
+                f"({cpu_h:.4f} CPU-hours) per video in {self.wall_seconds:.1f} s wall"
+                + (" (all runs: first video's start to last video's end)" if self.status_view else ""),
+                f"remaining {max(remaining, 0)} videos: about {eta_h:.2f} h at this parallelism "
+                f"({self.parallel} workers); the whole plan ({self.planned:,} videos) at this rate: "
+                f"{whole_core_h:,.1f} core-hours",
+            ]
         return out
 
     def reason_lines(self, shown: int = 2) -> list[str]:
@@ -135,9 +167,12 @@ class RunSummary:
                 for check in failed or ["unknown"]:
                     checks[check] = checks.get(check, 0) + 1
             ids = sorted(self.qa_failed)
-            out.append(f"  QA failed {len(ids)} (kept, left out of preprocess): "
-                       + ", ".join(f"{c} {n}" for c, n in sorted(checks.items()))
-                       + f" - {', '.join(ids[:8])}" + (" ..." if len(ids) > 8 else ""))
+            out.append(
+                f"  QA failed {len(ids)} (kept, left out of preprocess): "
+                + ", ".join(f"{c} {n}" for c, n in sorted(checks.items()))
+                + f" - {', '.join(ids[:8])}"
+                + (" ..." if len(ids) > 8 else "")
+            )
         return out
 
 
@@ -147,9 +182,15 @@ RUNS_LOG = "runs.jsonl"  # one line per finished `render` run: its own summary, 
 def record_run(layout: OutputLayout, summary: RunSummary) -> None:
     """Append this run's summary to the folder's run log (what `render --status` quotes as the last
     run, so the two never disagree)."""
-    line = {"finished_at": time.time(), "rendered": summary.rendered, "failed": summary.failed,
-            "wall_seconds": round(summary.wall_seconds, 3), "workers": summary.parallel,
-            "interrupted": summary.interrupted, "lines": summary.lines()}
+    line = {
+        "finished_at": time.time(),
+        "rendered": summary.rendered,
+        "failed": summary.failed,
+        "wall_seconds": round(summary.wall_seconds, 3),
+        "workers": summary.parallel,
+        "interrupted": summary.interrupted,
+        "lines": summary.lines(),
+    }
     with open(layout.root / RUNS_LOG, "a") as fh:  # one short write: a line is whole or absent
         fh.write(json.dumps(line) + "\n")
 

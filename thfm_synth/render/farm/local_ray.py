@@ -20,6 +20,12 @@ def start_local_ray(num_cpus: int, num_gpus: int | None = None):
 
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     watch_local_ray()
-    ray.init(address="local", num_cpus=max(1, int(num_cpus)), num_gpus=num_gpus or None, include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
+    ray.init(
+        address="local",
+        num_cpus=max(1, int(num_cpus)),
+        num_gpus=num_gpus or None,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     return ray

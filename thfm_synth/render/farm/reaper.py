@@ -41,7 +41,7 @@ def _stat(pid: int) -> tuple[int, int, str] | None:
             data = fh.read()
     except OSError:
         return None
-    rest = data[data.rindex(b")") + 2:].split()
+    rest = data[data.rindex(b")") + 2 :].split()
     return int(rest[1]), int(rest[19]), rest[0].decode()
 
 
@@ -88,8 +88,9 @@ def _kill(known: dict[int, int]) -> int:
     killed = 0
     for _ in range(20):
         _record(-1, known)  # children they started since the last look
-        alive = [pid for pid, start in known.items()
-                 if (st := _stat(pid)) is not None and st[1] == start and st[2] != "Z"]
+        alive = [
+            pid for pid, start in known.items() if (st := _stat(pid)) is not None and st[1] == start and st[2] != "Z"
+        ]
         if not alive:
             break
         for pid in alive:
@@ -126,9 +127,14 @@ def watch_local_ray() -> None:
         return
     read_end, write_end = os.pipe()
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "thfm_synth.render.farm.reaper", str(os.getpid()), str(read_end)],
-                                pass_fds=(read_end,), start_new_session=True, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "thfm_synth.render.farm.reaper", str(os.getpid()), str(read_end)],
+            pass_fds=(read_end,),
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     except OSError:
         os.close(write_end)
         return

@@ -81,12 +81,27 @@ class Worker:
             seconds = time.time() - t0
             # A video that fails QA is kept (its files are evidence) but marked: preprocess leaves it out.
             qa = {"passed": bool(stats.get("qa_passed", True)), "failures": list(stats.get("qa_failures", []))}
-            done = {**base, "run_id": run_id, "seconds": seconds, "bytes": nbytes, "files": sums, "stats": stats,
-                    "qa": qa, "node": _node_id(), "finished_at": time.time()}
+            done = {
+                **base,
+                "run_id": run_id,
+                "seconds": seconds,
+                "bytes": nbytes,
+                "files": sums,
+                "stats": stats,
+                "qa": qa,
+                "node": _node_id(),
+                "finished_at": time.time(),
+            }
             committed = self.layout.commit(tmp, video_id, done)
             tmp = None if committed else tmp
-            return {**base, "status": "ok" if committed else "duplicate", "seconds": seconds, "bytes": nbytes,
-                    "stats": stats, "qa": qa}
+            return {
+                **base,
+                "status": "ok" if committed else "duplicate",
+                "seconds": seconds,
+                "bytes": nbytes,
+                "stats": stats,
+                "qa": qa,
+            }
         except DiskFullError as exc:
             return {**base, "status": "disk_full", "reason": exc.one_line(), "traceback": traceback.format_exc()}
         except UserError as exc:
@@ -95,11 +110,19 @@ class Worker:
             return {**base, "status": "crash", "reason": str(exc), "traceback": traceback.format_exc()}
         except OSError as exc:
             status = "disk_full" if exc.errno == errno.ENOSPC else "error"
-            return {**base, "status": status, "reason": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc()}
+            return {
+                **base,
+                "status": status,
+                "reason": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
         except Exception as exc:  # an unexpected bug: retried, then recorded with its traceback
-            return {**base, "status": "error", "reason": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc()}
+            return {
+                **base,
+                "status": "error",
+                "reason": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)

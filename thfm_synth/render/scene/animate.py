@@ -66,8 +66,15 @@ def animate(spec: VideoSpec, library: Library, cache_dir: str | Path) -> Animate
     source = load_motion(library.entry(spec.motion_id), library)
     window = cut_window(resample(source, spec.fps / spec.motion_speed), spec.motion_start_frame, spec.num_frames)
     # The window is played at the video's fps whatever the speed factor was.
-    window = MotionClip(window.skeleton, spec.fps, window.root_translation, window.local_rotations, window.source,
-                        window.source_start, window.flags)
+    window = MotionClip(
+        window.skeleton,
+        spec.fps,
+        window.root_translation,
+        window.local_rotations,
+        window.source,
+        window.source_start,
+        window.flags,
+    )
     # grounded on the skinned mesh: soles on the floor, nothing below it (motion/retarget.py)
     clip = retarget(window, motion_skeleton(character), mirror=spec.mirror, surface=ground_surface(character))
     if not is_smplx(character):
@@ -80,8 +87,9 @@ def animate(spec: VideoSpec, library: Library, cache_dir: str | Path) -> Animate
     return AnimatedCharacter(path, character, clip, joints, body)
 
 
-def character_joint_sets(character: Character, clip: MotionClip,
-                         face_points: np.ndarray | None = None) -> dict[str, JointSet]:
+def character_joint_sets(
+    character: Character, clip: MotionClip, face_points: np.ndarray | None = None
+) -> dict[str, JointSet]:
     """The three joint sets of a character's clip, with the head landmarks of its own mesh
     (face points on the skin, head top inside the crown: characters/landmarks.py). `face_points`
     (F, 5, 3): given by the body model itself (SMPL-X's own vertices) instead."""

@@ -95,25 +95,45 @@ def _character_materials(anim: AnimatedCharacter) -> list[Material]:
         ptype = pattern.get("type") if pattern.get("type") in ("stripes", "checker", "dots") else None
         recolor = m["recolor"] or {}
         sss, sheen, coat = m["subsurface"] or {}, m["sheen"] or {}, m["coat"] or {}
-        out.append(Material(
-            name=m.get("name", "m"), base_color=tuple(m["base_color"]), roughness=float(m["roughness"]),
-            metallic=float(m["metallic"]), specular=float(m["specular"]), texture=tex(m["base_color_map"]),
-            kind=m["kind"], base_tint=tuple(m["tint"]),
-            recolor_color=tuple(recolor["color"]) if recolor.get("color") else None,
-            recolor_amount=float(recolor.get("amount", 0.0)), recolor_luminance=float(recolor.get("luminance", 0.18)),
-            hsv=tuple(m["hsv"]), pattern_type=ptype,
-            pattern_color=tuple(pattern.get("color2", (0.0, 0.0, 0.0))),
-            pattern_scale=tuple(float(x) for x in box / float(pattern.get("scale_m", 0.05))),
-            pattern_axis=pattern.get("axis", "z"), normal_map=tex(m["normal_map"]),
-            normal_strength=float(m["normal_strength"]), roughness_map=tex(m["roughness_map"]),
-            roughness_is_gloss=bool(m["roughness_is_gloss"]), metallic_map=tex(m["metallic_map"]), ior=float(m["ior"]),
-            alpha_mode=m["alpha_mode"], alpha_map=tex(m["alpha_map"]), alpha_channel=m["alpha_channel"],
-            alpha_cutoff=float(m["alpha_cutoff"]), opacity=float(m["opacity"]),
-            subsurface_weight=float(sss.get("weight", 0.0)),
-            subsurface_radius=tuple(sss.get("radius", (0.0045, 0.0017, 0.0009))),
-            sheen_weight=float(sheen.get("weight", 0.0)), sheen_roughness=float(sheen.get("roughness", 0.5)),
-            sheen_tint=tuple(sheen.get("tint", (1.0, 1.0, 1.0))), coat_weight=float(coat.get("weight", 0.0)),
-            coat_roughness=float(coat.get("roughness", 0.03)), coat_ior=float(coat.get("ior", 1.5))))
+        out.append(
+            Material(
+                name=m.get("name", "m"),
+                base_color=tuple(m["base_color"]),
+                roughness=float(m["roughness"]),
+                metallic=float(m["metallic"]),
+                specular=float(m["specular"]),
+                texture=tex(m["base_color_map"]),
+                kind=m["kind"],
+                base_tint=tuple(m["tint"]),
+                recolor_color=tuple(recolor["color"]) if recolor.get("color") else None,
+                recolor_amount=float(recolor.get("amount", 0.0)),
+                recolor_luminance=float(recolor.get("luminance", 0.18)),
+                hsv=tuple(m["hsv"]),
+                pattern_type=ptype,
+                pattern_color=tuple(pattern.get("color2", (0.0, 0.0, 0.0))),
+                pattern_scale=tuple(float(x) for x in box / float(pattern.get("scale_m", 0.05))),
+                pattern_axis=pattern.get("axis", "z"),
+                normal_map=tex(m["normal_map"]),
+                normal_strength=float(m["normal_strength"]),
+                roughness_map=tex(m["roughness_map"]),
+                roughness_is_gloss=bool(m["roughness_is_gloss"]),
+                metallic_map=tex(m["metallic_map"]),
+                ior=float(m["ior"]),
+                alpha_mode=m["alpha_mode"],
+                alpha_map=tex(m["alpha_map"]),
+                alpha_channel=m["alpha_channel"],
+                alpha_cutoff=float(m["alpha_cutoff"]),
+                opacity=float(m["opacity"]),
+                subsurface_weight=float(sss.get("weight", 0.0)),
+                subsurface_radius=tuple(sss.get("radius", (0.0045, 0.0017, 0.0009))),
+                sheen_weight=float(sheen.get("weight", 0.0)),
+                sheen_roughness=float(sheen.get("roughness", 0.5)),
+                sheen_tint=tuple(sheen.get("tint", (1.0, 1.0, 1.0))),
+                coat_weight=float(coat.get("weight", 0.0)),
+                coat_roughness=float(coat.get("roughness", 0.03)),
+                coat_ior=float(coat.get("ior", 1.5)),
+            )
+        )
     return out or [Material()]
 
 
@@ -121,17 +141,21 @@ def hdri_eye_height(entry) -> float:
     """The camera height for an HDRI backdrop: its manifest `params.capture_height_m` (metres)."""
     h = entry.params.get("capture_height_m", HDRI_CAPTURE_HEIGHT_M)
     if not isinstance(h, (int, float)) or not 0.1 <= float(h) <= 50.0:
-        raise UserError(f"HDRI {entry.id}: params.capture_height_m = {h!r} is not a height in metres (0.1-50)",
-                        "set it to the height the panorama was shot from (tripod: about 1.7) or remove it")
+        raise UserError(
+            f"HDRI {entry.id}: params.capture_height_m = {h!r} is not a height in metres (0.1-50)",
+            "set it to the height the panorama was shot from (tripod: about 1.7) or remove it",
+        )
     return float(h)
 
 
 def _ground(kind: str, catcher: bool) -> Object:
     color, rough, checker = GROUNDS.get(kind, GROUNDS["concrete"])
-    mat = Material(name=f"ground_{kind}", base_color=color, roughness=rough, checker_color=checker,
-                   checker_scale=GROUND_SIZE_M)
-    return Object(name="ground", kind="plane", size=(GROUND_SIZE_M, GROUND_SIZE_M, 0.0), materials=[mat],
-                  shadow_catcher=catcher)
+    mat = Material(
+        name=f"ground_{kind}", base_color=color, roughness=rough, checker_color=checker, checker_scale=GROUND_SIZE_M
+    )
+    return Object(
+        name="ground", kind="plane", size=(GROUND_SIZE_M, GROUND_SIZE_M, 0.0), materials=[mat], shadow_catcher=catcher
+    )
 
 
 def _set_objects(layout: SetLayout) -> list[Object]:
@@ -140,20 +164,33 @@ def _set_objects(layout: SetLayout) -> list[Object]:
         pose = np.eye(4)
         pose[:3, :3] = yaw_matrix(box.yaw_deg)
         pose[:3, 3] = box.center
-        objs.append(Object(name=f"set_{box.name}", kind="box", pose=pose, size=tuple(box.size),
-                           materials=[Material(name=f"set_{box.name}", base_color=box.color,
-                                               roughness=box.roughness, surface=box.surface)]))
+        objs.append(
+            Object(
+                name=f"set_{box.name}",
+                kind="box",
+                pose=pose,
+                size=tuple(box.size),
+                materials=[
+                    Material(name=f"set_{box.name}", base_color=box.color, roughness=box.roughness, surface=box.surface)
+                ],
+            )
+        )
     return objs
 
 
 def _sky_world(params: dict, spec: VideoSpec) -> World:
-    return World(kind="sky", sky_model=params.get("sky_type", "MULTIPLE_SCATTERING"),
-                 sun_elevation_deg=spec.sun_elevation_deg, sun_azimuth_deg=spec.sun_azimuth_deg,
-                 strength=spec.background_strength, turbidity=float(params.get("turbidity", 2.2)),
-                 ground_albedo=float(params.get("ground_albedo", 0.3)),
-                 air_density=float(params.get("air_density", 1.0)),
-                 aerosol_density=float(params.get("aerosol_density", 1.0)),
-                 ozone_density=float(params.get("ozone_density", 1.0)))
+    return World(
+        kind="sky",
+        sky_model=params.get("sky_type", "MULTIPLE_SCATTERING"),
+        sun_elevation_deg=spec.sun_elevation_deg,
+        sun_azimuth_deg=spec.sun_azimuth_deg,
+        strength=spec.background_strength,
+        turbidity=float(params.get("turbidity", 2.2)),
+        ground_albedo=float(params.get("ground_albedo", 0.3)),
+        air_density=float(params.get("air_density", 1.0)),
+        aerosol_density=float(params.get("aerosol_density", 1.0)),
+        ozone_density=float(params.get("ozone_density", 1.0)),
+    )
 
 
 def _lights(spec: VideoSpec, centre: np.ndarray, front_yaw_deg: float) -> list[Light]:
@@ -162,9 +199,16 @@ def _lights(spec: VideoSpec, centre: np.ndarray, front_yaw_deg: float) -> list[L
         az = np.radians(light.azimuth_deg + front_yaw_deg)
         el = np.radians(light.elevation_deg)
         d = np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
-        out.append(Light(kind=light.type, position=tuple(centre + light.distance_m * d), target=tuple(centre),
-                         power_w=light.power_w, temperature_k=light.temperature_k,
-                         size_m=light.size_m if light.type == "area" else 0.05))
+        out.append(
+            Light(
+                kind=light.type,
+                position=tuple(centre + light.distance_m * d),
+                target=tuple(centre),
+                power_w=light.power_w,
+                temperature_k=light.temperature_k,
+                size_m=light.size_m if light.type == "area" else 0.05,
+            )
+        )
     return out
 
 
@@ -179,8 +223,9 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
     if anim.body is not None:  # SMPL-X: the mesh as the model poses it (pose correctives, exact weights)
         posed = anim.body.vertices
     else:
-        posed = linear_blend_skinning(character, forward_kinematics(character, clip.local_rotations,
-                                                                   clip.root_translation))
+        posed = linear_blend_skinning(
+            character, forward_kinematics(character, clip.local_rotations, clip.root_translation)
+        )
     if spec.background_kind == "scene":
         path = np.asarray(clip.root_translation)[:, :2]
         ground_z = 0.0
@@ -191,8 +236,7 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
             fscene = scene_files.load_file_scene(bg, library.path_of(bg), spec.render_seed, cache_dir)
             # head room: the body's highest point over its feet during the clip, plus a margin
             clearance = max(scene_files.MIN_CLEARANCE_M, float(posed[..., 2].max() - posed[..., 2].min()) + 0.15)
-            offset, yaw, layout = scene_files.place_subject(fscene, path, spec.placement_u, spec.placement_v,
-                                                            clearance)
+            offset, yaw, layout = scene_files.place_subject(fscene, path, spec.placement_u, spec.placement_v, clearance)
             ground_z = layout.walk.ground_z - float(posed[..., 2].min())  # lowest foot point on the surface
         centre = path.mean(axis=0)
         placement[:3, :3] = yaw_matrix(yaw)
@@ -202,35 +246,69 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
     vertices = placed.astype(np.float32)
     joints_world = {name: _apply(placement, js.positions) for name, js in anim.joints.items()}
     if anim.body is not None:  # regressed from the placed mesh itself, not moved after the fact
-        joints_world.update(anim.body.regressor_joints(placed[:, :anim.body.num_body_vertices]))
+        joints_world.update(anim.body.regressor_joints(placed[:, : anim.body.num_body_vertices]))
     positions, _ = clip.forward_kinematics()
     subject = SubjectTrack(_apply(placement, positions), tuple(clip.skeleton.names), joints_world["coco17"][:, :5])
     cam = camera_track(spec, subject, hdri_eye_height(bg) if spec.background_kind == "hdri" else None)
     others, people_records = [], []
     if spec.others:
         hips = subject.index("Hips") if "Hips" in subject.names else 0
-        others, people_records = place_others(spec, library, cache_dir, subject.joints[:, hips, :2], layout,
-                                              layout.walk.ground_z if fscene is not None else None,
-                                              camera_xy=np.einsum("fji,fj->fi", cam.r, -cam.t)[:, :2])
-    view = facing.view_record(cam.k, cam.r, cam.t, joints_world["smpl24"], joints_world["coco17"], spec.width,
-                              spec.height, spec.camera_azimuth_reference)
+        others, people_records = place_others(
+            spec,
+            library,
+            cache_dir,
+            subject.joints[:, hips, :2],
+            layout,
+            layout.walk.ground_z if fscene is not None else None,
+            camera_xy=np.einsum("fji,fj->fi", cam.r, -cam.t)[:, :2],
+        )
+    view = facing.view_record(
+        cam.k,
+        cam.r,
+        cam.t,
+        joints_world["smpl24"],
+        joints_world["coco17"],
+        spec.width,
+        spec.height,
+        spec.camera_azimuth_reference,
+    )
 
-    objects = [Object(name=SUBJECT, kind="mesh_npz", mesh_path=str(Path(anim.character_file).resolve()),
-                      vertex_animation_key="subject_vertices", materials=_character_materials(anim), subject=True,
-                      person=1 if others else 0)]
+    objects = [
+        Object(
+            name=SUBJECT,
+            kind="mesh_npz",
+            mesh_path=str(Path(anim.character_file).resolve()),
+            vertex_animation_key="subject_vertices",
+            materials=_character_materials(anim),
+            subject=True,
+            person=1 if others else 0,
+        )
+    ]
     extra_arrays = {"subject_vertices": vertices}
     for p in others:
         key = f"person{p.slot}_vertices"
-        objects.append(Object(name=f"person{p.slot}", kind="mesh_npz", vertex_animation_key=key,
-                              mesh_path=str(Path(p.anim.character_file).resolve()),
-                              materials=_character_materials(p.anim), subject=True, person=p.slot + 1))
+        objects.append(
+            Object(
+                name=f"person{p.slot}",
+                kind="mesh_npz",
+                vertex_animation_key=key,
+                mesh_path=str(Path(p.anim.character_file).resolve()),
+                materials=_character_materials(p.anim),
+                subject=True,
+                person=p.slot + 1,
+            )
+        )
         extra_arrays[key] = p.vertices
     if spec.background_kind == "sky":
         world = _sky_world(bg.params, spec)
         objects.append(_ground(bg.params.get("ground", "concrete"), catcher=False))
     elif spec.background_kind == "hdri":
-        world = World(kind="hdri", hdri_path=str(library.path_of(bg)), rotation_deg=spec.background_rotation_deg,
-                      strength=spec.background_strength)
+        world = World(
+            kind="hdri",
+            hdri_path=str(library.path_of(bg)),
+            rotation_deg=spec.background_rotation_deg,
+            strength=spec.background_strength,
+        )
         objects.append(_ground("concrete", catcher=True))
     else:
         keep = [subject.index(n) for n in ("Head", "Hips") if n in subject.names]
@@ -250,8 +328,9 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
             side = np.stack([-sight[:, 1], sight[:, 0], np.zeros(len(sight))], 1)
             side /= np.maximum(np.linalg.norm(side, axis=1, keepdims=True), 1e-9)
             beside = hips[:, None] + scene_files.CUTAWAY_SIDE_M * np.stack([side, -side], 1)
-            hidden = scene_files.cutaway_parts(fscene, cam.centers, np.concatenate([pts, feet, beside], axis=1),
-                                               layout.walk.ground_z, protect)
+            hidden = scene_files.cutaway_parts(
+                fscene, cam.centers, np.concatenate([pts, feet, beside], axis=1), layout.walk.ground_z, protect
+            )
             objects += scene_files.description_objects(fscene, hidden)
             plane = _ground(fscene.ground, catcher=False)
             plane.pose = np.eye(4)
@@ -263,11 +342,29 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
     else:  # lights' azimuths, like the camera's, from the body's facing at the first frame
         front_yaw = float(facing.yaw_of(facing.body_forward_smpl24(joints_world["smpl24"][:1]))[0])
     description = SceneDescription(
-        camera=Camera.from_track(cam), objects=objects, world=world, lights=_lights(spec, centre, front_yaw),
-        render=render_cfg, seed=spec.render_seed,
-        fps=spec.fps, extra_arrays=extra_arrays,
-        meta={"video_id": spec.video_id, "spec": spec.to_row()})
-    body = None if anim.body is None else anim.body.annotations(placement, description.camera.r,
-                                                                description.camera.t)
-    return AssembledScene(description, anim, cam, placement, joints_world, vertices, layout, fscene,
-                          hidden if fscene is not None else None, body, view, others, people_records)
+        camera=Camera.from_track(cam),
+        objects=objects,
+        world=world,
+        lights=_lights(spec, centre, front_yaw),
+        render=render_cfg,
+        seed=spec.render_seed,
+        fps=spec.fps,
+        extra_arrays=extra_arrays,
+        meta={"video_id": spec.video_id, "spec": spec.to_row()},
+    )
+    body = None if anim.body is None else anim.body.annotations(placement, description.camera.r, description.camera.t)
+    return AssembledScene(
+        description,
+        anim,
+        cam,
+        placement,
+        joints_world,
+        vertices,
+        layout,
+        fscene,
+        hidden if fscene is not None else None,
+        body,
+        view,
+        others,
+        people_records,
+    )

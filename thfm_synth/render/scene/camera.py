@@ -229,8 +229,9 @@ def _build(spec: VideoSpec, track: SubjectTrack, scale: float, eye_height_m: flo
         # the camera position on it at the planned distance from the anchor, and use its azimuth
         # (and, if the bearing misses that circle, its distance) from the anchor
         anchor = target.mean(axis=0) if traj in ("static", "pan_follow") else target[0]
-        radius = distance * (spec.dolly_ratio if traj == "dolly_in" else 1.0) * np.cos(
-            np.radians(spec.camera_elevation_deg))
+        radius = (
+            distance * (spec.dolly_ratio if traj == "dolly_in" else 1.0) * np.cos(np.radians(spec.camera_elevation_deg))
+        )
         eye_xy = _on_bearing(centre[0], anchor, ref[0] + spec.camera_azimuth_deg, radius)
         azimuth = azimuth + (facing.yaw_of(eye_xy - anchor[:2]) - ref[0] - spec.camera_azimuth_deg) + ref
         distance *= float(np.linalg.norm(eye_xy - anchor[:2])) / max(radius, 1e-9)
@@ -268,8 +269,13 @@ def in_frame_fraction(cam: CameraTrack, points: np.ndarray, margin_px: float = 0
     hits = 0
     for f in range(points.shape[0]):
         uv, z = project(cam.k, cam.r[f], cam.t[f], points[f])
-        inside = ((uv[:, 0] >= margin_px) & (uv[:, 0] <= cam.width - margin_px) & (uv[:, 1] >= margin_px)
-                  & (uv[:, 1] <= cam.height - margin_px) & (z > 0))
+        inside = (
+            (uv[:, 0] >= margin_px)
+            & (uv[:, 0] <= cam.width - margin_px)
+            & (uv[:, 1] >= margin_px)
+            & (uv[:, 1] <= cam.height - margin_px)
+            & (z > 0)
+        )
         hits += bool(inside.all())
     return hits / points.shape[0]
 

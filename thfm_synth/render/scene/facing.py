@@ -41,8 +41,9 @@ def _unit_xy(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
-def body_forward(left_hip: np.ndarray, right_hip: np.ndarray, left_shoulder: np.ndarray,
-                 right_shoulder: np.ndarray) -> np.ndarray:
+def body_forward(
+    left_hip: np.ndarray, right_hip: np.ndarray, left_shoulder: np.ndarray, right_shoulder: np.ndarray
+) -> np.ndarray:
     """(F, 2) unit horizontal forward of the body from hip and shoulder joints (F, 3) each."""
     left = _unit_xy(left_hip - right_hip) + _unit_xy(left_shoulder - right_shoulder)
     forward = np.stack([left[..., 1], -left[..., 0]], axis=-1)  # left x up, horizontal
@@ -52,14 +53,16 @@ def body_forward(left_hip: np.ndarray, right_hip: np.ndarray, left_shoulder: np.
 def body_forward_from_track(joints: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     """(F, 2) body forward of canonical-named joints (F, J, 3)."""
     i = {n: names.index(n) for n in HIP_NAMES + SHOULDER_NAMES}
-    return body_forward(joints[:, i["LeftUpLeg"]], joints[:, i["RightUpLeg"]], joints[:, i["LeftArm"]],
-                        joints[:, i["RightArm"]])
+    return body_forward(
+        joints[:, i["LeftUpLeg"]], joints[:, i["RightUpLeg"]], joints[:, i["LeftArm"]], joints[:, i["RightArm"]]
+    )
 
 
 def body_forward_smpl24(joints: np.ndarray) -> np.ndarray:
     """(F, 2) body forward of SMPL-24 joints (F, 24, 3)."""
-    return body_forward(joints[:, SMPL_HIPS[0]], joints[:, SMPL_HIPS[1]], joints[:, SMPL_SHOULDERS[0]],
-                        joints[:, SMPL_SHOULDERS[1]])
+    return body_forward(
+        joints[:, SMPL_HIPS[0]], joints[:, SMPL_HIPS[1]], joints[:, SMPL_SHOULDERS[0]], joints[:, SMPL_SHOULDERS[1]]
+    )
 
 
 def face_forward(face: np.ndarray) -> np.ndarray:
@@ -106,8 +109,17 @@ def face_in_view(k: np.ndarray, r: np.ndarray, t: np.ndarray, face: np.ndarray, 
 FACE_TOWARDS_DEG = 90.0
 
 
-def view_record(k: np.ndarray, r: np.ndarray, t: np.ndarray, smpl24: np.ndarray, coco17: np.ndarray,
-                width: int, height: int, reference: str, azimuth_range: tuple[float, float] | None = None) -> dict:
+def view_record(
+    k: np.ndarray,
+    r: np.ndarray,
+    t: np.ndarray,
+    smpl24: np.ndarray,
+    coco17: np.ndarray,
+    width: int,
+    height: int,
+    reference: str,
+    azimuth_range: tuple[float, float] | None = None,
+) -> dict:
     """What the camera saw of the subject, for metadata.json and the render index:
 
     azimuth_deg: per frame, the camera's azimuth seen from the pelvis relative to the body's
@@ -122,14 +134,16 @@ def view_record(k: np.ndarray, r: np.ndarray, t: np.ndarray, smpl24: np.ndarray,
     body = relative_azimuth(centres, smpl24[:, 0], body_forward_smpl24(smpl24))
     face = np.asarray(coco17, np.float64)[:, :5]
     face_angle = relative_azimuth(centres, face_centre(face), face_forward(face))
-    out = {"azimuth_reference": reference,
-           "facing_yaw_deg": round(float(yaw_of(body_forward_smpl24(smpl24[:1]))[0]), 3),
-           "azimuth_first_deg": round(float(body[0]), 3),
-           "azimuth_mean_deg": round(circular_mean_deg(body), 3),
-           "azimuth_deg": [round(float(a), 2) for a in body],
-           "face_angle_deg": [round(float(a), 2) for a in face_angle],
-           "face_towards_camera": round(float(np.mean(np.abs(face_angle) <= FACE_TOWARDS_DEG)), 4),
-           "face_in_view": round(float(np.mean(face_in_view(k, r, t, face, width, height))), 4)}
+    out = {
+        "azimuth_reference": reference,
+        "facing_yaw_deg": round(float(yaw_of(body_forward_smpl24(smpl24[:1]))[0]), 3),
+        "azimuth_first_deg": round(float(body[0]), 3),
+        "azimuth_mean_deg": round(circular_mean_deg(body), 3),
+        "azimuth_deg": [round(float(a), 2) for a in body],
+        "face_angle_deg": [round(float(a), 2) for a in face_angle],
+        "face_towards_camera": round(float(np.mean(np.abs(face_angle) <= FACE_TOWARDS_DEG)), 4),
+        "face_in_view": round(float(np.mean(face_in_view(k, r, t, face, width, height))), 4),
+    }
     if azimuth_range is not None:
         lo, hi = azimuth_range
         out["face_in_azimuth_range"] = round(float(np.mean((face_angle >= lo) & (face_angle <= hi))), 4)

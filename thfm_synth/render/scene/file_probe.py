@@ -62,8 +62,10 @@ class Probe:
     def bounds(self, key: str, names=None) -> tuple[np.ndarray, np.ndarray]:
         objs = self.objects_of(key, names)
         if not objs:
-            raise UserError(f"{self.file_path(key)} holds no mesh object{' named ' + str(names) if names else ''}",
-                            "check the scene file and the object names in the manifest params")
+            raise UserError(
+                f"{self.file_path(key)} holds no mesh object{' named ' + str(names) if names else ''}",
+                "check the scene file and the object names in the manifest params",
+            )
         return (np.min([o.aabb_min for o in objs], axis=0), np.max([o.aabb_max for o in objs], axis=0))
 
 
@@ -72,21 +74,35 @@ def _run_probe(path: Path, out: Path, cell: float | None, selection: dict | None
     from thfm_synth.blender.call import BlenderCrash, BlenderTimeout, call
 
     out.mkdir(parents=True, exist_ok=True)
-    job = contract.SceneProbeJob(path=str(path.resolve()), out=str(out.resolve()), layers=PROBE_LAYERS,
-                                 cell=None if cell is None else float(cell), objects=selection)
+    job = contract.SceneProbeJob(
+        path=str(path.resolve()),
+        out=str(out.resolve()),
+        layers=PROBE_LAYERS,
+        cell=None if cell is None else float(cell),
+        objects=selection,
+    )
     try:
         call(contract.SCRIPT_SCENE_PROBE, job, job_dir=out / "_job", timeout=timeout)
     except BlenderTimeout:
-        raise UserError(f"{path}: the Blender scene probe took longer than {timeout:.0f} s",
-                        "use a smaller scene, or a coarser walkability grid (params.cell_m)") from None
+        raise UserError(
+            f"{path}: the Blender scene probe took longer than {timeout:.0f} s",
+            "use a smaller scene, or a coarser walkability grid (params.cell_m)",
+        ) from None
     except BlenderCrash as exc:
-        raise UserError(f"{path}: the Blender scene probe failed: {str(exc)[:400]}",
-                        "check the file opens in Blender 5.0; run `python3 -m thfm_synth doctor` if Blender itself "
-                        "fails") from None
+        raise UserError(
+            f"{path}: the Blender scene probe failed: {str(exc)[:400]}",
+            "check the file opens in Blender 5.0; run `python3 -m thfm_synth doctor` if Blender itself fails",
+        ) from None
 
 
-def probe_scene(path: str | os.PathLike, sha256: str, cache_dir: str | os.PathLike, cell: float | None = None,
-                objects: dict[str, list[str] | None] | None = None, timeout: float = 1800) -> Probe:
+def probe_scene(
+    path: str | os.PathLike,
+    sha256: str,
+    cache_dir: str | os.PathLike,
+    cell: float | None = None,
+    objects: dict[str, list[str] | None] | None = None,
+    timeout: float = 1800,
+) -> Probe:
     """Probe a scene file or kit folder (cached per sha256): objects always; height maps with `cell`.
 
     cell: height-map cell edge in the file's units (after the importer's unit conversion);
@@ -117,16 +133,36 @@ def probe_scene(path: str | os.PathLike, sha256: str, cache_dir: str | os.PathLi
 def read_probe(folder: str | os.PathLike, path: str | os.PathLike) -> Probe:
     folder = Path(folder)
     doc = json.loads((folder / "probe.json").read_text())
-    objects = [ProbedObject(f["file"], o["name"], tuple(o["aabb_min"]), tuple(o["aabb_max"]), int(o["triangles"]),
-                            tuple(o.get("materials", ())))
-               for f in doc["files"] for o in f["objects"]]
+    objects = [
+        ProbedObject(
+            f["file"],
+            o["name"],
+            tuple(o["aabb_min"]),
+            tuple(o["aabb_max"]),
+            int(o["triangles"]),
+            tuple(o.get("materials", ())),
+        )
+        for f in doc["files"]
+        for o in f["objects"]
+    ]
     hms = {}
     hm = doc.get("heightmap")
     if hm:
         with np.load(folder / hm["file"], allow_pickle=False) as z:
             for e in hm["entries"]:
-                hms[(e["file"], e["object"])] = HeightMap(np.asarray(e["origin"], np.float64), float(hm["cell"]),
-                                                          z[e["key"] + "_z"].astype(np.float32),
-                                                          z[e["key"] + "_n"].astype(np.float32))
-    return Probe(Path(path), doc["kind"], [f["file"] for f in doc["files"]], objects, hms, doc.get("safety", {}),
-                 float(hm["cell"]) if hm else None, doc)
+                hms[(e["file"], e["object"])] = HeightMap(
+                    np.asarray(e["origin"], np.float64),
+                    float(hm["cell"]),
+                    z[e["key"] + "_z"].astype(np.float32),
+                    z[e["key"] + "_n"].astype(np.float32),
+                )
+    return Probe(
+        Path(path),
+        doc["kind"],
+        [f["file"] for f in doc["files"]],
+        objects,
+        hms,
+        doc.get("safety", {}),
+        float(hm["cell"]) if hm else None,
+        doc,
+    )

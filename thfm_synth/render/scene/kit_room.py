@@ -13,10 +13,22 @@ from thfm_synth.render.scene.walkable import FileScene, Part, finish_scene, piec
 from thfm_synth.render.scene.layout import scene_rng
 
 
-KIT_PIECES = {"floor": "floorFull", "wall": "wall", "door": "wallDoorway", "window": "wallWindow",
-              "sofa": "loungeSofa", "coffee_table": "tableCoffee", "rug": "rugRectangle",
-              "tv_cabinet": "cabinetTelevision", "tv": "televisionModern", "desk": "desk", "chair": "chair",
-              "bookcase": "bookcaseOpen", "lamp": "lampSquareFloor", "plant": "pottedPlant"}
+KIT_PIECES = {
+    "floor": "floorFull",
+    "wall": "wall",
+    "door": "wallDoorway",
+    "window": "wallWindow",
+    "sofa": "loungeSofa",
+    "coffee_table": "tableCoffee",
+    "rug": "rugRectangle",
+    "tv_cabinet": "cabinetTelevision",
+    "tv": "televisionModern",
+    "desk": "desk",
+    "chair": "chair",
+    "bookcase": "bookcaseOpen",
+    "lamp": "lampSquareFloor",
+    "plant": "pottedPlant",
+}
 SIDES = {"S": 0.0, "E": 90.0, "N": 180.0, "W": 270.0}
 
 
@@ -34,16 +46,22 @@ def kit_pieces(probe: Probe, params: dict) -> tuple[dict[str, _Piece], float]:
     found = {role: stems[stem.lower()] for role, stem in names.items() if stem.lower() in stems}
     for role in ("floor", "wall"):
         if role not in found:
-            raise UserError(f"kit {probe.path} has no {role} piece ({names[role]}.*)",
-                            f"add it, or name the kit's {role} piece in params.pieces")
+            raise UserError(
+                f"kit {probe.path} has no {role} piece ({names[role]}.*)",
+                f"add it, or name the kit's {role} piece in params.pieces",
+            )
     flo, fhi = probe.bounds(found["floor"])
-    scale = float(params["unit_m"]) if "unit_m" in params else float(params.get("tile_m", 2.0)) / float(
-        max(fhi[0] - flo[0], fhi[1] - flo[1]))
+    scale = (
+        float(params["unit_m"])
+        if "unit_m" in params
+        else float(params.get("tile_m", 2.0)) / float(max(fhi[0] - flo[0], fhi[1] - flo[1]))
+    )
     pieces = {}
     for role, key in found.items():
         lo, hi = probe.bounds(key)
-        pieces[role] = _Piece(key, np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]]),
-                              (np.asarray(hi) - np.asarray(lo)) * scale)
+        pieces[role] = _Piece(
+            key, np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]]), (np.asarray(hi) - np.asarray(lo)) * scale
+        )
     return pieces, scale
 
 
@@ -67,9 +85,17 @@ def kit_room(entry_id: str, probe: Probe, heights: Probe, params: dict, seed: in
         p = pieces[role]
         x, y = world(side, a, d)
         yaw = (SIDES[side] + yaw_extra) % 360
-        parts.append(Part(f"kit_{len(parts):02d}_{role}", probe.file_path(p.key), p.key,
-                          piece_pose(p.anchor, scale, (x, y, z), yaw), None, part_role,
-                          side if part_role == "wall" else None))
+        parts.append(
+            Part(
+                f"kit_{len(parts):02d}_{role}",
+                probe.file_path(p.key),
+                p.key,
+                piece_pose(p.anchor, scale, (x, y, z), yaw),
+                None,
+                part_role,
+                side if part_role == "wall" else None,
+            )
+        )
         return footprint(role, x, y, yaw)
 
     def footprint(role, x, y, yaw):
@@ -81,9 +107,16 @@ def kit_room(entry_id: str, probe: Probe, heights: Probe, params: dict, seed: in
     for i in range(nx):
         for j in range(ny):
             p = pieces["floor"]
-            parts.append(Part(f"kit_{len(parts):02d}_floor", probe.file_path(p.key), p.key,
-                              piece_pose(p.anchor, scale, ((i + 0.5) * tile, (j + 0.5) * tile, 0.0), 0.0),
-                              None, "floor"))
+            parts.append(
+                Part(
+                    f"kit_{len(parts):02d}_floor",
+                    probe.file_path(p.key),
+                    p.key,
+                    piece_pose(p.anchor, scale, ((i + 0.5) * tile, (j + 0.5) * tile, 0.0), 0.0),
+                    None,
+                    "floor",
+                )
+            )
     segments = [(s, k) for s in SIDES for k in range(int(round(length[s] / tile)))]
     order = rng.permutation(len(segments))
     door = segments[order[0]] if "door" in pieces else None
@@ -111,8 +144,9 @@ def kit_room(entry_id: str, probe: Probe, heights: Probe, params: dict, seed: in
         for role, r in rects:
             if r[0] < 0.01 or r[1] < 0.01 or r[2] > width - 0.01 or r[3] > depth - 0.01:
                 return False
-            if role != "rug" and any(r[0] < q[2] and q[0] < r[2] and r[1] < q[3] and q[1] < r[3]
-                                     for q in placed + keep_out):
+            if role != "rug" and any(
+                r[0] < q[2] and q[0] < r[2] and r[1] < q[3] and q[1] < r[3] for q in placed + keep_out
+            ):
                 return False
         return True
 
@@ -120,8 +154,16 @@ def kit_room(entry_id: str, probe: Probe, heights: Probe, params: dict, seed: in
 
     def group_layout(name):
         """[(role, da along the wall, depth centre, z, yaw_extra)] of a furniture group, or None."""
-        if any(r not in pieces for r in {"lounge": ("sofa",), "tv": ("tv_cabinet",), "desk": ("desk",),
-                                          "bookcase": ("bookcase",), "plant": ("plant",)}[name]):
+        if any(
+            r not in pieces
+            for r in {
+                "lounge": ("sofa",),
+                "tv": ("tv_cabinet",),
+                "desk": ("desk",),
+                "bookcase": ("bookcase",),
+                "plant": ("plant",),
+            }[name]
+        ):
             return None
         s = lambda role: pieces[role].size  # noqa: E731
         if name == "lounge":
@@ -135,8 +177,9 @@ def kit_room(entry_id: str, probe: Probe, heights: Probe, params: dict, seed: in
                     items.append(("rug", 0.0, gap + d + 0.45 + td / 2, floor_top, 0.0))
             if "lamp" in pieces:
                 lw, ld = s("lamp")[:2]
-                items.append(("lamp", (w / 2 + 0.15 + lw / 2) * (1 if rng.random() < 0.5 else -1),
-                              gap + ld / 2, floor_top, 0.0))
+                items.append(
+                    ("lamp", (w / 2 + 0.15 + lw / 2) * (1 if rng.random() < 0.5 else -1), gap + ld / 2, floor_top, 0.0)
+                )
             return items
         if name == "tv":
             d = s("tv_cabinet")[1]
@@ -180,6 +223,22 @@ def kit_room(entry_id: str, probe: Probe, heights: Probe, params: dict, seed: in
                     placed.append(rect)
             placed_groups.append((name, side))
             break
-    return finish_scene(entry_id, "room", parts, heights, cell, params.get("ground", "grass"), -0.002,
-                   {"layout": "kit_room", "unit_m": scale, "tiles": (nx, ny), "size_m": (width, depth),
-                    "door": door, "windows": sorted(windows), "groups": placed_groups, "floor_top_m": floor_top})
+    return finish_scene(
+        entry_id,
+        "room",
+        parts,
+        heights,
+        cell,
+        params.get("ground", "grass"),
+        -0.002,
+        {
+            "layout": "kit_room",
+            "unit_m": scale,
+            "tiles": (nx, ny),
+            "size_m": (width, depth),
+            "door": door,
+            "windows": sorted(windows),
+            "groups": placed_groups,
+            "floor_top_m": floor_top,
+        },
+    )

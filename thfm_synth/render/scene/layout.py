@@ -93,7 +93,7 @@ class WalkMap:
         k = int(np.ceil(r / self.cell))
         ny, nx = self.free.shape
         pad = np.zeros((ny + 2 * k, nx + 2 * k), bool)
-        pad[k:k + ny, k:k + nx] = self.free
+        pad[k : k + ny, k : k + nx] = self.free
         out = self.free.copy()
         for di in range(-k, k + 1):
             for dj in range(-k, k + 1):
@@ -102,11 +102,11 @@ class WalkMap:
                 dy = max(abs(di) - 0.5, 0.0) * self.cell
                 if dx * dx + dy * dy > r * r or (di == 0 and dj == 0):
                     continue
-                out &= pad[k + di:k + di + ny, k + dj:k + dj + nx]
+                out &= pad[k + di : k + di + ny, k + dj : k + dj + nx]
         return out
 
     def area_m2(self) -> float:
-        return float(self.free.sum()) * self.cell ** 2
+        return float(self.free.sum()) * self.cell**2
 
 
 @dataclass(frozen=True)
@@ -138,15 +138,17 @@ def room(params: dict, seed: int) -> SetLayout:
     floor_c = palette[int(rng.random() * len(palette))]
     t = 0.12
     boxes = [Box("floor", (0, 0, -0.05), (w + 2 * t, d + 2 * t, 0.1), 0, floor_c, "floor", 0.5)]
-    for name, c, s in (("wall_n", (0, d / 2 + t / 2, h / 2), (w + 2 * t, t, h)),
-                       ("wall_s", (0, -d / 2 - t / 2, h / 2), (w + 2 * t, t, h)),
-                       ("wall_e", (w / 2 + t / 2, 0, h / 2), (t, d, h)),
-                       ("wall_w", (-w / 2 - t / 2, 0, h / 2), (t, d, h))):
+    for name, c, s in (
+        ("wall_n", (0, d / 2 + t / 2, h / 2), (w + 2 * t, t, h)),
+        ("wall_s", (0, -d / 2 - t / 2, h / 2), (w + 2 * t, t, h)),
+        ("wall_e", (w / 2 + t / 2, 0, h / 2), (t, d, h)),
+        ("wall_w", (-w / 2 - t / 2, 0, h / 2), (t, d, h)),
+    ):
         boxes.append(Box(name, c, s, 0, wall_c, "wall", 0.8))
     for k in range(int(params.get("furniture", 4))):
         fw, fd, fh = 0.5 + 1.3 * rng.random(), 0.4 + 0.5 * rng.random(), 0.4 + 1.4 * rng.random()
         side = int(rng.random() * 4)
-        along = (rng.random() - 0.5)
+        along = rng.random() - 0.5
         if side in (0, 1):  # against north/south wall
             x = along * (w - fw)
             y = (d / 2 - fd / 2) * (1 if side == 0 else -1)
@@ -168,8 +170,17 @@ def street(params: dict, seed: int) -> SetLayout:
     road_w, walk_w = 7.0, 3.0
     boxes = [Box("road", (0, 0, -0.05), (road_w, length, 0.1), 0, (0.08, 0.08, 0.09), "ground", 0.9)]
     for sgn in (-1, 1):
-        boxes.append(Box(f"pavement_{sgn}", (sgn * (road_w / 2 + walk_w / 2), 0, 0.0), (walk_w, length, 0.1), 0,
-                         (0.45, 0.44, 0.42), "ground", 0.85))
+        boxes.append(
+            Box(
+                f"pavement_{sgn}",
+                (sgn * (road_w / 2 + walk_w / 2), 0, 0.0),
+                (walk_w, length, 0.1),
+                0,
+                (0.45, 0.44, 0.42),
+                "ground",
+                0.85,
+            )
+        )
         y = -length / 2
         k = 0
         while y < length / 2 - 2:
@@ -177,8 +188,17 @@ def street(params: dict, seed: int) -> SetLayout:
             bh = 4 + 12 * rng.random()
             bd = 6 + 4 * rng.random()
             x = sgn * (road_w / 2 + walk_w + bd / 2)
-            boxes.append(Box(f"building_{sgn}_{k}", (x, y + bw / 2, bh / 2), (bd, bw - 0.2, bh), 0,
-                             palette[int(rng.random() * len(palette))], "building", 0.8))
+            boxes.append(
+                Box(
+                    f"building_{sgn}_{k}",
+                    (x, y + bw / 2, bh / 2),
+                    (bd, bw - 0.2, bh),
+                    0,
+                    palette[int(rng.random() * len(palette))],
+                    "building",
+                    0.8,
+                )
+            )
             y += bw
             k += 1
     half = road_w / 2 + walk_w - 0.2
@@ -187,9 +207,16 @@ def street(params: dict, seed: int) -> SetLayout:
 
 # Surfaces per role, drawn per video from their own stream (scene_rng(seed, 33)) so adding them did
 # not move any wall or piece of furniture of an existing seed.
-ROOM_SURFACES = {"floor": ("wood", "tiles", "concrete", "wood"), "wall": ("plaster", "plaster", "brick", "concrete"),
-                 "furniture": ("wood", "fabric", "plaster", "wood")}
-STREET_SURFACES = {"road": ("asphalt",), "pavement": ("tiles", "concrete"), "building": ("brick", "plaster", "concrete")}
+ROOM_SURFACES = {
+    "floor": ("wood", "tiles", "concrete", "wood"),
+    "wall": ("plaster", "plaster", "brick", "concrete"),
+    "furniture": ("wood", "fabric", "plaster", "wood"),
+}
+STREET_SURFACES = {
+    "road": ("asphalt",),
+    "pavement": ("tiles", "concrete"),
+    "building": ("brick", "plaster", "concrete"),
+}
 
 
 def _with_surfaces(layout: SetLayout, table: dict, seed: int) -> SetLayout:
@@ -222,8 +249,9 @@ def build_set(params: dict, seed: int) -> SetLayout:
     try:
         gen = GENERATORS[params["generator"]]
     except KeyError:
-        raise UserError(f"unknown procedural scene generator {params.get('generator')!r}",
-                        f"use one of {sorted(GENERATORS)}") from None
+        raise UserError(
+            f"unknown procedural scene generator {params.get('generator')!r}", f"use one of {sorted(GENERATORS)}"
+        ) from None
     return gen(params, seed)
 
 
@@ -231,8 +259,9 @@ def obstacles(layout: SetLayout) -> list[Box]:
     return [b for b in layout.boxes if b.role in ("wall", "furniture", "building")]
 
 
-def place_path(layout: SetLayout, path_xy: np.ndarray, u: float, v: float,
-               radius: float = BODY_RADIUS_M) -> tuple[np.ndarray, float]:
+def place_path(
+    layout: SetLayout, path_xy: np.ndarray, u: float, v: float, radius: float = BODY_RADIUS_M
+) -> tuple[np.ndarray, float]:
     """Shift and turn a root path so all of it lies on free floor.
 
     Returns (offset (2,), yaw in degrees) to apply as p' = R(yaw) p + offset. Candidates are
@@ -260,8 +289,10 @@ def place_path(layout: SetLayout, path_xy: np.ndarray, u: float, v: float,
             if any(b.contains_xy(p, pad=radius).any() for b in obs):
                 continue
             return centre, float(yaw)
-    raise UserError("the subject's motion does not fit on the free floor of this scene",
-                    "use a larger scene or a shorter/slower motion window")
+    raise UserError(
+        "the subject's motion does not fit on the free floor of this scene",
+        "use a larger scene or a shorter/slower motion window",
+    )
 
 
 def path_fits(layout: SetLayout, points_xy: np.ndarray, radius: float = BODY_RADIUS_M) -> bool:
@@ -278,8 +309,9 @@ def path_fits(layout: SetLayout, points_xy: np.ndarray, radius: float = BODY_RAD
     return not any(b.contains_xy(pts, pad=radius).any() for b in obstacles(layout))
 
 
-def _place_on_walk_map(layout: SetLayout, path_xy: np.ndarray, u: float, v: float,
-                       radius: float, max_centres: int = 6000) -> tuple[np.ndarray, float]:
+def _place_on_walk_map(
+    layout: SetLayout, path_xy: np.ndarray, u: float, v: float, radius: float, max_centres: int = 6000
+) -> tuple[np.ndarray, float]:
     """`place_path` on a walk map: every root point on a cell clear of non-walkable cells by `radius`.
 
     Candidates: yaws as for boxes; centres = clear cells (thinned to at most `max_centres`,
@@ -291,9 +323,11 @@ def _place_on_walk_map(layout: SetLayout, path_xy: np.ndarray, u: float, v: floa
     obs = obstacles(layout)
     ii, jj = np.nonzero(clear)
     if len(ii) == 0:
-        raise UserError("the subject's motion does not fit on the free floor of this scene "
-                        f"(no walkable cell is {radius:.2f} m from every obstacle)",
-                        "use a larger scene or a shorter/slower motion window")
+        raise UserError(
+            "the subject's motion does not fit on the free floor of this scene "
+            f"(no walkable cell is {radius:.2f} m from every obstacle)",
+            "use a larger scene or a shorter/slower motion window",
+        )
     stride = max(1, int(np.ceil(np.sqrt(len(ii) / max_centres))))
     keep = (ii % stride == 0) & (jj % stride == 0)
     if keep.sum() < 1:
@@ -308,16 +342,18 @@ def _place_on_walk_map(layout: SetLayout, path_xy: np.ndarray, u: float, v: floa
         c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
         turned = path @ np.array([[c, s], [-s, c]])
         for start in range(0, len(centres), 256):
-            chunk = centres[start:start + 256]
+            chunk = centres[start : start + 256]
             pts = chunk[:, None, :] + turned[None]  # (C, P, 2)
             good = walk.lookup(clear, pts).all(axis=1)
             for k in np.flatnonzero(good):
                 if any(b.contains_xy(pts[k], pad=radius).any() for b in obs):
                     continue
                 return chunk[k], float(yaw)
-    raise UserError("the subject's motion does not fit on the free floor of this scene "
-                    f"(walkable area {walk.area_m2():.1f} m2 at z = {walk.ground_z:.2f} m)",
-                    "use a larger scene or a shorter/slower motion window")
+    raise UserError(
+        "the subject's motion does not fit on the free floor of this scene "
+        f"(walkable area {walk.area_m2():.1f} m2 at z = {walk.ground_z:.2f} m)",
+        "use a larger scene or a shorter/slower motion window",
+    )
 
 
 def _segment_hits_box(a: np.ndarray, b: np.ndarray, box: Box) -> bool:
@@ -350,7 +386,8 @@ def cutaway(layout: SetLayout, camera_centres: np.ndarray, subject_points: np.nd
         blocking = box.role in ("wall", "furniture", "building") and any(
             _segment_hits_box(camera_centres[f], p, box)
             for f in range(0, len(camera_centres), max(1, len(camera_centres) // 12))
-            for p in subject_points[f])
+            for p in subject_points[f]
+        )
         if not blocking:
             keep.append(box)
     return SetLayout(tuple(keep), layout.floor_min, layout.floor_max, layout.walk)

@@ -45,17 +45,24 @@ class PlacedPerson:
 
 def person_video_spec(spec: VideoSpec, person: PersonSpec) -> VideoSpec:
     """The video's spec with this person's character and motion in the subject's place (to animate it)."""
-    return dataclasses.replace(spec, character_id=person.character_id, motion_id=person.motion_id,
-                               motion_start_frame=person.motion_start_frame, motion_speed=person.motion_speed,
-                               mirror=person.mirror, others=())
+    return dataclasses.replace(
+        spec,
+        character_id=person.character_id,
+        motion_id=person.motion_id,
+        motion_start_frame=person.motion_start_frame,
+        motion_speed=person.motion_speed,
+        mirror=person.mirror,
+        others=(),
+    )
 
 
 def posed_vertices(anim: AnimatedCharacter) -> np.ndarray:
     if anim.body is not None:  # SMPL-X: the mesh as the model poses it
         return anim.body.vertices
     clip = anim.clip
-    return linear_blend_skinning(anim.character, forward_kinematics(anim.character, clip.local_rotations,
-                                                                    clip.root_translation))
+    return linear_blend_skinning(
+        anim.character, forward_kinematics(anim.character, clip.local_rotations, clip.root_translation)
+    )
 
 
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -85,17 +92,24 @@ def candidate_placements(root_xy: np.ndarray, subject_start_xy: np.ndarray, pers
         for step in BEARING_STEPS_DEG:
             bearing = person.bearing_deg + step
             d = person.distance_m * factor
-            target = np.asarray(subject_start_xy, np.float64) + d * np.array([np.cos(np.radians(bearing)),
-                                                                                np.sin(np.radians(bearing))])
+            target = np.asarray(subject_start_xy, np.float64) + d * np.array(
+                [np.cos(np.radians(bearing)), np.sin(np.radians(bearing))]
+            )
             m = np.eye(4)
             m[:3, :3] = turn
             m[:3, 3] = np.array([*target, 0.0]) - turn @ np.array([*start, 0.0])
             yield m, bearing, d
 
 
-def place_others(spec: VideoSpec, library: Library, cache_dir: str | Path, subject_pelvis_xy: np.ndarray,
-                 layout: SetLayout | None = None, walk_ground_z: float | None = None,
-                 camera_xy: np.ndarray | None = None) -> tuple[list[PlacedPerson], list[dict]]:
+def place_others(
+    spec: VideoSpec,
+    library: Library,
+    cache_dir: str | Path,
+    subject_pelvis_xy: np.ndarray,
+    layout: SetLayout | None = None,
+    walk_ground_z: float | None = None,
+    camera_xy: np.ndarray | None = None,
+) -> tuple[list[PlacedPerson], list[dict]]:
     """(placed people, a record per planned person: slot, character, motion, placed, where or why not)
     for `spec.others`; see the module doc.
 
@@ -129,9 +143,14 @@ def place_others(spec: VideoSpec, library: Library, cache_dir: str | Path, subje
             break
         record = {"slot": slot, "character_id": person.character_id, "motion_id": person.motion_id}
         if chosen is None:
-            records.append({**record, "placed": False,
-                            "reason": f"no place {2 * radius:.2f} m clear of the others and the camera's view of the subject"
-                                      + (" on free floor" if layout is not None else "")})
+            records.append(
+                {
+                    **record,
+                    "placed": False,
+                    "reason": f"no place {2 * radius:.2f} m clear of the others and the camera's view of the subject"
+                    + (" on free floor" if layout is not None else ""),
+                }
+            )
             continue
         m, bearing, distance, path = chosen
         if walk_ground_z is not None:
@@ -139,10 +158,16 @@ def place_others(spec: VideoSpec, library: Library, cache_dir: str | Path, subje
         vertices = _apply(m, posed).astype(np.float32)
         joints = {name: _apply(m, js.positions) for name, js in anim.joints.items()}
         if anim.body is not None:
-            joints.update(anim.body.regressor_joints(_apply(m, posed)[:, :anim.body.num_body_vertices]))
+            joints.update(anim.body.regressor_joints(_apply(m, posed)[:, : anim.body.num_body_vertices]))
         placed.append(PlacedPerson(slot, person, anim, m, vertices, joints, path))
         taken.append(path)
-        records.append({**record, "placed": True, "bearing_deg": round(bearing % 360.0, 3),
-                        "distance_m": round(distance, 4), "min_clearance_m": round(min(
-                            clearance(path, other) for other in taken[:-1]), 4)})
+        records.append(
+            {
+                **record,
+                "placed": True,
+                "bearing_deg": round(bearing % 360.0, 3),
+                "distance_m": round(distance, 4),
+                "min_clearance_m": round(min(clearance(path, other) for other in taken[:-1]), 4),
+            }
+        )
     return placed, records

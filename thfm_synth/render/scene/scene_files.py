@@ -59,12 +59,35 @@ from pathlib import Path
 import numpy as np
 
 from thfm_synth.errors import UserError
-from thfm_synth.render.scene.file_probe import PROBE_LAYERS, PROBE_VERSION, HeightMap, Probe, ProbedObject, probe_scene, read_probe  # noqa: F401
+from thfm_synth.render.scene.file_probe import (  # noqa: F401 - re-exported
+    PROBE_LAYERS,
+    PROBE_VERSION,
+    HeightMap,
+    Probe,
+    ProbedObject,
+    probe_scene,
+    read_probe,
+)
 from thfm_synth.render.scene.kit_room import KIT_PIECES, kit_pieces, kit_room  # noqa: F401
 from thfm_synth.render.scene.street import road_axis, street_from_tiles, street_palette  # noqa: F401
 from thfm_synth.render.scene.walkable import (  # noqa: F401 - the public API of file scenes lives here
-    CUTAWAY_SIDE_M, MIN_CLEARANCE_M, WALK_TOL_M, FileScene, LayerGrid, ObjectBox, Part, compose, cutaway_parts,
-    description_objects, finish_scene, levels, place_subject, protected_boxes, standable, walk_map)
+    CUTAWAY_SIDE_M,
+    MIN_CLEARANCE_M,
+    WALK_TOL_M,
+    FileScene,
+    LayerGrid,
+    ObjectBox,
+    Part,
+    compose,
+    cutaway_parts,
+    description_objects,
+    finish_scene,
+    levels,
+    place_subject,
+    protected_boxes,
+    standable,
+    walk_map,
+)
 
 
 def as_is(entry_id: str, probe: Probe, heights: Probe, params: dict, cell: float) -> FileScene:
@@ -74,14 +97,31 @@ def as_is(entry_id: str, probe: Probe, heights: Probe, params: dict, cell: float
         names = [n for n in names if n in set(params["objects"])]
     names = [n for n in names if n not in set(params.get("exclude", ()))]
     if not names:
-        raise UserError(f"scene {entry_id!r}: no mesh object left after params.objects/exclude",
-                        "name existing objects of the file")
+        raise UserError(
+            f"scene {entry_id!r}: no mesh object left after params.objects/exclude", "name existing objects of the file"
+        )
     scale = float(params.get("scale", 1.0))
     pose = np.diag([scale, scale, scale, 1.0])
-    parts = [Part("scene", probe.file_path(key), key, pose,
-                  None if len(names) == len(probe.objects_of(key)) else tuple(names), "scene")]
-    return finish_scene(entry_id, "as_is", parts, heights, cell, params.get("ground", "concrete"), None,
-                   {"layout": "as_is", "scale": scale})
+    parts = [
+        Part(
+            "scene",
+            probe.file_path(key),
+            key,
+            pose,
+            None if len(names) == len(probe.objects_of(key)) else tuple(names),
+            "scene",
+        )
+    ]
+    return finish_scene(
+        entry_id,
+        "as_is",
+        parts,
+        heights,
+        cell,
+        params.get("ground", "concrete"),
+        None,
+        {"layout": "as_is", "scale": scale},
+    )
 
 
 def load_file_scene(entry, path: str | os.PathLike, seed: int, cache_dir: str | os.PathLike) -> FileScene:
@@ -91,20 +131,26 @@ def load_file_scene(entry, path: str | os.PathLike, seed: int, cache_dir: str | 
     objects = probe_scene(path, entry.sha256, cache_dir)
     if entry.format == "kit":
         if objects.kind != "folder":
-            raise UserError(f"scene {entry.id!r} is format kit but {path} is not a folder",
-                            "point the entry at the kit's folder of piece files")
+            raise UserError(
+                f"scene {entry.id!r} is format kit but {path} is not a folder",
+                "point the entry at the kit's folder of piece files",
+            )
         cell = float(params.get("cell_m", 0.05))
         _, scale = kit_pieces(objects, params)
         heights = probe_scene(path, entry.sha256, cache_dir, cell=cell / scale)
         return kit_room(entry.id, objects, heights, params, seed, cell)
     if objects.kind != "file":
-        raise UserError(f"scene {entry.id!r} ({entry.format}) points at a folder {path}",
-                        "use format kit for a folder of pieces, or point at the scene file")
+        raise UserError(
+            f"scene {entry.id!r} ({entry.format}) points at a folder {path}",
+            "use format kit for a folder of pieces, or point at the scene file",
+        )
     layout = params.get("layout", "auto")
     tiles = street_palette(objects) if layout in ("auto", "street") else None
     if layout == "street" and tiles is None:
-        raise UserError(f"scene {entry.id!r}: params.layout is street but {path.name} has no 'Straight' road tile",
-                        "use layout as_is, or a street pack with Straight/4Way tiles")
+        raise UserError(
+            f"scene {entry.id!r}: params.layout is street but {path.name} has no 'Straight' road tile",
+            "use layout as_is, or a street pack with Straight/4Way tiles",
+        )
     key = objects.files[0]
     if tiles is not None and (layout == "street" or entry.scene_type == "street"):
         cell = float(params.get("cell_m", 0.1))

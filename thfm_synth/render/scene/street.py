@@ -23,9 +23,14 @@ def street_palette(probe: Probe) -> tuple[str, str | None] | None:
     size = np.subtract(straight[0].aabb_max, straight[0].aabb_min)[:2]
     if size.min() <= 0 or size.max() / size.min() > 1.25:
         return None
-    cross = sorted((o for o in objs if STREET_CROSSING.search(o.name)
-                    and np.allclose(np.subtract(o.aabb_max, o.aabb_min)[:2], size, rtol=0.05)),
-                   key=lambda o: (len(o.name), o.name))
+    cross = sorted(
+        (
+            o
+            for o in objs
+            if STREET_CROSSING.search(o.name) and np.allclose(np.subtract(o.aabb_max, o.aabb_min)[:2], size, rtol=0.05)
+        ),
+        key=lambda o: (len(o.name), o.name),
+    )
     return straight[0].name, (cross[0].name if cross else None)
 
 
@@ -37,8 +42,16 @@ def road_axis(hm: HeightMap) -> int:
     return 0 if across_y >= across_x else 1
 
 
-def street_from_tiles(entry_id: str, probe: Probe, heights: Probe, params: dict, seed: int, scale: float,
-                      tiles: tuple[str, str | None], cell: float) -> FileScene:
+def street_from_tiles(
+    entry_id: str,
+    probe: Probe,
+    heights: Probe,
+    params: dict,
+    seed: int,
+    scale: float,
+    tiles: tuple[str, str | None],
+    cell: float,
+) -> FileScene:
     key = probe.files[0]
     straight, crossing = tiles
     rng = scene_rng(seed, 41)
@@ -55,17 +68,41 @@ def street_from_tiles(entry_id: str, probe: Probe, heights: Probe, params: dict,
     def tile(name, x, y, yaw, role="tile"):
         tlo, thi = probe.bounds(key, [name])
         anchor = np.array([(tlo[0] + thi[0]) / 2, (tlo[1] + thi[1]) / 2, 0.0])
-        parts.append(Part(f"street_{len(parts):02d}_{name}", probe.file_path(key), key,
-                          piece_pose(anchor, scale, (x, y, 0.0), yaw + align), (name,), role))
+        parts.append(
+            Part(
+                f"street_{len(parts):02d}_{name}",
+                probe.file_path(key),
+                key,
+                piece_pose(anchor, scale, (x, y, 0.0), yaw + align),
+                (name,),
+                role,
+            )
+        )
 
     for k in range(n):
         tile(crossing if k == c else straight, (k - c if crossing else k - (n - 1) / 2) * tile_m, 0.0, 0.0)
     for sgn, m in zip((1, -1), arms):
         for k in range(1, m + 1):
             tile(straight, 0.0, sgn * k * tile_m, 90.0)
-    scene = finish_scene(entry_id, "street", parts, heights, cell, params.get("ground", "concrete"), 0.0,
-                    {"layout": "street", "tile_m": tile_m, "scale": scale, "tiles": n, "crossing": c, "arms": arms,
-                     "straight": straight, "crossing_tile": crossing})
+    scene = finish_scene(
+        entry_id,
+        "street",
+        parts,
+        heights,
+        cell,
+        params.get("ground", "concrete"),
+        0.0,
+        {
+            "layout": "street",
+            "tile_m": tile_m,
+            "scale": scale,
+            "tiles": n,
+            "crossing": c,
+            "arms": arms,
+            "straight": straight,
+            "crossing_tile": crossing,
+        },
+    )
     lv = levels(scene.grid, MIN_CLEARANCE_M)
     top = lv[0][0] if lv else 0.0  # the pavement: put it at z = 0, the outside ground just under it
     scene = scene.shift_z(-top)

@@ -33,14 +33,22 @@ EAR_TOL_M = 0.03
 
 def keypoint_tolerances(names, surface: frozenset[str] | set[str]) -> np.ndarray:
     """Per-joint self-occlusion tolerance (K,): a surface tolerance for names in `surface`."""
-    return np.array([(EAR_TOL_M if n.endswith("_ear") else SURFACE_TOL_M) if n in surface else SELF_TOL_M
-                     for n in names])
+    return np.array(
+        [(EAR_TOL_M if n.endswith("_ear") else SURFACE_TOL_M) if n in surface else SELF_TOL_M for n in names]
+    )
 
 
-def joint_visibility(joints_2d: np.ndarray, joints_z: np.ndarray, depth: np.ndarray, mask: np.ndarray,
-                     part: np.ndarray | None = None, joint_parts: list[set[int]] | None = None,
-                     self_tol_m: float | np.ndarray = SELF_TOL_M, limb_tol_m: float = 0.35,
-                     others_mask: np.ndarray | None = None) -> np.ndarray:
+def joint_visibility(
+    joints_2d: np.ndarray,
+    joints_z: np.ndarray,
+    depth: np.ndarray,
+    mask: np.ndarray,
+    part: np.ndarray | None = None,
+    joint_parts: list[set[int]] | None = None,
+    self_tol_m: float | np.ndarray = SELF_TOL_M,
+    limb_tol_m: float = 0.35,
+    others_mask: np.ndarray | None = None,
+) -> np.ndarray:
     h, w = depth.shape
     codes = np.full(len(joints_2d), VISIBLE, dtype=np.uint8)
     tol = np.broadcast_to(np.asarray(self_tol_m, np.float64), (len(joints_2d),))

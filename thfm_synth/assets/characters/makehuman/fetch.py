@@ -46,8 +46,10 @@ RAW_BASE = "https://raw.githubusercontent.com"
 LFS_BASE = "https://github.com"
 LFS_MEDIA = "application/vnd.git-lfs+json"
 BATCH = 100  # objects per LFS batch request
-FIX_NET = ("check the network connection (GitHub must be reachable), or copy a MakeHuman asset folder there and "
-           "set THFM_MAKEHUMAN to it")
+FIX_NET = (
+    "check the network connection (GitHub must be reachable), or copy a MakeHuman asset folder there and "
+    "set THFM_MAKEHUMAN to it"
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,10 @@ class IndexEntry:
 
 def read_index(path: str | Path | None = None) -> list[IndexEntry]:
     with open(INDEX_FILE if path is None else path, newline="", encoding="utf-8") as fh:
-        return [IndexEntry(r["file"], r["repo"], r["path"], int(r["size"]), r["sha256"], r["lfs"] == "1")
-                for r in csv.DictReader(fh, delimiter="\t")]
+        return [
+            IndexEntry(r["file"], r["repo"], r["path"], int(r["size"]), r["sha256"], r["lfs"] == "1")
+            for r in csv.DictReader(fh, delimiter="\t")
+        ]
 
 
 def _lfs_batch(repo: str, entries: list[IndexEntry], lfs_base: str, timeout: float) -> dict[str, dict]:
@@ -71,11 +75,17 @@ def _lfs_batch(repo: str, entries: list[IndexEntry], lfs_base: str, timeout: flo
     url = f"{lfs_base.rstrip('/')}/{repo}.git/info/lfs/objects/batch"
     out: dict[str, dict] = {}
     for k in range(0, len(entries), BATCH):
-        body = {"operation": "download", "transfers": ["basic"],
-                "objects": [{"oid": e.sha256, "size": e.size} for e in entries[k:k + BATCH]]}
-        req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Accept": LFS_MEDIA, "Content-Type": LFS_MEDIA,
-                                              "User-Agent": "thfm-synth"})
+        body = {
+            "operation": "download",
+            "transfers": ["basic"],
+            "objects": [{"oid": e.sha256, "size": e.size} for e in entries[k : k + BATCH]],
+        }
+        req = urllib.request.Request(
+            url,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Accept": LFS_MEDIA, "Content-Type": LFS_MEDIA, "User-Agent": "thfm-synth"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 doc = json.loads(resp.read().decode("utf-8"))
@@ -86,8 +96,11 @@ def _lfs_batch(repo: str, entries: list[IndexEntry], lfs_base: str, timeout: flo
         for obj in doc.get("objects", []):
             if obj.get("error"):
                 err = obj["error"]
-                raise UserError(f"Git LFS object {obj.get('oid')} of {repo}: {err.get('message', 'error')} "
-                                f"(code {err.get('code')})", "the repository no longer serves it; report this")
+                raise UserError(
+                    f"Git LFS object {obj.get('oid')} of {repo}: {err.get('message', 'error')} "
+                    f"(code {err.get('code')})",
+                    "the repository no longer serves it; report this",
+                )
             action = (obj.get("actions") or {}).get("download")
             if action and action.get("href"):
                 out[obj["oid"]] = action
@@ -97,9 +110,15 @@ def _lfs_batch(repo: str, entries: list[IndexEntry], lfs_base: str, timeout: flo
     return out
 
 
-def fetch_makehuman(dest: str | os.PathLike, *, raw_base: str = RAW_BASE, lfs_base: str = LFS_BASE,
-                    index: list[IndexEntry] | None = None, timeout: float = 60.0,
-                    progress: Callable[[int, int], None] | None = None) -> dict:
+def fetch_makehuman(
+    dest: str | os.PathLike,
+    *,
+    raw_base: str = RAW_BASE,
+    lfs_base: str = LFS_BASE,
+    index: list[IndexEntry] | None = None,
+    timeout: float = 60.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Download (or verify) every index file into `dest`; returns {"files", "bytes", "downloaded"}.
 
     progress(done_bytes, total_bytes) is called as bytes arrive and as present files are verified.
@@ -112,7 +131,9 @@ def fetch_makehuman(dest: str | os.PathLike, *, raw_base: str = RAW_BASE, lfs_ba
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create the MakeHuman folder {dest}: {exc.strerror}", "choose a writable folder") from None
+        raise UserError(
+            f"cannot create the MakeHuman folder {dest}: {exc.strerror}", "choose a writable folder"
+        ) from None
     index = read_index() if index is None else index
     total = sum(e.size for e in index)
     done = 0
@@ -142,14 +163,34 @@ def fetch_makehuman(dest: str | os.PathLike, *, raw_base: str = RAW_BASE, lfs_ba
         else:
             repo, commit = REPOS[e.repo]
             url, headers = f"{raw_base.rstrip('/')}/{repo}/{commit}/{e.path}", {}
-        download_file(url, final, sha256=e.sha256, size=e.size, what=f"MakeHuman file {e.file}", timeout=timeout,
-                      headers=headers, on_bytes=tick,
-                      hints=Hints(network=FIX_NET, missing="the pinned commit is gone from the mirror; check --base-url",
-                                  mismatch="the server sent a different file; check the mirror (--base-url), then "
-                                           "run again to download it afresh"))
-    rows = [{"file": e.file, "bytes": e.size, "sha256": e.sha256, "source_repo": REPOS[e.repo][0],
-             "commit": REPOS[e.repo][1], "source_path": e.path,
-             "note": "CC0 1.0 (Git LFS object)" if e.lfs else "CC0 1.0"} for e in index]
+        download_file(
+            url,
+            final,
+            sha256=e.sha256,
+            size=e.size,
+            what=f"MakeHuman file {e.file}",
+            timeout=timeout,
+            headers=headers,
+            on_bytes=tick,
+            hints=Hints(
+                network=FIX_NET,
+                missing="the pinned commit is gone from the mirror; check --base-url",
+                mismatch="the server sent a different file; check the mirror (--base-url), then "
+                "run again to download it afresh",
+            ),
+        )
+    rows = [
+        {
+            "file": e.file,
+            "bytes": e.size,
+            "sha256": e.sha256,
+            "source_repo": REPOS[e.repo][0],
+            "commit": REPOS[e.repo][1],
+            "source_path": e.path,
+            "note": "CC0 1.0 (Git LFS object)" if e.lfs else "CC0 1.0",
+        }
+        for e in index
+    ]
     header = ["file", "bytes", "sha256", "source_repo", "commit", "source_path", "note"]
     tsv = "\t".join(header) + "\n" + "".join("\t".join(str(r[h]) for h in header) + "\n" for r in rows)
     write_text(dest / "MANIFEST.json", json.dumps(rows, indent=1) + "\n", "MakeHuman manifest")
@@ -175,13 +216,19 @@ def build_index(assets_clone: Path, makehuman_clone: Path, wanted: list[str]) ->
     for key, clone in (("assets", assets_clone), ("makehuman", makehuman_clone)):
         listing = _git(clone, "ls-tree", "-r", "--long", REPOS[key][1]).decode().splitlines()
         trees[key] = {line.split("\t", 1)[1]: line.split()[2] for line in listing}
-    special = {"LICENSE-CC0.txt": ("assets", "LICENSE.txt"), "makehuman-assets-README.md": ("assets", "README.md"),
-               "LICENSE.ASSETS.md": ("makehuman", "LICENSE.ASSETS.md"),
-               "makehuman-LICENSE.md": ("makehuman", "LICENSE.md")}
+    special = {
+        "LICENSE-CC0.txt": ("assets", "LICENSE.txt"),
+        "makehuman-assets-README.md": ("assets", "README.md"),
+        "LICENSE.ASSETS.md": ("makehuman", "LICENSE.ASSETS.md"),
+        "makehuman-LICENSE.md": ("makehuman", "LICENSE.md"),
+    }
     rows = []
     for file in wanted:
-        cands = [special[file]] if file in special else [("assets", f"base/{file}"),
-                                                          ("makehuman", f"makehuman/data/{file}")]
+        cands = (
+            [special[file]]
+            if file in special
+            else [("assets", f"base/{file}"), ("makehuman", f"makehuman/data/{file}")]
+        )
         for key, path in cands:
             if path in trees[key]:
                 break

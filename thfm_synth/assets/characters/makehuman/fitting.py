@@ -52,8 +52,10 @@ def fit_proxy(proxy: Proxy, mesh: ObjMesh, binding: HelperBinding, hm08: np.ndar
     """Fit `proxy` (its `.obj` is `mesh`) to the body whose full hm08 vertex set is `hm08` (anny frame)."""
     n = len(proxy.ref_vertices)
     if n != len(mesh.vertices):
-        raise UserError(f"{proxy.path}: binds {n} vertices but its mesh {Path(mesh.path).name} has "
-                        f"{len(mesh.vertices)}", "use the .mhclo and .obj of the same release")
+        raise UserError(
+            f"{proxy.path}: binds {n} vertices but its mesh {Path(mesh.path).name} has {len(mesh.vertices)}",
+            "use the .mhclo and .obj of the same release",
+        )
     hm08 = np.asarray(hm08, np.float64)
     scales = axis_scales(proxy, anny_to_mh(hm08))
     # the offset is in base-mesh axes: scale it there, then rotate/scale it into anny's frame

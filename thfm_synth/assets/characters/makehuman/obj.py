@@ -29,8 +29,10 @@ class ObjMesh:
 
 def bad_asset(path: Path, what: str) -> UserError:
     """The one error for a MakeHuman file that cannot be used (obj, mhclo, mhmat)."""
-    return UserError(f"{path}: {what}", "restore the file from the MakeHuman asset release "
-                                        "(thfm-synth assets fetch makehuman --dest DIR)")
+    return UserError(
+        f"{path}: {what}",
+        "restore the file from the MakeHuman asset release (thfm-synth assets fetch makehuman --dest DIR)",
+    )
 
 
 _bad = bad_asset
