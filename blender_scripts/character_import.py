@@ -145,8 +145,11 @@ def extra_maps(mat, tex_dir):
             path = texture_path(found["image"], tex_dir)
             if path is not None:
                 out[key] = {"path": path, "channel": found["channel"], "invert": found["invert"]}
-    if "alpha" not in out and float(bsdf.inputs["Alpha"].default_value) < 1.0:
-        out["opacity"] = float(bsdf.inputs["Alpha"].default_value)
+    # a partly transparent material; an alpha of exactly 0 on an opaque-looking character is an
+    # exporter quirk (FBX TransparencyFactor read as full transparency), never a whole invisible skin
+    alpha = float(bsdf.inputs["Alpha"].default_value)
+    if "alpha" not in out and 0.0 < alpha < 1.0:
+        out["opacity"] = alpha
     w = bsdf.inputs.get("Subsurface Weight")
     if w is not None and float(w.default_value) > 0:
         scale = float(bsdf.inputs["Subsurface Scale"].default_value)

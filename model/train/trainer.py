@@ -19,6 +19,7 @@ data_wait_s (time blocked on the input pipeline in the window).
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,10 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, *, devices=None, quiet: bool = False, progress: bool | None = None):
         self.cfg = cfg
         self.quiet = quiet or not _is_main()
-        # a console bar (step, loss, ETA) so a long run is never silent; on by default unless quiet
-        self.progress = (not quiet if progress is None else progress) and _is_main()
+        # a console bar (step, loss, ETA) so a long run is never silent: by default on a terminal
+        # unless quiet (a pipe or log file gets the log lines, and an error stays one line)
+        auto = not quiet and sys.stderr.isatty()
+        self.progress = (auto if progress is None else progress) and _is_main()
         self._bar = None
         self.spec = prepare_data(cfg)
         text_dim = None if cfg.model.size in DATA_SIZED else int(cfg.model.dit.get("text_dim", 4096))
@@ -319,7 +322,7 @@ def train(
 ) -> dict[str, Any]:
     """Train THFM from a YAML path / dict / TrainConfig (dotted-key ``overrides``); returns the summary
     (also written to ``<run_dir>/summary.json``). quiet: no log lines; progress: the console bar
-    (default: unless quiet)."""
+    (default: on a terminal, unless quiet)."""
     cfg = load_config(config, **overrides)
     maybe_initialize_distributed(cfg.distributed)
     # A run that stops before its first checkpoint (bad data, a corrupt record, a bad config value)
