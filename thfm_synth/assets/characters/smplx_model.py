@@ -43,31 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
+from thfm_synth.assets.motion.joints import SMPL24_NAMES
 from thfm_synth.errors import UserError
 
 SMPLX_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis",
-    "left_hip",
-    "right_hip",
-    "spine1",
-    "left_knee",
-    "right_knee",
-    "spine2",
-    "left_ankle",
-    "right_ankle",
-    "spine3",
-    "left_foot",
-    "right_foot",
-    "neck",
-    "left_collar",
-    "right_collar",
-    "head",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
+    *SMPL24_NAMES[:22],  # the body joints SMPL-X shares with SMPL, in its order
     "jaw",
     "left_eye_smplhf",
     "right_eye_smplhf",
