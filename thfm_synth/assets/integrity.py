@@ -69,12 +69,16 @@ def verify_asset(library: Library, asset_id: str, digests: DigestCache) -> dict:
     return {"sha256": actual, "path": str(path)}
 
 
-def verify_video_assets(spec, library: Library, digests: DigestCache | None = None) -> dict[str, dict]:
-    """Check the characters, motions and background of one planned video; {asset id: verify_asset(...)}."""
+def verify_video_assets(
+    spec, library: Library, digests: DigestCache | None = None, extra: tuple[str, ...] = ()
+) -> dict[str, dict]:
+    """Check the characters, motions and background of one planned video, and the `extra` assets its
+    scene reads (a room's furniture kit); {asset id: verify_asset(...)}."""
     digests = digests if digests is not None else DigestCache()
     out = {}
     people = [(p.character_id, p.motion_id) for p in getattr(spec, "others", ())]
-    for asset_id in (spec.character_id, spec.motion_id, spec.background_id, *(a for pair in people for a in pair)):
+    ids = (spec.character_id, spec.motion_id, spec.background_id, *(a for pair in people for a in pair), *extra)
+    for asset_id in ids:
         if asset_id not in out:
             out[asset_id] = verify_asset(library, asset_id, digests)
     return out

@@ -31,7 +31,7 @@ from thfm_synth.plan.spec import AZIMUTH_FROM_WORLD, VideoSpec
 from thfm_synth.render.description import Camera, Light, Material, Object, SceneDescription, World
 from thfm_synth.render.scene.animate import AnimatedCharacter, animate
 from thfm_synth.render.scene.camera import HDRI_CAPTURE_HEIGHT_M, CameraTrack, SubjectTrack, camera_track
-from thfm_synth.render.scene import facing, scene_files
+from thfm_synth.render.scene import facing, furnish, scene_files
 from thfm_synth.render.scene.people import place_others
 from thfm_synth.render.scene.layout import SetLayout, build_set, cutaway, place_path
 
@@ -161,6 +161,17 @@ def _ground(kind: str, catcher: bool) -> Object:
 def _set_objects(layout: SetLayout) -> list[Object]:
     objs = []
     for box in layout.boxes:
+        if box.piece_file is not None:  # a kit piece (scene/furnish.py)
+            objs.append(
+                Object(
+                    name=f"set_{box.name}",
+                    kind="scene_file",
+                    mesh_path=box.piece_file,
+                    pose=np.array(box.piece_pose),
+                    materials=[],
+                )
+            )
+            continue
         pose = np.eye(4)
         pose[:3, :3] = yaw_matrix(box.yaw_deg)
         pose[:3, 3] = box.center
@@ -231,6 +242,11 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
         ground_z = 0.0
         if bg.format == "procedural":
             layout = build_set(bg.params, spec.render_seed)
+            kit = furnish.room_kit(library, bg, spec.render_seed)
+            if kit is not None:
+                probe = scene_files.probe_scene(library.path_of(kit), kit.sha256, cache_dir)
+                pieces = furnish.kit_pieces_of(probe, dict(kit.params or {}))
+                layout = furnish.furnish(layout, tuple(bg.params["size_m"][:2]), pieces, spec.render_seed)
             offset, yaw = place_path(layout, path, spec.placement_u, spec.placement_v)
         else:
             fscene = scene_files.load_file_scene(bg, library.path_of(bg), spec.render_seed, cache_dir)

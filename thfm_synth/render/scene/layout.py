@@ -36,6 +36,10 @@ class Box:
     role: str  # floor | wall | furniture | building | ground
     roughness: float = 0.6
     surface: str | None = None  # procedural PBR surface (blender contract.SURFACES), tinted by `color`
+    # drawn as a kit piece (scene/furnish.py) instead of a box: its file and file-to-world pose (4x4)
+    piece_file: str | None = None
+    piece_pose: tuple | None = None
+    piece_role: str | None = None
 
     def footprint(self) -> np.ndarray:
         """(4, 2) corners of the box's base in world XY."""

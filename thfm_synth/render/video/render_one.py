@@ -37,6 +37,7 @@ from thfm_synth.blender.runtime import RenderRuntime
 from thfm_synth.plan.spec import VideoSpec
 from thfm_synth.render import outputs, runner
 from thfm_synth.render.scene.assemble import assemble
+from thfm_synth.render.scene.furnish import room_kit
 from thfm_synth.render.scene.visibility import VISIBLE
 from thfm_synth.render.video.annotations import build_annotations, people_annotations, write_annotations
 
@@ -81,7 +82,8 @@ def render_video(
     out = Path(out_dir)
     work = out / "_work"
     t0 = time.perf_counter()
-    read_assets = verify_video_assets(spec, library, digests)
+    kit = room_kit(library, library.entry(spec.background_id), spec.render_seed)  # a room's furniture
+    read_assets = verify_video_assets(spec, library, digests, extra=() if kit is None else (kit.id,))
     asm = assemble(spec, library, render_cfg, cache_dir)
     t_scene = time.perf_counter() - t0
     desc = asm.description
@@ -177,6 +179,11 @@ def render_video(
             "distance_scale": asm.camera.distance_scale,
         },
         "placement": asm.placement.tolist(),
+        "furniture": [
+            {"name": b.name, "role": b.piece_role, "file": Path(b.piece_file).name, "centre_m": list(b.center)}
+            for b in (asm.layout.boxes if asm.layout is not None and asm.file_scene is None else ())
+            if b.piece_file is not None
+        ],
         "view": asm.view,  # realised camera azimuth / face angles (scene/facing.py view_record)
         "people": {"planned": spec.num_people, "rendered": 1 + len(asm.others), "others": asm.people},
         "render": {
