@@ -178,3 +178,18 @@ def test_bone_map_maps_an_unknown_rig(tmp_path):
     f.write_text("Pelvis: jnt_root\n")
     with pytest.raises(UserError, match="Pelvis is not one of our joints"):
         load_bone_map(f)
+
+
+def test_a_files_own_bone_map_wins(tmp_path):
+    d = folder(tmp_path, ["odd.fbx", "plain.fbx"])
+    (d / "odd.bonemap.yaml").write_text("Hips: jnt_root\n")
+    seen = {}
+
+    def imp(path, out, rig="auto", height_m=None, bone_map=None):
+        seen[Path(path).name] = bone_map
+        return fake_importer([])(path, out, rig, height_m, bone_map)
+
+    import_folder(d, tmp_path / "lib", licence="CC0-1.0", bone_map={"Hips": "pelvis"}, importer=imp)
+    assert seen == {"odd.fbx": {"Hips": "jnt_root"}, "plain.fbx": {"Hips": "pelvis"}}
+    entries = {e.id: e for e in load_manifest(tmp_path / "lib" / "manifest.yaml").manifest.characters}
+    assert entries["odd"].params["import"]["bone_map"] == {"Hips": "jnt_root"}

@@ -16,6 +16,9 @@ Licence of a file, first found wins:
 4. a LICENSE/README text above the file that `assets scan` recognises;
 otherwise `UNKNOWN`, refused unless `allow_unknown_licence`.
 
+Bone maps (rigs.load_bone_map): `bone_map` (`--bone-map`) applies to every file; a sidecar
+`<file stem>.bonemap.yaml` beside a file is that file's own map and wins.
+
 Re-running is idempotent: a file whose entry already holds its sha256 (and whose npz is intact)
 is skipped; the manifest is rewritten atomically after every import, so an interrupted run
 loses at most the file it was importing and the rerun carries on.
@@ -36,6 +39,7 @@ from thfm_synth.errors import UserError
 SUPPORTED = (".fbx", ".glb", ".gltf")
 SIDECAR_SUFFIXES = (".licence.txt", ".license.txt")
 LICENCE_FILES = ("LICENCES.yaml", "LICENSES.yaml")
+BONE_MAP_SUFFIX = ".bonemap.yaml"  # NAME.bonemap.yaml beside NAME.fbx: that file's bone map
 MANIFEST = "manifest.yaml"
 
 
@@ -180,6 +184,7 @@ def import_folder(
     """Import every character file under `top` into `library` (see module doc)."""
     from thfm_synth.assets.characters.importer import import_character
     from thfm_synth.assets.characters.materials import texture_refs
+    from thfm_synth.assets.characters.rigs import load_bone_map
 
     importer = importer or import_character
     top = Path(top).resolve()
@@ -223,7 +228,9 @@ def import_folder(
         aid = old.id if old is not None else _new_id(path, top, taken)
         out = library / f"{aid}.npz"
         try:
-            c = importer(path, out, rig=rig, height_m=height_m, bone_map=bone_map)
+            side = path.with_name(path.stem + BONE_MAP_SUFFIX)
+            file_map = load_bone_map(side) if side.is_file() else bone_map
+            c = importer(path, out, rig=rig, height_m=height_m, bone_map=file_map)
         except UserError as exc:
             result.refused.append((rel, exc.one_line().replace(str(path), rel)))
             continue
@@ -249,7 +256,7 @@ def import_folder(
                     "textures": sorted({r["sha256"] for _, _, r in refs}),
                     "vertices": int(len(c.vertices)),
                     "rescaled": c.meta.get("rescaled"),
-                    "bone_map": dict(bone_map) if bone_map else None,
+                    "bone_map": dict(file_map) if file_map else None,
                 }
             },
         )
