@@ -105,7 +105,7 @@ def test_cli_refuses_unknown_licences_with_exit_1_and_lists_them(tmp_path):
     assert p.returncode == 1, p.stderr
     assert "0 imported, 0 already present, 2 refused, 0 failed" in p.stdout
     assert "refused one.fbx: licence unknown" in p.stdout and "refused two.glb: licence unknown" in p.stdout
-    assert "no character of" in p.stderr.splitlines()[-1]
+    assert len(p.stderr.strip().splitlines()) == 1 and "no character of" in p.stderr  # piped: no bar, one line
     assert not (tmp_path / "lib").exists()
 
 
@@ -193,3 +193,20 @@ def test_a_files_own_bone_map_wins(tmp_path):
     assert seen == {"odd.fbx": {"Hips": "jnt_root"}, "plain.fbx": {"Hips": "pelvis"}}
     entries = {e.id: e for e in load_manifest(tmp_path / "lib" / "manifest.yaml").manifest.characters}
     assert entries["odd"].params["import"]["bone_map"] == {"Hips": "jnt_root"}
+
+
+def test_unknown_licence_imports_only_when_allowed(tmp_path):
+    d = folder(tmp_path, ["a.fbx"])
+    r = import_folder(d, tmp_path / "lib", allow_unknown_licence=True, importer=fake_importer([]))
+    assert r.ok and [e.licence for e in load_manifest(tmp_path / "lib" / "manifest.yaml").manifest.characters] == [
+        "UNKNOWN"
+    ]
+
+
+def test_cli_bad_bone_map_is_one_line_before_any_import(tmp_path):
+    d = folder(tmp_path, ["a.fbx"])
+    (tmp_path / "map.yaml").write_text("Pelvis: root\n")
+    for cmd in (["import-characters", str(d)], ["import-character", str(d / "a.fbx")]):
+        p = run_cli("assets", *cmd, "--out", str(tmp_path / "lib"), "--bone-map", str(tmp_path / "map.yaml"))
+        assert p.returncode == 1 and "Pelvis is not one of our joints" in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "lib").exists()

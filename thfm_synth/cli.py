@@ -228,7 +228,7 @@ def cmd_assets_import_characters(args) -> int:
     from tqdm import tqdm
 
     bone_map = load_bone_map(args.bone_map) if args.bone_map else None
-    with tqdm(desc="importing characters", unit="file") as bar:
+    with tqdm(desc="importing characters", unit="file", disable=None) as bar:  # a bar on a terminal only
 
         def progress(done, total, name):
             bar.total = total
