@@ -303,10 +303,12 @@ def import_character(job):
         offset += nv
     if not all_v:
         fail(f"armature {arm.name!r} deforms only empty meshes", "export the character's mesh with it")
+    bone_shapes = {pb.custom_shape for a in arms for pb in a.pose.bones if pb.custom_shape is not None}
     info = {
         "armature": arm.name,
         "meshes": [m.name for m in meshes],
-        "unskinned_meshes": [m.name for m in meshes_all if m not in meshes],
+        # bone display shapes (the glTF importer's "Icosphere") are not part of the character
+        "unskinned_meshes": [m.name for m in meshes_all if m not in meshes and m not in bone_shapes],
         "armatures": [a.name for a in arms],
         "importer": "import_scene.fbx" if src.lower().endswith(".fbx") else "import_scene.gltf",
         "blender": bpy.app.version_string,

@@ -78,7 +78,27 @@ def resolve_dataset(args):
     manifests = list(cfg.assets.manifests) + [str(m) for m in args.manifest]
     library = load_library(manifests, builtin=cfg.assets.builtin and not args.no_builtin, bodies=cfg.character)
     num = args.num_videos or cfg.num_videos
+    warn_unknown_licences(library)
     return cfg, library, num
+
+
+def warn_unknown_licences(library) -> None:
+    """One line on stderr naming assets whose licence is unknown (validate reports them as problems)."""
+    from thfm_synth.assets.manifest import UNKNOWN_LICENCE
+
+    ids = [
+        e.id
+        for entries in library.by_kind.values()
+        for e in entries
+        if e.licence.strip().upper() in (UNKNOWN_LICENCE, "", "NONE", "TODO")
+    ]
+    if ids:
+        more = f" (+{len(ids) - 5} more)" if len(ids) > 5 else ""
+        print(
+            f"warning: {len(ids)} asset(s) have an unknown licence: {', '.join(ids[:5])}{more} - set their "
+            f"licence in the manifest before publishing renders (`thfm-synth assets validate` lists them)",
+            file=sys.stderr,
+        )
 
 
 # --------------------------------------------------------------------------- plan
@@ -190,12 +210,54 @@ def cmd_assets_build_characters(args) -> int:
 
 def cmd_assets_import_character(args) -> int:
     from thfm_synth.assets.characters import import_character
+    from thfm_synth.assets.characters.rigs import load_bone_map
 
-    c = import_character(args.file, args.out, rig=args.rig, height_m=args.height_m)
+    bone_map = load_bone_map(args.bone_map) if args.bone_map else None
+    c = import_character(args.file, args.out, rig=args.rig, height_m=args.height_m, bone_map=bone_map)
     print(
         f"imported {args.file} ({c.meta.get('rig')} rig, {len(c.vertices)} vertices, "
         f"{len(c.joint_names)} joints, {c.meta.get('height_m', 0):.2f} m) -> {args.out}"
     )
+    return 0
+
+
+def cmd_assets_import_characters(args) -> int:
+    from thfm_synth.assets.characters.folder_import import import_folder
+    from thfm_synth.assets.characters.rigs import load_bone_map
+
+    from tqdm import tqdm
+
+    bone_map = load_bone_map(args.bone_map) if args.bone_map else None
+    with tqdm(desc="importing characters", unit="file", disable=None) as bar:  # a bar on a terminal only
+
+        def progress(done, total, name):
+            bar.total = total
+            bar.update(done - bar.n)
+            bar.set_postfix_str(name[-40:], refresh=True)
+
+        result = import_folder(
+            args.dir,
+            args.out,
+            licence=args.licence,
+            allow_unknown_licence=args.allow_unknown_licence,
+            rig=args.rig,
+            bone_map=bone_map,
+            name=args.name,
+            progress=progress,
+        )
+    for line in result.lines():
+        print(line)
+    if not result.ok:
+        if result.failed:
+            raise UserError(
+                f"{len(result.failed)} file(s) of {args.dir} failed unexpectedly: "
+                + "; ".join(f for f, _ in result.failed),
+                "see the lines above; run `thfm-synth doctor` if Blender itself fails",
+            )
+        raise UserError(
+            f"no character of {args.dir} was imported ({len(result.refused)} refused, reasons above)",
+            "fix the refused files as their reasons say, then run the same command again",
+        )
     return 0
 
 
@@ -899,7 +961,31 @@ def build_parser() -> Parser:
     q.add_argument("--out", type=Path, required=True, help="baked character (.npz)")
     q.add_argument("--rig", default="auto", choices=IMPORT_RIGS, help="bone-name table (auto: the best match)")
     q.add_argument("--height-m", type=float, help="standing height in metres (when the file's units are wrong)")
+    q.add_argument(
+        "--bone-map", type=Path, metavar="YAML", help="our joint name -> their bone name, for a rig no table knows"
+    )
     q.set_defaults(func=cmd_assets_import_character)
+    q = asub.add_parser(
+        "import-characters",
+        help="import every rigged FBX/GLB/glTF of a folder into a character library (npz + textures + manifest)",
+        description="Each file becomes LIBRARY/<id>.npz with an entry in LIBRARY/manifest.yaml; files that "
+        "cannot be characters (no armature, unmappable rig, unknown licence) are refused with the reason. "
+        "Licence: <name>.licence.txt beside the file, LICENCES.yaml in DIR, --licence, or a LICENSE text. "
+        "Re-running skips files already imported. Exit 0 when the library holds characters of DIR and no "
+        "file failed unexpectedly.",
+    )
+    q.add_argument("dir", type=Path, help="folder of .fbx/.glb/.gltf files (searched recursively)")
+    q.add_argument("--out", type=Path, required=True, metavar="LIBRARY", help="library folder (made if missing)")
+    q.add_argument("--licence", metavar="SPDX", help="licence of files without their own (e.g. CC0-1.0)")
+    q.add_argument(
+        "--allow-unknown-licence", action="store_true", help="import files whose licence is unknown (as UNKNOWN)"
+    )
+    q.add_argument("--rig", default="auto", choices=IMPORT_RIGS, help="bone-name table (auto: the best match)")
+    q.add_argument(
+        "--bone-map", type=Path, metavar="YAML", help="our joint name -> their bone name, laid over the rig table"
+    )
+    q.add_argument("--name", help="manifest name (default: the library folder's name)")
+    q.set_defaults(func=cmd_assets_import_characters)
     q = asub.add_parser(
         "fetch",
         help="download public assets: cmu (the CMU mocap BVH clips), makehuman (the CC0 "

@@ -43,7 +43,9 @@ class AssetEntry(BaseModel):
     licence: str = Field(min_length=1, description="SPDX-style licence id, e.g. CC0-1.0")
     source: str = Field(min_length=1, description="where the asset came from")
     tags: tuple[str, ...] = Field((), description="free-form labels (walk, run, indoor, ...)")
-    params: dict[str, Any] = Field(default_factory=dict, description="generator settings for built-ins")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="generator settings for built-ins; imported characters: the import record"
+    )
 
     @model_validator(mode="after")
     def _inside_root(self):

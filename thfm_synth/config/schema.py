@@ -302,7 +302,11 @@ class QaSettings(Section):
         0.95, ge=0, le=1, description="fraction of the visible joints (all frames) within one pixel of mask > 0.5"
     )
     depth_normal_median_deg_max: StrictFloat = Field(
-        10.0, gt=0, le=180, description="median angle between normals from depth gradients and the normal pass, degrees"
+        10.0,
+        gt=0,
+        le=180,
+        description="median angle between normals from depth gradients and the normal pass, degrees "
+        "(a low-poly subject's limit is raised to its mesh's shading-vs-facet angle + 2, render/qa.py)",
     )
     silhouette_nearer_min: StrictFloat = Field(
         0.9,

@@ -48,6 +48,23 @@ class PlanMeta:
         return json.dumps(self.__dict__, sort_keys=True).encode()
 
 
+def no_background_error(cfg: DatasetConfig, library: Library) -> tuple[str, str]:
+    """(what, fix) when no weighted background kind has assets: the fix names kinds the library
+    does have (give them a weight), else what to add; the sky is suggested only if skies exist."""
+    weighted = [k for k in BACKGROUND_KINDS if cfg.background.kind_weights[k] > 0]
+    have = [k for k in BACKGROUND_KINDS if library.by_kind[LIBRARY_KIND[k]]]
+    what = (
+        f"no background is available: background.kind_weights weights {', '.join(weighted) or 'nothing'}, "
+        f"but the library has {'only ' + ', '.join(have) if have else 'no backgrounds (no HDRIs, scenes or skies)'}"
+    )
+    if have:
+        return what, f"give {' or '.join(have)} a weight > 0 in background.kind_weights, or add assets of the others"
+    return what, (
+        "add a manifest of HDRIs or scenes with --manifest (`thfm-synth assets scan DIR --out FILE`), "
+        "or leave out --no-builtin (the built-in library has procedural skies)"
+    )
+
+
 def make_plan(
     cfg: DatasetConfig, library: Library, seed: int, num_videos: int, progress: bool = False
 ) -> list[VideoSpec]:
@@ -63,10 +80,7 @@ def make_plan(
         )
     kinds = [k for k in BACKGROUND_KINDS if cfg.background.kind_weights[k] > 0 and library.by_kind[LIBRARY_KIND[k]]]
     if not kinds:
-        raise UserError(
-            "no background is available for the configured background.kind_weights",
-            "add HDRIs/scenes with --manifest, or give the sky a weight > 0",
-        )
+        raise UserError(*no_background_error(cfg, library))
 
     idx = np.arange(num_videos, dtype=np.int64)
     char_i, motion_i = balance.character_motion_pairs(seed, idx, len(characters), len(motions))

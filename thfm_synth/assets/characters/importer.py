@@ -115,14 +115,19 @@ def _frame_rotation(heads: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def character_from_raw(
-    raw: dict, source: str, rig: str = "auto", height_m: float | None = None, scratch: Path | None = None
+    raw: dict,
+    source: str,
+    rig: str = "auto",
+    height_m: float | None = None,
+    scratch: Path | None = None,
+    bone_map: dict[str, str] | None = None,
 ) -> Character:
     names = [str(s) for s in raw["bone_names"]]
     wb = np.asarray(raw["weight_bones"], np.int64)
     wv = np.asarray(raw["weight_values"], np.float64)
     weighted = np.zeros(len(names), bool)
     weighted[np.unique(wb[(wb >= 0) & (wv > 0)])] = True
-    mapping = map_rig(names, rig, source=source)
+    mapping = map_rig(names, rig, source=source, bone_map=bone_map)
     skel = build_skeleton(
         names, raw["bone_parents"], raw["bone_heads"], raw["bone_tails"], raw["bone_rotations"], weighted, mapping
     )
@@ -199,6 +204,7 @@ def character_from_raw(
         "source_file": source,
         "rig": mapping.rig,
         "rig_map": {s: c for s, c in mapping.to_canonical.items()},
+        "bone_map": dict(bone_map) if bone_map else None,
         "skeleton": {"reparented": skel.reparented, "dropped": skel.dropped},
         "unweighted_filled": n_unweighted,
         "rotation_to_world": rot.round(6).tolist(),
@@ -286,9 +292,15 @@ def _map_fields(maps: dict, textures: dict, scratch: Path | None) -> dict:
 
 
 def import_character(
-    path: str | Path, out_npz: str | Path, rig: str = "auto", height_m: float | None = None, timeout: float = 300
+    path: str | Path,
+    out_npz: str | Path,
+    rig: str = "auto",
+    height_m: float | None = None,
+    timeout: float = 300,
+    bone_map: dict[str, str] | None = None,
 ) -> Character:
-    """Import a rigged FBX/GLB/glTF character and write its baked npz (returns the Character)."""
+    """Import a rigged FBX/GLB/glTF character and write its baked npz (returns the Character).
+    `bone_map`: our joint name -> their bone name (rigs.load_bone_map), laid over the rig table."""
     path = Path(path)
     out_npz = Path(out_npz)
     if not path.is_file():
@@ -302,7 +314,9 @@ def import_character(
         run_import_child(path.resolve(), raw_path, (Path(tmp) / "textures").resolve(), timeout=timeout)
         with np.load(raw_path, allow_pickle=False) as z:
             raw = {k: z[k] for k in z.files}
-        c = character_from_raw(raw, str(path), rig=rig, height_m=height_m, scratch=Path(tmp) / "maps")
+        c = character_from_raw(
+            raw, str(path), rig=rig, height_m=height_m, scratch=Path(tmp) / "maps", bone_map=bone_map
+        )
         c.meta["id"] = out_npz.stem
         save_character(out_npz, c)
     return c

@@ -380,13 +380,82 @@ def apply_table(table: RigTable, bone_names: list[str]) -> RigMapping:
             used.add(n)
             if role is not None:
                 mapping.to_canonical[by_norm[n]] = role
-    have = set(mapping.to_canonical.values())
+    mapping.missing = _missing(set(mapping.to_canonical.values()))
+    return mapping
+
+
+def _missing(have: set[str]) -> list[str]:
+    """The required roles (as words) that `have` lacks."""
+    out = []
     for req in REQUIRED:
         if isinstance(req, tuple):
             if not have.intersection(req):
-                mapping.missing.append("spine (" + "/".join(req) + ")")
+                out.append("spine (" + "/".join(req) + ")")
         elif req not in have:
-            mapping.missing.append(f"{req} ({ROLE_WORDS.get(req, req)})")
+            out.append(f"{req} ({ROLE_WORDS.get(req, req)})")
+    return out
+
+
+BONE_MAP_HELP = (
+    "a bone map: YAML lines `OurJoint: their_bone` (our joints: Hips, LowerBack/Spine/Spine1, Neck, Head, "
+    "LeftShoulder, LeftArm, LeftForeArm, LeftHand, LeftUpLeg, LeftLeg, LeftFoot and the Right ones; "
+    "README 'Bring your own characters'), passed as --bone-map map.yaml"
+)
+
+
+def load_bone_map(path) -> dict[str, str]:
+    """Read a bone map file: a YAML mapping of our (canonical) joint name -> their bone name."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(path)
+    fix = f"write {BONE_MAP_HELP}"
+    if not path.is_file():
+        raise UserError(f"bone map {path} not found", fix)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        raise UserError(f"bone map {path} is not valid YAML", fix) from None
+    if not isinstance(raw, dict) or not raw:
+        raise UserError(f"bone map {path} is not a mapping of our joint name -> their bone name", fix)
+    bad = [str(k) for k in raw if k not in CANONICAL_PARENT]
+    if bad:
+        raise UserError(
+            f"bone map {path}: {', '.join(bad)} is not one of our joints",
+            f"use keys from: {', '.join(CANONICAL_PARENT)}",
+        )
+    vals = [str(v) for v in raw.values()]
+    dup = sorted({v for v in vals if vals.count(v) > 1})
+    if dup:
+        raise UserError(f"bone map {path}: bone(s) {', '.join(dup)} given for two joints", "map each bone once")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def apply_bone_map(base: RigMapping, bone_map: dict[str, str], bone_names: list[str], source: str) -> RigMapping:
+    """`base` (a table's mapping, possibly incomplete) with the user's map laid over it: the map wins
+    for every joint and bone it names. Their names match exactly or after `normalize_bone_name`."""
+    by_norm: dict[str, str] = {}
+    for b in bone_names:
+        by_norm.setdefault(normalize_bone_name(b), b)
+    resolved: dict[str, str] = {}
+    absent = []
+    for role, theirs in bone_map.items():
+        bone = theirs if theirs in bone_names else by_norm.get(normalize_bone_name(theirs))
+        if bone is None:
+            absent.append(theirs)
+        else:
+            resolved[bone] = role
+    if absent:
+        sample = ", ".join(sorted(bone_names)[:60]) + (" ..." if len(bone_names) > 60 else "")
+        raise UserError(
+            f"{source}: the bone map names bone(s) the file lacks: {', '.join(absent)} [bones present: {sample}]",
+            "correct the bone map's right-hand names to bones of this file",
+        )
+    roles = set(resolved.values())
+    kept = {s: c for s, c in base.to_canonical.items() if s not in resolved and c not in roles}
+    mapping = RigMapping(f"{base.rig}+map" if kept else "custom", {**kept, **resolved})
+    mapping.missing = _missing(set(mapping.to_canonical.values()))
     return mapping
 
 
@@ -409,28 +478,39 @@ def detect_rig(bone_names: list[str]) -> RigMapping:
     return best[1]
 
 
-def map_rig(bone_names: list[str], rig: str = "auto", source: str = "character") -> RigMapping:
-    """Map a rig's bones onto canonical roles, or raise one UserError naming every missing required bone."""
+def map_rig(
+    bone_names: list[str], rig: str = "auto", source: str = "character", bone_map: dict[str, str] | None = None
+) -> RigMapping:
+    """Map a rig's bones onto canonical roles (the table, then the user's `bone_map` over it), or
+    raise one UserError naming every missing required bone next to the file's bones."""
     if rig == "auto":
         mapping = detect_rig(bone_names)
     elif rig in RIG_TABLES:
         mapping = apply_table(RIG_TABLES[rig], bone_names)
     else:
         raise UserError(f"{source}: unknown rig {rig!r}", f"use one of: auto, {', '.join(RIG_NAMES)}")
+    if bone_map:
+        mapping = apply_bone_map(mapping, bone_map, bone_names, source)
     if mapping.missing:
-        sample = ", ".join(sorted(bone_names)[:40]) + (" ..." if len(bone_names) > 40 else "")
+        sample = ", ".join(sorted(bone_names)[:60]) + (" ..." if len(bone_names) > 60 else "")
+        if bone_map:
+            raise UserError(
+                f"{source}: with the bone map, required joints are still unmapped: {'; '.join(mapping.missing)} "
+                f"[bones present: {sample}]",
+                "add those joints to the bone map (`OurJoint: their_bone`, README 'Bring your own characters')",
+            )
         if rig == "auto" and not mapping.to_canonical:  # nothing matched: no table is a "best match"
             raise UserError(
                 f"{source}: no known rig matches its {len(bone_names)} bones [{sample}]; required: "
                 f"{'; '.join(mapping.missing)}",
-                f"rename the bones to one of the rig tables ({', '.join(RIG_NAMES)}; "
-                f"thfm_synth/assets/characters/rigs.py) in a 3D tool and re-export",
+                f"write {BONE_MAP_HELP}; or rename the bones to one of the rig tables ({', '.join(RIG_NAMES)}; "
+                f"thfm_synth/assets/characters/rigs.py) and re-export",
             )
         how = "auto-detected best match" if rig == "auto" else "requested"
         raise UserError(
             f"{source}: rig {mapping.rig!r} ({how}) is missing required bones: {'; '.join(mapping.missing)} "
             f"[bones present: {sample}]",
-            f"rename those bones to the {mapping.rig} names (rig tables: thfm_synth/assets/characters/rigs.py), "
-            f"or pass the right rig ({', '.join(RIG_NAMES)})",
+            f"write {BONE_MAP_HELP}; or pass the right --rig ({', '.join(RIG_NAMES)}), "
+            f"or rename those bones to the {mapping.rig} names (thfm_synth/assets/characters/rigs.py)",
         )
     return mapping

@@ -144,6 +144,7 @@ def render_video(
             for f, fr in enumerate(frames)
         ],
         motion=qa.motion_figures(ann["joints3d_world_smpl24"], spec.fps),
+        mesh_facet_deg=qa.shading_facet_deg(asm.anim.character.vertices, asm.anim.character.faces),
     ).summarize(qa_cfg)
     t_post = time.perf_counter() - t2
 
