@@ -225,3 +225,20 @@ def test_clavicles_take_the_turn_from_rest_not_the_source_rigs_clavicle_angle(cl
         )
         err = np.abs(turn_t - turn_s)
         assert np.median(err) < 2.0 and err.max() < 8.0, (side, np.median(err), err.max())
+
+
+@needs_cmu
+@pytest.mark.parametrize("clip_id", ["02_01", "05_10"])
+def test_the_pelvis_stays_rigid_on_a_rig_with_other_hip_bones(clip_id):
+    """The pelvis-to-hip bones are part of a rigid pelvis: on a rig whose hip joints sit elsewhere
+    than the source's (wider, higher) they keep their own rest place. Aligning them onto the source's
+    directions moved anny's hip joints 3.4 cm inside its pelvis and lowered the body 6.8 cm."""
+    src = clip(clip_id)
+    target = derive_skeleton(
+        src.skeleton, name="wide_hips", move={"LeftUpLeg": (0.04, 0.0, 0.03), "RightUpLeg": (-0.04, 0.0, 0.03)}
+    )
+    pos, _ = retarget(src, target).forward_kinematics()
+    i = target.index
+    rest = np.linalg.norm(target.rest_positions[i["LeftUpLeg"]] - target.rest_positions[i["RightUpLeg"]])
+    width = np.linalg.norm(pos[:, i["LeftUpLeg"]] - pos[:, i["RightUpLeg"]], axis=-1)
+    np.testing.assert_allclose(width, rest, atol=1e-3)

@@ -12,7 +12,7 @@ then gets
   rotated root...). It is built down the tree: each bone starts from its parent's
   alignment (so twist is inherited, not invented) and adds the smallest swing that
   aligns its bone; joints with several child bones (pelvis, chest, hand) take the
-  least-squares (Wahba) rotation of all of them; clavicles (`REST_RELATIVE`) keep their parent's
+  least-squares (Wahba) rotation of all of them; clavicles and pelvis-to-hip bones (`REST_RELATIVE`) keep their parent's
   alignment; a head with no mapped descendant swings
   its own axis (when the target has bone frames) onto the source head's chord to its end
   site (`_leaf_alignment`), so a straightened neck does not tilt it back;
@@ -57,10 +57,12 @@ from thfm_synth.assets.motion.skeleton import (
 _EPS_LEN = 1e-4  # bones shorter than 0.1 mm carry no direction
 # Bones whose rest direction is an artefact of where a rig puts its joints, not a pose: CMU's
 # clavicle runs from the chest's centre up to the shoulder (~24 degrees above anny's), so aligning
-# anny's clavicle onto it shrugged every person's shoulders up to the ears. Both rigs hold these
-# bones neutral at rest (T- and A-poses differ at the shoulder joint, not the clavicle), so they
-# take only the source's turn away from rest (they keep their parent's alignment).
-REST_RELATIVE = frozenset({"LeftShoulder", "RightShoulder"})
+# anny's clavicle onto it shrugged every person's shoulders up to the ears; aligning anny's
+# pelvis-to-hip bones onto CMU's moved its hip joints 3.4 cm inside the pelvis (and the body 6.8 cm
+# down) - a rig without those bones (Mixamo) kept them rigid, as a pelvis is. Both rigs hold these
+# bones neutral at rest (T- and A-poses differ at the shoulder and hip joints, not before them), so
+# they take only the source's turn away from rest (they keep their parent's alignment).
+REST_RELATIVE = frozenset({"LeftShoulder", "RightShoulder", "LHipJoint", "RHipJoint"})
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
