@@ -492,7 +492,10 @@ def surface_nodes(nt, m):
     """(colour, roughness, height, bump strength) of a procedural PBR surface (contract.SURFACES),
     tinted by the material's base colour; sizes in metres of the object's own space."""
     base, kind = tuple(m["base_color"]), m["surface"]
-    obj = nt.nodes.new("ShaderNodeTexCoord").outputs["Object"]
+    if m.get("surface_world"):  # scene-file pieces are scaled from file units: pattern sizes in world metres
+        obj = nt.nodes.new("ShaderNodeNewGeometry").outputs["Position"]
+    else:
+        obj = nt.nodes.new("ShaderNodeTexCoord").outputs["Object"]
     if kind in ("plaster", "concrete", "asphalt", "fabric"):
         scale, spread, rough, bump = {
             "plaster": (4.0, 0.08, 0.85, 0.04),
@@ -922,6 +925,17 @@ def set_blur_keys(b, frame, num_frames, shutter):
             kb.keyframe_insert("value", frame=when)
 
 
+def _main_material_index(me) -> int:
+    n = len(me.polygons)
+    if n == 0 or len(me.materials) < 2:
+        return 0
+    index = np.empty(n, np.int32)
+    area = np.empty(n, np.float64)
+    me.polygons.foreach_get("material_index", index)
+    me.polygons.foreach_get("area", area)
+    return int(np.argmax(np.bincount(index, weights=area, minlength=len(me.materials))))
+
+
 def build_scene_file(o, arrays, root):
     """A `scene_file` object: instances (shared meshes) of the file's meshes, placed by pose @ file matrix."""
     path = os.path.abspath(resolve(o["mesh_path"], root))
@@ -933,11 +947,18 @@ def build_scene_file(o, arrays, root):
         missing = sorted(set(include) - {src for src, _ in templates})
         if missing:
             warn(f"{o['name']}: objects {missing} are not meshes of {path}")
+    # a procedural surface (a kit room's floor and walls) replaces each mesh's main material: the one
+    # covering the largest area (a wall's plaster, not its skirting or a window's glass)
+    finish = make_material(dict(o["materials"][0], surface_world=True), root) if o.get("materials") else None
     out = []
     for src, tmpl in templates:
         if (include is not None and src not in include) or src in exclude:
             continue
         ob = tmpl.copy()  # shares the mesh data and its materials
+        if finish is not None and len(ob.material_slots):
+            slot = ob.material_slots[_main_material_index(tmpl.data)]
+            slot.link = "OBJECT"
+            slot.material = finish
         ob.use_fake_user = False
         ob.name = f"{o['name']}:{src}"
         bpy.context.scene.collection.objects.link(ob)

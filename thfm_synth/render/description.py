@@ -38,7 +38,9 @@ Objects
   kit piece or tile may be scaled, e.g. file units -> metres). `include_objects` names the file's
   mesh objects to use (None = all), `exclude_objects` the ones to hide (the cutaway). The renderer
   imports each file once per render job and instances it for every object that names it; the
-  file's own materials are used (`materials` is ignored), each given the `fg` AOV node, and all
+  file's own materials are used, each given the `fg` AOV node - unless `materials` holds one
+  material with a procedural `surface`, which then replaces them (patterns in world metres: a kit
+  room's floor and walls, whose pieces are scaled from file units) - and all
   its meshes get this object's `instance` id. Never a subject. `.blend` files are read by library
   append with Python auto-execution off (blender_scripts/scene_import.py): no embedded script runs.
 - `subject=True` objects form the soft foreground mask; every object gets an `instance` id

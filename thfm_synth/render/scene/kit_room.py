@@ -65,10 +65,36 @@ def kit_pieces(probe: Probe, params: dict) -> tuple[dict[str, _Piece], float]:
     return pieces, scale
 
 
+# Finishes of a kit room's floor and walls (procedural PBR surfaces, blender contract.SURFACES, over the
+# kit's flat colours), drawn from their own stream (scene_rng(seed, 43)) so no piece moved.
+KIT_FLOORS = (
+    ("wood", (0.42, 0.27, 0.15)),
+    ("wood", (0.62, 0.46, 0.3)),
+    ("tiles", (0.7, 0.68, 0.63)),
+    ("concrete", (0.5, 0.5, 0.49)),
+)
+KIT_WALLS = (
+    ("plaster", (0.78, 0.76, 0.71)),
+    ("plaster", (0.66, 0.7, 0.72)),
+    ("plaster", (0.75, 0.66, 0.55)),
+    ("brick", (0.55, 0.33, 0.25)),
+    ("concrete", (0.6, 0.6, 0.58)),
+)
+
+
+def kit_finishes(seed: int) -> dict[str, tuple]:
+    rng = scene_rng(seed, 43)
+    return {
+        "floor": KIT_FLOORS[int(rng.integers(len(KIT_FLOORS)))],
+        "wall": KIT_WALLS[int(rng.integers(len(KIT_WALLS)))],
+    }
+
+
 def kit_room(entry_id: str, probe: Probe, heights: Probe, params: dict, seed: int, cell: float) -> FileScene:
     """A room assembled from a kit's pieces (see the module doc); pieces face +Y in their files."""
     pieces, scale = kit_pieces(probe, params)
     rng = scene_rng(seed, 42)
+    finish = kit_finishes(seed)
     tile = float(pieces["floor"].size[0])
     lo_t, hi_t = params.get("room_tiles", (3, 5))
     nx, ny = (int(rng.integers(int(lo_t), int(hi_t) + 1)) for _ in range(2))
@@ -94,6 +120,7 @@ def kit_room(entry_id: str, probe: Probe, heights: Probe, params: dict, seed: in
                 None,
                 part_role,
                 side if part_role == "wall" else None,
+                finish["wall"] if part_role == "wall" else None,
             )
         )
         return footprint(role, x, y, yaw)
@@ -115,6 +142,7 @@ def kit_room(entry_id: str, probe: Probe, heights: Probe, params: dict, seed: in
                     piece_pose(p.anchor, scale, ((i + 0.5) * tile, (j + 0.5) * tile, 0.0), 0.0),
                     None,
                     "floor",
+                    surface=finish["floor"],
                 )
             )
     segments = [(s, k) for s in SIDES for k in range(int(round(length[s] / tile)))]

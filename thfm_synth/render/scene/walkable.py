@@ -38,6 +38,8 @@ class Part:
     objects: tuple[str, ...] | None  # the file's objects it uses (None = all)
     role: str  # floor | wall | furniture | decor | tile | scene
     side: str | None = None  # kit walls: the room side S/E/N/W they close
+    # replaces the file's materials: (procedural PBR surface of blender contract.SURFACES, linear RGB tint)
+    surface: tuple[str, tuple[float, float, float]] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -319,7 +321,7 @@ def cutaway_parts(
 
 def description_objects(scene: FileScene, hidden: dict[int, set[str]]) -> list:
     """`scene_file` objects of the description, one per part (parts with every object hidden are dropped)."""
-    from thfm_synth.render.description import Object
+    from thfm_synth.render.description import Material, Object
 
     out = []
     for pi, part in enumerate(scene.parts):
@@ -335,7 +337,11 @@ def description_objects(scene: FileScene, hidden: dict[int, set[str]]) -> list:
                 pose=part.pose,
                 include_objects=list(part.objects) if part.objects is not None else None,
                 exclude_objects=sorted(gone),
-                materials=[],
+                materials=[]
+                if part.surface is None
+                else [
+                    Material(name=f"{part.name}_{part.surface[0]}", base_color=part.surface[1], surface=part.surface[0])
+                ],
             )
         )
     return out
