@@ -18,6 +18,8 @@ statistics for the scalar columns only. A shard is complete only when its
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -110,9 +112,18 @@ def write_shard(out_dir: str | Path, name: str, records: Iterable[Record], extra
                 tasks[rec.task] += 1
                 checksums.append(row["record_sha256"])
                 names.append([rec.video_id, rec.task])
-        finally:
             pw.close()
             ar.close()
+        except BaseException as exc:
+            # a writer that failed (disk full) also fails to close: the first error is the one to report
+            for close in (pw.close, ar.close):
+                with contextlib.suppress(Exception):
+                    close()
+            if isinstance(exc, RuntimeError) and "No space left on device" in str(exc):
+                # array_record reports ENOSPC as a RuntimeError: make it the OSError atomic_path turns into
+                # the one-line disk-full error
+                raise OSError(errno.ENOSPC, str(exc)) from exc
+            raise
     meta = {
         "name": name,
         "schema_version": SCHEMA_VERSION,
