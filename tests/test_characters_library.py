@@ -332,3 +332,36 @@ def test_the_imported_body_renders_like_the_built_in_it_was_exported_from(copied
         parts = (a.part[both] == b.part[both]).mean()
         depth = np.median(np.abs(a.depth[both] - b.depth[both]))
         assert iou > 0.9 and parts > 0.83 and depth < 0.01, (iou, parts, depth)
+
+
+def test_the_copied_library_renders_on_a_local_ray_farm(copied, tmp_path):
+    """The issue's end: the copied library on a (local) Ray farm through `thfm-synth render`, every
+    video done with QA passed and the characters' digests the library's."""
+    import pyarrow.parquet as pq
+
+    from thfm_synth.assets.library import load_library
+    from thfm_synth.assets.manifest import load_manifest
+    from thfm_synth.config import load_config
+    from thfm_synth.plan.planner import make_plan, plan_meta, write_plan
+
+    cfg = load_config(
+        "preview",
+        overrides={"video": {"width": 128, "height": 80, "num_frames": 5}, "render": {"samples": 2, "denoise": False}},
+    )
+    library = load_library([copied / "manifest.yaml"], builtin=True)
+    specs = [
+        dataclasses.replace(s, character_id=c, others=()) for s, c in zip(make_plan(cfg, library, 0, 2), ("Ana", "Cem"))
+    ]
+    plan = tmp_path / "plan.parquet"
+    write_plan(plan, specs, plan_meta(cfg, library, 0, 2))
+    out = tmp_path / "farm"
+    p = run_cli("render", "--plan", str(plan), "--out", str(out), "--workers", "2", "--cache", str(tmp_path / "c"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "failed 0" in p.stdout + p.stderr
+    rows = {r["video_id"]: r for r in pq.read_table(out / "videos.parquet").to_pylist()}
+    assert set(rows) == {s.video_id for s in specs}
+    entries = {e.id: e for e in load_manifest(copied / "manifest.yaml").manifest.characters}
+    for s in specs:
+        meta = json.loads((out / "videos" / s.video_id / "metadata.json").read_text())
+        assert meta["qa"]["passed"], meta["qa"]
+        assert meta["assets"][s.character_id]["sha256"] == entries[s.character_id].sha256
