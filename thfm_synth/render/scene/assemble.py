@@ -31,7 +31,7 @@ from thfm_synth.plan.spec import AZIMUTH_FROM_WORLD, VideoSpec
 from thfm_synth.render.description import Camera, Light, Material, Object, SceneDescription, World
 from thfm_synth.render.scene.animate import AnimatedCharacter, animate
 from thfm_synth.render.scene.camera import HDRI_CAPTURE_HEIGHT_M, CameraTrack, SubjectTrack, camera_track
-from thfm_synth.render.scene import facing, furnish, scene_files
+from thfm_synth.render.scene import daylight, facing, furnish, scene_files
 from thfm_synth.render.scene.people import place_others
 from thfm_synth.render.scene.layout import SetLayout, build_set, cutaway, place_path
 
@@ -43,6 +43,9 @@ GROUNDS = {  # linear RGB base colour, roughness, optional checker colour
     "concrete": ((0.33, 0.32, 0.3), 0.8, None),
     "checker": ((0.6, 0.6, 0.6), 0.6, (0.18, 0.18, 0.18)),
 }
+# procedural PBR surface (blender contract.SURFACES) of the open ground, tinted by its colour: a flat
+# colour reads as a studio floor; grass and the checker (a deliberate test floor) keep their look
+GROUND_SURFACES = {"asphalt": "asphalt", "sand": "plaster", "tiles": "tiles", "concrete": "concrete"}
 GROUND_SIZE_M = 400.0
 SUBJECT = "subject"
 
@@ -150,8 +153,14 @@ def hdri_eye_height(entry) -> float:
 
 def _ground(kind: str, catcher: bool) -> Object:
     color, rough, checker = GROUNDS.get(kind, GROUNDS["concrete"])
+    surface = None if catcher else GROUND_SURFACES.get(kind)
     mat = Material(
-        name=f"ground_{kind}", base_color=color, roughness=rough, checker_color=checker, checker_scale=GROUND_SIZE_M
+        name=f"ground_{kind}",
+        base_color=color,
+        roughness=rough,
+        checker_color=None if surface else checker,
+        checker_scale=GROUND_SIZE_M,
+        surface=surface,
     )
     return Object(
         name="ground", kind="plane", size=(GROUND_SIZE_M, GROUND_SIZE_M, 0.0), materials=[mat], shadow_catcher=catcher
@@ -201,6 +210,22 @@ def _sky_world(params: dict, spec: VideoSpec) -> World:
         air_density=float(params.get("air_density", 1.0)),
         aerosol_density=float(params.get("aerosol_density", 1.0)),
         ozone_density=float(params.get("ozone_density", 1.0)),
+    )
+
+
+def _add_daylight(world: World, centre: np.ndarray) -> Light | None:
+    """The sun of an analytic sky (scene/daylight.py); scales `world.strength` to go with it."""
+    day = daylight.daylight(world.sky_model, world.turbidity, world.sun_elevation_deg, world.strength)
+    if day is None:
+        return None
+    world.strength, sun = day
+    return Light(
+        kind="sun",
+        position=tuple(centre + 100.0 * daylight.sun_direction(world.sun_elevation_deg, world.sun_azimuth_deg)),
+        target=tuple(centre),
+        power_w=sun,
+        temperature_k=daylight.sun_temperature_k(world.sun_elevation_deg),
+        size_m=daylight.SUN_ANGLE_DEG,
     )
 
 
@@ -357,11 +382,16 @@ def assemble(spec: VideoSpec, library: Library, render_cfg: RenderSettings, cach
         front_yaw = float(np.degrees(np.arctan2(placement[1, 0], placement[0, 0])))
     else:  # lights' azimuths, like the camera's, from the body's facing at the first frame
         front_yaw = float(facing.yaw_of(facing.body_forward_smpl24(joints_world["smpl24"][:1]))[0])
+    lights = _lights(spec, centre, front_yaw)
+    street = (bg.params or {}).get("generator") == "street" or (fscene is not None and fscene.kind == "street")
+    outdoors = spec.background_kind == "sky" or (spec.background_kind == "scene" and street)
+    if outdoors:
+        lights.append(_add_daylight(world, centre))
     description = SceneDescription(
         camera=Camera.from_track(cam),
         objects=objects,
         world=world,
-        lights=_lights(spec, centre, front_yaw),
+        lights=[light for light in lights if light is not None],
         render=render_cfg,
         seed=spec.render_seed,
         fps=spec.fps,
