@@ -25,7 +25,8 @@ from thfm_synth.config import load_config
 from thfm_synth.conventions import project
 from thfm_synth.errors import UserError
 from thfm_synth.assets.motion.builtin_motions import builtin_motion
-from thfm_synth.assets.motion.retarget import retarget
+from thfm_synth.assets.motion.retarget import REST_RELATIVE, retarget
+from thfm_synth.assets.motion.skeleton import canonical_name
 from thfm_synth.plan.planner import make_plan, plan_library, plan_meta
 from thfm_synth.render.scene.assemble import assemble
 from thfm_synth.shards import body_params
@@ -193,7 +194,11 @@ def test_retargeted_bone_directions_match_the_bvh(clip_id, bodies):
     hips = np.array(
         [out.skeleton.names[a] == "Hips" and out.skeleton.names[b].endswith("UpLeg") for a, b, _, _ in pairs]
     )
-    assert err[:, ~hips].max() < 0.1, f"max {err[:, ~hips].max():.3f} deg"
+    # clavicles take the source's turn from rest (retarget.REST_RELATIVE), not its rig's clavicle angle:
+    # tests/test_retarget_real_rigs.py checks that turn
+    rest_relative = np.array([canonical_name(out.skeleton.names[a]) in REST_RELATIVE for a, _, _, _ in pairs])
+    exact = ~hips & ~rest_relative
+    assert err[:, exact].max() < 0.1, f"max {err[:, exact].max():.3f} deg"
     assert np.ptp(err[:, hips], axis=0).max() < 0.1
 
 
