@@ -75,13 +75,14 @@ def oct_encode(n: np.ndarray, bits: int = NORMAL_BITS) -> np.ndarray:
 def oct_decode(q: np.ndarray, bits: int = NORMAL_BITS) -> np.ndarray:
     """(..., 2) uint16 -> (..., 3) float32 unit vectors, (0, 0, 0) where q is 0."""
     m = 2**bits - 2
-    uv = (q.astype(np.float64) - 1) * (2 / m) - 1
+    uv = (q.astype(np.float32) - np.float32(m // 2 + 1)) / np.float32(m // 2)  # exact at 0 and +-1; float32: ~1e-7 rad
     u, v = uv[..., 0], uv[..., 1]
     z = 1 - np.abs(u) - np.abs(v)
-    t = np.clip(-z, 0, None)
+    t = np.maximum(-z, 0)
     n = np.stack([u - np.copysign(t, u), v - np.copysign(t, v), z], -1)
-    n /= np.linalg.norm(n, axis=-1, keepdims=True)
-    return np.where((q[..., :1] > 0), n, 0.0).astype(np.float32)
+    n *= 1 / np.sqrt(np.einsum("...i,...i->...", n, n))[..., None]
+    n[q[..., 0] == 0] = 0
+    return n
 
 
 def unit_encode(x: np.ndarray, bits: int = UNIT_BITS) -> np.ndarray:
