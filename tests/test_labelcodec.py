@@ -105,6 +105,8 @@ def test_foreign_newer_truncated_and_mismatched_files_fail_with_one_line(tmp_pat
     cases = {
         "foreign.tlz": (b"\x89PNG\r\n\x1a\n" + good[8:], "not a thfm-synth label file"),
         "newer.tlz": (good.replace(b'"format": 2', b'"format": 3'), "format 3"),
+        "truncated.tlz": (good[:-5], "truncated or corrupt"),
+        "empty.tlz": (good[:10], "truncated or corrupt"),
     }
     for name, (data, msg) in cases.items():
         (tmp_path / name).write_bytes(data)

@@ -145,16 +145,19 @@ def decode(data: bytes, where: str | os.PathLike = "label file") -> tuple[dict, 
 
     if data[: len(MAGIC)] != MAGIC:
         raise UserError(f"{where} is not a thfm-synth label file (bad magic)", "re-render the video")
-    (n,) = struct.unpack_from("<I", data, len(MAGIC))
     start = len(MAGIC) + 4
-    header = json.loads(data[start : start + n])
+    try:
+        (n,) = struct.unpack_from("<I", data, len(MAGIC))
+        header = json.loads(data[start : start + n])
+        h, w = header["shape"]
+        payload = memoryview(zstandard.ZstdDecompressor().decompress(data[start + n :]))
+    except (struct.error, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
+        raise UserError(f"{where} is truncated or corrupt ({exc})", "re-render the video") from None
     if header.get("format") != FORMAT:
         raise UserError(
             f"{where}: label file format {header.get('format')}, this thfm-synth reads format {FORMAT}",
             "use the thfm-synth version that rendered it, or re-render the video",
         )
-    h, w = header["shape"]
-    payload = memoryview(zstandard.ZstdDecompressor().decompress(data[start + n :]))
     out, at = {}, 0
     for ch in header["channels"]:
         dtype = np.dtype(_UNSIGNED[ch["dtype"]])
