@@ -1,10 +1,11 @@
 """Bytes per stored frame at 832x480 for each framing: the label format (`.tlz`) vs format 1 (EXR).
 
-    .venv/bin/python benchmarks/label_bytes.py [--frames 2 --background sky --samples 16]
+    .venv/bin/python benchmarks/label_bytes.py [--frames 2 --background sky|hdri|scene --samples 16]
 
 Renders one real video per framing (face, upper body, full body) at 832x480 with the paper
 preset's render settings (16 spp + OIDN; the built-in walk, a built-in character - MakeHuman-dressed
-when the MakeHuman folder is found: $THFM_MAKEHUMAN or the test assets' makehuman/), then stores
+when the MakeHuman folder is found: $THFM_MAKEHUMAN or the test assets' makehuman/; `--background
+hdri` takes the test assets' hdri/ folder), then stores
 the same decoded frames twice: with today's writer (`outputs.write_frame`) and with format 1's
 (depth float32 PXR24 EXR, normal/iuv/canonical half ZIP EXR; rgb, mask, instance unchanged).
 Prints bytes per frame per modality, the ratio, the measured precision of each quantised label
@@ -92,10 +93,23 @@ def render_framing(framing: str, args, work: Path) -> tuple[list[outputs.Frame],
             "render": {"samples": args.samples, "denoise": True},
         },
     )
-    library = load_library(builtin=True)
+    manifests = []
+    if args.background == "hdri":  # the built-in library has no HDRIs: the test assets' hdri/ folder
+        from thfm_synth.assets.manifest import dump_manifest
+        from thfm_synth.assets.scan import scan
+
+        lib = work / "lib"
+        if not lib.exists():
+            import shutil
+
+            shutil.copytree((find_test_assets() or REPO / "missing") / "hdri", lib / "hdri")  # 5 files, ~8 MB
+        manifests = [work / "hdri.yaml"]
+        manifests[0].write_text(dump_manifest(scan(lib, work).manifest))
+    library = load_library(manifests, builtin=True)
     spec = next(s for s in make_plan(cfg, library, args.seed, 60) if s.background_kind == args.background)
     spec = dataclasses.replace(spec, camera_framing=framing, motion_id="builtin-walk", motion_start_frame=0)
     asm = assemble(spec, library, cfg.render, work / "cache")
+
     desc = asm.description
     desc.save(work / framing / "scene")
     t0 = time.perf_counter()
