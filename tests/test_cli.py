@@ -113,3 +113,15 @@ def test_demo_runs_the_pipeline_from_nothing(tmp_path):
     still = read_png(tmp_path / "demo" / "predict" / "v000000_depth.png")  # input | ground truth | prediction
     assert still.shape == (14 + 160, 3 * 256, 3)
     assert "beside its ground truth" in proc.stdout and "blocky, grey prediction is expected" in proc.stdout
+
+
+def test_render_bakes_characters_into_the_output_folder_by_default(tmp_path, monkeypatch):
+    """On a cluster OUT is the file system every node shares, so a character is baked once per run
+    (~/.cache would be once per node); --cache and $THFM_CACHE still choose another place."""
+    from thfm_synth.cli import farm_cache
+
+    monkeypatch.delenv("THFM_CACHE", raising=False)
+    assert farm_cache(None, tmp_path / "out") == tmp_path / "out" / ".cache" / "characters"
+    assert farm_cache(tmp_path / "c", tmp_path / "out") == tmp_path / "c"
+    monkeypatch.setenv("THFM_CACHE", str(tmp_path / "env"))
+    assert farm_cache(None, tmp_path / "out") == tmp_path / "env"

@@ -78,23 +78,39 @@ def test_write_then_read_every_modality(tmp_path):
     assert not list(tmp_path.rglob(".*"))  # no temporary files left behind
     back = outputs.read_frame(tmp_path, 3)
     np.testing.assert_array_equal(back.rgb, fr.rgb)
-    # depth: PXR24 keeps 15 mantissa bits
-    np.testing.assert_allclose(back.depth, fr.depth, rtol=2**-15, atol=0)
-    assert np.all(back.depth[fr.depth == 0] == 0)
-    np.testing.assert_allclose(back.normal, fr.normal, atol=2**-11)
+    # the bounds stated in labelcodec.py (tested in depth in tests/test_labelcodec.py)
+    np.testing.assert_allclose(back.depth, fr.depth, rtol=2**-23, atol=2**-14)
+    assert np.all(back.depth[fr.depth == 0] == 0) and np.all(back.depth[fr.depth > 0] > 0)
+    np.testing.assert_allclose(back.normal, fr.normal, atol=np.radians(0.03))
+    assert np.all(back.normal[fr.depth == 0] == 0)
     np.testing.assert_allclose(back.mask, fr.mask, atol=1 / 65535)
     assert np.all(back.mask[fr.mask == 1] == 1) and np.all(back.mask[fr.mask == 0] == 0)
     np.testing.assert_array_equal(back.part, fr.part)
-    np.testing.assert_allclose(back.part_uv, fr.part_uv, atol=2**-11)
-    np.testing.assert_allclose(back.canonical, fr.canonical, atol=2**-11)
+    np.testing.assert_allclose(back.part_uv, fr.part_uv, atol=1 / 8190)
+    np.testing.assert_allclose(back.canonical, fr.canonical, atol=1 / 8190)
     np.testing.assert_array_equal(back.instance, fr.instance)
 
 
-def test_lossless_depth_on_request(tmp_path):
+def test_label_format_1_videos_still_read(tmp_path):
+    """A video folder written before the .tlz files (depth PXR24 float EXR, the others half EXR)."""
     ch, _ = _channels(np.random.default_rng(3))
     fr = outputs.decode_raw(ch, np.eye(3))
-    outputs.write_frame(tmp_path, 0, fr, modalities=("depth",), depth_compression="ZIP")
-    np.testing.assert_array_equal(outputs.read_frame(tmp_path, 0).depth, fr.depth)
+    for mod in ("depth", "normal", "iuv", "canonical"):
+        (tmp_path / mod).mkdir()
+    half = lambda x, names: {c: x[..., i].astype(np.float16) for i, c in enumerate(names)}  # noqa: E731
+    write_exr(tmp_path / "depth" / "00000.exr", {"Z": fr.depth}, "PXR24")
+    write_exr(tmp_path / "normal" / "00000.exr", half(fr.normal, "XYZ"))
+    iuv = np.concatenate([fr.part[..., None].astype(np.float32), fr.part_uv], -1)
+    write_exr(tmp_path / "iuv" / "00000.exr", half(iuv, "IUV"))
+    write_exr(tmp_path / "canonical" / "00000.exr", half(fr.canonical, "XYZ"))
+    assert outputs.path_of(tmp_path, "depth", 0).name == "00000.exr"
+    assert outputs.path_of(tmp_path, "depth", 1).name == "00001.tlz"  # neither exists: the current format
+    back = outputs.read_frame(tmp_path, 0)
+    np.testing.assert_allclose(back.depth, fr.depth, rtol=2**-15)
+    np.testing.assert_allclose(back.normal, fr.normal, atol=2**-11)
+    np.testing.assert_array_equal(back.part, fr.part)
+    np.testing.assert_allclose(back.part_uv, fr.part_uv, atol=2**-11)
+    np.testing.assert_allclose(back.canonical, fr.canonical, atol=2**-11)
 
 
 def test_many_instances_switch_to_16_bit(tmp_path):

@@ -388,6 +388,19 @@ def default_cache() -> Path:
     return Path(os.environ.get("THFM_CACHE", Path.home() / ".cache" / "thfm-synth" / "characters"))
 
 
+def farm_cache(cache: Path | None, out: Path) -> Path:
+    """`render`'s baked-character cache: --cache, else $THFM_CACHE, else OUT/.cache/characters - the output
+    folder is the one file system every node's workers share on a cluster, so each character is baked
+    once per run, not once per node (~/.cache would be per node)."""
+    import os
+
+    from thfm_synth.render.farm.folders import OutputLayout
+
+    if cache is not None:
+        return cache
+    return Path(os.environ["THFM_CACHE"]) if os.environ.get("THFM_CACHE") else OutputLayout(out).characters
+
+
 def cmd_render_one(args) -> int:
     import shutil
     import uuid
@@ -496,7 +509,7 @@ def cmd_render(args) -> int:
     opts = blender_farm(
         args.out,
         plan_path,
-        args.cache or default_cache(),
+        farm_cache(args.cache, args.out),
         workers=workers,
         cpus_per_video=cpus,
         blender=args.blender,
@@ -779,7 +792,7 @@ def build_parser() -> Parser:
     p.add_argument("--address", help="Ray cluster address (auto, ray://host:10001); default: a local Ray")
     p.add_argument("--blender", metavar="PATH", help="a Blender 5.x binary instead of the render environment")
     p.add_argument("--device", choices=("cpu", "cuda", "optix"), help="Cycles device (GPU falls back to CPU)")
-    p.add_argument("--cache", type=Path, help="baked-character cache (default ~/.cache/thfm-synth/characters)")
+    p.add_argument("--cache", type=Path, help="baked-character cache (default $THFM_CACHE, else OUT/.cache/characters)")
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser(

@@ -156,7 +156,7 @@ def source_checksums(video: VideoSource) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): file_sha256(p)
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith(("_", ".")) and p.suffix in (".png", ".exr", ".npz", ".json")
+        if p.is_file() and not p.name.startswith(("_", ".")) and p.suffix in (".png", ".exr", ".tlz", ".npz", ".json")
     }
 
 
@@ -259,8 +259,11 @@ class Clip:
         mods = ["rgb"] + ([TASK_MODALITY[task]] if task in TASK_MODALITY else [])
         if task.startswith("human_"):
             mods.append("iuv")  # the subject's pixels
+        root = Path(self.video.path)
         return ["annotations.npz", "metadata.json"] + [
-            outputs.path_of("", m, i).as_posix() for m in mods for i in sorted(set(self.indices.tolist()))
+            outputs.path_of(root, m, i).relative_to(root).as_posix()  # .exr in videos of label format 1
+            for m in mods
+            for i in sorted(set(self.indices.tolist()))
         ]
 
     def record_checksums(self, task: str) -> str:

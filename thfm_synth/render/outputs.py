@@ -4,23 +4,29 @@
 `rgb` and `labels`, see that script). `decode_raw` turns it into a `Frame` of arrays in our
 conventions and `write_frame` stores them; `read_frame` and the `read_*` functions load them.
 
-Stored files per frame (NNNNN = frame index), chosen for size (measured in
-benchmarks/render_passes.py) while keeping every label lossless:
+Stored files per frame (NNNNN = frame index), chosen for size (bytes per frame measured in
+benchmarks/label_bytes.py, <= 0.5 MB at 832x480 for every framing). Lossless: rgb (of the 8-bit
+encoding), part ids, instance ids, mask (of its 16-bit encoding). Quantised with a stated bound
+(`thfm_synth/render/labelcodec.py`, the one module that writes and reads the `.tlz` files):
 
     rgb/NNNNN.png        8-bit sRGB RGB (scene-linear Combined x the clip's exposure gain, clipped,
                          sRGB transfer function, i.e. Blender's "Standard" view transform; the gain
                          is metered per clip, see exposure.py, and recorded in metadata.json)
-    depth/NNNNN.exr      float32 `Z`: camera-frame z (planar depth) in metres, 0 = no surface (sky);
-                         PXR24 compression (float32 rounded to 24 bits: relative error <= 2^-16,
-                         0.15 mm at 10 m - below Cycles' own float32 error) unless lossless is asked
-    normal/NNNNN.exr     half `X`,`Y`,`Z`: unit normal in the OpenCV camera frame (facing the camera),
-                         (0,0,0) = no surface; ZIP (lossless on the halves; half quantisation < 0.03 deg)
+    depth/NNNNN.tlz      camera-frame z (planar depth) in metres, 0 = no surface (sky); fixed point in
+                         steps of 2^-13 m: error <= 0.061 mm at any depth (read back as float32)
+    normal/NNNNN.tlz     unit normal in the OpenCV camera frame (facing the camera), (0,0,0) = no surface;
+                         octahedral encoding, 13 bits per axis: error <= 0.03 deg
     mask/NNNNN.png       16-bit gray: soft foreground coverage of the subject objects x 65535
                          (Cycles gives k/samples exactly: 1 inside, 0 outside, fractional on edges)
-    iuv/NNNNN.exr        half `I`, `U`, `V`: I = body part 0..24 (0 = not a labelled mesh; integers
-                         are exact in half), U, V in [0,1] (half: steps <= 2^-11); ZIP
-    canonical/NNNNN.exr  half `X`, `Y`, `Z`: canonical (NOCS) coordinates in [0,1], 0 where I = 0; ZIP
+    iuv/NNNNN.tlz        I = body part 0..24 (0 = not a labelled mesh; exact), U, V in [0,1] (12-bit
+                         fixed point: error <= 1.2e-4; 0 where I = 0)
+    canonical/NNNNN.tlz  canonical (NOCS) coordinates in [0,1], 0 where I = 0; 12-bit fixed point
+                         (error <= 1.2e-4)
     instance/NNNNN.png   8-bit (16-bit if an id > 255) gray: object instance id at the pixel centre
+
+Videos written before the `.tlz` files (format 1: depth as PXR24 float EXR, normal/iuv/canonical as
+half EXR) are still read: `path_of` and the readers fall back to the `.exr` file when there is no
+`.tlz` one.
 
 Optional (render config `optical_flow`, `albedo`, `write_linear_exr`):
 
@@ -37,10 +43,11 @@ Optional (render config `optical_flow`, `albedo`, `write_linear_exr`):
                          mask. Which person a label pixel belongs to: instance.png (annotations.npz
                          `people_instance`); ZIP
 
-Why these: for continuous labels a ZIP'd half EXR was 25-35% smaller than a 16-bit PNG of the
-same data; PXR24 shrank float32 depth 5x over lossless ZIP (the ground plane's float noise
-does not compress); HTJ2K/ZSTD/PIZ/ZIPS were larger. RGB PNG goes through Pillow (adaptive
-filters, zlib level 6: within 5% of level 9 + optimize at 1/8 of the time).
+Why these: the `.tlz` files (quantised integers, gradient predictor, zstd) are 1.5-3x smaller
+than the half/PXR24 EXRs they replace at an equal or tighter bound (float32 depth, even
+predicted, does not compress: the ground plane's float noise); the optional modalities stay
+half EXR (ZIP). RGB PNG goes through Pillow (adaptive filters, zlib level 6: within 5% of
+level 9 + optimize at 1/8 of the time).
 
 Normals: Cycles' smooth shading normal can face away from the camera at silhouettes (0.2-0.3% of a
 character's pixels, up to ~19 deg past perpendicular). There the stored normal is the shading normal
@@ -63,7 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from thfm_synth.blender import contract as C
-from thfm_synth.render import exposure
+from thfm_synth.render import exposure, labelcodec
 from thfm_synth.render.imagefiles import read_exr, read_png, write_exr, write_png
 
 MODALITIES = tuple(m for m in C.STORED_MODALITIES if m not in C.OPTIONAL_STORED_MODALITIES)  # always stored
@@ -193,11 +200,11 @@ def _u16(x: np.ndarray) -> np.ndarray:
 
 _EXT = {
     "rgb": "png",
-    "depth": "exr",
-    "normal": "exr",
+    "depth": labelcodec.EXT,
+    "normal": labelcodec.EXT,
     "mask": "png",
-    "iuv": "exr",
-    "canonical": "exr",
+    "iuv": labelcodec.EXT,
+    "canonical": labelcodec.EXT,
     "instance": "png",
     "flow": "exr",
     "albedo": "exr",
@@ -208,8 +215,17 @@ FLOW_CHANNELS = ("fx", "fy", "bx", "by")
 FLOW_VALID_CHANNELS = ("fv", "bv")
 
 
+_LEGACY_EXT = {"depth": "exr", "normal": "exr", "iuv": "exr", "canonical": "exr"}  # label format 1
+
+
 def path_of(root: str | os.PathLike, modality: str, frame: int) -> Path:
-    return Path(root) / modality / f"{frame:05d}.{_EXT[modality]}"
+    """The modality's file of `frame`: the format-1 `.exr` one where only that exists (older videos)."""
+    path = Path(root) / modality / f"{frame:05d}.{_EXT[modality]}"
+    if modality in _LEGACY_EXT and not path.is_file():
+        old = path.with_suffix("." + _LEGACY_EXT[modality])
+        if old.is_file():
+            return old
+    return path
 
 
 def write_frame(
@@ -217,19 +233,18 @@ def write_frame(
     frame_index: int,
     fr: Frame,
     modalities=MODALITIES,
-    depth_compression: str = "PXR24",
     label_compression: str = "ZIP",
     png_level: int = 6,
 ) -> dict[str, int]:
     """Store the frame's modalities under `root`; returns bytes written per modality.
 
     Each file is written to a temporary name and renamed, so readers never see half a file.
-    `depth_compression="ZIP"` makes depth lossless float32 (about 5x larger).
+    `label_compression`: the EXR compression of the optional modalities (flow, albedo, ...).
     """
     sizes: dict[str, int] = {}
 
     def put(mod: str, write) -> None:
-        path = path_of(root, mod, frame_index)
+        path = Path(root) / mod / f"{frame_index:05d}.{_EXT[mod]}"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
         try:
@@ -247,17 +262,16 @@ def write_frame(
     if "rgb" in modalities and fr.rgb is not None:
         put("rgb", lambda p: write_png(p, fr.rgb, png_level))
     if "depth" in modalities and fr.depth is not None:
-        put("depth", lambda p: write_exr(p, {"Z": fr.depth.astype(np.float32)}, depth_compression))
+        put("depth", lambda p: labelcodec.write_depth(p, fr.depth))
     if "normal" in modalities and fr.normal is not None:
-        put("normal", lambda p: write_exr(p, half(fr.normal, "XYZ"), label_compression))
+        put("normal", lambda p: labelcodec.write_normal(p, fr.normal))
     if "mask" in modalities and fr.mask is not None:
         put("mask", lambda p: write_png(p, _u16(fr.mask), png_level))
     if "iuv" in modalities and fr.part is not None:
         uv = fr.part_uv if fr.part_uv is not None else np.zeros(fr.part.shape + (2,), np.float32)
-        iuv = np.concatenate([fr.part[..., None].astype(np.float32), uv], axis=-1)
-        put("iuv", lambda p: write_exr(p, half(iuv, "IUV"), label_compression))
+        put("iuv", lambda p: labelcodec.write_iuv(p, fr.part, uv))
     if "canonical" in modalities and fr.canonical is not None:
-        put("canonical", lambda p: write_exr(p, half(fr.canonical, "XYZ"), label_compression))
+        put("canonical", lambda p: labelcodec.write_canonical(p, fr.canonical))
     if "instance" in modalities and fr.instance is not None:
         inst = fr.instance.astype(np.uint8) if fr.instance.max(initial=0) < 256 else fr.instance
         put("instance", lambda p: write_png(p, inst, png_level))
@@ -285,8 +299,13 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     return read_png(path)
 
 
+def _legacy(path: str | os.PathLike) -> bool:
+    return str(path).endswith(".exr")  # label format 1 (see the module doc)
+
+
 def read_depth(path: str | os.PathLike) -> np.ndarray:
-    return read_exr(path)["Z"].astype(np.float32)
+    """(H,W) float32 metres, 0 = no surface."""
+    return read_exr(path)["Z"].astype(np.float32) if _legacy(path) else labelcodec.read_depth(path)
 
 
 def _stack(path: str | os.PathLike, names: str) -> np.ndarray:
@@ -295,7 +314,8 @@ def _stack(path: str | os.PathLike, names: str) -> np.ndarray:
 
 
 def read_normal(path: str | os.PathLike) -> np.ndarray:
-    return _stack(path, "XYZ")
+    """(H,W,3) float32 unit normals in the camera frame, 0 = no surface."""
+    return _stack(path, "XYZ") if _legacy(path) else labelcodec.read_normal(path)
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
@@ -304,12 +324,15 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 
 def read_iuv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """(part (H,W) uint8, part UV (H,W,2) float32)."""
+    if not _legacy(path):
+        return labelcodec.read_iuv(path)
     a = _stack(path, "IUV")
     return np.round(a[..., 0]).astype(np.uint8), a[..., 1:]
 
 
 def read_canonical(path: str | os.PathLike) -> np.ndarray:
-    return _stack(path, "XYZ")
+    """(H,W,3) float32 canonical coordinates in [0,1]."""
+    return _stack(path, "XYZ") if _legacy(path) else labelcodec.read_canonical(path)
 
 
 def read_instance(path: str | os.PathLike) -> np.ndarray:

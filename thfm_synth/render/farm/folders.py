@@ -10,7 +10,9 @@
       .claims/<video_id>    who is rendering a video now (created with O_EXCL)
       .tmp/                 videos being rendered (never read by anyone else)
       .logs/                renderer child logs
-      .cache/               asset digests (each asset file is hashed once per run, not once per video)
+      .cache/               asset digests (each asset file is hashed once per run, not once per video) and
+                            characters/: the baked characters every worker of every run on this folder
+                            shares (on a cluster: once per cluster file system, not once per node)
 
 A video is done iff videos/<id> exists: rename is atomic, so no reader ever sees a
 partial video, a crash leaves only .tmp debris, and a rerun renders exactly what is
@@ -72,6 +74,12 @@ class OutputLayout:
     def asset_digests(self) -> Path:
         """The run's asset digest cache (thfm_synth.digests.DigestCache): each asset file hashed once."""
         return self.root / ".cache" / "asset_digests.jsonl"
+
+    @property
+    def characters(self) -> Path:
+        """The default baked-character cache of runs on this folder (bakes are written atomically, so
+        workers baking the same character at once are safe)."""
+        return self.root / ".cache" / "characters"
 
     def create(self) -> None:
         for d in (self.videos, self.claims, self.tmp, self.logs):
