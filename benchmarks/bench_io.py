@@ -19,3 +19,16 @@ def merge_result(path: Path, key: str, result: dict) -> None:
     existing[key] = result
     path.write_text(json.dumps(existing, indent=2))
     print(f"  wrote {path} [{key}]")
+
+
+def machine_info(load_before: tuple[float, float, float]) -> dict:
+    """What a result needs to be read against: cores, platform, load average before and after."""
+    import os
+    import platform
+
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+    }

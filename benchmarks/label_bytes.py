@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_io import machine_info  # noqa: E402
 
 from thfm_synth.assets.testassets import find_test_assets  # noqa: E402
 from thfm_synth.render import outputs  # noqa: E402
@@ -185,12 +187,7 @@ def main() -> None:
         "denoise": True,
         "background": args.background,
         "makehuman": os.environ.get("THFM_MAKEHUMAN"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-        },
+        "machine": machine_info(load_before),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_io import machine_info  # noqa: E402
 
 
 def _row(wall: float, meta: dict) -> dict:
@@ -130,12 +132,7 @@ def main() -> None:
             "character": spec.character_id,
             "background": spec.background_kind,
             "repeats": args.repeats,
-            "machine": {
-                "cpus": os.cpu_count(),
-                "platform": platform.platform(),
-                "loadavg_before": load_before,
-                "loadavg_after": os.getloadavg(),
-            },
+            "machine": machine_info(load_before),
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
