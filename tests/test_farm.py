@@ -135,9 +135,23 @@ def test_a_corrupt_asset_fails_only_its_video(tmp_path, shared_assets, renderer,
 def test_two_concurrent_runs_render_every_video_exactly_once(tmp_path, renderer, cache):
     out = tmp_path / "out"
     out.mkdir()
-    # the stand-in's 0.4 s frames keep both runs busy for longer than a Ray start-up, so they overlap
-    a = start(out, renderer, cache, n=6, frame_seconds=0.4)
-    b = start(out, renderer, cache, n=6, frame_seconds=0.4)
+    gate = tmp_path / "gate"
+    a = start(out, renderer, cache, n=6, gate=str(gate))
+    b = start(out, renderer, cache, n=6, gate=str(gate))
+
+    def owners() -> set:
+        found = set()
+        for claim in (out / ".claims").glob("*") if (out / ".claims").is_dir() else []:
+            try:
+                found.add(json.loads(claim.read_text())["run_id"])
+            except (OSError, ValueError, KeyError):
+                pass  # being written
+        return found
+
+    # nothing renders until both runs hold claims, so they certainly overlap; each holds at most
+    # its 2 workers' videos, so neither can take all 6
+    assert wait_for(lambda: len(owners()) == 2, timeout=300), owners()
+    gate.touch()
     ra, rb = finish(a), finish(b)
     assert ra["failed"] == rb["failed"] == 0
     assert ra["rendered"] + rb["rendered"] == 6 and ra["duplicates"] == rb["duplicates"] == 0

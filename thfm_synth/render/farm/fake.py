@@ -120,3 +120,35 @@ def fake_render(job: FakeRenderJob) -> dict:
 
 if __name__ == "__main__":
     contract.script_main(SCRIPT, fake_render, job_type=FakeRenderJob)
+
+
+class GatedRenderer:
+    """Any renderer whose renders wait until a gate file exists.
+
+    Tests open the gate only once two runs have both claimed work, so "they overlapped" is a
+    fact of the test rather than a race against Ray's start-up time on a loaded machine.
+    """
+
+    def __init__(
+        self, log_path: Path, inner: str, gate: str, worker_index: int = 0, gate_timeout_s: float = 600.0, **options
+    ):
+        from thfm_synth.render.farm.worker import load_renderer
+
+        self.inner = load_renderer(inner, options, log_path, worker_index)
+        self.gate = Path(gate)
+        self.gate_timeout_s = gate_timeout_s
+
+    @property
+    def child_pid(self) -> int | None:
+        return self.inner.child_pid
+
+    def render(self, spec_row: dict, out_dir: Path) -> dict:
+        deadline = time.monotonic() + self.gate_timeout_s
+        while not self.gate.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gate {self.gate} never opened")
+            time.sleep(0.05)
+        return self.inner.render(spec_row, out_dir)
+
+    def close(self) -> None:
+        self.inner.close()
