@@ -67,6 +67,14 @@ def shared_assets() -> Path:
 
 
 @pytest.fixture(scope="session")
+def character_cache(tmp_path_factory) -> Path:
+    """One baked-character cache for the session: a built-in body is baked once (~4 s of CPU each), not
+    once per test. Bakes are written atomically and keyed by their inputs, so sharing is what a farm does.
+    Tests about the cache itself (integrity, defaults) keep their own."""
+    return tmp_path_factory.mktemp("character-cache")
+
+
+@pytest.fixture(scope="session")
 def shared_makehuman(shared_assets) -> Path:
     return shared_assets / "makehuman"
 

@@ -19,8 +19,8 @@ from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("characters")
+def cache(character_cache):
+    return character_cache
 
 
 def test_builtin_body_with_builtin_walk(cache):

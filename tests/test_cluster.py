@@ -132,7 +132,7 @@ def _comparable_metadata(path: Path) -> dict:
 
 
 @pytest.mark.render
-def test_render_and_preprocess_on_the_cluster_match_a_single_machine(cluster, tmp_path):
+def test_render_and_preprocess_on_the_cluster_match_a_single_machine(cluster, tmp_path, character_cache):
     c, _ = cluster
     (tmp_path / "c.yaml").write_text(TINY)
     plan = tmp_path / "plan.parquet"
@@ -141,7 +141,7 @@ def test_render_and_preprocess_on_the_cluster_match_a_single_machine(cluster, tm
     for name, extra in runs.items():
         out = tmp_path / name
         proc = run_cli(
-            "render", "--plan", plan, "--out", out / "render", "--cache", tmp_path / "cache", *extra, timeout=600
+            "render", "--plan", plan, "--out", out / "render", "--cache", character_cache, *extra, timeout=600
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         if name == "local":  # a successful run prints our progress and summary, not Ray's start-up warnings

@@ -39,11 +39,11 @@ def test_table_interpolation_and_the_sun_to_sky_balance():
 
 
 @pytest.fixture(scope="module")
-def planned(tmp_path_factory):
+def planned(character_cache):
     cfg = load_config("preview", overrides={"video": {"width": 128, "height": 80, "num_frames": 1}})
     library = load_library()
     spec = next(s for s in make_plan(cfg, library, 3, 40) if s.background_kind == "sky")
-    return cfg, library, spec, tmp_path_factory.mktemp("cache")
+    return cfg, library, spec, character_cache
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ def namespaces_available(path: Path) -> bool:
 
 
 @pytest.fixture
-def disk(tmp_path):
+def disk(tmp_path, character_cache):
     """(the tmpfs mount point, the config file, the character cache, a runner of steps on that disk)."""
     mount = tmp_path / "disk"
     mount.mkdir()
@@ -62,7 +62,7 @@ def disk(tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads(proc.stdout)
 
-    return mount, cfg, tmp_path / "cache", run
+    return mount, cfg, character_cache, run
 
 
 def render_cmd(out: Path, cfg: Path, cache: Path) -> list[str]:

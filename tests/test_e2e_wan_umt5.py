@@ -53,14 +53,25 @@ def write_tiny_umt5(folder: Path) -> None:
     tok.save_pretrained(folder)
 
 
-def test_render_preprocess_train_predict_with_the_wan_vae_and_umt5(tmp_path):
+def test_render_preprocess_train_predict_with_the_wan_vae_and_umt5(tmp_path, character_cache):
     from model.prompts import PROMPTS, PromptTable, umt5_table
     from model.vae.loading import load_wan_vae
     from thfm_synth.shards.store import ShardSet
 
     (tmp_path / "tiny.yaml").write_text(CFG)
     render = tmp_path / "render"
-    proc = run_cli("render", "--config", tmp_path / "tiny.yaml", "--workers", "1", "--out", render, timeout=600)
+    proc = run_cli(
+        "render",
+        "--config",
+        tmp_path / "tiny.yaml",
+        "--workers",
+        "1",
+        "--out",
+        render,
+        "--cache",
+        character_cache,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     vae_dir, umt5_dir, shards = tmp_path / "vae", tmp_path / "umt5", tmp_path / "shards"
     write_tiny_wan_vae(vae_dir)

@@ -22,8 +22,8 @@ RENDERERS = ["blender", "fake"]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("character-cache"))
+def cache(character_cache):
+    return str(character_cache)
 
 
 def start(out: Path, renderer: str, cache: str, **kw) -> subprocess.Popen:

@@ -95,7 +95,9 @@ def test_no_pieces_or_no_kit_keeps_the_blocks():
 
 
 @pytest.mark.render
-def test_a_furnished_room_renders_its_pieces_where_their_obstacles_are(shared_manifest, shared_assets, tmp_path):
+def test_a_furnished_room_renders_its_pieces_where_their_obstacles_are(
+    shared_manifest, shared_assets, tmp_path, character_cache
+):
     """Every pixel the render labels as a kit piece lies inside that piece's obstacle box: what is
     drawn is what the subject's path and the cutaway avoid. The kit is recorded and verified."""
     library = load_library([shared_manifest])
@@ -104,7 +106,7 @@ def test_a_furnished_room_renders_its_pieces_where_their_obstacles_are(shared_ma
         overrides={"video": {"width": 160, "height": 96, "num_frames": 1}, "render": {"samples": 4, "denoise": False}},
     )
     spec = next(s for s in make_plan(cfg, library, 3, 60) if s.background_kind == "scene")
-    cache = tmp_path / "cache"
+    cache = character_cache
     out = tmp_path / "video"
     seen = 0
     for seed in range(40):  # a room and camera where pieces are in view

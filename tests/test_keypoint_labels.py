@@ -39,8 +39,8 @@ from thfm_synth.render.video.annotations import build_annotations
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("characters")
+def cache(character_cache):
+    return character_cache
 
 
 @pytest.fixture(scope="module")

@@ -116,7 +116,7 @@ def test_visibility_codes_a_joint_behind_another_person():
 
 
 @pytest.mark.render
-def test_a_video_of_three_people_partitions_the_mask_and_keeps_everyone(tmp_path):
+def test_a_video_of_three_people_partitions_the_mask_and_keeps_everyone(tmp_path, character_cache):
     from thfm_synth.render import outputs
     from thfm_synth.render.video.annotations import read_annotations
 
@@ -129,9 +129,7 @@ def test_a_video_of_three_people_partitions_the_mask_and_keeps_everyone(tmp_path
     plan = tmp_path / "plan.parquet"
     assert run_cli("plan", "--config", cfg, "--num-videos", "1", "--seed", "5", "--out", plan).returncode == 0
     out = tmp_path / "v"
-    proc = run_cli(
-        "render-one", "--plan", plan, "--index", "0", "--out", out, "--cache", tmp_path / "cache", timeout=600
-    )
+    proc = run_cli("render-one", "--plan", plan, "--index", "0", "--out", out, "--cache", character_cache, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["people"]["planned"] == 3 and meta["people"]["rendered"] == 3

@@ -209,7 +209,7 @@ def test_motion_blur_blurs_rgb_and_leaves_every_label_exactly_as_without_blur(sc
     assert isinstance(SceneDescription.load(desc1.source).render.motion_blur_shutter, float)
 
 
-def test_a_config_asks_for_the_optional_modalities_end_to_end(tmp_path):
+def test_a_config_asks_for_the_optional_modalities_end_to_end(tmp_path, character_cache):
     """render-one with render.optical_flow/albedo/write_linear_exr/motion_blur_shutter: the files, the metadata,
     the preview's third row and the dataset card's flow chart."""
     from conftest import run_cli
@@ -232,7 +232,7 @@ def test_a_config_asks_for_the_optional_modalities_end_to_end(tmp_path):
         "--out",
         tmp_path / "v",
         "--cache",
-        tmp_path / "cache",
+        character_cache,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]

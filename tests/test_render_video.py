@@ -29,8 +29,8 @@ def cfg():
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("characters")
+def cache(character_cache):
+    return character_cache
 
 
 def planned(cfg, library, kind, **changes):

@@ -41,8 +41,8 @@ KIT, STREET, STREET_FBX = "scenes-kenney_furniture_kit", "scenes-streets_all", "
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
+def cache(character_cache):
+    return character_cache
 
 
 @pytest.fixture(scope="module")
