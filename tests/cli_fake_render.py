@@ -2,8 +2,7 @@
 in place of Blender: the CLI's own signal handling, exit codes and messages are what is tested.
 
 Used by tests as `python tests/cli_fake_render.py render ARGS...`; the stand-in's frame time comes
-from $THFM_TEST_FRAME_SECONDS; $THFM_TEST_GATE and $THFM_TEST_FREE hold back all but the listed
-videos until the gate file exists (fake.GatedRenderer). Only the renderer is swapped: planning, binding, the farm, Ray and the
+from $THFM_TEST_FRAME_SECONDS. Only the renderer is swapped: planning, binding, the farm, Ray and the
 CLI's error handling are the product's.
 """
 
@@ -21,14 +20,6 @@ def fake_farm(out, plan_path, cache_dir, **kw):
         "frame_seconds": float(os.environ.get("THFM_TEST_FRAME_SECONDS", "0.05")),
         "digest_cache": opts.renderer_options["digest_cache"],
     }
-    if os.environ.get("THFM_TEST_GATE"):  # only the listed videos render until the gate file exists
-        opts.renderer_options = {
-            "inner": opts.renderer,
-            "gate": os.environ["THFM_TEST_GATE"],
-            "free": os.environ.get("THFM_TEST_FREE", "").split(),
-            **opts.renderer_options,
-        }
-        opts.renderer = "thfm_synth.render.farm.fake:GatedRenderer"
     return opts
 
 

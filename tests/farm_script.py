@@ -42,7 +42,7 @@ if __name__ == "__main__":
             "qa_fail_videos": args.get("qa_fail_videos", []),
         }
     if args.get("gate"):  # every render waits for the test to open the gate (fake.GatedRenderer)
-        options = {"inner": renderer, "gate": args["gate"], "free": args.get("free", []), **options}
+        options = {"inner": renderer, "gate": args["gate"], **options}
         renderer = "thfm_synth.render.farm.fake:GatedRenderer"
     opts = FarmOptions(
         out=out,

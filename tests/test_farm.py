@@ -150,11 +150,9 @@ def test_two_concurrent_runs_render_every_video_exactly_once(tmp_path, renderer,
 
     # nothing renders until both runs hold claims, so they certainly overlap; each holds at most
     # its 2 workers' videos, so neither can take all 6
-    overlapped = wait_for(lambda: len(owners()) == 2, timeout=400)
-    seen = owners()
+    assert wait_for(lambda: len(owners()) == 2, timeout=300), owners()
     gate.touch()
-    ra, rb = finish(a), finish(b)  # first, so that a run that failed to start says why
-    assert overlapped, (seen, ra, rb)
+    ra, rb = finish(a), finish(b)
     assert ra["failed"] == rb["failed"] == 0
     assert ra["rendered"] + rb["rendered"] == 6 and ra["duplicates"] == rb["duplicates"] == 0
     assert ra["rendered"] > 0 and rb["rendered"] > 0, (ra, rb)  # they did overlap: both claimed work
@@ -174,9 +172,8 @@ def wait_for(predicate, timeout=120.0):
 
 def test_ctrl_c_stops_cleanly_and_a_rerun_continues(tmp_path, cache):
     out = tmp_path / "out"
-    # v000000 renders, the rest wait on a gate that never opens: the signal lands mid-run however loaded
-    proc = start(out, "fake", cache, n=6, frame_seconds=0.05, gate=str(tmp_path / "never"), free=["v000000"])
-    assert wait_for(lambda: (out / "videos" / "v000000" / "DONE").is_file())
+    proc = start(out, "fake", cache, n=6, frame_seconds=0.25)
+    assert wait_for(lambda: (out / "videos").is_dir() and len(list((out / "videos").iterdir())) >= 1)
     proc.send_signal(signal.SIGINT)  # the driver alone (`kill -INT`); Ctrl-C of the CLI: test_farm_cli_signals.py
     proc.communicate(timeout=120)
     # run_farm cleans up and re-raises: the script (no handler of its own) dies of the SIGINT

@@ -29,12 +29,9 @@ WRAPPER = Path(__file__).with_name("cli_fake_render.py")
 N = 6
 
 
-def start_render(out: Path, frame_seconds: float, hold: Path | None = None) -> subprocess.Popen:
-    """`thfm-synth render` in its own process group, as a shell runs a foreground job. With `hold`, only
-    v000000 renders until that file exists (never, in these tests): a signal then lands mid-run for certain."""
-    gate = {"THFM_TEST_GATE": str(hold), "THFM_TEST_FREE": "v000000"} if hold else {}
+def start_render(out: Path, frame_seconds: float) -> subprocess.Popen:
+    """`thfm-synth render` in its own process group, as a shell runs a foreground job."""
     env = {
-        **gate,
         **os.environ,
         "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}",
         "THFM_NO_BOOTSTRAP": "1",
@@ -91,7 +88,7 @@ def rerun_renders_the_rest(out: Path, done_before: list[str]) -> None:
 
 def test_ctrl_c_on_the_render_command_exits_130_and_the_same_command_continues(tmp_path):
     out = tmp_path / "out"
-    proc = start_render(out, 0.05, hold=tmp_path / "never")
+    proc = start_render(out, 0.2)
     assert wait_for(lambda: len(done_ids(out)) >= 1, 240)
     ours = _tree(proc.pid)
     ours.pop(proc.pid)

@@ -126,27 +126,17 @@ class GatedRenderer:
     """Any renderer whose renders wait until a gate file exists.
 
     Tests open the gate only once two runs have both claimed work, so "they overlapped" is a
-    fact of the test rather than a race against Ray's start-up time on a loaded machine; videos
-    listed in `free` render at once, so a test can stop a run that has certainly finished those
-    and certainly not the rest, however loaded the machine.
+    fact of the test rather than a race against Ray's start-up time on a loaded machine.
     """
 
     def __init__(
-        self,
-        log_path: Path,
-        inner: str,
-        gate: str,
-        worker_index: int = 0,
-        gate_timeout_s: float = 600.0,
-        free: tuple[str, ...] = (),
-        **options,
+        self, log_path: Path, inner: str, gate: str, worker_index: int = 0, gate_timeout_s: float = 600.0, **options
     ):
         from thfm_synth.render.farm.worker import load_renderer
 
         self.inner = load_renderer(inner, options, log_path, worker_index)
         self.gate = Path(gate)
         self.gate_timeout_s = gate_timeout_s
-        self.free = set(free)
 
     @property
     def child_pid(self) -> int | None:
@@ -154,7 +144,7 @@ class GatedRenderer:
 
     def render(self, spec_row: dict, out_dir: Path) -> dict:
         deadline = time.monotonic() + self.gate_timeout_s
-        while spec_row["video_id"] not in self.free and not self.gate.exists():
+        while not self.gate.exists():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gate {self.gate} never opened")
             time.sleep(0.05)
