@@ -259,3 +259,17 @@ time.sleep(120)
         time.sleep(0.05)
     os.kill(child, signal.SIGKILL)
     pytest.fail("the child outlived its parent")
+
+
+def test_a_dead_runs_claim_on_a_done_video_is_dropped_by_the_next_run(tmp_path, cache):
+    """A run SIGKILLed between the worker's commit and the driver's release leaves a claim on a DONE video."""
+    out = tmp_path / "out"
+    assert finish(start(out, "fake", cache, n=2))["rendered"] == 2
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    claim = out / ".claims" / "v000000"
+    claim.write_text(
+        json.dumps({"run_id": "dead", "host": __import__("socket").gethostname(), "pid": dead.pid, "time": time.time()})
+    )
+    assert finish(start(out, "fake", cache, n=2))["skipped"] == 2
+    assert not claim.exists()

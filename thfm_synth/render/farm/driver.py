@@ -107,6 +107,9 @@ def run_farm(specs: list[VideoSpec], plan_id: dict, opts: FarmOptions) -> RunSum
     done_before = layout.done_ids()
     summary = RunSummary(planned=len(specs), cpus_per_video=opts.cpus_per_video, parallel=opts.workers)
     todo = [s for s in specs if s.video_id not in done_before]
+    claims = {p.name for p in layout.claims.iterdir()} if layout.claims.is_dir() else set()
+    for vid in claims & set(done_before):  # a run killed between a commit and its release left a claim on it
+        layout.forget_stale_claim(vid)
     summary.skipped = len(specs) - len(todo)
     failures: list[dict] = []
     claimed: set[str] = set()

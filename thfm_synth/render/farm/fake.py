@@ -118,10 +118,6 @@ def fake_render(job: FakeRenderJob) -> dict:
     return {"frames": frames, "seconds": time.perf_counter() - t0, "pid": os.getpid()}
 
 
-if __name__ == "__main__":
-    contract.script_main(SCRIPT, fake_render, job_type=FakeRenderJob)
-
-
 class GatedRenderer:
     """Any renderer whose renders wait until a gate file exists.
 
@@ -152,3 +148,7 @@ class GatedRenderer:
 
     def close(self) -> None:
         self.inner.close()
+
+
+if __name__ == "__main__":
+    contract.script_main(SCRIPT, fake_render, job_type=FakeRenderJob)

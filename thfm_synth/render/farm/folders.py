@@ -146,6 +146,13 @@ class OutputLayout:
         except (OSError, ValueError):
             pass
 
+    def forget_stale_claim(self, video_id: str) -> None:
+        """Drop a dead run's claim on a video that is done: a run killed between the worker's commit
+        and the driver's release leaves one, and nothing else would ever remove it."""
+        path = self.claims / video_id
+        if path.exists() and self._stale(path):
+            path.unlink(missing_ok=True)
+
     def claimed_by_other(self, video_id: str, run_id: str) -> bool:
         path = self.claims / video_id
         try:
