@@ -26,6 +26,10 @@ def cache(character_cache):
     return str(character_cache)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(out: Path, renderer: str, cache: str, **kw) -> subprocess.Popen:
     args = {"out": str(out), "renderer": renderer, "cache": cache, **kw}
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -35,6 +39,8 @@ def start(out: Path, renderer: str, cache: str, **kw) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # as a shell starts a job: SIGINT at its default, whatever a library did to this test process
+        preexec_fn=_default_sigint,
     )
 
 

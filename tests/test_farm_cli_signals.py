@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO, run_cli
-from test_farm import wait_for
+from test_farm import _default_sigint, wait_for
 from test_integrity_farm import _alive, _tree
 
 pytestmark = pytest.mark.slow
@@ -46,6 +46,8 @@ def start_render(out: Path, frame_seconds: float) -> subprocess.Popen:
         env=env,
         cwd=REPO,
         start_new_session=True,
+        # as a shell starts a job: SIGINT at its default, whatever a library did to this test process
+        preexec_fn=_default_sigint,
     )
 
 
