@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -169,3 +171,63 @@ def test_decode_is_zero_copy_and_read_only():
     start = lat.__array_interface__["data"][0] - base.__array_interface__["data"][0]
     assert 0 < start < len(data)
     assert np.shares_memory(lat, base)
+
+
+def test_records_are_checksummed_with_xxh3_128_and_any_changed_byte_fails():
+    rec = make_record(1, "depth")
+    digest = rec.checksum()
+    assert digest.startswith("xxh3-128:") and len(digest) == len("xxh3-128:") + 32
+    assert Record.stored_checksum(rec.to_bytes()) == digest == rec.to_row()["record_sha256"]
+    # the same canonical serialisation as the SHA-256 form: only the hash differs
+    assert rec.checksum("sha256") != digest and len(rec.checksum("sha256")) == 64
+    assert rec.matches(digest) and rec.matches(rec.checksum("sha256"))
+    assert not rec.matches("xxh3-128:" + "0" * 32) and not rec.matches("0" * 64) and not rec.matches(None)
+    with pytest.raises(ValueError, match="unknown record checksum algorithm 'md5'"):
+        rec.matches("md5:" + "0" * 32)
+    changed = Record.from_bytes(rec.to_bytes())
+    arrays = dict(changed.arrays)
+    lat = np.array(arrays["rgb_latents"])
+    lat.reshape(-1).view(np.uint8)[5] ^= 1
+    arrays["rgb_latents"] = lat
+    assert not Record(**changed.scalars(), arrays=arrays).matches(digest)
+
+
+def test_shards_written_with_sha256_checksums_still_read_and_verify(tmp_path, monkeypatch):
+    """Shards from before XXH3 hold bare SHA-256 digests in the same places: every reader accepts them."""
+    import thfm_synth.shards.record as record
+
+    recs = [make_record(i, task) for i in range(2) for task in TASKS]
+    monkeypatch.setattr(record, "CHECKSUM_ALGORITHM", "sha256")
+    write_shard(tmp_path, "shard-00000", recs)
+    build_index(tmp_path)
+    monkeypatch.undo()
+    meta = json.loads((tmp_path / "shard-00000.json").read_text())
+    assert meta["record_sha256"] == [r.checksum("sha256") for r in recs]
+    assert all(":" not in c and len(c) == 64 for c in meta["record_sha256"])
+    shards = ShardSet.open(tmp_path)
+    for fmt in ("parquet", "array_record"):
+        for a, b in zip(recs, shards.records(fmt, verify=True), strict=True):
+            assert_same(a, b)
+    assert [r.video_id for r in grain_dataset(tmp_path, seed=0, shuffle=False)] == [r.video_id for r in recs]
+    assert verify(tmp_path) == (2 * len(recs), [])
+    # and a damaged legacy record is still caught
+    pq_path = tmp_path / "shard-00000.parquet"
+    data = bytearray(pq_path.read_bytes())
+    at = data.find(recs[3].arrays["rgb_latents"].tobytes()[:64])
+    data[at + 10] ^= 1
+    pq_path.write_bytes(bytes(data))
+    checked, problems = verify(tmp_path)
+    assert any("shard-00000.parquet record 3 (v000000/keypoints_2d): checksum mismatch" in p for p in problems)
+
+
+def test_the_sequential_reader_decodes_without_copying(shard_set):
+    root, recs = shard_set
+    for rec in ShardSet.open(root).records("array_record"):
+        a = rec.arrays["rgb_latents"]
+        assert not a.flags.writeable and not a.flags.owndata
+        base = a
+        while isinstance(base, np.ndarray) or isinstance(base, memoryview):
+            base = base.base if isinstance(base, np.ndarray) else base.obj
+        assert isinstance(base, bytes)  # the reader's record bytes themselves, not a copy of them
+        start = a.__array_interface__["data"][0] - np.frombuffer(base, np.uint8).__array_interface__["data"][0]
+        assert 0 < start < len(base)
