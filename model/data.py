@@ -8,6 +8,7 @@ Pipeline (per host)::
     .map_with_index(mix)           # task mixing by deterministic acceptance (see below) + to numpy
     .to_iter_dataset(ReadOptions)  # threads + prefetch; Nones (rejected records) are dropped
     .batch(per_host_batch, drop_remainder=True)
+    ThreadPrefetchIterDataset      # data.prefetch_batches whole batches made ahead while the step runs
 
 **Task mixing.** A record is one (video, task) pair. Record ``j`` of task ``t`` is kept when
 ``u(seed, j) < a_t`` with ``a_t = (w_t / n_t) / max_s (w_s / n_s)`` (``w`` the configured weights,
@@ -222,6 +223,7 @@ def make_dataset(
     shard_count: int = 1,
     num_threads: int = 2,
     prefetch: int = 4,
+    prefetch_batches: int = 2,
     repeat: bool = True,
     pixels: bool = False,
 ):
@@ -246,9 +248,12 @@ def make_dataset(
     ds = ds.map_with_index(mix)
     ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
     ds = ds.batch(batch_size, drop_remainder=True)
-    # batches are stacked on a background thread too, so the train step never waits on numpy stacking
-    # (the iterator stays checkpointable: Grain restores the state of the batches handed out)
-    return grain.experimental.ThreadPrefetchIterDataset(ds, prefetch_buffer_size=2)
+    if prefetch_batches <= 0:
+        return ds
+    # whole batches are made on a background thread, `prefetch_batches` ahead, while the jitted step runs:
+    # the loop only takes a finished batch (the iterator stays checkpointable: Grain saves the state of
+    # the batches handed out, not of those prepared ahead, so a resume neither skips nor repeats one)
+    return grain.experimental.ThreadPrefetchIterDataset(ds, prefetch_buffer_size=prefetch_batches)
 
 
 def eval_examples(

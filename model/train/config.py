@@ -71,6 +71,12 @@ class DataSection(_Section):
     shuffle: bool = True
     num_threads: int = Field(2, ge=1, description="grain read threads per host")
     prefetch: int = Field(8, ge=1, description="grain prefetch buffer (records)")
+    prefetch_batches: int = Field(
+        2,
+        ge=0,
+        description="batches a background thread prepares (read, verified, decoded, stacked) while the step "
+        "runs; 0: the loop prepares each batch itself (same batches, same order)",
+    )
     synthetic: dict[str, Any] | None = Field(
         None,
         description="if set and shard_dir has no index.json, write structured synthetic shards there first "

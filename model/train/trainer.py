@@ -93,6 +93,7 @@ class Trainer:
             shard_count=n_proc,
             num_threads=cfg.data.num_threads,
             prefetch=cfg.data.prefetch,
+            prefetch_batches=cfg.data.prefetch_batches,
             pixels=cfg.stage == 2,
         )
         self.data_iter = iter(ds)
