@@ -97,6 +97,22 @@ def test_a_flipped_byte_in_array_record_is_one_line_for_grain_show_and_records(s
     assert "record 2 (synth000003/depth)" in line and "Traceback" not in proc.stderr and "fix:" in line
 
 
+def test_a_damaged_chunk_layout_in_array_record_is_named_too(shards):
+    """A flipped byte in the Riegeli framing (here the record's size) rather than in the record: the
+    file scanner stops, the C++ reader takes over and names the record."""
+    ar_path = shards / "shard-00001.array_record"
+    data = bytearray(ar_path.read_bytes())
+    starts = [i for i in range(len(data)) if data.startswith(b"THFMREC1", i)]
+    assert len(starts) == 4
+    data[starts[2] - 1] ^= 0x01  # the last byte of record 2's size varint
+    ar_path.write_bytes(bytes(data))
+    recs = ShardSet.open(shards).records("array_record")
+    assert [next(recs).video_id for _ in range(6)][-2:] == ["synth000002", "synth000002"]
+    with pytest.raises(CorruptRecord) as err:
+        next(recs)
+    assert f"shard {ar_path} record 2 (synth000003/depth)" in err.value.one_line()
+
+
 @pytest.mark.slow
 def test_train_stops_on_a_corrupt_record_with_one_line_and_no_run_folder(shards, tmp_path):
     records = list(ShardSet.open(shards).records("array_record"))
