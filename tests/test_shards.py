@@ -277,3 +277,25 @@ def test_a_shard_of_another_layout_reads_through_the_cxx_reader(shard_set):
     assert len(back) == len(recs)
     for a, b in zip(recs, back):
         assert_same(a, b)
+
+
+def test_grain_reads_our_layout_directly_and_other_layouts_through_array_record(shard_set):
+    from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter
+
+    from thfm_synth.shards.grain_source import VerifiedArrayRecordSource
+
+    root, recs = shard_set
+    paths = ShardSet.open(root).paths("array_record")
+    paths[1].unlink()
+    w = ArrayRecordWriter(str(paths[1]), "group_size:4")  # brotli, four records per chunk
+    for rec in recs[12:]:
+        w.write(rec.to_bytes())
+    w.close()
+    src = VerifiedArrayRecordSource([str(p) for p in paths], decode=False)
+    for index in (5, 0, 11, 23, 12, 17):  # random access, across both files
+        f, i = divmod(index, 12)
+        reader = ArrayRecordReader(str(paths[f]))
+        assert bytes(src[index]) == reader.read([i])[0] == recs[index].to_bytes()
+        reader.close()
+    assert src._direct(0) is not None and src._direct(1) is None  # read directly / through ArrayRecord
+    src.close()

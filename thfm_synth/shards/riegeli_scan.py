@@ -75,10 +75,8 @@ def read_into(fd: int, pos: int, out: memoryview, scratch: memoryview) -> int:
     return p
 
 
-def records(fd: int, count: int, willneed=None):
-    """Yield (index, bytearray) for the first `count` records of an ArrayRecord file of one-record,
-    uncompressed chunks, in order. `willneed(end_position)` is called before each record is read."""
-    scratch = memoryview(bytearray(BLOCK_HEADER))
+def _chunks(fd: int, count: int, scratch: memoryview):
+    """(record position, size, chunk end) of each of the first `count` records, walking the chunk headers."""
     head = bytearray(CHUNK_HEADER)
     prefix = bytearray(21)  # compression byte + two varints
     pos, i = 0, 0
@@ -100,10 +98,30 @@ def records(fd: int, count: int, willneed=None):
         if end != at + sizes_size or at + sizes_size + size != data_size or decoded != size:
             raise LayoutError("chunk sizes do not add up")
         start = advance(pos, at + sizes_size)
-        chunk_end = advance(start, size)
-        if willneed is not None:
-            willneed(chunk_end)
-        out = bytearray(size)
-        pos = read_into(fd, start, memoryview(out), scratch)
-        yield i, out
+        pos = advance(start, size)
+        yield start, size, pos
         i += 1
+
+
+def records(fd: int, count: int, willneed=None):
+    """Yield (index, bytearray) for the first `count` records of an ArrayRecord file of one-record,
+    uncompressed chunks, in order. `willneed(end_position)` is called before each record is read."""
+    scratch = memoryview(bytearray(BLOCK_HEADER))
+    for i, (start, size, end) in enumerate(_chunks(fd, count, scratch)):
+        if willneed is not None:
+            willneed(end)
+        out = bytearray(size)
+        read_into(fd, start, memoryview(out), scratch)
+        yield i, out
+
+
+def index(fd: int, count: int) -> list[tuple[int, int]]:
+    """(file position, size) of each of the first `count` records (reads only the chunk headers)."""
+    return [(start, size) for start, size, _ in _chunks(fd, count, memoryview(bytearray(BLOCK_HEADER)))]
+
+
+def read_record(fd: int, start: int, size: int) -> bytearray:
+    """One record by its (position, size) from `index` (thread-safe: preadv has no shared offset)."""
+    out = bytearray(size)
+    read_into(fd, start, memoryview(out), memoryview(bytearray(BLOCK_HEADER)))
+    return out
