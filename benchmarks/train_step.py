@@ -232,7 +232,7 @@ def main(argv=None) -> int:
 
     key = (
         f"{a.config}|{a.batch}x{a.frames}x{a.height}x{a.width}|{dtype_name}|stage{a.stage}|{device}x{n_dev}"
-        f"|fsdp{a.fsdp}"
+        f"|fsdp{a.fsdp}" + (f"|prefetch{a.prefetch_batches}" if a.prefetch_batches != 2 else "")
     )
     from bench_io import merge_result  # benchmarks/bench_io.py, beside this script
 

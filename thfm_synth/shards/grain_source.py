@@ -95,6 +95,15 @@ class VerifiedArrayRecordSource:
                     os.close(entry[0])
             self._files.clear()
 
+    def __getstate__(self) -> dict:  # Grain worker processes get their own file descriptors
+        state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
+        state["_files"] = {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
