@@ -401,42 +401,86 @@ def farm_cache(cache: Path | None, out: Path) -> Path:
     return Path(os.environ["THFM_CACHE"]) if os.environ.get("THFM_CACHE") else OutputLayout(out).characters
 
 
+def index_list(text: str) -> list[int]:
+    """`--index` items: `5` or an inclusive range `0-9`."""
+    lo, sep, hi = text.partition("-")
+    if not sep:
+        return [non_negative_int(text)]
+    a, b = non_negative_int(lo), non_negative_int(hi)
+    if b < a:
+        raise argparse.ArgumentTypeError(f"range {text!r} runs backwards")
+    return list(range(a, b + 1))
+
+
 def cmd_render_one(args) -> int:
     import shutil
+    import tempfile
     import uuid
 
-    from thfm_synth.plan.planner import plan_config, plan_library
+    from thfm_synth.blender import contract
+    from thfm_synth.blender.child import ServingChild
     from thfm_synth.blender.runtime import RenderRuntime
+    from thfm_synth.plan.planner import plan_config, plan_library
     from thfm_synth.render.video.render_one import render_video, spec_from_plan
 
-    out: Path = args.out
-    if out.exists():
-        raise UserError(f"{out} already exists", "choose a new --out folder (a video folder is never overwritten)")
-    spec, meta = spec_from_plan(args.plan, args.index)
-    dataset = plan_config(meta)
-    cfg = dataset.render
-    if args.device:
-        cfg = cfg.model_copy(update={"device": args.device})
-    runtime = RenderRuntime.detect(args.blender)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
-    try:
-        t0 = time.perf_counter()
-        stats = render_video(
-            spec, plan_library(meta), cfg, tmp, args.cache or default_cache(), runtime=runtime, qa_cfg=dataset.qa
+    indices = list(dict.fromkeys(i for item in args.index for i in item))
+    several = len(indices) > 1
+    jobs = []  # (spec, meta, video folder)
+    for index in indices:
+        spec, meta = spec_from_plan(args.plan, index)
+        jobs.append((spec, meta, args.out / spec.video_id if several else args.out))
+    taken = [str(out) for _, _, out in jobs if out.exists()]
+    if taken:
+        raise UserError(
+            f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''}",
+            "choose a new --out folder (a video folder is never overwritten)",
         )
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    qa = "passed" if stats["qa_passed"] else f"FAILED: {', '.join(stats['qa_failures'])} (see metadata.json qa)"
-    print(
-        f"rendered {spec.video_id}: {stats['frames']} frames in {time.perf_counter() - t0:.1f} s "
-        f"({stats['render_seconds'] / stats['frames']:.2f} s/frame in Cycles, "
-        f"{stats['bytes_per_frame'] / 1e6:.2f} MB/frame), QA {qa} -> {out}"
-    )
+    runtime = RenderRuntime.detect(args.blender)
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="thfm-render-one-") as logs:
+        # one Blender child for every video of the call: its start-up and kernel load are paid once
+        child = ServingChild.blender(contract.SCRIPT_RENDER, Path(logs) / "blender.log", runtime)
+        try:
+            for spec, meta, out in jobs:
+                dataset = plan_config(meta)
+                cfg = dataset.render
+                if args.device:
+                    cfg = cfg.model_copy(update={"device": args.device})
+                tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+                tmp.mkdir(parents=True)
+                try:
+                    t0 = time.perf_counter()
+                    stats = render_video(
+                        spec,
+                        plan_library(meta),
+                        cfg,
+                        tmp,
+                        args.cache or default_cache(),
+                        child=child,
+                        qa_cfg=dataset.qa,
+                    )
+                    tmp.rename(out)
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+                qa = (
+                    "passed"
+                    if stats["qa_passed"]
+                    else f"FAILED: {', '.join(stats['qa_failures'])} (see metadata.json qa)"
+                )
+                print(
+                    f"rendered {spec.video_id}: {stats['frames']} frames in {time.perf_counter() - t0:.1f} s "
+                    f"({stats['render_seconds'] / stats['frames']:.2f} s/frame in Cycles, "
+                    f"{stats['bytes_per_frame'] / 1e6:.2f} MB/frame), QA {qa} -> {out}",
+                    flush=True,
+                )
+                failed += not stats["qa_passed"]
+        finally:
+            child.stop()
+    if several:
+        print(f"{len(jobs)} videos, {failed} failed QA; Blender started {child.starts}x")
     # a video that fails QA is kept for inspection, but it is not a success
-    return 0 if stats["qa_passed"] else 1
+    return 0 if not failed else 1
 
 
 def cmd_preview(args) -> int:
@@ -802,8 +846,16 @@ def build_parser() -> Parser:
         "metadata from one Cycles render per frame (README: video folder layout).",
     )
     p.add_argument("--plan", type=Path, required=True, help="plan file (thfm-synth plan)")
-    p.add_argument("--index", type=non_negative_int, required=True, help="video index in the plan")
-    p.add_argument("--out", type=Path, required=True, help="video folder to create")
+    p.add_argument(
+        "--index",
+        type=index_list,
+        nargs="+",
+        required=True,
+        help="video index in the plan; several (`0 3 5`, `0-9`) render one after another with one Blender",
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="video folder to create (several indices: OUT/<video_id> each)"
+    )
     p.add_argument("--blender", metavar="PATH", help="a Blender 5.x binary instead of the render environment")
     p.add_argument("--device", choices=("cpu", "cuda", "optix"), help="Cycles device (GPU falls back to CPU)")
     p.add_argument("--cache", type=Path, help="baked-character cache (default ~/.cache/thfm-synth/characters)")

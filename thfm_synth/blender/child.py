@@ -95,11 +95,17 @@ class ServingChild:
         self.jobs_done = 0
         self.starts += 1
 
-    def run(self, job: contract.Job, job_dir: Path, timeout_s: float) -> dict:
-        """Run one job (its files go in `job_dir`); returns the script's result or raises its error."""
+    def ensure_started(self) -> None:
+        """Start (or restart) the child now if the next job would. A caller that runs jobs on a
+        short-lived thread calls it first from its own thread: PR_SET_PDEATHSIG kills the child
+        when the thread that started it ends, not only the process."""
         if self.proc is None or self.proc.poll() is not None or self.jobs_done >= self.restart_every:
             self.stop()
             self._start()
+
+    def run(self, job: contract.Job, job_dir: Path, timeout_s: float) -> dict:
+        """Run one job (its files go in `job_dir`); returns the script's result or raises its error."""
+        self.ensure_started()
         job_dir = Path(job_dir)
         path = write_job(job_dir, self.script, job)
         (job_dir / "_child_pid").write_text(str(self.proc.pid))  # who is running this job
@@ -127,6 +133,15 @@ class ServingChild:
             time.sleep(0.05)
         self.jobs_done += 1
         return unwrap(result, self.script)
+
+    def kill(self) -> None:
+        """Stop the job in progress now (SIGKILL); `run` raises ChildCrashed and the next job starts a
+        fresh child. For a caller that abandons a job whose output folder it is about to remove."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def stop(self) -> None:
         if self.proc is None:

@@ -69,6 +69,59 @@ def mask_bbox(mask: np.ndarray) -> np.ndarray:
     return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
 
 
+class FrameAnnotator:
+    """build_annotations one frame at a time: the joint geometry is computed for the whole video up
+    front (no images needed), visibility and bbox frame by frame as each frame's labels arrive, so a
+    streamed render never holds more than one frame's label images (render/video/stream.py)."""
+
+    def __init__(self, k, r, t, joints_world: dict[str, np.ndarray], joint_names: dict[str, tuple[str, ...]]):
+        self.out: dict[str, np.ndarray] = {
+            "K": np.asarray(k, np.float64),
+            "R": np.asarray(r, np.float64),
+            "t": np.asarray(t, np.float64),
+        }
+        n = self.out["R"].shape[0]
+        self.conventions = CONVENTIONS + tuple(sorted(set(joints_world) - set(CONVENTIONS)))
+        self.tol = {}
+        for c in self.conventions:
+            world = np.asarray(joints_world[c], np.float64)
+            cam = np.einsum("fij,fkj->fki", self.out["R"], world) + self.out["t"][:, None]
+            uv = np.stack(
+                [project(self.out["K"][f], self.out["R"][f], self.out["t"][f], world[f])[0] for f in range(n)]
+            )
+            self.tol[c] = keypoint_tolerances(joint_names[c], SURFACE_KEYPOINTS)
+            self.out[f"joint_names_{c}"] = np.array(joint_names[c])
+            self.out[f"joints3d_world_{c}"] = world
+            self.out[f"joints3d_cam_{c}"] = cam
+            self.out[f"joints2d_{c}"] = uv
+        self.vis: dict[str, dict[int, np.ndarray]] = {c: {} for c in self.conventions}
+        self.bbox: dict[int, np.ndarray] = {}
+
+    def add(self, f: int, depth: np.ndarray, mask: np.ndarray, others_mask: np.ndarray | None = None) -> dict:
+        """Frame f's visibility (per convention) and bbox from its stored depth and the person's mask."""
+        for c in self.conventions:
+            self.vis[c][f] = joint_visibility(
+                self.out[f"joints2d_{c}"][f],
+                self.out[f"joints3d_cam_{c}"][f, :, 2],
+                depth,
+                mask,
+                self_tol_m=self.tol[c],
+                others_mask=others_mask,
+            )
+        self.bbox[f] = mask_bbox(mask)
+        return {c: self.vis[c][f] for c in self.conventions}
+
+    def result(self) -> dict[str, np.ndarray]:
+        n = self.out["R"].shape[0]
+        out = {k: self.out[k] for k in ("K", "R", "t")}
+        for c in self.conventions:  # the key order of the files written before (npz bytes unchanged)
+            for key in ("joint_names_", "joints3d_world_", "joints3d_cam_", "joints2d_"):
+                out[key + c] = self.out[key + c]
+            out[f"visibility_{c}"] = np.stack([self.vis[c][f] for f in range(n)]).astype(np.uint8)
+        out["bbox"] = np.stack([self.bbox[f] for f in range(n)])
+        return out
+
+
 def build_annotations(
     k: np.ndarray,
     r: np.ndarray,
@@ -82,37 +135,10 @@ def build_annotations(
 ) -> dict[str, np.ndarray]:
     """All arrays of annotations.npz for one person. depth/part are the stored per-frame label images,
     mask the person's own soft mask, others_mask the other people's (several people) or None."""
-    n = r.shape[0]
-    out: dict[str, np.ndarray] = {
-        "K": np.asarray(k, np.float64),
-        "R": np.asarray(r, np.float64),
-        "t": np.asarray(t, np.float64),
-    }
-    for c in CONVENTIONS + tuple(sorted(set(joints_world) - set(CONVENTIONS))):
-        world = np.asarray(joints_world[c], np.float64)
-        cam = np.einsum("fij,fkj->fki", out["R"], world) + out["t"][:, None]
-        uv = np.stack([project(out["K"][f], out["R"][f], out["t"][f], world[f])[0] for f in range(n)])
-        tol = keypoint_tolerances(joint_names[c], SURFACE_KEYPOINTS)
-        vis = np.stack(
-            [
-                joint_visibility(
-                    uv[f],
-                    cam[f, :, 2],
-                    depth[f],
-                    mask[f],
-                    self_tol_m=tol,
-                    others_mask=None if others_mask is None else others_mask[f],
-                )
-                for f in range(n)
-            ]
-        )
-        out[f"joint_names_{c}"] = np.array(joint_names[c])
-        out[f"joints3d_world_{c}"] = world
-        out[f"joints3d_cam_{c}"] = cam
-        out[f"joints2d_{c}"] = uv
-        out[f"visibility_{c}"] = vis.astype(np.uint8)
-    out["bbox"] = np.stack([mask_bbox(m) for m in mask])
-    return out
+    ann = FrameAnnotator(k, r, t, joints_world, joint_names)
+    for f in range(ann.out["R"].shape[0]):
+        ann.add(f, depth[f], mask[f], None if others_mask is None else others_mask[f])
+    return ann.result()
 
 
 PEOPLE_KEYS = ("joints3d_world_", "joints3d_cam_", "joints2d_", "visibility_")

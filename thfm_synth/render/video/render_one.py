@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from thfm_synth import __version__
-from thfm_synth.render import qa
 from thfm_synth.assets.integrity import verify_video_assets
 from thfm_synth.assets.library import Library
 from thfm_synth.config.schema import QaSettings, RenderSettings
@@ -38,28 +37,9 @@ from thfm_synth.plan.spec import VideoSpec
 from thfm_synth.render import outputs, runner
 from thfm_synth.render.scene.assemble import assemble
 from thfm_synth.render.scene.furnish import room_kit
-from thfm_synth.render.scene.visibility import VISIBLE
-from thfm_synth.render.video.annotations import build_annotations, people_annotations, write_annotations
-
-
-def person_annotations(asm, desc, frames, i: int) -> dict:
-    """build_annotations of person i (0 = the subject) with its own mask; with several people the
-    others' coverage decides who hides whom."""
-    anim, joints = (asm.anim, asm.joints_world) if i == 0 else (asm.others[i - 1].anim, asm.others[i - 1].joints_world)
-    names = {c: anim.joints[c].names for c in joints}
-    own = [fr.mask if fr.people is None else fr.people[..., i] for fr in frames]
-    others = None if not asm.others else [np.clip(fr.mask - o, 0.0, 1.0) for fr, o in zip(frames, own)]
-    return build_annotations(
-        desc.camera.k,
-        desc.camera.r,
-        desc.camera.t,
-        joints,
-        names,
-        [fr.depth for fr in frames],
-        own,
-        [fr.part for fr in frames],
-        others_mask=others,
-    )
+from thfm_synth.render.video import stream
+from thfm_synth.render.video.annotations import write_annotations
+from thfm_synth.render.video.perframe import VideoLabels
 
 
 def render_video(
@@ -74,11 +54,14 @@ def render_video(
     threads: int = 0,
     qa_cfg: QaSettings | None = None,
     digests: DigestCache | None = None,
+    overlap: bool = True,
 ) -> dict:
     """Render `spec` into the empty folder `out_dir`; returns the stats recorded in metadata.json.
 
     The video's asset files are first checked against their manifest sha256 (`digests`: the run's
-    digest cache; a mismatch raises a UserError naming the file); `qa_cfg`: the config's QA thresholds."""
+    digest cache; a mismatch raises a UserError naming the file); `qa_cfg`: the config's QA thresholds.
+    `overlap`: convert and check each frame while Blender renders the next (render/video/stream.py);
+    False, or a video with optical flow, renders every frame first and converts after (serial)."""
     out = Path(out_dir)
     work = out / "_work"
     t0 = time.perf_counter()
@@ -88,65 +71,52 @@ def render_video(
     t_scene = time.perf_counter() - t0
     desc = asm.description
     desc.save(work / "scene")
-    t1 = time.perf_counter()
-    info = runner.render(
-        work / "scene",
-        work / "render",
-        timeout=timeout_s,
-        runtime=runtime,
-        child=child,
-        threads=threads,
-        modalities=render_cfg.render_modalities(),
-    )
-    t_render = time.perf_counter() - t1
-    t2 = time.perf_counter()
     stored = render_cfg.stored_modalities() + (("people",) if asm.others else ())
-    sizes = outputs.convert_render(
-        work / "render", out, desc.camera, stored, delete_raw=True, auto_exposure=desc.render.exposure == "auto"
-    )
-    shutil.rmtree(work, ignore_errors=True)
-
-    frames = [
-        outputs.read_frame(out, f, ("rgb",) + STORED_LABEL_MODALITIES + (("people",) if asm.others else ()))
-        for f in range(desc.num_frames)
-    ]
-    ann = person_annotations(asm, desc, frames, 0)
-    if asm.others:  # every person, the subject first (annotations.py `people_*`)
-        per_person = [ann] + [person_annotations(asm, desc, frames, i) for i in range(1, len(asm.others) + 1)]
-        persons = sorted((o for o in desc.objects if o.person), key=lambda o: o.person)
-        ann.update(
-            people_annotations(
-                per_person,
-                [o.instance for o in persons],
-                [spec.character_id] + [p.spec.character_id for p in asm.others],
-                [spec.motion_id] + [p.spec.motion_id for p in asm.others],
-            )
+    labels = VideoLabels(spec, asm, desc)
+    auto_exposure = desc.render.exposure == "auto"
+    streamed = overlap and "flow" not in stored  # flow's validity needs the neighbouring frames' depth
+    if streamed:
+        done = stream.render_streamed(
+            work,
+            out,
+            desc,
+            labels,
+            stored,
+            auto_exposure,
+            child,
+            runtime,
+            timeout_s,
+            threads,
+            render_cfg.render_modalities(),
         )
-    ann.update(asm.body_annotations or {})  # SMPL-X parameters (SMPL-X characters)
-    write_annotations(out / "annotations.npz", ann)
-    report = qa.QaReport(
-        [
-            qa.check_frame(
-                fr.depth,
-                fr.normal,
-                fr.mask,
-                ann["K"][f],
-                ann["R"][f],
-                ann["t"][f],
-                ann["joints3d_world_smpl24"][f],
-                ann["joints2d_smpl24"][f],
-                ann["visibility_smpl24"][f] == VISIBLE,
-                fr.part,
-                fr.canonical,
-                rgb=fr.rgb,
-                black_is_failure=spec.background_kind == "hdri",
-            )
-            for f, fr in enumerate(frames)
-        ],
-        motion=qa.motion_figures(ann["joints3d_world_smpl24"], spec.fps),
-        mesh_facet_deg=qa.shading_facet_deg(asm.anim.character.vertices, asm.anim.character.faces),
-    ).summarize(qa_cfg)
-    t_post = time.perf_counter() - t2
+        info, sizes, t_render, t_post = done.info, done.sizes, done.blender_seconds, done.after_blender_seconds
+    else:
+        t1 = time.perf_counter()
+        info = runner.render(
+            work / "scene",
+            work / "render",
+            timeout=timeout_s,
+            runtime=runtime,
+            child=child,
+            threads=threads,
+            modalities=render_cfg.render_modalities(),
+        )
+        t_render = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        sizes = outputs.convert_render(
+            work / "render", out, desc.camera, stored, delete_raw=True, auto_exposure=auto_exposure
+        )
+        for f in range(desc.num_frames):  # one frame in memory at a time
+            fr = outputs.read_frame(out, f, ("rgb",) + STORED_LABEL_MODALITIES + (("people",) if asm.others else ()))
+            labels.add_frame(f, fr)
+            if fr.rgb is not None:
+                labels.add_rgb(f, fr.rgb, fr.mask)
+        t_post = time.perf_counter() - t2
+    shutil.rmtree(work, ignore_errors=True)
+    t3 = time.perf_counter()
+    write_annotations(out / "annotations.npz", labels.annotations())
+    report = labels.report(qa_cfg)
+    t_post += time.perf_counter() - t3
 
     render_seconds = [float(r["render_seconds"]) for r in info["frames"]]
     stats = {
@@ -158,6 +128,7 @@ def render_video(
         "bytes_per_frame": float(np.mean([s["total_bytes"] for s in sizes])),
         "qa_passed": report["passed"],
         "qa_failures": report["failures"],
+        "overlapped": streamed,
     }
     # sha256: the digest of the bytes this render read (checked against the manifest above)
     assets = {
