@@ -14,12 +14,22 @@ camera from K and [R|t], the object poses and baked vertices, then makes ONE
 multilayer float32 OpenEXR `OUT/raw/NNNNN.exr` (Blender 5 writes one EXR part per layer and
 pass; the channel names are `contract.CH_*`):
 
-  rgb     Cycles samples = the description's samples, OIDN (FAST prefilter, albedo+normal guides)
+  rgb     Cycles samples = the description's samples, OIDN (`denoise_prefilter`, default FAST;
+          albedo+normal guides); adaptive sampling when the description asks
             rgb.Combined.RGBA     linear scene colour (denoised)
             rgb.Noisy Image.RGBA  written by Blender whenever denoising is on (unused)
             rgb.fg.X              AOV: the object's `thfm_subject` property (1 subjects, 0 else),
                                   averaged over all samples = antialiased coverage, exactly
-                                  k/samples (adaptive sampling is off): 1 inside, 0 outside
+                                  k/samples (adaptive sampling off): 1 inside, 0 outside
+  mask    only when contract.mask_layer(render): the RGB adapts (`adaptive_sampling`) or
+          `mask_samples` differs from `samples`. `mask_samples` fixed samples, never denoised,
+          material_override = a coverage-only shader (`mask_material`: paths end at the first
+          hit; alpha cards keep their material's per-sample 0/1 gate), so
+            mask.fg.X (and mask.personK.X)  exactly k/mask_samples, sample for sample the
+                                  coverage the RGB layer's AOV has at that sample count.
+          Cycles' adaptive sampling is one switch per scene, so with it the RGB is rendered in a
+          call of its own (adaptive) and the labels and mask in a second (fixed): two EXRs per
+          frame, OUT/raw/NNNNN_rgb.exr and NNNNN_labels.exr.
   labels  1 sample; Cycles' first sample of a pixel is its centre ray, so every value is the
           exact value at the pixel centre and nothing is blended; material_override = one
           label shader (attribute -> AOV, 1e-9 emission, so paths stop at the first hit)
@@ -413,6 +423,7 @@ def register_alpha_card(m, root):
         "channel": m.get("alpha_channel", "a"),
         "cutoff": float(m.get("alpha_cutoff", 0.5)),
         "opacity": float(m.get("opacity", 1.0)),
+        "mode": m.get("alpha_mode"),  # the mask layer's gate is the material's own (blend: stochastic)
     }
     if card not in cards:
         cards.append(card)
@@ -688,8 +699,10 @@ def label_material(flow=False):
     return mat
 
 
-def label_alpha_gate(nt):
-    """0/1: the face's alpha card (if any) has alpha >= its cutoff at this point; None if no cards."""
+def label_alpha_gate(nt, coverage=False):
+    """0/1: the face's alpha card (if any) has alpha >= its cutoff at this point; None if no cards.
+    `coverage`: the gate of the card's own material instead (`alpha_gate`: blend cards compare
+    alpha with the same per-hit white noise), so the mask layer's coverage equals the RGB's."""
     cards = json.loads(bpy.context.scene.get(ALPHA_CARDS_PROP, "[]"))
     if not cards:
         return None
@@ -699,18 +712,49 @@ def label_alpha_gate(nt):
     holes = None  # sum over cards of [face uses card k] * [alpha below cutoff]
     for k, card in enumerate(cards, start=1):
         m = {
-            "alpha_mode": "mask",
+            "alpha_mode": card.get("mode") if coverage else "mask",
             "alpha_map": card["path"],
             "alpha_channel": card["channel"],
             "opacity": card["opacity"],
+            "alpha_cutoff": card["cutoff"],
         }
-        alpha = alpha_value(nt, m, "")
-        below = _math(nt, "LESS_THAN", alpha, card["cutoff"] - 1e-6)
+        if coverage:
+            below = _math(nt, "SUBTRACT", 1.0, alpha_gate(nt, m, ""))
+        else:
+            below = _math(nt, "LESS_THAN", alpha_value(nt, m, ""), card["cutoff"] - 1e-6)
         uses = _math(nt, "COMPARE", attr.outputs["Fac"], float(k))
         uses.node.inputs[2].default_value = 0.25  # COMPARE epsilon
         hole = _math(nt, "MULTIPLY", uses, below)
         holes = hole if holes is None else _math(nt, "ADD", holes, hole)
     return _math(nt, "SUBTRACT", 1.0, holes, clamp=True)
+
+
+def mask_material():
+    """The mask layer's override: coverage only. Like the label shader, paths end at the first hit
+    (a 1e-9 emission, no BSDF: no light is sampled, nothing bounces); alpha cards are transparent
+    where their own material's per-sample gate is 0, so the `fg` (and person) AOVs average over the
+    samples to the same coverage as the RGB layer's."""
+    mat = bpy.data.materials.new("thfm_mask")
+    nt = mat.node_tree
+    for n in list(nt.nodes):
+        nt.nodes.remove(n)
+    out = nt.nodes.new("ShaderNodeOutputMaterial")
+    emit = nt.nodes.new("ShaderNodeEmission")
+    emit.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
+    emit.inputs["Strength"].default_value = 1e-9
+    mat.cycles.emission_sampling = "NONE"
+    gate = label_alpha_gate(nt, coverage=True)
+    if gate is None:
+        _link(nt, emit.outputs["Emission"], out.inputs["Surface"])
+    else:
+        mix = nt.nodes.new("ShaderNodeMixShader")
+        clear = nt.nodes.new("ShaderNodeBsdfTransparent")
+        _link(nt, gate, mix.inputs["Fac"])
+        _link(nt, clear.outputs["BSDF"], mix.inputs[1])
+        _link(nt, emit.outputs["Emission"], mix.inputs[2])
+        _link(nt, mix.outputs["Shader"], out.inputs["Surface"])
+    subject_aov(nt, gate)
+    return mat
 
 
 # --------------------------------------------------------------------------- scene
@@ -1192,7 +1236,7 @@ def declare_aovs(vl, names):
             a.type = "VALUE"
 
 
-def configure_layer(vl, spec, override, aovs):
+def configure_layer(vl, spec, overrides, aovs):
     vl.use = True
     vl.samples = spec["samples"]
     vl.use_pass_combined = "combined" in spec["passes"]  # Blender writes Combined regardless
@@ -1203,7 +1247,7 @@ def configure_layer(vl, spec, override, aovs):
     vl.use_motion_blur = bool(spec.get("motion_blur", False))  # labels: always at the shutter centre
     vl.cycles.use_denoising = bool(spec["denoise"])
     vl.cycles.denoising_store_passes = False
-    vl.material_override = override if spec["override"] else None
+    vl.material_override = overrides.get(spec["override"]) if spec["override"] else None
     # Every AOV any shader of this job writes is declared on every view layer: an AOV output node
     # whose AOV the layer does not declare writes into another pass of that layer (measured: the
     # label shader's `fg` = 1 on the subject was added to Normal.X of a layer without AOVs).
@@ -1220,10 +1264,12 @@ def setup_scene(doc, device_override, threads):
     c = scene.cycles
     c.samples = int(r["samples"])
     c.use_layer_samples = "USE"
-    c.use_adaptive_sampling = bool(r["adaptive_sampling"])
+    c.use_adaptive_sampling = bool(r["adaptive_sampling"])  # set again per render call (call_adaptive)
+    c.adaptive_threshold = float(r.get("adaptive_threshold", 0.01))
+    c.adaptive_min_samples = int(r.get("adaptive_min_samples", 0))
     c.use_denoising = bool(r["denoise"])
     c.denoiser = "OPENIMAGEDENOISE"
-    c.denoising_prefilter = "FAST"
+    c.denoising_prefilter = r.get("denoise_prefilter", "FAST")
     c.denoising_input_passes = "RGB_ALBEDO_NORMAL"
     c.denoising_use_gpu = used != "cpu"
     c.denoising_quality = r["denoise_quality"]
@@ -1255,9 +1301,25 @@ def setup_scene(doc, device_override, threads):
     return scene, used
 
 
-def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_shading="label", motion_blur=False):
-    """Render calls per frame, each a list of view-layer specs rendered together."""
+def layer_plan(
+    mode,
+    modalities,
+    samples,
+    denoise,
+    label_samples,
+    per_modality_shading="label",
+    motion_blur=False,
+    mask_samples=None,
+    adaptive=False,
+):
+    """Render calls per frame, each a list of view-layer specs rendered together.
+
+    `mask_samples` (an int): the mask gets its own layer (contract.LAYER_MASK) with that many
+    samples; `adaptive`: the RGB adapts, so it is rendered in a call of its own (Cycles' adaptive
+    sampling is one switch per scene) and the labels and mask in a second, fixed-sample call.
+    """
     want = set(modalities)
+    own_mask = mask_samples is not None and mode == "single" and "mask" in want
     if mode == "rgb_only":
         want = {"rgb"}
 
@@ -1269,8 +1331,9 @@ def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_s
             "samples": samples,
             "denoise": denoise and "rgb" in mods,
             "override": False,
-            "aovs": (contract.AOV_FG,) if "mask" in mods else (),
+            "aovs": (contract.AOV_FG,) if "mask" in mods and not own_mask else (),
             "motion_blur": motion_blur,
+            **({"adaptive": True} if adaptive else {}),
         }
 
     def labels(name, mods):
@@ -1291,10 +1354,22 @@ def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_s
             "passes": passes,
             "samples": label_samples,
             "denoise": False,
-            "override": True,
+            "override": "label",
             "aovs": aovs,
         }
 
+    if own_mask:
+        mask = {
+            "name": contract.LAYER_MASK,
+            "passes": set(),
+            "samples": int(mask_samples),
+            "denoise": False,
+            "override": "mask",
+            "aovs": (contract.AOV_FG,),
+        }
+        call = [rgb(contract.LAYER_RGB, want)] if "rgb" in want else []
+        rest = ([labels(contract.LAYER_LABELS, want)] if want & set(LABEL_MODALITIES) else []) + [mask]
+        return [call, rest] if adaptive and call else [call + rest]
     if mode in ("single", "rgb_only"):
         call = []
         if want & {"rgb", "mask"}:
@@ -1325,7 +1400,7 @@ def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_s
                         "passes": set(),
                         "samples": samples,
                         "denoise": False,
-                        "override": True,
+                        "override": "label",
                         "aovs": (contract.AOV_FG,),
                     }
                 ]
@@ -1335,7 +1410,7 @@ def layer_plan(mode, modalities, samples, denoise, label_samples, per_modality_s
     return calls
 
 
-def make_layers(scene, calls, override, aovs):
+def make_layers(scene, calls, overrides, aovs):
     """Create every view layer used by any call."""
     specs = [spec for call in calls for spec in call]
     scene.view_layers[0].name = specs[0]["name"]
@@ -1343,13 +1418,15 @@ def make_layers(scene, calls, override, aovs):
         if spec["name"] not in scene.view_layers:
             scene.view_layers.new(spec["name"])
     for spec in specs:
-        configure_layer(scene.view_layers[spec["name"]], spec, override, aovs)
+        configure_layer(scene.view_layers[spec["name"]], spec, overrides, aovs)
 
 
-def activate(scene, call):
+def activate(scene, call, adaptive):
     names = {spec["name"] for spec in call}
     for vl in scene.view_layers:
         vl.use = vl.name in names
+    # the mask's and labels' call never adapts: their values are exact averages over fixed samples
+    scene.cycles.use_adaptive_sampling = adaptive and any(spec.get("adaptive") for spec in call)
 
 
 def save_result(scene, path):
@@ -1419,6 +1496,8 @@ def render(job):
     flow = "flow" in modalities and job.mode == "single"
     shutter = float(r.get("motion_blur_shutter", 0.0))
     blur = shutter > 0 and job.mode == "single" and "rgb" in modalities
+    adaptive = bool(r["adaptive_sampling"])
+    own_mask = contract.mask_layer(r)
     calls = layer_plan(
         job.mode,
         modalities,
@@ -1427,12 +1506,16 @@ def render(job):
         int(job.label_samples),
         job.per_modality_shading,
         motion_blur=blur,
+        mask_samples=int(r.get("mask_samples") or r["samples"]) if own_mask else None,
+        adaptive=adaptive,
     )
     if blur:  # the blurred RGB and the labels at the shutter centre are rendered apart (see motion blur)
-        calls = [[spec] for spec in calls[0]]
-    override = label_material(flow=flow)
+        calls = [[spec] for call in calls for spec in call]
+    overrides = {"label": label_material(flow=flow)}
+    if any(spec["override"] == "mask" for call in calls for spec in call):
+        overrides["mask"] = mask_material()
     aovs = contract.AOVS + contract.person_aovs(PEOPLE[0]) + (contract.FLOW_AOVS if flow else ())
-    make_layers(scene, calls, override, aovs)
+    make_layers(scene, calls, overrides, aovs)
     K, R, T = (arrays[doc["camera"][k]["npz"]] for k in ("k", "r", "t"))
     width, height = int(doc["camera"]["width"]), int(doc["camera"]["height"])
     seed = int(doc["seed"])
@@ -1470,17 +1553,19 @@ def render(job):
         scene.frame_current = frame
         files = []
         render_s = save_s = 0.0
+        call_cpu = []
         for i, call in enumerate(calls):
-            activate(scene, call)
+            activate(scene, call, adaptive)
             if blur:
                 on = bool(call[0].get("motion_blur"))
                 scene.camera = cam_blur if on else cam_ob
                 scene.render.use_motion_blur = on
             suffix = "" if len(calls) == 1 else "_" + call[0]["name"]
             path = os.path.join(raw, f"{frame:05d}{suffix}.exr")
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             bpy.ops.render.render(write_still=False)
             t2 = time.perf_counter()
+            call_cpu.append(time.process_time() - c1)  # all threads of this process: the call's CPU cost
             render_s += t2 - t1
             save_result(scene, path)
             check_saved(path)
@@ -1493,6 +1578,7 @@ def render(job):
             "render_seconds": render_s,
             "save_seconds": save_s,
             "cpu_seconds": time.process_time() - c0,
+            "call_cpu_seconds": call_cpu,
             "renders": len(calls),
         }
         timings.append(rec)

@@ -120,13 +120,28 @@ def person_aovs(n: int) -> tuple[str, ...]:
     return tuple(aov_person(k) for k in range(1, n + 1)) if n > 1 else ()
 
 
-def ch_person(k: int) -> str:
-    return channel(LAYER_RGB, aov_person(k), "X")
+def ch_person(k: int, layer: str | None = None) -> str:
+    return channel(layer or LAYER_RGB, aov_person(k), "X")
 
 
 AOVS = (AOV_FG, *LABEL_AOVS)
 LAYER_RGB = "rgb"  # N samples, denoised; the fg AOV
 LAYER_LABELS = "labels"  # 1 sample (the pixel-centre ray), label material override
+# The mask's own layer: `mask_samples` fixed samples, a coverage-only override material (paths end
+# at the first opaque hit; alpha cards keep their per-sample 0/1 gate), never denoised, never adaptive
+# (a separate render call when the RGB adapts: Cycles' adaptive sampling is per scene, not per
+# layer). Its fg and person AOVs are exactly k/mask_samples; decode prefers them to the RGB layer's.
+LAYER_MASK = "mask"
+
+
+def mask_layer(render: dict) -> bool:
+    """Whether the description's render settings (its scene.json `render`, a dict) put the mask in
+    LAYER_MASK: when the RGB adapts or the mask's sample count differs. Otherwise the mask stays the
+    RGB layer's fg AOV (one layer fewer; the renders of older datasets byte for byte)."""
+    mask_samples = render.get("mask_samples")
+    return bool(render.get("adaptive_sampling")) or (
+        mask_samples is not None and int(mask_samples) != int(render["samples"])
+    )
 
 
 def channel(layer: str, pass_name: str, component: str) -> str:
@@ -141,6 +156,7 @@ def aov_channel(name: str, layer: str = LAYER_LABELS) -> str:
 # The raw frame's channels that thfm_synth/render/outputs.py decodes.
 CH_COMBINED = tuple(channel(LAYER_RGB, "Combined", c) for c in "RGB")
 CH_FG = aov_channel(AOV_FG, LAYER_RGB)
+CH_MASK_FG = aov_channel(AOV_FG, LAYER_MASK)  # present only when mask_layer(): then the mask
 CH_DEPTH = channel(LAYER_LABELS, "Depth", "Z")  # camera-frame z, 1e10 where the ray hit nothing
 CH_NORMAL = tuple(channel(LAYER_LABELS, "Normal", c) for c in "XYZ")  # world-space shading normal
 CH_INDEX = channel(LAYER_LABELS, "Object Index", "X")  # the object's pass_index = instance id

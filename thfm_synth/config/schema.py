@@ -8,7 +8,7 @@ uniformly per video unless stated. Weights are relative (they need not sum to 1)
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import (
     AfterValidator,
@@ -115,8 +115,24 @@ class RenderSettings(Section):
     persistent_data: StrictBool = Field(True, description="keep scene data between the frames of a video")
     adaptive_sampling: StrictBool = Field(
         False,
-        description="Cycles adaptive sampling (off: every pixel gets `samples`, "
-        "so the mask's coverage is exactly k/samples)",
+        description="Cycles adaptive sampling of the RGB (the mask then gets its own fixed-sample "
+        "view layer, so its coverage stays exactly k/mask_samples)",
+    )
+    adaptive_threshold: StrictFloat = Field(
+        0.01, gt=0, le=1, description="adaptive sampling noise threshold (Cycles'), relative"
+    )
+    adaptive_min_samples: StrictInt = Field(
+        0, ge=0, le=4096, description="adaptive sampling: samples before a pixel may stop, count (0 = Cycles' auto)"
+    )
+    mask_samples: Optional[StrictInt] = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="samples of the soft mask, count (None = `samples`); when it differs from `samples` or "
+        "the RGB adapts, the mask is rendered in its own cheap coverage-only view layer",
+    )
+    denoise_prefilter: Literal["NONE", "FAST", "ACCURATE"] = Field(
+        "FAST", description="OpenImageDenoise prefilter of the albedo and normal guides"
     )
     optical_flow: bool = Field(
         False,
@@ -134,6 +150,20 @@ class RenderSettings(Section):
         description="RGB motion blur: shutter open time as a fraction of the frame time "
         "(0 = off); labels stay at the shutter centre",
     )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # Fields added after datasets were rendered are left out at their defaults, so configs (and
+        # their digests, which guard resumed renders) and scene.json stay what they were.
+        data = handler(self)
+        for key, default in _LATER_RENDER_DEFAULTS.items():
+            if data.get(key, default) == default:
+                data.pop(key, None)
+        return data
+
+    def mask_layer(self) -> bool:
+        """The mask is rendered in its own fixed-sample layer (see blender_scripts/render_scene.py)."""
+        return contract.mask_layer(self.model_dump())
 
     def _optional(self) -> tuple[str, ...]:
         return tuple(
@@ -155,6 +185,13 @@ class RenderSettings(Section):
             + self._optional()
         )
 
+
+_LATER_RENDER_DEFAULTS = {
+    "adaptive_threshold": 0.01,
+    "adaptive_min_samples": 0,
+    "mask_samples": None,
+    "denoise_prefilter": "FAST",
+}
 
 BODY_BACKENDS = ("anny", "smplx")
 

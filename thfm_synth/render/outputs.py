@@ -135,6 +135,11 @@ def face_the_camera(n: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.where(away[..., None], turned, n)
 
 
+def mask_channel(ch: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The soft mask's channel: the mask layer's (exact k/mask_samples) when rendered, else the RGB layer's."""
+    return ch.get(C.CH_MASK_FG, ch.get(C.CH_FG))
+
+
 def decode_raw(
     channels: dict[str, np.ndarray] | str | os.PathLike, r: np.ndarray, gain: float = 1.0, k: np.ndarray | None = None
 ) -> Frame:
@@ -147,8 +152,9 @@ def decode_raw(
     if lin is not None:
         out.rgb_linear = lin
         out.rgb = srgb_encode(lin * np.float32(gain))
-    if C.CH_FG in ch:
-        out.mask = np.clip(ch[C.CH_FG], 0.0, 1.0).astype(np.float32)
+    fg = mask_channel(ch)
+    if fg is not None:
+        out.mask = np.clip(fg, 0.0, 1.0).astype(np.float32)
     z = ch.get(C.CH_DEPTH)
     hit = None
     if z is not None:
@@ -183,11 +189,13 @@ def decode_raw(
     if C.CH_POS_NEXT[0] in ch:
         out.pos_next = np.stack([ch[name] for name in C.CH_POS_NEXT], axis=-1).astype(np.float64)
         out.pos_prev = np.stack([ch[name] for name in C.CH_POS_PREV], axis=-1).astype(np.float64)
-    if C.ch_person(1) in ch:
+    layer = C.LAYER_MASK if C.CH_MASK_FG in ch else C.LAYER_RGB
+    if C.ch_person(1, layer) in ch:
         n = 1
-        while C.ch_person(n + 1) in ch:
+        while C.ch_person(n + 1, layer) in ch:
             n += 1
-        out.people = np.clip(np.stack([ch[C.ch_person(k)] for k in range(1, n + 1)], -1), 0.0, 1.0).astype(np.float32)
+        people = np.stack([ch[C.ch_person(k, layer)] for k in range(1, n + 1)], -1)
+        out.people = np.clip(people, 0.0, 1.0).astype(np.float32)
     if C.CH_ALBEDO[0] in ch:
         out.albedo = np.stack([ch[name] for name in C.CH_ALBEDO], axis=-1).astype(np.float32)
     return out
@@ -405,9 +413,13 @@ def convert_render(
     raws = [rec["files"] for rec in info["frames"]]  # one EXR per render call (two with motion blur)
     gain = 1.0
     if auto_exposure and raws:
-        metered = [read_exr(raws[i][0]) for i in exposure.meter_frame_indices(len(raws))]
+        # every file of the frame: with its own layer the mask may be in another render call's file
+        metered = [
+            {name: c for path in raws[i] for name, c in read_exr(path).items()}
+            for i in exposure.meter_frame_indices(len(raws))
+        ]
         metered = [ch for ch in metered if _linear_rgb(ch) is not None]
-        gain = exposure.metering_gain((_linear_rgb(ch) for ch in metered), masks=(ch.get(C.CH_FG) for ch in metered))
+        gain = exposure.metering_gain((_linear_rgb(ch) for ch in metered), masks=(mask_channel(ch) for ch in metered))
     frames = [int(rec["frame"]) for rec in info["frames"]]
     want_flow = "flow" in modalities and cam_k is not None and cam_t is not None
     cams = {f: (cam_k[f], cam_r[f], cam_t[f]) for f in range(len(cam_r))} if want_flow else {}
