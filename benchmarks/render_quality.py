@@ -18,7 +18,7 @@ its first-frame scene build as it would in a video; setup is not counted.
 
 Prints, per background, PSNR (dB), SSIM and CPU seconds of each setting, and its cost ratio against
 today's preset measured in the same run; the load average (the machine may be shared); writes
-side-by-side PNGs (reference | paper | each setting, and an x8 error image) to --png-dir and
+side-by-side PNGs (reference, paper, each setting: a grid of the image over its x8 error) to --png-dir and
 benchmarks/results/render_quality.json. `--quick`: 320x192; default: 832x480 (the paper's size);
 `--confirm NAME`: 832x480, only today's preset and NAME.
 """
@@ -165,17 +165,18 @@ def reference(desc, kind: str, cache: Path, work: Path) -> dict:
     return keep
 
 
-def side_by_side(images: list[tuple[str, np.ndarray]], ref: np.ndarray, path: Path) -> None:
-    """Top row: the images; bottom row: |image - reference| x 8 (the reference's slot stays black)."""
+def side_by_side(images: list[tuple[str, np.ndarray]], ref: np.ndarray, path: Path, columns: int = 4) -> None:
+    """A grid of tiles, `columns` wide: each tile the image over |image - reference| x 8."""
     from PIL import Image, ImageDraw
 
-    top = np.concatenate([im for _, im in images], 1)
-    bottom = np.concatenate([np.clip(np.abs(im - ref) * 8, 0, 1) for _, im in images], 1)
-    canvas = Image.fromarray((np.concatenate([top, bottom], 0) * 255 + 0.5).astype(np.uint8))
+    tiles = [np.concatenate([im, np.clip(np.abs(im - ref) * 8, 0, 1)], 0) for _, im in images]
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
+    grid = np.concatenate([np.concatenate(tiles[i : i + columns], 1) for i in range(0, len(tiles), columns)], 0)
+    canvas = Image.fromarray((grid * 255 + 0.5).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
-    w = ref.shape[1]
+    h, w = tiles[0].shape[:2]
     for i, (name, _) in enumerate(images):
-        draw.text((i * w + 4, 4), name, fill=(255, 255, 0))
+        draw.text(((i % columns) * w + 4, (i // columns) * h + 4), name, fill=(255, 255, 0))
     tmp = path.with_suffix(".tmp.png")
     canvas.save(tmp)
     os.replace(tmp, path)
