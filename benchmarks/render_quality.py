@@ -211,7 +211,8 @@ def run_background(kind: str, names: list[str], args, work: Path) -> dict | None
             f"  {kind:<5} {name:<26} {rows[name]['psnr_db']:6.2f} dB  SSIM {rows[name]['ssim']:.4f}  {cpu:6.2f} CPU s"
         )
     args.png_dir.mkdir(parents=True, exist_ok=True)
-    png = args.png_dir / f"render_quality_{kind}_{args.width}x{args.height}.png"
+    tag = "_confirm" if args.confirm else ("_subset" if args.settings else "")  # a subset keeps the full curve's PNG
+    png = args.png_dir / f"render_quality_{kind}_{args.width}x{args.height}{tag}.png"
     side_by_side(images, ref, png)
     print(f"  {kind}: side by side in {png}")
     return {"rows": rows, "png": str(png), "exposure_gain": gain, "load_average": os.getloadavg()}
