@@ -120,7 +120,7 @@ def make_scene(kind: str, width: int, height: int, seed: int, work: Path):
     return assemble(spec, library, cfg.render, work / "cache").description
 
 
-def render_setting(desc, changes: dict, folder: Path) -> tuple[dict, float]:
+def render_setting(desc, changes: dict, folder: Path, warm: bool = True) -> tuple[dict, float]:
     """Render FRAME with `changes` on the description's render settings; (channels, CPU seconds)."""
     from thfm_synth.render.imagefiles import read_exr
     from thfm_synth.render.runner import render
@@ -128,7 +128,7 @@ def render_setting(desc, changes: dict, folder: Path) -> tuple[dict, float]:
     d = dataclasses.replace(desc, render=desc.render.model_copy(update=changes))
     type(desc.render).model_validate(d.render.model_dump())  # a typo in SETTINGS fails here, not in Blender
     d.save(folder / "scene")
-    info = render(folder / "scene", folder / "out", frames=[FRAME - 1, FRAME])
+    info = render(folder / "scene", folder / "out", frames=[FRAME - 1, FRAME] if warm else [FRAME])
     rec = next(r for r in info["frames"] if r["frame"] == FRAME)
     channels = {k: v for path in rec["files"] for k, v in read_exr(path).items()}
     return channels, float(sum(rec["call_cpu_seconds"]))
@@ -155,7 +155,10 @@ def reference(desc, kind: str, cache: Path, work: Path) -> dict:
     path = cache / f"{kind}-{desc.camera.width}x{desc.camera.height}-{h.hexdigest()[:16]}.exr"
     if path.exists():
         return read_exr(path)
-    channels, cpu = render_setting(desc, {"samples": REF_SAMPLES, "adaptive_sampling": False}, work / f"ref-{kind}")
+    # its cost is not measured: FRAME alone, without the warm-up frame
+    channels, cpu = render_setting(
+        desc, {"samples": REF_SAMPLES, "adaptive_sampling": False}, work / f"ref-{kind}", warm=False
+    )
     print(f"  {kind}: reference {REF_SAMPLES} spp rendered ({cpu:.0f} CPU s), cached in {path}")
     cache.mkdir(parents=True, exist_ok=True)
     keep = {k: v for k, v in channels.items() if k.startswith("rgb.Combined.") or k.endswith(".fg.X")}
