@@ -1376,6 +1376,8 @@ def layer_plan(
             call.append(rgb(contract.LAYER_RGB, want))
         if want & set(LABEL_MODALITIES):
             call.append(labels(contract.LAYER_LABELS, want))
+        if adaptive and len(call) > 1 and "rgb" in want:  # labels never adapt (nor does a mask)
+            return [call[:1], call[1:]]
         return [call]
     # per_modality (benchmark baselines): one render call per modality.
     #   shading "label": RGB as above; the mask with the cheap label shader but all samples

@@ -38,7 +38,7 @@ def _card_npz(path):
     )
 
 
-def _scene(tmp, name, render_settings):
+def _scene(tmp, name, render_settings, **job):
     ramp = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))
     rgba = np.stack([np.full_like(ramp, 200), np.full_like(ramp, 150), np.full_like(ramp, 90), ramp], -1)
     Image.fromarray(rgba, "RGBA").save(tmp / "card.png")
@@ -76,7 +76,7 @@ def _scene(tmp, name, render_settings):
         seed=3,
     )
     desc.save(tmp / name)
-    info = render(tmp / name, tmp / f"{name}_out", timeout=300)
+    info = render(tmp / name, tmp / f"{name}_out", timeout=300, **job)
     channels = {k: v for path in info["frames"][0]["files"] for k, v in read_exr(path).items()}
     return info, channels, outputs.decode_raw(channels, desc.camera.r[0])
 
@@ -114,6 +114,15 @@ def test_fewer_mask_samples_than_rgb_samples_is_one_call_with_a_mask_layer(tmp_p
     assert [[layer["name"] for layer in call] for call in info["layers"]] == [["rgb", "labels", "mask"]]
     _, _, fixed = _scene(tmp_path, "fixed", RenderSettings(samples=N, denoise=False))
     np.testing.assert_array_equal(fr.mask, fixed.mask)
+    np.testing.assert_array_equal(fr.part, fixed.part)
+
+
+def test_without_a_mask_the_labels_still_render_apart_from_the_adaptive_rgb(tmp_path):
+    adaptive = RenderSettings(samples=4 * N, adaptive_sampling=True, adaptive_threshold=0.2)
+    info, ch, fr = _scene(tmp_path, "nomask", adaptive, modalities=("rgb", "depth", "part"))
+    assert [[layer["name"] for layer in call] for call in info["layers"]] == [["rgb"], ["labels"]]
+    _, _, fixed = _scene(tmp_path, "fixed", RenderSettings(samples=N, denoise=False))
+    np.testing.assert_array_equal(fr.depth, fixed.depth)
     np.testing.assert_array_equal(fr.part, fixed.part)
 
 
