@@ -110,8 +110,8 @@ class _FrameWork:
         parts = [read_exr(p) for p in rec["files"]]
         ch = {name: a for part in parts for name, a in part.items()}
         lin = outputs._linear_rgb(ch)
-        if f in self.meter and outputs._linear_rgb(parts[0]) is not None:  # as convert_render meters
-            self.metered[f] = (outputs._linear_rgb(parts[0]), parts[0].get(C.CH_FG))
+        if f in self.meter and lin is not None:  # as convert_render meters (the mask may be in another file)
+            self.metered[f] = (lin, outputs.mask_channel(ch))
         for name in C.CH_COMBINED:  # the RGB is encoded apart (below)
             ch.pop(name, None)
         cam = self.desc.camera
