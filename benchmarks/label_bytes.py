@@ -1,16 +1,21 @@
-"""Bytes per stored frame at 832x480 for each framing: the label format (`.tlz`) vs format 1 (EXR).
+"""Bytes per stored frame at 832x480 for each framing: today's files vs the previous ones and format 1 (EXR).
 
-    .venv/bin/python benchmarks/label_bytes.py [--frames 2 --background sky|hdri|scene --samples 16]
+    .venv/bin/python benchmarks/label_bytes.py [--frames 2 --background sky|hdri|scene --samples 16
+                                                --cache DIR]
 
 Renders one real video per framing (face, upper body, full body) at 832x480 with the paper
 preset's render settings (16 spp + OIDN; the built-in walk, a built-in character - MakeHuman-dressed
 when the MakeHuman folder is found: $THFM_MAKEHUMAN or the test assets' makehuman/; `--background
 hdri` takes the test assets' hdri/ folder), then stores
-the same decoded frames twice: with today's writer (`outputs.write_frame`) and with format 1's
-(depth float32 PXR24 EXR, normal/iuv/canonical half ZIP EXR; rgb, mask, instance unchanged).
-Prints bytes per frame per modality, the ratio, the measured precision of each quantised label
-against the render (depth mm, normal degrees, U/V and canonical absolute error; part, instance
-exact) and the write/read time. Goal: <= 0.5 MB per frame at every framing.
+the same decoded frames three times: with today's writer (`outputs.write_frame`: RGB lossless
+WebP, depth zstd level `labelcodec.DEPTH_ZSTD_LEVEL`), the previous one (RGB PNG level 6, depth
+zstd level 10, the rest as today) and format 1's (depth float32 PXR24 EXR, normal/iuv/canonical
+half ZIP EXR; rgb PNG, mask, instance unchanged). Prints bytes per frame per modality, the ratios,
+the measured precision of each stored modality against the render (rgb, part, instance exact;
+depth mm, normal degrees, U/V and canonical absolute error), the write/read time, and two codec
+tables on the same frames: RGB (PNG vs lossless WebP at several efforts) and the depth plane's
+zstd level, bytes and CPU seconds per frame. Goal: <= 0.5 MB per frame at every framing.
+`--cache DIR` keeps the rendered frames (.npz, no pickle) so a re-run only re-measures.
 Writes benchmarks/results/label_bytes.json.
 """
 
@@ -35,16 +40,74 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_io import machine_info  # noqa: E402
 
 from thfm_synth.assets.testassets import find_test_assets  # noqa: E402
-from thfm_synth.render import outputs  # noqa: E402
-from thfm_synth.render.imagefiles import read_exr, write_exr  # noqa: E402
+from thfm_synth.render import labelcodec, outputs  # noqa: E402
+from thfm_synth.render.imagefiles import read_exr, read_image, write_exr, write_png, write_webp  # noqa: E402
 
 FRAMINGS = ("face", "upper_body", "full_body")
 GOAL_BYTES = 0.5e6
+PREVIOUS_DEPTH_LEVEL = 10
+RGB_CODECS = {  # name -> writer; WebP lossless: method/quality are effort only, the pixels are exact
+    "png-6": lambda p, a: write_png(p, a, 6),
+    "png-9": lambda p, a: write_png(p, a, 9),
+    **{
+        f"webp-m{m}-q{q}": (lambda m, q: lambda p, a: write_webp(p, a, method=m, quality=q))(m, q)
+        for m, q in ((1, 25), (2, 50), (3, 50), (4, 75), (6, 100))
+    },
+}
+DEPTH_LEVELS = (10, 13, 16, 19)
+
+
+def _png_rgb(root: Path, f: int, fr: outputs.Frame) -> int:
+    (root / "rgb").mkdir(parents=True, exist_ok=True)
+    return write_png(root / "rgb" / f"{f:05d}.png", fr.rgb, 6)
+
+
+def write_previous(root: Path, f: int, fr: outputs.Frame) -> dict[str, int]:
+    """The files as written before lossless WebP RGB and the depth level: RGB PNG, depth zstd level 10."""
+    sizes = outputs.write_frame(root, f, fr, tuple(m for m in outputs.MODALITIES if m not in ("rgb", "depth")))
+    sizes["rgb"] = _png_rgb(root, f, fr)
+    (root / "depth").mkdir(parents=True, exist_ok=True)
+    labelcodec.write_depth(root / "depth" / f"{f:05d}.tlz", fr.depth, level=PREVIOUS_DEPTH_LEVEL)
+    sizes["depth"] = (root / "depth" / f"{f:05d}.tlz").stat().st_size
+    return sizes
+
+
+def codec_table(frames: list[outputs.Frame], work: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean bytes and CPU seconds (encode; decode for RGB) per frame of each RGB codec and depth level."""
+    work.mkdir(parents=True, exist_ok=True)
+    out: dict = {"rgb": {}, "depth": {}}
+    for name, write in RGB_CODECS.items():
+        path = work / f"x.{name.split('-')[0]}"
+        row = {"bytes": 0.0, "encode_cpu_s": 0.0, "decode_cpu_s": 0.0}
+        for fr in frames:
+            t0 = time.process_time()
+            row["bytes"] += write(path, fr.rgb) / len(frames)
+            t1 = time.process_time()
+            back = read_image(path)
+            t2 = time.process_time()
+            assert np.array_equal(back, fr.rgb), name  # every candidate is lossless
+            row["encode_cpu_s"] += (t1 - t0) / len(frames)
+            row["decode_cpu_s"] += (t2 - t1) / len(frames)
+        out["rgb"][name] = row
+    for level in DEPTH_LEVELS:
+        row = {"bytes": 0.0, "encode_cpu_s": 0.0, "decode_cpu_s": 0.0}
+        for fr in frames:
+            t0 = time.process_time()
+            data = labelcodec.encode("depth", {"z": labelcodec.depth_encode(fr.depth)}, level)
+            t1 = time.process_time()
+            labelcodec.decode(data)
+            t2 = time.process_time()
+            row["bytes"] += len(data) / len(frames)
+            row["encode_cpu_s"] += (t1 - t0) / len(frames)
+            row["decode_cpu_s"] += (t2 - t1) / len(frames)
+        out["depth"][str(level)] = row
+    return out
 
 
 def write_format1(root: Path, f: int, fr: outputs.Frame) -> dict[str, int]:
-    """The label files as written before the .tlz format (PXR24 depth, half ZIP EXRs)."""
-    sizes = outputs.write_frame(root, f, fr, ("rgb", "mask", "instance"))
+    """The label files as written before the .tlz format (PXR24 depth, half ZIP EXRs; RGB PNG)."""
+    sizes = outputs.write_frame(root, f, fr, ("mask", "instance"))
+    sizes["rgb"] = _png_rgb(root, f, fr)
     half = lambda x, names: {c: x[..., i].astype(np.float16) for i, c in enumerate(names)}  # noqa: E731
     iuv = np.concatenate([fr.part[..., None].astype(np.float32), fr.part_uv], -1)
     for mod, ch, comp in (
@@ -74,6 +137,8 @@ def errors(fr: outputs.Frame, back: outputs.Frame) -> dict[str, float]:
         "normal_max_deg": float(angle_deg(back.normal[hit], fr.normal[hit]).max()),
         "uv_max_abs": float(np.abs(back.part_uv - fr.part_uv).max()),
         "canonical_max_abs": float(np.abs(back.canonical - fr.canonical).max()),
+        "rgb_exact": bool(np.array_equal(back.rgb, fr.rgb)),
+        "mask_max_abs": float(np.abs(back.mask - fr.mask).max()),
         "part_exact": bool(np.array_equal(back.part, fr.part)),
         "instance_exact": bool(np.array_equal(back.instance, fr.instance)),
         "sky_exact": bool(np.all(back.depth[~hit] == 0) and np.all(back.normal[~hit] == 0)),
@@ -129,12 +194,45 @@ def render_framing(framing: str, args, work: Path) -> tuple[list[outputs.Frame],
     return out, seconds
 
 
+def cache_key(framing: str, args) -> str:
+    return f"{args.background}_{framing}_{args.frames}f_{args.samples}spp_seed{args.seed}.npz"
+
+
+def cached_render(framing: str, args, work: Path) -> tuple[list[outputs.Frame], float]:
+    """`render_framing`, through `--cache DIR` when given: the decoded frames as one .npz (no pickle),
+    so re-measuring the bytes does not re-render (minutes per framing at 832x480)."""
+    path = args.cache / cache_key(framing, args) if args.cache else None
+    if path is not None and path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            frames = []
+            for f in range(int(z["frames"])):
+                fr = outputs.Frame()
+                for name in CACHED_FIELDS:
+                    if f"{f}/{name}" in z:
+                        setattr(fr, name, z[f"{f}/{name}"])
+                frames.append(fr)
+            return frames, float(z["render_seconds"])
+    frames, seconds = render_framing(framing, args, work)
+    if path is not None:
+        arrays = {f"{f}/{n}": getattr(fr, n) for f, fr in enumerate(frames) for n in CACHED_FIELDS}
+        arrays = {k: v for k, v in arrays.items() if v is not None}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+        np.savez(tmp, frames=len(frames), render_seconds=seconds, **arrays)
+        os.replace(tmp, path)
+    return frames, seconds
+
+
+CACHED_FIELDS = ("rgb_linear", "depth", "normal", "mask", "part", "part_uv", "canonical", "instance")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=2)
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--background", default="sky", choices=("sky", "hdri", "scene"))
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--cache", type=Path, help="keep the rendered frames here (.npz) and reuse them on re-runs")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "label_bytes.json")
     args = ap.parse_args()
     mh = (find_test_assets() or REPO / "missing") / "makehuman"
@@ -145,24 +243,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="thfm_label_bytes_") as tmp:
         tmp = Path(tmp)
         for framing in FRAMINGS:
-            frames, render_s = render_framing(framing, args, tmp)
-            rows = {"now": [], "format1": []}
-            times = {"write_now": 0.0, "write_format1": 0.0, "read_now": 0.0, "read_format1": 0.0}
+            frames, render_s = cached_render(framing, args, tmp)
+            rows = {"now": [], "previous": [], "format1": []}
+            times = {f"{op}_{name}": 0.0 for op in ("write", "read") for name in rows}
             errs = []
             for f, fr in enumerate(frames):
                 fr.rgb = outputs.srgb_encode(fr.rgb_linear)  # exposure does not matter to the label sizes
-                t0 = time.perf_counter()
-                rows["now"].append(outputs.write_frame(tmp / framing / "now", f, fr))
-                t1 = time.perf_counter()
-                rows["format1"].append(write_format1(tmp / framing / "format1", f, fr))
-                t2 = time.perf_counter()
-                back = outputs.read_frame(tmp / framing / "now", f)
-                t3 = time.perf_counter()
-                outputs.read_frame(tmp / framing / "format1", f)
-                t4 = time.perf_counter()
-                for k, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                    times[k] += dt / len(frames)
-                errs.append(errors(fr, back))
+                for name, write in (
+                    ("now", outputs.write_frame),
+                    ("previous", write_previous),
+                    ("format1", write_format1),
+                ):
+                    t0 = time.perf_counter()
+                    rows[name].append(write(tmp / framing / name, f, fr))
+                    t1 = time.perf_counter()
+                    back = outputs.read_frame(tmp / framing / name, f)
+                    t2 = time.perf_counter()
+                    times[f"write_{name}"] += (t1 - t0) / len(frames)
+                    times[f"read_{name}"] += (t2 - t1) / len(frames)
+                    if name == "now":
+                        errs.append(errors(fr, back))
             per = {
                 name: {m: statistics.mean(r[m] for r in rs) for m in outputs.MODALITIES} for name, rs in rows.items()
             }
@@ -171,9 +271,11 @@ def main() -> None:
                 "subject_pixel_fraction": statistics.mean(float((fr.mask > 0).mean()) for fr in frames),
                 "bytes_per_frame": per,
                 "total_bytes_per_frame": total,
+                "now_over_previous": total["now"] / total["previous"],
                 "now_over_format1": total["now"] / total["format1"],
                 "precision": {k: (max if isinstance(errs[0][k], float) else all)(e[k] for e in errs) for k in errs[0]},
                 "seconds_per_frame": times,
+                "codecs": codec_table(frames, tmp / framing / "codecs"),
                 "render_seconds": render_s,
             }
     fr_res = result["framings"]
@@ -186,6 +288,9 @@ def main() -> None:
         "samples": args.samples,
         "denoise": True,
         "background": args.background,
+        "rgb": "lossless WebP (method/quality in thfm_synth/render/imagefiles.py)",
+        "depth_zstd_level": labelcodec.DEPTH_ZSTD_LEVEL,
+        "previous_depth_zstd_level": PREVIOUS_DEPTH_LEVEL,
         "makehuman": os.environ.get("THFM_MAKEHUMAN"),
         "machine": machine_info(load_before),
     }
@@ -197,17 +302,32 @@ def main() -> None:
     mods = outputs.MODALITIES
     print(f"  {'framing':11s} {'format':8s} " + " ".join(f"{m:>9s}" for m in mods) + "      total")
     for framing, v in fr_res.items():
-        for name in ("format1", "now"):
+        for name in ("format1", "previous", "now"):
             row = " ".join(f"{v['bytes_per_frame'][name][m] / 1e3:8.1f}k" for m in mods)
             print(f"  {framing:11s} {name:8s} {row} {v['total_bytes_per_frame'][name] / 1e6:8.3f} MB")
         p, t = v["precision"], v["seconds_per_frame"]
         print(
-            f"  {'':11s} now / format1 = {v['now_over_format1']:.2f}x; subject {100 * v['subject_pixel_fraction']:.0f}% "
-            f"of pixels; depth <= {p['depth_max_mm']:.3f} mm, normal <= {p['normal_max_deg']:.4f} deg, "
-            f"uv <= {p['uv_max_abs']:.2e}, canonical <= {p['canonical_max_abs']:.2e}, part exact {p['part_exact']}, "
-            f"instance exact {p['instance_exact']}; write {t['write_now']:.2f} s (format 1 {t['write_format1']:.2f}), "
-            f"read {t['read_now']:.2f} s (format 1 {t['read_format1']:.2f}) per frame"
+            f"  {'':11s} now / previous = {v['now_over_previous']:.2f}x, now / format1 = {v['now_over_format1']:.2f}x; "
+            f"subject {100 * v['subject_pixel_fraction']:.0f}% of pixels; rgb exact {p['rgb_exact']}, "
+            f"depth <= {p['depth_max_mm']:.3f} mm, normal <= {p['normal_max_deg']:.4f} deg, "
+            f"mask <= {p['mask_max_abs']:.1e}, uv <= {p['uv_max_abs']:.2e}, canonical <= {p['canonical_max_abs']:.2e}, "
+            f"part exact {p['part_exact']}, instance exact {p['instance_exact']}"
         )
+        print(
+            f"  {'':11s} write {t['write_now']:.2f} s (previous {t['write_previous']:.2f}, format 1 "
+            f"{t['write_format1']:.2f}), read {t['read_now']:.2f} s (previous {t['read_previous']:.2f}, "
+            f"format 1 {t['read_format1']:.2f}) per frame (wall)"
+        )
+    print("codecs, mean over every framing's frames (CPU s per frame):")
+    for kind in ("rgb", "depth"):
+        for name in fr_res[FRAMINGS[0]]["codecs"][kind]:
+            rows = [v["codecs"][kind][name] for v in fr_res.values()]
+            mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
+            label = name if kind == "rgb" else f"zstd-{name}"
+            print(
+                f"  {kind:5s} {label:14s} {mean['bytes'] / 1e3:8.1f} kB  encode {mean['encode_cpu_s']:.3f} s  "
+                f"decode {mean['decode_cpu_s']:.3f} s"
+            )
     print(
         f"goal <= 0.5 MB per frame at every framing: {'met' if result['goal_at_most_0.5MB_every_framing'] else 'NOT met'}"
     )

@@ -20,7 +20,7 @@ import pytest
 from thfm_synth.errors import UserError
 from thfm_synth.render.farm.worker import Worker
 from thfm_synth.preprocess.pipeline import preprocess
-from thfm_synth.render.imagefiles import read_png, write_png
+from thfm_synth.render.imagefiles import read_image, write_webp
 from thfm_synth.shards.store import ShardSet
 
 from conftest import REPO, run_cli
@@ -176,12 +176,12 @@ SETTINGS = dict(num_frames=9, fps=24, width=96, height=64, prompt_dim=32, progre
 def test_preprocess_rehashes_what_it_reads_against_done(rendered, tmp_path):
     render = tmp_path / "render"
     shutil.copytree(rendered / "videos" / "v000001", render / "videos" / "v000001")
-    png = render / "videos" / "v000001" / "rgb" / "00004.png"
-    done = json.loads((png.parents[1] / "DONE").read_text())["files"]["rgb/00004.png"]
-    edited = np.array(read_png(png))
-    edited[:8, :8] = 255 - edited[:8, :8]  # a valid PNG with other pixels
+    png = render / "videos" / "v000001" / "rgb" / "00004.webp"
+    done = json.loads((png.parents[1] / "DONE").read_text())["files"]["rgb/00004.webp"]
+    edited = np.array(read_image(png))
+    edited[:8, :8] = 255 - edited[:8, :8]  # a valid image with other pixels
     png.unlink()
-    write_png(png, edited)
+    write_webp(png, edited)
     with pytest.raises(UserError) as err:
         preprocess(render, tmp_path / "shards", **SETTINGS)
     line = err.value.one_line()
@@ -206,7 +206,7 @@ def test_preprocess_leaves_out_videos_that_failed_qa_unless_asked(rendered, tmp_
     rec = next(r for r in ShardSet.open(tmp_path / "b").records() if r.video_id == "v000000")
     sums = json.loads(rec.source_checksums)
     assert (
-        sums["rgb/00000.png"]
-        == json.loads((render / "videos" / "v000000" / "DONE").read_text())["files"]["rgb/00000.png"]
+        sums["rgb/00000.webp"]
+        == json.loads((render / "videos" / "v000000" / "DONE").read_text())["files"]["rgb/00000.webp"]
     )
     assert np.isfinite(rec.arrays["rgb_latents"].astype(np.float32)).all()

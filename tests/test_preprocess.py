@@ -213,7 +213,7 @@ def test_records_round_trip_bit_exact_and_are_reproducible(shards, rendered):
     # provenance: the sha256 of each source file, as recorded in the video's DONE file
     done = json.loads((video(rendered) / "DONE").read_text())["files"]
     sums = json.loads(from_ar[0].source_checksums)  # the depth record
-    assert {"annotations.npz", "metadata.json", "rgb/00000.png", "depth/00008.tlz"} <= set(sums)
+    assert {"annotations.npz", "metadata.json", "rgb/00000.webp", "depth/00008.tlz"} <= set(sums)
     assert all(done[name] == h for name, h in sums.items()) and not any(n.startswith("normal/") for n in sums)
     # the latents are the codec's: decoding gives back the clip (the DCT codec keeps smooth content)
     rgb = load_clip(video(rendered), CFG).rgb()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from thfm_synth.render import outputs
-from thfm_synth.render.imagefiles import read_exr, read_png, write_exr, write_png
+from thfm_synth.render.imagefiles import read_exr, read_image, read_png, write_exr, write_png, write_webp
 
 H, W = 24, 32
 
@@ -111,6 +111,54 @@ def test_label_format_1_videos_still_read(tmp_path):
     np.testing.assert_array_equal(back.part, fr.part)
     np.testing.assert_allclose(back.part_uv, fr.part_uv, atol=2**-11)
     np.testing.assert_allclose(back.canonical, fr.canonical, atol=2**-11)
+
+
+def test_rgb_is_lossless_webp_bit_exact(tmp_path):
+    """Noise (nothing to predict), a smooth render-like ramp, the extremes; RGBA keeps the colour under alpha 0."""
+    rng = np.random.default_rng(5)
+    v, u = np.mgrid[0:48, 0:64]
+    smooth = np.stack([u * 4, v * 5, (u + v) * 2], -1).astype(np.uint8)
+    for rgb in (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), smooth, np.full((3, 5, 3), 255, np.uint8)):
+        sizes = outputs.write_frame(tmp_path, 0, outputs.Frame(rgb=rgb), modalities=("rgb",))
+        path = tmp_path / "rgb" / "00000.webp"
+        assert outputs.path_of(tmp_path, "rgb", 0) == path and sizes["rgb"] == path.stat().st_size
+        head = path.read_bytes()[:16]
+        assert head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8L"  # VP8L: the lossless bitstream
+        back = outputs.read_frame(tmp_path, 0, ("rgb",)).rgb
+        assert back.dtype == np.uint8 and back.shape == rgb.shape
+        np.testing.assert_array_equal(back, rgb)
+    rgba = np.concatenate([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), np.zeros((8, 8, 1), np.uint8)], -1)
+    rgba[::2, :, 3] = 255
+    write_webp(tmp_path / "a.webp", rgba)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.webp"), rgba)
+    for bad in (np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4, 2), np.uint8)):
+        with pytest.raises(TypeError):
+            write_webp(tmp_path / "x.webp", bad)
+
+
+def test_webp_is_smaller_than_png_on_a_render_like_image(tmp_path):
+    """Smooth shading with mild texture and sensor-like noise: lossless WebP beats PNG level 6 by > 15%
+    (a rendered 832x480 room: ~30%, benchmarks/label_bytes.py)."""
+    rng = np.random.default_rng(6)
+    v, u = np.mgrid[0:240, 0:416] / 100.0
+    base = np.stack([np.sin(u) + v, np.cos(v * 2) + u / 3, np.sin(u + v)], -1) * 50 + 120
+    img = np.clip(base + rng.normal(0, 1, base.shape), 0, 255).astype(np.uint8)
+    png = write_png(tmp_path / "a.png", img)
+    webp = write_webp(tmp_path / "a.webp", img)
+    assert webp < 0.85 * png, (webp, png)
+
+
+def test_rgb_png_videos_still_read(tmp_path):
+    """A video folder written before the WebP RGB (rgb/NNNNN.png): the same pixels come back."""
+    rgb = np.random.default_rng(7).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    (tmp_path / "rgb").mkdir()
+    write_png(tmp_path / "rgb" / "00000.png", rgb)
+    assert outputs.path_of(tmp_path, "rgb", 0).name == "00000.png"
+    assert outputs.path_of(tmp_path, "rgb", 1).name == "00001.webp"  # neither exists: the current format
+    np.testing.assert_array_equal(outputs.read_frame(tmp_path, 0, ("rgb",)).rgb, rgb)
+    outputs.write_frame(tmp_path, 0, outputs.Frame(rgb=255 - rgb), modalities=("rgb",))
+    assert outputs.path_of(tmp_path, "rgb", 0).name == "00000.webp"  # the current file wins where both exist
+    np.testing.assert_array_equal(outputs.read_frame(tmp_path, 0, ("rgb",)).rgb, 255 - rgb)
 
 
 def test_many_instances_switch_to_16_bit(tmp_path):

@@ -61,7 +61,7 @@ def _shards(root, name, seed, n, cache):
     proc = run_cli("preprocess", out, "--out", root / f"{name}_shards", *SIZE, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     index = json.loads((root / f"{name}_shards" / "index.json").read_text())
-    first_frames = {hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob("videos/*/rgb/00000.png")}
+    first_frames = {hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob("videos/*/rgb/00000.webp")}
     return root / f"{name}_shards", index, first_frames
 
 

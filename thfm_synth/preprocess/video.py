@@ -156,7 +156,9 @@ def source_checksums(video: VideoSource) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): file_sha256(p)
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith(("_", ".")) and p.suffix in (".png", ".exr", ".tlz", ".npz", ".json")
+        if p.is_file()
+        and not p.name.startswith(("_", "."))
+        and p.suffix in (".png", ".webp", ".exr", ".tlz", ".npz", ".json")
     }
 
 

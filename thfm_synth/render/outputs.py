@@ -9,7 +9,7 @@ benchmarks/label_bytes.py, <= 0.5 MB at 832x480 for every framing). Lossless: rg
 encoding), part ids, instance ids, mask (of its 16-bit encoding). Quantised with a stated bound
 (`thfm_synth/render/labelcodec.py`, the one module that writes and reads the `.tlz` files):
 
-    rgb/NNNNN.png        8-bit sRGB RGB (scene-linear Combined x the clip's exposure gain, clipped,
+    rgb/NNNNN.webp       8-bit sRGB RGB, lossless WebP (scene-linear Combined x the clip's exposure gain, clipped,
                          sRGB transfer function, i.e. Blender's "Standard" view transform; the gain
                          is metered per clip, see exposure.py, and recorded in metadata.json)
     depth/NNNNN.tlz      camera-frame z (planar depth) in metres, 0 = no surface (sky); fixed point in
@@ -25,8 +25,8 @@ encoding), part ids, instance ids, mask (of its 16-bit encoding). Quantised with
     instance/NNNNN.png   8-bit (16-bit if an id > 255) gray: object instance id at the pixel centre
 
 Videos written before the `.tlz` files (format 1: depth as PXR24 float EXR, normal/iuv/canonical as
-half EXR) are still read: `path_of` and the readers fall back to the `.exr` file when there is no
-`.tlz` one.
+half EXR) or before the WebP RGB (rgb/NNNNN.png, the same pixels) are still read: `path_of` and the
+readers fall back to the `.exr` / `.png` file when there is no `.tlz` / `.webp` one.
 
 Optional (render config `optical_flow`, `albedo`, `write_linear_exr`):
 
@@ -46,7 +46,8 @@ Optional (render config `optical_flow`, `albedo`, `write_linear_exr`):
 Why these: the `.tlz` files (quantised integers, gradient predictor, zstd) are 1.5-3x smaller
 than the half/PXR24 EXRs they replace at an equal or tighter bound (float32 depth, even
 predicted, does not compress: the ground plane's float noise); the optional modalities stay
-half EXR (ZIP). RGB PNG goes through Pillow (adaptive filters, zlib level 6: within 5% of
+half EXR (ZIP). RGB is lossless WebP (Pillow; ~30% smaller than PNG on a rendered room, the
+decoded pixels identical); mask and instance PNG (adaptive filters, zlib level 6: within 5% of
 level 9 + optimize at 1/8 of the time).
 
 Normals: Cycles' smooth shading normal can face away from the camera at silhouettes (0.2-0.3% of a
@@ -71,7 +72,7 @@ import numpy as np
 
 from thfm_synth.blender import contract as C
 from thfm_synth.render import exposure, labelcodec
-from thfm_synth.render.imagefiles import read_exr, read_png, write_exr, write_png
+from thfm_synth.render.imagefiles import RGB_EXT, read_exr, read_image, read_png, write_exr, write_png, write_rgb_frame
 
 MODALITIES = tuple(m for m in C.STORED_MODALITIES if m not in C.OPTIONAL_STORED_MODALITIES)  # always stored
 BACKGROUND_DEPTH = C.MISS_DEPTH / 10  # Cycles writes MISS_DEPTH (1e10) for rays that hit nothing
@@ -207,7 +208,7 @@ def _u16(x: np.ndarray) -> np.ndarray:
 
 
 _EXT = {
-    "rgb": "png",
+    "rgb": RGB_EXT,
     "depth": labelcodec.EXT,
     "normal": labelcodec.EXT,
     "mask": "png",
@@ -223,11 +224,12 @@ FLOW_CHANNELS = ("fx", "fy", "bx", "by")
 FLOW_VALID_CHANNELS = ("fv", "bv")
 
 
-_LEGACY_EXT = {"depth": "exr", "normal": "exr", "iuv": "exr", "canonical": "exr"}  # label format 1
+# What older videos hold instead: label format 1's EXRs, and RGB as PNG (before lossless WebP).
+_LEGACY_EXT = {"rgb": "png", "depth": "exr", "normal": "exr", "iuv": "exr", "canonical": "exr"}
 
 
 def path_of(root: str | os.PathLike, modality: str, frame: int) -> Path:
-    """The modality's file of `frame`: the format-1 `.exr` one where only that exists (older videos)."""
+    """The modality's file of `frame`: the older format's one (`_LEGACY_EXT`) where only that exists."""
     path = Path(root) / modality / f"{frame:05d}.{_EXT[modality]}"
     if modality in _LEGACY_EXT and not path.is_file():
         old = path.with_suffix("." + _LEGACY_EXT[modality])
@@ -268,7 +270,7 @@ def write_frame(
         return {c: x[..., i] for i, c in enumerate(names)}
 
     if "rgb" in modalities and fr.rgb is not None:
-        put("rgb", lambda p: write_png(p, fr.rgb, png_level))
+        put("rgb", lambda p: write_rgb_frame(p, fr.rgb))
     if "depth" in modalities and fr.depth is not None:
         put("depth", lambda p: labelcodec.write_depth(p, fr.depth))
     if "normal" in modalities and fr.normal is not None:
@@ -304,7 +306,8 @@ def write_frame(
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    return read_png(path)
+    """(H,W,3) uint8 sRGB, from the WebP or (older videos) the PNG file."""
+    return read_image(path)
 
 
 def _legacy(path: str | os.PathLike) -> bool:

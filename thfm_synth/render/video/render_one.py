@@ -1,7 +1,7 @@
 """Render one planned video into a complete, self-describing video folder.
 
     VIDEO/
-      rgb/NNNNN.png  depth/NNNNN.tlz  normal/NNNNN.tlz  mask/NNNNN.png
+      rgb/NNNNN.webp depth/NNNNN.tlz  normal/NNNNN.tlz  mask/NNNNN.png
       iuv/NNNNN.tlz  canonical/NNNNN.tlz  instance/NNNNN.png     (formats: render/outputs.py, labelcodec.py)
       annotations.npz    cameras, joints (3 conventions, world/camera/2D), visibility, bbox
       metadata.json      spec, assets and licences, Blender version, render settings, seeds,

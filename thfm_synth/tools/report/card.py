@@ -113,7 +113,7 @@ def _video_dirs(path: Path) -> tuple[list[Path], Path | None]:
 
 
 def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
-    from thfm_synth.render.imagefiles import read_png
+    from thfm_synth.render.outputs import path_of, read_rgb
     from thfm_synth.render.video.annotations import read_annotations
 
     path = Path(path)
@@ -180,10 +180,10 @@ def collect_render(path: str | Path, max_thumbnails: int = 24) -> Facts:
             speed = np.linalg.norm(fl[..., :2], axis=-1)[valid[..., 0]]
             facts.flow_speed += speed[:: max(1, len(speed) // 2000)].tolist()
         if i < max_thumbnails:
-            png = d / "rgb" / f"{mid:05d}.png"
-            if png.is_file():
+            rgb = path_of(d, "rgb", mid)  # .webp, or .png in videos rendered before
+            if rgb.is_file():
                 facts.thumbnails.append(
-                    (vid, f"{vid}: {spec.get('motion_id', '')}, {spec.get('background_id', '')}", _thumb(read_png(png)))
+                    (vid, f"{vid}: {spec.get('motion_id', '')}, {spec.get('background_id', '')}", _thumb(read_rgb(rgb)))
                 )
     all_poses = np.concatenate(poses)
     if len(all_poses) > MAX_POSE_FRAMES:
