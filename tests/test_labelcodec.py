@@ -118,6 +118,19 @@ def test_foreign_newer_truncated_and_mismatched_files_fail_with_one_line(tmp_pat
         L.read_normal(tmp_path / "d.tlz")
 
 
+def test_the_zstd_level_changes_only_the_size(tmp_path):
+    """Depth is written at its own level (labelcodec.DEPTH_ZSTD_LEVEL); any level reads back the same."""
+    v, u = np.mgrid[0:96, 0:128]
+    z = 2.0 + 0.003 * u + 0.001 * v + np.random.default_rng(8).normal(0, 1e-3, u.shape)
+    z[:10, :10] = 0
+    blobs = {lv: L.encode("depth", {"z": L.depth_encode(z)}, lv, step_m=L.DEPTH_STEP_M) for lv in (3, 10, 16)}
+    assert len(set(blobs.values())) == 3  # the levels differ ...
+    for data in blobs.values():  # ... and decode alike
+        np.testing.assert_array_equal(L.decode(data)[1]["z"], L.depth_encode(z))
+    L.write_depth(tmp_path / "d.tlz", z)
+    assert (tmp_path / "d.tlz").read_bytes() == blobs[16] == blobs[L.DEPTH_ZSTD_LEVEL]
+
+
 def test_files_are_deterministic():
     n = _unit_vectors(5000 - 14, 4).reshape(50, 100, 3)
     assert L.encode("normal", {"u": L.oct_encode(n)[..., 0]}) == L.encode("normal", {"u": L.oct_encode(n)[..., 0]})
