@@ -39,8 +39,8 @@ FORMAT = 2  # format 1: the EXR label files before (still read by outputs.py)
 EXT = "tlz"
 ZSTD_LEVEL = 10  # 3: ~5% larger; 19: ~5% smaller at ~10x the time
 # Depth (a uint32 plane: 4 byte planes after the predictor) gains most from a deeper search: level 16
-# is 10-25% smaller than 10 on a rendered room for ~0.1 s more CPU per 832x480 frame (the other
-# labels gain 3-9%); benchmarks/label_bytes.py prints the table. The reader does not depend on the level.
+# is 8-21% smaller than 10 on rendered 832x480 frames (21% on a room) for 0.05-0.08 s more CPU per
+# frame (the other labels gain 3-9%); benchmarks/label_bytes.py prints the table. The reader does not depend on the level.
 DEPTH_ZSTD_LEVEL = 16
 
 DEPTH_STEP_M = 2.0**-13

@@ -46,7 +46,7 @@ Optional (render config `optical_flow`, `albedo`, `write_linear_exr`):
 Why these: the `.tlz` files (quantised integers, gradient predictor, zstd) are 1.5-3x smaller
 than the half/PXR24 EXRs they replace at an equal or tighter bound (float32 depth, even
 predicted, does not compress: the ground plane's float noise); the optional modalities stay
-half EXR (ZIP). RGB is lossless WebP (Pillow; ~30% smaller than PNG on a rendered room, the
+half EXR (ZIP). RGB is lossless WebP (Pillow; 21-28% smaller than PNG on a rendered room or HDRI, the
 decoded pixels identical); mask and instance PNG (adaptive filters, zlib level 6: within 5% of
 level 9 + optimize at 1/8 of the time).
 
