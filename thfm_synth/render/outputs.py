@@ -36,7 +36,7 @@ Optional (render config `optical_flow`, `albedo`, `write_linear_exr`):
                          Half precision: relative error <= 2^-11 (0.05 px at 100 px of motion); ZIP
     albedo/NNNNN.exr     half `R`,`G`,`B`: linear diffuse colour (Cycles' Diffuse Color pass, averaged over the
                          RGB samples, so antialiased like the RGB); ZIP
-    rgb_linear/NNNNN.exr half `R`,`G`,`B`: the scene-linear render before the exposure gain (rgb.png is
+    rgb_linear/NNNNN.exr half `R`,`G`,`B`: the scene-linear render before the exposure gain (rgb is
                          srgb(clip(linear x gain))); ZIP
     people/NNNNN.exr     videos with several people (config `people`): half `P1`..`Pn`, person k's soft
                          coverage (k/samples, exact in half for up to 2048 samples); they sum to the
