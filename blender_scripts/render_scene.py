@@ -643,6 +643,32 @@ def flow_aovs(nt, gated=lambda sock: sock):
             aov_value(nt, gated(sep.outputs[axis]), name)  # alpha cards: the first opaque-enough hit
 
 
+def _first_hit_material(name, coverage=False):
+    """An override material whose paths end at the first hit: a 1e-9 emission (no BSDF, so no light
+    is sampled and nothing bounces), transparent where an alpha card's gate is 0. Returns the
+    material, its node tree and the gate socket (None: no alpha cards) for the caller's AOVs."""
+    mat = bpy.data.materials.new(name)
+    nt = mat.node_tree
+    for n in list(nt.nodes):
+        nt.nodes.remove(n)
+    out = nt.nodes.new("ShaderNodeOutputMaterial")
+    emit = nt.nodes.new("ShaderNodeEmission")
+    emit.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
+    emit.inputs["Strength"].default_value = 1e-9
+    mat.cycles.emission_sampling = "NONE"
+    gate = label_alpha_gate(nt, coverage=coverage)
+    if gate is None:
+        _link(nt, emit.outputs["Emission"], out.inputs["Surface"])
+    else:
+        mix = nt.nodes.new("ShaderNodeMixShader")
+        clear = nt.nodes.new("ShaderNodeBsdfTransparent")
+        _link(nt, gate, mix.inputs["Fac"])
+        _link(nt, clear.outputs["BSDF"], mix.inputs[1])
+        _link(nt, emit.outputs["Emission"], mix.inputs[2])
+        _link(nt, mix.outputs["Shader"], out.inputs["Surface"])
+    return mat, nt, gate
+
+
 def label_material(flow=False):
     """The labels layer's override: paths end at the first hit, AOVs read the label attributes
     (and, with `flow`, the positions at the neighbouring frames).
@@ -658,25 +684,7 @@ def label_material(flow=False):
     AOVs (multiplied by the same 0/1 gate, since Cycles adds AOV writes along transparent
     hops) all come from the first surface with alpha >= cutoff.
     """
-    mat = bpy.data.materials.new("thfm_labels")
-    nt = mat.node_tree
-    for n in list(nt.nodes):
-        nt.nodes.remove(n)
-    out = nt.nodes.new("ShaderNodeOutputMaterial")
-    emit = nt.nodes.new("ShaderNodeEmission")
-    emit.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
-    emit.inputs["Strength"].default_value = 1e-9
-    mat.cycles.emission_sampling = "NONE"
-    gate = label_alpha_gate(nt)
-    if gate is None:
-        _link(nt, emit.outputs["Emission"], out.inputs["Surface"])
-    else:
-        mix = nt.nodes.new("ShaderNodeMixShader")
-        clear = nt.nodes.new("ShaderNodeBsdfTransparent")
-        _link(nt, gate, mix.inputs["Fac"])
-        _link(nt, clear.outputs["BSDF"], mix.inputs[1])
-        _link(nt, emit.outputs["Emission"], mix.inputs[2])
-        _link(nt, mix.outputs["Shader"], out.inputs["Surface"])
+    mat, nt, gate = _first_hit_material("thfm_labels")
 
     def gated(sock):
         return sock if gate is None else _math(nt, "MULTIPLY", sock, gate)
@@ -734,25 +742,7 @@ def mask_material():
     (a 1e-9 emission, no BSDF: no light is sampled, nothing bounces); alpha cards are transparent
     where their own material's per-sample gate is 0, so the `fg` (and person) AOVs average over the
     samples to the same coverage as the RGB layer's."""
-    mat = bpy.data.materials.new("thfm_mask")
-    nt = mat.node_tree
-    for n in list(nt.nodes):
-        nt.nodes.remove(n)
-    out = nt.nodes.new("ShaderNodeOutputMaterial")
-    emit = nt.nodes.new("ShaderNodeEmission")
-    emit.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
-    emit.inputs["Strength"].default_value = 1e-9
-    mat.cycles.emission_sampling = "NONE"
-    gate = label_alpha_gate(nt, coverage=True)
-    if gate is None:
-        _link(nt, emit.outputs["Emission"], out.inputs["Surface"])
-    else:
-        mix = nt.nodes.new("ShaderNodeMixShader")
-        clear = nt.nodes.new("ShaderNodeBsdfTransparent")
-        _link(nt, gate, mix.inputs["Fac"])
-        _link(nt, clear.outputs["BSDF"], mix.inputs[1])
-        _link(nt, emit.outputs["Emission"], mix.inputs[2])
-        _link(nt, mix.outputs["Shader"], out.inputs["Surface"])
+    mat, nt, gate = _first_hit_material("thfm_mask", coverage=True)
     subject_aov(nt, gate)
     return mat
 
