@@ -97,7 +97,7 @@ def prepare(install: bool = True, quick: bool = False) -> None:
     say(
         "the quick subset (--quick) skips the tests marked slow"
         if quick
-        else "the full suite (what CI runs) takes about 20 min on 2 idle cores; --quick skips the slow tests"
+        else "the full suite (what CI runs) takes about 32 min on 2 idle cores; --quick skips the slow tests"
     )
     announce_assets()
     ensure_chromium(install)
