@@ -28,6 +28,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_io import merge_result  # noqa: E402
 
+from thfm_synth.render.outputs import path_of  # noqa: E402
+
 WANT = {  # label -> test on a plan row
     "sky": lambda r: r["background_kind"] == "sky",
     "hdri": lambda r: r["background_kind"] == "hdri",
@@ -86,7 +88,7 @@ def main() -> int:
                 "cycles_seconds_per_frame": seconds,
                 "qa_passed": bool(meta["qa"]["passed"]),
             }
-            img = Image.open(video / "rgb" / "00000.png").convert("RGB")
+            img = Image.open(path_of(video, "rgb", 0)).convert("RGB")
             name = label.replace(" ", "_")
             img.save(out / f"{name}.jpg", quality=85)
             tiles.append((label, img))

@@ -34,7 +34,7 @@ from thfm_synth.render import exposure, outputs, runner
 from thfm_synth.render.imagefiles import read_exr
 from thfm_synth.render.video.perframe import VideoLabels, as_stored
 
-RGB_THREADS = 2  # PNG encoding releases the GIL; the machine's other cores are Blender's
+RGB_THREADS = 2  # WebP encoding releases the GIL; the machine's other cores are Blender's
 # A frame takes 0.1-10 s to render: polling at 10 Hz costs a frame at most 0.1 s of latency, and at
 # 50 Hz the poll loop alone measured ~1% of a core over a paper-preset video
 POLL_S = 0.1
